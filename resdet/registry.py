@@ -1,0 +1,76 @@
+"""Registries of resdet, built on mmengine's ``Registry`` (scope ``resdet``).
+
+Every buildable component registers itself in one of these and is built from a
+config dict such as ``dict(type='ResNet', depth=101)``. ``locations`` makes a
+registry import the modules that fill it on first use, so ``MODELS.build(...)``
+works without importing ``resdet.models`` by hand.
+
+An unknown ``type`` raises a ``KeyError`` that names the registry, the bad name
+and the closest registered names.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+from typing import Any
+
+from mmengine.registry import Registry
+
+
+def _closest(name: str, registry: Registry) -> list[str]:
+    names = sorted(registry.module_dict.keys())
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    if not close:  # case-insensitive prefix match catches 'resnet' -> 'ResNet'
+        close = [n for n in names if n.lower().startswith(name.lower()[:3])][:3]
+    return close
+
+
+def build_from_cfg(cfg: Any, registry: Registry, default_args: dict | None = None) -> Any:
+    """Build ``cfg['type']`` from ``registry`` with the other keys as kwargs.
+
+    ``cfg`` may also be an already-built object, which is returned unchanged.
+    """
+    if not isinstance(cfg, dict):
+        if cfg is None:
+            raise TypeError(f"cannot build from None in the '{registry.name}' registry")
+        return cfg
+    if "type" not in cfg:
+        raise KeyError(f"config for the '{registry.name}' registry has no 'type' key: {dict(cfg)}")
+    args = dict(copy.deepcopy(dict(cfg)))
+    if default_args:
+        for key, value in default_args.items():
+            args.setdefault(key, value)
+    obj_type = args.pop("type")
+    if isinstance(obj_type, str):
+        obj_cls = registry.get(obj_type)
+        if obj_cls is None:
+            close = _closest(obj_type, registry)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise KeyError(
+                f"'{obj_type}' is not registered in the resdet '{registry.name}' registry{hint} "
+                f"(registered: {', '.join(sorted(registry.module_dict)) or 'none'})")
+    elif inspect.isclass(obj_type) or callable(obj_type):
+        obj_cls = obj_type
+    else:
+        raise TypeError(f"'type' must be a str or a class, got {type(obj_type).__name__}")
+    try:
+        return obj_cls(**args)
+    except TypeError as err:  # name the component so a bad key is easy to find
+        raise TypeError(f"building {getattr(obj_cls, '__name__', obj_cls)} "
+                        f"from the '{registry.name}' registry: {err}") from err
+
+
+def _registry(name: str, location: str) -> Registry:
+    reg = Registry(name, build_func=build_from_cfg, scope="resdet", locations=[location])
+    return reg
+
+
+MODELS = _registry("model", "resdet.models")
+DATASETS = _registry("dataset", "resdet.data.datasets")
+TRANSFORMS = _registry("transform", "resdet.data.transforms")
+DATA_SAMPLERS = _registry("data sampler", "resdet.data.samplers")
+COLLATE_FUNCTIONS = _registry("collate function", "resdet.data.collate")
+METRICS = _registry("metric", "resdet.evaluation")
+HOOKS = _registry("hook", "resdet.engine.hooks")
+PARAM_SCHEDULERS = _registry("param scheduler", "resdet.engine.schedules")

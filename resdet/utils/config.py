@@ -1,0 +1,50 @@
+"""Config loading shared by every tool: mmengine ``Config`` files with ``_base_``
+inheritance, plus ``--cfg-options key=value ...`` overrides."""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Sequence
+
+from mmengine.config import Config, DictAction
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG_DIR = os.path.join(REPO_ROOT, "configs")
+
+
+def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
+    """Give a tool the shared ``--cfg-options`` flag."""
+    parser.add_argument(
+        "--cfg-options", nargs="+", action=DictAction, default=None, metavar="KEY=VALUE",
+        help="override config keys, e.g. train_cfg.max_iters=100 "
+             "model.backbone.depth=50 'optimizer.lr=0.01' (lists: key=[a,b])")
+
+
+def resolve_config_path(path_or_name: str) -> str:
+    """Accept a path, or a bare name of a file in ``configs/`` (with or without .py)."""
+    if os.path.isfile(path_or_name):
+        return path_or_name
+    for candidate in (path_or_name, path_or_name + ".py"):
+        full = os.path.join(CONFIG_DIR, candidate)
+        if os.path.isfile(full):
+            return full
+    raise FileNotFoundError(f"config '{path_or_name}' not found (looked for the path and in {CONFIG_DIR})")
+
+
+def load_config(path_or_name: str, cfg_options: dict | None = None) -> Config:
+    """Load a config file and apply ``--cfg-options`` overrides."""
+    path = resolve_config_path(path_or_name)
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as err:
+        raise SyntaxError(f"config {path}, line {err.lineno}: {err.msg}") from err
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    return cfg
+
+
+def parse_args_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None):
+    """Parse ``argv`` and return ``(args, cfg)`` for a tool whose first positional is ``config``."""
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    return args, cfg
