@@ -26,7 +26,7 @@ setup(
         "numpy>=1.23",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "faster-coco-eval>=1.6"],
         "fast-eval": ["faster-coco-eval>=1.6"],
         "plots": ["matplotlib>=3.6"],
         "tensorboard": ["tensorboard>=2.12"],
