@@ -1,0 +1,2 @@
+"""Necks between backbone and heads."""
+from .fpn import FPN  # noqa: F401

@@ -1,0 +1,100 @@
+"""Anchor boxes of the RPN: a few sizes and aspect ratios at every feature-map position."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ...registry import MODELS
+
+
+def _per_level(value, num_levels: int, name: str) -> list[tuple[float, ...]]:
+    """Accept one tuple for all levels or one tuple per level."""
+    value = list(value)
+    if value and not isinstance(value[0], (list, tuple)):
+        return [tuple(float(v) for v in value)] * num_levels
+    if len(value) != num_levels:
+        raise ValueError(f"AnchorGenerator: {name} has {len(value)} levels, sizes has {num_levels}")
+    return [tuple(float(v) for v in level) for level in value]
+
+
+@MODELS.register_module()
+class AnchorGenerator(nn.Module):
+    """Anchors for one or more feature maps.
+
+    Args:
+        sizes: per level, the anchor sizes (square root of the area) in input pixels, e.g.
+            ``((32, 64, 128, 256, 512),)`` for the C4 detector (one level, 5 sizes) or
+            ``((32,), (64,), (128,), (256,), (512,))`` for FPN's P2-P6 (one size per level).
+        aspect_ratios: height / width ratios, one tuple for all levels or one per level.
+        strides: per-level strides in pixels; ``None`` infers them as
+            ``padded_image_size // feature_size`` (torchvision's rule, kept for parity).
+        offset: anchor centres at ``(i + offset) * stride``; 0 is torchvision's convention.
+
+    Anchors of a level are ordered by location (row-major over H, W), then by aspect ratio,
+    then by size: the layout the RPN head's ``A`` channels are flattened in.
+    Cell anchors are ``round([-w/2, -h/2, w/2, h/2])`` with ``h = size * sqrt(ratio)``.
+    """
+
+    def __init__(self, sizes: Sequence = ((32, 64, 128, 256, 512),),
+                 aspect_ratios: Sequence = (0.5, 1.0, 2.0), strides: Sequence[int] | None = None,
+                 offset: float = 0.0) -> None:
+        super().__init__()
+        sizes = [tuple(float(s) for s in level) for level in sizes]
+        self.sizes = sizes
+        self.aspect_ratios = _per_level(aspect_ratios, len(sizes), "aspect_ratios")
+        if strides is not None and len(strides) != len(sizes):
+            raise ValueError(f"AnchorGenerator: {len(strides)} strides for {len(sizes)} levels of sizes")
+        self.strides = None if strides is None else [int(s) for s in strides]
+        self.offset = float(offset)
+        self.cell_anchors = [self.make_cell_anchors(s, r) for s, r in zip(self.sizes, self.aspect_ratios)]
+        self._cache: dict[tuple, list[Tensor]] = {}
+
+    @staticmethod
+    def make_cell_anchors(sizes: Sequence[float], aspect_ratios: Sequence[float]) -> Tensor:
+        """``(len(ratios) * len(sizes)) x 4`` anchors centred on 0 (ratio-major)."""
+        scales = torch.tensor(sizes, dtype=torch.float32)
+        ratios = torch.tensor(aspect_ratios, dtype=torch.float32)
+        h_ratios = torch.sqrt(ratios)
+        w_ratios = 1 / h_ratios
+        ws = (w_ratios[:, None] * scales[None, :]).reshape(-1)
+        hs = (h_ratios[:, None] * scales[None, :]).reshape(-1)
+        return (torch.stack([-ws, -hs, ws, hs], dim=1) / 2).round()
+
+    @property
+    def num_anchors_per_location(self) -> list[int]:
+        return [len(s) * len(r) for s, r in zip(self.sizes, self.aspect_ratios)]
+
+    def level_strides(self, image_size: Sequence[int], feature_sizes: Sequence[Sequence[int]]
+                      ) -> list[tuple[int, int]]:
+        if self.strides is not None:
+            return [(s, s) for s in self.strides]
+        return [(int(image_size[0]) // int(h), int(image_size[1]) // int(w)) for h, w in feature_sizes]
+
+    def forward(self, image_size: Sequence[int], feature_sizes: Sequence[Sequence[int]],
+                device: torch.device | str = "cpu") -> list[Tensor]:
+        """Anchors per level for a padded batch of ``image_size = (H, W)``.
+
+        ``feature_sizes``: ``(h_l, w_l)`` per level -> list of ``(h_l * w_l * A_l) x 4`` tensors
+        (the same for every image of the batch). Results are cached per geometry and device.
+        """
+        if len(feature_sizes) != len(self.cell_anchors):
+            raise ValueError(f"AnchorGenerator has {len(self.cell_anchors)} levels of sizes but got "
+                             f"{len(feature_sizes)} feature maps")
+        strides = self.level_strides(image_size, feature_sizes)
+        key = (tuple(tuple(int(v) for v in s) for s in feature_sizes), tuple(strides), str(device))
+        if key not in self._cache:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = [self._grid(cell.to(device), size, stride)
+                                for cell, size, stride in zip(self.cell_anchors, feature_sizes, strides)]
+        return self._cache[key]
+
+    def _grid(self, cell: Tensor, size: Sequence[int], stride: tuple[int, int]) -> Tensor:
+        height, width = int(size[0]), int(size[1])
+        shifts_x = (torch.arange(width, device=cell.device, dtype=torch.float32) + self.offset) * stride[1]
+        shifts_y = (torch.arange(height, device=cell.device, dtype=torch.float32) + self.offset) * stride[0]
+        shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
+        shifts = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=-1).reshape(-1, 1, 4)
+        return (shifts + cell[None]).reshape(-1, 4)

@@ -1,0 +1,123 @@
+"""Two-stage detectors: backbone -> (neck) -> RPN -> RoI heads, with the preprocessor inside."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ...registry import MODELS
+from ...structures.boxes import map_boxes_to_original, scale_boxes
+from .init_weights import init_from_classifier
+from .test_time import predict_with_tta
+
+META_KEYS = ("orig_size", "scale_factor", "flip", "img_shape")
+
+
+@MODELS.register_module()
+class FasterRCNN(nn.Module):
+    """Faster R-CNN (Ren et al. 2015) in the three layouts of the paper and its successors:
+    ResNet-C4 (conv1-4 shared, conv5 per RoI), VGG-16 (conv5_3, fc6/fc7) and ResNet-FPN.
+
+    Args:
+        backbone, rpn, roi_heads: configs (or modules) of a backbone returning a dict of
+            feature maps, ``RPN`` and ``StandardRoIHeads``.
+        neck: optional ``FPN`` config.
+        preprocessor: ``DetPreprocessor`` config (normalise, optional resize, pad, batch).
+        num_classes: when set, overrides ``roi_heads.num_classes`` (dataset configs set it here).
+        init_cfg: ``dict(checkpoint=PATH, src='resdet_cls' | 'torchvision')`` initialises the
+            backbone (and the C4 head's conv5 / VGG's fc6-fc7) from a classification checkpoint.
+        test_cfg: test-time options of the paper's Table 9: ``flip`` (bool), ``scales`` (shorter
+            sides, e.g. ``(500, 600, 700)``), ``refine_boxes`` (second pass of the box head on
+            its own outputs). Predictions of all views are averaged per RoI.
+        channels_last: run the convolutions in ``channels_last`` memory format.
+
+    ``forward(inputs: list of 3 x H_i x W_i uint8, targets=None)``: in training a dict of
+    losses; in eval a list of ``{'boxes': K x 4, 'scores': K, 'labels': K}``, in the
+    coordinates of the given images, or of the original images when ``targets`` carry meta
+    (``img_shape``, ``scale_factor``, ``flip``, ``orig_size``).
+    """
+
+    def __init__(self, backbone: dict | nn.Module, rpn: dict | nn.Module, roi_heads: dict | nn.Module,
+                 neck: dict | nn.Module | None = None, preprocessor: dict | nn.Module | None = None,
+                 num_classes: int | None = None, init_cfg: dict | None = None,
+                 test_cfg: dict | None = None, channels_last: bool = False) -> None:
+        super().__init__()
+        self.preprocessor = MODELS.build(preprocessor or dict(type="DetPreprocessor"))
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck) if neck is not None else None
+        self.rpn = MODELS.build(rpn)
+        if isinstance(roi_heads, dict) and num_classes is not None:
+            roi_heads = dict(roi_heads, num_classes=num_classes)
+        self.roi_heads = MODELS.build(roi_heads)
+        self.num_classes = self.roi_heads.num_classes
+        test_cfg = dict(test_cfg or {})
+        unknown = set(test_cfg) - {"flip", "scales", "refine_boxes"}
+        if unknown:
+            raise KeyError(f"FasterRCNN test_cfg keys {sorted(unknown)} unknown; allowed: flip, scales, refine_boxes")
+        self.test_cfg = test_cfg
+        self.channels_last = channels_last
+        self.init_report = None
+        if init_cfg is not None:
+            self.init_report = init_from_classifier(self, **init_cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def extract_features(self, batch: Tensor) -> dict[str, Tensor]:
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        features = self.backbone(batch)
+        return self.neck(features) if self.neck is not None else features
+
+    def _resize_targets(self, targets: list[dict], factors: list[tuple[float, float]]) -> list[dict]:
+        """Targets in batch coordinates when the preprocessor resized the images."""
+        out = []
+        for target, (w_scale, h_scale) in zip(targets, factors):
+            if "boxes" not in target or "labels" not in target:
+                raise KeyError(f"detection targets need 'boxes' and 'labels'; got keys {sorted(target)}")
+            target = dict(target)
+            if (w_scale, h_scale) != (1.0, 1.0):
+                target["boxes"] = scale_boxes(target["boxes"].float(), w_scale, h_scale)
+            out.append(target)
+        return out
+
+    def forward(self, inputs: Sequence[Tensor] | Tensor, targets: list[dict] | None = None):
+        if self.training:
+            if targets is None:
+                raise ValueError("FasterRCNN in training mode needs targets (list of dicts with boxes, labels)")
+            batch, sizes, factors = self.preprocessor(inputs)
+            targets = self._resize_targets(targets, factors)
+            features = self.extract_features(batch)
+            proposals, _, rpn_losses = self.rpn(features, sizes, batch.shape[-2:], targets)
+            _, roi_losses = self.roi_heads(features, proposals, sizes, targets)
+            return {**rpn_losses, **roi_losses}
+        if self.test_cfg.get("flip") or self.test_cfg.get("scales") or self.test_cfg.get("refine_boxes"):
+            detections = predict_with_tta(self, inputs, flip=bool(self.test_cfg.get("flip")),
+                                          scales=self.test_cfg.get("scales"),
+                                          refine_boxes=bool(self.test_cfg.get("refine_boxes")))
+        else:
+            detections = self.predict(inputs)
+        return self.to_original(detections, targets)
+
+    def predict(self, inputs: Sequence[Tensor] | Tensor) -> list[dict]:
+        """Plain inference: detections in the coordinates of the given images."""
+        batch, sizes, factors = self.preprocessor(inputs)
+        features = self.extract_features(batch)
+        proposals, _, _ = self.rpn(features, sizes, batch.shape[-2:])
+        detections, _ = self.roi_heads(features, proposals, sizes)
+        for det, (w_scale, h_scale) in zip(detections, factors):
+            if (w_scale, h_scale) != (1.0, 1.0):
+                det["boxes"] = scale_boxes(det["boxes"], 1.0 / w_scale, 1.0 / h_scale)
+        return detections
+
+    @staticmethod
+    def to_original(detections: list[dict], targets: list[dict] | None) -> list[dict]:
+        """Map boxes back through the data pipeline's resize / flip when meta is given."""
+        if targets is None:
+            return detections
+        for det, meta in zip(detections, targets):
+            if any(k in meta for k in META_KEYS):
+                det["boxes"] = map_boxes_to_original(det["boxes"], meta)
+        return detections

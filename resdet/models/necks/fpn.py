@@ -1,0 +1,47 @@
+"""Feature Pyramid Network (Lin et al. 2017) on ResNet C2-C5, with P6 by max pooling."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Sequence
+
+from torch import Tensor
+from torchvision.ops import FeaturePyramidNetwork
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from ...registry import MODELS
+
+
+@MODELS.register_module()
+class FPN(FeaturePyramidNetwork):
+    """``torchvision.ops.FeaturePyramidNetwork`` with named inputs and outputs.
+
+    Args:
+        in_channels: channels of the inputs, e.g. (256, 512, 1024, 2048) for ResNet-50 C2-C5.
+        out_channels: channels of every output level (256).
+        in_features: input keys, lowest level first.
+        out_features: output keys; one more than the inputs when ``extra_pool`` (P6 = 1x1 max
+            pool with stride 2 of P5, as torchvision / Detectron use for the RPN).
+
+    ``forward({'c2': N x 256 x H/4 x W/4, ...}) -> {'p2': N x 256 x H/4 x W/4, ..., 'p6': ... H/64}``.
+    Parameter names are torchvision's (``inner_blocks.i.0``, ``layer_blocks.i.0``).
+    """
+
+    def __init__(self, in_channels: Sequence[int] = (256, 512, 1024, 2048), out_channels: int = 256,
+                 in_features: Sequence[str] = ("c2", "c3", "c4", "c5"),
+                 out_features: Sequence[str] = ("p2", "p3", "p4", "p5", "p6"),
+                 extra_pool: bool = True) -> None:
+        if len(in_channels) != len(in_features):
+            raise ValueError(f"FPN: {len(in_channels)} in_channels for {len(in_features)} in_features")
+        if len(out_features) != len(in_features) + int(extra_pool):
+            raise ValueError(f"FPN: out_features {tuple(out_features)} must have "
+                             f"{len(in_features) + int(extra_pool)} names (inputs + P6 when extra_pool)")
+        super().__init__(list(in_channels), out_channels, extra_blocks=LastLevelMaxPool() if extra_pool else None)
+        self.in_features, self.out_features = tuple(in_features), tuple(out_features)
+        self.out_channels = {name: out_channels for name in self.out_features}
+
+    def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        missing = [k for k in self.in_features if k not in features]
+        if missing:
+            raise KeyError(f"FPN in_features {missing} not among the backbone outputs {list(features)}")
+        outputs = super().forward(OrderedDict((k, features[k]) for k in self.in_features))
+        return dict(zip(self.out_features, outputs.values()))

@@ -1,0 +1,71 @@
+"""Per-RoI feature heads: ResNet conv5 (the paper's C4 detector), fully connected
+(VGG-16's fc6/fc7, FPN's 2-FC)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ...registry import MODELS
+from ..backbones.resnet import make_res_stage, stage_out_channels
+from ..utils.init import init_conv_and_norm
+
+
+@MODELS.register_module()
+class Res5BoxHead(nn.Module):
+    """ResNet conv5_x on each pooled RoI (first block stride 2), then global average pooling.
+
+    Args:
+        depth, stride_in_1x1, shortcut, norm: as for ``ResNet`` (``norm='FrozenBN'`` keeps the
+            ImageNet statistics fixed, as in the paper).
+        in_channels: channels of the pooled C4 features (1024 for bottleneck nets).
+
+    ``forward(x: R x in_channels x 14 x 14) -> R x out_channels`` (2048 for ResNet-50/101).
+    Parameters are named ``res5.<block>...``: a classification checkpoint's ``layer4.*``.
+    """
+
+    def __init__(self, depth: int = 101, in_channels: int | None = None, stride_in_1x1: bool = True,
+                 shortcut: str = "B", norm: str = "FrozenBN") -> None:
+        super().__init__()
+        in_channels = in_channels or stage_out_channels(depth, 2)
+        self.res5 = make_res_stage(depth, 3, in_channels, stride=2, shortcut=shortcut,
+                                   stride_in_1x1=stride_in_1x1, norm=norm)
+        self.out_channels = stage_out_channels(depth, 3)
+        init_conv_and_norm(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.res5(x).mean(dim=(2, 3))
+
+
+@MODELS.register_module()
+class FCBoxHead(nn.Module):
+    """Flatten, then ``num_fcs`` fully connected layers with ReLU (named ``fc6``, ``fc7``, ...).
+
+    VGG-16: ``in_channels=512, pooled_size=7, fc_dim=4096, dropout=0.5`` (its ImageNet
+    fc6/fc7 load here); FPN: ``in_channels=256, pooled_size=7, fc_dim=1024`` (torchvision's
+    ``TwoMLPHead``).
+
+    ``forward(x: R x C x S x S) -> R x fc_dim``.
+    """
+
+    def __init__(self, in_channels: int = 256, pooled_size: int = 7, num_fcs: int = 2,
+                 fc_dim: int = 1024, dropout: float = 0.0) -> None:
+        super().__init__()
+        if num_fcs < 1:
+            raise ValueError(f"FCBoxHead needs num_fcs >= 1, got {num_fcs}")
+        self.num_fcs, self.dropout = num_fcs, float(dropout)
+        dim = in_channels * pooled_size * pooled_size
+        for index in range(num_fcs):
+            fc = nn.Linear(dim, fc_dim)
+            nn.init.kaiming_uniform_(fc.weight, a=1)
+            nn.init.zeros_(fc.bias)
+            self.add_module(f"fc{6 + index}", fc)
+            dim = fc_dim
+        self.out_channels = fc_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.flatten(1)
+        for index in range(self.num_fcs):
+            x = torch.relu(getattr(self, f"fc{6 + index}")(x))
+            if self.dropout > 0:
+                x = nn.functional.dropout(x, self.dropout, self.training)
+        return x

@@ -1,0 +1,76 @@
+"""Pooling of fixed-size features for each region of interest (RoIAlign / RoI pooling)."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from torch import Tensor, nn
+from torchvision.ops import MultiScaleRoIAlign, roi_align, roi_pool
+
+from ...registry import MODELS
+
+POOL_TYPES = ("align", "pool")
+
+
+def infer_scale(feature: Tensor, image_sizes: Sequence[Sequence[int]]) -> float:
+    """Feature-map scale (e.g. 1/16) as a power of two of ``feature size / largest image side``,
+    the rule torchvision's ``MultiScaleRoIAlign`` uses."""
+    max_h = max(int(s[0]) for s in image_sizes)
+    max_w = max(int(s[1]) for s in image_sizes)
+    scales = [2.0 ** round(math.log2(float(f) / float(s))) for f, s in
+              zip(feature.shape[-2:], (max_h, max_w))]
+    return scales[0]
+
+
+@MODELS.register_module()
+class RoIPooler(nn.Module):
+    """Pool ``output_size x output_size`` features for boxes given in input-image pixels.
+
+    Args:
+        featmap_names: feature keys. One key pools from that map; several (FPN) assign each
+            box to a level by its size (``torchvision.ops.MultiScaleRoIAlign``: level
+            ``floor(4 + log2(sqrt(area) / 224))`` clamped to the available levels).
+        output_size: 14 for the ResNet C4 head (conv5 then halves it), 7 for VGG / FPN.
+        pool_type: ``'align'`` (RoIAlign) or ``'pool'`` (RoI max pooling, Fast R-CNN's).
+        sampling_ratio: RoIAlign samples per bin side (0: adaptive).
+        aligned: RoIAlign's half-pixel correction (multi-level pooling uses False, like torchvision).
+        spatial_scale: ``1 / stride`` of the single feature map; ``None`` infers it from
+            the feature and image sizes.
+
+    ``forward(features: dict[str, N x C x H x W], boxes: list of R_i x 4, image_sizes: list of
+    (h, w)) -> (sum R_i) x C x output_size x output_size``, rows in image order.
+    """
+
+    def __init__(self, featmap_names: Sequence[str] = ("c4",), output_size: int = 14,
+                 pool_type: str = "align", sampling_ratio: int = 0, aligned: bool = True,
+                 spatial_scale: float | None = None) -> None:
+        super().__init__()
+        if pool_type not in POOL_TYPES:
+            raise ValueError(f"RoIPooler pool_type {pool_type!r} unknown; allowed values: {', '.join(POOL_TYPES)}")
+        self.featmap_names = tuple(featmap_names)
+        if not self.featmap_names:
+            raise ValueError("RoIPooler needs at least one feature map name")
+        self.output_size = int(output_size)
+        self.pool_type, self.sampling_ratio, self.aligned = pool_type, int(sampling_ratio), aligned
+        self.spatial_scale = spatial_scale
+        self.multi_level = None
+        if len(self.featmap_names) > 1:
+            if pool_type != "align":
+                raise ValueError("RoIPooler: multi-level pooling supports only pool_type='align'")
+            self.multi_level = MultiScaleRoIAlign(list(self.featmap_names), self.output_size,
+                                                  self.sampling_ratio)
+
+    def forward(self, features: dict[str, Tensor], boxes: list[Tensor],
+                image_sizes: Sequence[Sequence[int]]) -> Tensor:
+        missing = [k for k in self.featmap_names if k not in features]
+        if missing:
+            raise KeyError(f"RoIPooler featmap_names {missing} not among the features {list(features)}")
+        if self.multi_level is not None:
+            return self.multi_level({k: features[k] for k in self.featmap_names}, boxes,
+                                    [tuple(int(v) for v in s) for s in image_sizes])
+        feature = features[self.featmap_names[0]]
+        scale = self.spatial_scale or infer_scale(feature, image_sizes)
+        boxes = [b.to(feature.dtype) for b in boxes]
+        if self.pool_type == "pool":
+            return roi_pool(feature, boxes, self.output_size, scale)
+        return roi_align(feature, boxes, self.output_size, scale, self.sampling_ratio, self.aligned)

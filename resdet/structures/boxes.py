@@ -1,0 +1,100 @@
+"""Box helpers on ``N x 4`` float ``xyxy`` tensors in absolute, continuous pixel coordinates.
+
+Conversions to and from other formats happen only at the edges (dataset loading, result
+writing); everything inside resdet uses ``xyxy``. The geometry itself comes from
+``torchvision.ops``; these helpers add the image-level bookkeeping (clip, flip, rescale,
+map predictions back to the original image).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+from torchvision.ops import box_area, box_convert, box_iou, clip_boxes_to_image  # noqa: F401
+
+__all__ = ["box_area", "box_iou", "box_ioa", "clip_boxes", "flip_boxes", "scale_boxes",
+           "nonempty_mask", "xyxy_to_xywh", "xywh_to_xyxy", "map_boxes_to_original"]
+
+
+def xyxy_to_xywh(boxes: Tensor) -> Tensor:
+    """``N x 4`` xyxy -> ``N x 4`` COCO-style ``(x, y, w, h)``."""
+    return box_convert(boxes, "xyxy", "xywh")
+
+
+def xywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """``N x 4`` COCO-style ``(x, y, w, h)`` -> ``N x 4`` xyxy."""
+    return box_convert(boxes, "xywh", "xyxy")
+
+
+def box_ioa(boxes: Tensor, regions: Tensor) -> Tensor:
+    """Intersection over the area of ``boxes``: ``N x 4``, ``M x 4`` -> ``N x M``.
+
+    Used for ignore regions (crowd / difficult): an anchor mostly inside a crowd box has a
+    high IoA even when its IoU with the (large) crowd box is small.
+    """
+    top_left = torch.max(boxes[:, None, :2], regions[None, :, :2])
+    bottom_right = torch.min(boxes[:, None, 2:], regions[None, :, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(dim=2)
+    return inter / box_area(boxes).clamp(min=1e-6)[:, None]
+
+
+def clip_boxes(boxes: Tensor, size: Sequence[int]) -> Tensor:
+    """Clip ``... x 4`` boxes to an image of ``size = (h, w)``."""
+    height, width = int(size[0]), int(size[1])
+    x = boxes[..., 0::2].clamp(min=0, max=width)
+    y = boxes[..., 1::2].clamp(min=0, max=height)
+    return torch.stack((x[..., 0], y[..., 0], x[..., 1], y[..., 1]), dim=-1)
+
+
+def flip_boxes(boxes: Tensor, width: float) -> Tensor:
+    """Mirror ``... x 4`` boxes horizontally in an image ``width`` pixels wide."""
+    return torch.stack((width - boxes[..., 2], boxes[..., 1], width - boxes[..., 0], boxes[..., 3]), dim=-1)
+
+
+def scale_boxes(boxes: Tensor, w_scale: float, h_scale: float) -> Tensor:
+    """Multiply x coordinates by ``w_scale`` and y coordinates by ``h_scale``."""
+    factors = boxes.new_tensor([w_scale, h_scale, w_scale, h_scale])
+    return boxes * factors
+
+
+def nonempty_mask(boxes: Tensor, min_size: float = 0.0) -> Tensor:
+    """``N`` bool: both sides of the box longer than ``min_size``."""
+    return ((boxes[:, 2] - boxes[:, 0]) > min_size) & ((boxes[:, 3] - boxes[:, 1]) > min_size)
+
+
+def _as_pair(value, name: str) -> tuple[float, float]:
+    if isinstance(value, Tensor):
+        value = value.flatten().tolist()
+    if isinstance(value, (int, float)):
+        return float(value), float(value)
+    if len(value) == 1:
+        return float(value[0]), float(value[0])
+    if len(value) != 2:
+        raise ValueError(f"{name} must be a number or a pair, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def map_boxes_to_original(boxes: Tensor, meta: dict) -> Tensor:
+    """Undo the geometric transforms recorded in a sample's meta.
+
+    ``meta`` holds ``img_shape`` ``(h, w)`` of the transformed image, optional ``flip`` (bool,
+    applied in ``img_shape`` coordinates), ``scale_factor`` ``(w_scale, h_scale)`` (or one
+    number) and ``orig_size`` ``(h, w)``. Boxes ``N x 4`` in transformed-image coordinates
+    come back in original-image coordinates, clipped to ``orig_size``.
+    """
+    out = boxes
+    flip = meta.get("flip", False)
+    if isinstance(flip, Tensor):
+        flip = bool(flip.item())
+    if flip:
+        if "img_shape" not in meta:
+            raise KeyError("map_boxes_to_original: meta has 'flip' but no 'img_shape' to mirror in")
+        out = flip_boxes(out, float(_as_pair(meta["img_shape"], "img_shape")[1]))
+    if meta.get("scale_factor") is not None:
+        w_scale, h_scale = _as_pair(meta["scale_factor"], "scale_factor")
+        out = scale_boxes(out, 1.0 / w_scale, 1.0 / h_scale)
+    if meta.get("orig_size") is not None:
+        h, w = _as_pair(meta["orig_size"], "orig_size")
+        out = clip_boxes(out, (h, w))
+    return out
