@@ -1,0 +1,101 @@
+"""CIFAR-10 from the official python batches (``data_batch_1..5``, ``test_batch``,
+``batches.meta``), with the paper's 45k/5k train/val split as an option.
+
+The batches are pickles; they are read with an unpickler that only accepts the numpy
+array classes they contain, so a tampered file cannot run code.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Sequence
+
+import numpy as np
+
+from ...registry import DATASETS
+from .image_folder import ClsDataset
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_ALLOWED_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                    ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (CIFAR batches hold arrays and lists only)")
+
+
+def load_cifar_batch(path: str) -> dict:
+    """One CIFAR python batch -> ``{'data': N x 32 x 32 x 3 uint8, 'labels': int64 N}`` (or the
+    meta dict for ``batches.meta``). Errors name the file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"CIFAR batch {path} does not exist (see datasets/README.md for the layout)")
+    try:
+        with open(path, "rb") as fh:
+            raw = _ArrayOnlyUnpickler(fh, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise ValueError(f"CIFAR batch {path} is not a readable CIFAR python pickle: {err}") from err
+    raw = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+    if "data" not in raw:
+        return raw
+    data = np.asarray(raw["data"], dtype=np.uint8)
+    if data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(f"CIFAR batch {path}: 'data' must be N x 3072, got {data.shape}")
+    labels = np.asarray(raw.get("labels", raw.get("fine_labels")), dtype=np.int64)
+    if len(labels) != len(data):
+        raise ValueError(f"CIFAR batch {path}: {len(data)} images but {len(labels)} labels")
+    return dict(data=data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels=labels)
+
+
+@DATASETS.register_module()
+class CIFAR10(ClsDataset):
+    """CIFAR-10 held in memory (50k train + 10k test images of 32 x 32).
+
+    Args:
+        data_root: folder with the python batches (or its ``cifar-10-batches-py`` sub-folder).
+        split: ``'train'``, ``'val'`` (needs ``val_size > 0``) or ``'test'``.
+        val_size: hold out this many training images as ``'val'`` (the paper's 45k/5k
+            split: 5000); 0 trains on all 50k.
+        split_seed: seed of the held-out selection (the same for 'train' and 'val').
+        pipeline, strict: see ``ClsDataset``.
+    """
+
+    SPLITS = ("train", "val", "test")
+
+    def __init__(self, data_root: str = "data/cifar10", split: str = "train", val_size: int = 0,
+                 split_seed: int = 0, pipeline: Sequence[dict] | None = None, strict: bool = False) -> None:
+        super().__init__(pipeline=pipeline, strict=strict)
+        if split not in self.SPLITS:
+            raise ValueError(f"CIFAR10 split must be one of {', '.join(self.SPLITS)}, got {split!r}")
+        if split == "val" and val_size <= 0:
+            raise ValueError("CIFAR10 split='val' needs val_size > 0 (the paper holds out 5000 training images)")
+        nested = os.path.join(data_root, "cifar-10-batches-py")
+        root = nested if os.path.isdir(nested) else data_root
+        self.data_root, self.split = root, split
+        meta_path = os.path.join(root, "batches.meta")
+        meta = load_cifar_batch(meta_path) if os.path.isfile(meta_path) else {}
+        names = meta.get("label_names", CIFAR10_CLASSES)
+        self.class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+        files = ("test_batch",) if split == "test" else _TRAIN_BATCHES
+        batches = [load_cifar_batch(os.path.join(root, f)) for f in files]
+        images = np.concatenate([b["data"] for b in batches])
+        labels = np.concatenate([b["labels"] for b in batches])
+        if split != "test" and val_size > 0:
+            if val_size >= len(images):
+                raise ValueError(f"val_size {val_size} must be smaller than the {len(images)} training images")
+            order = np.random.default_rng(split_seed).permutation(len(images))
+            chosen = np.sort(order[:val_size] if split == "val" else order[val_size:])
+            images, labels = images[chosen], labels[chosen]
+        self.images, self.targets = images, labels
+        self.samples = [(f"{root}/{split}[{i}]", int(label)) for i, label in enumerate(labels)]
+
+    def load_image(self, idx: int) -> np.ndarray:
+        return self.images[idx].copy()  # transforms may write in place
+
+    def pixel_mean(self) -> np.ndarray:
+        """Per-pixel mean of the split, ``3 x 32 x 32`` float32 in 0..255 (RGB)."""
+        return self.images.mean(axis=0, dtype=np.float64).transpose(2, 0, 1).astype(np.float32)

@@ -1,0 +1,118 @@
+"""The embedded synthetic classification set (``ShapesClsDataset``), generated on first use.
+
+The COCO-json detection / localization flavours of the same generator are read by
+``ShapesCocoDataset`` (``coco.py``).
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import time
+from typing import Sequence
+
+from ...registry import DATASETS
+from ..synthetic.shapes import SHAPE_CLASSES, generate_shapes_cls
+from .image_folder import ImageFolder
+
+_META_FILE = "shapes_meta.json"
+
+
+def _split_seed(seed: int, split: str) -> int:
+    """``train`` uses ``seed``, ``val`` ``seed + 1`` (as ``datasets/generate_shapes.py``),
+    ``test`` ``seed + 2``."""
+    offsets = {"train": 0, "val": 1, "test": 2}
+    if split not in offsets:
+        raise ValueError(f"shapes split must be one of {', '.join(offsets)}, got {split!r}")
+    return seed + offsets[split]
+
+
+@contextlib.contextmanager
+def _generation_lock(split_dir: str, done, stale_s: float = 600.0, poll_s: float = 0.5):
+    """Serialise generation between independent runs sharing ``split_dir``: an exclusive
+    lock file; a run that finds it waits until ``done()`` or the lock goes away (a lock
+    older than ``stale_s`` seconds is taken as left by a killed run and removed)."""
+    os.makedirs(os.path.dirname(os.path.abspath(split_dir)) or ".", exist_ok=True)
+    lock = os.path.abspath(split_dir).rstrip(os.sep) + ".lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                if time.time() - os.path.getmtime(lock) > stale_s:
+                    os.remove(lock)
+                    continue
+            except OSError:
+                continue
+            if done():
+                yield
+                return
+            time.sleep(poll_s)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        try:
+            os.remove(lock)
+        except OSError:
+            pass
+
+
+def ensure_shapes_cls(split_dir: str, num_images: int, image_size: int, seed: int,
+                      classes: Sequence[str], ext: str = "png") -> None:
+    """Generate ``split_dir`` unless it already holds exactly this set (checked through a
+    meta file written last). In distributed runs rank 0 generates and the others wait."""
+    from ...engine.dist import barrier, is_main_process
+    meta = dict(num_images=int(num_images), image_size=int(image_size), seed=int(seed),
+                classes=list(classes), ext=ext, version=2)
+    meta_path = os.path.join(split_dir, _META_FILE)
+
+    def complete() -> bool:
+        try:
+            with open(meta_path, encoding="utf-8") as fh:
+                return json.load(fh) == meta
+        except (OSError, ValueError):
+            return False
+
+    if not complete() and is_main_process():
+        with _generation_lock(split_dir, complete):
+            if not complete():
+                from ...utils.io import atomic_write_json
+                for stale in glob.glob(os.path.join(split_dir, "*", "[0-9]*.*")):
+                    os.remove(stale)  # a set generated with other settings
+                generate_shapes_cls(split_dir, num_images, image_size=image_size, seed=seed,
+                                    classes=classes, ext=ext)
+                atomic_write_json(meta, meta_path)
+    barrier()
+    if not complete():
+        raise RuntimeError(f"generating the shapes set in {split_dir} did not complete ({meta_path} missing)")
+
+
+@DATASETS.register_module()
+class ShapesClsDataset(ImageFolder):
+    """Synthetic shapes (circle, square, triangle, star, cross on textured noisy
+    backgrounds), one per image, in ``data_root/<split>/<class>/*.png``; generated
+    deterministically from ``seed`` when missing.
+
+    Args:
+        data_root: root of the set (``data/shapes_cls``).
+        split: ``'train'`` (seed), ``'val'`` (seed + 1) or ``'test'`` (seed + 2).
+        num_images: images in this split (classes balanced).
+        image_size: side of the square images.
+        seed: base seed.
+        classes: a subset of the shape classes.
+        pipeline, strict: see ``ClsDataset``.
+    """
+
+    def __init__(self, data_root: str = "data/shapes_cls", split: str = "train", num_images: int = 2500,
+                 image_size: int = 64, seed: int = 0, classes: Sequence[str] = SHAPE_CLASSES,
+                 pipeline: Sequence[dict] | None = None, strict: bool = False) -> None:
+        unknown = [c for c in classes if c not in SHAPE_CLASSES]
+        if unknown:
+            raise ValueError(f"unknown shape classes {unknown}; allowed: {', '.join(SHAPE_CLASSES)}")
+        split_dir = os.path.join(data_root, split)
+        ensure_shapes_cls(split_dir, num_images, image_size, _split_seed(seed, split), tuple(classes))
+        super().__init__(split_dir, classes=list(classes), pipeline=pipeline, strict=strict)
