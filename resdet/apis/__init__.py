@@ -1,1 +1,4 @@
 """High-level entry points. Each helper module adds its own import line here."""
+from .model import init_model  # noqa: F401
+from .detect import inference_detector  # noqa: F401
+from .classify import inference_classifier  # noqa: F401

@@ -1,0 +1,2 @@
+"""Visualisation: detections (boxes, class names, scores, translucent masks) drawn on images."""
+from .draw import color_palette, draw_detections, save_image  # noqa: F401

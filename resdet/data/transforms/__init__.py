@@ -1,0 +1,4 @@
+from .det_transforms import (DetRandomFlip, PhotometricDistortion, RasterizeMasks,  # noqa: F401
+                             ResizeShortestEdge)
+from .cls_transforms import (CenterCrop, PCALighting, RandomCrop, RandomHorizontalFlip,  # noqa: F401
+                             Resize)

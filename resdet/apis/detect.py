@@ -1,0 +1,165 @@
+"""``inference_detector``: run a detector on image files, arrays or tensors with its
+config's test pipeline; results come back in original image pixels."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.image_io import imread_rgb
+from ..data.transforms.det_transforms import build_pipeline
+
+
+def test_pipeline_of(cfg: Any) -> list:
+    """The test transforms of a config: ``cfg.test_pipeline`` if present, else the
+    pipeline of ``cfg.val_dataloader.dataset`` (or of a ``ConcatDataset``'s first part)."""
+    if cfg is None:
+        return []
+    if cfg.get("test_pipeline") is not None:
+        return list(cfg.test_pipeline)
+    dataset = (cfg.get("val_dataloader") or {}).get("dataset") or {}
+    while "pipeline" not in dataset and dataset.get("datasets"):
+        dataset = dataset["datasets"][0]
+    return [t for t in dataset.get("pipeline", []) if t.get("type") != "RasterizeMasks"]
+
+
+def _to_rgb_array(image: Any, index: int) -> np.ndarray:
+    if isinstance(image, str):
+        return imread_rgb(image)
+    if isinstance(image, torch.Tensor):
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"image {index}: a tensor must be 3 x H x W (RGB), got {tuple(image.shape)}")
+        t = image.detach().cpu()
+        if t.dtype != torch.uint8:  # float: 0..1 (torchvision convention) or 0..255
+            t = t.float()
+            t = (t * 255.0 if float(t.max()) <= 1.0 else t).round().clamp(0, 255).to(torch.uint8)
+        return np.ascontiguousarray(t.permute(1, 2, 0).numpy())
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ValueError(f"image {index}: expected a path, an H x W x 3 uint8 RGB array or a "
+                         f"3 x H x W tensor, got {type(image).__name__} of shape {getattr(arr, 'shape', None)} "
+                         f"and dtype {getattr(arr, 'dtype', None)}")
+    return np.ascontiguousarray(arr)
+
+
+@torch.inference_mode()
+def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] | None = None,
+                       batch_size: int = 4) -> list[dict] | dict:
+    """Detect objects in one image or a list of them.
+
+    Args:
+        model: a detector (e.g. from ``init_model``), in eval mode; its config
+            (``model.cfg``) supplies the test pipeline unless ``pipeline`` is given.
+        images: a path, an ``H x W x 3`` uint8 RGB array, a ``3 x H x W`` tensor (uint8, or
+            float in 0..1 or 0..255), or a list of them.
+        pipeline: test transforms overriding the config's (e.g. ``[]`` for none).
+        batch_size: images per forward pass.
+
+    Returns one dict per image (a single dict for a single image) with CPU tensors:
+    ``boxes`` (``K x 4`` xyxy in original image pixels), ``scores`` (``K``), ``labels``
+    (``K``) and ``masks`` (``K x H x W``) when the model predicts them.
+    """
+    single = isinstance(images, (str, np.ndarray)) or (isinstance(images, torch.Tensor) and images.ndim == 3)
+    items = [images] if single else list(images)
+    transforms = build_pipeline(pipeline if pipeline is not None
+                                else test_pipeline_of(getattr(model, "cfg", None)))
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    results: list[dict] = []
+    try:
+        for start in range(0, len(items), batch_size):
+            inputs, metas = [], []
+            for offset, image in enumerate(items[start:start + batch_size]):
+                img = _to_rgb_array(image, start + offset)
+                h, w = img.shape[:2]
+                sample = transforms(dict(img=img, img_id=start + offset, orig_size=(h, w),
+                                         scale_factor=(1.0, 1.0), flip=False, img_shape=(h, w)))
+                inputs.append(torch.from_numpy(np.ascontiguousarray(sample["img"])).permute(2, 0, 1).to(device))
+                metas.append(dict(img_id=sample["img_id"], orig_size=tuple(sample["orig_size"]),
+                                  img_shape=tuple(sample["img_shape"]),
+                                  scale_factor=tuple(sample["scale_factor"]), flip=bool(sample["flip"])))
+            outputs = model(inputs, metas)
+            for out in outputs:
+                results.append({k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v)
+                                for k, v in out.items()})
+    finally:
+        model.train(was_training)
+    return results[0] if single else results
+
+
+def draw_and_save(model: nn.Module, image_paths: Sequence[str], out_dir: str, score_thr: float = 0.5,
+                  class_names: Sequence[str] | None = None, pipeline: Sequence[dict] | None = None) -> list[str]:
+    """Detect objects in ``image_paths`` and write annotated copies (boxes, class names,
+    scores, translucent masks) to ``out_dir/<name>.jpg``; returns the written paths."""
+    import os
+
+    from ..visualization import draw_detections, save_image
+    names = list(class_names) if class_names is not None else _class_names_of(model)
+    written = []
+    for path in image_paths:
+        result = inference_detector(model, [path], pipeline=pipeline)[0]
+        image = imread_rgb(path)
+        drawn = draw_detections(image, result["boxes"], result["labels"], result["scores"],
+                                masks=result.get("masks"), class_names=names, score_thr=score_thr)
+        out = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".jpg")
+        save_image(drawn, out)
+        written.append(out)
+    return written
+
+
+def _class_names_of(model: nn.Module) -> list[str] | None:
+    cfg = getattr(model, "cfg", None)
+    if cfg is None:
+        return None
+    if cfg.get("classes"):
+        return list(cfg.classes)
+    dataset = (cfg.get("val_dataloader") or {}).get("dataset") or {}
+    return list(dataset["classes"]) if dataset.get("classes") else None
+
+
+def format_detection_results(results: dict) -> str:
+    """One line of the headline numbers of a detection evaluation (COCO or VOC keys)."""
+    names = {"bbox_AP": "mAP@[.5:.95]", "bbox_AP50": "mAP@0.5", "bbox_AP75": "mAP@0.75",
+             "segm_AP": "segm mAP@[.5:.95]", "segm_AP50": "segm mAP@0.5"}
+    parts = [f"{label} {results[key]:.4f}" for key, label in names.items()
+             if isinstance(results.get(key), float)]
+    parts += [f"{key} {value:.4f}" for key, value in results.items()
+              if key.startswith("voc_mAP") and "/" not in key and isinstance(value, float)]
+    parts += [f"{key} {results[key]:.4f}" for key in ("loc_top1_err", "loc_top5_err", "loc_oracle_err")
+              if isinstance(results.get(key), float)]  # localizers (configs/loc_*.py)
+    return ", ".join(parts)
+
+
+def ensure_pretrained(cfg: Any) -> str | None:
+    """Run the classification stage named by ``cfg.pretrain = dict(config, checkpoint)`` (in
+    this process, with the engine) when its checkpoint does not exist yet; returns the
+    checkpoint path (``None`` when the config has no ``pretrain``)."""
+    import logging
+    import os
+
+    pretrain = cfg.get("pretrain")
+    if not pretrain:
+        return None
+    checkpoint = pretrain["checkpoint"]
+    if os.path.isfile(checkpoint):
+        return checkpoint
+    from ..engine import Trainer
+    from ..engine.dist import barrier
+    from ..utils.config import load_config
+    logging.getLogger("resdet").info("pretrained checkpoint %s missing: running %s first",
+                                     checkpoint, pretrain["config"])
+    print(f"pretraining stage: {checkpoint} not found, training {pretrain['config']} first", flush=True)
+    cls_cfg = load_config(pretrain["config"])
+    work_dir = os.path.dirname(checkpoint) or "."
+    results = Trainer.from_config(cls_cfg, work_dir=work_dir).train()
+    barrier()
+    produced = results.get("checkpoint")
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"the pretraining stage {pretrain['config']} finished but {checkpoint} does "
+                                f"not exist (it wrote {produced}); set pretrain.checkpoint accordingly")
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
+    print(f"pretraining stage done: {scores}; checkpoint {checkpoint}", flush=True)
+    return checkpoint

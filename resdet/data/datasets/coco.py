@@ -1,0 +1,190 @@
+"""COCO-format detection datasets (instances json: boxes, polygons / RLE masks, crowds).
+
+Sparse category ids (COCO's 1..90) map to contiguous labels ``0..C-1`` in ascending id
+order; ``label_to_cat_id`` maps them back when results are written. ``iscrowd`` regions
+become ``ignore`` boxes. ``ShapesCocoDataset`` is the embedded synthetic default: a
+COCO-json set generated on first use.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from ...registry import DATASETS
+from .det_base import DetectionDataset
+
+
+def load_coco_api(ann_file: str):
+    """A pycocotools ``COCO`` for ``ann_file`` (its progress prints silenced); errors name the file."""
+    from pycocotools.coco import COCO
+    if not os.path.isfile(ann_file):
+        raise FileNotFoundError(f"COCO annotation file {ann_file} does not exist")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return COCO(ann_file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"COCO annotation file {ann_file} is not valid JSON: {err}") from err
+    except (KeyError, TypeError, AssertionError) as err:
+        raise ValueError(f"COCO annotation file {ann_file} is not an instances file "
+                         f"(needs 'images', 'annotations', 'categories'): {err!r}") from err
+
+
+@DATASETS.register_module()
+class CocoDataset(DetectionDataset):
+    """A COCO instances json plus an image folder.
+
+    Args:
+        ann_file: path of the instances json.
+        img_dir: folder the images' ``file_name`` entries are relative to.
+        pipeline, filter_empty, strict, with_masks: see ``DetectionDataset``.
+        classes: keep only these category names (others' annotations are dropped);
+            ``None`` keeps all categories of the file.
+
+    ``__getitem__`` returns the transformed sample dict (``None`` for an unreadable image
+    when not strict). ``coco`` is the pycocotools ``COCO`` of the file, for ``CocoMetric``.
+    """
+
+    def __init__(self, ann_file: str, img_dir: str, pipeline: Sequence[dict] | None = None,
+                 filter_empty: bool = True, strict: bool = True, with_masks: bool = False,
+                 classes: Sequence[str] | None = None) -> None:
+        super().__init__(pipeline=pipeline, filter_empty=filter_empty, strict=strict,
+                         with_masks=with_masks)
+        self.ann_file, self.img_dir = ann_file, img_dir
+        self.coco = load_coco_api(ann_file)
+        cats = sorted(self.coco.cats.values(), key=lambda c: c["id"])
+        if classes is not None:
+            names = {c["name"] for c in cats}
+            unknown = [c for c in classes if c not in names]
+            if unknown:
+                raise ValueError(f"classes {unknown} are not categories of {ann_file} "
+                                 f"(it has: {', '.join(sorted(names))})")
+            cats = [c for c in cats if c["name"] in set(classes)]
+            skipped_ids = {c["id"] for c in self.coco.cats.values()} - {c["id"] for c in cats}
+        else:
+            skipped_ids = set()
+        self.class_names = [c["name"] for c in cats]
+        self.label_to_cat_id = [c["id"] for c in cats]
+        self.cat_id_to_label = {cat_id: label for label, cat_id in enumerate(self.label_to_cat_id)}
+        self._load(skipped_ids)
+        self._finish_loading(ann_file)
+
+    def _load(self, skipped_cat_ids: set) -> None:
+        for img_id in sorted(self.coco.imgs, key=lambda i: (str(type(i)), i)):
+            info = self.coco.imgs[img_id]
+            height, width = int(info.get("height", 0)), int(info.get("width", 0))
+            if height <= 0 or width <= 0:
+                self._problem("images without a valid size skipped",
+                              f"image id {img_id} ({info.get('file_name')}) in {self.ann_file} has no "
+                              f"valid 'height'/'width'")
+                continue
+            record = dict(img_id=img_id, file=os.path.join(self.img_dir, info["file_name"]),
+                          height=height, width=width)
+            anns = [a for a in self.coco.imgToAnns.get(img_id, []) if a["category_id"] not in skipped_cat_ids]
+            boxes, labels, ignore, segms = [], [], [], []
+            for ann in anns:
+                label = self.cat_id_to_label.get(ann["category_id"])
+                if label is None:
+                    self._problem("annotations with unknown category ids skipped",
+                                  f"annotation {ann.get('id')} of image {img_id} in {self.ann_file} has "
+                                  f"category_id {ann['category_id']}, which is not in 'categories' "
+                                  f"(known ids: {sorted(self.cat_id_to_label)})")
+                    continue
+                if self.with_masks:  # bad polygons / RLEs: dropped and counted, or a clear error
+                    from ...structures.mask_checks import checked_annotation
+                    ann = checked_annotation(self, ann, img_id, height, width)
+                    if ann is None:
+                        continue
+                bbox = ann.get("bbox")
+                if bbox is None or len(bbox) != 4:
+                    x, y, w, h = (float("nan"),) * 4
+                else:
+                    x, y, w, h = (float(v) if v is not None else float("nan") for v in bbox)
+                boxes.append([x, y, x + w, y + h])
+                labels.append(label)
+                ignore.append(bool(ann.get("iscrowd", 0)) or bool(ann.get("ignore", 0)))
+                segms.append(self._segm_of(ann, height, width) if self.with_masks else None)
+            self._add_boxes(record, np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+                            np.asarray(labels, dtype=np.int64), np.asarray(ignore, dtype=bool),
+                            segms if self.with_masks else None)
+
+    def _segm_of(self, ann: dict, height: int, width: int) -> Any:
+        """Polygons stay polygons; RLE (crowds) becomes a compressed RLE; a missing
+        segmentation falls back to the box as a rectangle polygon."""
+        from ...structures.masks import segmentation_to_rle
+        segm = ann.get("segmentation")
+        if isinstance(segm, list) and segm:
+            return [list(map(float, p)) for p in segm if len(p) >= 6] or self._box_polygon(ann)
+        if isinstance(segm, dict):
+            return segmentation_to_rle(segm, height, width)
+        return self._box_polygon(ann)
+
+    @staticmethod
+    def _box_polygon(ann: dict) -> list:
+        x, y, w, h = (float(v) for v in ann.get("bbox", (0, 0, 0, 0)))
+        return [[x, y, x + w, y, x + w, y + h, x, y + h]]
+
+    def __repr__(self) -> str:
+        return (f"CocoDataset({self.ann_file}, images={len(self)}, classes={len(self.class_names)}, "
+                f"with_masks={self.with_masks})")
+
+
+@DATASETS.register_module()
+class ShapesCocoDataset(CocoDataset):
+    """The embedded synthetic default: a COCO-json shapes set under ``data_root/<split>``,
+    generated with ``resdet.data.synthetic.shapes.generate_shapes_det`` when missing.
+
+    Args:
+        data_root: folder holding ``<split>/annotations.json`` and ``<split>/images``.
+        split: ``'train'`` or ``'val'`` (any name works; it only selects the folder and seed).
+        num_images: images to generate for this split.
+        image_size: side of the square images.
+        seed: generator seed (give each split its own, e.g. train 0, val 1).
+        generator_kwargs: extra keyword arguments of ``generate_shapes_det``.
+        other arguments: see ``CocoDataset``.
+    """
+
+    def __init__(self, data_root: str = "data/shapes_det", split: str = "train", num_images: int = 1000,
+                 image_size: int = 256, seed: int = 0, generator_kwargs: dict | None = None,
+                 pipeline: Sequence[dict] | None = None, filter_empty: bool = True, strict: bool = True,
+                 with_masks: bool = False, classes: Sequence[str] | None = None) -> None:
+        split_dir = os.path.join(data_root, split)
+        ann_file = os.path.join(split_dir, "annotations.json")
+        self.split_dir = split_dir
+        ensure_shapes_det(split_dir, num_images=num_images, image_size=image_size,
+                          seed=seed, generator_kwargs=generator_kwargs or {})
+        super().__init__(ann_file=ann_file, img_dir=os.path.join(split_dir, "images"), pipeline=pipeline,
+                         filter_empty=filter_empty, strict=strict, with_masks=with_masks, classes=classes)
+
+
+def ensure_shapes_det(split_dir: str, num_images: int, image_size: int, seed: int,
+                      generator_kwargs: dict) -> str:
+    """Generate the shapes set in ``split_dir`` unless its annotations.json exists with the
+    requested number of images; in distributed runs rank 0 generates and the others wait."""
+    from ...engine.dist import barrier, is_main_process
+    ann_file = os.path.join(split_dir, "annotations.json")
+    if _complete(ann_file, num_images):
+        return ann_file
+    if is_main_process():
+        from ..synthetic.shapes import generate_shapes_det
+        generate_shapes_det(split_dir, num_images=num_images, image_size=image_size, seed=seed,
+                            **generator_kwargs)
+    barrier()
+    if not _complete(ann_file, num_images):
+        raise RuntimeError(f"generating the shapes set in {split_dir} did not produce "
+                             f"{ann_file} with {num_images} images")
+    return ann_file
+
+
+def _complete(ann_file: str, num_images: int) -> bool:
+    if not os.path.isfile(ann_file):
+        return False
+    try:
+        with open(ann_file, encoding="utf-8") as fh:
+            return len(json.load(fh).get("images", [])) == num_images
+    except (OSError, ValueError):
+        return False

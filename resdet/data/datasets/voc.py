@@ -1,0 +1,132 @@
+"""PASCAL VOC-layout detection datasets (``VOCdevkit/VOC2007``-style folders).
+
+``root`` holds ``Annotations/<id>.xml``, ``JPEGImages/<id>.jpg`` and
+``ImageSets/Main/<split>.txt``. VOC pixel indices are 1-based and inclusive; inside resdet
+boxes are continuous, so 1 is subtracted from ``xmin``/``ymin`` (``xmax``/``ymax`` stay).
+``difficult`` objects become ``ignore`` boxes. 07+12 training is a ``ConcatDataset`` of two
+of these.
+"""
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from typing import Sequence
+
+import numpy as np
+
+from ...registry import DATASETS
+from .det_base import DetectionDataset
+
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+               "train", "tvmonitor")
+
+
+@DATASETS.register_module()
+class VOCDataset(DetectionDataset):
+    """One VOC-layout folder and split.
+
+    Args:
+        root: the folder with ``Annotations``, ``JPEGImages`` and ``ImageSets/Main``
+            (e.g. ``data/VOCdevkit/VOC2007``).
+        split: name of the image list ``ImageSets/Main/<split>.txt`` (``trainval``, ``test``...).
+        classes: class names in label order (default: the 20 VOC classes).
+        keep_difficult: keep ``difficult`` objects (as ignored boxes); ``False`` drops them.
+        img_ext: image file extension in ``JPEGImages``.
+        pipeline, filter_empty, strict: see ``DetectionDataset`` (VOC boxes have no masks).
+
+    ``label_to_cat_id`` is the class names (VOC's own category ids are names).
+    """
+
+    def __init__(self, root: str, split: str = "trainval", pipeline: Sequence[dict] | None = None,
+                 classes: Sequence[str] = VOC_CLASSES, filter_empty: bool = True, strict: bool = True,
+                 keep_difficult: bool = True, img_ext: str = ".jpg") -> None:
+        super().__init__(pipeline=pipeline, filter_empty=filter_empty, strict=strict, with_masks=False)
+        self.root, self.split = root, split
+        self.keep_difficult, self.img_ext = keep_difficult, img_ext
+        self.class_names = list(classes)
+        self.label_to_cat_id = list(classes)
+        self.cat_id_to_label = {name: i for i, name in enumerate(self.class_names)}
+        list_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
+        if not os.path.isfile(list_file):
+            available = sorted(f[:-4] for f in os.listdir(os.path.dirname(list_file))
+                               if f.endswith(".txt")) if os.path.isdir(os.path.dirname(list_file)) else []
+            raise FileNotFoundError(f"VOC image list {list_file} does not exist"
+                                    + (f" (splits there: {', '.join(available)})" if available else ""))
+        with open(list_file, encoding="utf-8") as fh:
+            ids = [line.split()[0] for line in fh if line.strip()]
+        for img_id in ids:
+            self._load_one(img_id)
+        self._finish_loading(list_file)
+
+    def _load_one(self, img_id: str) -> None:
+        xml_file = os.path.join(self.root, "Annotations", f"{img_id}.xml")
+        img_file = os.path.join(self.root, "JPEGImages", f"{img_id}{self.img_ext}")
+        if not os.path.isfile(xml_file):
+            self._problem("images without an annotation file skipped",
+                          f"annotation file {xml_file} does not exist", FileNotFoundError)
+            return
+        try:
+            root = ET.parse(xml_file).getroot()
+        except ET.ParseError as err:
+            self._problem("unparsable annotation files skipped",
+                          f"annotation file {xml_file} is not valid XML: {err}")
+            return
+        width, height = _int(root.find("size/width")), _int(root.find("size/height"))
+        if width <= 0 or height <= 0:  # some exports omit <size>: read the image header
+            width, height = _image_size(img_file)
+        if width <= 0 or height <= 0:
+            self._problem("images without a valid size skipped",
+                          f"annotation file {xml_file} has no valid <size> and image {img_file} "
+                          "cannot be read", FileNotFoundError)
+            return
+        boxes, labels, ignore = [], [], []
+        for obj in root.findall("object"):
+            name = (obj.findtext("name") or "").strip()
+            if name not in self.cat_id_to_label:
+                self._problem("objects of unknown classes skipped",
+                              f"annotation file {xml_file} has an object of class {name!r}, which is not "
+                              f"one of the dataset's classes ({', '.join(self.class_names)})")
+                continue
+            difficult = _int(obj.find("difficult")) == 1
+            if difficult and not self.keep_difficult:
+                continue
+            bnd = obj.find("bndbox")
+            coords = [_float(bnd.find(k)) if bnd is not None else float("nan")
+                      for k in ("xmin", "ymin", "xmax", "ymax")]
+            # a box with xmax <= xmin (or ymax <= ymin) in VOC's own coordinates has no extent
+            # (a click, not a box): keep it degenerate so cleaning drops and counts it
+            shift = 0.0 if coords[2] <= coords[0] or coords[3] <= coords[1] else 1.0
+            boxes.append([coords[0] - shift, coords[1] - shift, coords[2], coords[3]])
+            labels.append(self.cat_id_to_label[name])
+            ignore.append(difficult)
+        record = dict(img_id=img_id, file=img_file, height=height, width=width)
+        self._add_boxes(record, np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+                        np.asarray(labels, dtype=np.int64), np.asarray(ignore, dtype=bool))
+
+    def __repr__(self) -> str:
+        return f"VOCDataset({self.root}, split={self.split!r}, images={len(self)}, classes={len(self.class_names)})"
+
+
+def _int(node) -> int:
+    try:
+        return int(float(node.text)) if node is not None and node.text else 0
+    except ValueError:
+        return 0
+
+
+def _float(node) -> float:
+    try:
+        return float(node.text) if node is not None and node.text else float("nan")
+    except ValueError:
+        return float("nan")
+
+
+def _image_size(path: str) -> tuple[int, int]:
+    """(width, height) from the image header without decoding; (0, 0) if unreadable."""
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - unreadable means "no size"
+        return 0, 0

@@ -1,0 +1,226 @@
+"""``build_dataloader``: a config dict -> a ``torch.utils.data.DataLoader`` for one rank.
+
+Config keys (CONTRACTS.md): ``batch_size`` (TOTAL over all ranks; divided here),
+``num_workers``, ``dataset`` (config dict or dataset object), optional ``sampler`` (config
+dict for ``DATA_SAMPLERS``), ``collate`` (a registered name such as ``'cls_collate'`` /
+``'det_collate'``, or a callable), optional ``pin_memory``, ``prefetch_factor``.
+
+Training loaders are infinite and reproducible independently of ``num_workers``: every
+sample gets its own seed from ``(seed, its position in the global stream)``, and
+``random``, ``numpy`` and ``torch`` are seeded with it right before the dataset (and its
+random transforms) run. Resuming at ``start_iter`` therefore replays exactly the batches,
+augmentations included, an uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, get_worker_info
+
+from ..engine.dist import get_rank, get_world_size
+from ..registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS
+
+LOADER_KEYS = ("batch_size", "num_workers", "dataset", "sampler", "collate", "pin_memory",
+               "prefetch_factor", "persistent_workers")
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def sample_seed(seed: int, global_position: int) -> int:
+    """A well-mixed 32-bit seed for the sample at ``global_position`` of the data stream
+    (the splitmix64 finaliser of ``(seed, position)``: ~1 us, no numpy call)."""
+    x = ((int(seed) & 0xFFFFFFFF) * 0x9E3779B97F4A7C15 + int(global_position) + 1) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (x ^ (x >> 31)) >> 32
+
+
+class SeededDataset(Dataset):
+    """Wraps a dataset so ``dataset[(index, seed)]`` runs ``dataset[index]`` with all RNGs seeded.
+
+    In the main process (``num_workers=0``) the global RNG states are restored afterwards so
+    the training loop's own randomness (dropout, ...) is not disturbed. Other attributes are
+    forwarded to the wrapped dataset.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def _seeded(self, index: int, seed: int):
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.default_generator.manual_seed(seed)
+        return self.dataset[index]
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            return self.dataset[key]
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: list) -> list:
+        """A whole batch (the DataLoader's fetcher calls this): the global RNG states are
+        saved and restored once per batch, not per sample."""
+        in_worker = get_worker_info() is not None
+        if not in_worker:
+            saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+        try:
+            return [self._seeded(*key) if isinstance(key, tuple) else self.dataset[key] for key in keys]
+        finally:
+            if not in_worker:
+                random.setstate(saved[0])
+                np.random.set_state(saved[1])
+                torch.set_rng_state(saved[2])
+
+
+class SeededBatchSampler:
+    """Turns an infinite batch sampler into batches of ``(index, seed)`` pairs.
+
+    The ``p``-th sample of rank ``r`` (of ``W``) is seeded from global position ``p * W + r``:
+    with ``DistributedTrainSampler`` (round-robin shards) that is its position in the
+    1-process stream, so augmentations do not depend on the number of ranks.
+    """
+
+    def __init__(self, batch_sampler, seed: int, rank: int, world_size: int, start_position: int) -> None:
+        self.batch_sampler, self.seed = batch_sampler, int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.start_position = int(start_position)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        position = self.start_position
+        for batch in self.batch_sampler:
+            seeded = []
+            for index in batch:
+                global_position = position * self.world_size + self.rank
+                seeded.append((int(index), sample_seed(self.seed, global_position)))
+                position += 1
+            yield seeded
+
+
+def _build_collate(collate: Any):
+    if collate is None:
+        collate = "cls_collate"
+    if callable(collate) and not isinstance(collate, (str, dict)):
+        return collate
+    if isinstance(collate, dict):
+        collate = collate.get("type")
+    fn = COLLATE_FUNCTIONS.get(collate)
+    if fn is None:
+        raise KeyError(f"collate '{collate}' is not registered; allowed values: "
+                       f"{', '.join(sorted(COLLATE_FUNCTIONS.module_dict))}")
+    return fn
+
+
+def per_rank_batch_size(total: int, world_size: int, training: bool) -> int:
+    """Split the TOTAL batch size over ranks (training requires an exact split)."""
+    total = int(total)
+    if total < 1:
+        raise ValueError(f"batch_size must be >= 1, got {total}")
+    if training and total % world_size:
+        raise ValueError(f"train_dataloader.batch_size={total} is the total over all ranks and must "
+                         f"be divisible by the world size {world_size}")
+    return max(1, total // world_size)
+
+
+def build_dataset(cfg: Any) -> Dataset:
+    return DATASETS.build(cfg) if isinstance(cfg, dict) else cfg
+
+
+def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter: int = 0,
+                     rank: int | None = None, world_size: int | None = None,
+                     dataset: Dataset | None = None) -> DataLoader:
+    """Build this rank's loader.
+
+    Args:
+        cfg: the ``train_dataloader`` / ``val_dataloader`` config dict.
+        training: infinite shuffled stream (``DistributedTrainSampler`` by default) when True,
+            one pass of contiguous shards (``InferenceSampler``) when False.
+        seed: base seed of the data order and of the per-sample augmentation seeds.
+        start_iter: training batches already consumed on this rank (resume).
+        rank, world_size: default to the current process group.
+        dataset: an already built dataset (else built from ``cfg['dataset']``).
+    Returns:
+        a ``DataLoader`` with extra attributes ``raw_dataset`` and ``batch_size_per_rank``.
+    """
+    cfg = dict(cfg)
+    unknown = sorted(set(cfg) - set(LOADER_KEYS))
+    if unknown:
+        raise KeyError(f"unknown dataloader keys {unknown}; allowed keys: {', '.join(LOADER_KEYS)}")
+    if "dataset" not in cfg and dataset is None:
+        raise KeyError("dataloader config needs a 'dataset' entry")
+    rank = get_rank() if rank is None else rank
+    world_size = get_world_size() if world_size is None else world_size
+    dataset = dataset if dataset is not None else build_dataset(cfg["dataset"])
+    batch_size = per_rank_batch_size(cfg.get("batch_size", 1), world_size, training)
+    num_workers = int(cfg.get("num_workers", 0))
+    sampler_cfg = dict(cfg.get("sampler") or {})
+    sampler_cfg.setdefault("type", "DistributedTrainSampler" if training else "InferenceSampler")
+    sampler_cls = DATA_SAMPLERS.get(sampler_cfg["type"]) if isinstance(sampler_cfg["type"], str) \
+        else sampler_cfg["type"]
+    if sampler_cls is None:
+        raise KeyError(f"sampler '{sampler_cfg['type']}' is not registered; allowed values: "
+                       f"{', '.join(sorted(DATA_SAMPLERS.module_dict))}")
+    args = {k: v for k, v in sampler_cfg.items() if k != "type"}
+    args.update(rank=rank, world_size=world_size)
+    generator = torch.Generator()
+    generator.manual_seed(int(seed) + 7919 * int(rank))  # workers' base seed; never the global RNG
+    loader_args: dict[str, Any] = dict(
+        num_workers=num_workers, collate_fn=_build_collate(cfg.get("collate")),
+        pin_memory=bool(cfg.get("pin_memory", torch.cuda.is_available())), generator=generator)
+    if num_workers > 0:
+        loader_args["prefetch_factor"] = int(cfg.get("prefetch_factor", 2))
+        loader_args["persistent_workers"] = bool(cfg.get("persistent_workers", not training))
+    if training:
+        args.setdefault("seed", seed)
+        if getattr(sampler_cls, "is_batch_sampler", False):
+            batch_sampler = sampler_cls(dataset, batch_size=batch_size, start_iter=start_iter, **args)
+        else:
+            index_sampler = sampler_cls(dataset, start_index=start_iter * batch_size, **args)
+            batch_sampler = BatchSampler(index_sampler, batch_size, drop_last=True)
+        loader = DataLoader(SeededDataset(dataset),
+                            batch_sampler=SeededBatchSampler(batch_sampler, seed, rank, world_size,
+                                                             start_iter * batch_size),
+                            **loader_args)
+    else:
+        sampler = sampler_cls(dataset, **args)
+        if getattr(sampler_cls, "is_batch_sampler", False):
+            raise ValueError(f"{sampler_cfg['type']} is a training batch sampler; use "
+                             "'InferenceSampler' for evaluation")
+        loader = DataLoader(dataset, sampler=sampler, batch_size=batch_size, drop_last=False,
+                            **loader_args)
+    loader.raw_dataset = dataset
+    loader.batch_size_per_rank = batch_size
+    return loader
+
+
+def move_to_device(data: Any, device: torch.device, non_blocking: bool = True) -> Any:
+    """Recursively move tensors in dicts / lists / tuples to ``device``."""
+    if isinstance(data, torch.Tensor):
+        return data.to(device, non_blocking=non_blocking)
+    if isinstance(data, dict):
+        return {k: move_to_device(v, device, non_blocking) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        moved = [move_to_device(v, device, non_blocking) for v in data]
+        return moved if isinstance(data, list) else type(data)(moved) if not hasattr(data, "_fields") \
+            else type(data)(*moved)
+    return data
+
+
+def batch_len(inputs: Any) -> int:
+    """Number of images in a batch's ``inputs`` (tensor or list)."""
+    if isinstance(inputs, torch.Tensor):
+        return int(inputs.shape[0])
+    if isinstance(inputs, Sequence):
+        return len(inputs)
+    raise TypeError(f"batch 'inputs' must be a tensor or a list of tensors, got {type(inputs).__name__}")

@@ -1,0 +1,182 @@
+"""Training hooks (``HOOKS`` registry): logging, validation, checkpoints.
+
+A hook may implement ``before_train(trainer)``, ``after_iter(trainer, log_vars)``,
+``after_val(trainer, results)`` and ``after_train(trainer)``. The trainer calls hooks in
+``priority`` order (lower first): ``LoggerHook`` (10), ``EvalHook`` (50),
+``CheckpointHook`` (90), so an ``iter_<N>.pth`` written at a validation iteration already
+holds the updated plateau schedule and best score. ``trainer.iter`` counts finished
+iterations. Every rank calls every hook (collectives inside stay in step); only rank 0
+writes files.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from ..registry import HOOKS
+from . import dist
+from .logger import MetricsWriter, ProgressDisplay, format_seconds
+
+
+class Hook:
+    priority = 50
+
+    def before_train(self, trainer) -> None:
+        pass
+
+    def after_iter(self, trainer, log_vars: dict[str, torch.Tensor]) -> None:
+        pass
+
+    def after_val(self, trainer, results: dict[str, float]) -> None:
+        pass
+
+    def after_train(self, trainer) -> None:
+        pass
+
+
+def _every(it: int, interval: int | None) -> bool:
+    return bool(interval) and interval > 0 and it % interval == 0
+
+
+@HOOKS.register_module()
+class LoggerHook(Hook):
+    """Averages the loss dict over ``interval`` iterations and over ranks; writes
+    ``metrics.jsonl`` (see ``resdet.engine.logger``), log lines and the TTY progress bar."""
+    priority = 10
+
+    def __init__(self, interval: int = 50, tensorboard: bool = False) -> None:
+        self.interval, self.tensorboard = int(interval), bool(tensorboard)
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.time_sum = self.data_time_sum = 0.0
+        self.writer: MetricsWriter | None = None
+        self.display: ProgressDisplay | None = None
+
+    def before_train(self, trainer) -> None:
+        if dist.is_main_process():
+            self.writer = MetricsWriter(trainer.work_dir, tensorboard=self.tensorboard)
+            # a fresh run starts a new log; a resumed one drops what the lost iterations logged
+            self.writer.truncate_after(trainer.iter)
+        # the bar and log lines come from rank 0 only (other ranks share its terminal)
+        self.display = ProgressDisplay(trainer.max_iters, trainer.logger) if dist.is_main_process() else None
+        self.start_iter, self.start_time = trainer.iter, time.perf_counter()
+
+    def after_iter(self, trainer, log_vars: dict[str, torch.Tensor]) -> None:
+        for key, value in log_vars.items():
+            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
+        self.count += 1 if log_vars else 0
+        self.time_sum += trainer.iter_time
+        self.data_time_sum += trainer.data_time
+        it = trainer.iter
+        done = max(it - self.start_iter, 1)
+        eta = (time.perf_counter() - self.start_time) / done * (trainer.max_iters - it)
+        if self.display is not None and self.display.tty and log_vars \
+                and time.time() - self.display.last_draw >= 0.2:
+            self.display.update(it, eta, float(log_vars["loss"]), trainer.current_lr())
+        if not (_every(it, self.interval) or it == trainer.max_iters):
+            return
+        keys = sorted(self.sums)
+        if self.count and keys:
+            stacked = torch.stack([self.sums[k].detach().float() / self.count for k in keys])
+            values = dist.all_reduce_mean(stacked).tolist()
+        else:
+            values = []
+        steps = max(it - getattr(self, "_last_logged", self.start_iter), 1)
+        record = {"mode": "train", "iter": it, "epoch": trainer.epoch, "lr": trainer.current_lr()}
+        record.update({k: float(v) for k, v in zip(keys, values)})
+        record.update({"time": self.time_sum / steps, "data_time": self.data_time_sum / steps,
+                       "eta_s": float(eta), "num_skipped": int(trainer.total_skipped())})
+        if torch.cuda.is_available() and trainer.device.type == "cuda":
+            record["memory_mb"] = int(torch.cuda.max_memory_allocated(trainer.device) / 2 ** 20)
+        self._last_logged = it
+        self.sums, self.count, self.time_sum, self.data_time_sum = {}, 0, 0.0, 0.0
+        if self.writer is not None:
+            self.writer.write(record)
+        text = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()
+                        if k not in ("mode", "iter", "epoch", "eta_s", "time", "data_time", "num_skipped"))
+        if self.display is not None:
+            self.display.line(f"iter {it}/{trainer.max_iters} epoch {trainer.epoch} {text} "
+                              f"time {record['time']:.3f}s data {record['data_time']:.3f}s "
+                              f"eta {format_seconds(eta)} skipped {record['num_skipped']}")
+
+    def after_val(self, trainer, results: dict[str, float]) -> None:
+        record = {"mode": "val", "iter": trainer.iter, "epoch": trainer.epoch}
+        record.update({k: v for k, v in results.items() if isinstance(v, (int, float))})
+        if self.writer is not None:
+            self.writer.write(record)
+        text = " ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
+        trainer.logger.info("validation at iter %d: %s", trainer.iter, text)
+
+    def after_train(self, trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+@HOOKS.register_module()
+class EvalHook(Hook):
+    """Validate every ``interval`` iterations and at the end; keep ``best.pth``.
+
+    Args:
+        interval: iterations between validations (0: only at the end).
+        save_best: result key that selects ``best.pth`` (``'auto'``: the first metric's
+            ``primary_key``; ``None``: no best checkpoint).
+        rule: ``'less'`` or ``'greater'`` is better (``None``: from the metric for ``'auto'``,
+            else ``'less'`` for keys containing ``err``/``loss`` and ``'greater'`` otherwise).
+    """
+    priority = 50
+
+    def __init__(self, interval: int = 1000, save_best: str | None = "auto", rule: str | None = None) -> None:
+        if rule not in (None, "less", "greater"):
+            raise ValueError(f"EvalHook.rule must be 'less' or 'greater', got {rule!r}")
+        self.interval, self.save_best, self.rule = int(interval), save_best, rule
+
+    def before_train(self, trainer) -> None:
+        if self.save_best == "auto":
+            from .inference import primary_metric
+            key, rule = primary_metric(trainer.metrics)
+            self.save_best, self.rule = key, self.rule or rule
+        if self.save_best and self.rule is None:
+            self.rule = "less" if ("err" in self.save_best or "loss" in self.save_best) else "greater"
+
+    def after_iter(self, trainer, log_vars) -> None:
+        it = trainer.iter
+        if not (_every(it, self.interval) or it == trainer.max_iters):
+            return
+        results = trainer.validate()
+        if not self.save_best:
+            return
+        if self.save_best not in results:
+            raise KeyError(f"save_best='{self.save_best}' is not among the validation results "
+                           f"({', '.join(sorted(results))})")
+        value = float(results[self.save_best])
+        best = trainer.best_score
+        better = best is None or (value < best if self.rule == "less" else value > best)
+        if better and math.isfinite(value):
+            trainer.best_score = value
+            trainer.best_iter = it
+            trainer.save_checkpoint("best.pth", update_pointer=False)
+            trainer.logger.info("new best %s %.4f at iter %d -> best.pth", self.save_best, value, it)
+
+
+@HOOKS.register_module()
+class CheckpointHook(Hook):
+    """``iter_<N>.pth`` every ``interval`` iterations (the last ``keep_last`` kept) and
+    ``final.pth`` at the end."""
+    priority = 90
+
+    def __init__(self, interval: int = 1000, keep_last: int | None = 3) -> None:
+        self.interval, self.keep_last = int(interval), keep_last
+
+    def after_iter(self, trainer, log_vars) -> None:
+        if _every(trainer.iter, self.interval) and trainer.iter < trainer.max_iters:
+            trainer.save_checkpoint(f"iter_{trainer.iter}.pth", keep_last=self.keep_last)
+
+    def after_train(self, trainer) -> None:
+        trainer.save_checkpoint("final.pth")
+
+
+def build_hooks(cfgs: list) -> list[Hook]:
+    hooks = [HOOKS.build(c) if isinstance(c, dict) else c for c in cfgs]
+    return sorted(hooks, key=lambda h: getattr(h, "priority", 50))

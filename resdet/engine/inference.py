@@ -1,0 +1,121 @@
+"""``run_inference``: eval mode over a loader, feeding every batch to the metrics.
+
+Used by the validation hook and by ``tools/eval.py``. All ranks run it over their shard
+(``InferenceSampler``); each metric's ``compute`` gathers over ranks, so every rank returns
+the same numbers.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..data.loader import batch_len, move_to_device
+from .amp import autocast_context
+
+logger = logging.getLogger("resdet")
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside DDP / DataParallel wrappers."""
+    return model.module if hasattr(model, "module") and isinstance(
+        model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
+
+
+def _as_list(metrics: Any) -> list:
+    if metrics is None:
+        return []
+    return list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+
+
+@torch.no_grad()
+def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch.device | str | None = None,
+                  amp: str | None = None, channels_last: bool = False,
+                  log_interval: int = 0) -> dict[str, float]:
+    """Evaluate ``model`` on ``dataloader`` with ``metrics``.
+
+    Args:
+        model: called as ``model(inputs, targets)`` in eval mode (a classifier returns
+            ``N x C`` logits; a detector one dict per image, mapped to original coordinates
+            by the meta in ``targets``).
+        dataloader: yields collate dicts ``{'inputs', 'targets', 'num_skipped'}``.
+        metrics: one metric or a list (``bind`` already called); ``reset`` / ``process`` /
+            ``compute`` are called here.
+        device: where to run (default: the model's device).
+        amp: ``None`` | ``'bf16'`` | ``'fp16'`` autocast for the forward pass.
+        channels_last: feed 4-d image batches in channels-last memory format.
+        log_interval: log progress every this many batches (0: never).
+    Returns:
+        the merged ``compute()`` results of all metrics, plus ``num_skipped`` (this rank's
+        dropped samples) and ``num_images`` (this rank's evaluated images).
+    """
+    model = unwrap_model(model)
+    if device is None:
+        param = next(iter(model.parameters()), None)
+        device = param.device if param is not None else torch.device("cpu")
+    device = torch.device(device)
+    metric_list = _as_list(metrics)
+    for metric in metric_list:
+        metric.reset()
+    was_training = model.training
+    model.eval()
+    num_skipped = num_images = 0
+    start = time.perf_counter()
+    try:
+        for index, batch in enumerate(dataloader):
+            num_skipped += int(batch.get("num_skipped", 0))
+            count = batch_len(batch["inputs"])
+            if count == 0:
+                continue
+            num_images += count
+            inputs = move_to_device(batch["inputs"], device)
+            if channels_last and isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            targets_on_device = move_to_device(batch["targets"], device)
+            with autocast_context(device, amp):
+                outputs = model(inputs, targets_on_device)
+            for metric in metric_list:
+                metric.process(outputs, batch["targets"])
+            if log_interval and (index + 1) % log_interval == 0:
+                logger.info("inference: %d batches, %d images, %.3f s/batch", index + 1, num_images,
+                            (time.perf_counter() - start) / (index + 1))
+    finally:
+        model.train(was_training)
+    if num_skipped:
+        logger.warning("inference skipped %d unreadable samples on this rank", num_skipped)
+    results: dict[str, float] = {}
+    for metric in metric_list:
+        computed = metric.compute()
+        clash = set(computed) & set(results)
+        if clash:
+            raise KeyError(f"metrics {type(metric).__name__} reports keys {sorted(clash)} that an "
+                           "earlier metric already reported; give them distinct prefixes")
+        results.update(computed)
+    results["num_skipped"] = num_skipped
+    results["num_images"] = num_images
+    return results
+
+
+def build_metrics(cfg: Any, dataset: Any = None) -> list:
+    """Build (``METRICS``) and bind the ``val_evaluator`` config (one dict or a list)."""
+    from ..registry import METRICS
+    metrics = []
+    for item in _as_list(cfg):
+        metric = METRICS.build(item) if isinstance(item, dict) else item
+        if dataset is not None and hasattr(metric, "bind"):
+            metric.bind(dataset)
+        metrics.append(metric)
+    return metrics
+
+
+def primary_metric(metrics: Sequence[Any]) -> tuple[str | None, str]:
+    """``(key, rule)`` of the first metric's headline number (``rule``: 'less' | 'greater')."""
+    for metric in metrics:
+        key = getattr(metric, "primary_key", "")
+        if key:
+            return key, "greater" if getattr(metric, "higher_is_better", True) else "less"
+    return None, "less"
+

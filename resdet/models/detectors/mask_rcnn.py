@@ -1,0 +1,97 @@
+"""Mask R-CNN: Faster R-CNN whose RoI heads (``MaskRoIHeads``) also predict instance masks.
+
+The detector adds two things to ``FasterRCNN``: ground-truth bitmaps are never resized --
+when the preprocessor resizes the images, each target carries ``mask_scale`` and the mask
+targets are cropped from the bitmaps at their own resolution; and at inference the
+``M x M`` mask probabilities are pasted (``resdet.structures.mask_ops.paste_masks``) only
+after the boxes reached their final coordinates, so every mask is resampled once, directly
+into the original image.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import Tensor
+
+from ...registry import MODELS
+from ...structures.boxes import scale_boxes
+from ...structures.mask_ops import PASTE_MODES, paste_masks
+from .test_time import predict_with_tta
+from .two_stage import META_KEYS, FasterRCNN
+
+
+def _as_pair(value) -> tuple[float, float]:
+    if isinstance(value, Tensor):
+        value = value.flatten().tolist()
+    if isinstance(value, (int, float)):
+        return float(value), float(value)
+    return float(value[0]), float(value[-1])
+
+
+@MODELS.register_module()
+class MaskRCNN(FasterRCNN):
+    """Faster R-CNN + mask branch (He et al. 2017), C4 or FPN layout.
+
+    Args:
+        mask_thresh: a pasted pixel belongs to the instance when its probability is above this.
+        paste_mode: ``'continuous'`` (half-pixel exact) or ``'torchvision'`` (torchvision's
+            integer-box pasting, for its converted weights); see ``mask_ops``.
+        other arguments: see ``FasterRCNN``; ``roi_heads`` must be a ``MaskRoIHeads``.
+
+    ``forward``: training losses add ``loss_mask``; eval detections add ``masks``
+    (``K x H x W`` bool) in the original image size when ``targets`` carry meta
+    (``orig_size``, ``scale_factor``, ``flip``, ``img_shape``), else in each input's size.
+    """
+
+    def __init__(self, *args, mask_thresh: float = 0.5, paste_mode: str = "continuous", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not hasattr(self.roi_heads, "predict_mask_probs"):
+            raise TypeError(f"MaskRCNN needs roi_heads of type MaskRoIHeads, got {type(self.roi_heads).__name__}")
+        if paste_mode not in PASTE_MODES:
+            raise ValueError(f"MaskRCNN paste_mode {paste_mode!r} unknown; allowed values: {', '.join(PASTE_MODES)}")
+        self.mask_thresh, self.paste_mode = float(mask_thresh), paste_mode
+
+    def _resize_targets(self, targets: list[dict], factors: list[tuple[float, float]]) -> list[dict]:
+        out = super()._resize_targets(targets, factors)
+        for target, (w_scale, h_scale) in zip(out, factors):
+            target["mask_scale"] = (1.0 / w_scale, 1.0 / h_scale)
+        return out
+
+    def forward(self, inputs: Sequence[Tensor] | Tensor, targets: list[dict] | None = None):
+        if self.training:
+            return super().forward(inputs, targets)
+        if self.test_cfg.get("flip") or self.test_cfg.get("scales") or self.test_cfg.get("refine_boxes"):
+            detections = predict_with_tta(self, inputs, flip=bool(self.test_cfg.get("flip")),
+                                          scales=self.test_cfg.get("scales"),
+                                          refine_boxes=bool(self.test_cfg.get("refine_boxes")))
+            self._masks_for_boxes(inputs, detections)
+        else:
+            detections = self.predict(inputs)
+        detections = self.to_original(detections, targets)
+        return self.paste(detections, inputs, targets)
+
+    def _masks_for_boxes(self, inputs: Sequence[Tensor], detections: list[dict]) -> None:
+        """Mask probabilities for detections in input coordinates (test-time augmentation
+        averages the boxes; the masks come from the plain, unflipped view)."""
+        batch, sizes, factors = self.preprocessor(inputs)
+        features = self.extract_features(batch)
+        boxes = [scale_boxes(d["boxes"], f[0], f[1]) for d, f in zip(detections, factors)]
+        probs = self.roi_heads.predict_mask_probs(features, boxes, [d["labels"] for d in detections], sizes)
+        for det, mask_probs in zip(detections, probs):
+            det["mask_probs"] = mask_probs
+
+    def paste(self, detections: list[dict], inputs: Sequence[Tensor], targets: list[dict] | None) -> list[dict]:
+        """Replace each detection's ``mask_probs`` by ``masks`` pasted at its boxes."""
+        for index, det in enumerate(detections):
+            probs = det.pop("mask_probs")
+            meta = targets[index] if targets is not None else {}
+            if any(k in meta for k in META_KEYS) and meta.get("orig_size") is not None:
+                height, width = (int(round(v)) for v in _as_pair(meta["orig_size"]))
+                flip = meta.get("flip", False)
+                if bool(flip.item() if isinstance(flip, Tensor) else flip):
+                    probs = probs.flip(-1)  # the boxes were mirrored back by to_original
+            else:
+                height, width = int(inputs[index].shape[-2]), int(inputs[index].shape[-1])
+            det["masks"] = paste_masks(probs, det["boxes"], height, width, threshold=self.mask_thresh,
+                                       mode=self.paste_mode)
+        return detections

@@ -1,0 +1,134 @@
+"""Mask R-CNN RoI heads: the Fast R-CNN box branch of ``StandardRoIHeads`` plus a mask branch.
+
+Training: the box branch samples RoIs as usual; the mask branch predicts masks on the
+*positive* RoIs only, and its targets are the matched ground-truth bitmaps cropped to each
+RoI with RoIAlign (``crop_masks_to_boxes``, all RoIs of an image in one call). The loss is
+the per-pixel binary cross-entropy of the ground-truth class's mask only.
+
+Inference: masks are predicted on the final detections (after NMS) and returned as
+``mask_probs`` (``K x M x M`` sigmoid of the predicted class's logits); the detector pastes
+them into the image once the boxes are in their final coordinates.
+
+C4 layout (``mask_pooler=None``): the mask head reads the conv5 output of the box head's
+``res5`` (RoIAlign 14x14 on C4 -> res5 -> 7x7), shared with the box branch in training,
+recomputed on the detected boxes at inference. FPN layout: a separate ``mask_pooler``
+(RoIAlign 14x14, level-assigned).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ...registry import MODELS
+from ...structures.mask_ops import crop_masks_to_boxes
+from .mask_head import mask_loss
+from .roi_heads import StandardRoIHeads
+
+
+@MODELS.register_module()
+class MaskRoIHeads(StandardRoIHeads):
+    """Box branch (see ``StandardRoIHeads``, whose arguments all apply) plus mask branch.
+
+    Args:
+        mask_head: ``MaskHead`` config (its ``num_classes`` is filled in).
+        mask_pooler: ``RoIPooler`` config for the mask features (FPN: 14x14 on P2-P5);
+            ``None`` shares the C4 box head's conv5 features (the box head must have ``res5``).
+        **box_kwargs: the ``StandardRoIHeads`` arguments.
+
+    ``forward(features, proposals, image_sizes, targets=None)``: in training the box losses
+    plus ``loss_mask`` (targets need ``masks``: uint8 ``N x H x W`` aligned with ``boxes``,
+    and optionally ``mask_scale`` = (x, y) factors from model to bitmap coordinates); in
+    eval detections with ``boxes``, ``scores``, ``labels`` and ``mask_probs`` (``K x M x M``).
+    """
+
+    def __init__(self, mask_head: dict | nn.Module, mask_pooler: dict | nn.Module | None = None,
+                 **box_kwargs) -> None:
+        super().__init__(**box_kwargs)
+        if isinstance(mask_head, dict):
+            mask_head = dict(mask_head)
+            mask_head.setdefault("num_classes", self.num_classes)
+        self.mask_head = MODELS.build(mask_head)
+        if not self.mask_head.class_agnostic and self.mask_head.num_classes != self.num_classes:
+            raise ValueError(f"MaskRoIHeads num_classes={self.num_classes} but mask_head has "
+                             f"num_classes={self.mask_head.num_classes}")
+        self.mask_pooler = MODELS.build(mask_pooler) if mask_pooler is not None else None
+        if self.mask_pooler is None and not hasattr(self.box_head, "res5"):
+            raise ValueError(f"MaskRoIHeads with mask_pooler=None shares the C4 box head's conv5 "
+                             f"features, but box_head {type(self.box_head).__name__} has no 'res5'; "
+                             "give a mask_pooler (e.g. RoIPooler 14x14 for FPN)")
+
+    def _mask_features(self, features: dict[str, Tensor], boxes: list[Tensor],
+                       image_sizes: Sequence[Sequence[int]]) -> Tensor:
+        """``(sum K_i) x C x S x S`` mask-head inputs for ``boxes`` (rows in image order)."""
+        if self.mask_pooler is not None:
+            return self.mask_pooler(features, boxes, image_sizes)
+        return self.box_head.res5(self.box_pooler(features, boxes, image_sizes))
+
+    def predict_mask_probs(self, features: dict[str, Tensor], boxes: list[Tensor], labels: list[Tensor],
+                           image_sizes: Sequence[Sequence[int]]) -> list[Tensor]:
+        """Per image ``K_i x M x M`` mask probabilities of the given boxes' classes."""
+        counts = [len(b) for b in boxes]
+        if sum(counts) == 0:
+            size = self._mask_size()
+            return [b.new_zeros((0, size, size)) for b in boxes]
+        logits = self.mask_head(self._mask_features(features, boxes, image_sizes))
+        probs = self.mask_head.select(logits, torch.cat(labels)).sigmoid()
+        return list(probs.split(counts))
+
+    def _mask_size(self) -> int:
+        """Side ``M`` of the predicted masks: the deconv doubles the pooled size (C4: res5
+        halves the box pooler's 14 first)."""
+        if self.mask_pooler is not None:
+            return 2 * self.mask_pooler.output_size
+        return self.box_pooler.output_size
+
+    def mask_losses(self, mask_features: Tensor, samples: list[dict], targets: list[dict]) -> Tensor:
+        """BCE of each positive RoI's ground-truth-class mask against its cropped target."""
+        labels = torch.cat([s["labels"][:s["num_pos"]] for s in samples])
+        logits = self.mask_head.select(self.mask_head(mask_features), labels)
+        size = logits.shape[-1]
+        crops = []
+        for index, (sample, target) in enumerate(zip(samples, targets)):
+            masks = target.get("masks")
+            if not isinstance(masks, Tensor) or masks.dim() != 3:
+                raise KeyError(f"Mask R-CNN training needs target 'masks' as an N x H x W tensor for "
+                               f"every image; image {target.get('img_id', index)!r} has "
+                               f"{type(masks).__name__} (load the dataset with with_masks=True)")
+            if len(masks) != len(target["boxes"]):
+                raise ValueError(f"image {target.get('img_id', index)!r}: {len(masks)} masks for "
+                                 f"{len(target['boxes'])} boxes")
+            num_pos = sample["num_pos"]
+            crops.append(crop_masks_to_boxes(masks, sample["boxes"][:num_pos], sample["matched_idxs"][:num_pos],
+                                             size=size, box_scale=tuple(target.get("mask_scale", (1.0, 1.0)))))
+        return mask_loss(logits, torch.cat(crops).to(logits.device))
+
+    def forward(self, features: dict[str, Tensor], proposals: list[Tensor],
+                image_sizes: Sequence[Sequence[int]], targets: list[dict] | None = None
+                ) -> tuple[list[dict], dict[str, Tensor]]:
+        if not self.training:
+            detections, _ = super().forward(features, proposals, image_sizes)
+            probs = self.predict_mask_probs(features, [d["boxes"] for d in detections],
+                                            [d["labels"] for d in detections], image_sizes)
+            for det, mask_probs in zip(detections, probs):
+                det["mask_probs"] = mask_probs
+            return detections, {}
+        if targets is None:
+            raise ValueError("RoI heads in training mode need targets (boxes, labels, masks)")
+        samples = self.sample_proposals(proposals, targets)
+        pooled = self.box_pooler(features, [s["boxes"] for s in samples], image_sizes)
+        if self.mask_pooler is None:  # C4: one conv5 pass for the box and the mask branch
+            conv5 = self.box_head.res5(pooled)
+            class_logits, deltas = self.box_predictor(conv5.mean(dim=(2, 3)))
+            offsets = [0] + [len(s["boxes"]) for s in samples][:-1]
+            starts = torch.tensor(offsets, device=conv5.device).cumsum(0)
+            positive = torch.cat([start + torch.arange(s["num_pos"], device=conv5.device)
+                                  for start, s in zip(starts, samples)])
+            mask_features = conv5[positive]
+        else:
+            class_logits, deltas = self.box_predictor(self.box_head(pooled))
+            mask_features = self.mask_pooler(features, [s["boxes"][:s["num_pos"]] for s in samples], image_sizes)
+        losses = self.box_losses(class_logits, deltas, samples)
+        losses["loss_mask"] = self.mask_losses(mask_features, samples, targets)
+        return [], losses

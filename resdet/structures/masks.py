@@ -1,0 +1,158 @@
+"""Instance masks in their three forms: polygons, COCO RLE and bitmaps.
+
+Polygons (the COCO ``segmentation`` list form) are kept through the geometric
+transforms -- scaling and flipping a few vertices is far cheaper than resizing
+``N x H x W`` bitmaps -- and rasterised once, at the end of the pipeline, with
+pycocotools. Crowd regions and other RLE annotations are decoded to bitmaps at load.
+
+A sample's ``masks`` is therefore either
+  * ``PolygonMasks``: one list of flat ``float32`` vertex arrays ``[x0, y0, x1, y1, ...]``
+    per instance, in absolute pixel coordinates, or
+  * ``np.ndarray`` of shape ``N x H x W`` (uint8 0/1).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pycocotools.mask as mask_utils
+
+
+class PolygonMasks:
+    """Polygons of ``N`` instances: ``polygons[i]`` is a list of flat float32 arrays
+    (each ``[x0, y0, x1, y1, ...]``, at least 3 vertices) in absolute pixel coordinates."""
+
+    def __init__(self, polygons: Sequence[Sequence[Any]]) -> None:
+        self.polygons = [[np.asarray(p, dtype=np.float32).reshape(-1) for p in inst]
+                         for inst in polygons]
+
+    def __len__(self) -> int:
+        return len(self.polygons)
+
+    def __getitem__(self, index) -> "PolygonMasks":
+        """Select instances by a boolean mask, an index array or a slice."""
+        if isinstance(index, slice):
+            return PolygonMasks(self.polygons[index])
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.nonzero(index)[0]
+        return PolygonMasks([self.polygons[int(i)] for i in index.reshape(-1)])
+
+    def scale(self, w_scale: float, h_scale: float) -> "PolygonMasks":
+        factors = np.array([w_scale, h_scale], dtype=np.float32)
+        return PolygonMasks([[(p.reshape(-1, 2) * factors).reshape(-1) for p in inst]
+                             for inst in self.polygons])
+
+    def flip_horizontal(self, width: float) -> "PolygonMasks":
+        out = []
+        for inst in self.polygons:
+            flipped = []
+            for p in inst:
+                q = p.copy()
+                q[0::2] = width - q[0::2]
+                flipped.append(q)
+            out.append(flipped)
+        return PolygonMasks(out)
+
+    def to_bitmap(self, height: int, width: int) -> np.ndarray:
+        """``N x height x width`` uint8 masks (0/1)."""
+        return polygons_to_bitmaps(self.polygons, height, width)
+
+    def __repr__(self) -> str:
+        return f"PolygonMasks(num_instances={len(self)})"
+
+
+def _valid_polygons(polygons: Sequence[np.ndarray]) -> list[list[float]]:
+    return [np.asarray(p, dtype=np.float64).reshape(-1).tolist() for p in polygons
+            if np.asarray(p).size >= 6]
+
+
+def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int) -> dict:
+    """One instance's polygons -> one (merged) compressed RLE."""
+    polys = _valid_polygons(polygons)
+    if not polys:
+        return mask_utils.encode(np.zeros((height, width, 1), dtype=np.uint8, order="F"))[0]
+    rles = mask_utils.frPyObjects(polys, height, width)
+    return mask_utils.merge(rles)
+
+
+def polygons_to_bitmaps(instances: Sequence[Sequence[Sequence[float]]], height: int,
+                        width: int) -> np.ndarray:
+    """Polygons of ``N`` instances -> ``N x height x width`` uint8 bitmaps."""
+    if len(instances) == 0:
+        return np.zeros((0, height, width), dtype=np.uint8)
+    rles = [polygons_to_rle(inst, height, width) for inst in instances]
+    return rles_to_bitmaps(rles, height, width)
+
+
+def segmentation_to_rle(segmentation: Any, height: int, width: int) -> dict:
+    """A COCO ``segmentation`` (polygon list, uncompressed RLE with a ``counts`` list,
+    or compressed RLE) -> a compressed RLE of an ``height x width`` image."""
+    if isinstance(segmentation, list):
+        return polygons_to_rle(segmentation, height, width)
+    if isinstance(segmentation, dict) and "counts" in segmentation:
+        if isinstance(segmentation["counts"], list):  # uncompressed RLE (crowd regions)
+            return mask_utils.frPyObjects(segmentation, height, width)
+        rle = dict(segmentation)
+        if isinstance(rle["counts"], str):
+            rle["counts"] = rle["counts"].encode("ascii")
+        return rle
+    raise ValueError(f"unsupported segmentation of type {type(segmentation).__name__}; expected a "
+                     "list of polygons or an RLE dict with 'counts' and 'size'")
+
+
+def rles_to_bitmaps(rles: Sequence[dict], height: int, width: int) -> np.ndarray:
+    """Compressed RLEs -> ``N x height x width`` uint8."""
+    if len(rles) == 0:
+        return np.zeros((0, height, width), dtype=np.uint8)
+    decoded = mask_utils.decode(list(rles))  # H x W x N, Fortran order
+    return np.ascontiguousarray(decoded.transpose(2, 0, 1)).astype(np.uint8, copy=False)
+
+
+def bitmaps_to_rles(masks: np.ndarray) -> list[dict]:
+    """``N x H x W`` bitmaps (any dtype, nonzero = inside) -> compressed RLEs whose
+    ``counts`` are ``str`` (JSON-serialisable, the COCO results format)."""
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"expected N x H x W masks, got shape {masks.shape}")
+    if masks.shape[0] == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("ascii")
+    return rles
+
+
+def masks_to_bitmaps(masks: Any, height: int, width: int) -> np.ndarray:
+    """Either form of a sample's ``masks`` -> ``N x height x width`` uint8."""
+    if isinstance(masks, PolygonMasks):
+        return masks.to_bitmap(height, width)
+    arr = np.asarray(masks)
+    if arr.ndim != 3:
+        raise ValueError(f"expected PolygonMasks or N x H x W masks, got shape {arr.shape}")
+    return arr.astype(np.uint8, copy=False)
+
+
+def bitmap_area(masks: np.ndarray) -> np.ndarray:
+    """Pixel count of each of ``N x H x W`` masks -> float32 ``N``."""
+    return np.asarray(masks).reshape(len(masks), -1).astype(bool).sum(1).astype(np.float32)
+
+
+def bitmaps_to_boxes(masks: np.ndarray) -> np.ndarray:
+    """Tight xyxy boxes (continuous, pixel edges) of ``N x H x W`` masks -> float32 ``N x 4``;
+    an empty mask gives an all-zero box."""
+    masks = np.asarray(masks).astype(bool)
+    n = len(masks)
+    boxes = np.zeros((n, 4), dtype=np.float32)
+    if n == 0:
+        return boxes
+    rows, cols = masks.any(2), masks.any(1)  # N x H, N x W
+    nonempty = rows.any(1)
+    h, w = masks.shape[1:]
+    y1 = rows.argmax(1)
+    y2 = h - rows[:, ::-1].argmax(1)
+    x1 = cols.argmax(1)
+    x2 = w - cols[:, ::-1].argmax(1)
+    boxes[:] = np.stack([x1, y1, x2, y2], 1)
+    boxes[~nonempty] = 0
+    return boxes

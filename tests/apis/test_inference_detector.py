@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+import torch
+
+from resdet.apis import inference_detector
+from resdet.registry import MODELS
+from resdet.utils.config import load_config
+
+
+@pytest.fixture(scope="module")
+def detector():
+    cfg = load_config("shapes_frcnn")
+    model_cfg = cfg.model.to_dict()
+    model_cfg["init_cfg"] = None
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg).eval()
+    model.roi_heads.score_thresh = 0.0  # an untrained model: keep every detection
+    model.cfg = cfg
+    return model
+
+
+def test_inputs_agree_and_boxes_are_in_original_pixels(detector):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (120, 200, 3), dtype=np.uint8)
+    from_array = inference_detector(detector, img)
+    from_tensor = inference_detector(detector, torch.from_numpy(img).permute(2, 0, 1))
+    from_float = inference_detector(detector, torch.from_numpy(img).permute(2, 0, 1).float() / 255.0)
+    assert set(from_array) >= {"boxes", "scores", "labels"}
+    assert len(from_array["boxes"]) > 0
+    assert torch.allclose(from_array["boxes"], from_tensor["boxes"])
+    assert torch.allclose(from_array["scores"], from_float["scores"], atol=1e-4)
+    # the test pipeline resizes to 256 px; boxes come back in the 120 x 200 original
+    assert from_array["boxes"][:, 2].max() <= 200 + 1e-3 and from_array["boxes"][:, 3].max() <= 120 + 1e-3
+    batch = inference_detector(detector, [img, img[:, ::-1].copy()])
+    assert isinstance(batch, list) and len(batch) == 2
+
+
+def test_bad_input_is_named(detector):
+    with pytest.raises(ValueError, match="image 0"):
+        inference_detector(detector, [np.zeros((5, 5), dtype=np.uint8)])

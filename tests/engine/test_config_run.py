@@ -1,0 +1,83 @@
+"""A run built from a config (CONTRACTS.md schema) with the real classifier, metric and
+warm-up rule; progress display; run_inference on its own."""
+import io
+import json
+import os
+
+import torch
+from mmengine.config import Config
+
+from engine_tiny import EngineTinyDataset, single_thread  # noqa: F401 (autouse fixture)
+from resdet.engine import Trainer, run_inference
+from resdet.engine.inference import build_metrics
+from resdet.engine.logger import ProgressDisplay, setup_logger
+from resdet.data.loader import build_dataloader
+
+
+def _config(work_dir):
+    data = dict(type="EngineTinyDataset", num=16, size=8, num_classes=10)
+    return Config(dict(
+        model=dict(type="ImageClassifier", num_classes=10,
+                   backbone=dict(type="CifarResNet", depth=8)),
+        train_dataloader=dict(batch_size=4, num_workers=0, dataset=data, collate="cls_collate"),
+        val_dataloader=dict(batch_size=8, num_workers=0, collate="cls_collate",
+                            dataset=dict(data, augment=False, seed=1)),
+        val_evaluator=dict(type="TopKError", topk=(1, 5)),
+        optimizer=dict(type="SGD", lr=0.1, momentum=0.9, weight_decay=1e-4, norm_bias_decay=False),
+        param_scheduler=[dict(type="WarmupUntilLR", warmup_lr=0.01, threshold=0.8, window=2)],
+        train_cfg=dict(max_iters=4, val_interval=2, checkpoint_interval=2, log_interval=1, seed=0),
+        work_dir=work_dir))
+
+
+def test_from_config_trains_validates_and_saves_config(tmp_path):
+    cfg = _config(str(tmp_path / "run"))
+    result = Trainer.from_config(cfg).train()
+    assert set(result) >= {"top1_err", "top5_err", "checkpoint", "iter"} and result["iter"] == 4
+    assert 0.0 <= result["top1_err"] <= 1.0 and result["top5_err"] <= result["top1_err"]
+    work = tmp_path / "run"
+    assert "CifarResNet" in (work / "config.py").read_text()
+    env = json.loads((work / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+    records = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["mode"] == "train"]
+    assert [r["iter"] for r in train] == [1, 2, 3, 4]
+    # random 10-class labels: training error stays above 0.8, so the warm-up rate stays on
+    assert all(r["lr"] == 0.01 for r in train if r["train_err"] > 0.8)
+    val = [r for r in records if r["mode"] == "val"]
+    assert [r["iter"] for r in val] == [2, 4] and "top1_err" in val[0]
+    # best.pth chosen by the metric's primary key (top1_err, lower is better)
+    best = torch.load(work / "best.pth", weights_only=True)
+    assert best["meta"]["best_score"] == min(r["top1_err"] for r in val)
+
+
+def test_run_inference_matches_manual_evaluation(tmp_path):
+    cfg = _config(str(tmp_path / "run"))
+    torch.manual_seed(0)
+    from resdet.registry import MODELS
+    model = MODELS.build(cfg.model.to_dict()).eval()
+    loader = build_dataloader(cfg.val_dataloader.to_dict(), training=False, rank=0, world_size=1)
+    metrics = build_metrics(cfg.val_evaluator.to_dict(), loader.raw_dataset)
+    results = run_inference(model, loader, metrics, "cpu")
+    data = EngineTinyDataset(num=16, size=8, num_classes=10, augment=False, seed=1)
+    images = torch.from_numpy(data.images).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        predicted = model(images).argmax(1)
+    expected = float((predicted != torch.from_numpy(data.labels)).float().mean())
+    assert abs(results["top1_err"] - expected) < 1e-9 and results["num_images"] == 16
+    assert model.training is False
+
+
+def test_progress_bar_on_tty_and_plain_lines_otherwise(tmp_path):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+    logger = setup_logger(None)
+    tty = Tty()
+    bar = ProgressDisplay(100, logger, stream=tty)
+    bar.update(25, eta_s=75, loss=1.5, lr=0.1)
+    assert "25/100" in tty.getvalue() and "eta 0:01:15" in tty.getvalue() and "loss 1.5000" in tty.getvalue()
+    plain = io.StringIO()
+    bar = ProgressDisplay(100, logger, stream=plain)
+    bar.update(25, eta_s=75, loss=1.5, lr=0.1)
+    assert plain.getvalue() == ""  # no bar when not a TTY; log lines only
+    assert os.path.isdir(tmp_path)

@@ -1,0 +1,43 @@
+import importlib.util
+import os
+
+import cv2
+import numpy as np
+import torch
+
+from resdet.registry import MODELS
+from resdet.utils.config import load_config
+from resdet.utils.io import atomic_save
+
+
+def test_demo_writes_annotated_images(repo_root, shared_data, tmp_path, capsys):
+    cfg = load_config("shapes_frcnn")
+    model_cfg = cfg.model.to_dict()
+    model_cfg["init_cfg"] = None
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    ckpt = str(tmp_path / "det.pth")
+    atomic_save({"model": model.state_dict(), "meta": {"classes": ["a", "b", "c", "d", "e"]}}, ckpt)
+    images = [os.path.join(shared_data, "fruits_coco", "images", f"{i}.jpg") for i in (0, 1)]
+    spec = importlib.util.spec_from_file_location("demo_tool", os.path.join(repo_root, "tools/demo.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = str(tmp_path / "out")
+    assert tool.main(["configs/shapes_frcnn.py", ckpt, *images, "--out", out, "--score-thr", "0.0"]) == 0
+    written = sorted(os.listdir(out))
+    assert written == ["0.jpg", "1.jpg"]
+    drawn = cv2.imread(os.path.join(out, "0.jpg"))
+    assert drawn.shape == (600, 800, 3)
+    assert "drew detections on 2 image(s)" in capsys.readouterr().out
+
+
+def test_draw_detections_boxes_and_masks():
+    from resdet.visualization import draw_detections
+    img = np.zeros((50, 60, 3), dtype=np.uint8)
+    masks = np.zeros((2, 50, 60), dtype=np.uint8)
+    masks[0, 10:20, 10:20] = 1
+    out = draw_detections(img, np.array([[5, 5, 30, 30], [35, 10, 55, 40]]), np.array([0, 1]),
+                          np.array([0.9, 0.2]), masks=masks, class_names=["x", "y"], score_thr=0.5)
+    assert out.shape == img.shape and img.sum() == 0  # a copy is drawn on
+    assert out[15, 15].sum() > 0                      # translucent mask of the kept detection
+    assert out[25, 45].sum() == 0                     # the low-score detection is not drawn
