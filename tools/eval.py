@@ -44,6 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="VOC: continuous IoU instead of the devkit's +1 pixel arithmetic")
     parser.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
     parser.add_argument("--amp", default=None, choices=("bf16", "fp16"), help="autocast the forward pass")
+    parser.add_argument("--test-mode", default=None, choices=("center", "ten_crop", "multi_scale"),
+                        help="classifiers: the paper's test-time modes (default: the config's test_mode)")
     add_cfg_options_arg(parser)
     args = parser.parse_args(argv)
     file_mode = args.ann is not None or args.results is not None
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
             args.config, args.checkpoint, args.metric, cfg_options=args.cfg_options,
             device=args.device, results_file=args.out, backend=args.backend,
             voc_ap_method=args.voc_ap, voc_plus_one=not args.no_plus_one, amp=args.amp,
-            workers=args.workers)
+            workers=args.workers, test_mode=args.test_mode)
         report([m.format_table(results) for m in metrics], results, args.json_path)
         return 0
     except (ResultsError, CheckpointError, ValueError, KeyError, FileNotFoundError, ImportError) as err:

@@ -30,12 +30,14 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
                    cfg_options: dict | None = None, device: str | None = None,
                    results_file: str | None = None, backend: str = "auto",
                    voc_ap_method: str = "auto", voc_plus_one: bool = True,
-                   amp: str | None = None, workers: int = 1) -> tuple[list[Any], dict[str, float]]:
+                   amp: str | None = None, workers: int = 1,
+                   test_mode: str | None = None) -> tuple[list[Any], dict[str, float]]:
     """Run ``checkpoint`` on the config's test set; returns ``(metrics, results)``.
 
     ``metrics``: ``--metric`` strings; default: the config's ``test_evaluator`` /
     ``val_evaluator``. ``results_file``: the predictions in COCO results format (written by
-    the first detection metric, on rank 0).
+    the first detection metric, on rank 0). ``test_mode``: a classifier's test-time mode
+    (``center``, ``ten_crop``, ``multi_scale``); default: the config's ``test_mode``.
     """
     from resdet.apis.model import init_model
     from resdet.data.loader import build_dataloader
@@ -49,6 +51,12 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
         raise KeyError(f"config {config} has neither 'test_dataloader' nor 'val_dataloader'")
     device = device or _default_device()
     model = init_model(cfg, checkpoint, device=device)
+    if cfg.get("test_mode") is not None or test_mode is not None:
+        from resdet.models.classifiers.test_time import test_time_from_config
+        model, mode_loader_cfg = test_time_from_config(model, cfg, test_mode)
+        model.to(device).eval()
+        if mode_loader_cfg:
+            loader_cfg = mode_loader_cfg
     seed = int((cfg.get("train_cfg") or {}).get("seed", 0) or 0)
     loader_cfg = loader_cfg.to_dict() if hasattr(loader_cfg, "to_dict") else dict(loader_cfg)
     loader = build_dataloader(loader_cfg, training=False, seed=seed)

@@ -246,3 +246,43 @@ test_dataloader = dict(batch_size=2, num_workers=0, collate='det_collate',
     file_numbers = json.loads(out_json.read_text())
     for key in ("bbox_AP", "bbox_AP50", "bbox_AR100"):
         assert file_numbers[key] == pytest.approx(model_numbers[key], abs=1e-9)
+
+
+def test_model_mode_classifier_ten_crop(eval_tool, tmp_path, capsys):
+    """--test-mode wraps the classifier (10 crops + mirrors, softmax averaged) and the scores
+    equal the average computed by hand from the plain model's views."""
+    import torch
+    from resdet.apis.model import init_model
+    from resdet.data.loader import build_dataloader
+    from resdet.models.classifiers.test_time import ten_crop_views
+    from resdet.utils.config import load_config
+    from resdet.utils.io import atomic_save
+
+    cfg_path = _write_config(tmp_path, f"""
+model = dict(type='ImageClassifier', num_classes=5, mean=(128., 128., 128.), std=(64., 64., 64.),
+             backbone=dict(type='CifarResNet', depth=8, shortcut='A'), head=dict(type='LinearClsHead'))
+val_dataloader = dict(batch_size=8, num_workers=0, collate='cls_collate',
+                      dataset=dict(type='ShapesClsDataset', data_root={str(tmp_path / 'shapes')!r},
+                                   split='val', num_images=12, image_size=32))
+val_evaluator = dict(type='TopKError', topk=(1, 5))
+test_mode = dict(type='TenCropClassifier', crop_size=24)
+""")
+    torch.manual_seed(0)
+    model = init_model(cfg_path)
+    ckpt = str(tmp_path / "model.pth")
+    atomic_save({"model": model.state_dict()}, ckpt)
+    out_json = tmp_path / "m.json"
+    rc, _, err = _run(eval_tool, [cfg_path, ckpt, "--metric", "top1", "--json", str(out_json),
+                                  "--device", "cpu"], capsys)
+    assert rc == 0, err
+    numbers = json.loads(out_json.read_text())
+    loader = build_dataloader(dict(load_config(cfg_path).val_dataloader), training=False)
+    wrong = 0
+    with torch.no_grad():
+        for batch in loader:
+            views = ten_crop_views(batch["inputs"], 24, True)          # N x 10 x 3 x 24 x 24
+            n = views.shape[0]
+            probs = model(views.flatten(0, 1)).softmax(-1).view(n, 10, -1).mean(1)
+            wrong += (probs.argmax(1) != batch["targets"]["labels"]).sum().item()
+    assert numbers["topk_num_samples"] == 12
+    assert numbers["top1_err"] == pytest.approx(wrong / 12)
