@@ -3,6 +3,12 @@
 
     python tools/demo.py configs/shapes_frcnn.py work_dirs/shapes_frcnn/final.pth img1.jpg img2.jpg \
         --out demo_out --score-thr 0.5
+
+A localization model (configs/loc_*.py) draws all of its top-k class guesses, each with its
+class name, classifier score, rank and box, whatever --score-thr; --top-k K draws the K best
+predictions of either kind of model regardless of the threshold.
+
+    python tools/demo.py configs/loc_shapes.py work_dirs/loc_shapes/final.pth img.jpg --out demo_out
 """
 from __future__ import annotations
 
@@ -22,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("images", nargs="+", help="image files")
     parser.add_argument("--out", required=True, help="folder for the annotated copies")
     parser.add_argument("--score-thr", type=float, default=0.5, help="minimum score drawn (default 0.5)")
+    parser.add_argument("--top-k", type=int, default=None,
+                        help="draw the K highest-scoring predictions whatever --score-thr (default: all "
+                             "guesses of a localization model, --score-thr alone for detectors)")
     parser.add_argument("--device", default="cpu")
     add_cfg_options_arg(parser)
     return parser
@@ -40,9 +49,8 @@ def main(argv=None) -> int:
     model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=options)
     meta = safe_load(args.checkpoint).get("meta", {})
     names = meta.get("classes") if isinstance(meta, dict) else None
-    written = draw_and_save(model, args.images, args.out, score_thr=args.score_thr, class_names=names)
-    for path in written:
-        print(path)
+    written = draw_and_save(model, args.images, args.out, score_thr=args.score_thr, class_names=names,
+                            top_k=args.top_k, verbose=True)
     print(f"drew detections on {len(written)} image(s) in {args.out}/")
     return 0
 

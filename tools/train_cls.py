@@ -18,20 +18,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from resdet.utils.config import add_cfg_options_arg, parse_args_with_config  # noqa: E402
+from resdet.utils.config import build_train_parser, parse_args_with_config, resolve_work_dir  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="config file, or a name in configs/ (e.g. resnet20_cifar10)")
-    parser.add_argument("--work-dir", default=None,
-                        help="where checkpoints and logs go (default: the config's work_dir, else "
-                             "work_dirs/<config name>)")
-    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="PATH",
-                        help="resume from PATH, or without PATH from the newest readable checkpoint "
-                             "of the work dir")
-    add_cfg_options_arg(parser)
-    return parser
+    return build_train_parser(__doc__, "resnet20_cifar10")
 
 
 def main(argv=None) -> int:
@@ -40,8 +31,7 @@ def main(argv=None) -> int:
     from resdet.engine import Trainer
     from resdet.engine.dist import init_distributed, is_main_process
     init_distributed()
-    name = os.path.splitext(os.path.basename(args.config))[0]
-    work_dir = args.work_dir or cfg.get("work_dir") or os.path.join("work_dirs", name)
+    work_dir = resolve_work_dir(args, cfg)
     overrides = {}
     mean = resolve_pixel_mean(cfg, work_dir)
     if mean is not None:

@@ -91,22 +91,40 @@ def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] |
 
 
 def draw_and_save(model: nn.Module, image_paths: Sequence[str], out_dir: str, score_thr: float = 0.5,
-                  class_names: Sequence[str] | None = None, pipeline: Sequence[dict] | None = None) -> list[str]:
+                  class_names: Sequence[str] | None = None, pipeline: Sequence[dict] | None = None,
+                  top_k: int | None = None, verbose: bool = False) -> list[str]:
     """Detect objects in ``image_paths`` and write annotated copies (boxes, class names,
-    scores, translucent masks) to ``out_dir/<name>.jpg``; returns the written paths."""
+    scores, translucent masks) to ``out_dir/<name>.jpg``; returns the written paths.
+
+    ``top_k``: draw the ``top_k`` highest-scoring predictions whatever ``score_thr``, labels
+    prefixed by their rank. ``None``: a localizer's predictions (they carry ``class_boxes``:
+    ranked class guesses, one box each) are all drawn; a detector's are cut at ``score_thr``.
+    ``verbose``: print one line per image with what was drawn (``<out>: N drawn: ...``).
+    """
     import os
 
-    from ..visualization import draw_detections, save_image
+    from ..visualization import draw_detections, save_image, select_detections
     names = list(class_names) if class_names is not None else _class_names_of(model)
     written = []
     for path in image_paths:
         result = inference_detector(model, [path], pipeline=pipeline)[0]
+        k = len(result["labels"]) if top_k is None and "class_boxes" in result else top_k
         image = imread_rgb(path)
         drawn = draw_detections(image, result["boxes"], result["labels"], result["scores"],
-                                masks=result.get("masks"), class_names=names, score_thr=score_thr)
+                                masks=result.get("masks"), class_names=names, score_thr=score_thr, top_k=k)
         out = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".jpg")
         save_image(drawn, out)
         written.append(out)
+        if verbose:
+            shown = select_detections(result["scores"], len(result["boxes"]), score_thr=score_thr, top_k=k)
+            items = []
+            for i in shown[:10].tolist():
+                label = int(result["labels"][i])
+                name = names[label] if names is not None and 0 <= label < len(names) else str(label)
+                box = ", ".join(f"{v:.0f}" for v in result["boxes"][i].tolist())
+                items.append(f"{name} {float(result['scores'][i]):.3f} [{box}]")
+            more = f", ... ({len(shown) - 10} more)" if len(shown) > 10 else ""
+            print(f"{out}: {len(shown)} drawn" + (": " + "; ".join(items) + more if items else ""))
     return written
 
 

@@ -48,3 +48,24 @@ def parse_args_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] 
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     return args, cfg
+
+
+def build_train_parser(description: str, example_config: str) -> argparse.ArgumentParser:
+    """The arguments every training tool takes: CONFIG, --work-dir, --resume [PATH], --cfg-options."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help=f"config file, or a name in configs/ (e.g. {example_config})")
+    parser.add_argument("--work-dir", default=None,
+                        help="where checkpoints and logs go (default: the config's work_dir, else "
+                             "work_dirs/<config name>)")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="PATH",
+                        help="resume from PATH, or without PATH from the newest readable checkpoint "
+                             "of the work dir")
+    add_cfg_options_arg(parser)
+    return parser
+
+
+def resolve_work_dir(args: argparse.Namespace, cfg: Config) -> str:
+    """``--work-dir``, else the config's ``work_dir``, else ``work_dirs/<config name>``."""
+    name = os.path.splitext(os.path.basename(args.config))[0]
+    return args.work_dir or cfg.get("work_dir") or os.path.join("work_dirs", name)

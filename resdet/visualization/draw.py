@@ -23,10 +23,25 @@ def _to_numpy(x) -> np.ndarray | None:
     return np.asarray(x)
 
 
+def select_detections(scores, num: int, score_thr: float = 0.5, top_k: int | None = None) -> np.ndarray:
+    """Indices of the predictions to draw, highest score first: the ``top_k`` best whatever
+    their score when ``top_k`` is given, else those scoring at least ``score_thr`` (all ``num``
+    when ``scores`` is ``None``)."""
+    if scores is None:
+        return np.arange(num if top_k is None else min(num, int(top_k)))
+    scores = _to_numpy(scores).reshape(-1)
+    order = np.argsort(-scores, kind="stable")
+    if top_k is not None:
+        if top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {top_k}")
+        return order[:int(top_k)]
+    return order[scores[order] >= score_thr]
+
+
 def draw_detections(image: np.ndarray, boxes, labels, scores=None, masks=None,
                     class_names: Sequence[str] | None = None, score_thr: float = 0.5,
                     mask_alpha: float = 0.45, thickness: int | None = None,
-                    font_scale: float | None = None) -> np.ndarray:
+                    font_scale: float | None = None, top_k: int | None = None) -> np.ndarray:
     """Draw detections on a copy of ``image``.
 
     Args:
@@ -37,6 +52,8 @@ def draw_detections(image: np.ndarray, boxes, labels, scores=None, masks=None,
             blended in the class colour with opacity ``mask_alpha``.
         class_names: names indexed by label (default: the label number).
         score_thr: detections with a lower score are not drawn.
+        top_k: draw the ``top_k`` highest-scoring predictions whatever ``score_thr`` (ranked
+            guesses, e.g. a localizer's top-5 classes), each label prefixed by its rank.
 
     Returns the annotated ``H x W x 3`` uint8 RGB copy.
     """
@@ -46,7 +63,11 @@ def draw_detections(image: np.ndarray, boxes, labels, scores=None, masks=None,
     boxes = _to_numpy(boxes).reshape(-1, 4).astype(np.float32)
     labels = _to_numpy(labels).reshape(-1).astype(np.int64)
     scores_np = _to_numpy(scores)
-    keep = np.ones(len(boxes), dtype=bool) if scores_np is None else scores_np.reshape(-1) >= score_thr
+    keep = np.zeros(len(boxes), dtype=bool)
+    keep[select_detections(scores_np, len(boxes), score_thr=score_thr, top_k=top_k)] = True
+    rank = np.zeros(len(boxes), dtype=np.int64)
+    if top_k is not None and scores_np is not None:
+        rank[np.argsort(-scores_np.reshape(-1), kind="stable")] = np.arange(len(boxes))
     num_classes = max(int(labels.max()) + 1 if len(labels) else 1, len(class_names or []))
     palette = color_palette(num_classes)
     h, w = canvas.shape[:2]
@@ -75,6 +96,8 @@ def draw_detections(image: np.ndarray, boxes, labels, scores=None, masks=None,
         name = (class_names[labels[i]] if class_names is not None and 0 <= labels[i] < len(class_names)
                 else str(int(labels[i])))
         text = name if scores_np is None else f"{name} {float(scores_np.reshape(-1)[i]):.2f}"
+        if top_k is not None and scores_np is not None:
+            text = f"{rank[i] + 1}. {text}"
         (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         ty = y1 - 2 if y1 - th - baseline - 2 >= 0 else min(h - 1, y1 + th + baseline + 2)
         cv2.rectangle(canvas, (x1, ty - th - baseline), (x1 + tw + 2, ty + 1), colour, -1)

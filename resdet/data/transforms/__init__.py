@@ -2,3 +2,4 @@ from .det_transforms import (DetRandomFlip, PhotometricDistortion, RasterizeMask
                              ResizeShortestEdge)
 from .cls_transforms import (CenterCrop, PCALighting, RandomCrop, RandomHorizontalFlip,  # noqa: F401
                              Resize)
+from .det_crop import DetRandomCrop  # noqa: F401
