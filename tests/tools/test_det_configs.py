@@ -9,7 +9,8 @@ from resdet.engine import Trainer
 from resdet.utils.config import load_config
 
 CONFIGS = ["frcnn_r101_coco", "frcnn_vgg16_coco", "frcnn_r101_voc0712", "frcnn_vgg16_voc0712",
-           "frcnn_r50_fpn_coco", "frcnn_r50_c4_bccd", "shapes_frcnn"]
+           "frcnn_r50_fpn_coco", "frcnn_r50_c4_bccd", "shapes_frcnn",
+           "maskrcnn_r101_c4_coco", "maskrcnn_r50_fpn_coco"]
 BCCD = ("RBC", "WBC", "Platelets")
 
 
@@ -25,6 +26,8 @@ def _shrink_model(model):
             box_head = model["roi_heads"]["box_head"]
             if box_head["type"] == "Res5BoxHead":
                 box_head.update(depth=18, in_channels=256)
+                if model["roi_heads"].get("mask_head"):  # the C4 mask head reads res5's output
+                    model["roi_heads"]["mask_head"]["in_channels"] = 512
     model["roi_heads"]["batch_size_per_image"] = 16
     model["rpn"].update(pre_nms_top_n_train=200, post_nms_top_n_train=50)
 
