@@ -48,7 +48,9 @@ class Converter:
 
 
 CONVERTERS: dict[str, dict[str, Converter]] = {}
-IDENTIFIERS: dict[str, Callable[[StateDict], "str | None"]] = {}
+# (src, identify) pairs; tried newest first, so a format registered later (a detector built on
+# a backbone format) is recognised before the more general one it extends.
+IDENTIFIERS: list[tuple[str, Callable[[StateDict], "str | None"]]] = []
 
 
 def register_converter(src: str, arch: str, converter: Converter) -> None:
@@ -56,8 +58,9 @@ def register_converter(src: str, arch: str, converter: Converter) -> None:
 
 
 def register_identifier(src: str, identify: Callable[[StateDict], "str | None"]) -> None:
-    """``identify(state_dict)`` returns the architecture name, or ``None`` if not its format."""
-    IDENTIFIERS[src] = identify
+    """``identify(state_dict)`` returns the architecture name, or ``None`` if not its format.
+    Several identifiers may serve one source."""
+    IDENTIFIERS.append((src, identify))
 
 
 def get_converter(src: str, arch: str) -> Converter:
@@ -71,7 +74,7 @@ def get_converter(src: str, arch: str) -> Converter:
 
 def identify_checkpoint(state_dict: StateDict) -> tuple[str, str] | None:
     """``(src, arch)`` of a foreign state_dict, or ``None`` for resdet (or unknown) names."""
-    for src, identify in IDENTIFIERS.items():
+    for src, identify in reversed(IDENTIFIERS):
         arch = identify(state_dict)
         if arch is not None:
             return src, arch

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from . import IDENTIFIERS, Converter, register_converter, register_identifier
+from . import Converter, register_converter, register_identifier
 
 StateDict = dict[str, torch.Tensor]
 ARCH = "fasterrcnn_resnet50_fpn"
@@ -83,15 +83,4 @@ def identify_torchvision_det(state_dict: StateDict) -> str | None:
 
 register_converter("torchvision", ARCH, Converter(convert=convert_fasterrcnn, model_cfg=_model_cfg,
                                                   keep_from_model=("preprocessor.",), stride_on_3x3=True))
-_identify_previous = IDENTIFIERS.get("torchvision")
-
-
-def _identify_any(state_dict: StateDict) -> str | None:
-    """Detectors first, then whatever torchvision formats were registered before."""
-    found = identify_torchvision_det(state_dict)
-    if found is None and _identify_previous is not None:
-        found = _identify_previous(state_dict)
-    return found
-
-
-register_identifier("torchvision", _identify_any)
+register_identifier("torchvision", identify_torchvision_det)

@@ -15,7 +15,7 @@ import re
 
 import torch
 
-from . import IDENTIFIERS, Converter, register_converter, register_identifier
+from . import Converter, register_converter, register_identifier
 from .torchvision_det import convert_fasterrcnn, tv_fpn_model_cfg
 
 StateDict = dict[str, torch.Tensor]
@@ -71,15 +71,4 @@ def identify_torchvision_mask(state_dict: StateDict) -> str | None:
 
 register_converter("torchvision", ARCH, Converter(convert=convert_maskrcnn, model_cfg=_model_cfg,
                                                   keep_from_model=("preprocessor.",), stride_on_3x3=True))
-_identify_previous = IDENTIFIERS.get("torchvision")
-
-
-def _identify_any(state_dict: StateDict) -> str | None:
-    """Mask R-CNN first, then whatever torchvision formats were registered before."""
-    found = identify_torchvision_mask(state_dict)
-    if found is None and _identify_previous is not None:
-        found = _identify_previous(state_dict)
-    return found
-
-
-register_identifier("torchvision", _identify_any)
+register_identifier("torchvision", identify_torchvision_mask)
