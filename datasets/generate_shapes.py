@@ -7,6 +7,9 @@
 
 ``cls`` writes ``OUT/{train,val}/<class>/*.png`` (ImageNet folder layout); ``det`` and ``loc``
 write ``OUT/{train,val}/annotations.json`` (COCO instances) and ``OUT/{train,val}/images/``.
+Each split also gets the ``shapes_meta.json`` the shapes datasets check, so a config reading
+the same settings (``ShapesClsDataset``, ``ShapesCocoDataset``) uses these files as they are; a
+split already holding exactly this set is left alone.
 """
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from resdet.data.synthetic.shapes import SHAPE_CLASSES, generate_shapes_splits  # noqa: E402
+from resdet.data.datasets.coco import ensure_shapes_det  # noqa: E402
+from resdet.data.datasets.shapes import ensure_shapes_cls  # noqa: E402
+from resdet.data.synthetic.shapes import SHAPE_CLASSES  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -41,15 +46,20 @@ def main(argv=None) -> int:
     unknown = [c for c in args.classes if c not in SHAPE_CLASSES]
     if unknown:
         raise SystemExit(f"unknown classes {unknown}; allowed: {', '.join(SHAPE_CLASSES)}")
-    kwargs = dict(classes=tuple(args.classes))
-    if args.ext:
-        kwargs["ext"] = args.ext
     start = time.time()
-    outputs = generate_shapes_splits(args.out, flavour=args.flavour, num_train=args.num_train,
-                                     num_val=args.num_val, image_size=args.image_size, seed=args.seed,
-                                     **kwargs)
-    for split, path in outputs.items():
-        print(f"{split}: {path}")
+    for split, count, seed in (("train", args.num_train, args.seed), ("val", args.num_val, args.seed + 1)):
+        out = os.path.join(args.out, split)
+        if args.flavour == "cls":
+            ensure_shapes_cls(out, count, args.image_size or 64, seed, tuple(args.classes), ext=args.ext or "png")
+        else:
+            # only the options that differ from the generator's defaults, as a config passes them
+            kwargs = {} if args.flavour == "det" else {"flavour": args.flavour}
+            if tuple(args.classes) != tuple(SHAPE_CLASSES):
+                kwargs["classes"] = list(args.classes)
+            if args.ext not in (None, "jpg"):
+                kwargs["ext"] = args.ext
+            out = ensure_shapes_det(out, count, args.image_size or 256, seed, kwargs)
+        print(f"{split}: {out}")
     print(f"generated {args.num_train} + {args.num_val} {args.flavour} images in {time.time() - start:.1f}s")
     return 0
 

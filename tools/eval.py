@@ -32,7 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--ann", help="ground truth for results-file mode: COCO json or VOC root")
     parser.add_argument("--results", help="results file (COCO results format) to evaluate")
     parser.add_argument("--split", default="test", help="VOC split (ImageSets/Main/<split>.txt)")
-    parser.add_argument("--out", help="write the model's detections here (COCO results format)")
+    parser.add_argument("--out", help="write the model's detections (or top-5 localization guesses) here, "
+                                      "COCO results format")
     parser.add_argument("--json", dest="json_path", help="write every number here (json)")
     parser.add_argument("--backend", default="auto", choices=("auto", "pycocotools", "faster"),
                         help="COCO evaluation backend (faster: faster-coco-eval, same numbers)")

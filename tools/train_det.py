@@ -37,7 +37,11 @@ def main(argv=None) -> int:
     init_distributed()
     start = time.time()
     work_dir = resolve_work_dir(args, cfg)
-    ensure_pretrained(cfg)
+    try:
+        ensure_pretrained(cfg)
+    except FileNotFoundError as err:
+        print(f"train_det.py: error: {err}", file=sys.stderr)
+        return 2
     trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume)
     results = trainer.train()
     if not is_main_process():

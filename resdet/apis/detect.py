@@ -151,6 +151,22 @@ def format_detection_results(results: dict) -> str:
     return ", ".join(parts)
 
 
+def check_init_checkpoints(cfg: Any) -> None:
+    """Fail before training when ``model.init_cfg`` names a checkpoint file that does not exist
+    (``checkpoint``, or a Localizer's ``classifier`` / ``backbone``)."""
+    import os
+
+    init_cfg = (cfg.get("model") or {}).get("init_cfg") or {}
+    for key in ("checkpoint", "classifier", "backbone"):
+        path = init_cfg.get(key)
+        if isinstance(path, str) and not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"model.init_cfg.{key}: checkpoint {path} does not exist (relative paths are from "
+                f"{os.getcwd()}). Produce it with tools/train_cls.py or tools/convert_weights.py, point "
+                f"--cfg-options model.init_cfg.{key}=PATH at it, or train from random weights with "
+                f"--cfg-options model.init_cfg=None")
+
+
 def ensure_pretrained(cfg: Any) -> str | None:
     """Run the classification stage named by ``cfg.pretrain = dict(config, checkpoint)`` (in
     this process, with the engine) when its checkpoint does not exist yet; returns the
@@ -160,6 +176,7 @@ def ensure_pretrained(cfg: Any) -> str | None:
 
     pretrain = cfg.get("pretrain")
     if not pretrain:
+        check_init_checkpoints(cfg)
         return None
     checkpoint = pretrain["checkpoint"]
     if os.path.isfile(checkpoint):

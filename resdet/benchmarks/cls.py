@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..engine.amp import autocast_context
 from ..engine.hooks import Hook
 from ..models.classifiers.image_classifier import IMAGENET_MEAN, IMAGENET_STD
+from ._pair import sync
 
 
 class InMemoryImages(Dataset):
@@ -72,7 +73,7 @@ class _Timer(Hook):
         self.mark = time.perf_counter()
 
     def after_iter(self, trainer, log_vars) -> None:
-        _sync(trainer.device)
+        sync(trainer.device)
         now = time.perf_counter()
         timed = self.warmup < trainer.iter <= self.warmup + self.iters
         if timed:
@@ -82,11 +83,6 @@ class _Timer(Hook):
             if timed:
                 self.peer_seconds += elapsed
         self.mark = time.perf_counter()
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run_resdet(dataset: InMemoryImages, args, device: torch.device, peer: "TorchvisionLoop | None" = None):
@@ -148,7 +144,7 @@ class TorchvisionLoop:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        _sync(self.device)
+        sync(self.device)
         return time.perf_counter() - start
 
 

@@ -137,6 +137,19 @@ def build_dataset(cfg: Any) -> Dataset:
     return DATASETS.build(cfg) if isinstance(cfg, dict) else cfg
 
 
+def training_only_transforms(dataset: Dataset) -> list[str]:
+    """Class names of the transforms marked ``training_only`` (e.g. ``DetRandomCrop``, whose
+    crop is not undone when predictions are mapped back) in ``dataset``'s pipeline, looking
+    through concatenations."""
+    found = []
+    for inner in getattr(dataset, "datasets", None) or []:
+        found += training_only_transforms(inner)
+    for t in getattr(getattr(dataset, "pipeline", None), "transforms", None) or []:
+        if getattr(t, "training_only", False):
+            found.append(type(t).__name__)
+    return found
+
+
 def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter: int = 0,
                      rank: int | None = None, world_size: int | None = None,
                      dataset: Dataset | None = None) -> DataLoader:
@@ -162,6 +175,12 @@ def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter
     rank = get_rank() if rank is None else rank
     world_size = get_world_size() if world_size is None else world_size
     dataset = dataset if dataset is not None else build_dataset(cfg["dataset"])
+    if not training:
+        bad = training_only_transforms(dataset)
+        if bad:
+            raise ValueError(f"the evaluation dataset's pipeline holds training-only transforms {bad}: "
+                             "predictions could not be mapped back to the original image; remove them "
+                             "from the val / test pipeline")
     batch_size = per_rank_batch_size(cfg.get("batch_size", 1), world_size, training)
     num_workers = int(cfg.get("num_workers", 0))
     sampler_cfg = dict(cfg.get("sampler") or {})

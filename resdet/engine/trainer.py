@@ -37,7 +37,8 @@ from .schedules import LRScheduler
 TRAIN_CFG_DEFAULTS = dict(max_iters=None, max_epochs=None, val_interval=1000, checkpoint_interval=1000,
                           keep_last=3, log_interval=50, amp=None, clip_grad=None, sync_bn=False, seed=0,
                           deterministic=False, save_best="auto", rule=None, tensorboard=False,
-                          channels_last=False, find_unused_parameters=False, cudnn_benchmark=False)
+                          channels_last=False, find_unused_parameters=False, cudnn_benchmark=False,
+                          threads=None)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -107,6 +108,11 @@ class Trainer:
         if self.rank == 0:
             os.makedirs(self.work_dir, exist_ok=True)
         self.logger = setup_logger(self.work_dir, self.rank)
+        if cfg["threads"] is not None:
+            threads = cfg["threads"]
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise ValueError(f"train_cfg.threads must be a positive integer or None, got {threads!r}")
+            torch.set_num_threads(threads)  # CPU intra-op threads of this process
         self.seed = int(cfg["seed"])
         set_seed(self.seed + self.rank, bool(cfg["deterministic"]))
         if cfg["cudnn_benchmark"] and not cfg["deterministic"]:

@@ -53,8 +53,9 @@ def metric_configs(names: Sequence[str], coco_style: bool, backend: str = "auto"
     if "mAP@0.5" in wanted and not coco_style:
         configs.append(dict(type="VOCMetric", ap_method=voc_ap_method, plus_one=voc_plus_one,
                             results_file=results_file))
+        results_file = None
     if "loc-err" in wanted:
-        configs.append(dict(type="LocalizationError"))
+        configs.append(dict(type="LocalizationError", results_file=results_file))
     return configs
 
 

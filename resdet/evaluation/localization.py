@@ -25,7 +25,9 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
+from resdet.engine import dist
 from resdet.evaluation.base import BaseMetric, to_numpy
+from resdet.evaluation.results import detections_to_coco_results, write_results_json
 from resdet.evaluation.voc_ap import pairwise_iou
 from resdet.registry import METRICS
 
@@ -75,14 +77,19 @@ class LocalizationError(BaseMetric):
     Args:
         iou_thr: a box is correct with IoU >= this against a ground-truth box of its class.
         topk: how many guesses the top-k error allows (5 in ILSVRC).
+        results_file: if set, rank 0 writes each image's ``topk`` best guesses there (COCO
+            results format: ``image_id``, ``category_id`` = the dataset's class id, e.g. the
+            wnid, ``bbox`` xywh, ``score``), which ``tools/eval.py --ann ROOT --results FILE
+            --metric loc-err`` scores again.
     """
 
     higher_is_better = False
     primary_key = "loc_top5_err"
 
-    def __init__(self, iou_thr: float = 0.5, topk: int = 5) -> None:
+    def __init__(self, iou_thr: float = 0.5, topk: int = 5, results_file: str | None = None) -> None:
         super().__init__()
         self.iou_thr, self.topk = iou_thr, int(topk)
+        self.results_file = results_file
         self._index: dict | None = None
 
     def bind(self, dataset: Any) -> "LocalizationError":
@@ -105,11 +112,27 @@ class LocalizationError(BaseMetric):
         target_list = targets if isinstance(targets, (list, tuple)) else [None] * len(predictions)
         for key, pred, target in zip(keys, predictions, target_list):
             gt_labels, gt_boxes = self._ground_truth(key, target)
-            self._records.append((key, localization_flags(pred, gt_labels, gt_boxes,
-                                                          self.iou_thr, self.topk)))
+            flags = localization_flags(pred, gt_labels, gt_boxes, self.iou_thr, self.topk)
+            self._records.append((key, (flags, self._top_guesses(pred) if self.results_file else None)))
+
+    def _top_guesses(self, pred: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        scores = to_numpy(pred["scores"], np.float64).reshape(-1)
+        order = np.argsort(-scores, kind="stable")[:self.topk]
+        return (to_numpy(pred["labels"], np.int64).reshape(-1)[order], scores[order],
+                to_numpy(pred["boxes"], np.float64).reshape(-1, 4)[order])
+
+    def _write_results(self, records: list[tuple[Hashable, Any]]) -> None:
+        names = list(getattr(self.dataset, "class_names", None) or [])
+        rows = []
+        for key, (_, (labels, scores, boxes)) in records:
+            class_ids = names or list(range(1, int(labels.max(initial=-1)) + 2))  # else 1-based labels
+            rows.extend(detections_to_coco_results(key, boxes, scores, labels, class_ids))
+        write_results_json(rows, self.results_file)
 
     def evaluate(self, records: list[tuple[Hashable, Any]]) -> dict[str, float]:
-        flags = np.asarray([f for _, f in records], dtype=bool).reshape(-1, len(_FLAGS))
+        if self.results_file and dist.is_main_process():
+            self._write_results(records)
+        flags = np.asarray([f for _, (f, _) in records], dtype=bool).reshape(-1, len(_FLAGS))
         out = {f"{name}_err": (float(1.0 - flags[:, i].mean()) if len(flags) else 0.0)
                for i, name in enumerate(_FLAGS)}
         out["loc_num_samples"] = int(len(flags))

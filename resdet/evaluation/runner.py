@@ -17,7 +17,7 @@ from resdet.engine import dist
 from resdet.evaluation.builder import build_metrics
 from resdet.utils.io import atomic_write_json
 
-DETECTION_METRICS = ("CocoMetric", "VOCMetric")
+DETECTION_METRICS = ("CocoMetric", "VOCMetric", "LocalizationError")  # metrics that can write --out
 
 
 def _default_device() -> str:
@@ -77,8 +77,8 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
                     break
         built = build_metrics(items, dataset)
     if results_file and not any(getattr(m, "results_file", None) for m in built):
-        raise ValueError("--out writes detections; it needs a detection metric "
-                         "(mAP@[.5:.95], segm-mAP@[.5:.95], mAP@0.5)")
+        raise ValueError("--out writes detections; it needs a detection or localization metric "
+                         "(mAP@[.5:.95], segm-mAP@[.5:.95], mAP@0.5, loc-err)")
     results = run_inference(model, loader, built, device=device, amp=amp)
     # run_inference counts images per rank; report the totals over ranks
     counts = dist.all_gather_object((results.get("num_images", 0), results.get("num_skipped", 0)))

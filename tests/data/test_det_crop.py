@@ -193,3 +193,22 @@ def test_training_pipeline_through_coco_dataset(shared_data):
     batch = det_collate(samples)
     assert len(batch["inputs"]) == 6 and batch["num_skipped"] == 0
     assert tuple(batch["targets"][0]["masks"].shape[-2:]) == tuple(batch["inputs"][0].shape[-2:])
+
+
+def test_training_only_crop_rejected_in_an_evaluation_loader(shared_data):
+    from resdet.data.loader import build_dataloader
+    root = os.path.join(shared_data, "fruits_coco")
+    ds = dict(type="CocoDataset", ann_file=os.path.join(root, "annotations.json"),
+              img_dir=os.path.join(root, "images"),
+              pipeline=[dict(type="ResizeShortestEdge", short_edge_length=64, max_size=96),
+                        dict(type="DetRandomCrop", crop_size=(0.5, 0.5), crop_type="relative")])
+    cfg = dict(batch_size=2, dataset=ds, collate="det_collate")
+    with pytest.raises(ValueError, match="training-only transforms \\['DetRandomCrop'\\]"):
+        build_dataloader(cfg, training=False, rank=0, world_size=1)
+    concat = dict(cfg, dataset=dict(type="ConcatDataset", datasets=[ds]))
+    with pytest.raises(ValueError, match="DetRandomCrop"):
+        build_dataloader(concat, training=False, rank=0, world_size=1)
+    loader = build_dataloader(cfg, training=True, rank=0, world_size=1)  # fine for training
+    batch = next(iter(loader))
+    assert len(batch["inputs"]) == 2
+    assert all(max(t["img_shape"]) <= 48 for t in batch["targets"])  # half of a <= 64 x 96 image

@@ -109,3 +109,25 @@ def test_cli_and_coco_dataset_read_the_det_set(tmp_path, repo_root):
     sample = ds[0]
     assert len(ds) == 4 and sample["img"].shape == (64, 64, 3)
     assert sample["masks"].shape[0] == len(sample["boxes"]) >= 1
+    # the dataset a config builds with the same settings adopts the files instead of regenerating
+    from resdet.data.datasets import ShapesCocoDataset
+    ann = tmp_path / "val" / "annotations.json"
+    stamp = os.path.getmtime(ann)
+    val = ShapesCocoDataset(str(tmp_path), "val", num_images=2, image_size=64, seed=1)
+    assert len(val) <= 2 and os.path.getmtime(ann) == stamp
+
+
+def test_shapes_coco_dataset_regenerates_when_settings_change(tmp_path):
+    from resdet.data.datasets import ShapesCocoDataset
+    root = str(tmp_path)
+    first = ShapesCocoDataset(root, "train", num_images=3, image_size=64, seed=0)
+    ann = os.path.join(root, "train", "annotations.json")
+    stamp = os.path.getmtime(ann)
+    again = ShapesCocoDataset(root, "train", num_images=3, image_size=64, seed=0)
+    assert os.path.getmtime(ann) == stamp and len(again) == len(first)  # reused
+    bigger = ShapesCocoDataset(root, "train", num_images=3, image_size=96, seed=0)  # same count, other size
+    assert tuple(bigger.get_ann(0)["orig_size"]) == (96, 96) and bigger[0]["img"].shape[:2] == (96, 96)
+    other = ShapesCocoDataset(root, "train", num_images=3, image_size=96, seed=0,
+                              generator_kwargs=dict(max_instances=1))
+    assert all(len(other.get_ann(i)["boxes"]) <= 1 for i in range(len(other)))
+    assert len(os.listdir(os.path.join(root, "train", "images"))) == 3

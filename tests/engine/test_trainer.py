@@ -167,6 +167,14 @@ def test_unknown_train_cfg_key_is_named(tmp_path):
     assert len(EngineTinyDataset(num=4)) == 4
 
 
+def test_threads_option_sets_and_validates_cpu_threads(tmp_path):
+    Trainer(**tiny_config(str(tmp_path / "a"), threads=2))
+    assert torch.get_num_threads() == 2  # the autouse fixture restores the count afterwards
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="train_cfg.threads"):
+            Trainer(**tiny_config(str(tmp_path / "b"), threads=bad))
+
+
 def test_grad_clipping_bounds_the_update_and_keep_last_prunes(tmp_path):
     cfg = tiny_config(str(tmp_path / "clip"), max_iters=9, checkpoint_interval=2, keep_last=2,
                       clip_grad=dict(max_norm=1e-3), log_interval=1)

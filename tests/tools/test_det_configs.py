@@ -9,7 +9,7 @@ from resdet.engine import Trainer
 from resdet.utils.config import load_config
 
 CONFIGS = ["frcnn_r101_coco", "frcnn_vgg16_coco", "frcnn_r101_voc0712", "frcnn_vgg16_voc0712",
-           "frcnn_r50_fpn_coco", "frcnn_r50_c4_bccd", "shapes_frcnn",
+           "frcnn_r50_fpn_coco", "frcnn_r50_c4_bccd", "frcnn_r50_c4_bccd_imagenet", "shapes_frcnn",
            "maskrcnn_r101_c4_coco", "maskrcnn_r50_fpn_coco"]
 BCCD = ("RBC", "WBC", "Platelets")
 
@@ -101,3 +101,14 @@ def test_paper_settings_are_in_the_configs():
     voc = load_config("frcnn_vgg16_voc0712")
     assert [d["split"] for d in voc.train_dataloader.dataset.datasets] == ["trainval", "trainval"]
     assert voc.val_dataloader.dataset.split == "test" and voc.val_evaluator.ap_method == "11point"
+
+
+def test_bccd_configs_scratch_and_imagenet_variants():
+    scratch = load_config("frcnn_r50_c4_bccd")
+    assert scratch.model.init_cfg is None and scratch.model.backbone.norm == "BN"
+    assert scratch.model.backbone.frozen_stages == -1 and scratch.model.roi_heads.box_head.norm == "BN"
+    assert scratch.train_dataloader.dataset.split == "train" and scratch.val_dataloader.dataset.split == "val"
+    imagenet = load_config("frcnn_r50_c4_bccd_imagenet")
+    assert imagenet.model.init_cfg == dict(checkpoint="work_dirs/resnet50_imagenet/final.pth", src="resdet_cls")
+    assert imagenet.model.backbone.norm == "FrozenBN" and imagenet.model.backbone.frozen_stages == 1
+    assert imagenet.model.roi_heads.box_head.norm == "FrozenBN" and imagenet.optimizer.lr < scratch.optimizer.lr

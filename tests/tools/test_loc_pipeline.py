@@ -52,13 +52,25 @@ def test_shapes_config_trains_and_evaluates(repo_root, tmp_path, capsys):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     out_json = str(tmp_path / "metrics.json")
-    rc = tool.main([config_path, results["checkpoint"], "--metric", "loc-err", "--json", out_json])
+    model_out = str(tmp_path / "model_loc.json")
+    rc = tool.main([config_path, results["checkpoint"], "--metric", "loc-err", "--json", out_json,
+                    "--out", model_out])
     printed = capsys.readouterr().out
     assert rc == 0 and "top-5 loc error" in printed and "GT-class-known error" in printed
     numbers = json.load(open(out_json))
     for key in ("loc_top1_err", "loc_top5_err", "loc_oracle_err"):
         assert numbers[key] == pytest.approx(results[key])
     assert numbers["loc_oracle_err"] == pytest.approx(numbers["loc_top5_err"])   # every class guessed
+
+    # --out wrote the model's top-5 guesses per image; scoring that file gives the same errors
+    written = json.load(open(model_out))
+    assert len(written) == 4 * 5 and {r["category_id"] for r in written} <= set(cfg.classes)
+    rc = tool.main(["--ann", data_root, "--split", "val", "--results", model_out,
+                    "--metric", "loc-err", "--json", out_json])
+    again = json.load(open(out_json))
+    assert rc == 0
+    for key in ("loc_top1_err", "loc_top5_err", "cls_top1_err"):
+        assert again[key] == pytest.approx(numbers[key])
 
     # results-file mode: ground-truth boxes of the val split as the predictions -> no error
     from resdet.data.datasets.imagenet_loc import ShapesLocDataset, predictions_to_loc_results

@@ -37,3 +37,14 @@ def test_train_det_end_to_end_tiny_shapes(repo_root, tmp_path, capsys):
     assert header[:4] == ["run", "iter", "mAP@0.5", "mAP@[.5:.95]"] and rows[0][1] == "3"
     with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
         compare.last_val_record(str(tmp_path))
+
+
+def test_missing_init_checkpoint_fails_before_training(repo_root, tmp_path, capsys):
+    tool = _load_tool(repo_root, "tools/train_det.py")
+    work = str(tmp_path / "work")
+    missing = str(tmp_path / "nowhere" / "r50.pth")
+    rc = tool.main(["configs/frcnn_r50_c4_bccd_imagenet.py", "--work-dir", work,
+                    "--cfg-options", f"model.init_cfg.checkpoint={missing}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"model.init_cfg.checkpoint: checkpoint {missing} does not exist" in err
+    assert "model.init_cfg=None" in err and not os.path.exists(os.path.join(work, "final.pth"))

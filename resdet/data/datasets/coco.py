@@ -163,28 +163,22 @@ class ShapesCocoDataset(CocoDataset):
 
 def ensure_shapes_det(split_dir: str, num_images: int, image_size: int, seed: int,
                       generator_kwargs: dict) -> str:
-    """Generate the shapes set in ``split_dir`` unless its annotations.json exists with the
-    requested number of images; in distributed runs rank 0 generates and the others wait."""
-    from ...engine.dist import barrier, is_main_process
-    ann_file = os.path.join(split_dir, "annotations.json")
-    if _complete(ann_file, num_images):
-        return ann_file
-    if is_main_process():
-        from ..synthetic.shapes import generate_shapes_det
-        generate_shapes_det(split_dir, num_images=num_images, image_size=image_size, seed=seed,
-                            **generator_kwargs)
-    barrier()
-    if not _complete(ann_file, num_images):
-        raise RuntimeError(f"generating the shapes set in {split_dir} did not produce "
-                             f"{ann_file} with {num_images} images")
-    return ann_file
+    """Generate the shapes set in ``split_dir`` unless it already holds exactly this set (same
+    count, size, seed and generator options; see ``resdet.data.synthetic.cache``). Returns the
+    annotations.json path."""
+    import shutil
 
+    from ..synthetic.cache import ensure_generated
+    from ..synthetic.shapes import generate_shapes_det
+    meta = dict(kind="shapes_det", num_images=int(num_images), image_size=int(image_size), seed=int(seed),
+                generator_kwargs=dict(sorted(generator_kwargs.items())), version=1)
 
-def _complete(ann_file: str, num_images: int) -> bool:
-    if not os.path.isfile(ann_file):
-        return False
-    try:
-        with open(ann_file, encoding="utf-8") as fh:
-            return len(json.load(fh).get("images", [])) == num_images
-    except (OSError, ValueError):
-        return False
+    def clear() -> None:
+        shutil.rmtree(os.path.join(split_dir, "images"), ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(split_dir, "annotations.json"))
+
+    ensure_generated(split_dir, meta, lambda: generate_shapes_det(split_dir, num_images=num_images,
+                                                                  image_size=image_size, seed=seed,
+                                                                  **generator_kwargs), clear)
+    return os.path.join(split_dir, "annotations.json")

@@ -314,30 +314,21 @@ def generate_shapes_loc(root: str, split: str, num_images: int, image_size: int 
 
 def ensure_shapes_loc(root: str, split: str, num_images: int, image_size: int, seed: int,
                       classes: Sequence[str]) -> None:
-    """Generate the split unless a meta file (written last) says it is there already; in
-    distributed runs rank 0 generates and the others wait."""
-    from ...engine.dist import barrier, is_main_process
-    from ...utils.io import atomic_write_json
+    """Generate the split unless its meta file ``root/shapes_loc_<split>.json`` says this set
+    is there already (see ``resdet.data.synthetic.cache``)."""
+    import shutil
+
+    from ..synthetic.cache import ensure_generated
     meta = dict(num_images=int(num_images), image_size=int(image_size), seed=int(seed),
                 classes=list(classes), version=1)
-    meta_path = os.path.join(root, f"shapes_loc_{split}.json")
 
-    def complete() -> bool:
-        try:
-            with open(meta_path, encoding="utf-8") as fh:
-                return json.load(fh) == meta
-        except (OSError, ValueError):
-            return False
-
-    if not complete() and is_main_process():
-        import shutil
+    def clear() -> None:
         for prefix in ("Data", "Annotations"):
             shutil.rmtree(os.path.join(root, prefix, "CLS-LOC", split), ignore_errors=True)
-        generate_shapes_loc(root, split, num_images, image_size, seed, classes)
-        atomic_write_json(meta, meta_path)
-    barrier()
-    if not complete():
-        raise RuntimeError(f"generating the shapes localization set {split} in {root} did not complete")
+
+    ensure_generated(os.path.join(root, f"shapes_loc_{split}"), meta,
+                     lambda: generate_shapes_loc(root, split, num_images, image_size, seed, classes), clear,
+                     meta_path=os.path.join(root, f"shapes_loc_{split}.json"))
 
 
 @DATASETS.register_module()
@@ -361,14 +352,13 @@ def predictions_to_loc_results(predictions: Sequence[dict], img_ids: Sequence, c
     """Localization predictions (``labels``, ``scores``, ``boxes`` xyxy per image) -> a
     COCO-results-style list: one ``{'image_id', 'category_id' (the class id, e.g. the wnid),
     'bbox' [x, y, w, h], 'score'}`` per class guess."""
+    from ...evaluation.base import to_numpy
+    from ...evaluation.results import detections_to_coco_results
     out = []
     for pred, img_id in zip(predictions, img_ids):
-        boxes = np.asarray(pred["boxes"].cpu() if hasattr(pred["boxes"], "cpu") else pred["boxes"],
-                           np.float64).reshape(-1, 4)
-        for label, score, box in zip(np.asarray(pred["labels"]).reshape(-1).tolist(),
-                                     np.asarray(pred["scores"], np.float64).reshape(-1).tolist(), boxes):
-            out.append({"image_id": img_id, "category_id": class_names[int(label)], "score": round(score, 6),
-                        "bbox": [round(float(v), 2) for v in (box[0], box[1], box[2] - box[0], box[3] - box[1])]})
+        out.extend(detections_to_coco_results(img_id, to_numpy(pred["boxes"], np.float64).reshape(-1, 4),
+                                              to_numpy(pred["scores"], np.float64).reshape(-1),
+                                              to_numpy(pred["labels"], np.int64).reshape(-1), class_names))
     return out
 
 
@@ -385,7 +375,7 @@ def evaluate_loc_results_file(root: str, results: str | list, split: str = "val"
         with open(results, encoding="utf-8") as fh:
             results = json.load(fh)
     if not isinstance(results, list):
-        raise ResultsError(f"localization results must be a json list of {{image_id, category_id, bbox, score}}")
+        raise ResultsError("localization results must be a json list of {image_id, category_id, bbox, score}")
     index = {str(i): n for n, i in enumerate(dataset.img_ids)}
     grouped: dict[int, list[tuple[int, float, list]]] = {}
     for entry in results:

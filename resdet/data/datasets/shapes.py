@@ -5,18 +5,14 @@ The COCO-json detection / localization flavours of the same generator are read b
 """
 from __future__ import annotations
 
-import contextlib
 import glob
-import json
 import os
-import time
 from typing import Sequence
 
 from ...registry import DATASETS
+from ..synthetic.cache import ensure_generated
 from ..synthetic.shapes import SHAPE_CLASSES, generate_shapes_cls
 from .image_folder import ImageFolder
-
-_META_FILE = "shapes_meta.json"
 
 
 def _split_seed(seed: int, split: str) -> int:
@@ -28,67 +24,19 @@ def _split_seed(seed: int, split: str) -> int:
     return seed + offsets[split]
 
 
-@contextlib.contextmanager
-def _generation_lock(split_dir: str, done, stale_s: float = 600.0, poll_s: float = 0.5):
-    """Serialise generation between independent runs sharing ``split_dir``: an exclusive
-    lock file; a run that finds it waits until ``done()`` or the lock goes away (a lock
-    older than ``stale_s`` seconds is taken as left by a killed run and removed)."""
-    os.makedirs(os.path.dirname(os.path.abspath(split_dir)) or ".", exist_ok=True)
-    lock = os.path.abspath(split_dir).rstrip(os.sep) + ".lock"
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                if time.time() - os.path.getmtime(lock) > stale_s:
-                    os.remove(lock)
-                    continue
-            except OSError:
-                continue
-            if done():
-                yield
-                return
-            time.sleep(poll_s)
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        yield
-    finally:
-        try:
-            os.remove(lock)
-        except OSError:
-            pass
-
-
 def ensure_shapes_cls(split_dir: str, num_images: int, image_size: int, seed: int,
                       classes: Sequence[str], ext: str = "png") -> None:
-    """Generate ``split_dir`` unless it already holds exactly this set (checked through a
-    meta file written last). In distributed runs rank 0 generates and the others wait."""
-    from ...engine.dist import barrier, is_main_process
+    """Generate ``split_dir`` unless it already holds exactly this set (see
+    ``resdet.data.synthetic.cache``)."""
     meta = dict(num_images=int(num_images), image_size=int(image_size), seed=int(seed),
                 classes=list(classes), ext=ext, version=2)
-    meta_path = os.path.join(split_dir, _META_FILE)
 
-    def complete() -> bool:
-        try:
-            with open(meta_path, encoding="utf-8") as fh:
-                return json.load(fh) == meta
-        except (OSError, ValueError):
-            return False
+    def clear() -> None:
+        for stale in glob.glob(os.path.join(split_dir, "*", "[0-9]*.*")):
+            os.remove(stale)  # a set generated with other settings
 
-    if not complete() and is_main_process():
-        with _generation_lock(split_dir, complete):
-            if not complete():
-                from ...utils.io import atomic_write_json
-                for stale in glob.glob(os.path.join(split_dir, "*", "[0-9]*.*")):
-                    os.remove(stale)  # a set generated with other settings
-                generate_shapes_cls(split_dir, num_images, image_size=image_size, seed=seed,
-                                    classes=classes, ext=ext)
-                atomic_write_json(meta, meta_path)
-    barrier()
-    if not complete():
-        raise RuntimeError(f"generating the shapes set in {split_dir} did not complete ({meta_path} missing)")
+    ensure_generated(split_dir, meta, lambda: generate_shapes_cls(split_dir, num_images, image_size=image_size,
+                                                                  seed=seed, classes=classes, ext=ext), clear)
 
 
 @DATASETS.register_module()

@@ -11,8 +11,8 @@ dropped from ``boxes``, ``labels``, ``ignore`` and ``masks`` together.
 the pixels of the image the crop was taken from, and ``img_shape`` becomes the window size,
 but ``det_collate`` / ``map_boxes_to_original`` (CONTRACTS.md) undo only resize and flip:
 predictions on a cropped image would be mapped back to the wrong place. Never put this
-transform in a test / evaluation pipeline; ``DetRandomCrop.training_only`` is ``True`` so
-pipeline builders can check.
+transform in a test / evaluation pipeline: ``DetRandomCrop.training_only`` is ``True`` and
+``build_dataloader(training=False)`` refuses such a pipeline with a ValueError.
 
 Random numbers come from numpy's global RNG (``np.random.randint`` / ``np.random.uniform``),
 like the other random transforms, so ``np.random.seed`` makes it reproducible.

@@ -14,13 +14,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
 from ...registry import MODELS
 from ...structures.boxes import clip_boxes
-from .rpn import RPN, box_regression_loss
+from .rpn import RPN
 
 
 @MODELS.register_module()
@@ -156,21 +155,11 @@ class PerClassRPN(RPN):
             zero = logits.sum() * 0.0 + deltas.sum() * 0.0
             return {"loss_rpn_cls": zero, "loss_rpn_bbox": zero.clone()}
         labels, matched = self.label_anchors(anchors, rows, [image_sizes[i] for i in images])
-        positive, negative = self.sampler(labels)
         image_index = torch.as_tensor(images, device=logits.device)
         class_index = torch.as_tensor(classes, device=logits.device)
-        row_logits = logits[image_index, :, class_index]            # R x T
-        row_deltas = deltas[image_index, :, class_index]            # R x T x 4
-        sampled = positive | negative
-        num_sampled = max(int(sampled.sum()), 1)
-        loss_cls = F.binary_cross_entropy_with_logits(
-            row_logits[sampled], positive[sampled].to(row_logits.dtype), reduction="sum") / num_sampled
-        pos_row, pos_anchor = positive.nonzero(as_tuple=True)
-        with torch.no_grad():
-            reg_targets = self.box_coder.encode(anchors[pos_anchor], matched[pos_row, pos_anchor])
-        loss_box = box_regression_loss(row_deltas[pos_row, pos_anchor], reg_targets, self.loss_bbox,
-                                       self.smooth_l1_beta) / num_sampled
-        return {"loss_rpn_cls": loss_cls, "loss_rpn_bbox": loss_box}
+        # R x T logits and R x T x 4 deltas of each row's own class channel
+        return self.sampled_losses(logits[image_index, :, class_index], deltas[image_index, :, class_index],
+                                   anchors, labels, matched)
 
     @torch.no_grad()
     def class_proposals(self, logits: Tensor, deltas: Tensor, anchors: Tensor, classes: Tensor,

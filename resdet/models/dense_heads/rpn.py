@@ -177,14 +177,20 @@ class RPN(nn.Module):
         """Binary cross-entropy over the sampled anchors; box loss over the positives,
         normalised by the number sampled (as in Faster R-CNN)."""
         labels, matched_boxes = self.label_anchors(anchors, targets, image_sizes)
+        return self.sampled_losses(objectness, deltas, anchors, labels, matched_boxes)
+
+    def sampled_losses(self, objectness: Tensor, deltas: Tensor, anchors: Tensor, labels: Tensor,
+                       matched_boxes: Tensor) -> dict[str, Tensor]:
+        """Samples anchors from ``labels`` (``R x T``: 1 / 0 / -1) and returns the losses of the
+        rows' ``objectness`` (``R x T``) and ``deltas`` (``R x T x 4``) against ``matched_boxes``."""
         positive, negative = self.sampler(labels)
         sampled = positive | negative
         num_sampled = max(int(sampled.sum()), 1)
         loss_obj = F.binary_cross_entropy_with_logits(
             objectness[sampled], positive[sampled].to(objectness.dtype), reduction="sum") / num_sampled
-        pos_image, pos_anchor = positive.nonzero(as_tuple=True)
+        pos_row, pos_anchor = positive.nonzero(as_tuple=True)
         with torch.no_grad():
-            reg_targets = self.box_coder.encode(anchors[pos_anchor], matched_boxes[pos_image, pos_anchor])
-        loss_box = box_regression_loss(deltas[pos_image, pos_anchor], reg_targets, self.loss_bbox,
+            reg_targets = self.box_coder.encode(anchors[pos_anchor], matched_boxes[pos_row, pos_anchor])
+        loss_box = box_regression_loss(deltas[pos_row, pos_anchor], reg_targets, self.loss_bbox,
                                        self.smooth_l1_beta) / num_sampled
         return {"loss_rpn_cls": loss_obj, "loss_rpn_bbox": loss_box}

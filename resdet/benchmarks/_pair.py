@@ -1,0 +1,165 @@
+"""Shared scaffold of the two-stage detector benchmarks (``det``, ``mask``): a torchvision model
+and the resdet model holding its converted weights, timed on the same image in one run.
+
+Inference is batch 1 (resdet on its fast path: frozen BN folded, channels_last,
+``torch.inference_mode``; torchvision on [0, 1] floats as it expects); the training step is
+batch 2 (the image and its mirror): forward, backward and an SGD step. Times are medians.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+from ..models.converters import load_weights
+from ..models.detectors import optimize_for_inference
+from ..registry import MODELS
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_time(fn: Callable[[], object], iters: int, warmup: int, device: torch.device) -> float:
+    """Median seconds per call of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build_pair(tv_builder: Callable, resdet_cfg: dict, device: torch.device, min_size: int, max_size: int):
+    """torchvision's model (random weights under seed 0; no download) and resdet's built from
+    ``resdet_cfg`` with the converted weights, both on ``device``."""
+    torch.manual_seed(0)
+    tv_model = tv_builder(weights=None, weights_backbone=None, min_size=min_size, max_size=max_size)
+    ours = MODELS.build(resdet_cfg)
+    load_weights(ours, tv_model.state_dict())
+    return tv_model.to(device), ours.to(device)
+
+
+def box_targets(images: list[torch.Tensor], device: torch.device) -> list[dict]:
+    """Three fixed boxes per image, torchvision labels (1-based)."""
+    out = []
+    for image in images:
+        h, w = image.shape[-2:]
+        boxes = torch.tensor([[0.1 * w, 0.1 * h, 0.5 * w, 0.6 * h], [0.4 * w, 0.3 * h, 0.9 * w, 0.9 * h],
+                              [0.2 * w, 0.5 * h, 0.35 * w, 0.7 * h]], device=device)
+        out.append({"boxes": boxes, "labels": torch.tensor([1, 5, 17], device=device)})
+    return out
+
+
+def _train_step(model: torch.nn.Module, inputs: list[torch.Tensor], targets: list[dict]) -> Callable[[], None]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
+
+    def step() -> None:
+        losses = model(inputs, [dict(t) for t in targets])
+        total = sum(v for k, v in losses.items() if "loss" in k)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+    return step
+
+
+def bench_pair(tv_model, ours, device: torch.device, args, make_targets: Callable = box_targets,
+               check: Callable[[dict, dict], dict] | None = None) -> dict:
+    """Times both models; ``check(expected, got)`` may add agreement figures of the two outputs."""
+    g = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (3, args.height, args.width), generator=g, dtype=torch.uint8).to(device)
+    result = {"device": str(device), "size": [args.height, args.width]}
+
+    tv_model.eval()
+    fast = optimize_for_inference(copy.deepcopy(ours))
+    with torch.inference_mode():
+        expected = tv_model([image.float() / 255])[0]
+        got = fast([image])[0]
+    result["check_num_dets"] = [len(expected["boxes"]), len(got["boxes"])]
+    if check is not None:
+        result.update(check(expected, got))
+
+    def run_tv():
+        with torch.inference_mode():
+            tv_model([image.float() / 255])
+
+    def run_ours(bf16: bool = False, model=fast):
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            model([image])
+
+    tv_inf = median_time(run_tv, args.iters, args.warmup, device)
+    ours_inf = median_time(run_ours, args.iters, args.warmup, device)
+    result["inference_s"] = {"torchvision": tv_inf, "resdet": ours_inf, "ratio": ours_inf / tv_inf}
+    if getattr(args, "bf16", False):
+        ours_bf16 = median_time(lambda: run_ours(bf16=True), args.iters, args.warmup, device)
+        result["inference_s"].update(resdet_bf16=ours_bf16, ratio_bf16=ours_bf16 / tv_inf)
+    del fast
+
+    images = [image, image.flip(-1)]
+    tv_targets = make_targets(images, device)
+    ours_targets = [dict(t, labels=t["labels"] - 1) for t in tv_targets]  # resdet labels are 0-based
+    tv_model.train()
+    ours.train()
+    tv_train = median_time(_train_step(tv_model, [i.float() / 255 for i in images], tv_targets),
+                           args.train_iters, 1, device)
+    ours_train = median_time(_train_step(ours, images, ours_targets), args.train_iters, 1, device)
+    result["train_step_s"] = {"torchvision": tv_train, "resdet": ours_train, "ratio": ours_train / tv_train}
+    return result
+
+
+def pair_parser(prog: str, doc: str, bf16: bool) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="all", choices=["all", "cpu", "cuda"],
+                        help="'all': the CPU, and the GPU when there is one")
+    parser.add_argument("--iters", type=int, default=3, help="timed inference calls per model")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--train-iters", type=int, default=2, help="timed training steps per model")
+    parser.add_argument("--height", type=int, default=800)
+    parser.add_argument("--width", type=int, default=1333)
+    if bf16:
+        parser.add_argument("--bf16", action="store_true", help="also time resdet under bf16 autocast")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--json", default=None, help="write the results to this JSON file")
+    return parser
+
+
+def selected_devices(parser: argparse.ArgumentParser, args) -> list[torch.device]:
+    """Applies ``--threads`` and returns the devices ``--device`` names."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = []
+    if args.device in ("all", "cpu"):
+        devices.append(torch.device("cpu"))
+    if args.device in ("all", "cuda"):
+        if torch.cuda.is_available():
+            devices.append(torch.device("cuda"))
+        elif args.device == "cuda":
+            parser.error("--device cuda: no CUDA device is available")
+    return devices
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def print_times(res: dict) -> None:
+    inf, train = res["inference_s"], res["train_step_s"]
+    print(f"  inference / image : torchvision {inf['torchvision'] * 1000:8.1f} ms | resdet "
+          f"{inf['resdet'] * 1000:8.1f} ms | ratio {inf['ratio']:.3f}")
+    if "resdet_bf16" in inf:
+        print(f"  inference bf16    : resdet {inf['resdet_bf16'] * 1000:8.1f} ms | ratio vs tv fp32 "
+              f"{inf['ratio_bf16']:.3f}")
+    print(f"  train step (bs 2) : torchvision {train['torchvision'] * 1000:8.1f} ms | resdet "
+          f"{train['resdet'] * 1000:8.1f} ms | ratio {train['ratio']:.3f}")
