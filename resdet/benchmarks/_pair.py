@@ -19,6 +19,7 @@ import torch
 from ..models.converters import load_weights
 from ..models.detectors import optimize_for_inference
 from ..registry import MODELS
+from ..utils.io import atomic_write_json
 
 
 def sync(device: torch.device) -> None:
@@ -117,6 +118,28 @@ def bench_pair(tv_model, ours, device: torch.device, args, make_targets: Callabl
     ours_train = median_time(_train_step(ours, images, ours_targets), args.train_iters, 1, device)
     result["train_step_s"] = {"torchvision": tv_train, "resdet": ours_train, "ratio": ours_train / tv_train}
     return result
+
+
+def pair_main(argv, prog: str, doc: str, title: str, tv_builder: Callable, cfg_fn: Callable[..., dict],
+              bf16: bool, make_targets: Callable = box_targets,
+              check: Callable[[dict, dict], dict] | None = None,
+              describe_check: Callable[[dict], str] = lambda res: "") -> int:
+    """The command line of a pair benchmark: parse, time on each selected device, print, save.
+    ``cfg_fn(num_classes, min_size, max_size)`` gives resdet's config for ``tv_builder``'s model."""
+    parser = pair_parser(prog, doc, bf16=bf16)
+    args = parser.parse_args(argv)
+    results = []
+    for device in selected_devices(parser, args):
+        tv_model, ours = build_pair(tv_builder, cfg_fn(num_classes=90, min_size=args.height, max_size=args.width),
+                                    device, args.height, args.width)
+        res = bench_pair(tv_model, ours, device, args, make_targets=make_targets, check=check)
+        results.append(res)
+        print(f"[{device_name(device)}] {title}, {args.height}x{args.width}; detections tv/resdet: "
+              f"{res['check_num_dets'][0]}/{res['check_num_dets'][1]}{describe_check(res)}")
+        print_times(res)
+    if args.json:
+        atomic_write_json(results, args.json)
+    return 0
 
 
 def pair_parser(prog: str, doc: str, bf16: bool) -> argparse.ArgumentParser:

@@ -14,24 +14,10 @@ see the same number of proposals; the detection counts are reported before timin
 from __future__ import annotations
 
 from ..models.converters.torchvision_det import tv_fpn_model_cfg
-from ..utils.io import atomic_write_json
-from ._pair import bench_pair, build_pair, device_name, pair_parser, print_times, selected_devices
+from ._pair import pair_main
 
 
 def main(argv=None) -> int:
-    parser = pair_parser("tools/benchmark.py det", __doc__, bf16=True)
-    args = parser.parse_args(argv)
     from torchvision.models.detection import fasterrcnn_resnet50_fpn
-    results = []
-    for device in selected_devices(parser, args):
-        tv_model, ours = build_pair(fasterrcnn_resnet50_fpn,
-                                    tv_fpn_model_cfg(num_classes=90, min_size=args.height, max_size=args.width),
-                                    device, args.height, args.width)
-        res = bench_pair(tv_model, ours, device, args)
-        results.append(res)
-        print(f"[{device_name(device)}] Faster R-CNN R50-FPN, {args.height}x{args.width}; detections tv/resdet: "
-              f"{res['check_num_dets'][0]}/{res['check_num_dets'][1]}")
-        print_times(res)
-    if args.json:
-        atomic_write_json(results, args.json)
-    return 0
+    return pair_main(argv, "tools/benchmark.py det", __doc__, "Faster R-CNN R50-FPN", fasterrcnn_resnet50_fpn,
+                     tv_fpn_model_cfg, bf16=True)

@@ -15,8 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..models.converters.torchvision_mask import tv_mask_model_cfg
-from ..utils.io import atomic_write_json
-from ._pair import bench_pair, box_targets, build_pair, device_name, pair_parser, print_times, selected_devices
+from ._pair import box_targets, pair_main
 
 
 def mask_targets(images: list[torch.Tensor], device: torch.device) -> list[dict]:
@@ -45,20 +44,8 @@ def mask_agreement(expected: dict, got: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = pair_parser("tools/benchmark.py mask", __doc__, bf16=False)
-    args = parser.parse_args(argv)
     from torchvision.models.detection import maskrcnn_resnet50_fpn
-    results = []
-    for device in selected_devices(parser, args):
-        tv_model, ours = build_pair(maskrcnn_resnet50_fpn,
-                                    tv_mask_model_cfg(num_classes=90, min_size=args.height, max_size=args.width),
-                                    device, args.height, args.width)
-        res = bench_pair(tv_model, ours, device, args, make_targets=mask_targets, check=mask_agreement)
-        results.append(res)
-        print(f"[{device_name(device)}] Mask R-CNN R50-FPN, {args.height}x{args.width}; detections tv/resdet "
-              f"{res['check_num_dets'][0]}/{res['check_num_dets'][1]}; share of masks with IoU >= 0.99 "
-              f"{res.get('check_masks_iou_ge_0.99', float('nan')):.2f}")
-        print_times(res)
-    if args.json:
-        atomic_write_json(results, args.json)
-    return 0
+    return pair_main(argv, "tools/benchmark.py mask", __doc__, "Mask R-CNN R50-FPN", maskrcnn_resnet50_fpn,
+                     tv_mask_model_cfg, bf16=False, make_targets=mask_targets, check=mask_agreement,
+                     describe_check=lambda res: "; share of masks with IoU >= 0.99 "
+                                                f"{res.get('check_masks_iou_ge_0.99', float('nan')):.2f}")
