@@ -20,7 +20,8 @@ class CheckpointError(RuntimeError):
     """A file that is missing, truncated, corrupt, or not a resdet/torch checkpoint."""
 
 
-def _atomic_write_bytes(data: bytes, path: str) -> None:
+def atomic_write_bytes(data: bytes, path: str) -> None:
+    """Write ``data`` to a temporary file in the same folder, fsync, then rename over ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
@@ -51,15 +52,23 @@ def atomic_save(obj: Any, path: str) -> None:
     """
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    _atomic_write_bytes(buffer.getvalue(), path)
+    atomic_write_bytes(buffer.getvalue(), path)
 
 
 def atomic_write_text(text: str, path: str) -> None:
-    _atomic_write_bytes(text.encode("utf-8"), path)
+    atomic_write_bytes(text.encode("utf-8"), path)
 
 
 def atomic_write_json(obj: Any, path: str, indent: int | None = 2) -> None:
-    _atomic_write_bytes(json.dumps(obj, indent=indent).encode("utf-8"), path)
+    atomic_write_bytes(json.dumps(obj, indent=indent).encode("utf-8"), path)
+
+
+def atomic_save_figure(fig: Any, path: str, dpi: int = 120) -> None:
+    """Render a matplotlib figure (format from the extension of ``path``) and write it atomically."""
+    buffer = io.BytesIO()
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    fig.savefig(buffer, format=fmt, dpi=dpi)
+    atomic_write_bytes(buffer.getvalue(), path)
 
 
 def safe_load(path: str, map_location: str | torch.device = "cpu") -> Any:

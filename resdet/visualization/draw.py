@@ -110,7 +110,13 @@ def draw_detections(image: np.ndarray, boxes, labels, scores=None, masks=None,
 def save_image(image: np.ndarray, path: str) -> None:
     """Write an ``H x W x 3`` uint8 RGB image (format from the extension); errors name the file."""
     import os
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    ok = cv2.imwrite(path, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
+
+    from ..utils.io import atomic_write_bytes
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        ok, encoded = cv2.imencode(ext, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
+    except cv2.error:
+        ok = False
     if not ok:
-        raise OSError(f"could not write image {path} (unsupported extension or unwritable folder)")
+        raise OSError(f"could not write image {path}: unsupported extension {ext!r}")
+    atomic_write_bytes(encoded.tobytes(), path)  # a kill mid-write never leaves a truncated picture

@@ -3,6 +3,7 @@ import os
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from resdet.registry import MODELS
@@ -41,3 +42,24 @@ def test_draw_detections_boxes_and_masks():
     assert out.shape == img.shape and img.sum() == 0  # a copy is drawn on
     assert out[15, 15].sum() > 0                      # translucent mask of the kept detection
     assert out[25, 45].sum() == 0                     # the low-score detection is not drawn
+
+
+def test_pictures_are_written_atomically_and_bad_extensions_are_named(tmp_path):
+    from resdet.utils.io import atomic_save_figure
+    from resdet.visualization.draw import save_image
+    image = np.zeros((8, 10, 3), np.uint8)
+    image[..., 0] = 255                                      # pure red, RGB
+    save_image(image, str(tmp_path / "sub" / "red.png"))
+    back = cv2.imread(str(tmp_path / "sub" / "red.png"))
+    assert back.shape == (8, 10, 3) and back[0, 0].tolist() == [0, 0, 255]   # BGR on disk
+    with pytest.raises(OSError, match="bad.xyz"):
+        save_image(image, str(tmp_path / "bad.xyz"))
+    assert sorted(os.listdir(tmp_path)) == ["sub"]          # no temporary or partial files left
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    atomic_save_figure(fig, str(tmp_path / "curve.png"))
+    plt.close(fig)
+    assert open(tmp_path / "curve.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"

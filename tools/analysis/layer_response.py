@@ -102,8 +102,8 @@ def plot_responses(curves: dict[str, list[float]], out: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=120)
+    from resdet.utils.io import atomic_save_figure
+    atomic_save_figure(fig, out)
     plt.close(fig)
 
 

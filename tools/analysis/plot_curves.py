@@ -11,6 +11,8 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
 
 def read_metrics(work_dir: str) -> list[dict]:
     """The records of ``work_dir/metrics.jsonl`` (a path to the file itself also works).
@@ -73,8 +75,8 @@ def plot_curves(work_dirs: list[str], out: str, labels: list[str] | None = None,
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=120)
+    from resdet.utils.io import atomic_save_figure
+    atomic_save_figure(fig, out)
     plt.close(fig)
     return counts
 

@@ -43,6 +43,13 @@ def _set_shape(sample: dict) -> dict:
     return sample
 
 
+def _take_window(sample: dict, img: np.ndarray, x0: int, y0: int, ch: int, cw: int) -> dict:
+    """``sample`` with the ``ch x cw`` window of ``img`` at ``(x0, y0)`` and its ``crop`` box."""
+    sample["img"] = np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw])
+    sample["crop"] = (x0, y0, x0 + cw, y0 + ch)
+    return _set_shape(sample)
+
+
 @TRANSFORMS.register_module()
 class RandomCrop:
     """A random ``size`` crop, after optional zero padding of ``padding`` pixels per side
@@ -66,11 +73,8 @@ class RandomCrop:
         if h < ch or w < cw:
             img = np.pad(img, ((0, max(ch - h, 0)), (0, max(cw - w, 0)), (0, 0)), constant_values=self.pad_value)
             h, w = img.shape[:2]
-        y0 = int(np.random.randint(0, h - ch + 1))
-        x0 = int(np.random.randint(0, w - cw + 1))
-        sample["img"] = np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw])
-        sample["crop"] = (x0, y0, x0 + cw, y0 + ch)
-        return _set_shape(sample)
+        return _take_window(sample, img, int(np.random.randint(0, w - cw + 1)),
+                            int(np.random.randint(0, h - ch + 1)), ch, cw)
 
     def __repr__(self) -> str:
         return f"RandomCrop(size={self.size}, padding={self.padding})"
@@ -91,10 +95,7 @@ class CenterCrop:
             ph, pw = max(ch - h, 0), max(cw - w, 0)
             img = np.pad(img, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
             h, w = img.shape[:2]
-        y0, x0 = (h - ch) // 2, (w - cw) // 2
-        sample["img"] = np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw])
-        sample["crop"] = (x0, y0, x0 + cw, y0 + ch)
-        return _set_shape(sample)
+        return _take_window(sample, img, (w - cw) // 2, (h - ch) // 2, ch, cw)
 
     def __repr__(self) -> str:
         return f"CenterCrop(size={self.size})"
