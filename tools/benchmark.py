@@ -1,25 +1,12 @@
-"""Benchmarks: resdet against its peer (torchvision, pycocotools) in one run, as ratios.
-
-    python tools/benchmark.py MODE [options]      # MODE: one of the modules in resdet/benchmarks/
-    python tools/benchmark.py MODE --help
-"""
-import importlib
-import pkgutil
+#!/usr/bin/env python
+"""Thin wrapper of ``resdet.cli.benchmark`` (also ``resdet benchmark``); see its docstring."""
+import os
 import sys
 
-import resdet.benchmarks as benchmarks
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone without installing
 
-
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    modes = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if not m.name.startswith("_"))
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in modes:
-        print(__doc__)
-        print("modes:", ", ".join(modes) or "none")
-        return 0 if (not argv or argv[0] in ("-h", "--help")) else 2
-    module = importlib.import_module(f"resdet.benchmarks.{argv[0]}")
-    return module.main(argv[1:])
-
+from resdet.cli.benchmark import *  # noqa: E402,F401,F403  (tests and scripts reach its helpers here)
+from resdet.cli.benchmark import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

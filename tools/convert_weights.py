@@ -1,47 +1,12 @@
-"""Convert foreign checkpoints into resdet checkpoints ``{'model', 'meta'}``.
-
-    python tools/convert_weights.py --src torchvision --arch resnet50 resnet50-0676ba61.pth r50_tv.pth
-    python tools/convert_weights.py --src torchvision IN OUT      # architecture read from the keys
-    python tools/convert_weights.py --list                        # registered sources / architectures
-
-The input is read with weights_only=True (pickled code is refused). The output loads with
-``resdet.apis.init_model(cfg, checkpoint=OUT)``; its ``meta['config']`` holds the model config
-(torchvision ResNets use the v1.5 layout, ``stride_in_1x1=False``).
-"""
-import argparse
-import json
+#!/usr/bin/env python
+"""Thin wrapper of ``resdet.cli.convert_weights`` (also ``resdet convert-weights``); see its docstring."""
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone without installing
 
-from resdet.models.converters import CONVERTERS, convert_checkpoint  # noqa: E402
-from resdet.utils.io import CheckpointError  # noqa: E402
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("input", nargs="?", help="foreign checkpoint (.pth)")
-    parser.add_argument("output", nargs="?", help="resdet checkpoint to write")
-    parser.add_argument("--src", default="torchvision", help=f"source format: {', '.join(sorted(CONVERTERS))}")
-    parser.add_argument("--arch", default=None, help="architecture (default: identified from the keys)")
-    parser.add_argument("--list", action="store_true", help="list sources and architectures, then exit")
-    args = parser.parse_args(argv)
-    if args.list:
-        for src in sorted(CONVERTERS):
-            print(f"{src}: {', '.join(sorted(CONVERTERS[src]))}")
-        return 0
-    if not args.input or not args.output:
-        parser.error("INPUT and OUTPUT are required (or --list)")
-    try:
-        summary = convert_checkpoint(args.src, args.arch, args.input, args.output)
-    except (CheckpointError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(json.dumps({"output": args.output, "src": summary["src"], "arch": summary["arch"],
-                      "num_tensors": summary["num_tensors"], "model": summary["model"]}))
-    return 0
-
+from resdet.cli.convert_weights import *  # noqa: E402,F401,F403  (tests and scripts reach its helpers here)
+from resdet.cli.convert_weights import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

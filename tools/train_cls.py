@@ -1,52 +1,12 @@
 #!/usr/bin/env python
-"""Train an image classifier (the ImageNet / CIFAR-10 stage, or the synthetic default).
-
-    python tools/train_cls.py configs/shapes_cls.py                  # embedded default, ~5 min on CPU
-    python tools/train_cls.py configs/resnet110_cifar10.py --work-dir work_dirs/r110
-    torchrun --nproc_per_node 8 tools/train_cls.py configs/resnet50_imagenet.py
-    python tools/train_cls.py CONFIG --resume                        # latest checkpoint of the work dir
-    python tools/train_cls.py CONFIG --cfg-options train_cfg.max_iters=1000 optimizer.lr=0.05
-
-Batch sizes in configs are totals over all processes. Configs with a ``pixel_mean`` entry get
-the training set's per-pixel mean loaded into ``model.mean`` (computed once per work dir).
-"""
-from __future__ import annotations
-
-import argparse
+"""Thin wrapper of ``resdet.cli.train_cls`` (also ``resdet train-cls``); see its docstring."""
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone without installing
 
-from resdet.utils.config import build_train_parser, parse_args_with_config, resolve_work_dir  # noqa: E402
-
-
-def build_parser() -> argparse.ArgumentParser:
-    return build_train_parser(__doc__, "resnet20_cifar10")
-
-
-def main(argv=None) -> int:
-    args, cfg = parse_args_with_config(build_parser(), argv)
-    from resdet.apis.classify import resolve_pixel_mean
-    from resdet.engine import Trainer
-    from resdet.engine.dist import init_distributed, is_main_process
-    init_distributed()
-    work_dir = resolve_work_dir(args, cfg)
-    overrides = {}
-    mean = resolve_pixel_mean(cfg, work_dir)
-    if mean is not None:
-        model = cfg.model.to_dict()
-        model["mean"] = mean
-        overrides["model"] = model
-    trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume, **overrides)
-    results = trainer.train()
-    if is_main_process():
-        scores = ", ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
-        if scores:
-            print(f"final validation: {scores}")
-        print(f"checkpoint: {results.get('checkpoint')}")
-    return 0
-
+from resdet.cli.train_cls import *  # noqa: E402,F401,F403  (tests and scripts reach its helpers here)
+from resdet.cli.train_cls import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

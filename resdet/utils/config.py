@@ -8,8 +8,9 @@ from typing import Sequence
 
 from mmengine.config import Config, DictAction
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG_DIR = os.path.join(REPO_ROOT, "configs")
+# the shipped configs live inside the package (``configs/`` in a clone points here), so names
+# resolve from an installed wheel and from any working directory
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
 def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
@@ -20,15 +21,32 @@ def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
              "model.backbone.depth=50 'optimizer.lr=0.01' (lists: key=[a,b])")
 
 
+def shipped_config_names() -> list[str]:
+    """Names of the configs shipped with resdet (``frcnn_r101_coco``, ...), ``_base_`` excluded."""
+    return sorted(name[:-3] for name in os.listdir(CONFIG_DIR)
+                  if name.endswith(".py") and not name.startswith("_"))
+
+
 def resolve_config_path(path_or_name: str) -> str:
-    """Accept a path, or a bare name of a file in ``configs/`` (with or without .py)."""
+    """A config file: the path itself when it exists (relative to the working directory),
+    else a shipped config named ``NAME``, ``NAME.py``, ``configs/NAME.py`` or
+    ``configs/_base_/...``, found inside the installed package."""
     if os.path.isfile(path_or_name):
         return path_or_name
-    for candidate in (path_or_name, path_or_name + ".py"):
+    name = path_or_name.replace("\\", "/")
+    while name.startswith("./"):
+        name = name[2:]
+    if name.startswith("configs/"):
+        name = name[len("configs/"):]
+    for candidate in (name, name + ".py"):
         full = os.path.join(CONFIG_DIR, candidate)
         if os.path.isfile(full):
             return full
-    raise FileNotFoundError(f"config '{path_or_name}' not found (looked for the path and in {CONFIG_DIR})")
+    import difflib
+    close = difflib.get_close_matches(os.path.splitext(os.path.basename(name))[0], shipped_config_names(), n=3)
+    hint = f"; closest shipped configs: {', '.join(close)}" if close else ""
+    raise FileNotFoundError(f"config '{path_or_name}' not found: not a file (relative to {os.getcwd()}) "
+                            f"and not a config shipped in {CONFIG_DIR}{hint}")
 
 
 def load_config(path_or_name: str, cfg_options: dict | None = None) -> Config:

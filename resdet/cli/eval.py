@@ -1,0 +1,92 @@
+"""Evaluate a model on its config's test set, or a saved results file.
+
+    python tools/eval.py CONFIG CHECKPOINT --metric mAP@[.5:.95] [--out results.json] [--json m.json]
+    torchrun --nproc_per_node 2 tools/eval.py CONFIG CHECKPOINT --metric top1 --metric top5
+    python tools/eval.py --ann instances_val2017.json --results results.json --metric mAP@[.5:.95]
+    python tools/eval.py --ann VOCdevkit/VOC2007 --split test --results dets.json --metric mAP@0.5
+
+Metrics: top1, top5, mAP@[.5:.95], segm-mAP@[.5:.95], mAP@0.5 (COCO AP50 on COCO data, VOC
+mAP on VOC data), loc-err. Results files use the COCO results format.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from resdet.evaluation.builder import METRIC_STRINGS
+from resdet.evaluation.results import ResultsError
+from resdet.utils.config import add_cfg_options_arg
+from resdet.utils.io import CheckpointError
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="?", help="config file or name in configs/")
+    parser.add_argument("checkpoint", nargs="?", help="checkpoint to evaluate")
+    parser.add_argument("--metric", action="append", default=None,
+                        help=f"repeatable; one of {', '.join(METRIC_STRINGS)} "
+                             f"(default: the config's test/val evaluator)")
+    parser.add_argument("--ann", help="ground truth for results-file mode: COCO json or VOC root")
+    parser.add_argument("--results", help="results file (COCO results format) to evaluate")
+    parser.add_argument("--split", default="test", help="VOC split (ImageSets/Main/<split>.txt)")
+    parser.add_argument("--out", help="write the model's detections (or top-5 localization guesses) here, "
+                                      "COCO results format")
+    parser.add_argument("--json", dest="json_path", help="write every number here (json)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "pycocotools", "faster"),
+                        help="COCO evaluation backend (faster: faster-coco-eval, same numbers)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="pycocotools backend: evaluate categories in this many processes")
+    parser.add_argument("--voc-ap", default="auto", choices=("auto", "11point", "area"),
+                        help="VOC AP: 11-point (VOC2007) or area (VOC2010+); auto: 11-point for VOC2007")
+    parser.add_argument("--no-plus-one", action="store_true",
+                        help="VOC: continuous IoU instead of the devkit's +1 pixel arithmetic")
+    parser.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
+    parser.add_argument("--amp", default=None, choices=("bf16", "fp16"), help="autocast the forward pass")
+    parser.add_argument("--test-mode", default=None, choices=("center", "ten_crop", "multi_scale"),
+                        help="classifiers: the paper's test-time modes (default: the config's test_mode)")
+    add_cfg_options_arg(parser)
+    args = parser.parse_args(argv)
+    file_mode = args.ann is not None or args.results is not None
+    if file_mode:
+        if args.ann is None or args.results is None:
+            parser.error("results-file mode needs both --ann and --results")
+        if args.config or args.checkpoint:
+            parser.error("give either CONFIG CHECKPOINT or --ann/--results, not both")
+        if not args.metric:
+            parser.error("results-file mode needs --metric")
+        if args.out:
+            parser.error("--out writes a model's predictions; it has no meaning with --results")
+    elif not args.config:
+        parser.error("give CONFIG CHECKPOINT (model mode) or --ann GT --results FILE")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from resdet.evaluation.runner import report
+    try:
+        if args.results is not None:
+            from resdet.evaluation.offline import evaluate_results_file
+            outputs = evaluate_results_file(args.ann, args.results, args.metric, split=args.split,
+                                            backend=args.backend, voc_ap_method=args.voc_ap,
+                                            voc_plus_one=not args.no_plus_one, workers=args.workers)
+            merged = {k: v for o in outputs for k, v in o["results"].items()}
+            report([o["table"] for o in outputs], merged, args.json_path)
+            return 0
+        from resdet.evaluation.runner import evaluate_model
+        metrics, results = evaluate_model(
+            args.config, args.checkpoint, args.metric, cfg_options=args.cfg_options,
+            device=args.device, results_file=args.out, backend=args.backend,
+            voc_ap_method=args.voc_ap, voc_plus_one=not args.no_plus_one, amp=args.amp,
+            workers=args.workers, test_mode=args.test_mode)
+        report([m.format_table(results) for m in metrics], results, args.json_path)
+        return 0
+    except (ResultsError, CheckpointError, ValueError, KeyError, FileNotFoundError, ImportError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"eval.py: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Train a detector (Faster R-CNN) with periodic COCO or VOC evaluation.
+
+    python tools/train_det.py configs/shapes_frcnn.py            # embedded default (CPU, ~15 min)
+    python tools/train_det.py configs/frcnn_r101_coco.py --work-dir work_dirs/r101
+    torchrun --nproc_per_node 8 tools/train_det.py configs/frcnn_r50_fpn_coco.py
+    python tools/train_det.py CONFIG --resume                    # newest checkpoint of the work dir
+    python tools/train_det.py CONFIG --cfg-options train_cfg.max_iters=100 optimizer.lr=0.01
+
+A config with ``pretrain = dict(config=..., checkpoint=...)`` runs that classification stage
+first (in-process) when its checkpoint is missing. A config with ``demo = dict(num_images,
+score_thr)`` draws detections of the first validation images into ``<work_dir>/demo/``.
+Batch sizes in configs are totals over all processes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from resdet.utils.config import build_train_parser, parse_args_with_config, resolve_work_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return build_train_parser(__doc__, "shapes_frcnn")
+
+
+def main(argv=None) -> int:
+    args, cfg = parse_args_with_config(build_parser(), argv)
+    from resdet.apis.detect import draw_and_save, ensure_pretrained, format_detection_results
+    from resdet.engine import Trainer
+    from resdet.engine.dist import init_distributed, is_main_process
+    from resdet.engine.inference import unwrap_model
+    init_distributed()
+    start = time.time()
+    work_dir = resolve_work_dir(args, cfg)
+    try:
+        ensure_pretrained(cfg)
+    except FileNotFoundError as err:
+        print(f"train_det.py: error: {err}", file=sys.stderr)
+        return 2
+    trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume)
+    results = trainer.train()
+    if not is_main_process():
+        return 0
+    summary = format_detection_results(results)
+    if summary:
+        print(f"final validation: {summary}")
+    print(f"checkpoint: {results.get('checkpoint')}")
+    demo = cfg.get("demo")
+    if demo and trainer.val_loader is not None:
+        dataset = trainer.val_loader.raw_dataset
+        count = min(int(demo.get("num_images", 4)), len(dataset))
+        paths = [dataset.records[i]["file"] for i in range(count)] if hasattr(dataset, "records") else []
+        if paths:
+            model = unwrap_model(trainer.model)
+            model.cfg = cfg
+            out_dir = os.path.join(work_dir, "demo")
+            draw_and_save(model, paths, out_dir, score_thr=float(demo.get("score_thr", 0.5)),
+                          class_names=getattr(dataset, "class_names", None))
+            print(f"demo: detections on {len(paths)} validation images drawn in {out_dir}/")
+    print(f"total time (including any pretraining stage): {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
