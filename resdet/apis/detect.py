@@ -168,9 +168,10 @@ def check_init_checkpoints(cfg: Any) -> None:
 
 
 def ensure_pretrained(cfg: Any) -> str | None:
-    """Run the classification stage named by ``cfg.pretrain = dict(config, checkpoint)`` (in
-    this process, with the engine) when its checkpoint does not exist yet; returns the
-    checkpoint path (``None`` when the config has no ``pretrain``)."""
+    """Run the classification stage named by ``cfg.pretrain = dict(config, checkpoint,
+    cfg_options=None)`` (in this process, with the engine) when its checkpoint does not exist
+    yet, with ``cfg_options`` (``key=value`` overrides) applied to that stage's config; returns
+    the checkpoint path (``None`` when the config has no ``pretrain``)."""
     import logging
     import os
 
@@ -187,7 +188,7 @@ def ensure_pretrained(cfg: Any) -> str | None:
     logging.getLogger("resdet").info("pretrained checkpoint %s missing: running %s first",
                                      checkpoint, pretrain["config"])
     print(f"pretraining stage: {checkpoint} not found, training {pretrain['config']} first", flush=True)
-    cls_cfg = load_config(pretrain["config"])
+    cls_cfg = load_config(pretrain["config"], dict(pretrain.get("cfg_options") or {}) or None)
     work_dir = os.path.dirname(checkpoint) or "."
     results = Trainer.from_config(cls_cfg, work_dir=work_dir).train()
     barrier()

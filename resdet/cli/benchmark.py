@@ -14,6 +14,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     modes = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if not m.name.startswith("_"))
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in modes:
+        print("usage: resdet benchmark MODE [options]   (or python tools/benchmark.py MODE ...)")
         print(__doc__)
         print("modes:", ", ".join(modes) or "none")
         return 0 if (not argv or argv[0] in ("-h", "--help")) else 2

@@ -41,9 +41,7 @@ def main(argv=None) -> int:
     missing = [p for p in args.images if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"image file(s) not found: {', '.join(missing)}")
-    options = dict(args.cfg_options or {})
-    options.setdefault("model.init_cfg", None)  # the checkpoint holds all weights
-    model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=options)
+    model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
     meta = safe_load(args.checkpoint).get("meta", {})
     names = meta.get("classes") if isinstance(meta, dict) else None
     written = draw_and_save(model, args.images, args.out, score_thr=args.score_thr, class_names=names,

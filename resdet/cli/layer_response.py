@@ -13,12 +13,13 @@ Each checkpoint is built with the config given, or with ``--configs`` (one per c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 import torch
 from torch import nn
+
+from resdet.utils.io import atomic_write_json
 
 
 def response_norms(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -138,8 +139,7 @@ def main(argv=None) -> int:
         print(f"{label}: {len(curves[label])} layers, std mean {sum(curves[label]) / len(curves[label]):.4f}")
     plot_responses(curves, args.out)
     if args.json_path:
-        with open(args.json_path, "w", encoding="utf-8") as fh:
-            json.dump(curves, fh, indent=1)
+        atomic_write_json(curves, args.json_path, indent=1)
     print(f"wrote {args.out}")
     return 0
 

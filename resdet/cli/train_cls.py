@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from resdet.utils.config import build_train_parser, parse_args_with_config, resolve_work_dir
+from resdet.utils.config import ConfigError, build_train_parser, parse_args_with_config, resolve_work_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,11 @@ def main(argv=None) -> int:
         model = cfg.model.to_dict()
         model["mean"] = mean
         overrides["model"] = model
-    trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume, **overrides)
+    try:
+        trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume, **overrides)
+    except ConfigError as err:
+        print(f"train_cls.py: error: {err}", file=sys.stderr)
+        return 2
     results = trainer.train()
     if is_main_process():
         scores = ", ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))

@@ -7,7 +7,9 @@
     python tools/train_det.py CONFIG --cfg-options train_cfg.max_iters=100 optimizer.lr=0.01
 
 A config with ``pretrain = dict(config=..., checkpoint=...)`` runs that classification stage
-first (in-process) when its checkpoint is missing. A config with ``demo = dict(num_images,
+first (in-process) when its checkpoint is missing; ``--pretrain-cfg-options k=v ...`` (or
+``pretrain.cfg_options`` in the config) override that stage's config, as ``--cfg-options`` do
+the detector's, e.g. ``--pretrain-cfg-options train_cfg.max_iters=200``. A config with ``demo = dict(num_images,
 score_thr)`` draws detections of the first validation images into ``<work_dir>/demo/``.
 Batch sizes in configs are totals over all processes.
 """
@@ -18,11 +20,18 @@ import os
 import sys
 import time
 
-from resdet.utils.config import build_train_parser, parse_args_with_config, resolve_work_dir
+from mmengine.config import DictAction
+
+from resdet.utils.config import ConfigError, build_train_parser, parse_args_with_config, resolve_work_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return build_train_parser(__doc__, "shapes_frcnn")
+    parser = build_train_parser(__doc__, "shapes_frcnn")
+    parser.add_argument("--pretrain-cfg-options", nargs="+", action=DictAction, default=None,
+                        metavar="KEY=VALUE",
+                        help="override keys of the pretraining stage's config (the config's "
+                             "pretrain.config), e.g. train_cfg.max_iters=200")
+    return parser
 
 
 def main(argv=None) -> int:
@@ -34,12 +43,18 @@ def main(argv=None) -> int:
     init_distributed()
     start = time.time()
     work_dir = resolve_work_dir(args, cfg)
+    if args.pretrain_cfg_options:
+        if not cfg.get("pretrain"):
+            print("train_det.py: error: --pretrain-cfg-options given but the config has no 'pretrain' "
+                  "stage", file=sys.stderr)
+            return 2
+        cfg.pretrain.cfg_options = {**dict(cfg.pretrain.get("cfg_options") or {}), **args.pretrain_cfg_options}
     try:
         ensure_pretrained(cfg)
-    except FileNotFoundError as err:
+        trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume)
+    except (FileNotFoundError, ConfigError) as err:
         print(f"train_det.py: error: {err}", file=sys.stderr)
         return 2
-    trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume)
     results = trainer.train()
     if not is_main_process():
         return 0

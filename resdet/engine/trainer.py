@@ -24,6 +24,7 @@ from torch import nn
 from .. import __version__
 from ..data.loader import batch_len, build_dataloader, build_dataset, move_to_device
 from ..registry import MODELS
+from ..utils.config import ConfigError
 from . import dist
 from .amp import autocast_context, build_grad_scaler, check_amp
 from .checkpoint import (find_latest_valid, get_rng_state, load_training_checkpoint, load_weights,
@@ -63,6 +64,34 @@ def sum_losses(losses: dict[str, torch.Tensor]) -> torch.Tensor:
     if not terms:
         raise KeyError(f"the model's loss dict has no key containing 'loss' (keys: {sorted(losses)})")
     return sum(terms[1:], terms[0])
+
+
+def _num_classes_key(model_cfg: dict) -> str:
+    """The config key that sets the model's class count (the outermost one present)."""
+    for path in (("num_classes",), ("roi_heads", "num_classes"), ("head", "num_classes")):
+        node: Any = model_cfg
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            return "model." + ".".join(path)
+    return "model.num_classes"
+
+
+def check_num_classes(model: nn.Module, dataset: Any, model_cfg: dict) -> None:
+    """Stop before training when the model predicts another number of classes than the
+    training set has (a wrong ``num_classes`` would otherwise train without a word)."""
+    model_classes = getattr(model, "num_classes", None)
+    data_classes = getattr(dataset, "num_classes", None)
+    if data_classes is None and isinstance(getattr(dataset, "class_names", None), (list, tuple)):
+        data_classes = len(dataset.class_names)
+    if not isinstance(model_classes, int) or not isinstance(data_classes, int) or model_classes == data_classes:
+        return
+    names = list(getattr(dataset, "class_names", None) or [])
+    shown = f" ({', '.join(map(str, names[:10]))}{', ...' if len(names) > 10 else ''})" if names else ""
+    raise ConfigError(f"{_num_classes_key(model_cfg)} = {model_classes} but the training set "
+                      f"({type(dataset).__name__}) has {data_classes} classes{shown}; set "
+                      f"{_num_classes_key(model_cfg)}={data_classes} (e.g. --cfg-options "
+                      f"{_num_classes_key(model_cfg)}={data_classes}) or fix the dataset's classes")
 
 
 class Trainer:
@@ -131,7 +160,9 @@ class Trainer:
             names = getattr(self.train_dataset, "class_names", None) or getattr(self.train_dataset, "classes", None)
             self.classes = list(names) if isinstance(names, (list, tuple)) else None
         self.load_report: dict | None = None
-        self.model = self._build_model(model, load_from, load_strict)
+        resume_path, resume_ckpt = self._find_resume(resume)
+        self.model = self._build_model(model, load_from, load_strict, from_scratch=resume_ckpt is None)
+        check_num_classes(self.model, self.train_dataset, model if isinstance(model, dict) else {})
         self.optimizer = build_optimizer(self.model, optimizer)
         self.scheduler = LRScheduler(self.optimizer, param_scheduler, self.max_iters)
         self.scaler = build_grad_scaler(self.device, self.amp)
@@ -139,7 +170,8 @@ class Trainer:
         self.skipped_before = 0  # skipped samples of earlier (resumed) runs, all ranks
         self.skipped_local = 0
         self.last_checkpoint: str | None = None
-        self._resume(resume)
+        if resume_ckpt is not None:
+            self._resume(resume_path, resume_ckpt)
         self.ddp_model = self._wrap(self.model)
 
         self.val_loader = self.metrics = None
@@ -186,9 +218,11 @@ class Trainer:
         args.update(overrides)
         return cls(**args)
 
-    def _build_model(self, model: Any, load_from: str | None, strict: bool) -> nn.Module:
+    def _build_model(self, model: Any, load_from: str | None, strict: bool, from_scratch: bool) -> nn.Module:
+        """Build the model; its ``init_weights()`` (``init_cfg`` pretraining) runs only when the
+        run starts from scratch: neither a resumed checkpoint nor ``load_from`` follows."""
         model = MODELS.build(model) if isinstance(model, dict) else model
-        if callable(getattr(model, "init_weights", None)):
+        if from_scratch and not load_from and callable(getattr(model, "init_weights", None)):
             model.init_weights()
         if load_from:
             self.load_report = load_weights(model, load_from, strict=strict)
@@ -211,16 +245,18 @@ class Trainer:
             find_unused_parameters=bool(self.cfg["find_unused_parameters"]))
 
     # ------------------------------------------------------------------ checkpoints
-    def _resume(self, resume: Any) -> None:
+    def _find_resume(self, resume: Any) -> tuple[str | None, dict | None]:
+        """The checkpoint a ``resume`` setting points to: ``(path, checkpoint)`` or ``(None, None)``."""
         if resume in (None, False):
-            return
+            return None, None
         if resume is True or resume == "auto":
             path, ckpt = find_latest_valid(self.work_dir)
             if path is None:
                 self.logger.info("resume: no checkpoint in %s; starting from scratch", self.work_dir)
-                return
-        else:
-            path, ckpt = str(resume), load_training_checkpoint(str(resume))
+            return path, ckpt
+        return str(resume), load_training_checkpoint(str(resume))
+
+    def _resume(self, path: str, ckpt: dict) -> None:
         unwrap_model(self.model).load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scheduler"):

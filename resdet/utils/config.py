@@ -13,6 +13,10 @@ from mmengine.config import Config, DictAction
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
+class ConfigError(ValueError):
+    """A config that cannot work as written; the message names the key and the fix."""
+
+
 def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
     """Give a tool the shared ``--cfg-options`` flag."""
     parser.add_argument(

@@ -1,5 +1,9 @@
 """Atomic writes and safe checkpoint loading.
 
+Every writer here goes through ``atomic_write_bytes``: a temporary file in the target's
+folder, flushed and fsynced, then renamed over the target; the file gets the permissions of
+an ordinary new file (``0666`` less the umask).
+
 Checkpoints hold tensors and plain Python types only, so they load with
 ``torch.load(weights_only=True)``: a file holding pickled code is refused, never run.
 """
@@ -9,7 +13,7 @@ import io
 import json
 import os
 import pickle
-import tempfile
+import secrets
 import zipfile
 from typing import Any
 
@@ -20,11 +24,41 @@ class CheckpointError(RuntimeError):
     """A file that is missing, truncated, corrupt, or not a resdet/torch checkpoint."""
 
 
+# flags of the temporary file: never follow a planted link, never reuse an existing file
+_TMP_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+              | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+# what the file's mode asks for; the kernel removes the umask bits (or applies the folder's
+# default ACL), exactly as for open(path, "w")
+FILE_MODE = 0o666
+
+
+def _create_temporary(directory: str, name: str) -> tuple[int, str]:
+    """Create and open a new, empty ``.tmp-XXXX<name>`` in ``directory``.
+
+    Unlike ``tempfile.mkstemp`` (which always creates 0600), the file is created with mode
+    ``0666`` less the umask *by the kernel*, at ``open`` time: no need to read the umask, whose
+    only reader ``os.umask`` sets it process-wide (another thread creating a file between
+    the set and the restore would get a wrong mode)."""
+    for _ in range(100):
+        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(6)}{name}")
+        try:
+            return os.open(tmp, _TMP_FLAGS, FILE_MODE), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {directory} (100 names taken)")
+
+
 def atomic_write_bytes(data: bytes, path: str) -> None:
-    """Write ``data`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """Write ``data`` to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    The file ends with the mode a plain ``open(path, "w")`` would give a new file
+    (``0666`` less the umask: ``0644`` under umask 022), so others on a shared machine can
+    read checkpoints, configs and pictures; a previous file's mode is not kept.
+    A kill during the write leaves the previous file at ``path`` intact.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
+    fd, tmp = _create_temporary(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -56,10 +90,12 @@ def atomic_save(obj: Any, path: str) -> None:
 
 
 def atomic_write_text(text: str, path: str) -> None:
+    """``text`` (UTF-8) to ``path``, atomically (see ``atomic_write_bytes``)."""
     atomic_write_bytes(text.encode("utf-8"), path)
 
 
 def atomic_write_json(obj: Any, path: str, indent: int | None = 2) -> None:
+    """``obj`` as JSON to ``path``, atomically (see ``atomic_write_bytes``)."""
     atomic_write_bytes(json.dumps(obj, indent=indent).encode("utf-8"), path)
 
 

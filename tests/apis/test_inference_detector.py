@@ -10,8 +10,7 @@ from resdet.utils.config import load_config
 @pytest.fixture(scope="module")
 def detector():
     cfg = load_config("shapes_frcnn")
-    model_cfg = cfg.model.to_dict()
-    model_cfg["init_cfg"] = None
+    model_cfg = cfg.model.to_dict()  # its init_cfg checkpoint is only read by init_weights()
     torch.manual_seed(0)
     model = MODELS.build(model_cfg).eval()
     model.roi_heads.score_thresh = 0.0  # an untrained model: keep every detection

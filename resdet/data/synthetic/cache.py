@@ -26,7 +26,7 @@ def generation_lock(target: str, done: Callable[[], bool], stale_s: float = 600.
     lock = os.path.abspath(target).rstrip(os.sep) + ".lock"
     while True:
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             break
         except FileExistsError:
             try:

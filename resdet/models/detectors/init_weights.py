@@ -65,7 +65,9 @@ def init_from_classifier(model: nn.Module, checkpoint: str, src: str = "resdet_c
             mismatched.append(f"{key} -> {target}: {tuple(value.shape)} vs {tuple(model_state[target].shape)}")
         else:
             new_state[target] = value
-    prefixes = ("backbone.", "roi_heads.box_head.res5.", "roi_heads.box_head.fc6.", "roi_heads.box_head.fc7.")
+    prefixes: tuple[str, ...] = ("backbone.", "roi_heads.box_head.res5.")
+    if any(key.startswith("head.fc6.") for key in state):  # a VGG classifier: fc6/fc7 are expected
+        prefixes += ("roi_heads.box_head.fc6.", "roi_heads.box_head.fc7.")
     missing = [k for k in model_state if k.startswith(prefixes) and k not in new_state
                and not k.endswith("num_batches_tracked")]
     model.load_state_dict(new_state, strict=False)

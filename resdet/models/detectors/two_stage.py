@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from ...registry import MODELS
 from ...structures.boxes import map_boxes_to_original, scale_boxes
-from .init_weights import init_from_classifier
+from .init_weights import SOURCES, init_from_classifier
 from .test_time import predict_with_tta
 
 META_KEYS = ("orig_size", "scale_factor", "flip", "img_shape")
@@ -25,8 +25,10 @@ class FasterRCNN(nn.Module):
         neck: optional ``FPN`` config.
         preprocessor: ``DetPreprocessor`` config (normalise, optional resize, pad, batch).
         num_classes: when set, overrides ``roi_heads.num_classes`` (dataset configs set it here).
-        init_cfg: ``dict(checkpoint=PATH, src='resdet_cls' | 'torchvision')`` initialises the
-            backbone (and the C4 head's conv5 / VGG's fc6-fc7) from a classification checkpoint.
+        init_cfg: ``dict(checkpoint=PATH, src='resdet_cls' | 'torchvision')``: ``init_weights()``
+            initialises the backbone (and the C4 head's conv5 / VGG's fc6-fc7) from a
+            classification checkpoint. Building the model never reads it, so a trained detector
+            loads (``init_model``) without the pretraining file.
         test_cfg: test-time options of the paper's Table 9: ``flip`` (bool), ``scales`` (shorter
             sides, e.g. ``(500, 600, 700)``), ``refine_boxes`` (second pass of the box head on
             its own outputs). Predictions of all views are averaged per RoI.
@@ -58,8 +60,22 @@ class FasterRCNN(nn.Module):
         self.test_cfg = test_cfg
         self.channels_last = channels_last
         self.init_report = None
-        if init_cfg is not None:
-            self.init_report = init_from_classifier(self, **init_cfg)
+        self.init_cfg = dict(init_cfg) if init_cfg else None
+        if self.init_cfg is not None:
+            unknown = set(self.init_cfg) - {"checkpoint", "src"}
+            if unknown or "checkpoint" not in self.init_cfg:
+                raise KeyError(f"FasterRCNN init_cfg needs 'checkpoint' (and optionally 'src'); got keys "
+                               f"{sorted(self.init_cfg)}")
+            if self.init_cfg.get("src", "resdet_cls") not in SOURCES:
+                raise ValueError(f"init_cfg src {self.init_cfg['src']!r} unknown; allowed values: "
+                                 f"{', '.join(SOURCES)}")
+
+    def init_weights(self) -> dict | None:
+        """Apply ``init_cfg`` (classification pretraining); a no-op without it. Called by the
+        trainer when a run starts from scratch, never when a full checkpoint is loaded."""
+        if self.init_cfg is not None:
+            self.init_report = init_from_classifier(self, **self.init_cfg)
+        return self.init_report
 
     @property
     def device(self) -> torch.device:
