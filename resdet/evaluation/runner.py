@@ -52,8 +52,8 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     device = device or _default_device()
     model = init_model(cfg, checkpoint, device=device)
     if cfg.get("test_mode") is not None or test_mode is not None:
-        from resdet.models.classifiers.test_time import test_time_from_config
-        model, mode_loader_cfg = test_time_from_config(model, cfg, test_mode)
+        from resdet.models.classifiers.tta import build_tta
+        model, mode_loader_cfg = build_tta(model, cfg, test_mode)
         model.to(device).eval()
         if mode_loader_cfg:
             loader_cfg = mode_loader_cfg

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from resdet.models.classifiers import (EnsembleClassifier, MultiScaleClassifier, TenCropClassifier,
                                        apply_test_mode)
-from resdet.models.classifiers.test_time import resize_shorter_side, ten_crop_views
+from resdet.models.classifiers.tta import resize_shorter_side, ten_crop_views
 from resdet.registry import MODELS
 
 
@@ -96,15 +96,15 @@ def test_ensemble_and_apply_test_mode(tmp_path):
     assert MultiScaleClassifier(model).scales == (224, 256, 384, 480, 640)
     with pytest.raises(ValueError, match="allowed"):
         apply_test_mode(model, "five_crop")
-    from resdet.models.classifiers.test_time import test_time_from_config
+    from resdet.models.classifiers.tta import build_tta
     from resdet.utils.config import load_config
     cfg = load_config("resnet50_imagenet")
-    assert test_time_from_config(model, cfg) == (model, None)  # test_mode None: unchanged
-    wrapped, loader = test_time_from_config(model, cfg, "ten_crop")
+    assert build_tta(model, cfg) == (model, None)  # test_mode None: unchanged
+    wrapped, loader = build_tta(model, cfg, "ten_crop")
     assert isinstance(wrapped, TenCropClassifier)
     assert loader["dataset"]["pipeline"][1] == dict(type="CenterCrop", size=256)
     cfg.test_mode = dict(type="MultiScaleClassifier", scales=(32, 48))
-    wrapped, loader = test_time_from_config(model, cfg)
+    wrapped, loader = build_tta(model, cfg)
     assert wrapped.scales == (32, 48) and loader["batch_size"] == 1 and loader["dataset"]["pipeline"] == []
     # train mode forwards to the classifier (losses)
     ten.train()

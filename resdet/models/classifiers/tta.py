@@ -225,7 +225,7 @@ def apply_test_mode(model: nn.Module, test_mode: Any = None) -> nn.Module:
     return wrapped.train(model.training)
 
 
-def test_time_from_config(model: nn.Module, cfg: Any, test_mode: Any = None) -> tuple[nn.Module, dict | None]:
+def build_tta(model: nn.Module, cfg: Any, test_mode: Any = None) -> tuple[nn.Module, dict | None]:
     """For evaluation tools: wrap ``model`` for ``test_mode`` (default: the config's
     ``test_mode``) and return ``(model, loader_cfg)``, where ``loader_cfg`` is the config's
     ``test_dataloaders[<mode name>]`` (e.g. the 10-crop's resize + 256 centre crop) or ``None``

@@ -16,7 +16,7 @@ from torch import Tensor
 from ...registry import MODELS
 from ...structures.boxes import scale_boxes
 from ...structures.mask_ops import PASTE_MODES, paste_masks
-from .test_time import predict_with_tta
+from .tta import predict_with_tta
 from .two_stage import META_KEYS, FasterRCNN
 
 

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ...structures.boxes import map_boxes_to_original, scale_boxes
 from .init_weights import SOURCES, init_from_classifier
-from .test_time import predict_with_tta
+from .tta import predict_with_tta
 
 META_KEYS = ("orig_size", "scale_factor", "flip", "img_shape")
 
