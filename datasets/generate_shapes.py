@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from resdet.data.datasets.coco import ensure_shapes_det  # noqa: E402
 from resdet.data.datasets.shapes import ensure_shapes_cls  # noqa: E402
+from resdet.data.synthetic.cache import split_seed  # noqa: E402
 from resdet.data.synthetic.shapes import SHAPE_CLASSES  # noqa: E402
 
 
@@ -47,7 +48,8 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"unknown classes {unknown}; allowed: {', '.join(SHAPE_CLASSES)}")
     start = time.time()
-    for split, count, seed in (("train", args.num_train, args.seed), ("val", args.num_val, args.seed + 1)):
+    for split, count in (("train", args.num_train), ("val", args.num_val)):
+        seed = split_seed(args.seed, split)
         out = os.path.join(args.out, split)
         if args.flavour == "cls":
             ensure_shapes_cls(out, count, args.image_size or 64, seed, tuple(args.classes), ext=args.ext or "png")

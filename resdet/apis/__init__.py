@@ -2,3 +2,5 @@
 from .model import init_model  # noqa: F401
 from .detect import inference_detector  # noqa: F401
 from .classify import inference_classifier  # noqa: F401
+from .evaluate import evaluate_model  # noqa: F401
+from .evaluate_results import evaluate_results_file  # noqa: F401

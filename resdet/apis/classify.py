@@ -13,9 +13,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Subset
 
 from ..data.image_io import imread_rgb
 from ..data.transforms.det_transforms import build_pipeline
+from ..registry import DATASETS
+from ..utils import dist
+from ..utils.io import atomic_save, safe_load
 
 logger = logging.getLogger("resdet")
 
@@ -110,7 +114,6 @@ def compute_pixel_mean(dataset_cfg: dict, size: int = 32, resize: int | None = N
     ``pixel_mean()`` (CIFAR10) is used directly when no resize/crop is asked. Images are
     decoded by ``num_workers`` loader processes.
     """
-    from ..registry import DATASETS
     cfg = copy.deepcopy(dict(dataset_cfg))
     pipeline = []
     if resize:
@@ -125,7 +128,6 @@ def compute_pixel_mean(dataset_cfg: dict, size: int = 32, resize: int | None = N
         indices = np.arange(len(dataset))
         if max_images is not None and max_images < len(dataset):
             indices = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:max_images])
-        from torch.utils.data import DataLoader, Subset
         loader = DataLoader(Subset(dataset, [int(i) for i in indices]), batch_size=None,
                             num_workers=int(num_workers), collate_fn=_keep_sample)
         total, count = None, 0
@@ -150,8 +152,6 @@ def resolve_pixel_mean(cfg: Any, work_dir: str) -> torch.Tensor | None:
     """For a config with a ``pixel_mean`` entry: the training set's mean image (computed once,
     cached as ``work_dir/pixel_mean.pth``), to be loaded into ``model.mean``; else ``None``.
     In a distributed run rank 0 computes and the others read the cache."""
-    from ..engine import dist
-    from ..utils.io import atomic_save, safe_load
     spec = cfg.get("pixel_mean")
     if not spec:
         return None

@@ -2,6 +2,8 @@
 config's test pipeline; results come back in original image pixels."""
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -10,9 +12,13 @@ from torch import nn
 
 from ..data.image_io import imread_rgb
 from ..data.transforms.det_transforms import build_pipeline
+from ..engine import Trainer
+from ..utils.config import load_config
+from ..utils.dist import barrier
+from ..visualization import draw_detections, save_image, select_detections
 
 
-def test_pipeline_of(cfg: Any) -> list:
+def inference_pipeline_of(cfg: Any) -> list:
     """The test transforms of a config: ``cfg.test_pipeline`` if present, else the
     pipeline of ``cfg.val_dataloader.dataset`` (or of a ``ConcatDataset``'s first part)."""
     if cfg is None:
@@ -46,12 +52,13 @@ def _to_rgb_array(image: Any, index: int) -> np.ndarray:
 
 @torch.inference_mode()
 def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] | None = None,
-                       batch_size: int = 4) -> list[dict] | dict:
+                       batch_size: int = 4, cfg: Any = None) -> list[dict] | dict:
     """Detect objects in one image or a list of them.
 
     Args:
-        model: a detector (e.g. from ``init_model``), in eval mode; its config
-            (``model.cfg``) supplies the test pipeline unless ``pipeline`` is given.
+        model: a detector (e.g. from ``init_model``), in eval mode.
+        cfg: the config whose test pipeline is applied (default: ``model.cfg``, the config
+            ``init_model`` built the model from); ``pipeline`` overrides both.
         images: a path, an ``H x W x 3`` uint8 RGB array, a ``3 x H x W`` tensor (uint8, or
             float in 0..1 or 0..255), or a list of them.
         pipeline: test transforms overriding the config's (e.g. ``[]`` for none).
@@ -64,7 +71,7 @@ def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] |
     single = isinstance(images, (str, np.ndarray)) or (isinstance(images, torch.Tensor) and images.ndim == 3)
     items = [images] if single else list(images)
     transforms = build_pipeline(pipeline if pipeline is not None
-                                else test_pipeline_of(getattr(model, "cfg", None)))
+                                else inference_pipeline_of(cfg if cfg is not None else getattr(model, "cfg", None)))
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -92,7 +99,7 @@ def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] |
 
 def draw_and_save(model: nn.Module, image_paths: Sequence[str], out_dir: str, score_thr: float = 0.5,
                   class_names: Sequence[str] | None = None, pipeline: Sequence[dict] | None = None,
-                  top_k: int | None = None, verbose: bool = False) -> list[str]:
+                  top_k: int | None = None, verbose: bool = False, cfg: Any = None) -> list[str]:
     """Detect objects in ``image_paths`` and write annotated copies (boxes, class names,
     scores, translucent masks) to ``out_dir/<name>.jpg``; returns the written paths.
 
@@ -100,14 +107,13 @@ def draw_and_save(model: nn.Module, image_paths: Sequence[str], out_dir: str, sc
     prefixed by their rank. ``None``: a localizer's predictions (they carry ``class_boxes``:
     ranked class guesses, one box each) are all drawn; a detector's are cut at ``score_thr``.
     ``verbose``: print one line per image with what was drawn (``<out>: N drawn: ...``).
+    ``cfg``: the model's config (default ``model.cfg``): test pipeline and class names.
     """
-    import os
-
-    from ..visualization import draw_detections, save_image, select_detections
-    names = list(class_names) if class_names is not None else _class_names_of(model)
+    cfg = cfg if cfg is not None else getattr(model, "cfg", None)
+    names = list(class_names) if class_names is not None else _class_names_of(cfg)
     written = []
     for path in image_paths:
-        result = inference_detector(model, [path], pipeline=pipeline)[0]
+        result = inference_detector(model, [path], pipeline=pipeline, cfg=cfg)[0]
         k = len(result["labels"]) if top_k is None and "class_boxes" in result else top_k
         image = imread_rgb(path)
         drawn = draw_detections(image, result["boxes"], result["labels"], result["scores"],
@@ -128,8 +134,7 @@ def draw_and_save(model: nn.Module, image_paths: Sequence[str], out_dir: str, sc
     return written
 
 
-def _class_names_of(model: nn.Module) -> list[str] | None:
-    cfg = getattr(model, "cfg", None)
+def _class_names_of(cfg: Any) -> list[str] | None:
     if cfg is None:
         return None
     if cfg.get("classes"):
@@ -154,8 +159,6 @@ def format_detection_results(results: dict) -> str:
 def check_init_checkpoints(cfg: Any) -> None:
     """Fail before training when ``model.init_cfg`` names a checkpoint file that does not exist
     (``checkpoint``, or a Localizer's ``classifier`` / ``backbone``)."""
-    import os
-
     init_cfg = (cfg.get("model") or {}).get("init_cfg") or {}
     for key in ("checkpoint", "classifier", "backbone"):
         path = init_cfg.get(key)
@@ -173,8 +176,6 @@ def ensure_pretrained(cfg: Any) -> str | None:
     yet, with ``cfg_options`` (``key=value`` overrides) applied to that stage's config; returns
     the checkpoint path (``None`` when the config has no ``pretrain``)."""
     import logging
-    import os
-
     pretrain = cfg.get("pretrain")
     if not pretrain:
         check_init_checkpoints(cfg)
@@ -182,9 +183,6 @@ def ensure_pretrained(cfg: Any) -> str | None:
     checkpoint = pretrain["checkpoint"]
     if os.path.isfile(checkpoint):
         return checkpoint
-    from ..engine import Trainer
-    from ..engine.dist import barrier
-    from ..utils.config import load_config
     logging.getLogger("resdet").info("pretrained checkpoint %s missing: running %s first",
                                      checkpoint, pretrain["config"])
     print(f"pretraining stage: {checkpoint} not found, training {pretrain['config']} first", flush=True)

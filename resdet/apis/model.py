@@ -8,6 +8,7 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
+from ..models.converters import load_weights
 from ..registry import MODELS
 from ..utils.config import load_config, resolve_config_path
 
@@ -98,7 +99,6 @@ def init_model(config: str | dict | Config, checkpoint: str | None = None,
     else:
         model = MODELS.build(model_cfg)
     if checkpoint is not None:
-        from ..models.converters import load_weights
         report = load_weights(model, checkpoint, strict=strict)
         layout = getattr(getattr(model, "backbone", None), "stride_in_1x1", None)
         if isinstance(layout, bool) and isinstance(cfg.model.get("backbone"), dict):

@@ -64,17 +64,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from resdet.evaluation.runner import report
+    from resdet.apis.evaluate import evaluate_model, report
+    from resdet.apis.evaluate_results import evaluate_results_file
     try:
         if args.results is not None:
-            from resdet.evaluation.offline import evaluate_results_file
             outputs = evaluate_results_file(args.ann, args.results, args.metric, split=args.split,
                                             backend=args.backend, voc_ap_method=args.voc_ap,
                                             voc_plus_one=not args.no_plus_one, workers=args.workers)
             merged = {k: v for o in outputs for k, v in o["results"].items()}
             report([o["table"] for o in outputs], merged, args.json_path)
             return 0
-        from resdet.evaluation.runner import evaluate_model
         metrics, results = evaluate_model(
             args.config, args.checkpoint, args.metric, cfg_options=args.cfg_options,
             device=args.device, results_file=args.out, backend=args.backend,

@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     args, cfg = parse_args_with_config(build_parser(), argv)
     from resdet.apis.classify import resolve_pixel_mean
     from resdet.engine import Trainer
-    from resdet.engine.dist import init_distributed, is_main_process
+    from resdet.utils.dist import init_distributed, is_main_process
     init_distributed()
     work_dir = resolve_work_dir(args, cfg)
     overrides = {}

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     args, cfg = parse_args_with_config(build_parser(), argv)
     from resdet.apis.detect import draw_and_save, ensure_pretrained, format_detection_results
     from resdet.engine import Trainer
-    from resdet.engine.dist import init_distributed, is_main_process
+    from resdet.utils.dist import init_distributed, is_main_process
     from resdet.engine.inference import unwrap_model
     init_distributed()
     start = time.time()
@@ -68,11 +68,9 @@ def main(argv=None) -> int:
         count = min(int(demo.get("num_images", 4)), len(dataset))
         paths = [dataset.records[i]["file"] for i in range(count)] if hasattr(dataset, "records") else []
         if paths:
-            model = unwrap_model(trainer.model)
-            model.cfg = cfg
             out_dir = os.path.join(work_dir, "demo")
-            draw_and_save(model, paths, out_dir, score_thr=float(demo.get("score_thr", 0.5)),
-                          class_names=getattr(dataset, "class_names", None))
+            draw_and_save(unwrap_model(trainer.model), paths, out_dir, score_thr=float(demo.get("score_thr", 0.5)),
+                          class_names=getattr(dataset, "class_names", None), cfg=cfg)
             print(f"demo: detections on {len(paths)} validation images drawn in {out_dir}/")
     print(f"total time (including any pretraining stage): {(time.time() - start) / 60:.1f} min")
     return 0

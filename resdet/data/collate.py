@@ -89,3 +89,18 @@ def det_collate(samples: Sequence[dict | None]) -> dict:
         target.setdefault("flip", False)
         targets.append(target)
     return {"inputs": inputs, "targets": targets, "num_skipped": len(samples) - len(kept)}
+
+
+@COLLATE_FUNCTIONS.register_module(name="loc_collate")
+def loc_collate(samples: Sequence[dict | None]) -> dict:
+    """``det_collate`` plus, per target, ``image_labels`` (int64 ``K``: the image's classes —
+    its ``label``, else the classes of its boxes). Images with no boxes keep their class."""
+    batch = det_collate(samples)
+    kept = [s for s in samples if s is not None]
+    for sample, target in zip(kept, batch["targets"]):
+        if "label" in sample:
+            classes = [int(sample["label"])]
+        else:
+            classes = sorted({int(v) for v in np.asarray(sample.get("labels", [])).reshape(-1)})
+        target["image_labels"] = torch.as_tensor(classes, dtype=torch.int64)
+    return batch

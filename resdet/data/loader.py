@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, get_worker_info
 
-from ..engine.dist import get_rank, get_world_size
+from ..utils.dist import get_rank, get_world_size
 from ..registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS
 
 LOADER_KEYS = ("batch_size", "num_workers", "dataset", "sampler", "collate", "pin_memory",
@@ -150,9 +150,27 @@ def training_only_transforms(dataset: Dataset) -> list[str]:
     return found
 
 
+class Loader(DataLoader):
+    """A ``DataLoader`` that also states what it reads: ``raw_dataset`` (the dataset itself,
+    where ``dataset`` may be a seeding wrapper around it) and ``batch_size_per_rank``."""
+
+    def __init__(self, dataset: Dataset, *, raw_dataset: Dataset, batch_size_per_rank: int, **kwargs: Any) -> None:
+        super().__init__(dataset, **kwargs)
+        self._raw_dataset = raw_dataset
+        self._batch_size_per_rank = int(batch_size_per_rank)
+
+    @property
+    def raw_dataset(self) -> Dataset:
+        return self._raw_dataset
+
+    @property
+    def batch_size_per_rank(self) -> int:
+        return self._batch_size_per_rank
+
+
 def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter: int = 0,
                      rank: int | None = None, world_size: int | None = None,
-                     dataset: Dataset | None = None) -> DataLoader:
+                     dataset: Dataset | None = None) -> Loader:
     """Build this rank's loader.
 
     Args:
@@ -164,7 +182,8 @@ def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter
         rank, world_size: default to the current process group.
         dataset: an already built dataset (else built from ``cfg['dataset']``).
     Returns:
-        a ``DataLoader`` with extra attributes ``raw_dataset`` and ``batch_size_per_rank``.
+        a ``Loader`` (a ``DataLoader`` with the properties ``raw_dataset`` and
+        ``batch_size_per_rank``).
     """
     cfg = dict(cfg)
     unknown = sorted(set(cfg) - set(LOADER_KEYS))
@@ -207,19 +226,17 @@ def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter
         else:
             index_sampler = sampler_cls(dataset, start_index=start_iter * batch_size, **args)
             batch_sampler = BatchSampler(index_sampler, batch_size, drop_last=True)
-        loader = DataLoader(SeededDataset(dataset),
-                            batch_sampler=SeededBatchSampler(batch_sampler, seed, rank, world_size,
-                                                             start_iter * batch_size),
-                            **loader_args)
+        loader = Loader(SeededDataset(dataset),
+                        batch_sampler=SeededBatchSampler(batch_sampler, seed, rank, world_size,
+                                                         start_iter * batch_size),
+                        raw_dataset=dataset, batch_size_per_rank=batch_size, **loader_args)
     else:
         sampler = sampler_cls(dataset, **args)
         if getattr(sampler_cls, "is_batch_sampler", False):
             raise ValueError(f"{sampler_cfg['type']} is a training batch sampler; use "
                              "'InferenceSampler' for evaluation")
-        loader = DataLoader(dataset, sampler=sampler, batch_size=batch_size, drop_last=False,
-                            **loader_args)
-    loader.raw_dataset = dataset
-    loader.batch_size_per_rank = batch_size
+        loader = Loader(dataset, sampler=sampler, batch_size=batch_size, drop_last=False,
+                        raw_dataset=dataset, batch_size_per_rank=batch_size, **loader_args)
     return loader
 
 

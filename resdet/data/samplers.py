@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from ..engine.dist import get_rank, get_world_size
+from ..utils.dist import get_rank, get_world_size
 from ..registry import DATA_SAMPLERS
 
 

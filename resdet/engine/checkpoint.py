@@ -1,4 +1,5 @@
-"""Training checkpoints: save, find the newest readable one, load weights for fine-tuning.
+"""Training checkpoints: save, find the newest readable one, load one to resume. (Weights
+alone, for fine-tuning or inference, load through ``resdet.models.converters.load_weights``.)
 
 A checkpoint is ``{'model', 'optimizer', 'scheduler', 'scaler', 'iter', 'rng', 'meta'}`` of
 tensors and plain Python types only (``torch.load(weights_only=True)`` reads it), written
@@ -19,7 +20,6 @@ import re
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..utils.io import CheckpointError, atomic_save, atomic_write_text, safe_load
 
@@ -138,35 +138,3 @@ def save_checkpoint(path: str, ckpt: dict, work_dir: str, keep_last: int | None 
 
 
 # ---------------------------------------------------------------- weights for fine-tuning
-def extract_state_dict(obj) -> dict[str, torch.Tensor]:
-    """Accept a bare state dict, ``{'model': ...}`` or ``{'state_dict': ...}``."""
-    if isinstance(obj, dict):
-        for key in ("model", "state_dict"):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError("checkpoint holds no state dict (expected a dict of tensors, or one "
-                              "under 'model' / 'state_dict')")
-    return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}
-
-
-def load_weights(model: nn.Module, path: str, strict: bool = True) -> dict[str, list[str]]:
-    """Load weights only (fine-tuning). Non-strict: shape mismatches are skipped, and missing /
-    unexpected / mismatched keys are logged and returned."""
-    state = extract_state_dict(safe_load(path))
-    own = model.state_dict()
-    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    if strict and mismatched:
-        details = ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:5])
-        raise CheckpointError(f"load_from {path}: shape mismatch for {details} "
-                              "(set load_strict=False to skip such keys)")
-    state = {k: v for k, v in state.items() if k not in mismatched}
-    result = model.load_state_dict(state, strict=strict)
-    report = {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys),
-              "mismatched": mismatched}
-    for kind, keys in report.items():
-        if keys:
-            logger.warning("load_from %s: %d %s keys: %s%s", path, len(keys), kind, ", ".join(keys[:10]),
-                           " ..." if len(keys) > 10 else "")
-    return report

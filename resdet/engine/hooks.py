@@ -16,7 +16,7 @@ import time
 import torch
 
 from ..registry import HOOKS
-from . import dist
+from ..utils import dist
 from .logger import MetricsWriter, ProgressDisplay, format_seconds
 
 

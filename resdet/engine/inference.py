@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..data.loader import batch_len, move_to_device
+from ..utils.containers import as_list
 from .amp import autocast_context
 
 logger = logging.getLogger("resdet")
@@ -23,12 +24,6 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     """The module inside DDP / DataParallel wrappers."""
     return model.module if hasattr(model, "module") and isinstance(
         model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
-
-
-def _as_list(metrics: Any) -> list:
-    if metrics is None:
-        return []
-    return list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
 
 
 @torch.no_grad()
@@ -57,7 +52,7 @@ def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch
         param = next(iter(model.parameters()), None)
         device = param.device if param is not None else torch.device("cpu")
     device = torch.device(device)
-    metric_list = _as_list(metrics)
+    metric_list = as_list(metrics)
     for metric in metric_list:
         metric.reset()
     was_training = model.training
@@ -97,18 +92,6 @@ def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch
     results["num_skipped"] = num_skipped
     results["num_images"] = num_images
     return results
-
-
-def build_metrics(cfg: Any, dataset: Any = None) -> list:
-    """Build (``METRICS``) and bind the ``val_evaluator`` config (one dict or a list)."""
-    from ..registry import METRICS
-    metrics = []
-    for item in _as_list(cfg):
-        metric = METRICS.build(item) if isinstance(item, dict) else item
-        if dataset is not None and hasattr(metric, "bind"):
-            metric.bind(dataset)
-        metrics.append(metric)
-    return metrics
 
 
 def primary_metric(metrics: Sequence[Any]) -> tuple[str | None, str]:

@@ -5,7 +5,7 @@
 
 One loop for every setting: ``torchrun --nnodes N --nproc_per_node G tools/train_cls.py CFG``
 starts one process per device; the process group (nccl on GPU, gloo on CPU) comes from
-``resdet.engine.dist.init_distributed``. The TOTAL batch size of the config is split over
+``resdet.utils.dist.init_distributed``. The TOTAL batch size of the config is split over
 ranks, the data stream is sharded by ``DistributedTrainSampler``, logged metrics are averaged
 over ranks and only rank 0 writes files. See ``docs/CONTRACTS.md`` for the config schema.
 """
@@ -23,14 +23,15 @@ from torch import nn
 
 from .. import __version__
 from ..data.loader import batch_len, build_dataloader, build_dataset, move_to_device
+from ..models.converters import load_weights
 from ..registry import MODELS
+from ..utils import dist
 from ..utils.config import ConfigError
-from . import dist
 from .amp import autocast_context, build_grad_scaler, check_amp
-from .checkpoint import (find_latest_valid, get_rng_state, load_training_checkpoint, load_weights,
-                         save_checkpoint, set_rng_state)
+from .checkpoint import find_latest_valid, get_rng_state, load_training_checkpoint, save_checkpoint, set_rng_state
 from .hooks import CheckpointHook, EvalHook, LoggerHook, build_hooks
-from .inference import build_metrics, run_inference, unwrap_model
+from ..evaluation.builder import build_metrics
+from .inference import run_inference, unwrap_model
 from .logger import save_run_info, setup_logger
 from .optim import build_optimizer
 from .schedules import LRScheduler

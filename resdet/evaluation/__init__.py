@@ -6,14 +6,13 @@ from .classification import TopKError
 from .coco import CocoMetric, coco_from_dataset
 from .coco_api import evaluate_coco, load_coco_gt, resolve_backend
 from .localization import LocalizationError
-from .offline import evaluate_results_file
 from .results import ResultsError, detections_to_coco_results, validate_detection_results
 from .voc import VOCMetric, evaluate_voc, load_voc_gt
 
 __all__ = [
     "BaseMetric", "gather_unique", "METRIC_STRINGS", "build_metrics", "canonical_metric",
     "TopKError", "CocoMetric", "coco_from_dataset", "evaluate_coco", "load_coco_gt",
-    "resolve_backend", "LocalizationError", "evaluate_results_file", "ResultsError",
+    "resolve_backend", "LocalizationError", "ResultsError",
     "detections_to_coco_results", "validate_detection_results", "VOCMetric", "evaluate_voc",
     "load_voc_gt",
 ]

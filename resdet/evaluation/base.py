@@ -13,7 +13,8 @@ from typing import Any, Hashable, Iterable
 import numpy as np
 import torch
 
-from resdet.engine import dist
+from resdet.utils import dist
+from resdet.utils.containers import as_list
 
 
 def to_numpy(value: Any, dtype: Any = None) -> np.ndarray:
@@ -111,7 +112,7 @@ class BaseMetric(abc.ABC):
         elif isinstance(targets, dict):
             for name in ("img_ids", "img_id", "indices", "index"):
                 if name in targets:
-                    keys = [_hashable(k) for k in _as_list(targets[name])]
+                    keys = [_hashable(k) for k in as_list(targets[name])]
                     break
         if keys is None:
             keys = [("sample", dist.get_rank(), self._next_index + i) for i in range(count)]
@@ -120,14 +121,6 @@ class BaseMetric(abc.ABC):
                              f"image ids in the batch targets")
         self._next_index += count
         return keys
-
-
-def _as_list(value: Any) -> list:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().tolist()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _hashable(value: Any) -> Hashable:

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from resdet.evaluation.base import BaseMetric
 from resdet.registry import METRICS
+from resdet.utils.containers import as_list
 
 METRIC_STRINGS = ("top1", "top5", "mAP@[.5:.95]", "segm-mAP@[.5:.95]", "mAP@0.5", "loc-err")
 _ALIASES = {"bbox": "mAP@[.5:.95]", "segm": "segm-mAP@[.5:.95]", "mAP": "mAP@[.5:.95]",
@@ -66,8 +67,7 @@ def build_metrics(metrics: str | dict | Sequence[Any], dataset: Any = None, **op
     ``options`` (for strings): ``backend``, ``results_file``, ``voc_ap_method``,
     ``voc_plus_one``, ``workers``. ``mAP@0.5`` picks COCO AP50 when ``dataset`` has a ``coco`` index.
     """
-    if isinstance(metrics, (str, dict)) or isinstance(metrics, BaseMetric):
-        metrics = [metrics]
+    metrics = as_list(metrics)  # one metric (string, dict or object) or several
     strings = [m for m in metrics if isinstance(m, str)]
     others = [m for m in metrics if not isinstance(m, str)]
     coco_style = getattr(dataset, "coco", None) is not None

@@ -18,7 +18,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from resdet.engine import dist
+from resdet.utils import dist
 from resdet.evaluation.base import BaseMetric, format_class_table, to_numpy
 from resdet.evaluation.coco_api import (STAT_NAMES, coco_from_dict, evaluate_coco,
                                         format_coco_summary, masks_to_rles, resolve_backend)

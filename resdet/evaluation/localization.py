@@ -25,11 +25,13 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
-from resdet.engine import dist
+from resdet.data.datasets.imagenet_loc import ImageNetLocDataset
 from resdet.evaluation.base import BaseMetric, to_numpy
-from resdet.evaluation.results import detections_to_coco_results, write_results_json
+from resdet.evaluation.results import (ResultsError, detections_to_coco_results, load_json_file,
+                                       write_results_json)
 from resdet.evaluation.voc_ap import pairwise_iou
 from resdet.registry import METRICS
+from resdet.utils import dist
 
 _FLAGS = ("loc_top1", "loc_top5", "loc_oracle", "cls_top1", "cls_top5")
 
@@ -145,3 +147,53 @@ class LocalizationError(BaseMetric):
                 f"{pct['loc_top5_err']:.2f}%, GT-class-known error {pct['loc_oracle_err']:.2f}% "
                 f"(classification: top-1 {pct['cls_top1_err']:.2f}%, top-{self.topk} "
                 f"{pct['cls_top5_err']:.2f}%)")
+
+
+def predictions_to_loc_results(predictions: Sequence[dict], img_ids: Sequence, class_names: Sequence[str]
+                               ) -> list[dict]:
+    """Localization predictions (``labels``, ``scores``, ``boxes`` xyxy per image) -> a
+    COCO-results-style list: one ``{'image_id', 'category_id' (the class id, e.g. the wnid),
+    'bbox' [x, y, w, h], 'score'}`` per class guess."""
+    out = []
+    for pred, img_id in zip(predictions, img_ids):
+        out.extend(detections_to_coco_results(img_id, to_numpy(pred["boxes"], np.float64).reshape(-1, 4),
+                                              to_numpy(pred["scores"], np.float64).reshape(-1),
+                                              to_numpy(pred["labels"], np.int64).reshape(-1), class_names))
+    return out
+
+
+def evaluate_loc_results_file(root: str, results: str | list, split: str = "val", iou_thr: float = 0.5,
+                              topk: int = 5, **dataset_kwargs) -> dict:
+    """Score a localization results file (``predictions_to_loc_results``' format; ``category_id``
+    a class id string or a 1-based label) against the ILSVRC-layout ground truth at ``root``.
+    Images without results count as wrong. Returns ``LocalizationError``'s numbers plus
+    ``'table'`` (its text)."""
+    dataset = ImageNetLocDataset(root, split, strict=False, **dataset_kwargs)
+    if isinstance(results, str):
+        results = load_json_file(results, "localization results file")
+    if not isinstance(results, list):
+        raise ResultsError("localization results must be a json list of {image_id, category_id, bbox, score}")
+    index = {str(i): n for n, i in enumerate(dataset.img_ids)}
+    grouped: dict[int, list[tuple[int, float, list]]] = {}
+    for entry in results:
+        try:
+            cat, img = entry["category_id"], str(entry["image_id"])
+            label = dataset.cat_id_to_label[cat] if isinstance(cat, str) else int(cat) - 1
+            score, (x, y, w, h) = float(entry["score"]), (float(v) for v in entry["bbox"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ResultsError(f"localization result {entry!r}: {type(err).__name__} {err} (needs image_id, "
+                               "category_id (class id or 1-based label), bbox [x, y, w, h], score)") from None
+        if img not in index or not 0 <= label < len(dataset.class_names):
+            raise ResultsError(f"localization result for image {img!r}, class {cat!r}: not in {dataset.img_dir}")
+        grouped.setdefault(index[img], []).append((label, score, [x, y, x + w, y + h]))
+    metric = LocalizationError(iou_thr=iou_thr, topk=topk).bind(dataset)
+    predictions, targets = [], []
+    for n, img_id in enumerate(dataset.img_ids):
+        rows = grouped.get(n, [])
+        predictions.append({"labels": np.asarray([r[0] for r in rows], np.int64),
+                            "scores": np.asarray([r[1] for r in rows], np.float64),
+                            "boxes": np.asarray([r[2] for r in rows], np.float64).reshape(-1, 4)})
+        targets.append({"img_id": img_id})
+    metric.process(predictions, targets)
+    numbers = metric.compute()
+    return dict(numbers, table=metric.format_table(numbers))

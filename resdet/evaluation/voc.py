@@ -16,7 +16,7 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
-from resdet.engine import dist
+from resdet.utils import dist
 from resdet.evaluation.base import BaseMetric, format_class_table, mean_of_finite, to_numpy
 from resdet.evaluation.results import ResultsError, detections_to_coco_results, write_results_json
 from resdet.evaluation.voc_ap import voc_eval

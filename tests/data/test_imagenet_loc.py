@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from resdet.data.datasets.imagenet_loc import (BoxRandomCrop, ImageNetLocDataset, ShapesLocDataset,
-                                               loc_collate)
+from resdet.data.collate import loc_collate
+from resdet.data.datasets import ImageNetLocDataset, ShapesLocDataset
+from resdet.data.transforms import BoxRandomCrop
 from resdet.evaluation import LocalizationError
 
 CLIPPED = pytest.mark.filterwarnings("ignore:.*boxes clipped to the image")
@@ -136,7 +137,7 @@ def test_shapes_stand_in_is_deterministic_and_one_box_per_image(tmp_path):
 def test_results_file_round_trip(tmp_path):
     import json
 
-    from resdet.data.datasets.imagenet_loc import evaluate_loc_results_file, predictions_to_loc_results
+    from resdet.evaluation.localization import evaluate_loc_results_file, predictions_to_loc_results
     from resdet.evaluation.results import ResultsError
     root = make_ilsvrc(str(tmp_path))
     write_xml(str(tmp_path / "Annotations/CLS-LOC/val/val_0002.xml"), [("n01", (0, 0, 20, 20))])

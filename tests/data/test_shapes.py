@@ -113,7 +113,7 @@ def test_cli_and_coco_dataset_read_the_det_set(tmp_path, repo_root):
     from resdet.data.datasets import ShapesCocoDataset
     ann = tmp_path / "val" / "annotations.json"
     stamp = os.path.getmtime(ann)
-    val = ShapesCocoDataset(str(tmp_path), "val", num_images=2, image_size=64, seed=1)
+    val = ShapesCocoDataset(str(tmp_path), "val", num_images=2, image_size=64, seed=0)  # val: seed + 1
     assert len(val) <= 2 and os.path.getmtime(ann) == stamp
 
 

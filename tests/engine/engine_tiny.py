@@ -97,7 +97,7 @@ class EngineTinyAccuracy:
         self.total += int(labels.numel())
 
     def compute(self) -> dict:
-        from resdet.engine import dist
+        from resdet.utils import dist
         counts = dist.all_gather_object((self.wrong, self.total))
         wrong, total = sum(c[0] for c in counts), sum(c[1] for c in counts)
         return {"top1_err": wrong / max(total, 1), "count": total}

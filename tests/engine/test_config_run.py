@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from engine_tiny import EngineTinyDataset, single_thread  # noqa: F401 (autouse fixture)
 from resdet.engine import Trainer, run_inference
-from resdet.engine.inference import build_metrics
+from resdet.evaluation import build_metrics
 from resdet.engine.logger import ProgressDisplay, setup_logger
 from resdet.data.loader import build_dataloader
 

@@ -156,7 +156,8 @@ def test_load_from_reports_unmatched_keys(tmp_path):
     with pytest.raises(CheckpointError, match="fc2.weight"):
         Trainer(**cfg, load_from=os.path.join(work, "final.pth"))
     trainer = Trainer(**cfg, load_from=os.path.join(work, "final.pth"), load_strict=False)
-    assert sorted(trainer.load_report["mismatched"]) == ["fc2.bias", "fc2.weight"]
+    assert sorted(trainer.load_report["mismatched"]) == ["fc2.bias: checkpoint (3,) vs model (5,)",
+                                                         "fc2.weight: checkpoint (3, 16) vs model (5, 16)"]
     source = safe_load(os.path.join(work, "final.pth"))["model"]
     assert torch.equal(weights(trainer)["fc1.weight"], source["fc1.weight"])
 

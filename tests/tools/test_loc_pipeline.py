@@ -73,7 +73,8 @@ def test_shapes_config_trains_and_evaluates(repo_root, tmp_path, capsys):
         assert again[key] == pytest.approx(numbers[key])
 
     # results-file mode: ground-truth boxes of the val split as the predictions -> no error
-    from resdet.data.datasets.imagenet_loc import ShapesLocDataset, predictions_to_loc_results
+    from resdet.data.datasets import ShapesLocDataset
+    from resdet.evaluation.localization import predictions_to_loc_results
     val = ShapesLocDataset(data_root, "val", num_images=4, image_size=64)
     anns = [val.get_ann(i) for i in range(len(val))]
     rows = predictions_to_loc_results([{"labels": a["labels"][:1], "scores": [0.9], "boxes": a["boxes"][:1]}

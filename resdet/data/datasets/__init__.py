@@ -3,5 +3,5 @@ from .concat import ConcatDataset  # noqa: F401
 from .voc import VOCDataset  # noqa: F401
 from .cifar import CIFAR10  # noqa: F401
 from .image_folder import ClsDataset, ImageFolder  # noqa: F401
-from .shapes import ShapesClsDataset  # noqa: F401
-from .imagenet_loc import ImageNetLocDataset, ShapesLocDataset, loc_collate  # noqa: F401
+from .imagenet_loc import ImageNetLocDataset  # noqa: F401
+from .shapes import ShapesClsDataset, ShapesLocDataset  # noqa: F401

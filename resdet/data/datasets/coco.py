@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...registry import DATASETS
+from ..synthetic.cache import split_seed
 from .det_base import DetectionDataset
 
 
@@ -140,10 +141,11 @@ class ShapesCocoDataset(CocoDataset):
 
     Args:
         data_root: folder holding ``<split>/annotations.json`` and ``<split>/images``.
-        split: ``'train'`` or ``'val'`` (any name works; it only selects the folder and seed).
+        split: ``'train'``, ``'val'`` or ``'test'``: the folder, and the seed (``split_seed``).
         num_images: images to generate for this split.
         image_size: side of the square images.
-        seed: generator seed (give each split its own, e.g. train 0, val 1).
+        seed: base seed of the generator; the split's own is ``split_seed(seed, split)``
+            (train ``seed``, val ``seed + 1``), so one seed serves every split.
         generator_kwargs: extra keyword arguments of ``generate_shapes_det``.
         other arguments: see ``CocoDataset``.
     """
@@ -156,7 +158,7 @@ class ShapesCocoDataset(CocoDataset):
         ann_file = os.path.join(split_dir, "annotations.json")
         self.split_dir = split_dir
         ensure_shapes_det(split_dir, num_images=num_images, image_size=image_size,
-                          seed=seed, generator_kwargs=generator_kwargs or {})
+                          seed=split_seed(seed, split), generator_kwargs=generator_kwargs or {})
         super().__init__(ann_file=ann_file, img_dir=os.path.join(split_dir, "images"), pipeline=pipeline,
                          filter_empty=filter_empty, strict=strict, with_masks=with_masks, classes=classes)
 

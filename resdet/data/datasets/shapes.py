@@ -1,8 +1,7 @@
-"""The embedded synthetic classification set (``ShapesClsDataset``), generated on first use.
-
-The COCO-json detection / localization flavours of the same generator are read by
-``ShapesCocoDataset`` (``coco.py``).
-"""
+"""The embedded synthetic classification (``ShapesClsDataset``) and localization
+(``ShapesLocDataset``) sets, generated on first use; the COCO-json detection flavour of the
+same generator is read by ``ShapesCocoDataset`` (``coco.py``). Splits are seeded by
+``split_seed``."""
 from __future__ import annotations
 
 import glob
@@ -10,18 +9,11 @@ import os
 from typing import Sequence
 
 from ...registry import DATASETS
-from ..synthetic.cache import ensure_generated
+from ..synthetic.cache import ensure_generated, split_seed
 from ..synthetic.shapes import SHAPE_CLASSES, generate_shapes_cls
+from ..synthetic.shapes_loc import ensure_shapes_loc
 from .image_folder import ImageFolder
-
-
-def _split_seed(seed: int, split: str) -> int:
-    """``train`` uses ``seed``, ``val`` ``seed + 1`` (as ``datasets/generate_shapes.py``),
-    ``test`` ``seed + 2``."""
-    offsets = {"train": 0, "val": 1, "test": 2}
-    if split not in offsets:
-        raise ValueError(f"shapes split must be one of {', '.join(offsets)}, got {split!r}")
-    return seed + offsets[split]
+from .imagenet_loc import ImageNetLocDataset
 
 
 def ensure_shapes_cls(split_dir: str, num_images: int, image_size: int, seed: int,
@@ -62,5 +54,19 @@ class ShapesClsDataset(ImageFolder):
         if unknown:
             raise ValueError(f"unknown shape classes {unknown}; allowed: {', '.join(SHAPE_CLASSES)}")
         split_dir = os.path.join(data_root, split)
-        ensure_shapes_cls(split_dir, num_images, image_size, _split_seed(seed, split), tuple(classes))
+        ensure_shapes_cls(split_dir, num_images, image_size, split_seed(seed, split), tuple(classes))
         super().__init__(split_dir, classes=list(classes), pipeline=pipeline, strict=strict)
+
+
+@DATASETS.register_module()
+class ShapesLocDataset(ImageNetLocDataset):
+    """The embedded localization default: the shapes generator's ``loc`` flavour written in
+    the ILSVRC CLS-LOC layout under ``data_root`` (generated on first use, deterministic:
+    seeds per split as ``split_seed``) and read by ``ImageNetLocDataset``."""
+
+    def __init__(self, data_root: str = "data/shapes_loc", split: str = "train", num_images: int = 1000,
+                 image_size: int = 128, seed: int = 0, classes: Sequence[str] | None = None,
+                 pipeline: Sequence[dict] | None = None, strict: bool = True) -> None:
+        classes = tuple(classes or SHAPE_CLASSES)
+        ensure_shapes_loc(data_root, split, num_images, image_size, split_seed(seed, split), classes)
+        super().__init__(root=data_root, split=split, classes=classes, pipeline=pipeline, strict=strict)

@@ -14,7 +14,19 @@ import os
 import time
 from typing import Callable
 
+from ...utils.dist import barrier, is_main_process
+from ...utils.io import atomic_write_json
+
 META_FILE = "shapes_meta.json"
+SPLIT_SEED_OFFSETS = {"train": 0, "val": 1, "test": 2}
+
+
+def split_seed(seed: int, split: str) -> int:
+    """The one seeding rule of every synthetic split: ``train`` uses ``seed``, ``val``
+    ``seed + 1``, ``test`` ``seed + 2`` (``datasets/generate_shapes.py`` follows it too)."""
+    if split not in SPLIT_SEED_OFFSETS:
+        raise ValueError(f"synthetic split must be one of {', '.join(SPLIT_SEED_OFFSETS)}, got {split!r}")
+    return int(seed) + SPLIT_SEED_OFFSETS[split]
 
 
 @contextlib.contextmanager
@@ -67,8 +79,6 @@ def ensure_generated(target: str, meta: dict, generate: Callable[[], object],
     ``generate()``, then writes the meta file atomically; every rank then waits at a barrier.
     Raises RuntimeError when the set is still incomplete afterwards.
     """
-    from ...engine.dist import barrier, is_main_process
-    from ...utils.io import atomic_write_json
     meta = json.loads(json.dumps(meta))  # the form it takes once read back (tuples -> lists)
     meta_path = meta_path or os.path.join(target, META_FILE)
 

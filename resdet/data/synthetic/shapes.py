@@ -24,6 +24,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .cache import split_seed
+
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross")
 _FLAVOUR_CODES = {"cls": 1, "det": 2, "loc": 3}
 _SUBPIXEL_SHIFT = 4  # cv2 fixed-point drawing: coordinates * 16
@@ -294,12 +296,13 @@ def generate_shapes_splits(root: str, flavour: str = "cls", num_train: int = 200
     if flavour not in _FLAVOUR_CODES:
         raise ValueError(f"flavour must be one of {', '.join(_FLAVOUR_CODES)}, got {flavour!r}")
     outputs = {}
-    for split, count, split_seed in (("train", num_train, seed), ("val", num_val, seed + 1)):
+    for split, count in (("train", num_train), ("val", num_val)):
+        seed_of_split = split_seed(seed, split)
         out = os.path.join(root, split)
         if flavour == "cls":
-            generate_shapes_cls(out, count, image_size or 64, split_seed, **kwargs)
+            generate_shapes_cls(out, count, image_size or 64, seed_of_split, **kwargs)
             outputs[split] = out
         else:
-            outputs[split] = generate_shapes_det(out, count, image_size or 256, split_seed,
+            outputs[split] = generate_shapes_det(out, count, image_size or 256, seed_of_split,
                                                  flavour=flavour, **kwargs)
     return outputs

@@ -23,6 +23,7 @@ import torchvision.transforms.functional as TF
 from torch import nn
 
 from ...registry import MODELS
+from ..converters import load_weights
 
 TEST_MODES = ("center", "ten_crop", "multi_scale")
 PAPER_TEST_SCALES = (224, 256, 384, 480, 640)
@@ -31,12 +32,11 @@ PAPER_TEST_SCALES = (224, 256, 384, 480, 640)
 def _build(model: dict | nn.Module, checkpoint: str | None) -> nn.Module:
     model = MODELS.build(model) if isinstance(model, dict) else model
     if checkpoint:
-        from ...engine.checkpoint import load_weights
         load_weights(model, checkpoint, strict=True)
     return model
 
 
-def _as_list(inputs: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
+def _image_list(inputs: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
     if isinstance(inputs, torch.Tensor):
         if inputs.dim() != 4 or inputs.shape[1] != 3:
             raise ValueError(f"inputs must be N x 3 x H x W, got shape {tuple(inputs.shape)}")
@@ -164,7 +164,7 @@ class MultiScaleClassifier(_TestTimeWrapper):
     def predict(self, inputs) -> torch.Tensor:
         if isinstance(inputs, torch.Tensor):
             return mean_log_prob(self.scale_probs(inputs))
-        return torch.cat([mean_log_prob(self.scale_probs(img[None])) for img in _as_list(inputs)])
+        return torch.cat([mean_log_prob(self.scale_probs(img[None])) for img in _image_list(inputs)])
 
 
 @MODELS.register_module()

@@ -11,7 +11,7 @@ import torch
 
 from ..backbones.resnet import RESNET_SETTINGS
 from ..backbones.vgg import VGG_SETTINGS
-from . import Converter, register_converter, register_identifier
+from .loading import Converter, register_converter, register_identifier
 
 StateDict = dict[str, torch.Tensor]
 _VGG_FC = {"classifier.0.": "head.fc6.", "classifier.3.": "head.fc7.", "classifier.6.": "head.fc8."}

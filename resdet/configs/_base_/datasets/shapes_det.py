@@ -21,7 +21,7 @@ val_dataloader = dict(
     batch_size=8,
     num_workers=1,
     dataset=dict(type="ShapesCocoDataset", data_root=data_root, split="val", num_images=200,
-                 image_size=image_size, seed=1, filter_empty=False, pipeline=test_pipeline),
+                 image_size=image_size, seed=0, filter_empty=False, pipeline=test_pipeline),
     sampler=dict(type="InferenceSampler"),
     collate="det_collate",
 )

@@ -1,4 +1,4 @@
-"""What ``tools/eval.py`` does: score a model on its config's test set, or a results file.
+"""What ``resdet eval`` (``tools/eval.py``) does in model mode: score a model on its config's test set, or a results file.
 
 ``evaluate_model`` builds the model (``resdet.apis.init_model``), the loader of
 ``cfg.test_dataloader`` (falling back to ``cfg.val_dataloader``) and the metrics, then
@@ -13,9 +13,14 @@ from typing import Any, Sequence
 
 import torch
 
-from resdet.engine import dist
-from resdet.evaluation.builder import build_metrics
-from resdet.utils.io import atomic_write_json
+from ..data.loader import build_dataloader
+from ..engine.inference import run_inference
+from ..evaluation.builder import build_metrics
+from ..models.classifiers.tta import build_tta
+from ..utils import dist
+from ..utils.config import load_config
+from ..utils.io import atomic_write_json
+from .model import init_model
 
 DETECTION_METRICS = ("CocoMetric", "VOCMetric", "LocalizationError")  # metrics that can write --out
 
@@ -39,11 +44,6 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     the first detection metric, on rank 0). ``test_mode``: a classifier's test-time mode
     (``center``, ``ten_crop``, ``multi_scale``); default: the config's ``test_mode``.
     """
-    from resdet.apis.model import init_model
-    from resdet.data.loader import build_dataloader
-    from resdet.engine.inference import run_inference
-    from resdet.utils.config import load_config
-
     dist.init_distributed()
     cfg = load_config(config, cfg_options)
     loader_cfg = cfg.get("test_dataloader") or cfg.get("val_dataloader")
@@ -52,7 +52,6 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     device = device or _default_device()
     model = init_model(cfg, checkpoint, device=device)
     if cfg.get("test_mode") is not None or test_mode is not None:
-        from resdet.models.classifiers.tta import build_tta
         model, mode_loader_cfg = build_tta(model, cfg, test_mode)
         model.to(device).eval()
         if mode_loader_cfg:
@@ -60,7 +59,7 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     seed = int((cfg.get("train_cfg") or {}).get("seed", 0) or 0)
     loader_cfg = loader_cfg.to_dict() if hasattr(loader_cfg, "to_dict") else dict(loader_cfg)
     loader = build_dataloader(loader_cfg, training=False, seed=seed)
-    dataset = getattr(loader, "raw_dataset", None) or loader.dataset
+    dataset = loader.raw_dataset
     if metrics:
         built = build_metrics(list(metrics), dataset, backend=backend, results_file=results_file,
                               voc_ap_method=voc_ap_method, voc_plus_one=voc_plus_one, workers=workers)

@@ -11,11 +11,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from resdet.evaluation.builder import canonical_metric
-from resdet.evaluation.coco import coco_metrics_dict, format_coco_results
-from resdet.evaluation.coco_api import evaluate_coco, load_coco_gt
-from resdet.evaluation.results import load_json_file, validate_detection_results
-from resdet.evaluation.voc import evaluate_voc, format_voc_results, load_voc_gt
+from ..evaluation.builder import canonical_metric
+from ..evaluation.coco import coco_metrics_dict, format_coco_results
+from ..evaluation.coco_api import evaluate_coco, load_coco_gt
+from ..evaluation.localization import evaluate_loc_results_file
+from ..evaluation.results import load_json_file, validate_detection_results
+from ..evaluation.voc import evaluate_voc, format_voc_results, load_voc_gt
 
 _NEEDS_MODEL = ("top1", "top5", "loc-err")
 
@@ -26,7 +27,6 @@ def evaluate_results_file(ann: str, results: str, metrics: Sequence[str], split:
     """Returns one ``{'metric': str, 'results': dict, 'table': str}`` per evaluation run."""
     wanted = list(dict.fromkeys(canonical_metric(m) for m in metrics))
     if wanted == ["loc-err"] and os.path.isdir(ann):  # ILSVRC CLS-LOC root + localization results
-        from resdet.data.datasets.imagenet_loc import evaluate_loc_results_file
         numbers = evaluate_loc_results_file(ann, results, split=split)
         return [{"metric": "loc-err", "table": numbers.pop("table"), "results": numbers}]
     for name in wanted:
