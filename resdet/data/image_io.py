@@ -12,10 +12,12 @@ import os
 import cv2
 import numpy as np
 
+from ..utils.errors import ResdetError
+
 cv2.setNumThreads(0)  # loader workers parallelise; OpenCV's own threads would oversubscribe
 
 
-class ImageReadError(OSError):
+class ImageReadError(ResdetError, OSError):
     """A file that is missing, empty, truncated, or not an image."""
 
 

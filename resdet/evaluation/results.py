@@ -19,10 +19,11 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
+from resdet.utils.errors import DataError
 from resdet.utils.io import atomic_write_json
 
 
-class ResultsError(ValueError):
+class ResultsError(DataError):
     """A results or ground-truth file that cannot be evaluated (the message names it)."""
 
 

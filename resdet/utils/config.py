@@ -8,13 +8,11 @@ from typing import Sequence
 
 from mmengine.config import Config, DictAction
 
+from .errors import ConfigError  # noqa: F401  (re-exported)
+
 # the shipped configs live inside the package (``configs/`` in a clone points here), so names
 # resolve from an installed wheel and from any working directory
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-
-
-class ConfigError(ValueError):
-    """A config that cannot work as written; the message names the key and the fix."""
 
 
 def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:

@@ -20,8 +20,7 @@ from typing import Any
 import torch
 
 
-class CheckpointError(RuntimeError):
-    """A file that is missing, truncated, corrupt, or not a resdet/torch checkpoint."""
+from .errors import CheckpointError  # noqa: F401  (re-exported: raised by safe_load)
 
 
 # flags of the temporary file: never follow a planted link, never reuse an existing file
