@@ -17,6 +17,19 @@ from typing import Any
 
 from mmengine.registry import Registry
 
+from .utils.errors import ConfigError
+
+
+class BadArgumentError(ConfigError, TypeError):
+    """A config key the component does not take, or a required one it lacks."""
+
+
+class UnknownTypeError(ConfigError, KeyError):
+    """A config ``type`` that is not registered (a ``KeyError`` too, for older handlers)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
 
 def _closest(name: str, registry: Registry) -> list[str]:
     names = sorted(registry.module_dict.keys())
@@ -31,6 +44,8 @@ def build_from_cfg(cfg: Any, registry: Registry, default_args: dict | None = Non
 
     ``cfg`` may also be an already-built object, which is returned unchanged.
     """
+    if hasattr(cfg, "to_dict"):  # an mmengine ConfigDict
+        cfg = cfg.to_dict()
     if not isinstance(cfg, dict):
         if cfg is None:
             raise TypeError(f"cannot build from None in the '{registry.name}' registry")
@@ -47,18 +62,44 @@ def build_from_cfg(cfg: Any, registry: Registry, default_args: dict | None = Non
         if obj_cls is None:
             close = _closest(obj_type, registry)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise KeyError(
+            raise UnknownTypeError(
                 f"'{obj_type}' is not registered in the resdet '{registry.name}' registry{hint} "
                 f"(registered: {', '.join(sorted(registry.module_dict)) or 'none'})")
     elif inspect.isclass(obj_type) or callable(obj_type):
         obj_cls = obj_type
     else:
         raise TypeError(f"'type' must be a str or a class, got {type(obj_type).__name__}")
+    _check_arguments(obj_cls, args, registry)
     try:
         return obj_cls(**args)
+    except BadArgumentError as err:  # a nested component's bad key: say where it sits
+        raise BadArgumentError(f"building {getattr(obj_cls, '__name__', obj_cls)}: {err}") from err
     except TypeError as err:  # name the component so a bad key is easy to find
         raise TypeError(f"building {getattr(obj_cls, '__name__', obj_cls)} "
                         f"from the '{registry.name}' registry: {err}") from err
+
+
+def _check_arguments(obj_cls: Any, args: dict, registry: Registry) -> None:
+    """A config key the component does not take (a typo) or a required one it lacks is a
+    ``ConfigError`` naming the component, the key and the accepted names."""
+    try:
+        signature = inspect.signature(obj_cls)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    params = signature.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    name = getattr(obj_cls, "__name__", str(obj_cls))
+    accepted = [p for p in params if params[p].kind in (params[p].POSITIONAL_OR_KEYWORD, params[p].KEYWORD_ONLY)]
+    for key in args:
+        if key not in params:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise BadArgumentError(f"{name} (the '{registry.name}' registry) has no argument '{key}'{hint}; "
+                              f"it takes: {', '.join(accepted) or 'no arguments'}")
+    missing = [p for p in accepted if params[p].default is inspect.Parameter.empty and p not in args]
+    if missing:
+        raise BadArgumentError(f"{name} (the '{registry.name}' registry) needs {', '.join(repr(m) for m in missing)}")
 
 
 def _registry(name: str, location: str) -> Registry:

@@ -13,7 +13,7 @@ from torch import nn
 from ..data.image_io import imread_rgb
 from ..data.transforms.det_transforms import build_pipeline
 from ..engine import Trainer
-from ..utils.config import load_config
+from ..utils.config import ConfigError, load_config
 from ..utils.dist import barrier
 from ..visualization import draw_detections, save_image, select_detections
 
@@ -163,7 +163,7 @@ def check_init_checkpoints(cfg: Any) -> None:
     for key in ("checkpoint", "classifier", "backbone"):
         path = init_cfg.get(key)
         if isinstance(path, str) and not os.path.isfile(path):
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"model.init_cfg.{key}: checkpoint {path} does not exist (relative paths are from "
                 f"{os.getcwd()}). Produce it with tools/train_cls.py or tools/convert_weights.py, point "
                 f"--cfg-options model.init_cfg.{key}=PATH at it, or train from random weights with "
@@ -192,7 +192,7 @@ def ensure_pretrained(cfg: Any) -> str | None:
     barrier()
     produced = results.get("checkpoint")
     if not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f"the pretraining stage {pretrain['config']} finished but {checkpoint} does "
+        raise ConfigError(f"the pretraining stage {pretrain['config']} finished but {checkpoint} does "
                                 f"not exist (it wrote {produced}); set pretrain.checkpoint accordingly")
     scores = ", ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
     print(f"pretraining stage done: {scores}; checkpoint {checkpoint}", flush=True)

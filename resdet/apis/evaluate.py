@@ -18,7 +18,7 @@ from ..engine.inference import run_inference
 from ..evaluation.builder import build_metrics
 from ..models.classifiers.tta import build_tta
 from ..utils import dist
-from ..utils.config import load_config
+from ..utils.config import ConfigError, load_config
 from ..utils.io import atomic_write_json
 from .model import init_model
 
@@ -46,9 +46,11 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     """
     dist.init_distributed()
     cfg = load_config(config, cfg_options)
+    if "model" not in cfg:
+        raise ConfigError(f"config {config} has no 'model' key")
     loader_cfg = cfg.get("test_dataloader") or cfg.get("val_dataloader")
     if not loader_cfg:
-        raise KeyError(f"config {config} has neither 'test_dataloader' nor 'val_dataloader'")
+        raise ConfigError(f"config {config} has neither 'test_dataloader' nor 'val_dataloader'")
     device = device or _default_device()
     model = init_model(cfg, checkpoint, device=device)
     if cfg.get("test_mode") is not None or test_mode is not None:
@@ -66,7 +68,7 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     else:
         evaluator = cfg.get("test_evaluator") or cfg.get("val_evaluator")
         if not evaluator:
-            raise KeyError(f"config {config} has no 'test_evaluator' / 'val_evaluator'; pass --metric")
+            raise ConfigError(f"config {config} has no 'test_evaluator' / 'val_evaluator'; pass --metric")
         items = evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
         items = [i.to_dict() if hasattr(i, "to_dict") else dict(i) for i in items]
         if results_file:

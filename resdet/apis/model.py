@@ -10,7 +10,7 @@ from torch import nn
 
 from ..models.converters import load_weights
 from ..registry import MODELS
-from ..utils.config import load_config, resolve_config_path
+from ..utils.config import ConfigError, load_config, merge_options, resolve_config_path
 
 _RESNET_DEPTHS = (18, 34, 50, 101, 152)
 _CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
@@ -68,13 +68,13 @@ def get_config(config: str | dict | Config, cfg_options: dict | None = None) -> 
         try:
             resolve_config_path(config)
         except FileNotFoundError:
-            raise ValueError(f"unknown model {config!r}: not a config file and not a short name; "
+            raise ConfigError(f"unknown model {config!r}: not a config file and not a short name; "
                              f"allowed short names: {', '.join(SHORT_NAMES)}") from None
         cfg = load_config(config)
     if cfg_options:
-        cfg.merge_from_dict(dict(cfg_options))
+        merge_options(cfg, cfg_options)
     if "model" not in cfg:
-        raise KeyError(f"config {config!r} has no 'model' key")
+        raise ConfigError(f"config {config!r} has no 'model' key")
     return cfg
 
 

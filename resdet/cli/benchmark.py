@@ -8,8 +8,10 @@ import pkgutil
 import sys
 
 import resdet.benchmarks as benchmarks
+from resdet.cli._errors import command
 
 
+@command("benchmark")
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     modes = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if not m.name.startswith("_"))

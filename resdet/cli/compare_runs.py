@@ -11,6 +11,8 @@ import json
 import os
 import sys
 
+from resdet.cli._errors import command
+
 DEFAULT_KEYS = ("bbox_AP50", "bbox_AP", "bbox_AP75", "segm_AP", "voc_mAP50", "top1_err", "top5_err", "loc_err")
 LABELS = {"bbox_AP50": "mAP@0.5", "bbox_AP": "mAP@[.5:.95]", "bbox_AP75": "mAP@0.75",
           "segm_AP": "segm mAP@[.5:.95]", "voc_mAP50": "VOC mAP@0.5"}
@@ -66,6 +68,7 @@ def format_markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+@command("compare-runs")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work_dirs", nargs="+", help="training work dirs")

@@ -15,11 +15,13 @@ import json
 import os
 import sys
 
+from resdet.cli._errors import command
 from resdet.apis.model import default_input_shape, init_model
 from resdet.models.utils.complexity import format_complexity, get_model_complexity
 from resdet.utils.config import add_cfg_options_arg
 
 
+@command("complexity")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="short model name or config file")

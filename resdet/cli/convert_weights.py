@@ -13,10 +13,12 @@ import json
 import os
 import sys
 
+from resdet.cli._errors import command
 from resdet.models.converters import CONVERTERS, convert_checkpoint
 from resdet.utils.io import CheckpointError
 
 
+@command("convert-weights")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", nargs="?", help="foreign checkpoint (.pth)")

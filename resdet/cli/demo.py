@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+from resdet.cli._errors import command
 from resdet.utils.config import add_cfg_options_arg
 
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("demo")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from resdet.apis import init_model

@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 
+from resdet.cli._errors import command
 from resdet.evaluation.builder import METRIC_STRINGS
 from resdet.evaluation.results import ResultsError
 from resdet.utils.config import add_cfg_options_arg
@@ -62,6 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+@command("eval")
 def main(argv=None) -> int:
     args = parse_args(argv)
     from resdet.apis.evaluate import evaluate_model, report
@@ -83,7 +85,7 @@ def main(argv=None) -> int:
         return 0
     except (ResultsError, CheckpointError, ValueError, KeyError, FileNotFoundError, ImportError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"eval.py: error: {message}", file=sys.stderr)
+        print(f"resdet eval: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -19,6 +19,7 @@ import sys
 import torch
 from torch import nn
 
+from resdet.cli._errors import command
 from resdet.utils.io import atomic_write_json
 
 
@@ -105,6 +106,7 @@ def plot_responses(curves: dict[str, list[float]], out: str) -> None:
     plt.close(fig)
 
 
+@command("layer-response")
 def main(argv=None) -> int:
     from resdet.apis import init_model
     from resdet.data.loader import build_dataloader

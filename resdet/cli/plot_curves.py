@@ -22,6 +22,8 @@ import math
 import os
 import sys
 
+from resdet.cli._errors import command
+
 # automatic key choice: the first key a run logged wins
 TRAIN_KEYS = ("train_err", "loss")
 VAL_KEYS = ("top1_err", "loc_top1_err", "bbox_AP", "segm_AP", "voc_mAP50", "top5_err", "loc_top5_err")
@@ -296,6 +298,7 @@ def plot_curves(work_dirs: list[str], out: str, labels: list[str] | None = None,
     return counts
 
 
+@command("plot-curves")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work_dirs", nargs="+", help="work dirs (or metrics.jsonl files) of the runs")

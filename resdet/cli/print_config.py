@@ -14,6 +14,7 @@ import sys
 
 from mmengine.config import Config
 
+from resdet.cli._errors import command
 from resdet.utils.config import add_cfg_options_arg, load_config, resolve_config_path, shipped_config_names
 
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("print-config")
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

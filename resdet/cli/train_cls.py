@@ -15,13 +15,15 @@ import argparse
 import os
 import sys
 
-from resdet.utils.config import ConfigError, build_train_parser, parse_args_with_config, resolve_work_dir
+from resdet.cli._errors import command
+from resdet.utils.config import build_train_parser, parse_args_with_config, resolve_work_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
     return build_train_parser(__doc__, "resnet20_cifar10")
 
 
+@command("train-cls")
 def main(argv=None) -> int:
     args, cfg = parse_args_with_config(build_parser(), argv)
     from resdet.apis.classify import resolve_pixel_mean
@@ -35,11 +37,7 @@ def main(argv=None) -> int:
         model = cfg.model.to_dict()
         model["mean"] = mean
         overrides["model"] = model
-    try:
-        trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume, **overrides)
-    except ConfigError as err:
-        print(f"train_cls.py: error: {err}", file=sys.stderr)
-        return 2
+    trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume, **overrides)
     results = trainer.train()
     if is_main_process():
         scores = ", ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))

@@ -20,20 +20,21 @@ import os
 import sys
 import time
 
-from mmengine.config import DictAction
-
-from resdet.utils.config import ConfigError, build_train_parser, parse_args_with_config, resolve_work_dir
+from resdet.cli._errors import command
+from resdet.utils.config import (CfgOptionsAction, ConfigError, build_train_parser, parse_args_with_config,
+                                 resolve_work_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = build_train_parser(__doc__, "shapes_frcnn")
-    parser.add_argument("--pretrain-cfg-options", nargs="+", action=DictAction, default=None,
+    parser.add_argument("--pretrain-cfg-options", nargs="+", action=CfgOptionsAction, default=None,
                         metavar="KEY=VALUE",
                         help="override keys of the pretraining stage's config (the config's "
                              "pretrain.config), e.g. train_cfg.max_iters=200")
     return parser
 
 
+@command("train-det")
 def main(argv=None) -> int:
     args, cfg = parse_args_with_config(build_parser(), argv)
     from resdet.apis.detect import draw_and_save, ensure_pretrained, format_detection_results
@@ -45,16 +46,10 @@ def main(argv=None) -> int:
     work_dir = resolve_work_dir(args, cfg)
     if args.pretrain_cfg_options:
         if not cfg.get("pretrain"):
-            print("train_det.py: error: --pretrain-cfg-options given but the config has no 'pretrain' "
-                  "stage", file=sys.stderr)
-            return 2
+            raise ConfigError("--pretrain-cfg-options given but the config has no 'pretrain' stage")
         cfg.pretrain.cfg_options = {**dict(cfg.pretrain.get("cfg_options") or {}), **args.pretrain_cfg_options}
-    try:
-        ensure_pretrained(cfg)
-        trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume)
-    except (FileNotFoundError, ConfigError) as err:
-        print(f"train_det.py: error: {err}", file=sys.stderr)
-        return 2
+    ensure_pretrained(cfg)
+    trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume)
     results = trainer.train()
     if not is_main_process():
         return 0

@@ -7,10 +7,13 @@ second param group without weight decay. ``type`` may name any ``torch.optim`` o
 """
 from __future__ import annotations
 
+import difflib
+
 import torch
 from torch import nn
 
 from ..models.backbones.norm import is_norm
+from ..utils.errors import ConfigError
 
 OPTIMIZER_DEFAULTS = {"SGD": dict(momentum=0.9, weight_decay=1e-4)}
 
@@ -36,10 +39,12 @@ def build_optimizer(model: nn.Module, cfg: dict | None = None) -> torch.optim.Op
     if not (isinstance(opt_cls, type) and issubclass(opt_cls, torch.optim.Optimizer)):
         names = sorted(n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)
                        and issubclass(getattr(torch.optim, n), torch.optim.Optimizer) and n != "Optimizer")
-        raise KeyError(f"optimizer.type '{opt_type}' is not a torch.optim optimizer; allowed values: "
-                       f"{', '.join(names)}")
+        close = difflib.get_close_matches(str(opt_type), names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"optimizer.type '{opt_type}' is not a torch.optim optimizer{hint}; allowed values: "
+                          f"{', '.join(names)}")
     if "lr" not in cfg:
-        raise KeyError(f"optimizer config needs 'lr' (got keys {sorted(cfg)})")
+        raise ConfigError(f"optimizer config needs 'lr' (got keys {sorted(cfg)})")
     for key, value in OPTIMIZER_DEFAULTS.get(opt_type, {}).items():
         cfg.setdefault(key, value)
     norm_bias_decay = bool(cfg.pop("norm_bias_decay", True))

@@ -11,6 +11,7 @@ over ranks and only rank 0 writes files. See ``docs/CONTRACTS.md`` for the confi
 """
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import random
@@ -24,13 +25,16 @@ from torch import nn
 from .. import __version__
 from ..data.loader import batch_len, build_dataloader, build_dataset, move_to_device
 from ..models.converters import load_weights
+from ..evaluation.builder import build_metrics
 from ..registry import MODELS
 from ..utils import dist
 from ..utils.config import ConfigError
 from .amp import autocast_context, build_grad_scaler, check_amp
-from .checkpoint import find_latest_valid, get_rng_state, load_training_checkpoint, save_checkpoint, set_rng_state
+from ..utils.io import remove_stale_temporaries
+from .checkpoint import (check_resume_fits, find_latest_valid, get_rng_state, load_training_checkpoint,
+                         mismatch_error, save_checkpoint, set_rng_state)
+from .config_check import check_engine_config
 from .hooks import CheckpointHook, EvalHook, LoggerHook, build_hooks
-from ..evaluation.builder import build_metrics
 from .inference import run_inference, unwrap_model
 from .logger import save_run_info, setup_logger
 from .optim import build_optimizer
@@ -130,14 +134,21 @@ class Trainer:
         cfg = dict(TRAIN_CFG_DEFAULTS)
         unknown = sorted(set(train_cfg or {}) - set(cfg))
         if unknown:
-            raise KeyError(f"unknown train_cfg keys {unknown}; allowed keys: {', '.join(cfg)}")
+            close = difflib.get_close_matches(unknown[0], list(cfg), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"unknown train_cfg keys {unknown}{hint}; allowed keys: {', '.join(cfg)}")
         cfg.update(train_cfg or {})
+        check_engine_config(cfg, train_dataloader, val_dataloader, optimizer)
         self.cfg, self.work_dir = cfg, os.path.abspath(work_dir)
         self.amp = check_amp(cfg["amp"], self.device)
         self.config_text, self.classes = config_text, classes
         if self.rank == 0:
             os.makedirs(self.work_dir, exist_ok=True)
         self.logger = setup_logger(self.work_dir, self.rank)
+        if self.rank == 0:  # what a killed checkpoint write left behind
+            for tmp, size in remove_stale_temporaries(self.work_dir):
+                self.logger.info("removed %s (%.1f MB), a temporary file left by an interrupted write",
+                                 tmp, size / 2 ** 20)
         if cfg["threads"] is not None:
             threads = cfg["threads"]
             if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -188,7 +199,8 @@ class Trainer:
         self.hooks = build_hooks(hooks + list(custom_hooks or []))
         self.iter_time = self.data_time = 0.0
         if self.rank == 0:
-            save_run_info(self.work_dir, config_text, self.device, self.world_size)
+            save_run_info(self.work_dir, config_text, self.device, self.world_size,
+                          resumed_iter=self.iter if resume_ckpt is not None else None)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -258,12 +270,20 @@ class Trainer:
         return str(resume), load_training_checkpoint(str(resume))
 
     def _resume(self, path: str, ckpt: dict) -> None:
-        unwrap_model(self.model).load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scheduler"):
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
+        model = unwrap_model(self.model)
+        check_resume_fits(path, ckpt, model, self.optimizer)  # a changed config: say so, by name
+        model.load_state_dict(ckpt["model"])
+        parts = [("optimizer", self.optimizer, ckpt["optimizer"]),
+                 ("param_scheduler", self.scheduler, ckpt.get("scheduler")),
+                 ("scaler (amp)", self.scaler, ckpt.get("scaler"))]
+        for what, target, state in parts:
+            if not state and what != "optimizer":
+                continue
+            try:
+                target.load_state_dict(state)
+            except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as err:
+                raise mismatch_error(path, f"its {what} state does not fit the config's "
+                                           f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from err
         self.iter = int(ckpt["iter"])
         meta = ckpt.get("meta", {})
         self.best_score, self.best_iter = meta.get("best_score"), meta.get("best_iter")
@@ -288,6 +308,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "iter": int(self.iter), "rng": {"ranks": rng_states},
                 "meta": {"config": self.config_text or "", "resdet_version": __version__,
+                         "optimizer": type(self.optimizer).__name__,
                          "classes": list(self.classes) if self.classes else None,
                          "epoch": self.epoch, "world_size": self.world_size, "best_score": self.best_score,
                          "best_iter": self.best_iter, "num_skipped": skipped, "time": time.time()}}

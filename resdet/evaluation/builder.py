@@ -17,6 +17,10 @@ from typing import Any, Sequence
 from resdet.evaluation.base import BaseMetric
 from resdet.registry import METRICS
 from resdet.utils.containers import as_list
+from resdet.utils.errors import ConfigError
+
+# metrics that read ground-truth boxes through the dataset's ``get_ann`` (detection data)
+_BOX_METRICS = ("CocoMetric", "VOCMetric", "LocalizationError")
 
 METRIC_STRINGS = ("top1", "top5", "mAP@[.5:.95]", "segm-mAP@[.5:.95]", "mAP@0.5", "loc-err")
 _ALIASES = {"bbox": "mAP@[.5:.95]", "segm": "segm-mAP@[.5:.95]", "mAP": "mAP@[.5:.95]",
@@ -29,7 +33,7 @@ def canonical_metric(name: str) -> str:
     if name not in METRIC_STRINGS:
         close = difflib.get_close_matches(name, METRIC_STRINGS, n=2, cutoff=0.4)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"unknown metric {name!r}{hint} (allowed: {', '.join(METRIC_STRINGS)})")
+        raise ConfigError(f"unknown metric {name!r}{hint} (allowed: {', '.join(METRIC_STRINGS)})")
     return name
 
 
@@ -79,5 +83,18 @@ def build_metrics(metrics: str | dict | Sequence[Any], dataset: Any = None, **op
             raise TypeError(f"{type(metric).__name__} is not a metric (needs process/compute)")
     if dataset is not None:
         for metric in built:
+            _check_fits(metric, dataset)
             metric.bind(dataset)
     return built
+
+
+def _check_fits(metric: Any, dataset: Any) -> None:
+    """A box metric on classification data (or top-k on detection data) is a config error."""
+    kind = type(metric).__name__
+    is_detection_data = callable(getattr(dataset, "get_ann", None))
+    if kind in _BOX_METRICS and not is_detection_data:
+        raise ConfigError(f"{kind} scores boxes, but {type(dataset).__name__} is a classification dataset "
+                          f"(no boxes); use --metric top1 / top5 for a classifier")
+    if kind == "TopKError" and is_detection_data and not hasattr(dataset, "labels"):
+        raise ConfigError(f"TopKError scores image labels, but {type(dataset).__name__} is a detection "
+                          f"dataset; use --metric mAP@[.5:.95] or mAP@0.5 for a detector")

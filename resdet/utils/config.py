@@ -3,8 +3,9 @@ inheritance, plus ``--cfg-options key=value ...`` overrides."""
 from __future__ import annotations
 
 import argparse
+import ast
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 from mmengine.config import Config, DictAction
 
@@ -15,10 +16,60 @@ from .errors import ConfigError  # noqa: F401  (re-exported)
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
+_LITERAL_NODES = (ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.UnaryOp, ast.Call, ast.Set)
+
+
+def _safe_value(node: ast.AST) -> Any:
+    """A Python literal, also inside lists / tuples / dicts, plus ``dict(key=value, ...)``."""
+    if isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args):
+            raise ValueError("only dict(key=value, ...) calls are allowed")
+        return {kw.arg: _safe_value(kw.value) for kw in node.keywords}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_safe_value(e) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.Dict):
+        return {_safe_value(k): _safe_value(v) for k, v in zip(node.keys, node.values)}
+    return ast.literal_eval(node)
+
+
+def parse_option_value(key: str, text: str) -> Any:
+    """The value of ``--cfg-options KEY=TEXT``: a Python literal (``0.01``, ``None``, ``[1, 2]``,
+    ``(56, 64)``), a ``dict(...)`` or a list of them, else mmengine's reading (``a,b`` is a
+    list, anything else a string)."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+        if isinstance(tree, _LITERAL_NODES):
+            return _safe_value(tree)
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+        pass
+    try:
+        return DictAction._parse_iterable(text)
+    except (RecursionError, ValueError, AssertionError, IndexError) as err:
+        raise ConfigError(f"--cfg-options {key}={text}: cannot read the value ({type(err).__name__}); "
+                          f"write a Python literal, e.g. {key}=[1, 2] or {key}=dict(type='StepLR', "
+                          f"milestones=[100])") from None
+
+
+class CfgOptionsAction(argparse.Action):
+    """``--cfg-options KEY=VALUE ...`` into a dict; see ``parse_option_value``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        options = dict(getattr(namespace, self.dest, None) or {})
+        for item in values:
+            if "=" not in item:
+                raise ConfigError(f"--cfg-options takes KEY=VALUE pairs; got {item!r}")
+            key, text = item.split("=", 1)
+            if not key:
+                raise ConfigError(f"--cfg-options {item!r}: the key before '=' is empty")
+            options[key] = parse_option_value(key, text)
+        setattr(namespace, self.dest, options)
+
+
 def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
     """Give a tool the shared ``--cfg-options`` flag."""
     parser.add_argument(
-        "--cfg-options", nargs="+", action=DictAction, default=None, metavar="KEY=VALUE",
+        "--cfg-options", nargs="+", action=CfgOptionsAction, default=None, metavar="KEY=VALUE",
         help="override config keys, e.g. train_cfg.max_iters=100 "
              "model.backbone.depth=50 'optimizer.lr=0.01' (lists: key=[a,b])")
 
@@ -53,14 +104,31 @@ def resolve_config_path(path_or_name: str) -> str:
 
 def load_config(path_or_name: str, cfg_options: dict | None = None) -> Config:
     """Load a config file and apply ``--cfg-options`` overrides."""
-    path = resolve_config_path(path_or_name)
+    try:
+        path = resolve_config_path(path_or_name)
+    except FileNotFoundError as err:
+        raise ConfigError(str(err)) from None
     try:
         cfg = Config.fromfile(path)
     except SyntaxError as err:
-        raise SyntaxError(f"config {path}, line {err.lineno}: {err.msg}") from err
+        where = err.filename if err.filename and os.path.isfile(err.filename) else path
+        raise ConfigError(f"config {where}, line {err.lineno}: {err.msg}") from None
+    except (KeyError, NameError, TypeError, ValueError, ImportError, FileNotFoundError) as err:
+        raise ConfigError(f"config {path} cannot be read: {type(err).__name__}: {err}") from None
     if cfg_options:
-        cfg.merge_from_dict(dict(cfg_options))
+        merge_options(cfg, cfg_options)
     return cfg
+
+
+def merge_options(cfg: Config, cfg_options: dict) -> None:
+    """``cfg.merge_from_dict`` with errors that name the offending key."""
+    for key, value in dict(cfg_options).items():
+        try:
+            cfg.merge_from_dict({key: value})
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
+            parent = key.rsplit(".", 1)[0] if "." in key else key
+            raise ConfigError(f"--cfg-options {key}={value!r} does not fit the config ({type(err).__name__}: "
+                              f"{err}); check that {parent} exists and is a dict or list") from None
 
 
 def parse_args_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None):

@@ -7,6 +7,7 @@ import torch
 from resdet.engine.optim import build_optimizer
 from resdet.engine.schedules import LRScheduler
 from resdet.registry import PARAM_SCHEDULERS
+from resdet.utils.errors import ConfigError
 
 
 def _scheduler(schedules, lr=0.1, max_iters=100):
@@ -84,7 +85,7 @@ def test_no_decay_groups_and_registry_errors():
     assert [p.shape for p in decay["params"]] == [torch.Size([4, 3, 3, 3])]
     assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
     assert decay["weight_decay"] == 1e-4 and decay["momentum"] == 0.9
-    with pytest.raises(KeyError, match="SGD"):
+    with pytest.raises(ConfigError, match="'SGDX' is not a torch.optim optimizer \\(did you mean 'SGD'\\?\\)"):
         build_optimizer(model, dict(type="SGDX", lr=0.1))
     with pytest.raises(KeyError, match="StepLR"):
         PARAM_SCHEDULERS.build(dict(type="StepLr", milestones=[1]))

@@ -7,6 +7,7 @@ import torch
 
 from engine_tiny import EngineTinyDataset, tiny_config, weights, single_thread  # noqa: F401 (autouse fixture)
 from resdet.engine import NonFiniteLossError, Trainer
+from resdet.utils.errors import ConfigError
 from resdet.engine.checkpoint import find_latest_valid, get_rng_state, set_rng_state
 from resdet.engine.hooks import Hook
 from resdet.utils.io import CheckpointError, safe_load
@@ -163,7 +164,7 @@ def test_load_from_reports_unmatched_keys(tmp_path):
 
 
 def test_unknown_train_cfg_key_is_named(tmp_path):
-    with pytest.raises(KeyError, match="max_iter"):
+    with pytest.raises(ConfigError, match=r"unknown train_cfg keys \['max_iter'\] \(did you mean 'max_iters'\?\)"):
         Trainer(**tiny_config(str(tmp_path / "x"), max_iter=3))
     assert len(EngineTinyDataset(num=4)) == 4
 

@@ -1,0 +1,44 @@
+"""One top-level handler for every subcommand: resdet's own errors (a bad config, data file or
+checkpoint: ``resdet.utils.errors.ResdetError``) end in one line on stderr and exit code 2;
+``--debug`` or ``RESDET_DEBUG=1`` shows their traceback. Any other exception is a bug and
+keeps its traceback."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Callable, Sequence
+
+from resdet.utils.errors import ResdetError
+
+DEBUG_ENV = "RESDET_DEBUG"
+
+
+def debug_requested(argv: Sequence[str]) -> bool:
+    return "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0", "false", "False")
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (a KeyError's repr quotes are dropped)."""
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(str(text).split()) or type(err).__name__
+
+
+def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorate a subcommand's ``main(argv) -> int`` with the handler (``name``: its name in
+    ``resdet NAME``, used as the message prefix)."""
+    def wrap(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(argv: Sequence[str] | None = None) -> int:
+            argv = list(sys.argv[1:] if argv is None else argv)
+            debug = debug_requested(argv)
+            argv = [a for a in argv if a != "--debug"]
+            try:
+                return main(argv)
+            except ResdetError as err:
+                if debug:
+                    raise
+                print(f"resdet {name}: error: {one_line(err)}", file=sys.stderr)
+                return 2
+        return run
+    return wrap
