@@ -1,5 +1,6 @@
-"""Classification datasets: ImageNet folder layout (real photos), flat ILSVRC val with a label
-file, unreadable images, CIFAR-10 python batches, the synthetic shapes set."""
+"""Classification datasets: ImageNet folder layout (a drawn ImageFolder fixture; the full
+hymenoptera photos as an optional check), flat ILSVRC val with a label file, unreadable images,
+CIFAR-10 python batches, the synthetic shapes set."""
 import os
 import pickle
 import shutil
@@ -12,7 +13,25 @@ from resdet.data.datasets import CIFAR10, ImageFolder, ShapesClsDataset
 from resdet.data.image_io import ImageReadError
 
 
+def test_imagefolder_layout(imagefolder_root):
+    train = ImageFolder(os.path.join(imagefolder_root, "train"))
+    val = ImageFolder(os.path.join(imagefolder_root, "val"))
+    assert train.class_names == ["ants", "bees"] and len(train) == 12 and len(val) == 9
+    assert train.labels == [0] * 7 + [1] * 5 and val.labels == [0] * 5 + [1] * 4
+    gif = [i for i, (path, _) in enumerate(train.samples) if path.endswith(".gif")]
+    assert gif == [2]
+    sample = train[gif[0]]  # decoded like any other image (palette GIF -> RGB)
+    assert sample["img"].dtype == np.uint8 and sample["img"].shape == (75, 100, 3)
+    assert sample["label"] == 0 and sample["img_id"] == gif[0]
+    gray = train[5]  # a grayscale JPEG comes back with three equal channels
+    assert gray["img"].shape == (90, 150, 3) and (gray["img"][..., 0] == gray["img"][..., 2]).all()
+    assert train[4]["img_path"].endswith(".png") and val[6]["img_path"].endswith(".jpeg")
+    first = val[0]
+    assert first["orig_size"] == first["img"].shape[:2] == (90, 150) and first["img_path"].endswith(".jpg")
+
+
 def test_hymenoptera_folder_layout(shared_data):
+    """Optional larger check on the full hymenoptera photos (no licence: never in the repo)."""
     root = os.path.join(shared_data, "hymenoptera")
     train = ImageFolder(os.path.join(root, "train"))
     val = ImageFolder(os.path.join(root, "val"))
@@ -27,18 +46,18 @@ def test_hymenoptera_folder_layout(shared_data):
     assert first["orig_size"] == first["img"].shape[:2] and first["img_path"].endswith(".jpg")
 
 
-def _copy_images(shared_data, dst, count=3):
-    src = os.path.join(shared_data, "hymenoptera", "val", "bees")
+def _copy_images(imagefolder_root, dst, count=3):
+    src = os.path.join(imagefolder_root, "val", "bees")
     names = sorted(os.listdir(src))[:count]
     for name in names:
         shutil.copy(os.path.join(src, name), os.path.join(dst, name))
     return names
 
 
-def test_unreadable_images_are_skipped_and_counted(shared_data, tmp_path):
+def test_unreadable_images_are_skipped_and_counted(imagefolder_root, tmp_path):
     for cls in ("a", "b"):
         (tmp_path / cls).mkdir()
-    _copy_images(shared_data, str(tmp_path / "a"), 2)
+    _copy_images(imagefolder_root, str(tmp_path / "a"), 2)
     good = (tmp_path / "a").iterdir().__next__().read_bytes()
     (tmp_path / "b" / "empty.jpg").write_bytes(b"")
     (tmp_path / "b" / "cut.jpg").write_bytes(good[: len(good) // 3])
@@ -59,10 +78,10 @@ def test_unreadable_images_are_skipped_and_counted(shared_data, tmp_path):
         strict[3]
 
 
-def test_flat_val_folder_with_label_files(shared_data, tmp_path):
+def test_flat_val_folder_with_label_files(imagefolder_root, tmp_path):
     flat = tmp_path / "val"
     flat.mkdir()
-    names = _copy_images(shared_data, str(flat), 3)
+    names = _copy_images(imagefolder_root, str(flat), 3)
     (tmp_path / "synsets.txt").write_text("n01\nn02\nn03\n")
     (tmp_path / "val.txt").write_text(f"{names[0]} 2\n{names[1]} 0\n{names[2]} 1\n")
     ds = ImageFolder(str(flat), ann_file=str(tmp_path / "val.txt"), classes=str(tmp_path / "synsets.txt"))

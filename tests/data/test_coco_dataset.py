@@ -10,17 +10,18 @@ from resdet.data.image_io import ImageReadError
 from resdet.registry import DATASETS
 
 
-def _fruits(shared_data, **kwargs):
-    root = os.path.join(shared_data, "fruits_coco")
+def _fruits(root, **kwargs):
     return CocoDataset(ann_file=os.path.join(root, "annotations.json"), img_dir=os.path.join(root, "images"),
                        **kwargs)
 
 
-def test_fruits_interface_and_category_mapping(shared_data):
-    ds = _fruits(shared_data, filter_empty=False)
-    with open(os.path.join(shared_data, "fruits_coco", "annotations.json")) as fh:
+def test_fruits_interface_and_category_mapping(fruits_root):
+    ds = _fruits(fruits_root, filter_empty=False)
+    with open(os.path.join(fruits_root, "annotations.json")) as fh:
         raw = json.load(fh)
-    assert len(ds) == 18 and ds.img_ids[0] == 0  # image ids start at 0 and are kept as is
+    assert len(ds) == 5 and ds.img_ids == [0, 1, 2, 12, 15]  # image ids start at 0 and are kept as is
+    assert ds.coco.imgs[2]["file_name"] == "10.jpg"  # ids are not the file names
+    assert [len(ds.get_ann(i)["boxes"]) for i in range(5)] == [12, 9, 6, 8, 8]
     assert ds.class_names == ["date", "fig", "hazelnut"]
     assert ds.label_to_cat_id == [1, 2, 3]
     assert ds.aspect_ratios[0] == pytest.approx(800 / 600)
@@ -36,8 +37,15 @@ def test_fruits_interface_and_category_mapping(shared_data):
     assert not ann["ignore"].any()
 
 
-def test_fruits_masks_from_polygons(shared_data):
-    ds = _fruits(shared_data, with_masks=True,
+def test_fruits_full_set(shared_data):
+    """Optional larger check on all 18 fruits photos."""
+    ds = _fruits(os.path.join(shared_data, "fruits_coco"), filter_empty=False)
+    assert len(ds) == 18 and ds.img_ids == list(range(18)) and ds.class_names == ["date", "fig", "hazelnut"]
+    assert sum(len(ds.get_ann(i)["boxes"]) for i in range(18)) == 165
+
+
+def test_fruits_masks_from_polygons(fruits_root):
+    ds = _fruits(fruits_root, with_masks=True,
                  pipeline=[dict(type="ResizeShortestEdge", short_edge_length=150, max_size=400)])
     sample = ds[0]
     n = len(sample["boxes"])
@@ -136,14 +144,14 @@ def test_corrupt_image_raises_or_returns_none(tmp_path):
     assert lenient.stats["unreadable images skipped"] == 1
 
 
-def test_concat_and_registry(shared_data, tmp_path):
-    root = os.path.join(shared_data, "fruits_coco")
-    cfg = dict(type="CocoDataset", ann_file=os.path.join(root, "annotations.json"),
-               img_dir=os.path.join(root, "images"))
+def test_concat_and_registry(fruits_root, tmp_path):
+    cfg = dict(type="CocoDataset", ann_file=os.path.join(fruits_root, "annotations.json"),
+               img_dir=os.path.join(fruits_root, "images"))
     both = DATASETS.build(dict(type="ConcatDataset", datasets=[cfg, cfg]))
-    assert len(both) == 36 and len(both.img_ids) == 36 and len(both.aspect_ratios) == 36
+    assert len(both) == 10 and len(both.img_ids) == 10 and len(both.aspect_ratios) == 10
     assert both.class_names == ["date", "fig", "hazelnut"]
-    assert np.array_equal(both.get_ann(20)["boxes"], both.datasets[1].get_ann(2)["boxes"])
+    assert np.array_equal(both.get_ann(7)["boxes"], both.datasets[1].get_ann(2)["boxes"])
+    assert not np.array_equal(both.get_ann(7)["boxes"], both.datasets[0].get_ann(1)["boxes"])
     ann_file, img_dir = _write_bad_set(tmp_path)
     with pytest.warns(UserWarning):
         other = CocoDataset(ann_file=ann_file, img_dir=img_dir)

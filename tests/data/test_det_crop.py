@@ -160,8 +160,8 @@ def test_relative_range_sizes_and_config_errors():
     assert DetRandomCrop.training_only is True
 
 
-def test_training_pipeline_through_coco_dataset(shared_data):
-    root = os.path.join(shared_data, "fruits_coco")
+def test_training_pipeline_through_coco_dataset(fruits_root):
+    root = fruits_root
     pipeline = [dict(type="ResizeShortestEdge", short_edge_length=300, max_size=500),
                 dict(type="DetRandomCrop", crop_size=(0.5, 0.5), crop_type="relative_range"),
                 dict(type="DetRandomFlip", prob=0.5)]
@@ -170,7 +170,7 @@ def test_training_pipeline_through_coco_dataset(shared_data):
     plain = CocoDataset(ann_file=os.path.join(root, "annotations.json"), img_dir=os.path.join(root, "images"),
                         pipeline=pipeline[:1], with_masks=True)
     np.random.seed(0)
-    samples = [ds[i] for i in range(6)]
+    samples = [ds[i % len(ds)] for i in range(6)]  # 5 photos: the first is cropped twice, differently
     cropped = 0
     for i, s in enumerate(samples):
         h, w = s["img"].shape[:2]
@@ -179,7 +179,7 @@ def test_training_pipeline_through_coco_dataset(shared_data):
         assert len(s["labels"]) == len(s["boxes"]) == len(s["ignore"]) >= 1
         assert (s["boxes"][:, 0::2] >= 0).all() and (s["boxes"][:, 0::2] <= w).all()
         assert (s["boxes"][:, 1::2] >= 0).all() and (s["boxes"][:, 1::2] <= h).all()
-        full = plain[i]
+        full = plain[i % len(ds)]
         cropped += (h, w) != full["img"].shape[:2]
         if not s["flip"]:  # the crop is a window of the resized image
             x0, y0 = s["crop_offset"]
@@ -190,14 +190,16 @@ def test_training_pipeline_through_coco_dataset(shared_data):
             assert xs.min() >= box[0] - 2 and xs.max() + 1 <= box[2] + 2
             assert ys.min() >= box[1] - 2 and ys.max() + 1 <= box[3] + 2
     assert cropped >= 4
+    first, again = samples[0], samples[5]  # the same photo twice: two different windows
+    assert (first["crop_offset"], first["img_shape"]) != (again["crop_offset"], again["img_shape"])
     batch = det_collate(samples)
     assert len(batch["inputs"]) == 6 and batch["num_skipped"] == 0
     assert tuple(batch["targets"][0]["masks"].shape[-2:]) == tuple(batch["inputs"][0].shape[-2:])
 
 
-def test_training_only_crop_rejected_in_an_evaluation_loader(shared_data):
+def test_training_only_crop_rejected_in_an_evaluation_loader(fruits_root):
     from resdet.data.loader import build_dataloader
-    root = os.path.join(shared_data, "fruits_coco")
+    root = fruits_root
     ds = dict(type="CocoDataset", ann_file=os.path.join(root, "annotations.json"),
               img_dir=os.path.join(root, "images"),
               pipeline=[dict(type="ResizeShortestEdge", short_edge_length=64, max_size=96),

@@ -12,7 +12,7 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.cocoeval import COCOeval
 
-from resdet.engine import dist
+from resdet.utils import dist
 from resdet.evaluation import CocoMetric, build_metrics, evaluate_coco, load_coco_gt
 from resdet.evaluation.coco_api import faster_available, format_coco_summary
 
@@ -20,8 +20,8 @@ BACKENDS = ["pycocotools"] + (["faster"] if faster_available() else [])
 
 
 @pytest.fixture(scope="module")
-def fixture_dir(shared_data):
-    return os.path.join(shared_data, "coco_eval_fixture")
+def fixture_dir(coco_eval_root):
+    return coco_eval_root
 
 
 @pytest.fixture(scope="module")

@@ -65,8 +65,8 @@ def _worker(rank, world_size, port, fixture_dir, out_dir):
         tdist.destroy_process_group()
 
 
-def test_two_gloo_ranks_gather_and_dedupe(shared_data, tmp_path):
-    fixture_dir = os.path.join(shared_data, "coco_eval_fixture")
+def test_two_gloo_ranks_gather_and_dedupe(coco_eval_root, tmp_path):
+    fixture_dir = coco_eval_root
     # fork: the workers inherit the imported modules (spawn would re-import torch twice)
     mp.start_processes(_worker, args=(2, _free_port(), fixture_dir, str(tmp_path)), nprocs=2, join=True,
                        start_method="fork")

@@ -11,7 +11,7 @@ from resdet.utils.config import load_config
 from resdet.utils.io import atomic_save
 
 
-def test_demo_writes_annotated_images(repo_root, shared_data, tmp_path, capsys):
+def test_demo_writes_annotated_images(repo_root, fruits_root, tmp_path, capsys):
     cfg = load_config("shapes_frcnn")
     model_cfg = cfg.model.to_dict()
     model_cfg["init_cfg"] = None
@@ -19,7 +19,7 @@ def test_demo_writes_annotated_images(repo_root, shared_data, tmp_path, capsys):
     model = MODELS.build(model_cfg)
     ckpt = str(tmp_path / "det.pth")
     atomic_save({"model": model.state_dict(), "meta": {"classes": ["a", "b", "c", "d", "e"]}}, ckpt)
-    images = [os.path.join(shared_data, "fruits_coco", "images", f"{i}.jpg") for i in (0, 1)]
+    images = [os.path.join(fruits_root, "images", f"{i}.jpg") for i in (0, 1)]
     spec = importlib.util.spec_from_file_location("demo_tool", os.path.join(repo_root, "tools/demo.py"))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)

@@ -1,4 +1,4 @@
-"""tools/eval.py in results-file mode (COCO fixture, BCCD VOC) and its error messages."""
+"""tools/eval.py in results-file mode (COCO fixture, BCCD VOC photos) and its error messages."""
 import importlib.util
 import json
 import os
@@ -20,13 +20,13 @@ def eval_tool(repo_root):
 
 
 @pytest.fixture(scope="module")
-def coco_dir(shared_data):
-    return os.path.join(shared_data, "coco_eval_fixture")
+def coco_dir(coco_eval_root):
+    return coco_eval_root
 
 
 @pytest.fixture(scope="module")
-def voc_root(shared_data):
-    return os.path.join(shared_data, "bccd_voc")
+def voc_root(bccd_root):
+    return bccd_root
 
 
 def _run(tool, argv, capsys):
@@ -67,9 +67,9 @@ def _voc_results(gt, rng, jitter=0.0, drop=0.0):
     return results
 
 
-def test_voc_results_perfect_and_perturbed(eval_tool, voc_root, tmp_path, capsys):
+def _check_voc_results(eval_tool, voc_root, tmp_path, capsys, num_images, num_gts):
     gt = load_voc_gt(voc_root, "val")
-    assert gt.class_names == ["Platelets", "RBC", "WBC"] and len(gt.img_ids) == 87
+    assert gt.class_names == ["Platelets", "RBC", "WBC"] and len(gt.img_ids) == num_images
     rng = np.random.default_rng(0)
     perfect = tmp_path / "perfect.json"
     perfect.write_text(json.dumps(_voc_results(gt, rng)))
@@ -79,18 +79,32 @@ def test_voc_results_perfect_and_perturbed(eval_tool, voc_root, tmp_path, capsys
     assert rc == 0 and "mAP@0.50 = 100.00" in out
     numbers = json.loads(out_json.read_text())
     assert [numbers[f"voc_AP50/{c}"] for c in gt.class_names] == [1.0, 1.0, 1.0]
-    assert numbers["voc_num_gts/RBC"] == 968
+    assert [numbers[f"voc_num_gts/{c}"] for c in gt.class_names] == num_gts
     # perturbed: 20% of the boxes missing, the rest jittered -> recall <= ~0.8, AP well below 1
     perturbed = tmp_path / "perturbed.json"
-    perturbed.write_text(json.dumps(_voc_results(gt, rng, jitter=4.0, drop=0.2)))
+    kept = _voc_results(gt, rng, jitter=4.0, drop=0.2)
+    perturbed.write_text(json.dumps(kept))
     for method in ("area", "11point"):
         rc, out, _ = _run(eval_tool, ["--ann", voc_root, "--split", "val", "--results", str(perturbed),
                                       "--metric", "mAP@0.5", "--voc-ap", method, "--json", str(out_json)], capsys)
         assert rc == 0
         numbers = json.loads(out_json.read_text())
-        for c in gt.class_names:
+        for c, count in zip(gt.class_names, num_gts):
             assert 0.5 < numbers[f"voc_AP50/{c}"] < 0.86
             assert numbers[f"voc_recall50/{c}"] < 0.9
+            # a ground truth is found by at most one kept detection
+            assert numbers[f"voc_recall50/{c}"] <= sum(r["category_id"] == c for r in kept) / count
+
+
+def test_voc_results_perfect_and_perturbed(eval_tool, voc_root, tmp_path, capsys):
+    # 4 val photos: 4 Platelets, 57 RBC (one of them a zero-area point), 4 WBC
+    _check_voc_results(eval_tool, voc_root, tmp_path, capsys, num_images=4, num_gts=[4, 57, 4])
+
+
+def test_voc_results_on_the_full_bccd_val(eval_tool, shared_data, tmp_path, capsys):
+    """Optional larger check: all 87 BCCD val photos."""
+    _check_voc_results(eval_tool, os.path.join(shared_data, "bccd_voc"), tmp_path, capsys,
+                       num_images=87, num_gts=[83, 968, 87])
 
 
 def _bad(tmp_path, name, content):
@@ -254,7 +268,7 @@ def test_model_mode_classifier_ten_crop(eval_tool, tmp_path, capsys):
     import torch
     from resdet.apis.model import init_model
     from resdet.data.loader import build_dataloader
-    from resdet.models.classifiers.test_time import ten_crop_views
+    from resdet.models.classifiers.tta import ten_crop_views
     from resdet.utils.config import load_config
     from resdet.utils.io import atomic_save
 

@@ -12,9 +12,9 @@ from resdet.engine import Trainer
 from resdet.utils.config import load_config
 
 
-def _tiny_fruits_cfg(repo_root, shared_data, tmp_path):
+def _tiny_fruits_cfg(repo_root, fruits_root, tmp_path):
     cfg = load_config(os.path.join(repo_root, "configs", "maskrcnn_r50_fpn_fruits.py"))
-    data_root = os.path.join(shared_data, "fruits_coco")
+    data_root = fruits_root
     dataset = dict(ann_file=os.path.join(data_root, "annotations.json"), img_dir=os.path.join(data_root, "images"))
     cfg.merge_from_dict({
         "model.backbone.depth": 18,
@@ -35,9 +35,9 @@ def _tiny_fruits_cfg(repo_root, shared_data, tmp_path):
     return cfg
 
 
-def test_fruits_trains_and_evaluates_box_and_segm(repo_root, shared_data, tmp_path, capsys):
+def test_fruits_trains_and_evaluates_box_and_segm(repo_root, fruits_root, tmp_path, capsys):
     torch.manual_seed(0)
-    cfg = _tiny_fruits_cfg(repo_root, shared_data, tmp_path)
+    cfg = _tiny_fruits_cfg(repo_root, fruits_root, tmp_path)
     trainer = Trainer.from_config(cfg, val_dataloader=None, val_evaluator=None)  # tools/eval.py evaluates
     results = trainer.train()
     checkpoint = results["checkpoint"]
@@ -56,9 +56,11 @@ def test_fruits_trains_and_evaluates_box_and_segm(repo_root, shared_data, tmp_pa
     numbers = json.load(open(out_json))
     for key in ("bbox_AP", "segm_AP", "bbox_AP50", "segm_AP50"):
         assert 0.0 <= numbers[key] <= 1.0, key
-    assert numbers["num_images"] == 18
+    assert numbers["num_images"] == 5  # the fixture's 5 photos (image ids 0, 1, 2, 12, 15)
     detections = json.load(open(results_file))
     assert len(detections) > 0 and all("segmentation" in d and "size" in d["segmentation"] for d in detections)
+    # 10 detections per photo (score_thresh 0), under the file's image ids, not dataset indices
+    assert len(detections) == 50 and {d["image_id"] for d in detections} == {0, 1, 2, 12, 15}
     # masks pasted in the original image size (800 x 600 photos), not the 128-pixel inputs
     assert {tuple(d["segmentation"]["size"]) for d in detections} <= {(600, 800), (800, 600)}
     # the inference API and the demo drawing: masks in the original image size, drawn translucent
@@ -67,7 +69,7 @@ def test_fruits_trains_and_evaluates_box_and_segm(repo_root, shared_data, tmp_pa
     from resdet.data.image_io import imread_rgb
     model = init_model(config_path, checkpoint, device="cpu")
     model.roi_heads.score_thresh = 0.0
-    photo = os.path.join(shared_data, "fruits_coco", "images", "0.jpg")
+    photo = os.path.join(fruits_root, "images", "0.jpg")
     result = inference_detector(model, photo)
     assert result["masks"].dtype == torch.bool and result["masks"].shape == (len(result["boxes"]), 600, 800)
     assert result["masks"].any()

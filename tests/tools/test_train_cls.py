@@ -1,4 +1,4 @@
-"""tools/train_cls.py end to end on real photos (ImageNet recipe, then the 10-crop test),
+"""tools/train_cls.py end to end on an ImageFolder set (ImageNet recipe, then the 10-crop test),
 unreadable images during a run, every classification config, CIFAR batches with the
 per-pixel mean, inference_classifier and the analysis plots."""
 import importlib.util
@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from resdet.apis import inference_classifier, init_model
-from resdet.data.image_io import ImageReadError
 from resdet.utils.config import load_config
 
 
@@ -27,9 +26,9 @@ def _records(work_dir):
         return [json.loads(line) for line in fh]
 
 
-def test_imagenet_recipe_on_hymenoptera_then_ten_crop(shared_data, repo_root, tmp_path, capsys):
-    root = os.path.join(shared_data, "hymenoptera")
-    cfg_path = tmp_path / "hymenoptera_r18.py"
+def test_imagenet_recipe_on_imagefolder_then_ten_crop(imagefolder_root, repo_root, tmp_path, capsys):
+    root = imagefolder_root  # train 7 ants + 5 bees, val 5 + 4, sizes 60-120 x 64-150 (a GIF among them)
+    cfg_path = tmp_path / "imagefolder_r18.py"
     # the paper's transform classes at a small scale (shorter side 40-64, 32 x 32 crops)
     cfg_path.write_text(f"""
 _base_ = [{os.path.join(repo_root, 'configs', 'resnet18_imagenet.py')!r}]
@@ -53,7 +52,7 @@ classes = ["ants", "bees"]
     assert f"checkpoint: {final}" in out and os.path.isfile(final)
     records = _records(work_dir)
     val = [r for r in records if r["mode"] == "val"][-1]
-    assert val["topk_num_samples"] == 153 and 0.0 <= val["top1_err"] <= 1.0
+    assert val["topk_num_samples"] == 9 and 0.0 <= val["top1_err"] <= 1.0
     assert [r["iter"] for r in records if r["mode"] == "train"] == [1, 2]
     # the per-pixel mean of the training crops went into the model (and the checkpoint)
     mean = torch.load(os.path.join(work_dir, "pixel_mean.pth"), weights_only=True)["pixel_mean"]
@@ -66,7 +65,7 @@ classes = ["ants", "bees"]
     from resdet.engine.inference import run_inference
     from resdet.evaluation.classification import TopKError
     from resdet.models.classifiers import TenCropClassifier
-    loader = build_dataloader(dict(batch_size=51, num_workers=0, collate="cls_collate", dataset=dict(
+    loader = build_dataloader(dict(batch_size=3, num_workers=0, collate="cls_collate", dataset=dict(
         type="ImageFolder", data_root=root + "/val", pipeline=[
             dict(type="ResizeShortestEdge", short_edge_length=40, max_size=None),
             dict(type="CenterCrop", size=40)])), training=False)
@@ -75,8 +74,8 @@ classes = ["ants", "bees"]
     original = model.forward
     model.forward = lambda x, targets=None: (seen.append(tuple(x.shape)), original(x))[1]
     results = run_inference(wrapped, loader, [TopKError(topk=(1,))])
-    assert results["topk_num_samples"] == 153 and 0.0 <= results["top1_err"] <= 1.0
-    assert seen == [(510, 3, 32, 32)] * 3  # 51 images x 10 crops per batch
+    assert results["topk_num_samples"] == 9 and 0.0 <= results["top1_err"] <= 1.0
+    assert seen == [(30, 3, 32, 32)] * 3  # 3 images x 10 crops per batch
 
     # inference_classifier: a path, an array and a tensor give the same top-k
     path = os.path.join(root, "val", "bees", sorted(os.listdir(os.path.join(root, "val", "bees")))[0])
@@ -96,10 +95,10 @@ classes = ["ants", "bees"]
     assert counts == {"work": {"train": 2, "val": 1}} and os.path.getsize(png) > 5000
 
 
-def test_unreadable_images_are_counted_and_the_run_continues(shared_data, repo_root, tmp_path):
+def test_unreadable_images_are_counted_and_the_run_continues(imagefolder_root, repo_root, tmp_path, capsys):
     import shutil
     data = tmp_path / "data"
-    src = os.path.join(shared_data, "hymenoptera", "val")
+    src = os.path.join(imagefolder_root, "val")
     for cls in ("ants", "bees"):
         (data / cls).mkdir(parents=True)
         for name in sorted(os.listdir(os.path.join(src, cls)))[:3]:
@@ -124,9 +123,12 @@ train_cfg = dict(max_iters=2, log_interval=1)
     records = [r for r in _records(str(tmp_path / "w")) if r["mode"] == "train"]
     assert [r["num_skipped"] for r in records] == [3, 6]  # every batch holds the whole set
     assert os.path.isfile(tmp_path / "w" / "final.pth")
-    with pytest.raises(ImageReadError):
-        train_cls.main([str(cfg_path), "--work-dir", str(tmp_path / "s"),
-                        "--cfg-options", "train_dataloader.dataset.strict=True"])
+    capsys.readouterr()
+    rc = train_cls.main([str(cfg_path), "--work-dir", str(tmp_path / "s"),
+                         "--cfg-options", "train_dataloader.dataset.strict=True"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("resdet train-cls: error: ") and "Traceback" not in err
+    assert any(name in err for name in ("empty.jpg", "text.jpg", "cut.jpg"))  # names the unreadable file
 
 
 PAPER_CONFIGS = {
