@@ -45,7 +45,10 @@ def build_pair(tv_builder: Callable, resdet_cfg: dict, device: torch.device, min
     """torchvision's model (random weights under seed 0; no download) and resdet's built from
     ``resdet_cfg`` with the converted weights, both on ``device``."""
     torch.manual_seed(0)
-    tv_model = tv_builder(weights=None, weights_backbone=None, min_size=min_size, max_size=max_size)
+    # 81 slots (background + 80): a plain N + 1 head, so resdet label = torchvision label - 1 (a
+    # 91-slot head would be read as COCO's id layout and mapped to 80 classes by the converter)
+    tv_model = tv_builder(weights=None, weights_backbone=None, num_classes=81, min_size=min_size,
+                          max_size=max_size)
     ours = MODELS.build(resdet_cfg)
     load_weights(ours, tv_model.state_dict())
     return tv_model.to(device), ours.to(device)
@@ -130,7 +133,7 @@ def pair_main(argv, prog: str, doc: str, title: str, tv_builder: Callable, cfg_f
     args = parser.parse_args(argv)
     results = []
     for device in selected_devices(parser, args):
-        tv_model, ours = build_pair(tv_builder, cfg_fn(num_classes=90, min_size=args.height, max_size=args.width),
+        tv_model, ours = build_pair(tv_builder, cfg_fn(num_classes=80, min_size=args.height, max_size=args.width),
                                     device, args.height, args.width)
         res = bench_pair(tv_model, ours, device, args, make_targets=make_targets, check=check)
         results.append(res)

@@ -6,8 +6,11 @@ Everything but the mask branch converts as for ``fasterrcnn_resnet50_fpn``
 ``roi_heads.mask_head.<i>.0.*`` (or the older ``mask_head.mask_fcn<i+1>.*``) ->
 ``roi_heads.mask_head.mask_fcn<i+1>.*``; ``roi_heads.mask_predictor.conv5_mask.*`` ->
 ``roi_heads.mask_head.deconv.*``; ``roi_heads.mask_predictor.mask_fcn_logits.*`` ->
-``roi_heads.mask_head.predictor.*`` without the background channel 0 (resdet label =
-torchvision label - 1).
+``roi_heads.mask_head.predictor.*``, keeping the class channels of the box predictor's rule
+(``torchvision_det``): for torchvision's 91-slot COCO head, the channels of the 80 used COCO
+category ids (``COCO_CATEGORY_IDS``; background and the ten 'N/A' slots dropped; resdet label =
+index of torchvision's label among the used ids); for any other count, all but the background
+channel 0 (resdet label = torchvision label - 1).
 """
 from __future__ import annotations
 
@@ -15,17 +18,18 @@ import re
 
 import torch
 
-from . import Converter, register_converter, register_identifier
-from .torchvision_det import convert_fasterrcnn, tv_fpn_model_cfg
+from .loading import Converter, register_converter, register_identifier
+from .torchvision_det import (convert_fasterrcnn, num_class_slots, select_class_rows, tv_class_rows,
+                              tv_fpn_model_cfg)
 
 StateDict = dict[str, torch.Tensor]
 ARCH = "maskrcnn_resnet50_fpn"
 _HEAD_CONV = re.compile(r"^roi_heads\.mask_head\.(\d+)\.0\.(weight|bias)$")
 
 
-def tv_mask_model_cfg(num_classes: int = 90, min_size: int = 800, max_size: int = 1333) -> dict:
+def tv_mask_model_cfg(num_classes: int = 80, min_size: int = 800, max_size: int = 1333) -> dict:
     """The resdet model config equivalent to torchvision's ``maskrcnn_resnet50_fpn``
-    (``num_classes`` without background: 90 for torchvision's COCO head)."""
+    (``num_classes`` without background: 80 for torchvision's 91-slot COCO head)."""
     cfg = tv_fpn_model_cfg(num_classes=num_classes, min_size=min_size, max_size=max_size)
     cfg["type"] = "MaskRCNN"
     cfg["paste_mode"] = "torchvision"
@@ -43,6 +47,7 @@ def convert_maskrcnn(state_dict: StateDict) -> StateDict:
     box_part = {k: v for k, v in state_dict.items() if not k.startswith(("roi_heads.mask_head.",
                                                                           "roi_heads.mask_predictor."))}
     out = convert_fasterrcnn(box_part)
+    rows = tv_class_rows(num_class_slots(state_dict))
     for key, value in state_dict.items():
         match = _HEAD_CONV.match(key)
         if match:
@@ -52,12 +57,12 @@ def convert_maskrcnn(state_dict: StateDict) -> StateDict:
         elif key.startswith("roi_heads.mask_predictor.conv5_mask."):
             out["roi_heads.mask_head.deconv." + key.rsplit(".", 1)[1]] = value
         elif key.startswith("roi_heads.mask_predictor.mask_fcn_logits."):
-            out["roi_heads.mask_head.predictor." + key.rsplit(".", 1)[1]] = value[1:]
+            out["roi_heads.mask_head.predictor." + key.rsplit(".", 1)[1]] = select_class_rows(value, rows)
     return out
 
 
 def _model_cfg(state_dict: StateDict) -> dict:
-    return tv_mask_model_cfg(num_classes=int(state_dict["roi_heads.box_predictor.cls_score.weight"].shape[0]) - 1)
+    return tv_mask_model_cfg(num_classes=len(tv_class_rows(num_class_slots(state_dict))))
 
 
 def identify_torchvision_mask(state_dict: StateDict) -> str | None:
