@@ -9,6 +9,12 @@ python) as tensors and lists, so ``--resume`` continues bit-exactly.
 
 Files in the work dir: ``iter_<N>.pth`` (the last ``keep_last`` kept), ``best.pth``,
 ``final.pth`` and ``last_checkpoint`` (a text file naming the newest checkpoint).
+
+Every checkpoint records ``meta['checksum']`` (the sha256 of its content, see
+``resdet.utils.io``); ``find_latest_valid`` skips a damaged one (content no longer matching
+it) like a truncated one and says which checkpoint it resumes from instead. ``meta['optimizer']``
+records the optimizer class, so ``check_resume_fits`` can tell a resume under a changed config
+(another model, another optimizer) from a damaged file.
 """
 from __future__ import annotations
 
@@ -17,10 +23,12 @@ import logging
 import os
 import random
 import re
+import warnings
 
 import numpy as np
 import torch
 
+from ..models.converters.loading import describe_mismatch, state_dict_mismatch
 from ..utils.io import CheckpointError, atomic_save, atomic_write_text, safe_load
 
 logger = logging.getLogger("resdet")
@@ -100,25 +108,72 @@ def load_training_checkpoint(path: str) -> dict:
 
 
 def find_latest_valid(work_dir: str) -> tuple[str | None, dict | None]:
-    """The newest checkpoint in ``work_dir`` that loads, and its contents.
+    """The newest checkpoint in ``work_dir`` that loads and passes its checksum, and its contents.
 
-    Unreadable ones (truncated, corrupt, not a checkpoint) are reported with a warning that
-    names the file and the one used instead. ``(None, None)`` when there is none.
+    Unusable ones (truncated, damaged, not a checkpoint) are reported with a warning (and a
+    log line) that names each refused file and the one used instead. ``(None, None)`` when
+    there is none; ``CheckpointError`` when there are checkpoints but none is usable.
     """
-    refused: list[str] = []
+    refused: list[tuple[str, str]] = []
     for path in candidate_checkpoints(work_dir):
         try:
             ckpt = load_training_checkpoint(path)
         except CheckpointError as err:
-            refused.append(str(err))
+            refused.append((path, str(err)))
             logger.warning("refusing to resume from %s: %s; trying the previous checkpoint", path, err)
             continue
         if refused:
-            logger.warning("resuming from %s instead (refused: %s)", path, "; ".join(refused))
+            names = ", ".join(os.path.basename(p) for p, _ in refused)
+            logger.warning("resuming from %s instead of %s (refused above)", path, names)
+            warnings.warn(f"resuming from {path} instead of {names} (refused: "
+                          + "; ".join(e for _, e in refused) + ")", UserWarning, stacklevel=2)
         return path, ckpt
     if refused:
-        raise CheckpointError(f"no readable checkpoint in {work_dir}: " + "; ".join(refused))
+        raise CheckpointError(f"no usable checkpoint in {work_dir}: " + "; ".join(e for _, e in refused)
+                              + "; start again in a new work dir, or resume from a copy of a good checkpoint")
     return None, None
+
+
+def _optimizer_difference(ckpt: dict, optimizer: torch.optim.Optimizer) -> str | None:
+    """How the checkpoint's optimizer differs from the config's, or ``None`` when it fits."""
+    current = type(optimizer).__name__
+    saved_name = (ckpt.get("meta") or {}).get("optimizer")
+    if isinstance(saved_name, str):
+        return None if saved_name == current else \
+            f"the checkpoint's optimizer is {saved_name}, the config's is {current}"
+    # a checkpoint without meta['optimizer']: compare the hyperparameters of the first param group
+    # (another torch version only ever adds keys; another optimizer also lacks some of the config's)
+    groups = (ckpt.get("optimizer") or {}).get("param_groups") or []
+    if not groups or not optimizer.param_groups:
+        return None
+    saved_keys = set(groups[0]) - {"params", "initial_lr"}
+    current_keys = set(optimizer.param_groups[0]) - {"params", "initial_lr"}
+    if saved_keys - current_keys and current_keys - saved_keys:
+        return (f"the checkpoint's optimizer has hyperparameters {', '.join(sorted(saved_keys - current_keys))}, "
+                f"not the config's {current} ({', '.join(sorted(current_keys - saved_keys))})")
+    return None
+
+
+def mismatch_error(path: str, what: str) -> CheckpointError:
+    """The error of a resume whose checkpoint does not fit the config, with the two ways out."""
+    return CheckpointError(
+        f"checkpoint {path} does not match the config: {what}. --resume only continues the same run; "
+        f"to train with the changed config use a new work dir (--work-dir), or set load_from='{path}' "
+        "to start from its weights only (load_strict=False skips the weights that do not fit)")
+
+
+def check_resume_fits(path: str, ckpt: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Raise ``CheckpointError`` (naming ``path``, what differs and the ways out) when the
+    checkpoint was written for another model or optimizer than the config builds."""
+    state = ckpt.get("model")
+    if not isinstance(state, dict):
+        raise mismatch_error(path, f"its 'model' entry is a {type(state).__name__}, not a state_dict")
+    missing, unexpected, mismatched = state_dict_mismatch(model.state_dict(), state)
+    if missing or unexpected or mismatched:
+        raise mismatch_error(path, f"the model's weights differ: {describe_mismatch(missing, unexpected, mismatched)}")
+    difference = _optimizer_difference(ckpt, optimizer)
+    if difference:
+        raise mismatch_error(path, difference)
 
 
 def save_checkpoint(path: str, ckpt: dict, work_dir: str, keep_last: int | None = None,

@@ -17,11 +17,13 @@ validation error as e.g. ``top1_err`` of ``mode == "val"`` lines.
 """
 from __future__ import annotations
 
+import ast
 import datetime
 import json
 import logging
 import os
 import platform
+import re
 import sys
 import time
 
@@ -153,8 +155,90 @@ def environment_info(device: torch.device, world_size: int) -> dict:
     return info
 
 
-def save_run_info(work_dir: str, config_text: str | None, device: torch.device, world_size: int) -> None:
-    """``config.py`` (the full config text) and ``env.json`` (versions, device) in the work dir."""
+_RESUMED_CONFIG_RE = re.compile(r"^config\.resumed-(\d+)\.py$")
+
+
+def _config_value(node: ast.AST):
+    """A config expression as nested dicts / lists of literals, read without running it
+    (``dict(a=1)`` and ``{'a': 1}`` become dicts; anything else its source text)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" \
+            and not node.args and all(kw.arg for kw in node.keywords):
+        return {kw.arg: _config_value(kw.value) for kw in node.keywords}
+    if isinstance(node, ast.Dict) and all(isinstance(k, ast.Constant) for k in node.keys):
+        return {k.value: _config_value(v) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_config_value(e) for e in node.elts]
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return ast.unparse(node)
+
+
+def _flatten(prefix: str, value, out: dict) -> None:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
+    elif isinstance(value, list) and value and any(isinstance(v, (dict, list)) for v in value):
+        for index, item in enumerate(value):
+            _flatten(f"{prefix}.{index}", item, out)
+    else:
+        out[prefix] = value
+
+
+def _config_leaves(text: str) -> dict:
+    tree = ast.parse(text)
+    leaves: dict = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            _flatten(stmt.targets[0].id, _config_value(stmt.value), leaves)
+    return leaves
+
+
+def config_differences(old_text: str, new_text: str) -> list[str]:
+    """The dotted keys (``optimizer.type``, ``model.backbone.depth``) whose values differ
+    between two config texts (read with ``ast``, never executed), in the new text's order;
+    ``line N`` entries when a text does not parse."""
+    try:
+        old, new = _config_leaves(old_text), _config_leaves(new_text)
+    except (SyntaxError, ValueError, RecursionError):
+        old_lines, new_lines = old_text.splitlines(), new_text.splitlines()
+        return [f"line {i + 1}" for i in range(max(len(old_lines), len(new_lines)))
+                if (old_lines[i:i + 1] or [None]) != (new_lines[i:i + 1] or [None])]
+    changed = [k for k in new if k not in old or old[k] != new[k]]
+    return changed + [k for k in old if k not in new]
+
+
+def _newest_saved_config(work_dir: str) -> str | None:
+    """``config.resumed-<N>.py`` with the largest N, else ``config.py``, else ``None``."""
+    resumed = [(int(m.group(1)), name) for name in os.listdir(work_dir)
+               for m in [_RESUMED_CONFIG_RE.match(name)] if m]
+    if resumed:
+        return os.path.join(work_dir, max(resumed)[1])
+    path = os.path.join(work_dir, "config.py")
+    return path if os.path.isfile(path) else None
+
+
+def save_run_info(work_dir: str, config_text: str | None, device: torch.device, world_size: int,
+                  resumed_iter: int | None = None) -> None:
+    """``config.py`` (the full config text) and ``env.json`` (versions, device) in the work dir.
+
+    A resumed run (``resumed_iter`` set) keeps the ``config.py`` of the first run: when its
+    config differs from the one last saved, it is written to ``config.resumed-<iter>.py`` with
+    a warning that counts the differing keys and names the first few."""
     if config_text:
-        atomic_write_text(config_text, os.path.join(work_dir, "config.py"))
+        previous = _newest_saved_config(work_dir) if resumed_iter is not None else None
+        if previous is None:
+            atomic_write_text(config_text, os.path.join(work_dir, "config.py"))
+        else:
+            with open(previous, encoding="utf-8") as fh:
+                previous_text = fh.read()
+            if previous_text != config_text:
+                path = os.path.join(work_dir, f"config.resumed-{int(resumed_iter)}.py")
+                atomic_write_text(config_text, path)
+                keys = config_differences(previous_text, config_text)
+                shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
+                logging.getLogger(LOGGER_NAME).warning(
+                    "resuming with a changed config: %d key%s differ%s from %s (%s); kept it, saved this "
+                    "run's config as %s", len(keys), "" if len(keys) == 1 else "s", "s" if len(keys) == 1 else "",
+                    os.path.basename(previous), shown or "formatting only", os.path.basename(path))
     atomic_write_json(environment_info(device, world_size), os.path.join(work_dir, "env.json"))

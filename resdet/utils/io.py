@@ -6,16 +6,34 @@ an ordinary new file (``0666`` less the umask).
 
 Checkpoints hold tensors and plain Python types only, so they load with
 ``torch.load(weights_only=True)``: a file holding pickled code is refused, never run.
+
+A checkpoint with a ``meta`` dict records ``meta['checksum']`` (``'sha256:<hex>'``, written by
+``atomic_save``): the sha256 of its *content* -- every tensor's dtype, shape and bytes, and
+every plain value, in order -- so a file damaged after it was written (a flipped block inside
+tensor data that ``torch.load`` still reads without complaint) is recognised when
+``safe_load`` reads it. The checksum lives inside the file rather than in a sidecar: it
+travels with the file when it is copied or renamed, it is written by the same atomic rename
+(no window where file and sidecar disagree), and the file stays a plain
+``weights_only``-loadable dict of tensors and plain types. Hashing the content rather than
+the file's bytes also lets a file be rewritten (another zip layout, another torch version)
+without a new checksum. Cost: 0.06-0.14 s per 100 MB of tensors (ResNet-50 weights, a
+2-core CPU with SHA extensions), once at save and once at load.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
 import os
 import pickle
+import re
 import secrets
+import stat
+import time
+import warnings
 import zipfile
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -31,6 +49,13 @@ _TMP_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0
 FILE_MODE = 0o666
 
 
+_TMP_PREFIX = ".tmp-"
+_TMP_TOKEN_HEX = 12  # secrets.token_hex(6)
+# the names _create_temporary gives: '.tmp-' + 12 lowercase hex digits + the target's name
+_TMP_NAME_RE = re.compile(r"^\.tmp-[0-9a-f]{%d}.+$" % _TMP_TOKEN_HEX, re.DOTALL)
+logger = logging.getLogger("resdet")
+
+
 def _create_temporary(directory: str, name: str) -> tuple[int, str]:
     """Create and open a new, empty ``.tmp-XXXX<name>`` in ``directory``.
 
@@ -39,12 +64,39 @@ def _create_temporary(directory: str, name: str) -> tuple[int, str]:
     only reader ``os.umask`` sets it process-wide (another thread creating a file between
     the set and the restore would get a wrong mode)."""
     for _ in range(100):
-        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(6)}{name}")
+        tmp = os.path.join(directory, f"{_TMP_PREFIX}{secrets.token_hex(_TMP_TOKEN_HEX // 2)}{name}")
         try:
             return os.open(tmp, _TMP_FLAGS, FILE_MODE), tmp
         except FileExistsError:
             continue
     raise FileExistsError(f"could not create a temporary file in {directory} (100 names taken)")
+
+
+def remove_stale_temporaries(directory: str, min_age_s: float = 30.0) -> list[tuple[str, int]]:
+    """Remove the temporary files an interrupted atomic write left in ``directory``.
+
+    Only regular files named as ``_create_temporary`` names them (``.tmp-`` + 12 hex digits
+    + a name) and not modified for ``min_age_s`` seconds are removed (a write in progress
+    in another process keeps its file). Returns ``[(path, size_in_bytes)]`` of what was removed."""
+    removed: list[tuple[str, int]] = []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        if not _TMP_NAME_RE.match(name):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < min_age_s:
+                continue
+            os.unlink(path)
+        except OSError:
+            continue
+        removed.append((path, int(info.st_size)))
+    return removed
 
 
 def atomic_write_bytes(data: bytes, path: str) -> None:
@@ -78,11 +130,115 @@ def atomic_write_bytes(data: bytes, path: str) -> None:
         pass
 
 
+# ---------------------------------------------------------------- content checksums
+CHECKSUM_KEY = "checksum"
+_CHECKSUM_ALGORITHM = "sha256"
+
+
+def _feed(digest: Any, obj: Any) -> None:
+    """Add ``obj`` (tensors and plain Python types, nested) to ``digest``, type-tagged so that
+    e.g. ``1``, ``1.0``, ``True`` and ``'1'`` differ; containers in their own order."""
+    update = digest.update
+    if isinstance(obj, torch.Tensor):
+        tensor = obj.detach()
+        if tensor.layout != torch.strided:
+            tensor = tensor.to_dense()
+        update(f"T{tensor.dtype}{tuple(tensor.shape)};".encode())
+        if tensor.device.type == "meta" or tensor.numel() == 0:
+            return
+        tensor = tensor.resolve_conj().resolve_neg().cpu().contiguous().reshape(-1)
+        update(tensor.view(torch.uint8).numpy())  # the bytes themselves (no copy)
+    elif obj is None:
+        update(b"N")
+    elif isinstance(obj, bool):
+        update(b"B1" if obj else b"B0")
+    elif isinstance(obj, int):
+        update(b"I%d;" % obj)
+    elif isinstance(obj, float):
+        update(b"F" + float(obj).hex().encode() + b";")
+    elif isinstance(obj, str):
+        data = obj.encode("utf-8", "surrogatepass")
+        update(b"S%d;" % len(data) + data)
+    elif isinstance(obj, (bytes, bytearray)):
+        update(b"Y%d;" % len(obj) + bytes(obj))
+    elif isinstance(obj, Mapping):
+        update(b"D%d;" % len(obj))
+        for key, value in obj.items():
+            _feed(digest, key)
+            _feed(digest, value)
+    elif isinstance(obj, (list, tuple)):  # torch.Size is a tuple; tuples and lists alike
+        update(b"L%d;" % len(obj))
+        for item in obj:
+            _feed(digest, item)
+    else:  # torch.dtype, torch.device, ...: types weights_only loading allows
+        data = f"{type(obj).__name__}:{obj!r}".encode("utf-8", "surrogatepass")
+        update(b"R%d;" % len(data) + data)
+
+
+def content_checksum(obj: Any) -> str:
+    """``'sha256:<hex>'`` of a checkpoint's content, leaving out ``meta['checksum']`` itself."""
+    if isinstance(obj, Mapping) and isinstance(obj.get("meta"), Mapping) and CHECKSUM_KEY in obj["meta"]:
+        obj = dict(obj)
+        obj["meta"] = {k: v for k, v in obj["meta"].items() if k != CHECKSUM_KEY}
+    digest = hashlib.new(_CHECKSUM_ALGORITHM)
+    _feed(digest, obj)
+    return f"{_CHECKSUM_ALGORITHM}:{digest.hexdigest()}"
+
+
+def add_checksum(ckpt: Any) -> Any:
+    """``ckpt`` with ``meta['checksum']`` set (a shallow copy; the caller's dicts are not
+    changed). Objects without a ``meta`` dict (bare state_dicts, caches) are returned as they are."""
+    if not (isinstance(ckpt, Mapping) and isinstance(ckpt.get("meta"), Mapping)):
+        return ckpt
+    meta = {k: v for k, v in ckpt["meta"].items() if k != CHECKSUM_KEY}
+    out = dict(ckpt)
+    out["meta"] = meta
+    meta[CHECKSUM_KEY] = content_checksum(out)
+    return out
+
+
+_NOTED_UNVERIFIED: set[str] = set()
+
+
+def verify_checksum(obj: Any, path: str) -> bool | None:
+    """Check ``meta['checksum']`` of a loaded checkpoint: ``True`` when it matches; ``None``
+    when there is none to check (a resdet checkpoint written before checksums were recorded
+    gets a one-time note; foreign files and bare state_dicts never had one). Raises
+    ``CheckpointError`` naming ``path`` when the content does not match (the file was damaged)."""
+    meta = obj.get("meta") if isinstance(obj, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return None
+    recorded = meta.get(CHECKSUM_KEY)
+    if recorded is None:
+        if "resdet_version" in meta and os.path.abspath(path) not in _NOTED_UNVERIFIED:
+            _NOTED_UNVERIFIED.add(os.path.abspath(path))
+            note = (f"checkpoint {path} has no checksum (written by resdet "
+                    f"{meta.get('resdet_version')}, before checksums were recorded): loaded without "
+                    "checking it for damage")
+            logger.info(note)
+            warnings.warn(note, UserWarning, stacklevel=3)
+        return None
+    if not isinstance(recorded, str) or not recorded.startswith(f"{_CHECKSUM_ALGORITHM}:"):
+        raise CheckpointError(f"checkpoint {path} is damaged: its meta['checksum'] is not a "
+                              f"'{_CHECKSUM_ALGORITHM}:<hex>' value ({str(recorded)[:40]!r}); use another "
+                              "checkpoint or copy this one again from its source")
+    actual = content_checksum(obj)
+    if actual != recorded:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its content no longer matches the {_CHECKSUM_ALGORITHM} checksum "
+            "recorded when it was written (changed on disk or in a copy since); use another checkpoint or "
+            "copy this one again from its source")
+    return True
+
+
 def atomic_save(obj: Any, path: str) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
 
-    A kill during the write leaves the previous file at ``path`` intact.
+    A dict with a ``meta`` dict (every resdet checkpoint) is saved with ``meta['checksum']``
+    (see ``add_checksum``); ``obj`` itself is not changed. A kill during the write leaves the
+    previous file at ``path`` intact.
     """
+    obj = add_checksum(obj)
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(buffer.getvalue(), path)
@@ -106,19 +262,43 @@ def atomic_save_figure(fig: Any, path: str, dpi: int = 120) -> None:
     atomic_write_bytes(buffer.getvalue(), path)
 
 
-def safe_load(path: str, map_location: str | torch.device = "cpu") -> Any:
+# torch's own words on the refused object (its advice to retry unsafely is left out)
+_REFUSED_WHAT = (re.compile(r"Unsupported global: GLOBAL ([\w.]+)"),
+                 re.compile(r"unsupported GLOBAL ([\w.]+)"),
+                 re.compile(r"Unsupported operand (\d+)"))
+
+
+def _refusal_reason(err: BaseException) -> str:
+    """What ``weights_only`` loading refused, from torch's message, without its suggestion to
+    load with ``weights_only=False`` (which would run the file's code)."""
+    text = str(err)
+    for pattern in _REFUSED_WHAT:
+        match = pattern.search(text)
+        if match:
+            what = match.group(1)
+            return f"it refers to {what}" if not what.isdigit() else f"it uses pickle opcode {what}"
+    return "it is not made of tensors and plain Python types only"
+
+
+def safe_load(path: str, map_location: str | torch.device = "cpu", verify: bool = True) -> Any:
     """Load a checkpoint with ``weights_only=True``; raise ``CheckpointError`` with the
-    file name on anything that is not a readable, code-free torch checkpoint."""
+    file name on anything that is not a readable, code-free torch checkpoint. With ``verify``
+    (default) the recorded content checksum is checked too (``verify_checksum``)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
-            f"checkpoint {path} holds objects other than tensors and plain Python types "
-            f"(refused: loading it could run code): {str(err).splitlines()[0]}") from err
+            f"checkpoint {path} was refused: {_refusal_reason(err)}, and a checkpoint may hold only "
+            "tensors and plain Python types, so loading it could run code hidden in the file; it was not "
+            "loaded. Use a checkpoint written by resdet (or convert the original weights)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
-        raise CheckpointError(f"checkpoint {path} is truncated or not a torch checkpoint: "
-                              f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+        raise CheckpointError(f"checkpoint {path} is truncated or not a torch checkpoint "
+                              f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+                              "use another checkpoint or copy this one again from its source") from err
+    if verify:
+        verify_checksum(obj, path)
+    return obj

@@ -14,8 +14,10 @@ source or architectures (e.g. torchvision detectors), write a module here that c
 
 ``load_weights`` accepts a bare state_dict, ``{'model': sd}``, ``{'state_dict': sd}`` or a
 resdet checkpoint; it always reads files with ``safe_load`` (``weights_only=True``), so a
-file holding pickled code is refused, never run. Missing, unexpected and shape-mismatched
-keys are reported by name; ``strict=True`` (default) makes any of them an error.
+file holding pickled code is refused, never run, and a resdet checkpoint whose content no
+longer matches its recorded checksum (``meta['checksum']``) is refused as damaged. Missing,
+unexpected and shape-mismatched keys are reported by name; ``strict=True`` (default) makes
+any of them an error.
 """
 from __future__ import annotations
 
@@ -123,9 +125,38 @@ def checkpoint_layout(obj: Any) -> bool | None:
     return None
 
 
-def _list(keys: list[str], limit: int = 12) -> str:
+def _list(keys: list[str], limit: int = 5) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def state_dict_mismatch(model_state: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor],
+                        ignore_suffixes: tuple[str, ...] = ()) -> tuple[list[str], list[str], list[str]]:
+    """``(missing, unexpected, mismatched)`` of ``state_dict`` against a model's state:
+    keys the model has and the checkpoint lacks, the reverse, and ``'key: checkpoint (shape)
+    vs model (shape)'`` for keys in both with other shapes. Keys ending in ``ignore_suffixes``
+    are left out of the first two."""
+    def kept(key: str) -> bool:
+        return not (ignore_suffixes and key.endswith(ignore_suffixes))
+    missing = [k for k in model_state if k not in state_dict and kept(k)]
+    unexpected = [k for k in state_dict if k not in model_state and kept(k)]
+    mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}"
+                  for k, v in state_dict.items() if k in model_state and v.shape != model_state[k].shape]
+    return missing, unexpected, mismatched
+
+
+def describe_mismatch(missing: list[str], unexpected: list[str], mismatched: list[str], limit: int = 3) -> str:
+    """One short clause per kind: ``'2 missing keys (a, b); 1 shape mismatch (c: ...)'``."""
+    parts = []
+    for items, what in ((mismatched, "shape mismatch"), (missing, "missing key"), (unexpected, "unexpected key")):
+        if items:
+            plural = "es" if what.endswith("h") else "s"
+            parts.append(f"{len(items)} {what}{plural if len(items) > 1 else ''} ({_list(items, limit)})")
+    return "; ".join(parts)
+
+
+def _modules(keys) -> list[str]:
+    return sorted({k.split(".", 1)[0] for k in keys})
 
 
 def load_weights(model: nn.Module, checkpoint: str | Mapping, strict: bool = True,
@@ -163,26 +194,32 @@ def load_weights(model: nn.Module, checkpoint: str | Mapping, strict: bool = Tru
             if key.startswith(converter.keep_from_model) and key not in state_dict:
                 state_dict[key] = value
     # BN's step counter is absent from FrozenBatchNorm2d and irrelevant to the outputs
-    missing = [k for k in model_state if k not in state_dict and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state_dict if k not in model_state and not k.endswith("num_batches_tracked")]
-    mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}"
-                  for k, v in state_dict.items() if k in model_state and v.shape != model_state[k].shape]
+    missing, unexpected, mismatched = state_dict_mismatch(model_state, state_dict,
+                                                          ignore_suffixes=("num_batches_tracked",))
     problems = []
+    model_name = type(model).__name__
+    limit = 5
     if missing and len(unexpected) == len(state_dict):
         problems.append(f"no checkpoint key matches the model (checkpoint keys look like "
                         f"{_list(sorted(state_dict), 3)}; the model's like {_list(list(model_state), 3)}); "
                         f"known foreign formats: {', '.join(f'{s}: {sorted(a)}' for s, a in CONVERTERS.items())}")
+    elif (missing or unexpected) and _modules(state_dict) != _modules(model_state):
+        problems.append(f"a checkpoint of another architecture? (its modules: {', '.join(_modules(state_dict))}; "
+                        f"{model_name}'s: {', '.join(_modules(model_state))})")
+        limit = 3
     if missing:
-        problems.append(f"missing keys: {_list(missing)}")
+        problems.append(f"missing keys: {_list(missing, limit)}")
     if unexpected:
-        problems.append(f"unexpected keys: {_list(unexpected)}")
+        problems.append(f"unexpected keys: {_list(unexpected, limit)}")
     if mismatched:
-        problems.append(f"shape mismatches: {_list(mismatched)}")
+        problems.append(f"shape mismatches: {_list(mismatched, limit)}")
     source = f"{found[0]} {found[1]} " if found else ""
     if problems:
-        message = f"loading {source}weights from {name} into {type(model).__name__}: " + "; ".join(problems)
+        message = f"loading {source}weights from {name} into {model_name}: " + "; ".join(problems)
         if strict:
-            raise CheckpointError(message)
+            raise CheckpointError(message + "; use the config the checkpoint was trained with (a resdet "
+                                  "checkpoint keeps it in meta['config']), or load with strict=False "
+                                  "(load_strict=False for load_from) to take only the weights that fit")
         warnings.warn(message + " (strict=False: these keys were skipped)", UserWarning, stacklevel=2)
     if layout is not None:  # only once the weights are known to fit
         warn_layout_switch(model, f"{name} ({found[0]} {found[1]})" if found else name, stride_in_1x1=layout)
