@@ -45,8 +45,8 @@ def test_bar_on_a_terminal_and_disabled_elsewhere(monkeypatch):
 
 
 def test_lines_go_to_a_logger_and_unknown_totals(caplog):
-    logger = logging.getLogger("resdet.test_progress")
-    with caplog.at_level(logging.INFO, logger="resdet.test_progress"):
+    logger = logging.getLogger("test_progress_lines")
+    with caplog.at_level(logging.INFO, logger="test_progress_lines"):
         progress = Progress(None, "indexing", stream=io.StringIO(), interval_s=0, logger=logger)
         progress.update(5)
     assert caplog.records[-1].getMessage().startswith("indexing: 5 ")
