@@ -36,6 +36,9 @@ import zipfile
 from typing import Any, Mapping
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
 
 
 from .errors import CheckpointError  # noqa: F401  (re-exported: raised by safe_load)
@@ -280,14 +283,59 @@ def _refusal_reason(err: BaseException) -> str:
     return "it is not made of tensors and plain Python types only"
 
 
+# ---------------------------------------------------------------- safetensors (published weights)
+SAFETENSORS_META_KEY = "resdet_meta"  # the file's string metadata holds the meta dict as json
+
+
+def is_safetensors(path: str) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a json header."""
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    return 0 < int.from_bytes(head[:8], "little") < os.path.getsize(path)
+
+
+def safetensors_bytes(obj: Mapping) -> bytes:
+    """``{'model': state_dict, 'meta': dict}`` as a safetensors file: the tensors, and the meta
+    (with its content checksum, computed over the json form that loading gives back)."""
+    meta = json.loads(json.dumps(dict(obj.get("meta") or {})))
+    # sorted by name: the order safetensors gives them back in, which the checksum depends on
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in sorted(obj["model"].items())}
+    checked = add_checksum({"model": tensors, "meta": meta})
+    return save_safetensors_bytes(tensors, metadata={SAFETENSORS_META_KEY: json.dumps(checked["meta"])})
+
+
+def _load_safetensors(path: str, map_location: str | torch.device) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        tensors = dict(sorted(load_safetensors_bytes(data).items()))
+        header_len = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+        meta = json.loads(metadata.get(SAFETENSORS_META_KEY, "{}"))
+    except (SafetensorError, ValueError, OSError) as err:
+        raise CheckpointError(f"checkpoint {path} is truncated or not a readable safetensors file ({err}); "
+                              "use another file or copy this one again from its source") from None
+    if map_location not in (None, "cpu"):
+        tensors = {k: v.to(map_location) for k, v in tensors.items()}
+    return {"model": tensors, "meta": meta} if meta else tensors
+
+
 def safe_load(path: str, map_location: str | torch.device = "cpu", verify: bool = True) -> Any:
-    """Load a checkpoint with ``weights_only=True``; raise ``CheckpointError`` with the
-    file name on anything that is not a readable, code-free torch checkpoint. With ``verify``
-    (default) the recorded content checksum is checked too (``verify_checksum``)."""
+    """Load a checkpoint with ``weights_only=True`` (or a safetensors file, which holds no code
+    by design); raise ``CheckpointError`` with the file name on anything that is not a
+    readable, code-free checkpoint. With ``verify`` (default) the recorded content checksum is
+    checked too (``verify_checksum``)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    if is_safetensors(path):
+        obj = _load_safetensors(path, map_location)
+        if verify:
+            verify_checksum(obj, path)
+        return obj
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
