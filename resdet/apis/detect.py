@@ -15,7 +15,7 @@ from ..data.transforms.det_transforms import build_pipeline
 from ..engine import Trainer
 from ..utils.config import ConfigError, load_config
 from ..utils.dist import barrier
-from ..visualization import draw_detections, save_image, select_detections
+from ..visualization import class_name, draw_detections, output_paths, save_image, select_detections
 
 
 def inference_pipeline_of(cfg: Any) -> list:
@@ -52,7 +52,8 @@ def _to_rgb_array(image: Any, index: int) -> np.ndarray:
 
 @torch.inference_mode()
 def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] | None = None,
-                       batch_size: int = 4, cfg: Any = None) -> list[dict] | dict:
+                       batch_size: int = 4, cfg: Any = None,
+                       class_names: Sequence[str] | None = None) -> list[dict] | dict:
     """Detect objects in one image or a list of them.
 
     Args:
@@ -63,15 +64,22 @@ def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] |
             float in 0..1 or 0..255), or a list of them.
         pipeline: test transforms overriding the config's (e.g. ``[]`` for none).
         batch_size: images per forward pass.
+        class_names: the names of the labels (default: ``model.class_names`` when set, e.g.
+            from a checkpoint's ``meta['classes']``; else the config's ``classes``; else the
+            ``classes`` of its val / test dataset; see ``class_names_of``).
 
     Returns one dict per image (a single dict for a single image) with CPU tensors:
     ``boxes`` (``K x 4`` xyxy in original image pixels), ``scores`` (``K``), ``labels``
-    (``K``) and ``masks`` (``K x H x W``) when the model predicts them.
+    (``K``) and ``masks`` (``K x H x W``) when the model predicts them, plus ``class_names``:
+    a list of ``K`` strings, the name of each detection's label (aligned with ``labels``;
+    the label number as a string where no name is known), e.g.
+    ``result['class_names'] == ['cat', 'dog']`` for ``result['labels'] == tensor([3, 5])``.
     """
     single = isinstance(images, (str, np.ndarray)) or (isinstance(images, torch.Tensor) and images.ndim == 3)
     items = [images] if single else list(images)
-    transforms = build_pipeline(pipeline if pipeline is not None
-                                else inference_pipeline_of(cfg if cfg is not None else getattr(model, "cfg", None)))
+    cfg = cfg if cfg is not None else getattr(model, "cfg", None)
+    names = class_names_of(cfg, model, class_names)
+    transforms = build_pipeline(pipeline if pipeline is not None else inference_pipeline_of(cfg))
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -90,8 +98,11 @@ def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] |
                                   scale_factor=tuple(sample["scale_factor"]), flip=bool(sample["flip"])))
             outputs = model(inputs, metas)
             for out in outputs:
-                results.append({k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v)
-                                for k, v in out.items()})
+                result = {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
+                if "labels" in result:
+                    result["class_names"] = [class_name(label, names)
+                                             for label in np.asarray(result["labels"]).reshape(-1).tolist()]
+                results.append(result)
     finally:
         model.train(was_training)
     return results[0] if single else results
@@ -99,48 +110,76 @@ def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] |
 
 def draw_and_save(model: nn.Module, image_paths: Sequence[str], out_dir: str, score_thr: float = 0.5,
                   class_names: Sequence[str] | None = None, pipeline: Sequence[dict] | None = None,
-                  top_k: int | None = None, verbose: bool = False, cfg: Any = None) -> list[str]:
-    """Detect objects in ``image_paths`` and write annotated copies (boxes, class names,
-    scores, translucent masks) to ``out_dir/<name>.jpg``; returns the written paths.
+                  top_k: int | None = None, verbose: bool = False, cfg: Any = None,
+                  ext: str | None = None) -> list[str]:
+    """Detect objects in ``image_paths`` and write annotated copies (boxes and class names with
+    scores in a colour per class, translucent outlined masks, a legend when many classes show);
+    returns the written paths.
 
+    ``out_dir``: a folder (``out_dir/<image name>`` with the input's format: a ``.png`` gives a
+    ``.png``; other formats than PNG / JPEG / BMP / TIFF / WebP become ``.png``), or for a single
+    image a file name such as ``result.png`` (see ``resdet.visualization.output_paths``).
+    ``ext``: ``'jpg'`` or ``'png'`` for every copy instead of the input's format.
     ``top_k``: draw the ``top_k`` highest-scoring predictions whatever ``score_thr``, labels
     prefixed by their rank. ``None``: a localizer's predictions (they carry ``class_boxes``:
     ranked class guesses, one box each) are all drawn; a detector's are cut at ``score_thr``.
     ``verbose``: print one line per image with what was drawn (``<out>: N drawn: ...``).
-    ``cfg``: the model's config (default ``model.cfg``): test pipeline and class names.
+    ``cfg``: the model's config (default ``model.cfg``): test pipeline and class names
+    (``class_names`` overrides; see ``inference_detector``).
     """
     cfg = cfg if cfg is not None else getattr(model, "cfg", None)
-    names = list(class_names) if class_names is not None else _class_names_of(cfg)
+    names = class_names_of(cfg, model, class_names)
+    outputs = output_paths(list(image_paths), out_dir, ext)
     written = []
-    for path in image_paths:
-        result = inference_detector(model, [path], pipeline=pipeline, cfg=cfg)[0]
+    for path, out in zip(image_paths, outputs):
+        result = inference_detector(model, [path], pipeline=pipeline, cfg=cfg, class_names=names)[0]
         k = len(result["labels"]) if top_k is None and "class_boxes" in result else top_k
         image = imread_rgb(path)
         drawn = draw_detections(image, result["boxes"], result["labels"], result["scores"],
                                 masks=result.get("masks"), class_names=names, score_thr=score_thr, top_k=k)
-        out = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".jpg")
         save_image(drawn, out)
         written.append(out)
         if verbose:
             shown = select_detections(result["scores"], len(result["boxes"]), score_thr=score_thr, top_k=k)
             items = []
             for i in shown[:10].tolist():
-                label = int(result["labels"][i])
-                name = names[label] if names is not None and 0 <= label < len(names) else str(label)
                 box = ", ".join(f"{v:.0f}" for v in result["boxes"][i].tolist())
-                items.append(f"{name} {float(result['scores'][i]):.3f} [{box}]")
+                items.append(f"{result['class_names'][i]} {float(result['scores'][i]):.3f} [{box}]")
             more = f", ... ({len(shown) - 10} more)" if len(shown) > 10 else ""
             print(f"{out}: {len(shown)} drawn" + (": " + "; ".join(items) + more if items else ""))
     return written
 
 
-def _class_names_of(cfg: Any) -> list[str] | None:
+def _name_list(value: Any) -> list[str] | None:
+    """``value`` as a list of names when it is a non-empty list / tuple (a class *file* path
+    such as ImageNet's synset list is not a list of names)."""
+    if isinstance(value, (list, tuple)) and value:
+        return [str(v) for v in value]
+    return None
+
+
+def class_names_of(cfg: Any = None, model: nn.Module | None = None,
+                   class_names: Sequence[str] | None = None) -> list[str] | None:
+    """The label names of a detector, first found of: ``class_names``; ``model.class_names``;
+    the config's ``classes``; the ``classes`` of its val, test or train dataset (or of a
+    ``ConcatDataset``'s first part); ``None`` when none is known."""
+    for candidate in (class_names, getattr(model, "class_names", None)):
+        names = _name_list(candidate)
+        if names:
+            return names
     if cfg is None:
         return None
-    if cfg.get("classes"):
-        return list(cfg.classes)
-    dataset = (cfg.get("val_dataloader") or {}).get("dataset") or {}
-    return list(dataset["classes"]) if dataset.get("classes") else None
+    names = _name_list(cfg.get("classes"))
+    if names:
+        return names
+    for key in ("val_dataloader", "test_dataloader", "train_dataloader"):
+        dataset = (cfg.get(key) or {}).get("dataset") or {}
+        while not dataset.get("classes") and dataset.get("datasets"):
+            dataset = dataset["datasets"][0]
+        names = _name_list(dataset.get("classes"))
+        if names:
+            return names
+    return None
 
 
 def format_detection_results(results: dict) -> str:

@@ -3,11 +3,17 @@
     python tools/demo.py configs/shapes_frcnn.py work_dirs/shapes_frcnn/final.pth img1.jpg img2.jpg \
         --out demo_out --score-thr 0.5
 
+Each copy keeps its input's format (a .png gives a .png; --ext jpg|png chooses one for all);
+for a single image --out may name the file itself (--out result.png). Every class has its own
+colour; labels stay inside the picture and out of each other's way, masks are translucent with
+outlines, and a legend lists the classes when 9 or more of them are drawn. Class names come
+from the checkpoint's meta['classes'], else the config's `classes` (or its val dataset's).
+
 A localization model (configs/loc_*.py) draws all of its top-k class guesses, each with its
 class name, classifier score, rank and box, whatever --score-thr; --top-k K draws the K best
 predictions of either kind of model regardless of the threshold.
 
-    python tools/demo.py configs/loc_shapes.py work_dirs/loc_shapes/final.pth img.jpg --out demo_out
+    python tools/demo.py configs/loc_shapes.py work_dirs/loc_shapes/final.pth img.jpg --out result.png
 """
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ import sys
 
 from resdet.cli._errors import command
 from resdet.utils.config import add_cfg_options_arg
+from resdet.utils.errors import DataError
+from resdet.visualization.save import OUTPUT_FORMATS, is_image_file_path, same_format
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", help="config file, or a name in configs/")
     parser.add_argument("checkpoint", help="detector checkpoint (.pth)")
     parser.add_argument("images", nargs="+", help="image files")
-    parser.add_argument("--out", required=True, help="folder for the annotated copies")
+    parser.add_argument("--out", required=True,
+                        help="folder for the annotated copies, or for a single image the output file "
+                             "(e.g. result.png; its extension sets the format)")
+    parser.add_argument("--ext", choices=OUTPUT_FORMATS, default=None,
+                        help="format of the copies (default: the input's own: .png stays .png, .jpg stays "
+                             ".jpg; other formats become .png)")
     parser.add_argument("--score-thr", type=float, default=0.5, help="minimum score drawn (default 0.5)")
     parser.add_argument("--top-k", type=int, default=None,
                         help="draw the K highest-scoring predictions whatever --score-thr (default: all "
@@ -36,19 +49,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 @command("demo")
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if is_image_file_path(args.out):
+        if len(args.images) != 1:
+            parser.error(f"--out {args.out} names one file but {len(args.images)} images were given; "
+                         "pass a folder for several images")
+        if args.ext and not same_format(os.path.splitext(args.out)[1], args.ext):
+            parser.error(f"--out {args.out} and --ext {args.ext} disagree; give one of them")
     from resdet.apis import init_model
     from resdet.apis.detect import draw_and_save
     from resdet.utils.io import safe_load
     missing = [p for p in args.images if not os.path.isfile(p)]
     if missing:
-        raise FileNotFoundError(f"image file(s) not found: {', '.join(missing)}")
+        raise DataError(f"image file(s) not found: {', '.join(missing)} (relative paths are from {os.getcwd()})")
     model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
     meta = safe_load(args.checkpoint).get("meta", {})
     names = meta.get("classes") if isinstance(meta, dict) else None
     written = draw_and_save(model, args.images, args.out, score_thr=args.score_thr, class_names=names,
-                            top_k=args.top_k, verbose=True)
-    print(f"drew detections on {len(written)} image(s) in {args.out}/")
+                            top_k=args.top_k, verbose=True, ext=args.ext)
+    where = written[0] if is_image_file_path(args.out) else f"{args.out}/"
+    print(f"drew detections on {len(written)} image(s) in {where}")
     return 0
 
 

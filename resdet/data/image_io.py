@@ -1,32 +1,101 @@
-"""Image decoding: every file becomes an H x W x 3 uint8 RGB array.
+"""Image decoding: every file becomes an H x W x 3 uint8 RGB array, the right way up.
 
-OpenCV decodes (it applies EXIF orientation, drops alpha, and converts grayscale,
-CMYK and 16-bit images to 8-bit BGR with ``IMREAD_COLOR``); Pillow, which
-torchvision already requires, is the fallback for formats OpenCV lacks (GIF on
-some builds). Unreadable files raise ``ImageReadError`` naming the file.
+1. The header is read first (``image_header.read_image_header``: size and EXIF orientation,
+   no pixels decoded). An image claiming more than ``max_image_pixels()`` pixels
+   (``MAX_IMAGE_PIXELS``, or ``$RESDET_MAX_IMAGE_PIXELS``, or the ``max_pixels`` argument) is
+   refused before any memory is allocated: a 46 KB JPEG can claim 15000 x 15000 pixels.
+2. OpenCV decodes the stored pixels (``IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION``: alpha
+   dropped; grayscale, CMYK and 16-bit images converted to 8-bit). Pillow, which
+   torchvision already requires, is the fallback for formats OpenCV lacks (GIF on some
+   builds).
+3. The EXIF orientation of JPEG, PNG and WebP files is applied here, by
+   ``apply_orientation`` (so the orientation reported with the pixels is, by construction,
+   the one that was applied; datasets use it to move annotations made on the stored
+   pixels). TIFF decoders apply their orientation tag themselves.
+
+Every failure -- missing, empty, truncated, not an image, too large, an OpenCV error
+inside the decoder -- raises ``ImageReadError`` naming the file.
 """
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from ..utils.errors import ResdetError
+from .image_header import ImageHeader, read_image_header
 
 cv2.setNumThreads(0)  # loader workers parallelise; OpenCV's own threads would oversubscribe
 
+# Pillow's decompression-bomb error limit (2 x Image.MAX_IMAGE_PIXELS), ~13400 x 13400.
+MAX_IMAGE_PIXELS = 178_956_970
+MAX_IMAGE_PIXELS_ENV = "RESDET_MAX_IMAGE_PIXELS"
+_ORIENTED_FORMATS = ("jpeg", "png", "webp")
+
 
 class ImageReadError(ResdetError, OSError):
-    """A file that is missing, empty, truncated, or not an image."""
+    """A file that is missing, empty, truncated, too large, or not an image."""
+
+
+class MissingImageError(ImageReadError, FileNotFoundError):
+    """An image file that does not exist (also a ``FileNotFoundError``)."""
+
+
+class DecodedImage(NamedTuple):
+    """``img`` (H x W x 3 uint8 RGB, orientation applied), ``orientation`` (the EXIF value
+    1..8 that was applied; 1 = none) and ``stored_size`` ((height, width) before it)."""
+
+    img: np.ndarray
+    orientation: int
+    stored_size: tuple[int, int]
+
+
+def max_image_pixels() -> int:
+    """The pixel limit: ``$RESDET_MAX_IMAGE_PIXELS`` when set (a positive integer), else
+    ``MAX_IMAGE_PIXELS``."""
+    value = os.environ.get(MAX_IMAGE_PIXELS_ENV)
+    if not value:
+        return MAX_IMAGE_PIXELS
+    try:
+        limit = int(float(value))
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise ImageReadError(f"${MAX_IMAGE_PIXELS_ENV}={value!r} is not a positive number of pixels")
+    return limit
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels (H x W x C) into displayed ones for EXIF ``orientation`` (1..8),
+    as Pillow's ``ImageOps.exif_transpose``: 2 mirror, 3 rotate 180, 4 flip, 5 transpose,
+    6 rotate 90 clockwise, 7 transverse, 8 rotate 90 counter-clockwise."""
+    if orientation == 2:
+        out = img[:, ::-1]
+    elif orientation == 3:
+        out = img[::-1, ::-1]
+    elif orientation == 4:
+        out = img[::-1]
+    elif orientation == 5:
+        out = img.swapaxes(0, 1)
+    elif orientation == 6:
+        out = np.rot90(img, k=-1)
+    elif orientation == 7:
+        out = img[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 8:
+        out = np.rot90(img, k=1)
+    else:
+        return img
+    return np.ascontiguousarray(out)
 
 
 def _read_with_pillow(path: str) -> np.ndarray | None:
+    """Stored pixels (no orientation applied) through Pillow; ``None`` if it fails too."""
     try:
-        from PIL import Image, ImageOps
+        from PIL import Image
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "P"):
+            if im.mode in ("RGBA", "LA", "P", "PA"):
                 im = im.convert("RGBA")
                 background = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(background, im)
@@ -39,33 +108,69 @@ def _read_with_pillow(path: str) -> np.ndarray | None:
         return None
 
 
-def imread_rgb(path: str) -> np.ndarray:
-    """Read ``path`` as an H x W x 3 uint8 RGB array (EXIF orientation applied)."""
+def _header(path: str, limit: int) -> ImageHeader | None:
+    from PIL import Image
+    try:
+        header = read_image_header(path)
+    except Image.DecompressionBombError as err:  # Pillow's own limit (formats other than JPEG/PNG)
+        raise ImageReadError(f"image file {path} is refused as a possible decompression bomb: {err}") from err
+    except OSError as err:
+        raise ImageReadError(f"image file {path} cannot be read: {err}") from err
+    if header is not None and header.pixels > limit:
+        raise ImageReadError(
+            f"image file {path} claims {header.width} x {header.height} pixels "
+            f"({header.pixels / 1e6:.0f} Mpx), above the limit of {limit} pixels (a decompression bomb, "
+            f"or set ${MAX_IMAGE_PIXELS_ENV} to allow larger images)")
+    return header
+
+
+def decode_image(path: str, max_pixels: int | None = None) -> DecodedImage:
+    """Read ``path`` as a ``DecodedImage`` (see the module docstring for the steps).
+
+    Args:
+        path: the image file.
+        max_pixels: refuse images claiming more pixels (default ``max_image_pixels()``).
+    Raises:
+        ImageReadError (``MissingImageError`` for a missing file) naming the file.
+    """
+    path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ImageReadError(f"image file {path} does not exist")
+        raise MissingImageError(f"image file {path} does not exist")
     if os.path.getsize(path) == 0:
         raise ImageReadError(f"image file {path} is empty (0 bytes)")
+    limit = int(max_pixels) if max_pixels is not None else max_image_pixels()
+    header = _header(path, limit)
     data = np.fromfile(path, dtype=np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error as err:  # e.g. OpenCV's own size limit, a codec assertion
+        message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise ImageReadError(f"image file {path} cannot be decoded: {message}") from err
     if bgr is not None and bgr.ndim == 3 and bgr.shape[2] == 3:
         if bgr.dtype != np.uint8:  # defensive: IMREAD_COLOR already gives 8-bit
             bgr = (bgr.astype(np.float64) / np.iinfo(bgr.dtype).max * 255).round().astype(np.uint8)
+        if header is not None and header.format == "jpeg" and _jpeg_truncated(data, header):
+            raise ImageReadError(f"image file {path} is truncated (no end-of-image marker after its data)")
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        if _looks_truncated(path, data):
-            raise ImageReadError(f"image file {path} is truncated")
-        return rgb
-    rgb = _read_with_pillow(path)
-    if rgb is None:
-        raise ImageReadError(f"image file {path} is not a readable image (or is truncated)")
-    return rgb
+    else:
+        rgb = _read_with_pillow(path)
+        if rgb is None:
+            raise ImageReadError(f"image file {path} is not a readable image (or is truncated)")
+    stored = rgb.shape[:2]
+    orientation = header.orientation if header is not None and header.format in _ORIENTED_FORMATS else 1
+    return DecodedImage(apply_orientation(rgb, orientation), orientation, (int(stored[0]), int(stored[1])))
 
 
-def _looks_truncated(path: str, data: np.ndarray) -> bool:
-    """JPEG decoders fill a truncated tail with grey instead of failing; catch that case
-    by the missing end-of-image marker."""
-    ext = os.path.splitext(path)[1].lower()
-    is_jpeg = data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8
-    if is_jpeg or ext in (".jpg", ".jpeg"):
-        tail = data[-2048:].tobytes()
-        return b"\xff\xd9" not in tail
-    return False
+def imread_rgb(path: str, max_pixels: int | None = None) -> np.ndarray:
+    """Read ``path`` as an H x W x 3 uint8 RGB array (EXIF orientation applied); raises
+    ``ImageReadError`` naming the file (see ``decode_image``)."""
+    return decode_image(path, max_pixels).img
+
+
+def _jpeg_truncated(data: np.ndarray, header: ImageHeader) -> bool:
+    """JPEG decoders fill a truncated tail with grey instead of failing; catch that case by
+    the missing end-of-image marker after the first scan (entropy-coded data never holds
+    FF D9, and bytes after the marker -- trailers, appended data -- do not matter)."""
+    if b"\xff\xd9" in data[-2048:].tobytes():  # the common case: the marker ends the file
+        return False
+    return data[header.scan_offset:].tobytes().find(b"\xff\xd9") < 0

@@ -3,16 +3,25 @@
 Config keys (CONTRACTS.md): ``batch_size`` (TOTAL over all ranks; divided here),
 ``num_workers``, ``dataset`` (config dict or dataset object), optional ``sampler`` (config
 dict for ``DATA_SAMPLERS``), ``collate`` (a registered name such as ``'cls_collate'`` /
-``'det_collate'``, or a callable), optional ``pin_memory``, ``prefetch_factor``.
+``'det_collate'``, or a callable), optional ``pin_memory``, ``prefetch_factor``,
+``max_skipped_fraction`` (training only, default 0.5; see below).
 
 Training loaders are infinite and reproducible independently of ``num_workers``: every
 sample gets its own seed from ``(seed, its position in the global stream)``, and
 ``random``, ``numpy`` and ``torch`` are seeded with it right before the dataset (and its
 random transforms) run. Resuming at ``start_iter`` therefore replays exactly the batches,
 augmentations included, an uninterrupted run would have seen.
+
+Unreadable samples (``None`` from a non-strict dataset) are dropped by the collate function
+and counted in ``num_skipped``; a training batch also lists them in ``skipped`` (the files,
+from the dataset's ``describe(index)``). A training loader stops with ``DataError`` naming
+some of them when more than ``max_skipped_fraction`` of an epoch's samples (this rank's
+share) have been skipped, or a whole epoch was, rather than train an untrained model on
+nothing. An empty dataset is a ``DataError`` before anything starts.
 """
 from __future__ import annotations
 
+import math
 import random
 from typing import Any, Iterator, Sequence
 
@@ -21,10 +30,12 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, get_worker_info
 
 from ..utils.dist import get_rank, get_world_size
+from ..utils.errors import ConfigError, DataError
 from ..registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS
 
 LOADER_KEYS = ("batch_size", "num_workers", "dataset", "sampler", "collate", "pin_memory",
-               "prefetch_factor", "persistent_workers")
+               "prefetch_factor", "persistent_workers", "max_skipped_fraction")
+DEFAULT_MAX_SKIPPED_FRACTION = 0.5
 
 
 _MASK64 = (1 << 64) - 1
@@ -37,6 +48,72 @@ def sample_seed(seed: int, global_position: int) -> int:
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
     return (x ^ (x >> 31)) >> 32
+
+
+class SampleList(list):
+    """The samples of one batch (``None`` for unreadable ones) plus ``skipped``: a
+    description (file, image id) of each ``None``."""
+
+    skipped: list[str] = []
+
+
+class RecordSkips:
+    """Wraps a collate function: it gets a plain list (``None`` entries kept, as the
+    contract says) and the batch dict gains ``skipped`` (descriptions) when any sample was
+    unreadable. Picklable, for worker processes."""
+
+    def __init__(self, collate) -> None:
+        self.collate = collate
+
+    def __call__(self, samples):
+        skipped = list(getattr(samples, "skipped", None) or [])
+        batch = self.collate(list(samples) if isinstance(samples, SampleList) else samples)
+        if skipped and isinstance(batch, dict):
+            batch["skipped"] = skipped
+        return batch
+
+
+class SkipGuard:
+    """Stops training that reads (almost) nothing: counts, over each epoch's worth of this
+    rank's samples, how many the collate function dropped, and raises ``DataError`` naming
+    a few of them once more than ``max_fraction`` of the epoch (or a whole epoch) was skipped.
+
+    Args:
+        epoch_size: samples per epoch on this rank (``ceil(len(dataset) / world_size)``).
+        max_fraction: in [0, 1]; ``None`` keeps only the whole-epoch rule.
+    """
+
+    def __init__(self, epoch_size: int, max_fraction: float | None = DEFAULT_MAX_SKIPPED_FRACTION) -> None:
+        if max_fraction is not None and not 0.0 <= float(max_fraction) <= 1.0:
+            raise ConfigError(f"train_dataloader.max_skipped_fraction must be in [0, 1] or None, "
+                              f"got {max_fraction!r}")
+        self.epoch_size = max(1, int(epoch_size))
+        self.max_fraction = None if max_fraction is None else float(max_fraction)
+        self.seen = self.skipped = 0
+        self.examples: list[str] = []
+
+    def update(self, batch: dict) -> None:
+        """Account for one collated batch; raise ``DataError`` when the rule is broken."""
+        skipped = int(batch.get("num_skipped", 0) or 0)
+        self.seen += batch_len(batch["inputs"]) + skipped
+        self.skipped += skipped
+        for name in batch.get("skipped", []):
+            if len(self.examples) < 3 and name not in self.examples:
+                self.examples.append(name)
+        whole_epoch = self.skipped >= self.epoch_size
+        too_many = self.max_fraction is not None and self.skipped > self.max_fraction * self.epoch_size
+        if whole_epoch or too_many:
+            limit = (f"more than max_skipped_fraction={self.max_fraction} of an epoch" if too_many
+                     else "a whole epoch")
+            every = " (every sample so far)" if self.skipped == self.seen else ""
+            raise DataError(
+                f"training stopped: {self.skipped} of the last {self.seen} training samples could not be read"
+                f"{every}, {limit} ({self.epoch_size} samples per epoch on this rank); unreadable: "
+                f"{'; '.join(self.examples) or 'see the warnings above'}. Fix or remove these files, or raise "
+                "train_dataloader.max_skipped_fraction")
+        if self.seen >= self.epoch_size:
+            self.seen = self.skipped = 0
+            self.examples = []
 
 
 class SeededDataset(Dataset):
@@ -69,14 +146,24 @@ class SeededDataset(Dataset):
             return self.dataset[key]
         return self.__getitems__([key])[0]
 
-    def __getitems__(self, keys: list) -> list:
+    def describe(self, index: int) -> str:
+        """Where sample ``index`` comes from (the dataset's ``describe``, else the index)."""
+        describe = getattr(self.dataset, "describe", None)
+        return describe(index) if callable(describe) else f"sample {index} of {type(self.dataset).__name__}"
+
+    def __getitems__(self, keys: list) -> "SampleList":
         """A whole batch (the DataLoader's fetcher calls this): the global RNG states are
-        saved and restored once per batch, not per sample."""
+        saved and restored once per batch, not per sample. Returns a ``SampleList`` whose
+        ``skipped`` names the unreadable samples (``None`` entries)."""
         in_worker = get_worker_info() is not None
         if not in_worker:
             saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
         try:
-            return [self._seeded(*key) if isinstance(key, tuple) else self.dataset[key] for key in keys]
+            samples = SampleList(self._seeded(*key) if isinstance(key, tuple) else self.dataset[key]
+                                 for key in keys)
+            samples.skipped = [self.describe(key[0] if isinstance(key, tuple) else key)
+                               for key, sample in zip(keys, samples) if sample is None]
+            return samples
         finally:
             if not in_worker:
                 random.setstate(saved[0])
@@ -152,12 +239,29 @@ def training_only_transforms(dataset: Dataset) -> list[str]:
 
 class Loader(DataLoader):
     """A ``DataLoader`` that also states what it reads: ``raw_dataset`` (the dataset itself,
-    where ``dataset`` may be a seeding wrapper around it) and ``batch_size_per_rank``."""
+    where ``dataset`` may be a seeding wrapper around it) and ``batch_size_per_rank``. With
+    ``skip_guard`` (training), iterating raises ``DataError`` instead of yielding the batch
+    that breaks the guard's rule (see ``SkipGuard``)."""
 
-    def __init__(self, dataset: Dataset, *, raw_dataset: Dataset, batch_size_per_rank: int, **kwargs: Any) -> None:
+    def __init__(self, dataset: Dataset, *, raw_dataset: Dataset, batch_size_per_rank: int,
+                 skip_guard: SkipGuard | None = None, **kwargs: Any) -> None:
         super().__init__(dataset, **kwargs)
         self._raw_dataset = raw_dataset
         self._batch_size_per_rank = int(batch_size_per_rank)
+        self._skip_guard = skip_guard
+
+    def __iter__(self):
+        batches = super().__iter__()
+        if self._skip_guard is None:
+            return batches
+        return self._guarded(batches, self._skip_guard)
+
+    @staticmethod
+    def _guarded(batches, guard: SkipGuard):
+        for batch in batches:
+            if isinstance(batch, dict) and "inputs" in batch:
+                guard.update(batch)
+            yield batch
 
     @property
     def raw_dataset(self) -> Dataset:
@@ -194,6 +298,9 @@ def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter
     rank = get_rank() if rank is None else rank
     world_size = get_world_size() if world_size is None else world_size
     dataset = dataset if dataset is not None else build_dataset(cfg["dataset"])
+    if len(dataset) == 0:
+        raise DataError(f"the {'training' if training else 'evaluation'} dataset {dataset!r} has 0 samples; "
+                        "check its files and filters")
     if not training:
         bad = training_only_transforms(dataset)
         if bad:
@@ -214,7 +321,7 @@ def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter
     generator = torch.Generator()
     generator.manual_seed(int(seed) + 7919 * int(rank))  # workers' base seed; never the global RNG
     loader_args: dict[str, Any] = dict(
-        num_workers=num_workers, collate_fn=_build_collate(cfg.get("collate")),
+        num_workers=num_workers, collate_fn=RecordSkips(_build_collate(cfg.get("collate"))),
         pin_memory=bool(cfg.get("pin_memory", torch.cuda.is_available())), generator=generator)
     if num_workers > 0:
         loader_args["prefetch_factor"] = int(cfg.get("prefetch_factor", 2))
@@ -226,10 +333,12 @@ def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter
         else:
             index_sampler = sampler_cls(dataset, start_index=start_iter * batch_size, **args)
             batch_sampler = BatchSampler(index_sampler, batch_size, drop_last=True)
+        guard = SkipGuard(math.ceil(len(dataset) / world_size),
+                          cfg.get("max_skipped_fraction", DEFAULT_MAX_SKIPPED_FRACTION))
         loader = Loader(SeededDataset(dataset),
                         batch_sampler=SeededBatchSampler(batch_sampler, seed, rank, world_size,
                                                          start_iter * batch_size),
-                        raw_dataset=dataset, batch_size_per_rank=batch_size, **loader_args)
+                        raw_dataset=dataset, batch_size_per_rank=batch_size, skip_guard=guard, **loader_args)
     else:
         sampler = sampler_cls(dataset, **args)
         if getattr(sampler_cls, "is_batch_sampler", False):

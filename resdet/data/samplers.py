@@ -12,6 +12,10 @@
   group into batches (the incomplete tail padded with the group's first images of that
   epoch) and emits the batches in the order in which their last image arrived. Each epoch is
   computed in closed form, so resuming at any batch is exact and cheap.
+
+The samplers refuse an empty dataset (``DataError`` naming it): an epoch without a sample
+would make the infinite ones loop forever without yielding, and an evaluation of nothing
+would report numbers about nothing.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import torch
 from torch.utils.data import Sampler
 
 from ..utils.dist import get_rank, get_world_size
+from ..utils.errors import DataError
 from ..registry import DATA_SAMPLERS
 
 
@@ -32,6 +37,16 @@ def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
     return rank, world_size
+
+
+def require_samples(dataset: Sized, sampler: str) -> int:
+    """``len(dataset)``, or ``DataError`` when it is 0."""
+    count = len(dataset)
+    if count == 0:
+        described = getattr(dataset, "dataset", dataset)  # look through a seeding wrapper
+        raise DataError(f"{sampler} got an empty dataset ({described!r} has 0 samples); check the "
+                        "dataset's files and filters")
+    return count
 
 
 def epoch_indices(num_samples: int, epoch: int, seed: int, shuffle: bool, rank: int,
@@ -64,9 +79,7 @@ class DistributedTrainSampler(Sampler):
 
     def __init__(self, dataset: Sized, shuffle: bool = True, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None, start_index: int = 0) -> None:
-        self.num_samples = len(dataset)
-        if self.num_samples == 0:
-            raise ValueError("DistributedTrainSampler got an empty dataset")
+        self.num_samples = require_samples(dataset, "DistributedTrainSampler")
         self.shuffle, self.seed = bool(shuffle), int(seed)
         self.rank, self.world_size = _rank_and_world(rank, world_size)
         self.per_rank = math.ceil(self.num_samples / self.world_size)
@@ -85,12 +98,13 @@ class DistributedTrainSampler(Sampler):
 
 @DATA_SAMPLERS.register_module()
 class InferenceSampler(Sampler):
-    """Contiguous shard of ``range(len(dataset))`` for this rank (sizes differ by at most 1)."""
+    """Contiguous shard of ``range(len(dataset))`` for this rank (sizes differ by at most 1;
+    a rank's shard may be empty, the whole dataset may not: nothing would be evaluated)."""
 
     def __init__(self, dataset: Sized, rank: int | None = None, world_size: int | None = None,
                  **unused) -> None:
         self.rank, self.world_size = _rank_and_world(rank, world_size)
-        total = len(dataset)
+        total = require_samples(dataset, "InferenceSampler")
         bounds = np.linspace(0, total, self.world_size + 1).round().astype(np.int64)
         self.begin, self.end = int(bounds[self.rank]), int(bounds[self.rank + 1])
 
@@ -135,6 +149,7 @@ class AspectRatioGroupedSampler(Sampler):
 
     def __init__(self, dataset: Sized, batch_size: int, shuffle: bool = True, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None, start_iter: int = 0) -> None:
+        require_samples(dataset, "AspectRatioGroupedSampler")
         ratios = getattr(dataset, "aspect_ratios", None)
         if ratios is None:
             raise AttributeError(f"AspectRatioGroupedSampler needs dataset.aspect_ratios (w/h per "
@@ -158,6 +173,8 @@ class AspectRatioGroupedSampler(Sampler):
         epoch, skip = 0, self.start_iter
         while True:
             batches = self.epoch_batches(epoch)
+            if not batches:  # unreachable with samples (checked at construction): never spin
+                raise DataError(f"AspectRatioGroupedSampler: epoch {epoch} has no batch for rank {self.rank}")
             if skip >= len(batches):
                 skip -= len(batches)
             else:

@@ -11,13 +11,16 @@ writes files.
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 import torch
 
 from ..registry import HOOKS
 from ..utils import dist
-from .logger import MetricsWriter, ProgressDisplay, format_seconds
+from ..utils.progress import Progress, format_fields, format_seconds, is_terminal
+from .inference import primary_metric
+from .logger import MetricsWriter, point_console_at
 
 
 class Hook:
@@ -52,15 +55,20 @@ class LoggerHook(Hook):
         self.count = 0
         self.time_sum = self.data_time_sum = 0.0
         self.writer: MetricsWriter | None = None
-        self.display: ProgressDisplay | None = None
+        self.display: Progress | None = None
+        self.best_text = ""
 
     def before_train(self, trainer) -> None:
         if dist.is_main_process():
             self.writer = MetricsWriter(trainer.work_dir, tensorboard=self.tensorboard)
             # a fresh run starts a new log; a resumed one drops what the lost iterations logged
             self.writer.truncate_after(trainer.iter)
-        # the bar and log lines come from rank 0 only (other ranks share its terminal)
-        self.display = ProgressDisplay(trainer.max_iters, trainer.logger) if dist.is_main_process() else None
+        # the bar (a terminal only: the periodic log lines below are the plain form) and the
+        # log lines come from rank 0 only (other ranks share its terminal)
+        self.display = Progress(trainer.max_iters, "train", stream=sys.stdout, start=trainer.iter,
+                                enabled=dist.is_main_process() and is_terminal(sys.stdout))
+        if self.display.live:
+            point_console_at(sys.stdout)  # rich's proxy now: log lines print above the bar
         self.start_iter, self.start_time = trainer.iter, time.perf_counter()
 
     def after_iter(self, trainer, log_vars: dict[str, torch.Tensor]) -> None:
@@ -72,9 +80,9 @@ class LoggerHook(Hook):
         it = trainer.iter
         done = max(it - self.start_iter, 1)
         eta = (time.perf_counter() - self.start_time) / done * (trainer.max_iters - it)
-        if self.display is not None and self.display.tty and log_vars \
-                and time.time() - self.display.last_draw >= 0.2:
-            self.display.update(it, eta, float(log_vars["loss"]), trainer.current_lr())
+        if self.display is not None and self.display.live:
+            fields = {"loss": float(log_vars["loss"])} if log_vars else {}
+            self.display.update(it - self.display.done, **fields, lr=trainer.current_lr())
         if not (_every(it, self.interval) or it == trainer.max_iters):
             return
         keys = sorted(self.sums)
@@ -94,24 +102,48 @@ class LoggerHook(Hook):
         self.sums, self.count, self.time_sum, self.data_time_sum = {}, 0, 0.0, 0.0
         if self.writer is not None:
             self.writer.write(record)
-        text = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()
-                        if k not in ("mode", "iter", "epoch", "eta_s", "time", "data_time", "num_skipped"))
-        if self.display is not None:
-            self.display.line(f"iter {it}/{trainer.max_iters} epoch {trainer.epoch} {text} "
-                              f"time {record['time']:.3f}s data {record['data_time']:.3f}s "
-                              f"eta {format_seconds(eta)} skipped {record['num_skipped']}")
+        shown = {k: v for k, v in record.items()
+                 if k not in ("mode", "iter", "epoch", "eta_s", "time", "data_time", "num_skipped")}
+        if dist.is_main_process():
+            trainer.logger.info(f"iter {it}/{trainer.max_iters} epoch {trainer.epoch} {format_fields(shown)} "
+                                f"time {record['time']:.3f}s data {record['data_time']:.3f}s "
+                                f"eta {format_seconds(eta)} skipped {record['num_skipped']}")
 
     def after_val(self, trainer, results: dict[str, float]) -> None:
         record = {"mode": "val", "iter": trainer.iter, "epoch": trainer.epoch}
         record.update({k: v for k, v in results.items() if isinstance(v, (int, float))})
         if self.writer is not None:
             self.writer.write(record)
-        text = " ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
-        trainer.logger.info("validation at iter %d: %s", trainer.iter, text)
+        key = primary_metric(trainer.metrics or [])[0]
+        if key is not None and isinstance(results.get(key), float):
+            self.best_text = f"{key} {results[key]:.4g}"
+            if self.display is not None:
+                self.display.update(0, **{key: results[key]})
+        headline = f" ({self.best_text})" if self.best_text else ""
+        trainer.logger.info("validation at iter %d%s; all numbers in metrics.jsonl", trainer.iter, headline)
+        for line in validation_table(trainer.metrics or [], results).splitlines():
+            trainer.logger.info(line)
 
     def after_train(self, trainer) -> None:
+        if self.display is not None:
+            self.display.close()
+            point_console_at(sys.stdout)  # the real stdout again
         if self.writer is not None:
             self.writer.close()
+
+
+def validation_table(metrics: list, results: dict, max_classes: int = 30) -> str:
+    """The metrics' own aligned tables (the COCO 12-stat block, VOC / top-k tables), with
+    per-class rows only for at most ``max_classes`` classes."""
+    per_class = [k for k in results if "/" in k]
+    shown = results if len(per_class) <= max_classes else {k: v for k, v in results.items() if "/" not in k}
+    tables = []
+    for metric in metrics:
+        try:
+            tables.append(metric.format_table(shown))
+        except (AttributeError, KeyError):  # a custom metric without a table: its numbers
+            tables.append(format_fields({k: v for k, v in shown.items() if isinstance(v, float)}))
+    return "\n".join(tables)
 
 
 @HOOKS.register_module()
@@ -134,7 +166,6 @@ class EvalHook(Hook):
 
     def before_train(self, trainer) -> None:
         if self.save_best == "auto":
-            from .inference import primary_metric
             key, rule = primary_metric(trainer.metrics)
             self.save_best, self.rule = key, self.rule or rule
         if self.save_best and self.rule is None:

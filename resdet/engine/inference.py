@@ -7,6 +7,7 @@ the same numbers.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any, Sequence
 
@@ -14,7 +15,9 @@ import torch
 from torch import nn
 
 from ..data.loader import batch_len, move_to_device
+from ..utils import dist
 from ..utils.containers import as_list
+from ..utils.progress import Progress
 from .amp import autocast_context
 
 logger = logging.getLogger("resdet")
@@ -29,7 +32,8 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 @torch.no_grad()
 def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch.device | str | None = None,
                   amp: str | None = None, channels_last: bool = False,
-                  log_interval: int = 0) -> dict[str, float]:
+                  log_interval: int = 0, show_progress: bool = True,
+                  description: str = "inference") -> dict[str, float]:
     """Evaluate ``model`` on ``dataloader`` with ``metrics``.
 
     Args:
@@ -43,6 +47,8 @@ def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch
         amp: ``None`` | ``'bf16'`` | ``'fp16'`` autocast for the forward pass.
         channels_last: feed 4-d image batches in channels-last memory format.
         log_interval: log progress every this many batches (0: never).
+        show_progress: a bar on a terminal (rank 0), else a plain line every 30 s.
+        description: the bar's label (``'validation'``, ``'eval'``, ...).
     Returns:
         the merged ``compute()`` results of all metrics, plus ``num_skipped`` (this rank's
         dropped samples) and ``num_images`` (this rank's evaluated images).
@@ -59,6 +65,9 @@ def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch
     model.eval()
     num_skipped = num_images = 0
     start = time.perf_counter()
+    total = len(dataloader) if hasattr(dataloader, "__len__") else None
+    progress = Progress(total, description, enabled=show_progress and dist.is_main_process(),
+                        interval_s=30.0, stream=sys.stdout)
     try:
         for index, batch in enumerate(dataloader):
             num_skipped += int(batch.get("num_skipped", 0))
@@ -74,10 +83,12 @@ def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch
                 outputs = model(inputs, targets_on_device)
             for metric in metric_list:
                 metric.process(outputs, batch["targets"])
+            progress.update(1, images=num_images)
             if log_interval and (index + 1) % log_interval == 0:
                 logger.info("inference: %d batches, %d images, %.3f s/batch", index + 1, num_images,
                             (time.perf_counter() - start) / (index + 1))
     finally:
+        progress.close()
         model.train(was_training)
     if num_skipped:
         logger.warning("inference skipped %d unreadable samples on this rank", num_skipped)

@@ -26,6 +26,7 @@ import platform
 import re
 import sys
 import time
+import warnings
 
 import torch
 
@@ -105,38 +106,46 @@ class MetricsWriter:
             self.tb.close()
 
 
-def format_seconds(seconds: float) -> str:
-    return str(datetime.timedelta(seconds=int(max(seconds, 0))))
+def point_console_at(stream) -> None:
+    """Send the ``resdet`` logger's console lines to ``stream`` (e.g. rich's proxy of stdout
+    while a progress bar is on screen, so lines print above the bar instead of through it)."""
+    for handler in logging.getLogger(LOGGER_NAME).handlers:
+        if getattr(handler, "_resdet", False) and isinstance(handler, logging.StreamHandler) \
+                and not isinstance(handler, logging.FileHandler):
+            handler.setStream(stream)
 
 
-class ProgressDisplay:
-    """A one-line progress bar with ETA, loss and lr on a TTY; periodic log lines otherwise."""
+class RepeatedWarnings:
+    """Within the block, a warning whose text was already shown is not shown again but
+    counted; on exit one log line per repeated warning gives its count. (Warnings naming
+    different files are different texts: each is shown once.)"""
 
-    def __init__(self, total: int, logger: logging.Logger, stream=None, width: int = 24) -> None:
-        self.total, self.logger, self.width = int(total), logger, width
-        self.stream = stream if stream is not None else sys.stdout
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.last_draw = 0.0
+    def __init__(self, logger: logging.Logger, max_summary: int = 5) -> None:
+        self.logger, self.max_summary = logger, max_summary
+        self.counts: dict[tuple[str, str], int] = {}
 
-    def update(self, it: int, eta_s: float, loss: float | None, lr: float) -> None:
-        """Redraw the bar (TTY only; at most 5 times a second)."""
-        if not self.tty:
-            return
-        now = time.time()
-        if now - self.last_draw < 0.2 and it < self.total:
-            return
-        self.last_draw = now
-        done = int(self.width * it / max(self.total, 1))
-        loss_text = f" loss {loss:.4f}" if loss is not None else ""
-        self.stream.write(f"\r[{'#' * done}{'.' * (self.width - done)}] {it}/{self.total} "
-                          f"eta {format_seconds(eta_s)}{loss_text} lr {lr:.3g}   ")
-        self.stream.flush()
+    def __enter__(self) -> "RepeatedWarnings":
+        self._catcher = warnings.catch_warnings()
+        self._catcher.__enter__()
+        warnings.simplefilter("always")
+        previous = warnings.showwarning  # pytest's capture, or Python's own
 
-    def line(self, text: str) -> None:
-        """A log line (on a TTY the bar is cleared first)."""
-        if self.tty:
-            self.stream.write("\r" + " " * (self.width + 60) + "\r")
-        self.logger.info(text)
+        def show(message, category, filename, lineno, file=None, line=None):
+            key = (category.__name__, str(message))
+            self.counts[key] = self.counts.get(key, 0) + 1
+            if self.counts[key] == 1:
+                previous(message, category, filename, lineno, file, line)
+        warnings.showwarning = show
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._catcher.__exit__(*exc)
+        repeated = sorted(((n, k) for k, n in self.counts.items() if n > 1), reverse=True)
+        for count, (category, text) in repeated[:self.max_summary]:
+            short = text if len(text) <= 160 else text[:157] + "..."
+            self.logger.warning("%s repeated %d times: %s", category, count, short)
+        if len(repeated) > self.max_summary:
+            self.logger.warning("%d more warnings repeated", len(repeated) - self.max_summary)
 
 
 def environment_info(device: torch.device, world_size: int) -> dict:

@@ -36,7 +36,7 @@ from .checkpoint import (check_resume_fits, find_latest_valid, get_rng_state, lo
 from .config_check import check_engine_config
 from .hooks import CheckpointHook, EvalHook, LoggerHook, build_hooks
 from .inference import run_inference, unwrap_model
-from .logger import save_run_info, setup_logger
+from .logger import RepeatedWarnings, save_run_info, setup_logger
 from .optim import build_optimizer
 from .schedules import LRScheduler
 
@@ -339,7 +339,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         results = run_inference(self.model, self.val_loader, self.metrics, self.device, amp=self.amp,
-                                channels_last=bool(self.cfg["channels_last"]))
+                                channels_last=bool(self.cfg["channels_last"]), description="validation")
         self.scheduler.observe_val(self.iter, results)
         for hook in self.hooks:
             hook.after_val(self, results)
@@ -370,24 +370,25 @@ class Trainer:
         if self.iter >= self.max_iters:
             self.logger.info("nothing to do: checkpoint is at iteration %d >= max_iters", self.iter)
             return {"checkpoint": self.last_checkpoint, "iter": self.iter}
-        for hook in self.hooks:
-            hook.before_train(self)
-        self.model.train()
-        data_iter = iter(loader)
-        train_metric_keys = self.scheduler.train_metrics
-        while self.iter < self.max_iters:
-            start = time.perf_counter()
-            batch = next(data_iter)
-            self.data_time = time.perf_counter() - start
-            self.skipped_local += int(batch.get("num_skipped", 0))
-            log_vars = self._step(batch, train_metric_keys)
-            self.iter += 1
-            self.iter_time = time.perf_counter() - start
+        with RepeatedWarnings(self.logger):  # a warning that repeats is shown once, counted at the end
             for hook in self.hooks:
-                hook.after_iter(self, log_vars)
-        del data_iter  # stops the loader's worker processes
-        for hook in self.hooks:
-            hook.after_train(self)
+                hook.before_train(self)
+            self.model.train()
+            data_iter = iter(loader)
+            train_metric_keys = self.scheduler.train_metrics
+            while self.iter < self.max_iters:
+                start = time.perf_counter()
+                batch = next(data_iter)
+                self.data_time = time.perf_counter() - start
+                self.skipped_local += int(batch.get("num_skipped", 0))
+                log_vars = self._step(batch, train_metric_keys)
+                self.iter += 1
+                self.iter_time = time.perf_counter() - start
+                for hook in self.hooks:
+                    hook.after_iter(self, log_vars)
+            del data_iter  # stops the loader's worker processes
+            for hook in self.hooks:
+                hook.after_train(self)
         dist.barrier()
         return dict(self.last_val, checkpoint=self.last_checkpoint, iter=self.iter)
 

@@ -101,12 +101,52 @@ def segmentation_to_rle(segmentation: Any, height: int, width: int) -> dict:
                      "list of polygons or an RLE dict with 'counts' and 'size'")
 
 
+def rle_runs(counts: str | bytes | Sequence[int]) -> np.ndarray:
+    """Run lengths (int64) of an RLE's ``counts``: a list (uncompressed RLE) or COCO's
+    compressed string (6-bit characters from offset 48, 5 data bits each, bit 0x20 = the
+    number continues, bit 0x10 of a number's last character = negative, runs after the
+    second stored as the difference to the run two before), decoded with numpy."""
+    if not isinstance(counts, (str, bytes, bytearray)):
+        return np.asarray(counts, dtype=np.int64).reshape(-1)
+    data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    chars = np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 48
+    if chars.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if chars.min() < 0 or chars.max() > 63:
+        raise ValueError("RLE string has characters outside '0'..'o'")
+    last = (chars & 0x20) == 0  # a number's final character
+    if not last[-1]:
+        raise ValueError("RLE string ends inside a number")
+    ends = np.nonzero(last)[0]
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    position = np.arange(chars.size) - np.repeat(starts, ends - starts + 1)  # digit index within its number
+    values = np.add.reduceat((chars & 0x1F) << (5 * position), starts)
+    negative = (chars[ends] & 0x10) != 0
+    values = values - (negative.astype(np.int64) << (5 * (ends - starts + 1)))
+    values[3::2] = np.cumsum(values[1::2])[1:]
+    values[4::2] = np.cumsum(values[2::2])[1:]
+    return values
+
+
+def rle_to_bitmap(rle: dict, height: int, width: int) -> np.ndarray:
+    """One RLE (compressed or not) -> ``height x width`` uint8, decoded with numpy (pycocotools'
+    ``decode`` triggers NumPy 2's ``__array__(copy=...)`` DeprecationWarning once per call)."""
+    runs = rle_runs(rle["counts"])
+    if runs.sum() != height * width or (runs < 0).any():
+        raise ValueError(f"RLE counts add up to {int(runs.sum())} pixels, not {height} x {width}")
+    values = np.arange(runs.size, dtype=np.int64) % 2  # runs alternate 0, 1, 0, ...
+    flat = np.repeat(values.astype(np.uint8), runs)
+    return flat.reshape(width, height).T  # column-major, as COCO
+
+
 def rles_to_bitmaps(rles: Sequence[dict], height: int, width: int) -> np.ndarray:
-    """Compressed RLEs -> ``N x height x width`` uint8."""
+    """RLEs (compressed or uncompressed) -> ``N x height x width`` uint8."""
     if len(rles) == 0:
         return np.zeros((0, height, width), dtype=np.uint8)
-    decoded = mask_utils.decode(list(rles))  # H x W x N, Fortran order
-    return np.ascontiguousarray(decoded.transpose(2, 0, 1)).astype(np.uint8, copy=False)
+    out = np.empty((len(rles), height, width), dtype=np.uint8)
+    for i, rle in enumerate(rles):
+        out[i] = rle_to_bitmap(rle, height, width)
+    return out
 
 
 def bitmaps_to_rles(masks: np.ndarray) -> list[dict]:

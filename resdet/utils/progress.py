@@ -19,6 +19,7 @@ import time
 from typing import Any, TextIO
 
 NO_PROGRESS_ENV = "RESDET_NO_PROGRESS"  # set to 1 to force plain lines even on a terminal
+_LIVE: list = []  # the rich display on screen, if any (one at a time; inner loops add a task)
 
 
 def format_seconds(seconds: float) -> str:
@@ -68,11 +69,17 @@ class Progress:
         self.live = self.enabled and is_terminal(self.stream)
         self._rich = None
         self._task = None
+        self._owner = False
         if self.live:
             self._start_rich()
 
     # ------------------------------------------------------------------ rich (terminal)
     def _start_rich(self) -> None:
+        if _LIVE:  # a bar is already on screen (validation inside training): add a line to it
+            self._rich, self._owner = _LIVE[-1], False
+            self._task = self._rich.add_task(self.description, total=self.total, completed=self.start,
+                                             rate="", extra="")
+            return
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
@@ -82,6 +89,8 @@ class Progress:
                                   TimeRemainingColumn(), TextColumn("{task.fields[extra]}"),
                                   console=console, transient=False)
         self._rich.start()
+        self._owner = True
+        _LIVE.append(self._rich)
         self._task = self._rich.add_task(self.description, total=self.total, completed=self.start,
                                          rate="", extra="")
 
@@ -138,9 +147,14 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
-        if self._rich is not None:
+        if self._rich is None:
+            return
+        if self._owner:
             self._rich.stop()
-            self._rich = None
+            _LIVE.remove(self._rich)
+        else:
+            self._rich.remove_task(self._task)
+        self._rich = None
 
     def __enter__(self) -> "Progress":
         return self

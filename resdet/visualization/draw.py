@@ -1,18 +1,20 @@
-"""Drawing detections on images: boxes, class names with scores, translucent masks."""
+"""Drawing detections and ground truth on images: boxes in a stable colour per class, labels
+that stay inside the image and avoid each other, translucent masks with outlines, and a
+legend (class name + colour swatch) when many classes are drawn."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
+from ..structures.masks import PolygonMasks, masks_to_bitmaps
+from .layout import (FONT, auto_font_scale, auto_thickness, fit_text, label_size, layout_labels,
+                     place_panel, text_thickness)
+from .palette import class_color, color_palette, text_color_on
+from .save import save_image  # noqa: F401  (kept importable from here)
 
-def color_palette(num_colors: int, seed: int = 3) -> np.ndarray:
-    """``num_colors x 3`` uint8 RGB colours, bright and well separated (golden-ratio hues)."""
-    hues = (np.arange(num_colors) * 0.618033988749895 + seed * 0.1) % 1.0
-    hsv = np.stack([hues * 179.0, np.full(num_colors, 200.0), np.full(num_colors, 255.0)], 1)
-    rgb = cv2.cvtColor(hsv.astype(np.uint8)[None], cv2.COLOR_HSV2RGB)[0]
-    return rgb.astype(np.uint8)
+LEGEND_MIN_CLASSES = 9  # draw a legend automatically from this many distinct classes on
 
 
 def _to_numpy(x) -> np.ndarray | None:
@@ -38,85 +40,185 @@ def select_detections(scores, num: int, score_thr: float = 0.5, top_k: int | Non
     return order[scores[order] >= score_thr]
 
 
+def class_name(label: int, class_names: Sequence[str] | None) -> str:
+    """``class_names[label]``, or the label number when it has no name."""
+    label = int(label)
+    return str(class_names[label]) if class_names is not None and 0 <= label < len(class_names) else str(label)
+
+
+def as_bitmaps(masks: Any, height: int, width: int) -> np.ndarray | None:
+    """``masks`` (``N x H x W`` bool / 0-1 / probabilities, a tensor, or ``PolygonMasks``)
+    as ``N x height x width`` bool (probabilities thresholded at 0.5)."""
+    if masks is None:
+        return None
+    if isinstance(masks, PolygonMasks):
+        return masks_to_bitmaps(masks, height, width).astype(bool)
+    arr = _to_numpy(masks)
+    if arr.size == 0:
+        return np.zeros((0, height, width), dtype=bool)
+    arr = arr.reshape(-1, *arr.shape[-2:])
+    if arr.shape[1:] != (height, width):
+        raise ValueError(f"masks are {arr.shape[1:]} but the image is {(height, width)}")
+    return arr > 0.5
+
+
+def draw_masks(canvas: np.ndarray, masks: np.ndarray, colors: Sequence[Sequence[int]], alpha: float = 0.45,
+               outline: int = 1) -> np.ndarray:
+    """Blend each of ``masks`` (``N x H x W`` bool) into ``canvas`` (in place) in its colour with
+    opacity ``alpha``, then outline its contours (holes included) ``outline`` px wide."""
+    if len(masks) == 0:
+        return canvas
+    blended = canvas.astype(np.float32)
+    for mask, colour in zip(masks, colors):
+        blended[mask] = blended[mask] * (1 - alpha) + np.asarray(colour, np.float32) * alpha
+    canvas[:] = blended.round().clip(0, 255).astype(np.uint8)
+    if outline > 0:
+        for mask, colour in zip(masks, colors):
+            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(canvas, contours, -1, tuple(int(c) for c in colour), outline, lineType=cv2.LINE_8)
+    return canvas
+
+
+def _dashed_rectangle(canvas: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], colour, thickness: int) -> None:
+    (x1, y1), (x2, y2) = p1, p2
+    dash = 4 * thickness + 2
+    for (ax, ay), (bx, by) in (((x1, y1), (x2, y1)), ((x2, y1), (x2, y2)), ((x2, y2), (x1, y2)), ((x1, y2), (x1, y1))):
+        length = max(abs(bx - ax), abs(by - ay))
+        for start in range(0, length + 1, 2 * dash):
+            end = min(start + dash, length)
+            t0, t1 = start / max(length, 1), end / max(length, 1)
+            cv2.line(canvas, (int(round(ax + (bx - ax) * t0)), int(round(ay + (by - ay) * t0))),
+                     (int(round(ax + (bx - ax) * t1)), int(round(ay + (by - ay) * t1))), colour, thickness)
+
+
+def draw_text_box(canvas: np.ndarray, rect: tuple, text: str, background, font_scale: float) -> None:
+    """A filled ``rect`` in ``background`` with ``text`` in black or white, clipped to the image."""
+    x0, y0, x1, y1 = rect
+    cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), tuple(int(c) for c in background), -1)
+    baseline = label_size(text, font_scale)[2]
+    cv2.putText(canvas, text, (x0 + 1, y1 - 1 - baseline), FONT, font_scale, text_color_on(background),
+                text_thickness(font_scale), lineType=cv2.LINE_AA)
+
+
+def draw_panel(canvas: np.ndarray, rows: Sequence[tuple[Any, str]], font_scale: float,
+               boxes: Sequence[Sequence[float]] = (), occupied: Sequence[tuple] = ()) -> tuple:
+    """A dark, translucent panel of ``rows`` (``(RGB swatch colour or None, text)``: a legend or a
+    caption) in the image corner that hides the fewest ``boxes``; in columns when it would be
+    taller than the image. Draws in place and returns the panel's rectangle."""
+    h, w = canvas.shape[:2]
+    texts = [fit_text(text, font_scale, max(8, w - 8))[0] for _, text in rows]
+    row_h = max(label_size("Ag", font_scale)[1], 6)
+    swatch = row_h - 2 if any(c is not None for c, _ in rows) else 0
+    col_w = 4 + swatch + (3 if swatch else 0) + max(label_size(t, font_scale)[0] for t in texts)
+    per_col = max(1, min(len(rows), (h - 4) // row_h))
+    num_cols = -(-len(rows) // per_col)
+    size = (min(w, num_cols * col_w + 2), min(h, per_col * row_h + 4))
+    x0, y0, x1, y1 = rect = place_panel(size, (h, w), boxes, occupied)
+    region = canvas[y0:y1, x0:x1].astype(np.float32)
+    canvas[y0:y1, x0:x1] = (region * 0.35).round().astype(np.uint8)  # 65 % black: reads on any photo
+    baseline = label_size("Ag", font_scale)[2]
+    for i, ((colour, _), text) in enumerate(zip(rows, texts)):
+        cx, cy = x0 + 2 + (i // per_col) * col_w, y0 + 2 + (i % per_col) * row_h
+        if cx >= x1 or cy + row_h > y1 + 1:
+            break
+        if colour is not None:
+            cv2.rectangle(canvas, (cx + 1, cy + 1), (cx + swatch, cy + swatch), tuple(int(c) for c in colour), -1)
+        tx = cx + 2 + swatch + (3 if swatch else 0)
+        cv2.putText(canvas, text, (tx, cy + row_h - 1 - baseline), FONT, font_scale, (255, 255, 255),
+                    text_thickness(font_scale), lineType=cv2.LINE_AA)
+    return rect
+
+
 def draw_detections(image: np.ndarray, boxes, labels, scores=None, masks=None,
                     class_names: Sequence[str] | None = None, score_thr: float = 0.5,
                     mask_alpha: float = 0.45, thickness: int | None = None,
-                    font_scale: float | None = None, top_k: int | None = None) -> np.ndarray:
-    """Draw detections on a copy of ``image``.
+                    font_scale: float | None = None, top_k: int | None = None, ignore=None,
+                    legend: bool | None = None, caption: str | None = None,
+                    caption_label: int | None = None) -> np.ndarray:
+    """Draw detections (or ground truth) on a copy of ``image``.
 
     Args:
         image: ``H x W x 3`` uint8 RGB.
         boxes: ``N x 4`` xyxy in the image's pixels (numpy or tensor).
-        labels: ``N`` int class indices; scores: ``N`` floats (``None``: draw all, no score).
-        masks: optional ``N x H x W`` (bool, 0/1 or probabilities thresholded at 0.5),
-            blended in the class colour with opacity ``mask_alpha``.
+        labels: ``N`` int class indices; each class has a fixed colour (``color_palette``).
+        scores: ``N`` floats (``None``: draw all, no score in the labels).
+        masks: optional ``N x H x W`` (bool, 0/1 or probabilities thresholded at 0.5) or
+            ``PolygonMasks``: blended in the class colour with opacity ``mask_alpha`` and outlined.
         class_names: names indexed by label (default: the label number).
         score_thr: detections with a lower score are not drawn.
+        thickness, font_scale: default from the image size (smaller text on small images).
         top_k: draw the ``top_k`` highest-scoring predictions whatever ``score_thr`` (ranked
             guesses, e.g. a localizer's top-5 classes), each label prefixed by its rank.
+        ignore: optional ``N`` bool (crowd / difficult ground truth): dashed box, label
+            suffixed ``(ignored)``.
+        legend: a panel of class names with colour swatches; ``None``: only when at least
+            ``LEGEND_MIN_CLASSES`` (9) distinct classes are drawn.
+        caption: a line of text in a panel (e.g. an image's class), with the colour swatch of
+            ``caption_label`` when given.
+
+    Labels go above their box when there is room, else inside it, and move to avoid earlier
+    (higher-scoring) labels and the legend; they never leave the image.
 
     Returns the annotated ``H x W x 3`` uint8 RGB copy.
     """
     canvas = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).copy())
     if canvas.ndim != 3 or canvas.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 uint8 image, got shape {canvas.shape}")
+    h, w = canvas.shape[:2]
     boxes = _to_numpy(boxes).reshape(-1, 4).astype(np.float32)
     labels = _to_numpy(labels).reshape(-1).astype(np.int64)
-    scores_np = _to_numpy(scores)
-    keep = np.zeros(len(boxes), dtype=bool)
-    keep[select_detections(scores_np, len(boxes), score_thr=score_thr, top_k=top_k)] = True
+    if len(labels) != len(boxes):
+        raise ValueError(f"{len(boxes)} boxes but {len(labels)} labels")
+    scores_np = None if scores is None else _to_numpy(scores).reshape(-1).astype(np.float32)
+    ignore_np = np.zeros(len(boxes), bool) if ignore is None else _to_numpy(ignore).reshape(-1).astype(bool)
+    order = select_detections(scores_np, len(boxes), score_thr=score_thr, top_k=top_k)  # most important first
     rank = np.zeros(len(boxes), dtype=np.int64)
-    if top_k is not None and scores_np is not None:
-        rank[np.argsort(-scores_np.reshape(-1), kind="stable")] = np.arange(len(boxes))
-    num_classes = max(int(labels.max()) + 1 if len(labels) else 1, len(class_names or []))
-    palette = color_palette(num_classes)
-    h, w = canvas.shape[:2]
-    thickness = thickness or max(1, int(round(min(h, w) / 300)))
-    font_scale = font_scale or max(0.35, min(h, w) / 900)
+    rank[order] = np.arange(len(order))
+    palette = color_palette(max(int(labels.max()) + 1 if len(labels) else 1, len(class_names or []), 1))
+    colours = [tuple(int(c) for c in palette[max(int(label), 0) % len(palette)]) for label in labels]
+    thickness = thickness or auto_thickness(h, w)
+    font_scale = font_scale or auto_font_scale(h, w)
 
-    masks_np = _to_numpy(masks)
-    if masks_np is not None and len(masks_np):
-        masks_np = masks_np.reshape(len(masks_np), *masks_np.shape[-2:]) > 0.5
-        if masks_np.shape[1:] != (h, w):
-            raise ValueError(f"masks are {masks_np.shape[1:]} but the image is {(h, w)}")
-        overlay = canvas.astype(np.float32)
-        for i in np.nonzero(keep)[0]:
-            colour = palette[labels[i] % len(palette)].astype(np.float32)
-            region = masks_np[i]
-            overlay[region] = overlay[region] * (1 - mask_alpha) + colour * mask_alpha
-        canvas = overlay.round().clip(0, 255).astype(np.uint8)
+    bitmaps = as_bitmaps(masks, h, w)
+    if bitmaps is not None and len(bitmaps):
+        if len(bitmaps) != len(boxes):
+            raise ValueError(f"{len(bitmaps)} masks but {len(boxes)} boxes")
+        draw_masks(canvas, bitmaps[order], [colours[i] for i in order], alpha=mask_alpha, outline=thickness)
 
-    order = np.nonzero(keep)[0]
-    if scores_np is not None:  # draw low scores first so the confident ones stay on top
-        order = order[np.argsort(scores_np.reshape(-1)[order], kind="stable")]
+    for i in order[::-1]:  # least important first: the confident boxes end on top
+        p1 = (int(round(boxes[i, 0])), int(round(boxes[i, 1])))
+        p2 = (int(round(boxes[i, 2])), int(round(boxes[i, 3])))
+        if ignore_np[i]:
+            _dashed_rectangle(canvas, p1, p2, colours[i], thickness)
+        else:
+            cv2.rectangle(canvas, p1, p2, colours[i], thickness, lineType=cv2.LINE_AA)
+
+    occupied = []
+    kept_boxes = boxes[order]
+    drawn_labels = sorted({int(labels[i]) for i in order})
+    if legend or (legend is None and len(drawn_labels) >= LEGEND_MIN_CLASSES):
+        rows = [(palette[label % len(palette)], class_name(label, class_names)) for label in drawn_labels]
+        occupied.append(draw_panel(canvas, rows, font_scale, kept_boxes))
+    if caption:
+        swatch = None if caption_label is None else class_color(caption_label)
+        occupied.append(draw_panel(canvas, [(swatch, caption)], font_scale, kept_boxes, occupied))
+
+    texts, scales, sizes = [], [], []
     for i in order:
-        colour = tuple(int(c) for c in palette[labels[i] % len(palette)])
-        x1, y1, x2, y2 = (int(round(v)) for v in boxes[i])
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness, lineType=cv2.LINE_AA)
-        name = (class_names[labels[i]] if class_names is not None and 0 <= labels[i] < len(class_names)
-                else str(int(labels[i])))
-        text = name if scores_np is None else f"{name} {float(scores_np.reshape(-1)[i]):.2f}"
+        text = class_name(labels[i], class_names)
+        if scores_np is not None:
+            text = f"{text} {float(scores_np[i]):.2f}"
         if top_k is not None and scores_np is not None:
             text = f"{rank[i] + 1}. {text}"
-        (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-        ty = y1 - 2 if y1 - th - baseline - 2 >= 0 else min(h - 1, y1 + th + baseline + 2)
-        cv2.rectangle(canvas, (x1, ty - th - baseline), (x1 + tw + 2, ty + 1), colour, -1)
-        text_colour = (0, 0, 0) if sum(colour) > 380 else (255, 255, 255)
-        cv2.putText(canvas, text, (x1 + 1, ty - baseline + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                    text_colour, 1, lineType=cv2.LINE_AA)
+        if ignore_np[i]:
+            text += " (ignored)"
+        text, scale = fit_text(text, font_scale, w)
+        texts.append(text)
+        scales.append(scale)
+        sizes.append(label_size(text, scale)[:2])
+    rects = layout_labels(kept_boxes, sizes, (h, w), occupied)
+    for k in range(len(order) - 1, -1, -1):  # the most important label drawn last, on top
+        if texts[k]:
+            draw_text_box(canvas, rects[k], texts[k], colours[order[k]], scales[k])
     return canvas
 
-
-def save_image(image: np.ndarray, path: str) -> None:
-    """Write an ``H x W x 3`` uint8 RGB image (format from the extension); errors name the file."""
-    import os
-
-    from ..utils.io import atomic_write_bytes
-    ext = os.path.splitext(path)[1].lower()
-    try:
-        ok, encoded = cv2.imencode(ext, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise OSError(f"could not write image {path}: unsupported extension {ext!r}")
-    atomic_write_bytes(encoded.tobytes(), path)  # a kill mid-write never leaves a truncated picture

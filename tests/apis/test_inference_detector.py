@@ -37,3 +37,32 @@ def test_inputs_agree_and_boxes_are_in_original_pixels(detector):
 def test_bad_input_is_named(detector):
     with pytest.raises(ValueError, match="image 0"):
         inference_detector(detector, [np.zeros((5, 5), dtype=np.uint8)])
+
+
+def test_results_carry_the_class_name_of_each_label(detector):
+    img = np.random.default_rng(1).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    result = inference_detector(detector, img)
+    shapes = ["circle", "square", "triangle", "star", "cross"]  # the config's `classes`
+    labels = result["labels"].tolist()
+    assert len(labels) > 0 and set(result) >= {"boxes", "scores", "labels", "class_names"}
+    assert result["class_names"] == [shapes[label] for label in labels]
+    # explicit names win over the config's; a label without a name keeps its number
+    renamed = inference_detector(detector, [img], class_names=["a", "b"])[0]
+    assert renamed["class_names"] == [["a", "b"][label] if label < 2 else str(label) for label in labels]
+    assert torch.equal(renamed["labels"], result["labels"])  # the other keys are unchanged
+
+
+def test_class_names_from_the_val_dataset_or_the_model(detector):
+    from mmengine.config import Config
+
+    from resdet.apis.detect import class_names_of
+    cfg = Config(dict(val_dataloader=dict(dataset=dict(type="ConcatDataset", datasets=[
+        dict(type="VOCDataset", classes=["RBC", "WBC", "Platelets"])]))))
+    assert class_names_of(cfg) == ["RBC", "WBC", "Platelets"]
+    assert class_names_of(Config(dict(classes="data/imagenet/synsets.txt"))) is None  # a file, not names
+    detector.class_names = ["x", "y", "z", "u", "v"]  # e.g. a checkpoint's meta['classes']
+    try:
+        result = inference_detector(detector, np.zeros((48, 64, 3), np.uint8))
+        assert result["class_names"] == [["x", "y", "z", "u", "v"][label] for label in result["labels"].tolist()]
+    finally:
+        del detector.class_names

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from engine_tiny import EngineTinyDataset, single_thread  # noqa: F401 (autouse fixture)
 from resdet.engine import Trainer, run_inference
 from resdet.evaluation import build_metrics
-from resdet.engine.logger import ProgressDisplay, setup_logger
+from resdet.engine.logger import setup_logger
 from resdet.data.loader import build_dataloader
 
 
@@ -67,17 +67,43 @@ def test_run_inference_matches_manual_evaluation(tmp_path):
     assert model.training is False
 
 
-def test_progress_bar_on_tty_and_plain_lines_otherwise(tmp_path):
+def _run_tiny(tmp_path, name, stdout, monkeypatch):
+    import warnings
+
+    from engine_tiny import tiny_config
+    from resdet.engine.hooks import Hook
+
+    class Noisy(Hook):  # the same warning every iteration, and one that differs each time
+        def after_iter(self, trainer, log_vars):
+            warnings.warn("a repeated thing", UserWarning)
+            warnings.warn(f"a different thing {trainer.iter}", UserWarning)
+
+    monkeypatch.setattr("sys.stdout", stdout)
+    setup_logger(None)
+    trainer = Trainer(**tiny_config(str(tmp_path / name), max_iters=4, val=True), custom_hooks=[Noisy()])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train()
+    return stdout.getvalue(), [str(w.message) for w in caught], open(tmp_path / name / "train.log").read()
+
+
+def test_progress_bar_on_a_terminal_plain_lines_otherwise(tmp_path, monkeypatch):
     class Tty(io.StringIO):
         def isatty(self):
             return True
-    logger = setup_logger(None)
-    tty = Tty()
-    bar = ProgressDisplay(100, logger, stream=tty)
-    bar.update(25, eta_s=75, loss=1.5, lr=0.1)
-    assert "25/100" in tty.getvalue() and "eta 0:01:15" in tty.getvalue() and "loss 1.5000" in tty.getvalue()
-    plain = io.StringIO()
-    bar = ProgressDisplay(100, logger, stream=plain)
-    bar.update(25, eta_s=75, loss=1.5, lr=0.1)
-    assert plain.getvalue() == ""  # no bar when not a TTY; log lines only
-    assert os.path.isdir(tmp_path)
+    monkeypatch.delenv("RESDET_NO_PROGRESS", raising=False)
+    shown, _, _ = _run_tiny(tmp_path, "tty", Tty(), monkeypatch)
+    assert "train" in shown and "4/4" in shown and "lr" in shown  # the bar, with loss and lr
+    assert "validation" in shown  # the validation loop's own bar line
+    plain, messages, log = _run_tiny(tmp_path, "plain", io.StringIO(), monkeypatch)
+    assert "\x1b" not in plain and "\r" not in plain  # no terminal control codes in a file
+    assert "iter 4/4 epoch" in plain and "iter 4/4 epoch" in log
+    # repeated warnings: shown once, counted at the end; distinct texts each shown once
+    assert messages.count("a repeated thing") == 1
+    assert sorted(m for m in messages if m.startswith("a different")) == [f"a different thing {i}" for i in range(1, 5)]
+    assert "UserWarning repeated 4 times: a repeated thing" in log
+    # validation: a headline plus the metric's table, each line short
+    assert "validation at iter 3" in log
+    assert max(len(line) for line in log.splitlines()) <= 300
+
+

@@ -178,7 +178,7 @@ class TinyVOC:
 
 
 def test_voc_metric_interface_with_duplicate_rank_sample(monkeypatch):
-    from resdet.engine import dist
+    from resdet.utils import dist
     ds = TinyVOC()
     assert default_ap_method(ds) == "11point"
     metrics = [build_metrics("mAP@0.5", ds)[0] for _ in range(2)]

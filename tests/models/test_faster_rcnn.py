@@ -15,7 +15,8 @@ NUM_CLASSES = 3
 
 
 def tiny_cfg(name: str, repo_root: str) -> dict:
-    """The shipped model config, shrunk for 2 CPU cores (depth 18, few RoIs)."""
+    """The shipped model config, shrunk for 2 CPU cores (depth 18, few RoIs); the heads' input
+    channels follow the backbone (derived from its output_shape())."""
     cfg = load_config(f"{repo_root}/configs/_base_/models/{name}.py").model.to_dict()
     cfg["num_classes"] = NUM_CLASSES
     cfg["rpn"].update(pre_nms_top_n_train=400, post_nms_top_n_train=64, pre_nms_top_n_test=300,
@@ -23,11 +24,9 @@ def tiny_cfg(name: str, repo_root: str) -> dict:
     cfg["roi_heads"].update(batch_size_per_image=32)
     if name == "frcnn_r101_c4":
         cfg["backbone"]["depth"] = 18
-        cfg["rpn"]["head"]["in_channels"] = 256
-        cfg["roi_heads"]["box_head"].update(depth=18, in_channels=256)
+        cfg["roi_heads"]["box_head"]["depth"] = 18
     elif name == "frcnn_r50_fpn":
         cfg["backbone"]["depth"] = 18
-        cfg["neck"]["in_channels"] = (64, 128, 256, 512)
     elif name == "frcnn_vgg16":
         cfg["roi_heads"]["box_head"]["fc_dim"] = 64
     return cfg

@@ -77,16 +77,14 @@ def tiny_mask_cfg(name, repo_root):
     cfg["rpn"].update(pre_nms_top_n_train=300, post_nms_top_n_train=48, pre_nms_top_n_test=200,
                       post_nms_top_n_test=24, batch_size_per_image=64)
     cfg["roi_heads"].update(batch_size_per_image=32, detections_per_img=10)
-    cfg["backbone"]["depth"] = 18
+    cfg["backbone"]["depth"] = 18  # the heads' input channels follow (derived from output_shape())
     if name == "maskrcnn_r101_c4":
-        cfg["rpn"]["head"]["in_channels"] = 256
-        cfg["roi_heads"]["box_head"].update(depth=18, in_channels=256)
-        cfg["roi_heads"]["mask_head"].update(in_channels=512, conv_dim=32)
+        cfg["roi_heads"]["box_head"]["depth"] = 18
+        cfg["roi_heads"]["mask_head"]["conv_dim"] = 32
     else:
-        cfg["neck"].update(in_channels=(64, 128, 256, 512), out_channels=32)
-        cfg["rpn"]["head"]["in_channels"] = 32
-        cfg["roi_heads"]["box_head"].update(in_channels=32, fc_dim=64)
-        cfg["roi_heads"]["mask_head"].update(in_channels=32, conv_dim=16)
+        cfg["neck"]["out_channels"] = 32
+        cfg["roi_heads"]["box_head"]["fc_dim"] = 64
+        cfg["roi_heads"]["mask_head"]["conv_dim"] = 16
     return cfg
 
 
@@ -146,3 +144,23 @@ def test_mask_rcnn_layouts_train_and_predict(name, mask_size, repo_root):
     with torch.no_grad():
         flipped = model(images[:1])
     assert flipped[0]["masks"].shape == (len(flipped[0]["boxes"]), 96, 128) and len(flipped[0]["boxes"]) > 0
+
+
+def test_mask_branch_takes_explicit_mask_scales(repo_root):
+    """The bitmap scale is a required argument of the mask branch in training (no silent
+    (1, 1)): half-resolution bitmaps with mask_scales (0.5, 0.5) give the full-resolution loss."""
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_mask_cfg("maskrcnn_r50_fpn", repo_root)).train()
+    images, targets = _data()
+    batch, sizes, _ = model.preprocessor(images)
+    features = model.extract_features(batch)
+    proposals, _ = model.rpn(features, sizes, batch.shape[-2:], targets)
+    with pytest.raises(ValueError, match="mask_scales"):
+        model.roi_heads(features, proposals, sizes, targets)
+    half = [dict(t, masks=t["masks"][:, ::2, ::2]) for t in targets]  # the blocks sit on even pixels
+    losses = []
+    for masks_targets, scale in ((targets, (1.0, 1.0)), (half, (0.5, 0.5))):
+        torch.manual_seed(1)
+        _, out = model.roi_heads(features, proposals, sizes, masks_targets, mask_scales=[scale, scale])
+        losses.append(out["loss_mask"])
+    assert losses[0].item() == pytest.approx(losses[1].item(), rel=1e-6)

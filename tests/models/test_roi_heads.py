@@ -1,7 +1,9 @@
-"""RoI heads: sampling, losses that train, post-processing, poolers."""
+"""RoI heads: sampling, losses that train, post-processing, poolers; the typed hand-offs."""
+import pytest
 import torch
 
 from resdet.models.roi_heads import RoIPooler, StandardRoIHeads
+from resdet.structures.instances import Detections, Proposals, SampledRoIs, positive_rows
 
 
 def _heads(**kwargs):
@@ -31,24 +33,26 @@ def test_sampling_fractions_labels_and_matches():
     heads = _heads(batch_size_per_image=64, positive_fraction=0.25).train()
     samples = heads.sample_proposals([_proposals(), _proposals(seed=1)], _targets())
     for sample, target in zip(samples, _targets()):
-        assert len(sample["boxes"]) == 64
-        num_pos = sample["num_pos"]
+        assert isinstance(sample, SampledRoIs)
+        assert len(sample.boxes) == 64
+        num_pos = sample.num_pos
         assert 1 <= num_pos <= 16
-        labels = sample["labels"]
+        labels = sample.labels
         assert (labels[:num_pos] < 3).all() and (labels[num_pos:] == 3).all()
+        assert torch.equal(sample.positive_labels, labels[:num_pos])  # positives first
         # positives carry their object's class and index (what a mask head needs)
-        idx = sample["matched_idxs"][:num_pos]
+        idx = sample.positive_matched_idxs
         assert torch.equal(labels[:num_pos], target["labels"][idx])
         assert not target["ignore"][idx].any()
     # ground truth was added as proposals: an exact GT box is among the positives with zero delta
-    assert (samples[0]["reg_targets"][:samples[0]["num_pos"]].abs().sum(1) < 1e-5).any()
+    assert (samples[0].reg_targets[:samples[0].num_pos].abs().sum(1) < 1e-5).any()
 
 
 def test_roi_losses_finite_and_decreasing():
     torch.manual_seed(0)
     heads = _heads().train()
     features = {"c4": torch.randn(2, 8, 8, 8)}
-    proposals = [_proposals(), _proposals(seed=1)]
+    proposals = [Proposals(boxes, torch.ones(len(boxes))) for boxes in (_proposals(), _proposals(seed=1))]
     optimizer = torch.optim.SGD(heads.parameters(), lr=0.1, momentum=0.9)
     history, first_cls = [], None
     for _ in range(15):
@@ -78,14 +82,16 @@ def test_postprocess_and_predict_shapes():
     probs = torch.tensor([[0.9, 0.0, 0.0, 0.1], [0.8, 0.0, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]])
     boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]])[:, None].repeat(1, 3, 1)
     det = heads.postprocess(probs, boxes)
-    assert det["labels"].tolist() == [0]
-    assert torch.allclose(det["scores"], torch.tensor([0.9]))
+    assert isinstance(det, Detections) and det.mask_probs is None
+    assert det.labels.tolist() == [0]
+    assert torch.allclose(det.scores, torch.tensor([0.9]))
     heads.score_thresh = 0.05
     det = heads.postprocess(probs, boxes)
     # class 0: 0.8 suppressed by 0.9 (IoU 0.81); boxes of other classes do not suppress each other
-    assert sorted(det["labels"].tolist()) == [0, 0, 1, 2, 2]
-    assert torch.allclose(det["scores"], torch.tensor([0.9, 0.1, 0.1, 0.1, 0.1]))
-    assert det["labels"][0] == 0 and torch.equal(det["boxes"][0], boxes[0, 0])
+    assert sorted(det.labels.tolist()) == [0, 0, 1, 2, 2]
+    assert torch.allclose(det.scores, torch.tensor([0.9, 0.1, 0.1, 0.1, 0.1]))
+    assert det.labels[0] == 0 and torch.equal(det.boxes[0], boxes[0, 0])
+    assert set(det.to_dict()) == {"boxes", "scores", "labels"}
 
 
 def test_pooler_single_and_multi_level():
@@ -99,3 +105,23 @@ def test_pooler_single_and_multi_level():
     out = multi(feats, [torch.tensor([[0.0, 0, 10, 10]]), torch.tensor([[0.0, 0, 60, 60], [5, 5, 20, 20]])],
                 [(64, 64), (64, 64)])
     assert out.shape == (3, 4, 3, 3)
+
+
+def test_typed_handoffs_check_sizes_and_keep_positives_first():
+    boxes = torch.tensor([[0.0, 0, 10, 10], [5, 5, 20, 20], [1, 1, 4, 4]])
+    sample = SampledRoIs(boxes=boxes, labels=torch.tensor([2, 0, 3]), matched_idxs=torch.tensor([1, 0, 0]),
+                         reg_targets=torch.zeros(3, 4), num_pos=2)
+    assert torch.equal(sample.positive_boxes, boxes[:2]) and sample.positive_labels.tolist() == [2, 0]
+    assert sample.positive_matched_idxs.tolist() == [1, 0]
+    other = SampledRoIs(boxes=boxes[:2], labels=torch.tensor([1, 3]), matched_idxs=torch.zeros(2, dtype=torch.int64),
+                        reg_targets=torch.zeros(2, 4), num_pos=1)
+    # rows of the positives among all sampled RoIs concatenated (image 0's 3, then image 1's 2)
+    assert positive_rows([sample, other], "cpu").tolist() == [0, 1, 3]
+    with pytest.raises(ValueError, match="num_pos=4"):
+        SampledRoIs(boxes=boxes, labels=torch.zeros(3), matched_idxs=torch.zeros(3), reg_targets=torch.zeros(3, 4),
+                    num_pos=4)
+    with pytest.raises(ValueError, match="scores has 2 rows for 3 boxes"):
+        Proposals(boxes=boxes, scores=torch.ones(2))
+    det = Detections(boxes=boxes, scores=torch.ones(3), labels=torch.zeros(3, dtype=torch.int64),
+                     masks=torch.zeros(3, 8, 8, dtype=torch.bool))
+    assert list(det.to_dict()) == ["boxes", "scores", "labels", "masks"]

@@ -25,12 +25,13 @@ def test_rpn_proposals_shapes_and_limits():
     torch.manual_seed(0)
     rpn = _rpn().eval()
     features = {"c4": torch.randn(2, 8, 8, 8)}
-    proposals, scores, losses = rpn(features, [(64, 64), (50, 60)], (64, 64))
+    proposals, losses = rpn(features, [(64, 64), (50, 60)], (64, 64))
     assert losses == {}
-    assert [p.shape[1] for p in proposals] == [4, 4]
-    assert all(0 < len(p) <= 30 for p in proposals)
+    assert [p.boxes.shape[1] for p in proposals] == [4, 4]
+    assert all(0 < len(p) <= 30 and len(p.scores) == len(p.boxes) for p in proposals)
     # clipped to each image's own size, sorted by score, probabilities
-    assert proposals[1][:, 2].max() <= 60 and proposals[1][:, 3].max() <= 50
+    assert proposals[1].boxes[:, 2].max() <= 60 and proposals[1].boxes[:, 3].max() <= 50
+    scores = [p.scores for p in proposals]
     assert all((s[:-1] >= s[1:]).all() and s.min() >= 0 and s.max() <= 1 for s in scores)
 
 
@@ -61,7 +62,7 @@ def test_rpn_losses_finite_and_decreasing():
     optimizer = torch.optim.SGD(rpn.parameters(), lr=1.0, momentum=0.9)
     history = []
     for _ in range(15):
-        _, _, losses = rpn(features, [(64, 64), (64, 64)], (64, 64), _targets())
+        _, losses = rpn(features, [(64, 64), (64, 64)], (64, 64), _targets())
         total = losses["loss_rpn_cls"] + losses["loss_rpn_bbox"]
         assert torch.isfinite(total)
         history.append(total.item())

@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import re
 
 import cv2
 import numpy as np
@@ -29,7 +30,61 @@ def test_demo_writes_annotated_images(repo_root, fruits_root, tmp_path, capsys):
     assert written == ["0.jpg", "1.jpg"]
     drawn = cv2.imread(os.path.join(out, "0.jpg"))
     assert drawn.shape == (600, 800, 3)
-    assert "drew detections on 2 image(s)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "drew detections on 2 image(s)" in printed
+    # each drawn line names classes from the checkpoint's meta['classes'], not label numbers
+    lines = [ln for ln in printed.splitlines() if ln.startswith(os.path.join(out, "0.jpg") + ":")]
+    assert len(lines) == 1 and ": 0 drawn" not in lines[0]
+    names = set(re.findall(r"(\w+) [0-9.]+ \[", lines[0]))
+    assert names and names <= {"a", "b", "c", "d", "e"}
+
+
+def _tiny_detector_checkpoint(tmp_path, classes=("a", "b", "c", "d", "e")):
+    cfg = load_config("shapes_frcnn")
+    model_cfg = cfg.model.to_dict()
+    model_cfg["init_cfg"] = None
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    ckpt = str(tmp_path / "det.pth")
+    atomic_save({"model": model.state_dict(), "meta": {"classes": list(classes)}}, ckpt)
+    return ckpt
+
+
+def _grey_image(path, h=96, w=128):
+    img = np.full((h, w, 3), 128, dtype=np.uint8)
+    cv2.circle(img, (w // 2, h // 2), 25, (40, 160, 220), -1)
+    assert cv2.imwrite(str(path), img)
+    return str(path)
+
+
+def test_demo_keeps_the_input_format_and_writes_a_single_file(tmp_path, capsys):
+    from resdet.cli.demo import main
+    ckpt = _tiny_detector_checkpoint(tmp_path)
+    png = _grey_image(tmp_path / "shape.png")
+    jpg = _grey_image(tmp_path / "photo.jpg")
+    out = tmp_path / "out"
+    args = ["configs/shapes_frcnn.py", ckpt, "--score-thr", "0.0", "--cfg-options", "model.init_cfg=None"]
+    assert main([*args[:2], png, jpg, "--out", str(out), *args[2:]]) == 0
+    assert sorted(os.listdir(out)) == ["photo.jpg", "shape.png"]            # each keeps its format
+    assert open(out / "shape.png", "rb").read(4) == b"\x89PNG"
+    assert open(out / "photo.jpg", "rb").read(2) == b"\xff\xd8"
+    drawn, src = cv2.imread(str(out / "shape.png")), cv2.imread(png)
+    assert drawn.shape == src.shape and (drawn != src).any(1).mean() > 0.01  # boxes and labels drawn
+    # --ext jpg turns every copy into a JPEG
+    assert main([*args[:2], png, "--out", str(tmp_path / "as_jpg"), "--ext", "jpg", *args[2:]]) == 0
+    assert os.listdir(tmp_path / "as_jpg") == ["shape.jpg"]
+    # a single image may go to a file
+    result = tmp_path / "single" / "result.png"
+    assert main([*args[:2], jpg, "--out", str(result), *args[2:]]) == 0
+    assert os.listdir(tmp_path / "single") == ["result.png"] and open(result, "rb").read(4) == b"\x89PNG"
+    assert f"in {result}" in capsys.readouterr().out
+    # ... but several images need a folder: a usage error before any model is built
+    with pytest.raises(SystemExit) as stop:
+        main([*args[:2], png, jpg, "--out", str(tmp_path / "two.png")])
+    assert stop.value.code == 2 and "pass a folder" in capsys.readouterr().err
+    # a missing image is one line and exit code 2
+    assert main([*args[:2], str(tmp_path / "nope.jpg"), "--out", str(out)]) == 2
+    assert "nope.jpg" in capsys.readouterr().err
 
 
 def test_draw_detections_boxes_and_masks():

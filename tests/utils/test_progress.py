@@ -52,3 +52,14 @@ def test_lines_go_to_a_logger_and_unknown_totals(caplog):
     assert caplog.records[-1].getMessage().startswith("indexing: 5 ")
     assert "eta" not in caplog.records[-1].getMessage()
     assert format_fields({"loss": 0.123456, "iter": 3, "skip": None}) == "loss 0.1235 iter 3"
+
+
+def test_an_inner_loop_shares_the_bar_on_screen(monkeypatch):
+    monkeypatch.delenv("RESDET_NO_PROGRESS", raising=False)
+    terminal = FakeTerminal()
+    with Progress(2, "train", stream=terminal) as outer:
+        with Progress(3, "validation", stream=terminal) as inner:
+            assert inner.live and inner._rich is outer._rich  # one display, two lines
+            inner.update(3)
+        outer.update(2, loss=0.5)
+    assert "validation" in terminal.getvalue() and "train" in terminal.getvalue()

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ...registry import DATASETS
+from ..problems import DataError, DataFileNotFoundError
 from .image_folder import ClsDataset
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -33,21 +34,21 @@ def load_cifar_batch(path: str) -> dict:
     """One CIFAR python batch -> ``{'data': N x 32 x 32 x 3 uint8, 'labels': int64 N}`` (or the
     meta dict for ``batches.meta``). Errors name the file."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"CIFAR batch {path} does not exist (see datasets/README.md for the layout)")
+        raise DataFileNotFoundError(f"CIFAR batch {path} does not exist (see datasets/README.md for the layout)")
     try:
         with open(path, "rb") as fh:
             raw = _ArrayOnlyUnpickler(fh, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise ValueError(f"CIFAR batch {path} is not a readable CIFAR python pickle: {err}") from err
+        raise DataError(f"CIFAR batch {path} is not a readable CIFAR python pickle: {err}") from err
     raw = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
     if "data" not in raw:
         return raw
     data = np.asarray(raw["data"], dtype=np.uint8)
     if data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(f"CIFAR batch {path}: 'data' must be N x 3072, got {data.shape}")
+        raise DataError(f"CIFAR batch {path}: 'data' must be N x 3072, got {data.shape}")
     labels = np.asarray(raw.get("labels", raw.get("fine_labels")), dtype=np.int64)
     if len(labels) != len(data):
-        raise ValueError(f"CIFAR batch {path}: {len(data)} images but {len(labels)} labels")
+        raise DataError(f"CIFAR batch {path}: {len(data)} images but {len(labels)} labels")
     return dict(data=data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels=labels)
 
 

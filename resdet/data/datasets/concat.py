@@ -54,6 +54,12 @@ class ConcatDataset(Dataset):
         dataset, local = self._locate(idx)
         return dataset.get_ann(local)
 
+    def describe(self, idx: int) -> str:
+        """Where sample ``idx`` comes from (its dataset's ``describe``)."""
+        dataset, local = self._locate(idx)
+        describe = getattr(dataset, "describe", None)
+        return describe(local) if callable(describe) else f"sample {local} of {dataset!r}"
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)

@@ -4,6 +4,19 @@ metric-facing interface of CONTRACTS.md and ``__getitem__`` through a transform 
 
 Subclasses parse their annotation files into ``records`` (one dict per image, original
 image coordinates) and call ``_finish_loading()``.
+
+Rules for bad data (every message names the file, and the image id / annotation where
+one applies):
+- strict (default): unknown categories, malformed entries, missing or unreadable images
+  raise ``DataError`` / ``ImageReadError``; non-strict: they are skipped, counted in
+  ``stats`` and warned about (once per file: ``problems.SkipReporter``).
+- repairable boxes (NaN, inverted, zero-area, outside the image) are dropped or clipped and
+  counted in both modes; the counts are warned once after loading.
+- a dataset left with 0 images raises ``DataError`` saying why (nothing listed, every image
+  filtered as empty, every file missing ...): an empty training set cannot train.
+- images are decoded with their EXIF orientation applied and annotations follow them; a
+  recorded size that disagrees with the pixels is repaired per image (see
+  ``annotation_frame``: rescaled, or taken as pixel coordinates, then clipped) and counted.
 """
 from __future__ import annotations
 
@@ -16,11 +29,23 @@ from typing import Any, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..image_io import ImageReadError, imread_rgb
+from ..image_io import ImageReadError, MissingImageError, decode_image
+from ..problems import DataError, DataFileNotFoundError, SkipReporter
 from ..transforms.det_transforms import build_pipeline
+from ...structures.mask_checks import drop_empty_masks
 from ...structures.masks import PolygonMasks, masks_to_bitmaps, rles_to_bitmaps
+from .annotation_frame import (EXIF_ANNOTATION_MODES, Frame, apply_frame_to_bitmaps, apply_frame_to_boxes,
+                               apply_frame_to_polygons, choose_frame)
 
 logger = logging.getLogger("resdet")
+
+# counted problems (keys of ``DetectionDataset.stats``)
+DROPPED_BOXES = "invalid boxes dropped (zero-area, inverted, NaN or outside)"
+MISSING_FILES = "missing image files skipped"
+FILTERED_EMPTY = "images without objects filtered"
+UNREADABLE = "unreadable images skipped"
+SIZE_MISMATCH = "size_mismatch"
+EXIF_MOVED = "annotations moved with the EXIF orientation"
 
 
 def clean_boxes(boxes: np.ndarray, height: float, width: float,
@@ -49,67 +74,129 @@ class DetectionDataset(Dataset):
         pipeline: transform configs applied to each sample (``TRANSFORMS`` registry).
         filter_empty: drop images without a single non-ignored object (training); keep
             them for evaluation.
-        strict: raise on unknown categories, missing and corrupt images (naming the
-            file); otherwise skip them, count them and warn once.
+        strict: raise on unknown categories, malformed entries, missing and unreadable
+            images (naming the file); otherwise skip them, count them in ``stats`` and warn
+            once per file.
         with_masks: load instance masks (polygons kept as ``PolygonMasks`` through the
             pipeline and rasterised at its end).
+        exif_annotations: which pixels the annotations of EXIF-rotated images were drawn on:
+            ``'auto'`` (the displayed image, unless the recorded width/height are those of the
+            stored pixels), ``'displayed'`` or ``'stored'`` (see ``annotation_frame``).
     """
 
     class_names: list[str]
     label_to_cat_id: list[Any]
 
     def __init__(self, pipeline: Sequence[dict] | None = None, filter_empty: bool = True,
-                 strict: bool = True, with_masks: bool = False) -> None:
+                 strict: bool = True, with_masks: bool = False, exif_annotations: str = "auto") -> None:
+        if exif_annotations not in EXIF_ANNOTATION_MODES:
+            raise ValueError(f"exif_annotations must be one of {', '.join(EXIF_ANNOTATION_MODES)}, "
+                             f"got {exif_annotations!r}")
         self.pipeline = build_pipeline(pipeline)
         self.filter_empty = filter_empty
         self.strict = strict
         self.with_masks = with_masks
+        self.exif_annotations = exif_annotations
         self.records: list[dict] = []
         self.stats: Counter = Counter()
+        self.skips = SkipReporter(self.stats)
+        self._examples: dict[str, list[str]] = {}
 
     # ----------------------------------------------------------------- loading helpers
-    def _problem(self, kind: str, message: str, error: type[Exception] = ValueError) -> None:
+    def _problem(self, kind: str, message: str, error: type[Exception] = DataError) -> None:
         """A bad file or annotation: raise in strict mode, else count it (and log it)."""
         if self.strict:
+            if error is FileNotFoundError:
+                error = DataFileNotFoundError
             raise error(message + " (pass strict=False to skip such entries and count them)")
         self.stats[kind] += 1
+        self._example(kind, message)
         logger.debug("skipped: %s", message)
 
+    def _example(self, kind: str, where: str) -> None:
+        """Remember the first few places of a problem for the summary warning."""
+        examples = self._examples.setdefault(kind, [])
+        if len(examples) < 2:
+            examples.append(where)
+
     def _add_boxes(self, record: dict, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray,
-                   segms: list | None = None) -> None:
-        """Clean one image's boxes, count the clipped/dropped ones, store the rest."""
+                   segms: list | None = None, where: str | None = None) -> None:
+        """Clean one image's boxes, count the clipped/dropped ones, store the rest.
+
+        ``record['boxes']`` etc. are the cleaned boxes in the recorded frame (what ``get_ann``
+        returns). When cleaning changed anything, the finite, non-degenerate boxes before
+        clipping are kept in ``record['unclipped']``: if the recorded size turns out to be
+        wrong, ``load_sample`` clips them to the real image instead.
+        """
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        ignore = np.asarray(ignore, dtype=bool).reshape(-1)
         clipped, keep, num_clipped = clean_boxes(boxes, record["height"], record["width"])
+        dropped = int((~keep).sum())
         self.stats["boxes clipped to the image"] += num_clipped
-        self.stats["invalid boxes dropped (zero-area, inverted, NaN or outside)"] += int((~keep).sum())
+        self.stats[DROPPED_BOXES] += dropped
+        if dropped:
+            self._example(DROPPED_BOXES, where or record["file"])
         record["boxes"] = clipped[keep].astype(np.float32)
-        record["labels"] = np.asarray(labels, dtype=np.int64).reshape(-1)[keep]
-        record["ignore"] = np.asarray(ignore, dtype=bool).reshape(-1)[keep]
+        record["labels"] = labels[keep]
+        record["ignore"] = ignore[keep]
         if segms is not None:
             record["segms"] = [s for s, k in zip(segms, keep) if k]
+        if num_clipped or dropped:
+            usable = np.isfinite(boxes).all(1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            record["unclipped"] = dict(boxes=boxes[usable], labels=labels[usable], ignore=ignore[usable],
+                                       segms=None if segms is None else [s for s, u in zip(segms, usable) if u])
         self.records.append(record)
 
-    def _finish_loading(self, source: str) -> None:
-        """Filter missing files / empty images, then warn once with every count."""
+    def _finish_loading(self, source: str, empty_hint: str = "") -> None:
+        """Filter missing files / empty images, warn once with every count, and refuse a
+        dataset left with no image (``DataError`` naming ``source`` and the reasons)."""
+        listed = len(self.records)
         kept = []
         for record in self.records:
             if not os.path.isfile(record["file"]):
-                self._problem("missing image files skipped",
+                self._problem(MISSING_FILES,
                               f"image file {record['file']} (image id {record['img_id']!r}) listed in "
-                              f"{source} does not exist", FileNotFoundError)
+                              f"{source} does not exist", MissingImageError)
                 continue
             if self.filter_empty and not (~record["ignore"]).any():
-                self.stats["images without objects filtered"] += 1
+                self.stats[FILTERED_EMPTY] += 1
                 continue
             kept.append(record)
         self.records = kept
         self.img_ids = [r["img_id"] for r in self.records]
         self.aspect_ratios = [float(r["width"]) / float(r["height"]) for r in self.records]
-        problems = {k: v for k, v in self.stats.items() if v}
-        if problems:
-            text = ", ".join(f"{v} {k}" for k, v in sorted(problems.items()))
-            message = f"{type(self).__name__} {source}: {text}"
+        summary = self._summary()
+        if not self.records:
+            raise DataError(self._empty_message(source, listed, summary, empty_hint))
+        if summary:
+            message = f"{type(self).__name__} {source}: {summary}"
             warnings.warn(message, UserWarning, stacklevel=3)
             logger.warning(message)
+
+    def _summary(self) -> str:
+        """``"3 kind, 1 other kind; first cases: kind: where; ..."``."""
+        counts = [(kind, count) for kind, count in sorted(self.stats.items()) if count]
+        text = ", ".join(f"{count} {kind}" for kind, count in counts)
+        cases = [f"{kind}: {'; '.join(self._examples[kind])}" for kind, _ in counts if self._examples.get(kind)]
+        return text + (f"; first cases: {' | '.join(cases)}" if cases else "")
+
+    def _empty_message(self, source: str, listed: int, summary: str, empty_hint: str) -> str:
+        name = type(self).__name__
+        if listed == 0:
+            return (f"{name}: {source} yields 0 images: it lists no usable image"
+                    + (f" ({empty_hint})" if empty_hint else "") + (f"; {summary}" if summary else ""))
+        reasons = [f"{listed} images read"]
+        if self.stats[FILTERED_EMPTY]:
+            reasons.append(f"{self.stats[FILTERED_EMPTY]} filtered because they have no (non-ignored) object "
+                           "(filter_empty=True; check the annotations' image_id / category_id / boxes)")
+        if self.stats[MISSING_FILES]:
+            reasons.append(f"{self.stats[MISSING_FILES]} skipped because their file does not exist "
+                           "(check the image folder)")
+        if empty_hint:
+            reasons.append(empty_hint)
+        return f"{name}: {source} yields 0 images after filtering: " + ", ".join(reasons) + \
+            (f" [all counts: {summary}]" if summary else "")
 
     # ----------------------------------------------------------------- interface
     def __len__(self) -> int:
@@ -119,10 +206,15 @@ class DetectionDataset(Dataset):
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def _masks_of(self, record: dict) -> Any:
+    def describe(self, idx: int) -> str:
+        """Where sample ``idx`` comes from (file and image id), for messages."""
+        record = self.records[idx]
+        return f"{record['file']} (image id {record['img_id']!r})"
+
+    def _masks_of(self, record: dict, segms: list | None = None) -> Any:
         """Masks of one record in original coordinates: ``PolygonMasks`` when every
         instance is a polygon, else ``N x H x W`` bitmaps."""
-        segms = record.get("segms", [])
+        segms = record.get("segms", []) if segms is None else segms
         h, w = record["height"], record["width"]
         if all(isinstance(s, list) for s in segms):
             return PolygonMasks(segms)
@@ -144,38 +236,70 @@ class DetectionDataset(Dataset):
             ann["masks"] = masks_to_bitmaps(self._masks_of(record), record["height"], record["width"])
         return ann
 
-    def load_sample(self, idx: int) -> dict | None:
-        """The untransformed sample dict of image ``idx`` (``None`` if unreadable and not strict)."""
-        record = self.records[idx]
+    def _read_image(self, record: dict):
+        """The ``DecodedImage`` of a record; ``None`` (counted, warned once) when unreadable
+        and not strict."""
         try:
-            img = imread_rgb(record["file"])
+            return decode_image(record["file"])
         except ImageReadError as err:
             if self.strict:
-                raise
-            self.stats["unreadable images skipped"] += 1
-            warnings.warn(f"{type(self).__name__}: skipping image id {record['img_id']!r}: {err}",
-                          UserWarning, stacklevel=2)
+                raise type(err)(f"{err} (image id {record['img_id']!r}; pass strict=False to skip "
+                                "unreadable images and count them)") from err
+            self.skips.report(UNREADABLE, record["file"],
+                              f"{type(self).__name__}: skipping image id {record['img_id']!r}: {err}")
             return None
+
+    def load_sample(self, idx: int) -> dict | None:
+        """The untransformed sample dict of image ``idx`` (``None`` if unreadable and not strict),
+        its annotations moved onto the decoded pixels (EXIF orientation, wrong recorded size)."""
+        record = self.records[idx]
+        decoded = self._read_image(record)
+        if decoded is None:
+            return None
+        img = decoded.img
         h, w = img.shape[:2]
-        boxes = record["boxes"].copy()
-        if (h, w) != (record["height"], record["width"]):
-            # the annotation's size is wrong: trust the pixels, rescale the boxes
-            sx, sy = w / record["width"], h / record["height"]
-            boxes *= np.array([sx, sy, sx, sy], dtype=np.float32)
-            warnings.warn(f"image file {record['file']} is {w}x{h} but its annotation says "
-                          f"{record['width']}x{record['height']}; boxes rescaled", UserWarning, stacklevel=2)
+        recorded = (record["height"], record["width"])
+        source = record.get("unclipped") or record
+        frame = Frame()
+        if decoded.orientation != 1 or (h, w) != recorded:
+            frame = choose_frame(recorded, (h, w), decoded.stored_size, decoded.orientation, source["boxes"],
+                                 self.exif_annotations)
         sample = dict(img=img, img_id=record["img_id"], orig_size=(h, w), img_path=record["file"],
-                      boxes=boxes, labels=record["labels"].copy(), ignore=record["ignore"].copy(),
                       scale_factor=(1.0, 1.0), flip=False, img_shape=(h, w))
+        if frame.identity:
+            sample.update(boxes=record["boxes"].copy(), labels=record["labels"].copy(),
+                          ignore=record["ignore"].copy())
+            if self.with_masks:
+                sample["masks"] = self._masks_of(record)
+            return sample
+        self._report_frame(record, frame, (h, w), decoded.orientation)
+        boxes, keep, _ = clean_boxes(apply_frame_to_boxes(source["boxes"], frame, recorded), h, w)
+        sample.update(boxes=boxes[keep], labels=source["labels"][keep].copy(), ignore=source["ignore"][keep].copy())
         if self.with_masks:
-            masks = self._masks_of(record)
-            if (h, w) != (record["height"], record["width"]):
-                masks = masks_to_bitmaps(masks, record["height"], record["width"])
-                import cv2  # local: only for the rare wrong-size annotation
-                masks = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in masks]) \
-                    if len(masks) else np.zeros((0, h, w), dtype=np.uint8)
+            segms = [s for s, k in zip(source.get("segms") or [], keep) if k]
+            masks = self._masks_of(record, segms)
+            if isinstance(masks, PolygonMasks):
+                masks = PolygonMasks(apply_frame_to_polygons(masks.polygons, frame, recorded))
+            else:
+                masks = apply_frame_to_bitmaps(masks, frame, (h, w))
             sample["masks"] = masks
         return sample
+
+    def _report_frame(self, record: dict, frame: Frame, size: tuple[int, int], orientation: int) -> None:
+        """Count (every time) and warn (once per file) about a repaired annotation frame."""
+        h, w = size
+        if frame.orientation != 1:
+            self.stats[EXIF_MOVED] += 1
+            logger.debug("image file %s: EXIF orientation %d; annotations made on the stored pixels moved "
+                         "with the image", record["file"], orientation)
+        if frame.mismatch:
+            how = ("boxes taken as pixel coordinates (they do not fit the recorded size)"
+                   if frame.pixel_coordinates else f"annotations rescaled by {frame.scale[0]:.3g} x {frame.scale[1]:.3g}")
+            self.skips.report(SIZE_MISMATCH, record["file"],
+                              f"{type(self).__name__}: image file {record['file']} (image id {record['img_id']!r}) "
+                              f"is {w}x{h} but its annotation says {record['width']}x{record['height']}"
+                              f"{' (after EXIF rotation)' if frame.orientation in (5, 6, 7, 8) else ''}; {how}, "
+                              "then clipped")
 
     def __getitem__(self, idx: int) -> dict | None:
         sample = self.load_sample(idx)
@@ -186,6 +310,5 @@ class DetectionDataset(Dataset):
             h, w = sample["img"].shape[:2]
             sample["masks"] = sample["masks"].to_bitmap(h, w)
         if sample is not None and self.with_masks:
-            from ...structures.mask_checks import drop_empty_masks
             sample = drop_empty_masks(sample)
         return sample

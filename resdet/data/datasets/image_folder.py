@@ -2,15 +2,15 @@
 (``root/<class>/**/*.jpg``) and the ILSVRC flat validation folder with a label file.
 
 Images are decoded in ``__getitem__`` (so in the loader's worker processes) with
-``imread_rgb``. An unreadable image (0 bytes, truncated, not an image) is skipped with a
-warning naming the file and counted in ``num_skipped``; ``__getitem__`` then returns
-``None`` (the collate function drops it). With ``strict=True`` it raises instead.
+``imread_rgb``. An unreadable image (0 bytes, truncated, not an image, too large) is
+skipped and counted in ``num_skipped`` every time, with a warning naming the file the first
+time (per process); ``__getitem__`` then returns ``None`` (the collate function drops it).
+With ``strict=True`` it raises instead.
 """
 from __future__ import annotations
 
 import logging
 import os
-import warnings
 from typing import Sequence
 
 import numpy as np
@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from ...registry import DATASETS
 from ..image_io import ImageReadError, imread_rgb
+from ..problems import DataError, DataFileNotFoundError, SkipReporter
 from ..transforms.det_transforms import build_pipeline
 
 logger = logging.getLogger("resdet")
@@ -43,7 +44,7 @@ class ClsDataset(Dataset):
         self.pipeline = build_pipeline(pipeline)
         self.strict = strict
         self.samples: list[tuple[str, int]] = []
-        self.num_skipped = 0
+        self.skips = SkipReporter()
 
     @property
     def classes(self) -> list[str]:
@@ -58,8 +59,17 @@ class ClsDataset(Dataset):
         """Ground-truth label of every index (for metrics; no decoding)."""
         return [label for _, label in self.samples]
 
+    @property
+    def num_skipped(self) -> int:
+        """Unreadable images skipped so far in this process (every time, not once per file)."""
+        return self.skips.counts["unreadable images skipped"]
+
     def get_label(self, idx: int) -> int:
         return self.samples[idx][1]
+
+    def describe(self, idx: int) -> str:
+        """Where sample ``idx`` comes from, for messages."""
+        return str(self.samples[idx][0])
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -75,10 +85,8 @@ class ClsDataset(Dataset):
         except ImageReadError as err:
             if self.strict:
                 raise ImageReadError(f"{err} (pass strict=False to skip unreadable images)") from err
-            self.num_skipped += 1
-            message = f"{type(self).__name__}: skipping unreadable image {source}: {err}"
-            warnings.warn(message, UserWarning, stacklevel=2)
-            logger.warning(message)
+            self.skips.report("unreadable images skipped", str(source),
+                              f"{type(self).__name__}: skipping unreadable image {source}: {err}")
             return None
         h, w = img.shape[:2]
         return dict(img=img, label=int(label), img_id=idx, orig_size=(h, w), img_path=str(source),
@@ -96,7 +104,7 @@ def _read_class_list(classes: Sequence[str] | str | None) -> list[str] | None:
     if classes is None or not isinstance(classes, str):
         return None if classes is None else [str(c) for c in classes]
     if not os.path.isfile(classes):
-        raise FileNotFoundError(f"class list file {classes} does not exist (one class name per line)")
+        raise DataFileNotFoundError(f"class list file {classes} does not exist (one class name per line)")
     with open(classes, encoding="utf-8") as fh:
         return [line.split()[0] for line in fh if line.strip()]
 
@@ -132,7 +140,7 @@ class ImageFolder(ClsDataset):
                  strict: bool = False) -> None:
         super().__init__(pipeline=pipeline, strict=strict)
         if not os.path.isdir(data_root):
-            raise FileNotFoundError(f"image folder {data_root} does not exist (expected "
+            raise DataFileNotFoundError(f"image folder {data_root} does not exist (expected "
                                     f"{data_root}/<class>/<image>, see datasets/README.md)")
         self.data_root, self.ann_file = data_root, ann_file
         class_list = _read_class_list(classes)
@@ -141,19 +149,19 @@ class ImageFolder(ClsDataset):
         else:
             self._read_label_file(class_list, label_offset, tuple(extensions))
         if not self.samples:
-            raise FileNotFoundError(f"no images with endings {', '.join(extensions)} found under "
+            raise DataFileNotFoundError(f"no images with endings {', '.join(extensions)} found under "
                                     f"{data_root}" + (f" for {ann_file}" if ann_file else ""))
 
     def _scan_class_folders(self, class_list: list[str] | None, extensions: tuple) -> None:
         found = sorted(d.name for d in os.scandir(self.data_root) if d.is_dir())
         if not found:
-            raise FileNotFoundError(f"{self.data_root} has no class sub-folders (expected "
+            raise DataFileNotFoundError(f"{self.data_root} has no class sub-folders (expected "
                                     f"{self.data_root}/<class>/<image>; for a flat ILSVRC val "
                                     "folder pass ann_file=)")
         if class_list is not None:
             extra = [d for d in found if d not in set(class_list)]
             if extra:
-                raise ValueError(f"sub-folders {extra[:5]} of {self.data_root} are not in the given "
+                raise DataError(f"sub-folders {extra[:5]} of {self.data_root} are not in the given "
                                  f"classes ({len(class_list)} names)")
         self.class_names = class_list if class_list is not None else found
         index = {name: i for i, name in enumerate(self.class_names)}
@@ -165,26 +173,26 @@ class ImageFolder(ClsDataset):
 
     def _read_label_file(self, class_list: list[str] | None, label_offset: int, extensions: tuple) -> None:
         if not os.path.isfile(self.ann_file):
-            raise FileNotFoundError(f"label file {self.ann_file} does not exist")
+            raise DataFileNotFoundError(f"label file {self.ann_file} does not exist")
         with open(self.ann_file, encoding="utf-8") as fh:
             rows = [line.split() for line in fh if line.strip()]
         if rows and all(len(r) == 1 for r in rows):  # one label per sorted image file
             files = sorted(f for f in os.listdir(self.data_root) if _is_image(f, extensions))
             if len(files) != len(rows):
-                raise ValueError(f"{self.ann_file} has {len(rows)} labels but {self.data_root} has "
+                raise DataError(f"{self.ann_file} has {len(rows)} labels but {self.data_root} has "
                                  f"{len(files)} images; a one-column label file needs one line per image")
             rows = [[f, r[0]] for f, r in zip(files, rows)]
         labels, names = [], class_list
         for lineno, row in enumerate(rows, 1):
             if len(row) < 2:
-                raise ValueError(f"{self.ann_file}, line {lineno}: expected '<file name> <label>', got {row}")
+                raise DataError(f"{self.ann_file}, line {lineno}: expected '<file name> <label>', got {row}")
             token = row[1]
             if token.lstrip("-").isdigit():
                 label = int(token) - label_offset
             elif names is not None and token in names:
                 label = names.index(token)
             else:
-                raise ValueError(f"{self.ann_file}, line {lineno}: label {token!r} is not an integer "
+                raise DataError(f"{self.ann_file}, line {lineno}: label {token!r} is not an integer "
                                  "nor a name in the given classes (pass classes= for name labels)")
             labels.append(label)
             self.samples.append((os.path.join(self.data_root, row[0]), label))
@@ -192,6 +200,6 @@ class ImageFolder(ClsDataset):
             names = [str(i) for i in range(max(labels) + 1)] if labels else []
         bad = [lab for lab in labels if not 0 <= lab < len(names)]
         if bad:
-            raise ValueError(f"{self.ann_file}: labels {sorted(set(bad))[:5]} are outside 0..{len(names) - 1} "
+            raise DataError(f"{self.ann_file}: labels {sorted(set(bad))[:5]} are outside 0..{len(names) - 1} "
                              f"({len(names)} classes; check label_offset and classes)")
         self.class_names = list(names)

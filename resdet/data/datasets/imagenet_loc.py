@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from ...registry import DATASETS
+from ..problems import DataError, DataFileNotFoundError
 from .det_base import DetectionDataset
 from .voc import _float, _image_size, _int
 
@@ -51,7 +52,7 @@ def read_class_file(path: str) -> tuple[list[str], list[str]]:
                 wnids.append(parts[0])
                 names.append(parts[1] if len(parts) > 1 else parts[0])
     if not wnids:
-        raise ValueError(f"class file {path} lists no classes")
+        raise DataError(f"class file {path} lists no classes")
     return wnids, names
 
 
@@ -84,7 +85,7 @@ class ImageNetLocDataset(DetectionDataset):
         self.img_dir = os.path.join(root, img_prefix, split)
         self.ann_dir = os.path.join(root, ann_prefix, split)
         if not os.path.isdir(self.img_dir):
-            raise FileNotFoundError(f"ImageNetLocDataset: image folder {self.img_dir} does not exist "
+            raise DataFileNotFoundError(f"ImageNetLocDataset: image folder {self.img_dir} does not exist "
                                     f"(root={root!r}, img_prefix={img_prefix!r}, split={split!r})")
         self.class_names, self.readable_names = self._resolve_classes(classes, img_prefix)
         self.label_to_cat_id = list(self.class_names)
@@ -111,7 +112,7 @@ class ImageNetLocDataset(DetectionDataset):
             found = sorted(d for d in os.listdir(train_dir) if os.path.isdir(os.path.join(train_dir, d)))
             if found:
                 return found, found
-        raise ValueError(f"ImageNetLocDataset: no classes given and no class folders in {train_dir}; "
+        raise DataError(f"ImageNetLocDataset: no classes given and no class folders in {train_dir}; "
                          "pass classes=[wnids] or a class file (e.g. LOC_synset_mapping.txt)")
 
     def _load_class_folders(self) -> None:

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ...registry import DATASETS
+from ..problems import DataFileNotFoundError
 from .det_base import DetectionDataset
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -33,15 +34,22 @@ class VOCDataset(DetectionDataset):
         classes: class names in label order (default: the 20 VOC classes).
         keep_difficult: keep ``difficult`` objects (as ignored boxes); ``False`` drops them.
         img_ext: image file extension in ``JPEGImages``.
-        pipeline, filter_empty, strict: see ``DetectionDataset`` (VOC boxes have no masks).
+        pipeline, filter_empty, strict, exif_annotations: see ``DetectionDataset`` (VOC boxes
+            have no masks).
 
-    ``label_to_cat_id`` is the class names (VOC's own category ids are names).
+    ``label_to_cat_id`` is the class names (VOC's own category ids are names). Problems follow
+    ``DetectionDataset``'s rules: a missing or unparsable XML, an object of an unknown class
+    or with a coordinate that is not a number raise ``DataError`` naming the file (and the
+    object and field) in strict mode and are skipped and counted otherwise; an empty
+    ``<split>.txt`` is a ``DataError``. EXIF orientation and a wrong ``<size>`` are handled
+    as in ``CocoDataset``.
     """
 
     def __init__(self, root: str, split: str = "trainval", pipeline: Sequence[dict] | None = None,
                  classes: Sequence[str] = VOC_CLASSES, filter_empty: bool = True, strict: bool = True,
-                 keep_difficult: bool = True, img_ext: str = ".jpg") -> None:
-        super().__init__(pipeline=pipeline, filter_empty=filter_empty, strict=strict, with_masks=False)
+                 keep_difficult: bool = True, img_ext: str = ".jpg", exif_annotations: str = "auto") -> None:
+        super().__init__(pipeline=pipeline, filter_empty=filter_empty, strict=strict, with_masks=False,
+                         exif_annotations=exif_annotations)
         self.root, self.split = root, split
         self.keep_difficult, self.img_ext = keep_difficult, img_ext
         self.class_names = list(classes)
@@ -51,24 +59,25 @@ class VOCDataset(DetectionDataset):
         if not os.path.isfile(list_file):
             available = sorted(f[:-4] for f in os.listdir(os.path.dirname(list_file))
                                if f.endswith(".txt")) if os.path.isdir(os.path.dirname(list_file)) else []
-            raise FileNotFoundError(f"VOC image list {list_file} does not exist"
+            raise DataFileNotFoundError(f"VOC image list {list_file} does not exist"
                                     + (f" (splits there: {', '.join(available)})" if available else ""))
-        with open(list_file, encoding="utf-8") as fh:
+        with open(list_file, encoding="utf-8", errors="replace") as fh:
             ids = [line.split()[0] for line in fh if line.strip()]
         for img_id in ids:
             self._load_one(img_id)
-        self._finish_loading(list_file)
+        self._finish_loading(list_file, "" if ids else "the image list is empty: no image id in it")
 
     def _load_one(self, img_id: str) -> None:
         xml_file = os.path.join(self.root, "Annotations", f"{img_id}.xml")
         img_file = os.path.join(self.root, "JPEGImages", f"{img_id}{self.img_ext}")
         if not os.path.isfile(xml_file):
             self._problem("images without an annotation file skipped",
-                          f"annotation file {xml_file} does not exist", FileNotFoundError)
+                          f"annotation file {xml_file} (image id {img_id!r} of {self.split}.txt) does not exist",
+                          DataFileNotFoundError)
             return
         try:
             root = ET.parse(xml_file).getroot()
-        except ET.ParseError as err:
+        except (ET.ParseError, UnicodeDecodeError) as err:
             self._problem("unparsable annotation files skipped",
                           f"annotation file {xml_file} is not valid XML: {err}")
             return
@@ -81,7 +90,7 @@ class VOCDataset(DetectionDataset):
                           "cannot be read", FileNotFoundError)
             return
         boxes, labels, ignore = [], [], []
-        for obj in root.findall("object"):
+        for number, obj in enumerate(root.findall("object"), 1):
             name = (obj.findtext("name") or "").strip()
             if name not in self.cat_id_to_label:
                 self._problem("objects of unknown classes skipped",
@@ -91,9 +100,9 @@ class VOCDataset(DetectionDataset):
             difficult = _int(obj.find("difficult")) == 1
             if difficult and not self.keep_difficult:
                 continue
-            bnd = obj.find("bndbox")
-            coords = [_float(bnd.find(k)) if bnd is not None else float("nan")
-                      for k in ("xmin", "ymin", "xmax", "ymax")]
+            coords = self._coords(obj, xml_file, number, name)
+            if coords is None:
+                continue
             # a box with xmax <= xmin (or ymax <= ymin) in VOC's own coordinates has no extent
             # (a click, not a box): keep it degenerate so cleaning drops and counts it
             shift = 0.0 if coords[2] <= coords[0] or coords[3] <= coords[1] else 1.0
@@ -102,7 +111,27 @@ class VOCDataset(DetectionDataset):
             ignore.append(difficult)
         record = dict(img_id=img_id, file=img_file, height=height, width=width)
         self._add_boxes(record, np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                        np.asarray(labels, dtype=np.int64), np.asarray(ignore, dtype=bool))
+                        np.asarray(labels, dtype=np.int64), np.asarray(ignore, dtype=bool), where=xml_file)
+
+    def _coords(self, obj, xml_file: str, number: int, name: str) -> list[float] | None:
+        """``[xmin, ymin, xmax, ymax]`` of one object; a missing ``<bndbox>`` gives NaN (dropped
+        and counted by cleaning); a coordinate that is not a number is a problem (strict:
+        ``DataError`` naming the file, object and field; else the object is skipped)."""
+        bnd = obj.find("bndbox")
+        if bnd is None:
+            return [float("nan")] * 4
+        coords = []
+        for key in ("xmin", "ymin", "xmax", "ymax"):
+            node = bnd.find(key)
+            text = (node.text or "").strip() if node is not None else ""
+            try:
+                coords.append(float(text))
+            except ValueError:
+                self._problem("objects with non-numeric coordinates skipped",
+                              f"annotation file {xml_file}, object {number} ({name!r}): <bndbox><{key}> is "
+                              f"{text!r}, not a number")
+                return None
+        return coords
 
     def __repr__(self) -> str:
         return f"VOCDataset({self.root}, split={self.split!r}, images={len(self)}, classes={len(self.class_names)})"

@@ -13,6 +13,7 @@ from torch import nn
 
 from ...registry import MODELS
 from ..utils.init import init_conv_and_norm
+from ..utils.shape_spec import ShapeSpec
 from .norm import build_norm, check_norm
 from .resnet import BasicBlock, check_shortcut
 
@@ -81,6 +82,10 @@ class CifarResNet(nn.Module):
             for module in self.modules():
                 if isinstance(module, BasicBlock) and hasattr(module.last_norm, "weight"):
                     nn.init.zeros_(module.last_norm.weight)
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        """``{'layer3': ShapeSpec(channels=64, stride=4)}`` for the default out_indices."""
+        return {name: ShapeSpec(self.out_channels[name], self.strides[name]) for name in self.out_channels}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.relu(self.bn1(self.conv1(x)))

@@ -15,6 +15,7 @@ from torch import nn
 
 from ...registry import MODELS
 from ..utils.init import init_conv_and_norm
+from ..utils.shape_spec import ShapeSpec
 from .norm import build_norm, check_norm, is_norm
 
 # depth -> (block kind, blocks per stage conv2_x..conv5_x), Table 1
@@ -215,7 +216,8 @@ class ResNet(nn.Module):
         norm_eval: keep every BN layer in eval mode while training (fixed statistics).
 
     ``forward(x: N x 3 x H x W) -> {'c2': N x C x H/4 x W/4, ..., 'c5': ... H/32 x W/32}``
-    (only the requested keys). ``out_channels`` and ``strides`` give each key's width and stride.
+    (only the requested keys). ``output_shape()`` publishes each key's channels and stride
+    (also held in the ``out_channels`` and ``strides`` dicts).
     """
 
     def __init__(self, depth: int = 50, num_stages: int = 4, out_indices: Sequence[int] = (3,),
@@ -291,6 +293,10 @@ class ResNet(nn.Module):
                     if is_norm(module):
                         module.eval()
         return self
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        """``{'c4': ShapeSpec(channels=1024, stride=16), ...}`` for the returned feature maps."""
+        return {name: ShapeSpec(self.out_channels[name], self.strides[name]) for name in self.out_channels}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

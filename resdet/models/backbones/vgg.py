@@ -11,6 +11,7 @@ from torch import nn
 
 from ...registry import MODELS
 from ..utils.init import kaiming_init
+from ..utils.shape_spec import ShapeSpec
 from .norm import build_norm, check_norm, is_norm
 
 # widths of the 3x3 convolutions per block (a 2x2 max pool follows every block but the last)
@@ -90,6 +91,10 @@ class VGG(nn.Module):
                 if is_norm(layer):
                     layer.eval()
         return self
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        """``{'conv5_3': ShapeSpec(channels=512, stride=16)}`` (``'conv5_4'`` for VGG-19)."""
+        return {self.out_feature: ShapeSpec(self.out_channels[self.out_feature], self.strides[self.out_feature])}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {self.out_feature: self.features(x)}

@@ -27,8 +27,9 @@ class PerClassRPNHead(nn.Module):
     """3x3 conv + ReLU, then 1x1 convs with ``A*C`` logits and ``A*C*4`` deltas.
 
     Args:
-        in_channels: feature channels (1024 for ResNet-50/101 C4, 256 for ResNet-18/34 C4).
-        num_anchors: anchors per location ``A``.
+        in_channels: feature channels (1024 for ResNet-50/101 C4, 256 for ResNet-18/34 C4); a
+            detector derives it from its backbone's ``output_shape()``.
+        num_anchors: anchors per location ``A`` (derived from the anchor generator).
         num_classes: classes ``C``.
         conv_channels: width of the 3x3 conv (default ``in_channels``).
 
@@ -41,7 +42,7 @@ class PerClassRPNHead(nn.Module):
                  conv_channels: int | None = None) -> None:
         super().__init__()
         conv_channels = conv_channels or in_channels
-        self.num_anchors, self.num_classes = num_anchors, num_classes
+        self.in_channels, self.num_anchors, self.num_classes = in_channels, num_anchors, num_classes
         self.conv = nn.Conv2d(in_channels, conv_channels, 3, padding=1)
         self.cls_logits = nn.Conv2d(conv_channels, num_anchors * num_classes, 1)
         self.bbox_pred = nn.Conv2d(conv_channels, num_anchors * num_classes * 4, 1)
@@ -105,10 +106,6 @@ class PerClassRPN(RPN):
                          pre_nms_top_n_test=pre_nms_top_n_test)
         if getattr(self.head, "num_classes", num_classes) != num_classes:
             raise ValueError(f"PerClassRPN num_classes={num_classes} but its head has {self.head.num_classes}")
-        per_level = self.anchor_generator.num_anchors_per_location
-        if any(a != self.head.num_anchors for a in per_level):
-            raise ValueError(f"PerClassRPN: the head predicts {self.head.num_anchors} anchors per location, "
-                             f"the anchor generator makes {per_level}")
         self.num_classes = num_classes
 
     def forward(self, features: dict[str, Tensor], image_sizes: list[tuple[int, int]],

@@ -11,6 +11,7 @@ from torchvision.ops import batched_nms, box_iou, nms, remove_small_boxes
 
 from ...registry import MODELS
 from ...structures.boxes import box_ioa, clip_boxes
+from ...structures.instances import Proposals
 from ..utils.box_coder import BoxCoder
 from ..utils.matcher import Matcher
 from ..utils.sampler import BalancedSampler
@@ -59,8 +60,13 @@ class RPN(nn.Module):
             ignored in training (the original Faster R-CNN used 0); negative disables.
         loss_bbox, smooth_l1_beta: ``'smooth_l1'`` (beta 1/9) or ``'l1'``.
 
+    The head must predict as many anchors per location as the generator makes on every level
+    (a detector derives the head's ``num_anchors`` and ``in_channels`` and the generator's
+    ``strides``: ``resdet.models.detectors.shape_inference``).
+
     ``forward(features: dict[str, N x C x H x W], image_sizes: list[(h, w)], padded_size: (H, W),
-    targets=None) -> (proposals: list of R_i x 4, scores: list of R_i, losses: dict)``.
+    targets=None) -> (proposals: list of Proposals (one per image: R_i x 4 boxes, R_i scores),
+    losses: dict)``.
     """
 
     def __init__(self, anchor_generator: dict | nn.Module, head: dict | nn.Module,
@@ -79,6 +85,11 @@ class RPN(nn.Module):
         if len(self.in_features) != len(self.anchor_generator.cell_anchors):
             raise ValueError(f"RPN: {len(self.in_features)} in_features {self.in_features} but the anchor "
                              f"generator has {len(self.anchor_generator.cell_anchors)} levels of sizes")
+        per_level = self.anchor_generator.num_anchors_per_location
+        head_anchors = getattr(self.head, "num_anchors", None)
+        if head_anchors is not None and any(count != head_anchors for count in per_level):
+            raise ValueError(f"{type(self).__name__}: the head predicts {head_anchors} anchors per location "
+                             f"but the anchor generator makes {per_level} (sizes x aspect ratios per level)")
         self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
         self.matcher = Matcher((bg_iou_thresh, fg_iou_thresh), allow_low_quality_matches=True)
         self.sampler = BalancedSampler(batch_size_per_image, positive_fraction)
@@ -91,7 +102,7 @@ class RPN(nn.Module):
 
     def forward(self, features: dict[str, Tensor], image_sizes: list[tuple[int, int]],
                 padded_size: Sequence[int], targets: list[dict] | None = None
-                ) -> tuple[list[Tensor], list[Tensor], dict[str, Tensor]]:
+                ) -> tuple[list[Proposals], dict[str, Tensor]]:
         missing = [k for k in self.in_features if k not in features]
         if missing:
             raise KeyError(f"RPN in_features {missing} not among the features {list(features)}")
@@ -101,19 +112,17 @@ class RPN(nn.Module):
         objectness, deltas, counts = flatten_level_outputs(objectness, deltas)
         # float32 for box decoding even under fp16 / bf16 autocast (pixel coordinates up to ~1000s)
         objectness, deltas = objectness.float(), deltas.float()
-        proposals, scores = self.select_proposals(objectness.detach(), deltas.detach(), anchors,
-                                                  counts, image_sizes)
+        proposals = self.select_proposals(objectness.detach(), deltas.detach(), anchors, counts, image_sizes)
         losses = {}
         if self.training:
             if targets is None:
                 raise ValueError("RPN in training mode needs targets (list of dicts with 'boxes')")
             losses = self.losses(objectness, deltas, torch.cat(anchors), targets, image_sizes)
-        return proposals, scores, losses
+        return proposals, losses
 
     @torch.no_grad()
     def select_proposals(self, objectness: Tensor, deltas: Tensor, anchors: list[Tensor],
-                         counts: list[int], image_sizes: list[tuple[int, int]]
-                         ) -> tuple[list[Tensor], list[Tensor]]:
+                         counts: list[int], image_sizes: list[tuple[int, int]]) -> list[Proposals]:
         """Top-N per level, decode, clip, drop small / low-scoring boxes, NMS, top-N per image."""
         num_images = objectness.shape[0]
         top_n = self.pre_nms_top_n[self.training]
@@ -132,7 +141,7 @@ class RPN(nn.Module):
         all_boxes = torch.cat(picked_boxes, dim=1)
         all_scores = torch.cat(picked_scores, dim=1).sigmoid()
         levels = torch.cat(picked_levels)
-        proposals, scores = [], []
+        proposals = []
         for boxes, probs, size in zip(all_boxes, all_scores, image_sizes):
             boxes = clip_boxes(boxes, size)
             keep = remove_small_boxes(boxes, self.min_size)
@@ -142,9 +151,8 @@ class RPN(nn.Module):
             keep = batched_nms(boxes, probs, lvl, self.nms_thresh) if len(counts) > 1 else \
                 nms(boxes, probs, self.nms_thresh)
             keep = keep[:self.post_nms_top_n[self.training]]
-            proposals.append(boxes[keep])
-            scores.append(probs[keep])
-        return proposals, scores
+            proposals.append(Proposals(boxes=boxes[keep], scores=probs[keep]))
+        return proposals
 
     @torch.no_grad()
     def label_anchors(self, anchors: Tensor, targets: list[dict], image_sizes: list[tuple[int, int]]

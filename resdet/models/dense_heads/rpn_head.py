@@ -12,8 +12,10 @@ class RPNHead(nn.Module):
     """3x3 conv + ReLU, then 1x1 convs for objectness (``A`` logits) and box deltas (``4A``).
 
     Args:
-        in_channels: feature channels (1024 for ResNet C4, 512 for VGG conv5_3, 256 for FPN).
-        num_anchors: anchors per location ``A`` (15 for C4's 5 sizes x 3 ratios, 3 for FPN).
+        in_channels: feature channels (1024 for ResNet C4, 512 for VGG conv5_3, 256 for FPN); a
+            detector derives it from its backbone / neck ``output_shape()``.
+        num_anchors: anchors per location ``A`` (15 for C4's 5 sizes x 3 ratios, 3 for FPN); a
+            detector derives it from the anchor generator.
         conv_channels: width of the 3x3 conv (default: ``in_channels``).
 
     ``forward(features: list of N x C x H_l x W_l) -> (objectness: list of N x A x H_l x W_l,
@@ -24,6 +26,7 @@ class RPNHead(nn.Module):
                  conv_channels: int | None = None) -> None:
         super().__init__()
         conv_channels = conv_channels or in_channels
+        self.in_channels, self.num_anchors = in_channels, num_anchors
         self.conv = nn.Conv2d(in_channels, conv_channels, 3, padding=1)
         self.cls_logits = nn.Conv2d(conv_channels, num_anchors, 1)
         self.bbox_pred = nn.Conv2d(conv_channels, num_anchors * 4, 1)

@@ -23,6 +23,8 @@ from torch import Tensor, nn
 
 from ...registry import MODELS
 from ...structures.boxes import map_boxes_to_original, scale_boxes
+from ...structures.instances import Proposals
+from .shape_inference import complete_roi_heads, complete_rpn, published_shapes
 
 
 @MODELS.register_module()
@@ -33,9 +35,12 @@ class Localizer(nn.Module):
         classifier: ``ImageClassifier`` config (or module): gives the class guesses.
         backbone: the localization trunk (e.g. ``ResNet(num_stages=3, out_indices=(2,))``,
             conv1-conv4 at stride 16).
-        rpn: ``PerClassRPN`` config; ``num_classes`` is filled in.
+        rpn: ``PerClassRPN`` config; ``num_classes`` is filled in, and so are the values that
+            follow from the trunk's ``output_shape()`` (head ``in_channels``, ``num_anchors``,
+            anchor strides: see ``shape_inference``) when the config leaves them out.
         roi_heads: optional ``StandardRoIHeads`` config (the R-CNN stage, per-class cls/reg
-            on the RPN's class-specific proposals); ``num_classes`` is filled in.
+            on the RPN's class-specific proposals); ``num_classes``, the pooler's scale and the
+            box head's input channels are filled in.
         num_classes: classes ``C`` (overrides the parts' own).
         preprocessor: ``DetPreprocessor`` config of the trunk (normalise, pad).
         topk: class guesses per image (5 in ILSVRC).
@@ -77,11 +82,16 @@ class Localizer(nn.Module):
                              f"{self.classifier.num_classes}")
         self.preprocessor = MODELS.build(preprocessor or dict(type="DetPreprocessor"))
         self.backbone = MODELS.build(backbone)
+        shapes = published_shapes(self.backbone)
         if isinstance(rpn, dict):
             rpn = dict(rpn, num_classes=self.num_classes)
+            if shapes is not None:
+                rpn = complete_rpn(rpn, shapes, int(getattr(self.preprocessor, "size_divisor", 1)))
         self.rpn = MODELS.build(rpn)
         if isinstance(roi_heads, dict):
             roi_heads = dict(roi_heads, num_classes=self.num_classes)
+            if shapes is not None:
+                roi_heads = complete_roi_heads(roi_heads, shapes)
         self.roi_heads = MODELS.build(roi_heads) if roi_heads is not None else None
         for name, part in (("rpn", self.rpn), ("roi_heads", self.roi_heads)):
             if part is not None and part.num_classes != self.num_classes:
@@ -181,12 +191,12 @@ class Localizer(nn.Module):
             return {"loss_rcnn_cls": zero, "loss_rcnn_bbox": zero.clone()}
         image_index = torch.as_tensor(images, device=logits.device)
         class_index = torch.as_tensor(classes, device=logits.device).view(-1, 1)
-        boxes, _ = self.rpn.class_proposals(logits[image_index].detach(), deltas[image_index].detach(),
-                                            anchors, class_index, [sizes[i] for i in images],
-                                            self.rcnn_proposals[True])
-        proposals = [anchors.new_zeros(0, 4) for _ in targets]
-        for row, image in enumerate(images):
-            proposals[image] = torch.cat([proposals[image], boxes[row, 0]])
+        boxes, scores = self.rpn.class_proposals(logits[image_index].detach(), deltas[image_index].detach(),
+                                                 anchors, class_index, [sizes[i] for i in images],
+                                                 self.rcnn_proposals[True])
+        rows = [[row for row, image in enumerate(images) if image == index] for index in range(len(targets))]
+        proposals = [Proposals(boxes=boxes[image_rows, 0].reshape(-1, 4), scores=scores[image_rows, 0].reshape(-1))
+                     for image_rows in rows]
         _, roi_losses = self.roi_heads(features, proposals, sizes, targets)
         names = {"loss_cls": "loss_rcnn_cls", "loss_bbox": "loss_rcnn_bbox"}
         return {names.get(k, k): v for k, v in roi_losses.items()}

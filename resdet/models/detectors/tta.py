@@ -16,6 +16,7 @@ from torch import Tensor
 from torchvision.ops import nms
 
 from ...structures.boxes import flip_boxes, scale_boxes
+from ...structures.instances import Detections
 
 
 def _to_view(boxes: Tensor, factor: tuple[float, float], width: int, flipped: bool) -> Tensor:
@@ -46,6 +47,12 @@ def _score_rois(model, views: list[dict], rois: list[Tensor]) -> tuple[list[Tens
 
 def predict_with_tta(model, inputs: Sequence[Tensor], flip: bool = False,
                      scales: Sequence[int] | None = None, refine_boxes: bool = False) -> list[dict]:
+    """``detect_with_tta`` as the detector's public dicts (``boxes``, ``scores``, ``labels``)."""
+    return [det.to_dict() for det in detect_with_tta(model, inputs, flip, scales, refine_boxes)]
+
+
+def detect_with_tta(model, inputs: Sequence[Tensor], flip: bool = False,
+                    scales: Sequence[int] | None = None, refine_boxes: bool = False) -> list[Detections]:
     """Detections (in the coordinates of ``inputs``) of ``model`` (a ``FasterRCNN`` in eval
     mode) averaged over ``scales x {no flip, flip}`` views; ``scales=None`` uses the
     preprocessor's own sizing."""
@@ -56,11 +63,11 @@ def predict_with_tta(model, inputs: Sequence[Tensor], flip: bool = False,
         for flipped in ((False, True) if flip else (False,)):
             batch, sizes, factors = model.preprocessor(inputs, min_size=scale, flip=flipped)
             features = model.extract_features(batch)
-            proposals, scores, _ = model.rpn(features, sizes, batch.shape[-2:])
+            proposals, _ = model.rpn(features, sizes, batch.shape[-2:])
             views.append({"features": features, "sizes": sizes, "factors": factors, "flip": flipped})
-            proposals_per_view.append([_from_view(p, f, s[1], flipped)
+            proposals_per_view.append([_from_view(p.boxes, f, s[1], flipped)
                                        for p, f, s in zip(proposals, factors, sizes)])
-            scores_per_view.append(scores)
+            scores_per_view.append([p.scores for p in proposals])
     rois = []
     for index in range(len(inputs)):
         boxes = torch.cat([p[index] for p in proposals_per_view])

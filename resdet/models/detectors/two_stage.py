@@ -1,6 +1,7 @@
 """Two-stage detectors: backbone -> (neck) -> RPN -> RoI heads, with the preprocessor inside."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import torch
@@ -8,8 +9,11 @@ from torch import Tensor, nn
 
 from ...registry import MODELS
 from ...structures.boxes import map_boxes_to_original, scale_boxes
+from ...structures.instances import Detections, Proposals
+from ..utils.shape_spec import ShapeSpec
 from .init_weights import SOURCES, init_from_classifier
-from .tta import predict_with_tta
+from .shape_inference import complete_neck, complete_roi_heads, complete_rpn, published_shapes
+from .tta import detect_with_tta
 
 META_KEYS = ("orig_size", "scale_factor", "flip", "img_shape")
 
@@ -21,7 +25,10 @@ class FasterRCNN(nn.Module):
 
     Args:
         backbone, rpn, roi_heads: configs (or modules) of a backbone returning a dict of
-            feature maps, ``RPN`` and ``StandardRoIHeads``.
+            feature maps, ``RPN`` and ``StandardRoIHeads``. The values that follow from the
+            backbone's (and neck's) ``output_shape()`` -- head input channels, anchors per
+            location, anchor strides, pooler scales -- are derived when the configs leave them
+            out and checked when they state them (``shape_inference``).
         neck: optional ``FPN`` config.
         preprocessor: ``DetPreprocessor`` config (normalise, optional resize, pad, batch).
         num_classes: when set, overrides ``roi_heads.num_classes`` (dataset configs set it here).
@@ -37,7 +44,8 @@ class FasterRCNN(nn.Module):
     ``forward(inputs: list of 3 x H_i x W_i uint8, targets=None)``: in training a dict of
     losses; in eval a list of ``{'boxes': K x 4, 'scores': K, 'labels': K}``, in the
     coordinates of the given images, or of the original images when ``targets`` carry meta
-    (``img_shape``, ``scale_factor``, ``flip``, ``orig_size``).
+    (``img_shape``, ``scale_factor``, ``flip``, ``orig_size``). Inside, the stages hand over
+    ``Proposals`` and ``Detections`` (``resdet.structures.instances``).
     """
 
     def __init__(self, backbone: dict | nn.Module, rpn: dict | nn.Module, roi_heads: dict | nn.Module,
@@ -47,10 +55,14 @@ class FasterRCNN(nn.Module):
         super().__init__()
         self.preprocessor = MODELS.build(preprocessor or dict(type="DetPreprocessor"))
         self.backbone = MODELS.build(backbone)
-        self.neck = MODELS.build(neck) if neck is not None else None
+        self.neck, shapes, source = self._build_neck(neck)
+        if isinstance(rpn, dict) and shapes is not None:
+            rpn = complete_rpn(rpn, shapes, int(getattr(self.preprocessor, "size_divisor", 1)), source=source)
         self.rpn = MODELS.build(rpn)
         if isinstance(roi_heads, dict) and num_classes is not None:
             roi_heads = dict(roi_heads, num_classes=num_classes)
+        if isinstance(roi_heads, dict) and shapes is not None:
+            roi_heads = complete_roi_heads(roi_heads, shapes, source=source)
         self.roi_heads = MODELS.build(roi_heads)
         self.num_classes = self.roi_heads.num_classes
         test_cfg = dict(test_cfg or {})
@@ -69,6 +81,17 @@ class FasterRCNN(nn.Module):
             if self.init_cfg.get("src", "resdet_cls") not in SOURCES:
                 raise ValueError(f"init_cfg src {self.init_cfg['src']!r} unknown; allowed values: "
                                  f"{', '.join(SOURCES)}")
+
+    def _build_neck(self, neck: dict | nn.Module | None
+                    ) -> tuple[nn.Module | None, dict[str, ShapeSpec] | None, str]:
+        """``(neck, shapes of the features the heads read, 'backbone' or 'neck')``."""
+        shapes = published_shapes(self.backbone)
+        if neck is None:
+            return None, shapes, "backbone"
+        if isinstance(neck, dict) and shapes is not None:
+            neck = complete_neck(neck, shapes)
+        neck = MODELS.build(neck)
+        return neck, published_shapes(neck), "neck"
 
     def init_weights(self) -> dict | None:
         """Apply ``init_cfg`` (classification pretraining); a no-op without it. Called by the
@@ -103,37 +126,58 @@ class FasterRCNN(nn.Module):
         if self.training:
             if targets is None:
                 raise ValueError("FasterRCNN in training mode needs targets (list of dicts with boxes, labels)")
-            batch, sizes, factors = self.preprocessor(inputs)
-            targets = self._resize_targets(targets, factors)
-            features = self.extract_features(batch)
-            proposals, _, rpn_losses = self.rpn(features, sizes, batch.shape[-2:], targets)
-            _, roi_losses = self.roi_heads(features, proposals, sizes, targets)
-            return {**rpn_losses, **roi_losses}
-        if self.test_cfg.get("flip") or self.test_cfg.get("scales") or self.test_cfg.get("refine_boxes"):
-            detections = predict_with_tta(self, inputs, flip=bool(self.test_cfg.get("flip")),
-                                          scales=self.test_cfg.get("scales"),
-                                          refine_boxes=bool(self.test_cfg.get("refine_boxes")))
-        else:
-            detections = self.predict(inputs)
-        return self.to_original(detections, targets)
+            return self.losses(inputs, targets)
+        detections = self.to_original(self.detect_with_test_cfg(inputs), targets)
+        return [det.to_dict() for det in detections]
 
-    def predict(self, inputs: Sequence[Tensor] | Tensor) -> list[dict]:
+    def losses(self, inputs: Sequence[Tensor] | Tensor, targets: list[dict]) -> dict[str, Tensor]:
+        """The RPN and RoI-head losses of a batch (``targets`` in the inputs' coordinates)."""
+        batch, sizes, factors = self.preprocessor(inputs)
+        targets = self._resize_targets(targets, factors)
+        features = self.extract_features(batch)
+        proposals, rpn_losses = self.rpn(features, sizes, batch.shape[-2:], targets)
+        return {**rpn_losses, **self.roi_losses(features, proposals, sizes, targets, factors)}
+
+    def roi_losses(self, features: dict[str, Tensor], proposals: list[Proposals], sizes: list[tuple[int, int]],
+                   targets: list[dict], factors: list[tuple[float, float]]) -> dict[str, Tensor]:
+        """RoI-head losses; ``factors``: per image ``(w, h)`` resize from input to batch coordinates."""
+        _, losses = self.roi_heads(features, proposals, sizes, targets)
+        return losses
+
+    def uses_tta(self) -> bool:
+        return bool(self.test_cfg.get("flip") or self.test_cfg.get("scales") or self.test_cfg.get("refine_boxes"))
+
+    def detect_with_test_cfg(self, inputs: Sequence[Tensor] | Tensor) -> list[Detections]:
+        """Detections in the coordinates of the given images: plain, or with ``test_cfg``'s
+        test-time augmentation."""
+        if self.uses_tta():
+            return detect_with_tta(self, inputs, flip=bool(self.test_cfg.get("flip")),
+                                   scales=self.test_cfg.get("scales"),
+                                   refine_boxes=bool(self.test_cfg.get("refine_boxes")))
+        return self.detect(inputs)
+
+    def detect(self, inputs: Sequence[Tensor] | Tensor) -> list[Detections]:
         """Plain inference: detections in the coordinates of the given images."""
         batch, sizes, factors = self.preprocessor(inputs)
         features = self.extract_features(batch)
-        proposals, _, _ = self.rpn(features, sizes, batch.shape[-2:])
+        proposals, _ = self.rpn(features, sizes, batch.shape[-2:])
         detections, _ = self.roi_heads(features, proposals, sizes)
-        for det, (w_scale, h_scale) in zip(detections, factors):
-            if (w_scale, h_scale) != (1.0, 1.0):
-                det["boxes"] = scale_boxes(det["boxes"], 1.0 / w_scale, 1.0 / h_scale)
-        return detections
+        return [det if (w_scale, h_scale) == (1.0, 1.0) else
+                replace(det, boxes=scale_boxes(det.boxes, 1.0 / w_scale, 1.0 / h_scale))
+                for det, (w_scale, h_scale) in zip(detections, factors)]
+
+    def predict(self, inputs: Sequence[Tensor] | Tensor) -> list[dict]:
+        """Plain inference as the public dicts (``boxes``, ``scores``, ``labels``), in the
+        coordinates of the given images."""
+        return [det.to_dict() for det in self.detect(inputs)]
 
     @staticmethod
-    def to_original(detections: list[dict], targets: list[dict] | None) -> list[dict]:
+    def to_original(detections: list[Detections], targets: list[dict] | None) -> list[Detections]:
         """Map boxes back through the data pipeline's resize / flip when meta is given."""
         if targets is None:
             return detections
-        for det, meta in zip(detections, targets):
+        mapped = list(detections)
+        for index, (det, meta) in enumerate(zip(detections, targets)):
             if any(k in meta for k in META_KEYS):
-                det["boxes"] = map_boxes_to_original(det["boxes"], meta)
-        return detections
+                mapped[index] = replace(det, boxes=map_boxes_to_original(det.boxes, meta))
+        return mapped

@@ -1,5 +1,11 @@
 """Per-RoI feature heads: ResNet conv5 (the paper's C4 detector), fully connected
-(VGG-16's fc6/fc7, FPN's 2-FC)."""
+(VGG-16's fc6/fc7, FPN's 2-FC).
+
+Each publishes what it makes: ``output_shape()`` (and, from a config before building,
+``output_shape_for(cfg)``) -> ``{'box_features': ShapeSpec(C)}`` for the ``R x C`` vectors its
+``forward`` returns (the box predictor's input), plus ``'res5'`` for the C4 head's per-RoI conv5
+map (the C4 mask head's input). ``stride`` is ``None``: RoI features are not on the image grid.
+"""
 from __future__ import annotations
 
 import torch
@@ -8,6 +14,7 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ..backbones.resnet import make_res_stage, stage_out_channels
 from ..utils.init import init_conv_and_norm
+from ..utils.shape_spec import ShapeSpec, arg_or_default
 
 
 @MODELS.register_module()
@@ -17,9 +24,11 @@ class Res5BoxHead(nn.Module):
     Args:
         depth, stride_in_1x1, shortcut, norm: as for ``ResNet`` (``norm='FrozenBN'`` keeps the
             ImageNet statistics fixed, as in the paper).
-        in_channels: channels of the pooled C4 features (1024 for bottleneck nets).
+        in_channels: channels of the pooled C4 features (1024 for bottleneck nets; default: the
+            conv4 width of ``depth``); a detector derives it from the box pooler's features.
 
-    ``forward(x: R x in_channels x 14 x 14) -> R x out_channels`` (2048 for ResNet-50/101).
+    ``forward(x: R x in_channels x 14 x 14) -> R x out_channels`` (2048 for ResNet-50/101);
+    ``res5(x)`` is the ``R x out_channels x 7 x 7`` map before the average pooling.
     Parameters are named ``res5.<block>...``: a classification checkpoint's ``layer4.*``.
     """
 
@@ -29,8 +38,17 @@ class Res5BoxHead(nn.Module):
         in_channels = in_channels or stage_out_channels(depth, 2)
         self.res5 = make_res_stage(depth, 3, in_channels, stride=2, shortcut=shortcut,
                                    stride_in_1x1=stride_in_1x1, norm=norm)
-        self.out_channels = stage_out_channels(depth, 3)
+        self.depth, self.out_channels = depth, stage_out_channels(depth, 3)
         init_conv_and_norm(self)
+
+    @classmethod
+    def output_shape_for(cls, cfg: dict) -> dict[str, ShapeSpec]:
+        """``{'res5': ShapeSpec(2048), 'box_features': ShapeSpec(2048)}`` for ResNet-50/101."""
+        channels = stage_out_channels(arg_or_default(cfg, "depth", cls), 3)
+        return {"res5": ShapeSpec(channels), "box_features": ShapeSpec(channels)}
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        return self.output_shape_for({"depth": self.depth})
 
     def forward(self, x: Tensor) -> Tensor:
         return self.res5(x).mean(dim=(2, 3))
@@ -42,7 +60,7 @@ class FCBoxHead(nn.Module):
 
     VGG-16: ``in_channels=512, pooled_size=7, fc_dim=4096, dropout=0.5`` (its ImageNet
     fc6/fc7 load here); FPN: ``in_channels=256, pooled_size=7, fc_dim=1024`` (torchvision's
-    ``TwoMLPHead``).
+    ``TwoMLPHead``). A detector derives ``in_channels`` and ``pooled_size`` from its box pooler.
 
     ``forward(x: R x C x S x S) -> R x fc_dim``.
     """
@@ -61,6 +79,14 @@ class FCBoxHead(nn.Module):
             self.add_module(f"fc{6 + index}", fc)
             dim = fc_dim
         self.out_channels = fc_dim
+
+    @classmethod
+    def output_shape_for(cls, cfg: dict) -> dict[str, ShapeSpec]:
+        """``{'box_features': ShapeSpec(fc_dim)}``."""
+        return {"box_features": ShapeSpec(arg_or_default(cfg, "fc_dim", cls))}
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        return self.output_shape_for({"fc_dim": self.out_channels})
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.flatten(1)

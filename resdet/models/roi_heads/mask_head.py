@@ -25,7 +25,8 @@ class MaskHead(nn.Module):
     """Per-RoI class-specific mask logits.
 
     Args:
-        in_channels: channels of the per-RoI features (256 for FPN, 2048 for ResNet-50/101 C4).
+        in_channels: channels of the per-RoI features (256 for FPN, 2048 for ResNet-50/101 C4);
+            a detector derives it from the mask pooler's features or the box head's ``'res5'``.
         num_classes: object classes ``C`` (no background channel).
         num_convs: 3x3 convolutions before the upsampling (4 for FPN, 0 for C4).
         conv_dim: channels of those convolutions and of the transposed convolution.

@@ -16,12 +16,14 @@ recomputed on the detected boxes at inference. FPN layout: a separate ``mask_poo
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ...registry import MODELS
+from ...structures.instances import Detections, Proposals, SampledRoIs, positive_rows
 from ...structures.mask_ops import crop_masks_to_boxes
 from .mask_head import mask_loss
 from .roi_heads import StandardRoIHeads
@@ -32,15 +34,18 @@ class MaskRoIHeads(StandardRoIHeads):
     """Box branch (see ``StandardRoIHeads``, whose arguments all apply) plus mask branch.
 
     Args:
-        mask_head: ``MaskHead`` config (its ``num_classes`` is filled in).
+        mask_head: ``MaskHead`` config (its ``num_classes`` is filled in; a detector derives its
+            ``in_channels`` from the mask pooler's features or the box head's ``'res5'`` output).
         mask_pooler: ``RoIPooler`` config for the mask features (FPN: 14x14 on P2-P5);
-            ``None`` shares the C4 box head's conv5 features (the box head must have ``res5``).
+            ``None`` shares the C4 box head's conv5 features (the box head must publish a
+            ``'res5'`` output, as ``Res5BoxHead`` does).
         **box_kwargs: the ``StandardRoIHeads`` arguments.
 
-    ``forward(features, proposals, image_sizes, targets=None)``: in training the box losses
-    plus ``loss_mask`` (targets need ``masks``: uint8 ``N x H x W`` aligned with ``boxes``,
-    and optionally ``mask_scale`` = (x, y) factors from model to bitmap coordinates); in
-    eval detections with ``boxes``, ``scores``, ``labels`` and ``mask_probs`` (``K x M x M``).
+    ``forward(features, proposals: list of Proposals, image_sizes, targets=None, mask_scales=None)``:
+    in training the box losses plus ``loss_mask``; targets need ``masks`` (uint8 ``N x H x W``
+    aligned with ``boxes``) and ``mask_scales`` is required: per image the ``(x, y)`` factors
+    from batch coordinates to those bitmaps' pixels (``(1.0, 1.0)`` when the model did not
+    resize). In eval ``Detections`` with ``mask_probs`` (``K x M x M``).
     """
 
     def __init__(self, mask_head: dict | nn.Module, mask_pooler: dict | nn.Module | None = None,
@@ -54,10 +59,11 @@ class MaskRoIHeads(StandardRoIHeads):
             raise ValueError(f"MaskRoIHeads num_classes={self.num_classes} but mask_head has "
                              f"num_classes={self.mask_head.num_classes}")
         self.mask_pooler = MODELS.build(mask_pooler) if mask_pooler is not None else None
-        if self.mask_pooler is None and not hasattr(self.box_head, "res5"):
+        box_outputs = self.box_head.output_shape() if hasattr(self.box_head, "output_shape") else {}
+        if self.mask_pooler is None and "res5" not in box_outputs:
             raise ValueError(f"MaskRoIHeads with mask_pooler=None shares the C4 box head's conv5 "
-                             f"features, but box_head {type(self.box_head).__name__} has no 'res5'; "
-                             "give a mask_pooler (e.g. RoIPooler 14x14 for FPN)")
+                             f"features, but box_head {type(self.box_head).__name__} publishes no 'res5' "
+                             "output; give a mask_pooler (e.g. RoIPooler 14x14 for FPN)")
 
     def _mask_features(self, features: dict[str, Tensor], boxes: list[Tensor],
                        image_sizes: Sequence[Sequence[int]]) -> Tensor:
@@ -77,6 +83,13 @@ class MaskRoIHeads(StandardRoIHeads):
         probs = self.mask_head.select(logits, torch.cat(labels)).sigmoid()
         return list(probs.split(counts))
 
+    def with_mask_probs(self, features: dict[str, Tensor], detections: list[Detections],
+                        image_sizes: Sequence[Sequence[int]]) -> list[Detections]:
+        """``detections`` with the ``mask_probs`` of their boxes and labels."""
+        probs = self.predict_mask_probs(features, [d.boxes for d in detections],
+                                        [d.labels for d in detections], image_sizes)
+        return [replace(det, mask_probs=p) for det, p in zip(detections, probs)]
+
     def _mask_size(self) -> int:
         """Side ``M`` of the predicted masks: the deconv doubles the pooled size (C4: res5
         halves the box pooler's 14 first)."""
@@ -84,13 +97,17 @@ class MaskRoIHeads(StandardRoIHeads):
             return 2 * self.mask_pooler.output_size
         return self.box_pooler.output_size
 
-    def mask_losses(self, mask_features: Tensor, samples: list[dict], targets: list[dict]) -> Tensor:
-        """BCE of each positive RoI's ground-truth-class mask against its cropped target."""
-        labels = torch.cat([s["labels"][:s["num_pos"]] for s in samples])
+    def mask_losses(self, mask_features: Tensor, samples: list[SampledRoIs], targets: list[dict],
+                    mask_scales: Sequence[Sequence[float]]) -> Tensor:
+        """BCE of each positive RoI's ground-truth-class mask against its cropped target.
+
+        ``mask_features``: the positive RoIs' mask-head inputs, in the order of ``samples``;
+        ``mask_scales``: per image ``(x, y)`` from batch coordinates to its bitmaps' pixels."""
+        labels = torch.cat([s.positive_labels for s in samples])
         logits = self.mask_head.select(self.mask_head(mask_features), labels)
         size = logits.shape[-1]
         crops = []
-        for index, (sample, target) in enumerate(zip(samples, targets)):
+        for index, (sample, target, scale) in enumerate(zip(samples, targets, mask_scales)):
             masks = target.get("masks")
             if not isinstance(masks, Tensor) or masks.dim() != 3:
                 raise KeyError(f"Mask R-CNN training needs target 'masks' as an N x H x W tensor for "
@@ -99,36 +116,32 @@ class MaskRoIHeads(StandardRoIHeads):
             if len(masks) != len(target["boxes"]):
                 raise ValueError(f"image {target.get('img_id', index)!r}: {len(masks)} masks for "
                                  f"{len(target['boxes'])} boxes")
-            num_pos = sample["num_pos"]
-            crops.append(crop_masks_to_boxes(masks, sample["boxes"][:num_pos], sample["matched_idxs"][:num_pos],
-                                             size=size, box_scale=tuple(target.get("mask_scale", (1.0, 1.0)))))
+            crops.append(crop_masks_to_boxes(masks, sample.positive_boxes, sample.positive_matched_idxs,
+                                             size=size, box_scale=(float(scale[0]), float(scale[1]))))
         return mask_loss(logits, torch.cat(crops).to(logits.device))
 
-    def forward(self, features: dict[str, Tensor], proposals: list[Tensor],
-                image_sizes: Sequence[Sequence[int]], targets: list[dict] | None = None
-                ) -> tuple[list[dict], dict[str, Tensor]]:
+    def forward(self, features: dict[str, Tensor], proposals: list[Proposals],
+                image_sizes: Sequence[Sequence[int]], targets: list[dict] | None = None,
+                mask_scales: Sequence[Sequence[float]] | None = None
+                ) -> tuple[list[Detections], dict[str, Tensor]]:
         if not self.training:
             detections, _ = super().forward(features, proposals, image_sizes)
-            probs = self.predict_mask_probs(features, [d["boxes"] for d in detections],
-                                            [d["labels"] for d in detections], image_sizes)
-            for det, mask_probs in zip(detections, probs):
-                det["mask_probs"] = mask_probs
-            return detections, {}
+            return self.with_mask_probs(features, detections, image_sizes), {}
         if targets is None:
             raise ValueError("RoI heads in training mode need targets (boxes, labels, masks)")
-        samples = self.sample_proposals(proposals, targets)
-        pooled = self.box_pooler(features, [s["boxes"] for s in samples], image_sizes)
+        if mask_scales is None or len(mask_scales) != len(targets):
+            raise ValueError("MaskRoIHeads in training mode needs mask_scales: one (x, y) factor pair per "
+                             "image from batch coordinates to its target bitmaps ((1.0, 1.0) when the "
+                             f"images were not resized); got {mask_scales!r} for {len(targets)} images")
+        samples = self.sample_proposals([p.boxes for p in proposals], targets)
+        pooled = self.box_pooler(features, [s.boxes for s in samples], image_sizes)
         if self.mask_pooler is None:  # C4: one conv5 pass for the box and the mask branch
             conv5 = self.box_head.res5(pooled)
             class_logits, deltas = self.box_predictor(conv5.mean(dim=(2, 3)))
-            offsets = [0] + [len(s["boxes"]) for s in samples][:-1]
-            starts = torch.tensor(offsets, device=conv5.device).cumsum(0)
-            positive = torch.cat([start + torch.arange(s["num_pos"], device=conv5.device)
-                                  for start, s in zip(starts, samples)])
-            mask_features = conv5[positive]
+            mask_features = conv5[positive_rows(samples, conv5.device)]
         else:
             class_logits, deltas = self.box_predictor(self.box_head(pooled))
-            mask_features = self.mask_pooler(features, [s["boxes"][:s["num_pos"]] for s in samples], image_sizes)
+            mask_features = self.mask_pooler(features, [s.positive_boxes for s in samples], image_sizes)
         losses = self.box_losses(class_logits, deltas, samples)
-        losses["loss_mask"] = self.mask_losses(mask_features, samples, targets)
+        losses["loss_mask"] = self.mask_losses(mask_features, samples, targets, mask_scales)
         return [], losses

@@ -34,8 +34,9 @@ class RoIPooler(nn.Module):
         pool_type: ``'align'`` (RoIAlign) or ``'pool'`` (RoI max pooling, Fast R-CNN's).
         sampling_ratio: RoIAlign samples per bin side (0: adaptive).
         aligned: RoIAlign's half-pixel correction (multi-level pooling uses False, like torchvision).
-        spatial_scale: ``1 / stride`` of the single feature map; ``None`` infers it from
-            the feature and image sizes.
+        spatial_scale: ``1 / stride`` of the single feature map (a detector derives it from
+            the map's published stride); ``None`` infers it from the feature and image sizes.
+            Multi-level pooling measures each level's scale (torchvision's rule).
 
     ``forward(features: dict[str, N x C x H x W], boxes: list of R_i x 4, image_sizes: list of
     (h, w)) -> (sum R_i) x C x output_size x output_size``, rows in image order.

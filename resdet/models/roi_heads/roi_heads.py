@@ -1,8 +1,9 @@
 """Fast R-CNN RoI heads: sample RoIs, pool, classify and regress; post-process detections.
 
 A mask branch (Mask R-CNN) plugs in by subclassing ``StandardRoIHeads``: ``sample_proposals``
-returns, per image, the sampled boxes with their labels and matched ground-truth indices
-(what a mask loss needs), and ``forward`` returns the detections a mask head predicts on.
+returns one ``SampledRoIs`` per image (positives first, with their labels and matched
+ground-truth indices: what a mask loss needs), and ``forward`` returns the ``Detections`` a mask
+head predicts on. The types live in ``resdet.structures.instances``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from torchvision.ops import batched_nms, box_iou, remove_small_boxes
 
 from ...registry import MODELS
 from ...structures.boxes import box_ioa
+from ...structures.instances import Detections, Proposals, SampledRoIs
 from ..dense_heads.rpn import box_regression_loss
 from ..utils.box_coder import BoxCoder
 from ..utils.matcher import Matcher
@@ -42,8 +44,9 @@ class StandardRoIHeads(nn.Module):
         ignore_ioa_thresh: background RoIs inside ignore regions by more than this fraction
             of their area are not sampled.
 
-    ``forward(features, proposals: list of R_i x 4, image_sizes, targets=None)
-    -> (detections: list of dicts with boxes K x 4, scores K, labels K; losses: dict)``.
+    ``forward(features, proposals: list of Proposals, image_sizes, targets=None)
+    -> (detections: list of Detections (boxes K x 4, scores K, labels K) in eval, [] in
+    training; losses: dict, {} in eval)``.
     """
 
     def __init__(self, box_pooler: dict | nn.Module, box_head: dict | nn.Module,
@@ -79,9 +82,9 @@ class StandardRoIHeads(nn.Module):
 
     # ---------------------------------------------------------------- training
     @torch.no_grad()
-    def sample_proposals(self, proposals: list[Tensor], targets: list[dict]) -> list[dict]:
-        """Per image ``{'boxes': S x 4, 'labels': S (C = background), 'matched_idxs': S (index
-        into the image's target boxes), 'reg_targets': S x 4}`` of the sampled RoIs."""
+    def sample_proposals(self, proposals: list[Tensor], targets: list[dict]) -> list[SampledRoIs]:
+        """The RoIs sampled from each image's proposal boxes (``R_i x 4``; the ground truth
+        joins them with ``add_gt_as_proposals``), positives first."""
         per_image = []
         for boxes, target in zip(proposals, targets):
             gt_boxes = target["boxes"].to(boxes)
@@ -113,15 +116,15 @@ class StandardRoIHeads(nn.Module):
                 labels[:len(pos)] = target["labels"].to(keep.device)[gt_index[:len(pos)]]
                 reg_targets[:len(pos)] = self.box_coder.encode(
                     boxes[pos], target["boxes"].to(boxes)[gt_index[:len(pos)]])
-            samples.append({"boxes": boxes[keep], "labels": labels, "matched_idxs": gt_index,
-                            "reg_targets": reg_targets, "num_pos": len(pos)})
+            samples.append(SampledRoIs(boxes=boxes[keep], labels=labels, matched_idxs=gt_index,
+                                       reg_targets=reg_targets, num_pos=len(pos)))
         return samples
 
-    def box_losses(self, class_logits: Tensor, deltas: Tensor, samples: list[dict]) -> dict[str, Tensor]:
+    def box_losses(self, class_logits: Tensor, deltas: Tensor, samples: list[SampledRoIs]) -> dict[str, Tensor]:
         """Cross-entropy over all sampled RoIs; box loss on foreground RoIs, normalised by the
         number of sampled RoIs."""
-        labels = torch.cat([s["labels"] for s in samples])
-        reg_targets = torch.cat([s["reg_targets"] for s in samples])
+        labels = torch.cat([s.labels for s in samples])
+        reg_targets = torch.cat([s.reg_targets for s in samples])
         loss_cls = F.cross_entropy(class_logits, labels)
         fg = (labels < self.num_classes).nonzero().squeeze(1)
         fg_deltas = deltas.view(len(labels), self.num_classes, 4)[fg, labels[fg]]
@@ -148,7 +151,7 @@ class StandardRoIHeads(nn.Module):
         y = pred[..., 1::2].clamp(min=0).minimum(limits[..., 0:1])
         return probs, torch.stack((x[..., 0], y[..., 0], x[..., 1], y[..., 1]), dim=-1)
 
-    def postprocess(self, probs: Tensor, boxes: Tensor) -> dict[str, Tensor]:
+    def postprocess(self, probs: Tensor, boxes: Tensor) -> Detections:
         """One image: ``R x (C + 1)`` probabilities and ``R x C x 4`` boxes -> detections
         (score > ``score_thresh``, small boxes dropped, per-class NMS, top ``detections_per_img``)."""
         scores = probs[:, :self.num_classes]
@@ -159,19 +162,24 @@ class StandardRoIHeads(nn.Module):
         keep = remove_small_boxes(boxes, self.min_box_size)
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         keep = batched_nms(boxes, scores, labels, self.nms_thresh)[:self.detections_per_img]
-        return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
+        return Detections(boxes=boxes[keep], scores=scores[keep], labels=labels[keep])
 
-    def forward(self, features: dict[str, Tensor], proposals: list[Tensor],
+    def forward(self, features: dict[str, Tensor], proposals: list[Proposals],
                 image_sizes: Sequence[Sequence[int]], targets: list[dict] | None = None
-                ) -> tuple[list[dict], dict[str, Tensor]]:
+                ) -> tuple[list[Detections], dict[str, Tensor]]:
+        boxes = [p.boxes for p in proposals]
         if self.training:
             if targets is None:
                 raise ValueError("RoI heads in training mode need targets (boxes, labels)")
-            samples = self.sample_proposals(proposals, targets)
-            pooled = self.box_pooler(features, [s["boxes"] for s in samples], image_sizes)
+            samples = self.sample_proposals(boxes, targets)
+            pooled = self.box_pooler(features, [s.boxes for s in samples], image_sizes)
             class_logits, deltas = self.box_predictor(self.box_head(pooled))
             return [], self.box_losses(class_logits.float(), deltas.float(), samples)
-        probs, boxes = self.predict(features, proposals, image_sizes)
-        counts = [len(p) for p in proposals]
-        detections = [self.postprocess(p, b) for p, b in zip(probs.split(counts), boxes.split(counts))]
-        return detections, {}
+        return self.detect(features, boxes, image_sizes), {}
+
+    def detect(self, features: dict[str, Tensor], boxes: list[Tensor],
+               image_sizes: Sequence[Sequence[int]]) -> list[Detections]:
+        """Post-processed detections of the RoIs ``boxes`` (``R_i x 4`` per image)."""
+        probs, pred_boxes = self.predict(features, boxes, image_sizes)
+        counts = [len(b) for b in boxes]
+        return [self.postprocess(p, b) for p, b in zip(probs.split(counts), pred_boxes.split(counts))]

@@ -2,7 +2,8 @@
 # conv4 -> conv5 (first block stride 2) -> 7x7 per RoI, shared by the box branch (average
 # pooled) and the mask branch (deconv 2x2/2 to 14x14, 256 channels -> per-class 14x14 mask
 # logits). In training the mask branch reuses the positive RoIs' conv5 output; at inference
-# conv5 runs again on the detected boxes.
+# conv5 runs again on the detected boxes. The mask head's in_channels (2048) is derived from
+# the box head's published 'res5' output.
 _base_ = ["./frcnn_r101_c4.py"]
 
 model = dict(
@@ -12,6 +13,6 @@ model = dict(
     roi_heads=dict(
         type="MaskRoIHeads",
         mask_pooler=None,
-        mask_head=dict(type="MaskHead", in_channels=2048, num_convs=0, conv_dim=256),
+        mask_head=dict(type="MaskHead", num_convs=0, conv_dim=256),
     ),
 )

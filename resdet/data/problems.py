@@ -1,0 +1,48 @@
+"""How the data package reports bad data: errors that name the file, and skips that are
+counted every time but warned about once per file.
+
+- ``DataError`` (``resdet.utils.errors``): a dataset, annotation or list file that cannot be
+  used; ``DataFileNotFoundError`` is the one for a missing annotation / list file (also a
+  ``FileNotFoundError``). Unreadable images raise ``image_io.ImageReadError``.
+- ``SkipReporter``: a non-strict dataset's memory of what it skipped. ``report(key, message)``
+  warns (``UserWarning``) and logs the first time a key (a file) is seen in this process and
+  only logs at debug level afterwards, so a bad image does not print one warning per epoch.
+  Python's own once-per-location filter cannot do this: any ``warnings.catch_warnings`` or
+  filter change anywhere in the process (libraries do it) resets it.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import Counter
+
+from ..utils.errors import DataError
+
+logger = logging.getLogger("resdet")
+
+__all__ = ["DataError", "DataFileNotFoundError", "SkipReporter"]
+
+
+class DataFileNotFoundError(DataError, FileNotFoundError):
+    """An annotation, list or data file that does not exist."""
+
+
+class SkipReporter:
+    """Counts skips by kind (``counts``) and warns once per key (see the module docstring).
+
+    Picklable (loader workers get a copy: each process warns once per key and keeps its
+    own counts; batches carry the per-batch ``num_skipped`` to the main process).
+    """
+
+    def __init__(self, counts: Counter | None = None) -> None:
+        self.counts: Counter = counts if counts is not None else Counter()
+        self._warned: set = set()
+
+    def report(self, kind: str, key: str, message: str, stacklevel: int = 3) -> None:
+        self.counts[kind] += 1
+        if key in self._warned:
+            logger.debug("%s (%d %s so far in this process)", message, self.counts[kind], kind)
+            return
+        self._warned.add(key)
+        warnings.warn(message, UserWarning, stacklevel=stacklevel)
+        logger.warning(message)
