@@ -55,7 +55,7 @@ def test_demo_draws_the_top5_guesses_of_a_localizer(repo_root, tmp_path, capsys)
     assert "drew detections on 2 image(s)" in printed
     palette = color_palette(len(CLASSES))
     for i, path in enumerate(images):
-        written = os.path.join(out, f"img{i}.jpg")
+        written = os.path.join(out, f"img{i}.png")  # the input's format is kept
         src, drawn = cv2.imread(path), cv2.imread(written)
         assert drawn is not None and drawn.shape == src.shape
         line = next(ln for ln in printed.splitlines() if ln.startswith(written + ":"))
