@@ -9,7 +9,6 @@ The output can be saved and used as a config file itself (it has no ``_base_``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from mmengine.config import Config
@@ -46,7 +45,7 @@ def merged_bases(path: str) -> dict:
     bases = Config._get_base_files(path)
     merged: dict = {}
     for base in bases:
-        base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
+        base_path = Config._get_cfg_path(base, path)[0]  # relative, absolute or resdet::NAME
         merged = Config._merge_a_into_b(Config.fromfile(base_path).to_dict(), merged)
     return merged
 

@@ -29,6 +29,7 @@ from ..evaluation.builder import build_metrics
 from ..registry import MODELS
 from ..utils import dist
 from ..utils.config import ConfigError
+from ..utils.io import atomic_write_json
 from .amp import autocast_context, build_grad_scaler, check_amp
 from ..utils.io import remove_stale_temporaries
 from .checkpoint import (check_resume_fits, find_latest_valid, get_rng_state, load_training_checkpoint,
@@ -235,11 +236,14 @@ class Trainer:
         """Build the model; its ``init_weights()`` (``init_cfg`` pretraining) runs only when the
         run starts from scratch: neither a resumed checkpoint nor ``load_from`` follows."""
         model = MODELS.build(model) if isinstance(model, dict) else model
+        report = None
         if from_scratch and not load_from and callable(getattr(model, "init_weights", None)):
-            model.init_weights()
+            report = model.init_weights()
         if load_from:
-            self.load_report = load_weights(model, load_from, strict=strict)
+            report = self.load_report = load_weights(model, load_from, strict=strict)
             self.logger.info("loaded weights from %s", load_from)
+        if isinstance(report, dict) and report and self.rank == 0:  # the full key lists; logs show counts
+            atomic_write_json(report, os.path.join(self.work_dir, "weights_report.json"))
         if self.cfg["sync_bn"]:
             if self.distributed and self.device.type == "cuda":
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -74,6 +74,35 @@ def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
              "model.backbone.depth=50 'optimizer.lr=0.01' (lists: key=[a,b])")
 
 
+SHIPPED_PREFIX = "resdet::"  # in a user's _base_: a shipped config, e.g. "resdet::_base_/models/frcnn_r50_fpn.py"
+
+
+def _install_shipped_prefix() -> None:
+    """Teach mmengine's ``_base_`` resolution the ``resdet::NAME`` prefix (the shipped configs,
+    wherever resdet is installed), so a config in a user's own folder can inherit ours.
+    mmengine's own ``package::`` form needs a model index that resdet does not ship; every other
+    path keeps mmengine's meaning."""
+    original = Config._get_cfg_path
+    if getattr(original, "_resdet", False):
+        return
+
+    def get_cfg_path(cfg_path: str, filename: str):
+        if isinstance(cfg_path, str) and cfg_path.startswith(SHIPPED_PREFIX):
+            name = cfg_path[len(SHIPPED_PREFIX):]
+            path = os.path.join(CONFIG_DIR, name if name.endswith(".py") else name + ".py")
+            if not os.path.isfile(path):
+                raise ConfigError(f"{filename}: _base_ {cfg_path!r} is not a shipped config (looked for {path}); "
+                                  f"see `resdet print-config --list`")
+            return path, None
+        return original(cfg_path, filename)
+
+    get_cfg_path._resdet = True
+    Config._get_cfg_path = staticmethod(get_cfg_path)
+
+
+_install_shipped_prefix()
+
+
 def shipped_config_names() -> list[str]:
     """Names of the configs shipped with resdet (``frcnn_r101_coco``, ...), ``_base_`` excluded."""
     return sorted(name[:-3] for name in os.listdir(CONFIG_DIR)
@@ -113,6 +142,8 @@ def load_config(path_or_name: str, cfg_options: dict | None = None) -> Config:
     except SyntaxError as err:
         where = err.filename if err.filename and os.path.isfile(err.filename) else path
         raise ConfigError(f"config {where}, line {err.lineno}: {err.msg}") from None
+    except ConfigError:
+        raise
     except (KeyError, NameError, TypeError, ValueError, ImportError, FileNotFoundError) as err:
         raise ConfigError(f"config {path} cannot be read: {type(err).__name__}: {err}") from None
     if cfg_options:

@@ -191,3 +191,19 @@ def test_pretrain_cfg_options_need_a_pretrain_stage(tmp_path, capsys):
     rc = train_det.main(["shapes_frcnn", "--work-dir", str(tmp_path / "w"), "--cfg-options", "pretrain=None",
                          "--pretrain-cfg-options", "train_cfg.max_iters=2"])
     assert rc == 2 and "no 'pretrain' stage" in capsys.readouterr().err
+
+
+def test_a_users_config_elsewhere_inherits_shipped_bases(tmp_path):
+    """``_base_ = ["resdet::..."]`` names a shipped config from any folder, installed or not."""
+    from resdet.utils.config import load_config
+    from resdet.utils.errors import ConfigError
+    (tmp_path / "local.py").write_text("optimizer = dict(lr=0.5)\n")
+    (tmp_path / "mine.py").write_text(
+        '_base_ = ["resdet::_base_/models/frcnn_r50_fpn.py", "resdet::_base_/datasets/bccd", "./local.py"]\n'
+        "model = dict(num_classes=3)\n")
+    cfg = load_config(str(tmp_path / "mine.py"))
+    assert cfg.model.type == "FasterRCNN" and cfg.model.num_classes == 3 and cfg.classes == ["RBC", "WBC", "Platelets"]
+    assert cfg.optimizer.lr == 0.5  # relative bases keep mmengine's meaning
+    (tmp_path / "bad.py").write_text('_base_ = ["resdet::_base_/models/frcnn_r5_fpn.py"]\n')
+    with pytest.raises(ConfigError, match="is not a shipped config"):
+        load_config(str(tmp_path / "bad.py"))

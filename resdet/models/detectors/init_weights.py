@@ -72,9 +72,17 @@ def init_from_classifier(model: nn.Module, checkpoint: str, src: str = "resdet_c
                and not k.endswith("num_batches_tracked")]
     model.load_state_dict(new_state, strict=False)
     report = {"loaded": sorted(new_state), "unused": unused, "missing": missing, "mismatched": mismatched}
-    logger.info("initialised %d detector tensors from %s (%s); unused checkpoint keys: %s; "
-                "missing: %s", len(new_state), checkpoint, src, unused or "none", missing or "none")
+    logger.info("initialised %d detector tensors from %s (%s); %s unused checkpoint keys; %s missing",
+                len(new_state), checkpoint, src, _few(unused), _few(missing))
+    logger.debug("init_cfg %s: unused keys %s; missing keys %s", checkpoint, unused, missing)  # the full lists
     if mismatched or missing:
-        warnings.warn(f"init_cfg {checkpoint}: missing detector keys {missing[:8]}"
-                      f"{' ...' if len(missing) > 8 else ''}; shape mismatches {mismatched[:8]}", UserWarning)
+        warnings.warn(f"init_cfg {checkpoint}: {_few(missing)} missing detector keys; {_few(mismatched)} "
+                      "shape mismatches", UserWarning)
     return report
+
+
+def _few(keys: list[str], shown: int = 3) -> str:
+    """``12 (head.fc.weight, head.fc.bias, ...)``: a count and the first few names."""
+    if not keys:
+        return "0"
+    return f"{len(keys)} ({', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''})"
