@@ -15,6 +15,8 @@ from typing import Sequence
 import numpy as np
 
 from ...registry import DATASETS
+from ...utils.dist import is_main_process
+from ...utils.progress import Progress
 from ..problems import DataFileNotFoundError
 from .det_base import DetectionDataset
 
@@ -63,8 +65,10 @@ class VOCDataset(DetectionDataset):
                                     + (f" (splits there: {', '.join(available)})" if available else ""))
         with open(list_file, encoding="utf-8", errors="replace") as fh:
             ids = [line.split()[0] for line in fh if line.strip()]
-        for img_id in ids:
-            self._load_one(img_id)
+        with Progress(len(ids), f"indexing {list_file}", enabled=is_main_process(), interval_s=30) as progress:
+            for img_id in ids:
+                self._load_one(img_id)
+                progress.update(1)
         self._finish_loading(list_file, "" if ids else "the image list is empty: no image id in it")
 
     def _load_one(self, img_id: str) -> None:

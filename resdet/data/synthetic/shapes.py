@@ -24,6 +24,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ...utils.dist import is_main_process
+from ...utils.progress import Progress
 from .cache import split_seed
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross")
@@ -208,6 +210,11 @@ def _check_ext(ext: str) -> str:
     return ext
 
 
+def generation_progress(num_images: int, out_dir: str) -> Progress:
+    """A bar (a terminal) or a line every 10 s while a synthetic set is written (rank 0)."""
+    return Progress(num_images, f"generating {out_dir}", enabled=is_main_process())
+
+
 def generate_shapes_cls(out_dir: str, num_images: int, image_size: int = 64, seed: int = 0,
                         classes: Sequence[str] = SHAPE_CLASSES, ext: str = "png") -> dict:
     """Write ``num_images`` classification images as ``out_dir/<class>/<index>.<ext>``.
@@ -215,9 +222,11 @@ def generate_shapes_cls(out_dir: str, num_images: int, image_size: int = 64, see
     ext = _check_ext(ext)
     for name in classes:
         os.makedirs(os.path.join(out_dir, name), exist_ok=True)
-    for index in range(num_images):
-        img, label = render_cls_image(seed, index, image_size, classes)
-        _write_image(os.path.join(out_dir, classes[label], f"{index:06d}.{ext}"), img, ext)
+    with generation_progress(num_images, out_dir) as progress:
+        for index in range(num_images):
+            img, label = render_cls_image(seed, index, image_size, classes)
+            _write_image(os.path.join(out_dir, classes[label], f"{index:06d}.{ext}"), img, ext)
+            progress.update(1)
     return dict(out_dir=out_dir, num_images=num_images, classes=list(classes))
 
 
@@ -253,6 +262,7 @@ def generate_shapes_det(out_dir: str, num_images: int, image_size: int = 256, se
     img_dir = os.path.join(out_dir, "images")
     os.makedirs(img_dir, exist_ok=True)
     images, annotations = [], []
+    progress = generation_progress(num_images, out_dir)
     for index in range(num_images):
         img, instances, dominant = render_det_image(seed, index, image_size, flavour, classes,
                                                     max_instances, min_visible)
@@ -280,6 +290,8 @@ def generate_shapes_det(out_dir: str, num_images: int, image_size: int = 256, se
             if flavour == "loc":
                 ann["dominant"] = int(inst["dominant"])
             annotations.append(ann)
+        progress.update(1)
+    progress.close()
     categories = [dict(id=i + 1, name=name, supercategory="shape") for i, name in enumerate(classes)]
     info = dict(description=f"resdet synthetic shapes ({flavour})", seed=int(seed),
                 image_size=int(image_size), version="1.0")

@@ -10,7 +10,7 @@ import numpy as np
 
 from ...utils.io import atomic_write_text
 from .cache import ensure_generated
-from .shapes import SHAPE_CLASSES, _write_image, render_det_image
+from .shapes import SHAPE_CLASSES, _write_image, generation_progress, render_det_image
 
 
 def _write_loc_xml(path: str, width: int, height: int, name: str, boxes: np.ndarray) -> None:
@@ -31,6 +31,7 @@ def generate_shapes_loc(root: str, split: str, num_images: int, image_size: int 
     classes = tuple(classes or SHAPE_CLASSES)
     img_root = os.path.join(root, "Data", "CLS-LOC", split)
     ann_root = os.path.join(root, "Annotations", "CLS-LOC", split)
+    progress = generation_progress(num_images, os.path.join(root, split))
     for index in range(num_images):
         img, instances, dominant = render_det_image(seed, index, image_size, "loc", classes)
         name = classes[dominant]
@@ -46,6 +47,8 @@ def generate_shapes_loc(root: str, split: str, num_images: int, image_size: int 
         _write_image(os.path.join(img_root, sub, stem + ".jpg"), img, "jpg")
         _write_loc_xml(os.path.join(ann_root, sub, stem + ".xml"), image_size, image_size, name,
                        np.asarray(boxes, np.float32))
+        progress.update(1)
+    progress.close()
     return dict(img_dir=img_root, ann_dir=ann_root, num_images=num_images, classes=list(classes))
 
 
