@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from resdet.engine.hooks import Hook
 from resdet.registry import DATASETS, MODELS
 
 
@@ -126,3 +127,19 @@ def tiny_config(work_dir: str, max_iters: int = 6, batch_size: int = 8, num_work
 def weights(trainer) -> dict[str, torch.Tensor]:
     from resdet.engine.inference import unwrap_model
     return {k: v.detach().clone() for k, v in unwrap_model(trainer.model).state_dict().items()}
+
+
+class Crash(RuntimeError):
+    pass
+
+
+class CrashAfter(Hook):
+    """Simulates a killed run: raises after ``iteration`` finished iterations."""
+    priority = 100
+
+    def __init__(self, iteration):
+        self.iteration = iteration
+
+    def after_iter(self, trainer, log_vars):
+        if trainer.iter == self.iteration:
+            raise Crash(f"killed after iter {trainer.iter}")

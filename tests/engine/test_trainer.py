@@ -5,28 +5,13 @@ import os
 import pytest
 import torch
 
-from engine_tiny import EngineTinyDataset, tiny_config, weights, single_thread  # noqa: F401 (autouse fixture)
+from engine_tiny import Crash, CrashAfter, EngineTinyDataset, tiny_config, weights, single_thread  # noqa: F401 (autouse fixture)
 from resdet.engine import NonFiniteLossError, Trainer
 from resdet.utils.errors import ConfigError
 from resdet.engine.checkpoint import find_latest_valid, get_rng_state, set_rng_state
-from resdet.engine.hooks import Hook
 from resdet.utils.io import CheckpointError, safe_load
 
 
-class Crash(RuntimeError):
-    pass
-
-
-class CrashAfter(Hook):
-    """Simulates a killed run: raises after ``iteration`` finished iterations."""
-    priority = 100
-
-    def __init__(self, iteration):
-        self.iteration = iteration
-
-    def after_iter(self, trainer, log_vars):
-        if trainer.iter == self.iteration:
-            raise Crash(f"killed after iter {trainer.iter}")
 
 
 def _read_jsonl(path):

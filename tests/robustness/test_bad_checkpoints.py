@@ -16,12 +16,11 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine"))
-from engine_tiny import tiny_config, single_thread  # noqa: E402,F401 (autouse fixture)
+from engine_tiny import Crash, CrashAfter, single_thread, tiny_config  # noqa: E402,F401 (autouse fixture)
 
 from resdet.apis import init_model  # noqa: E402
 from resdet.engine import Trainer  # noqa: E402
 from resdet.engine.checkpoint import find_latest_valid, load_training_checkpoint  # noqa: E402
-from resdet.engine.hooks import Hook  # noqa: E402
 from resdet.engine.logger import config_differences  # noqa: E402
 from resdet.utils import io as rio  # noqa: E402
 from resdet.utils.errors import CheckpointError  # noqa: E402
@@ -29,20 +28,6 @@ from resdet.utils.errors import CheckpointError  # noqa: E402
 HIDDEN = 64  # fc1.weight: 64 x 48 float32 = 12 KB, room for a 4 KB flip inside one tensor
 
 
-class Crash(RuntimeError):
-    pass
-
-
-class CrashAfter(Hook):
-    """A killed run: raises after ``iteration`` finished iterations."""
-    priority = 100
-
-    def __init__(self, iteration):
-        self.iteration = iteration
-
-    def after_iter(self, trainer, log_vars):
-        if trainer.iter == self.iteration:
-            raise Crash(f"killed after iter {trainer.iter}")
 
 
 def run_cfg(work, **kwargs):

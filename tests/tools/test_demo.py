@@ -13,13 +13,7 @@ from resdet.utils.io import atomic_save
 
 
 def test_demo_writes_annotated_images(repo_root, fruits_root, tmp_path, capsys):
-    cfg = load_config("shapes_frcnn")
-    model_cfg = cfg.model.to_dict()
-    model_cfg["init_cfg"] = None
-    torch.manual_seed(0)
-    model = MODELS.build(model_cfg)
-    ckpt = str(tmp_path / "det.pth")
-    atomic_save({"model": model.state_dict(), "meta": {"classes": ["a", "b", "c", "d", "e"]}}, ckpt)
+    ckpt = _tiny_detector_checkpoint(tmp_path)
     images = [os.path.join(fruits_root, "images", f"{i}.jpg") for i in (0, 1)]
     spec = importlib.util.spec_from_file_location("demo_tool", os.path.join(repo_root, "tools/demo.py"))
     tool = importlib.util.module_from_spec(spec)
@@ -41,8 +35,7 @@ def test_demo_writes_annotated_images(repo_root, fruits_root, tmp_path, capsys):
 
 def _tiny_detector_checkpoint(tmp_path, classes=("a", "b", "c", "d", "e")):
     cfg = load_config("shapes_frcnn")
-    model_cfg = cfg.model.to_dict()
-    model_cfg["init_cfg"] = None
+    model_cfg = cfg.model.to_dict()  # its init_cfg file is never read: only init_weights() would
     torch.manual_seed(0)
     model = MODELS.build(model_cfg)
     ckpt = str(tmp_path / "det.pth")
@@ -63,7 +56,7 @@ def test_demo_keeps_the_input_format_and_writes_a_single_file(tmp_path, capsys):
     png = _grey_image(tmp_path / "shape.png")
     jpg = _grey_image(tmp_path / "photo.jpg")
     out = tmp_path / "out"
-    args = ["configs/shapes_frcnn.py", ckpt, "--score-thr", "0.0", "--cfg-options", "model.init_cfg=None"]
+    args = ["configs/shapes_frcnn.py", ckpt, "--score-thr", "0.0"]
     assert main([*args[:2], png, jpg, "--out", str(out), *args[2:]]) == 0
     assert sorted(os.listdir(out)) == ["photo.jpg", "shape.png"]            # each keeps its format
     assert open(out / "shape.png", "rb").read(4) == b"\x89PNG"

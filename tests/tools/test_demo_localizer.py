@@ -27,8 +27,7 @@ def _tiny_loc_config(repo_root, tmp_path) -> str:
     cfg = load_config(os.path.join(repo_root, "configs", "loc_shapes.py"))
     cfg.model.classifier = dict(type="ImageClassifier", num_classes=5, backbone=dict(type="CifarResNet", depth=8))
     cfg.merge_from_dict({"model.cls_input_size": 32,
-                         "model.rpn.head.conv_channels": 32,
-                         "model.init_cfg": None})
+                         "model.rpn.head.conv_channels": 32})  # init_cfg stays: the demo never reads it
     path = str(tmp_path / "loc_tiny.py")
     cfg.dump(path)
     return path
