@@ -48,7 +48,8 @@ class Progress:
     Args:
         total: number of steps (``None``: unknown; no ETA).
         description: what is being done, shown first.
-        stream: where to draw / print (default ``sys.stderr``, so piped stdout stays clean).
+        stream: where to draw / print (default ``sys.stdout``, with the log lines; stderr is
+            kept for errors, one line each).
         interval_s: seconds between plain lines when not on a terminal (the last step always
             prints one).
         logger: plain lines go to this logger (``info``) instead of the stream, e.g. the
@@ -61,7 +62,7 @@ class Progress:
                  interval_s: float = 10.0, logger: logging.Logger | None = None, enabled: bool = True,
                  start: int = 0) -> None:
         self.total, self.description = (int(total) if total is not None else None), description
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream = stream if stream is not None else sys.stdout
         self.interval_s, self.logger, self.enabled = float(interval_s), logger, bool(enabled)
         self.done = self.start = int(start)
         self.fields: dict[str, Any] = {}
