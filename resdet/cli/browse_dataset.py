@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     stage = "before its pipeline" if args.no_pipeline else "after its pipeline"
     print(f"{report.dataset_key}: {report.dataset}, {stage}")
     what = "class contact sheet(s)" if report.kind == "classification" else "picture(s)"
-    print(f"wrote {len(report.written)} {what} to {out_dir}/")
+    print(f"wrote {len(report.written)} {what} to {os.path.join(os.path.normpath(out_dir), '')}")
     if report.skipped:
         print(f"skipped {report.skipped} unreadable image(s)")
     if report.empty_classes:

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     names = meta.get("classes") if isinstance(meta, dict) else None
     written = draw_and_save(model, args.images, args.out, score_thr=args.score_thr, class_names=names,
                             top_k=args.top_k, verbose=True, ext=args.ext)
-    where = written[0] if is_image_file_path(args.out) else f"{args.out}/"
+    where = written[0] if is_image_file_path(args.out) else os.path.join(os.path.normpath(args.out), "")
     print(f"drew detections on {len(written)} image(s) in {where}")
     return 0
 

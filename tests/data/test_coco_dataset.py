@@ -157,3 +157,17 @@ def test_concat_and_registry(fruits_root, tmp_path):
         other = CocoDataset(ann_file=ann_file, img_dir=img_dir)
     with pytest.raises(ValueError, match="classes"):
         ConcatDataset([both.datasets[0], other])
+
+
+def test_labels_follow_the_order_of_the_given_classes(fruits_root):
+    """A config that lists its classes out of category-id order gets labels in its own order,
+    so the names it stores for the demo and the labels agree."""
+    from resdet.data.datasets import CocoDataset
+    ds = CocoDataset(os.path.join(fruits_root, "annotations.json"), os.path.join(fruits_root, "images"),
+                     classes=("hazelnut", "date"))
+    by_id = {c["id"]: c["name"] for c in ds.coco.cats.values()}
+    assert ds.class_names == ["hazelnut", "date"]
+    assert [by_id[i] for i in ds.label_to_cat_id] == ["hazelnut", "date"]
+    for idx in range(len(ds)):
+        ann = ds.get_ann(idx)
+        assert set(np.asarray(ann["labels"]).tolist()) <= {0, 1}

@@ -69,7 +69,8 @@ class CocoDataset(DetectionDataset):
         ann_file: path of the instances json.
         img_dir: folder the images' ``file_name`` entries are relative to.
         pipeline, filter_empty, strict, with_masks, exif_annotations: see ``DetectionDataset``.
-        classes: keep only these category names (others' annotations are dropped);
+        classes: keep only these category names (others' annotations are dropped), label ``k``
+            being ``classes[k]`` (so the names a config lists and the labels agree in any order);
             ``None`` keeps all categories of the file.
 
     ``__getitem__`` returns the transformed sample dict (``None`` for an unreadable image
@@ -101,7 +102,10 @@ class CocoDataset(DetectionDataset):
             if unknown:
                 raise DataError(f"classes {unknown} are not categories of {ann_file} "
                                  f"(it has: {', '.join(sorted(names))})")
-            cats = [c for c in cats if c["name"] in set(classes)]
+            by_name: dict = {}
+            for cat in cats:
+                by_name.setdefault(cat["name"], cat)
+            cats = [by_name[name] for name in dict.fromkeys(classes)]  # labels follow the order given
             skipped_ids = {c["id"] for c in self.coco.cats.values()} - {c["id"] for c in cats}
         else:
             skipped_ids = set()
