@@ -13,6 +13,7 @@ counted every time but warned about once per file.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections import Counter
 
@@ -24,7 +25,13 @@ __all__ = ["DataError", "DataFileNotFoundError", "SkipReporter"]
 
 
 class DataFileNotFoundError(DataError, FileNotFoundError):
-    """An annotation, list or data file that does not exist."""
+    """An annotation, list or data file that does not exist. Given the ``path``, a relative one
+    is said to be read from the working directory (config paths keep that meaning)."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        if path is not None and not os.path.isabs(path):
+            message += f" (relative paths are read from the working directory, {os.getcwd()})"
+        super().__init__(message)
 
 
 class SkipReporter:

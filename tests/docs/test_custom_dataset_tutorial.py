@@ -66,6 +66,7 @@ TINY = {  # rule 6: appended to commands starting with `resdet <subcommand>`
 }
 NOT_RUN = re.compile(r"^<!--\s*not run:\s*(.+?)\s*-->$")
 ERROR_LINE = re.compile(r"^resdet [a-z-]+: error: ")
+SHOWN_PROJECT = "/path/to/my_project"  # how the page writes the working directory
 TIMEOUT_S = 600
 
 
@@ -171,7 +172,9 @@ def make_env(bin_dir: str) -> dict:
 def run(args: list[str], shown: str, project: str, env: dict) -> Ran:
     start = time.perf_counter()
     proc = subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    ran = Ran(shown, proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start)
+    # the project folder is a tmp dir here; the page shows it as /path/to/my_project
+    stdout, stderr = (text.replace(project, SHOWN_PROJECT) for text in (proc.stdout, proc.stderr))
+    ran = Ran(shown, proc.returncode, stdout, stderr, time.perf_counter() - start)
     print(f"{ran.seconds:6.1f} s  {shown}")  # shown by pytest -s, and on a failure
     return ran
 

@@ -524,3 +524,17 @@ def test_train_det_on_unreadable_images_stops_with_a_data_error(data, tmp_path, 
     assert "training stopped: 2 of the last 2 training samples could not be read" in message
     assert "0.png" in message or "1.png" in message or "2.png" in message
     assert not any(os.path.exists(os.path.join(work, f)) for f in ("final.pth", "best.pth", "iter_2.pth"))
+
+
+def test_a_missing_relative_data_path_names_the_working_directory(tmp_path, monkeypatch):
+    """Config paths are read from the working directory: the error says which one."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataFileNotFoundError) as info:
+        CocoDataset("data/coco/ann.json", "data/coco/images")
+    assert str(info.value) == ("COCO annotation file data/coco/ann.json does not exist (relative paths are read "
+                               f"from the working directory, {tmp_path})")
+    with pytest.raises(DataFileNotFoundError, match=f"from the working directory, {tmp_path}"):
+        VOCDataset("voc", split="train", classes=("a",))
+    with pytest.raises(DataFileNotFoundError) as absolute:  # an absolute path needs no such note
+        CocoDataset(str(tmp_path / "ann.json"), str(tmp_path))
+    assert "working directory" not in str(absolute.value)

@@ -34,7 +34,7 @@ def load_cifar_batch(path: str) -> dict:
     """One CIFAR python batch -> ``{'data': N x 32 x 32 x 3 uint8, 'labels': int64 N}`` (or the
     meta dict for ``batches.meta``). Errors name the file."""
     if not os.path.isfile(path):
-        raise DataFileNotFoundError(f"CIFAR batch {path} does not exist (see datasets/README.md for the layout)")
+        raise DataFileNotFoundError(f"CIFAR batch {path} does not exist (see datasets/README.md for the layout)", path)
     try:
         with open(path, "rb") as fh:
             raw = _ArrayOnlyUnpickler(fh, encoding="bytes").load()

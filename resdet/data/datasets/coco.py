@@ -31,7 +31,7 @@ def load_coco_api(ann_file: str):
     """
     from pycocotools.coco import COCO
     if not os.path.isfile(ann_file):
-        raise DataFileNotFoundError(f"COCO annotation file {ann_file} does not exist")
+        raise DataFileNotFoundError(f"COCO annotation file {ann_file} does not exist", ann_file)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             return COCO(ann_file)

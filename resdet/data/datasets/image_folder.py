@@ -104,7 +104,7 @@ def _read_class_list(classes: Sequence[str] | str | None) -> list[str] | None:
     if classes is None or not isinstance(classes, str):
         return None if classes is None else [str(c) for c in classes]
     if not os.path.isfile(classes):
-        raise DataFileNotFoundError(f"class list file {classes} does not exist (one class name per line)")
+        raise DataFileNotFoundError(f"class list file {classes} does not exist (one class name per line)", classes)
     with open(classes, encoding="utf-8") as fh:
         return [line.split()[0] for line in fh if line.strip()]
 
@@ -141,7 +141,7 @@ class ImageFolder(ClsDataset):
         super().__init__(pipeline=pipeline, strict=strict)
         if not os.path.isdir(data_root):
             raise DataFileNotFoundError(f"image folder {data_root} does not exist (expected "
-                                    f"{data_root}/<class>/<image>, see datasets/README.md)")
+                                        f"{data_root}/<class>/<image>, see datasets/README.md)", data_root)
         self.data_root, self.ann_file = data_root, ann_file
         class_list = _read_class_list(classes)
         if ann_file is None:
@@ -173,7 +173,7 @@ class ImageFolder(ClsDataset):
 
     def _read_label_file(self, class_list: list[str] | None, label_offset: int, extensions: tuple) -> None:
         if not os.path.isfile(self.ann_file):
-            raise DataFileNotFoundError(f"label file {self.ann_file} does not exist")
+            raise DataFileNotFoundError(f"label file {self.ann_file} does not exist", self.ann_file)
         with open(self.ann_file, encoding="utf-8") as fh:
             rows = [line.split() for line in fh if line.strip()]
         if rows and all(len(r) == 1 for r in rows):  # one label per sorted image file

@@ -86,7 +86,7 @@ class ImageNetLocDataset(DetectionDataset):
         self.ann_dir = os.path.join(root, ann_prefix, split)
         if not os.path.isdir(self.img_dir):
             raise DataFileNotFoundError(f"ImageNetLocDataset: image folder {self.img_dir} does not exist "
-                                    f"(root={root!r}, img_prefix={img_prefix!r}, split={split!r})")
+                                        f"(root={root!r}, img_prefix={img_prefix!r}, split={split!r})", self.img_dir)
         self.class_names, self.readable_names = self._resolve_classes(classes, img_prefix)
         self.label_to_cat_id = list(self.class_names)
         self.cat_id_to_label = {name: i for i, name in enumerate(self.class_names)}

@@ -62,7 +62,8 @@ class VOCDataset(DetectionDataset):
             available = sorted(f[:-4] for f in os.listdir(os.path.dirname(list_file))
                                if f.endswith(".txt")) if os.path.isdir(os.path.dirname(list_file)) else []
             raise DataFileNotFoundError(f"VOC image list {list_file} does not exist"
-                                    + (f" (splits there: {', '.join(available)})" if available else ""))
+                                        + (f" (splits there: {', '.join(available)})" if available else ""),
+                                        list_file)
         with open(list_file, encoding="utf-8", errors="replace") as fh:
             ids = [line.split()[0] for line in fh if line.strip()]
         with Progress(len(ids), f"indexing {list_file}", enabled=is_main_process(), interval_s=30) as progress:
