@@ -5,8 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone without installing
 
-from resdet.cli.benchmark import *  # noqa: E402,F401,F403  (tests and scripts reach its helpers here)
-from resdet.cli.benchmark import main  # noqa: E402
+from resdet.cli.benchmark import main  # noqa: E402  (the logic lives in resdet.cli)
 
 if __name__ == "__main__":
     sys.exit(main())

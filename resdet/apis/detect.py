@@ -214,7 +214,6 @@ def ensure_pretrained(cfg: Any) -> str | None:
     cfg_options=None)`` (in this process, with the engine) when its checkpoint does not exist
     yet, with ``cfg_options`` (``key=value`` overrides) applied to that stage's config; returns
     the checkpoint path (``None`` when the config has no ``pretrain``)."""
-    import logging
     pretrain = cfg.get("pretrain")
     if not pretrain:
         check_init_checkpoints(cfg)

@@ -12,7 +12,6 @@ FLOPs / 2. ``--json`` prints one JSON object with ``params`` and ``flops`` (mult
 """
 import argparse
 import json
-import os
 import sys
 
 from resdet.cli._errors import command

@@ -10,7 +10,6 @@ The input is read with weights_only=True (pickled code is refused). The output l
 """
 import argparse
 import json
-import os
 import sys
 
 from resdet.cli._errors import command

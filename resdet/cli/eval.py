@@ -11,7 +11,6 @@ mAP on VOC data), loc-err. Results files use the COCO results format.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from resdet.cli._errors import command

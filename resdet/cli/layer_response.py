@@ -13,7 +13,6 @@ Each checkpoint is built with the config given, or with ``--configs`` (one per c
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import torch

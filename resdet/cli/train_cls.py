@@ -12,7 +12,6 @@ the training set's per-pixel mean loaded into ``model.mean`` (computed once per 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from resdet.cli._errors import command

@@ -25,7 +25,6 @@ import os
 import platform
 import re
 import sys
-import time
 import warnings
 
 import torch

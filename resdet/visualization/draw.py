@@ -12,7 +12,6 @@ from ..structures.masks import PolygonMasks, masks_to_bitmaps
 from .layout import (FONT, auto_font_scale, auto_thickness, fit_text, label_size, layout_labels,
                      place_panel, text_thickness)
 from .palette import class_color, color_palette, text_color_on
-from .save import save_image  # noqa: F401  (kept importable from here)
 
 LEGEND_MIN_CLASSES = 9  # draw a legend automatically from this many distinct classes on
 

@@ -2,7 +2,6 @@
 warm-up rule; progress display; run_inference on its own."""
 import io
 import json
-import os
 
 import torch
 from mmengine.config import Config

@@ -94,7 +94,7 @@ def test_draw_detections_boxes_and_masks():
 
 def test_pictures_are_written_atomically_and_bad_extensions_are_named(tmp_path):
     from resdet.utils.io import atomic_save_figure
-    from resdet.visualization.draw import save_image
+    from resdet.visualization import save_image
     image = np.zeros((8, 10, 3), np.uint8)
     image[..., 0] = 255                                      # pure red, RGB
     save_image(image, str(tmp_path / "sub" / "red.png"))

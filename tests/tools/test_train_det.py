@@ -32,7 +32,7 @@ def test_train_det_end_to_end_tiny_shapes(repo_root, tmp_path, capsys):
     assert val and 0.0 <= val[-1]["bbox_AP"] <= 1.0 and "bbox_AP50" in val[-1]
     assert len(os.listdir(os.path.join(work, "demo"))) == 2
     # compare_runs reads the same records
-    compare = _load_tool(repo_root, "tools/analysis/compare_runs.py")
+    from resdet.cli import compare_runs as compare
     header, rows = compare.build_table([work, work])
     assert header[:4] == ["run", "iter", "mAP@0.5", "mAP@[.5:.95]"] and rows[0][1] == "3"
     with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
