@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plot-curves": ("plot_curves", "plot training / validation curves of work dirs"),
     "compare-runs": ("compare_runs", "tabulate the last validation metrics of work dirs"),
     "layer-response": ("layer_response", "std of layer responses (the paper's Fig. 7)"),
+    "reproduce": ("reproduce", "re-run the paper's CIFAR-proxy findings (Fig. 6, Fig. 7, Table 3)"),
 }
 
 
