@@ -9,6 +9,7 @@ from mmengine.config import Config
 from torch import nn
 
 from ..models.converters import load_weights
+from ..models.detectors import optimize_for_inference
 from ..registry import MODELS
 from ..utils.config import ConfigError, load_config, merge_options, resolve_config_path
 
@@ -80,7 +81,7 @@ def get_config(config: str | dict | Config, cfg_options: dict | None = None) -> 
 
 def init_model(config: str | dict | Config, checkpoint: str | None = None,
                device: str | torch.device = "cpu", cfg_options: dict | None = None,
-               strict: bool = True) -> nn.Module:
+               strict: bool = True, fast: bool = True, compile: bool | None = None) -> nn.Module:
     """Build ``cfg.model`` from the MODELS registry, load ``checkpoint`` if given, and return
     the model in eval mode on ``device``.
 
@@ -90,6 +91,13 @@ def init_model(config: str | dict | Config, checkpoint: str | None = None,
     checkpoint, a bare / wrapped state_dict, or a torchvision classifier (converted; a
     torchvision ResNet-50/101/152 switches the model to ``stride_in_1x1=False`` with a
     warning). The config is kept as ``model.cfg``; ``device='meta'`` builds a shape-only model.
+
+    A detector comes back on its inference fast path (``fast=True``): frozen BN folded into
+    the convolutions and ``channels_last`` (same detections up to float rounding; its
+    ``state_dict`` then has the folded layout, so pass ``fast=False`` to fine-tune or re-save
+    it). ``compile=True`` (default: the ``RESDET_COMPILE`` environment variable) also compiles
+    its convolution stacks with ``torch.compile`` on the first call (a one-time cost of tens of
+    seconds on a CPU; it falls back to eager where compiling fails).
     """
     cfg = get_config(config, cfg_options)
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model)
@@ -105,4 +113,8 @@ def init_model(config: str | dict | Config, checkpoint: str | None = None,
             cfg.model.backbone.stride_in_1x1 = layout  # keep the config true to the loaded layout
         model.checkpoint_report = report
     model.cfg = cfg
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if fast and torch.device(device).type != "meta" and hasattr(model, "channels_last") \
+            and hasattr(model, "preprocessor"):
+        optimize_for_inference(model, compile=compile)
+    return model

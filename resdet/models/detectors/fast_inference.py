@@ -1,4 +1,5 @@
-"""Inference fast path: fold frozen BN into the preceding convolutions, channels_last weights.
+"""Inference fast path: fold frozen BN into the preceding convolutions, channels_last weights,
+and (optionally) compiled convolution stacks.
 
 Folding relies on the torchvision-style layout of resdet's backbones and heads: a
 ``FrozenBatchNorm2d`` that directly follows a ``Conv2d`` among its parent's children (``conv1``
@@ -6,6 +7,10 @@ then ``bn1``, ``downsample.0`` then ``downsample.1``) normalises that convolutio
 The folded model gives the same outputs up to float rounding and is for inference only.
 """
 from __future__ import annotations
+
+import logging
+import os
+import time
 
 import torch
 from torch import nn
@@ -15,13 +20,14 @@ from torchvision.ops import FrozenBatchNorm2d
 @torch.no_grad()
 def fold_conv_frozen_bn(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> nn.Conv2d:
     """A new ``Conv2d`` computing ``bn(conv(x))``."""
-    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+    # in float64, so the folded weights are the exact products rounded once
+    scale = bn.weight.double() * (bn.running_var.double() + bn.eps).rsqrt()
     fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                       conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
     fused = fused.to(device=conv.weight.device, dtype=conv.weight.dtype)
-    fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+    fused.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
+    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(bn.running_mean, dtype=torch.float64)
+    fused.bias.copy_((bias - bn.running_mean.double()) * scale + bn.bias.double())
     fused.weight.requires_grad_(False)
     fused.bias.requires_grad_(False)
     return fused
@@ -43,9 +49,97 @@ def fuse_frozen_bn(module: nn.Module) -> int:
     return count
 
 
-def optimize_for_inference(model: nn.Module, fuse_bn: bool = True, channels_last: bool = True) -> nn.Module:
+log = logging.getLogger(__name__)
+
+COMPILE_ENV = "RESDET_COMPILE"
+# the parts of a detector that are pure tensor programs (no data-dependent sizes inside)
+COMPILE_PARTS = ("backbone", "neck", "rpn.head", "roi_heads.box_head", "roi_heads.mask_head")
+
+
+def compile_requested(compile: bool | None) -> bool:
+    """``compile`` if given, else the environment variable ``RESDET_COMPILE`` (``1`` = on)."""
+    if compile is not None:
+        return bool(compile)
+    return os.environ.get(COMPILE_ENV, "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _tracing() -> bool:
+    """True while torch.export, ONNX export, TorchScript or dynamo itself traces the model."""
+    checks = (torch.compiler.is_compiling, getattr(torch.compiler, "is_exporting", lambda: False),
+              torch.jit.is_tracing, torch.jit.is_scripting, torch.onnx.is_in_onnx_export)
+    return any(check() for check in checks)
+
+
+class CompiledForward:
+    """Replaces one module's ``forward``: a ``torch.compile``d copy of it (inductor, dynamic
+    shapes, frozen weights, so oneDNN gets prepacked weights and conv+bias+ReLU(+add) fused).
+
+    The eager ``forward`` runs instead while gradients are enabled (frozen weights are for
+    inference only), while the model is being exported or traced, and for good after the
+    compiled call fails once where eager succeeds (no C++ compiler, an unsupported op): one
+    warning names the module and the reason. ``first_call_s`` is the one-time compile cost.
+    """
+
+    def __init__(self, module: nn.Module, name: str) -> None:
+        self.name = name
+        self.eager = module.forward
+        self.compiled = torch.compile(self.eager, dynamic=True, options={"freezing": True})
+        self.failed: str | None = None
+        self.first_call_s: float | None = None
+
+    def __call__(self, *args, **kwargs):
+        if self.failed is not None or torch.is_grad_enabled() or _tracing():
+            return self.eager(*args, **kwargs)
+        start = time.perf_counter()
+        try:
+            out = self.compiled(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 -- any compile failure falls back to eager
+            out = self.eager(*args, **kwargs)  # a genuine input error raises here, unmasked
+            self.failed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning("torch.compile of %s failed, running it eagerly from now on (%s)", self.name, self.failed)
+            return out
+        if self.first_call_s is None:
+            self.first_call_s = time.perf_counter() - start
+        return out
+
+
+def compile_for_inference(model: nn.Module, parts: tuple[str, ...] = COMPILE_PARTS) -> dict[str, CompiledForward]:
+    """Compile the convolution stacks of a detector in place (lazily: the first forward pays
+    the one-time cost). Returns ``{part name: CompiledForward}`` for the parts the model has."""
+    compiled = {}
+    for name in parts:
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            continue
+        if isinstance(module, nn.Module) and not isinstance(module, nn.Identity) \
+                and not isinstance(module.forward, CompiledForward):
+            module.forward = compiled[name] = CompiledForward(module, name)
+    return compiled
+
+
+def strip_compiled(model: nn.Module) -> int:
+    """Undo ``compile_for_inference`` (the eager forwards come back). Returns how many."""
+    count = 0
+    for module in model.modules():
+        if isinstance(module.__dict__.get("forward"), CompiledForward):
+            del module.forward
+            count += 1
+    return count
+
+
+def compile_cost_s(model: nn.Module) -> float:
+    """Seconds spent by the first compiled calls of ``model``'s parts so far."""
+    return sum(m.forward.first_call_s or 0.0 for m in model.modules()
+               if isinstance(m.__dict__.get("forward"), CompiledForward))
+
+
+def optimize_for_inference(model: nn.Module, fuse_bn: bool = True, channels_last: bool = True,
+                           compile: bool | None = False) -> nn.Module:
     """Eval mode, frozen BN folded, ``channels_last`` weights (and inputs, for a detector with
-    a ``channels_last`` attribute). Returns ``model`` (changed in place)."""
+    a ``channels_last`` attribute), and with ``compile`` (``None``: ``RESDET_COMPILE``) the
+    convolution stacks compiled (``compile_for_inference``). Returns ``model`` (changed in
+    place; its state_dict no longer matches the unfolded layout, so it is for inference only)."""
     model.eval()
     if fuse_bn:
         fuse_frozen_bn(model)
@@ -53,4 +147,7 @@ def optimize_for_inference(model: nn.Module, fuse_bn: bool = True, channels_last
         model.to(memory_format=torch.channels_last)
         if hasattr(model, "channels_last"):
             model.channels_last = True
+    if compile_requested(compile):
+        compile_for_inference(model)
+    model.inference_optimized = True
     return model

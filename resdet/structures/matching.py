@@ -1,0 +1,44 @@
+"""Pairing two detectors' outputs for parity checks, tolerant to the order of near-equal scores.
+
+Float rounding (folded BN, another memory layout, another runtime) can swap two detections
+whose scores differ in the last bits; their order is not part of the result. Detections are
+paired greedily in the expected order: each with the unpaired detection of the same label
+whose box is closest (largest coordinate difference).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def pair_detections(expected: dict, got: dict) -> dict:
+    """Pairs ``got`` with ``expected`` (dicts of ``boxes``, ``scores``, ``labels``).
+
+    Returns ``count`` (expected, got), ``unpaired`` (expected detections with no same-label
+    partner), ``max_box_diff`` (pixels) and ``max_score_diff`` over the pairs, and
+    ``order`` (index into ``got`` for each expected detection, -1 if unpaired)."""
+    boxes_e, boxes_g = expected["boxes"].float().cpu(), got["boxes"].float().cpu()
+    labels_e, labels_g = expected["labels"].cpu(), got["labels"].cpu()
+    scores_e, scores_g = expected["scores"].float().cpu(), got["scores"].float().cpu()
+    free = torch.ones(len(boxes_g), dtype=torch.bool)
+    order, box_diff, score_diff = [], 0.0, 0.0
+    for i in range(len(boxes_e)):
+        candidates = torch.nonzero(free & (labels_g == labels_e[i])).flatten()
+        if len(candidates) == 0:
+            order.append(-1)
+            continue
+        dist: Tensor = (boxes_g[candidates] - boxes_e[i]).abs().amax(dim=1)
+        j = int(candidates[int(dist.argmin())])
+        free[j] = False
+        order.append(j)
+        box_diff = max(box_diff, float(dist.min()))
+        score_diff = max(score_diff, float((scores_g[j] - scores_e[i]).abs()))
+    return {"count": (len(boxes_e), len(boxes_g)), "unpaired": order.count(-1), "order": order,
+            "max_box_diff": box_diff, "max_score_diff": score_diff}
+
+
+def detections_agree(expected: dict, got: dict, box_tol: float = 0.01, score_tol: float = 1e-4) -> bool:
+    """Same count, every detection paired with one of the same label, within the tolerances."""
+    pairs = pair_detections(expected, got)
+    return (pairs["count"][0] == pairs["count"][1] and pairs["unpaired"] == 0
+            and pairs["max_box_diff"] <= box_tol and pairs["max_score_diff"] <= score_tol)
