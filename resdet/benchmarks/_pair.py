@@ -19,7 +19,10 @@ import torch
 from ..models.converters import load_weights
 from ..models.detectors import optimize_for_inference
 from ..registry import MODELS
+from ..structures.matching import pair_detections
 from ..utils.io import atomic_write_json
+from ._efficiency import backbone_efficiency
+from ._memory import measure
 
 
 def sync(device: torch.device) -> None:
@@ -78,19 +81,25 @@ def _train_step(model: torch.nn.Module, inputs: list[torch.Tensor], targets: lis
     return step
 
 
-def bench_pair(tv_model, ours, device: torch.device, args, make_targets: Callable = box_targets,
-               check: Callable[[dict, dict], dict] | None = None) -> dict:
-    """Times both models; ``check(expected, got)`` may add agreement figures of the two outputs."""
-    g = torch.Generator().manual_seed(0)
-    image = torch.randint(0, 256, (3, args.height, args.width), generator=g, dtype=torch.uint8).to(device)
-    result = {"device": str(device), "size": [args.height, args.width]}
+def _time_inference(run: Callable, args, device: torch.device) -> float:
+    return median_time(run, args.iters, args.warmup, device)
 
+
+def bench_inference(tv_model, ours, device: torch.device, args, image: torch.Tensor,
+                    check: Callable[[dict, dict], dict] | None = None) -> dict:
+    """Inference timings (batch 1): torchvision, resdet's default fast path, and with
+    ``--bf16`` / ``--compile`` those variants; the detections are paired before timing."""
+    result: dict = {}
     tv_model.eval()
     fast = optimize_for_inference(copy.deepcopy(ours))
     with torch.inference_mode():
         expected = tv_model([image.float() / 255])[0]
         got = fast([image])[0]
+    tv_labels = dict(expected, labels=expected["labels"] - 1)  # 81-slot head: resdet label = tv - 1
+    pairs = pair_detections(tv_labels, got)
     result["check_num_dets"] = [len(expected["boxes"]), len(got["boxes"])]
+    result["check_unpaired"] = pairs["unpaired"]
+    result["max_box_diff"], result["max_score_diff"] = pairs["max_box_diff"], pairs["max_score_diff"]
     if check is not None:
         result.update(check(expected, got))
 
@@ -98,19 +107,38 @@ def bench_pair(tv_model, ours, device: torch.device, args, make_targets: Callabl
         with torch.inference_mode():
             tv_model([image.float() / 255])
 
-    def run_ours(bf16: bool = False, model=fast):
+    def run_ours(model, bf16: bool = False):
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
-            model([image])
+            return model([image])
 
-    tv_inf = median_time(run_tv, args.iters, args.warmup, device)
-    ours_inf = median_time(run_ours, args.iters, args.warmup, device)
-    result["inference_s"] = {"torchvision": tv_inf, "resdet": ours_inf, "ratio": ours_inf / tv_inf}
+    tv_inf = _time_inference(run_tv, args, device)
+    ours_inf = _time_inference(lambda: run_ours(fast), args, device)
+    times = {"torchvision": tv_inf, "resdet": ours_inf, "ratio": ours_inf / tv_inf}
     if getattr(args, "bf16", False):
-        ours_bf16 = median_time(lambda: run_ours(bf16=True), args.iters, args.warmup, device)
-        result["inference_s"].update(resdet_bf16=ours_bf16, ratio_bf16=ours_bf16 / tv_inf)
-    del fast
+        ours_bf16 = _time_inference(lambda: run_ours(fast, bf16=True), args, device)
+        times.update(resdet_bf16=ours_bf16, ratio_bf16=ours_bf16 / tv_inf)
+    if getattr(args, "compile", False):
+        compiled = optimize_for_inference(copy.deepcopy(ours), compile=True)
+        start = time.perf_counter()
+        first = run_ours(compiled)[0]
+        sync(device)
+        times["compile_first_call_s"] = time.perf_counter() - start
+        compiled_pairs = pair_detections(tv_labels, first)
+        result["compiled_max_box_diff"] = compiled_pairs["max_box_diff"]
+        result["compiled_max_score_diff"] = compiled_pairs["max_score_diff"]
+        result["compiled_unpaired"] = compiled_pairs["unpaired"]
+        ours_compiled = _time_inference(lambda: run_ours(compiled), args, device)
+        times.update(resdet_compiled=ours_compiled, ratio_compiled=ours_compiled / tv_inf)
+        del compiled
+    if getattr(args, "efficiency", False):
+        result["efficiency"] = backbone_efficiency(fast, image, device, args)
+    result["inference_s"] = times
+    return result
 
+
+def bench_train(tv_model, ours, device: torch.device, args, image: torch.Tensor,
+                make_targets: Callable = box_targets) -> dict:
     images = [image, image.flip(-1)]
     tv_targets = make_targets(images, device)
     ours_targets = [dict(t, labels=t["labels"] - 1) for t in tv_targets]  # resdet labels are 0-based
@@ -119,14 +147,67 @@ def bench_pair(tv_model, ours, device: torch.device, args, make_targets: Callabl
     tv_train = median_time(_train_step(tv_model, [i.float() / 255 for i in images], tv_targets),
                            args.train_iters, 1, device)
     ours_train = median_time(_train_step(ours, images, ours_targets), args.train_iters, 1, device)
-    result["train_step_s"] = {"torchvision": tv_train, "resdet": ours_train, "ratio": ours_train / tv_train}
+    return {"torchvision": tv_train, "resdet": ours_train, "ratio": ours_train / tv_train}
+
+
+def bench_memory(kind: str, args) -> dict:
+    """Peak RSS of each model's inference and training step, each in a fresh process."""
+    out = {}
+    for mode in ("infer", "train"):
+        row = {}
+        for impl in ("torchvision", "resdet"):
+            row[impl] = measure(dict(kind=kind, impl=impl, mode=mode, height=args.height, width=args.width,
+                                     threads=args.threads))
+        row["ratio"] = row["resdet"]["peak_mb"] / row["torchvision"]["peak_mb"]
+        out[mode] = row
+    return out
+
+
+def bench_pair(tv_model, ours, device: torch.device, args, make_targets: Callable = box_targets,
+               check: Callable[[dict, dict], dict] | None = None, kind: str | None = None) -> dict:
+    """Times both models; ``check(expected, got)`` may add agreement figures of the two outputs."""
+    g = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (3, args.height, args.width), generator=g, dtype=torch.uint8).to(device)
+    result = {"device": str(device), "size": [args.height, args.width]}
+    result.update(bench_inference(tv_model, ours, device, args, image, check=check))
+    result["train_step_s"] = bench_train(tv_model, ours, device, args, image, make_targets=make_targets)
+    if kind is not None and device.type == "cpu" and not getattr(args, "no_memory", False):
+        result["peak_rss"] = bench_memory(kind, args)
+    result["summary"] = summarize(result)
     return result
+
+
+def summarize(res: dict) -> dict:
+    """The flat figures of ``--json``: ratios resdet / torchvision, raw ms and MB."""
+    inf, train = res["inference_s"], res["train_step_s"]
+    out = {"infer_ratio": inf["ratio"], "train_ratio": train["ratio"],
+           "max_box_diff": res["max_box_diff"], "max_score_diff": res["max_score_diff"],
+           "infer_ms": {"torchvision": inf["torchvision"] * 1000, "resdet": inf["resdet"] * 1000},
+           "train_ms": {"torchvision": train["torchvision"] * 1000, "resdet": train["resdet"] * 1000}}
+    if "ratio_bf16" in inf:
+        out["bf16_ratio"] = inf["ratio_bf16"]
+        out["infer_ms"]["resdet_bf16"] = inf["resdet_bf16"] * 1000
+    if "ratio_compiled" in inf:
+        out["compiled_ratio"] = inf["ratio_compiled"]
+        out["infer_ms"]["resdet_compiled"] = inf["resdet_compiled"] * 1000
+        out["compile_first_call_s"] = inf["compile_first_call_s"]
+    if "onnxruntime" in res:
+        out["onnxruntime_ratio"] = res["onnxruntime"]["ratio"]
+        out["infer_ms"]["onnxruntime"] = res["onnxruntime"]["ms"]
+    if "peak_rss" in res:
+        rss = res["peak_rss"]
+        out["peak_rss_ratio"] = max(rss["infer"]["ratio"], rss["train"]["ratio"])
+        out["peak_rss_mb"] = {f"{mode}_{impl}": rss[mode][impl]["peak_mb"]
+                              for mode in ("infer", "train") for impl in ("torchvision", "resdet")}
+    if "efficiency" in res:
+        out.update({k: res["efficiency"][k] for k in ("backbone_gflops", "conv_peak_gflops", "backbone_efficiency")})
+    return out
 
 
 def pair_main(argv, prog: str, doc: str, title: str, tv_builder: Callable, cfg_fn: Callable[..., dict],
               bf16: bool, make_targets: Callable = box_targets,
               check: Callable[[dict, dict], dict] | None = None,
-              describe_check: Callable[[dict], str] = lambda res: "") -> int:
+              describe_check: Callable[[dict], str] = lambda res: "", kind: str | None = None) -> int:
     """The command line of a pair benchmark: parse, time on each selected device, print, save.
     ``cfg_fn(num_classes, min_size, max_size)`` gives resdet's config for ``tv_builder``'s model."""
     parser = pair_parser(prog, doc, bf16=bf16)
@@ -135,10 +216,12 @@ def pair_main(argv, prog: str, doc: str, title: str, tv_builder: Callable, cfg_f
     for device in selected_devices(parser, args):
         tv_model, ours = build_pair(tv_builder, cfg_fn(num_classes=80, min_size=args.height, max_size=args.width),
                                     device, args.height, args.width)
-        res = bench_pair(tv_model, ours, device, args, make_targets=make_targets, check=check)
+        res = bench_pair(tv_model, ours, device, args, make_targets=make_targets, check=check, kind=kind)
         results.append(res)
         print(f"[{device_name(device)}] {title}, {args.height}x{args.width}; detections tv/resdet: "
-              f"{res['check_num_dets'][0]}/{res['check_num_dets'][1]}{describe_check(res)}")
+              f"{res['check_num_dets'][0]}/{res['check_num_dets'][1]} (unpaired {res['check_unpaired']}, "
+              f"max box diff {res['max_box_diff']:.2g} px, max score diff {res['max_score_diff']:.2g})"
+              f"{describe_check(res)}")
         print_times(res)
     if args.json:
         atomic_write_json(results, args.json)
@@ -156,6 +239,13 @@ def pair_parser(prog: str, doc: str, bf16: bool) -> argparse.ArgumentParser:
     parser.add_argument("--width", type=int, default=1333)
     if bf16:
         parser.add_argument("--bf16", action="store_true", help="also time resdet under bf16 autocast")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time resdet with its convolution stacks compiled (torch.compile; the "
+                             "one-time cost is reported separately)")
+    parser.add_argument("--efficiency", action="store_true",
+                        help="also report the backbone's achieved GFLOP/s against a large conv timed in the same run")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the peak-RSS measurements (each runs in a process of its own)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     return parser
@@ -187,5 +277,21 @@ def print_times(res: dict) -> None:
     if "resdet_bf16" in inf:
         print(f"  inference bf16    : resdet {inf['resdet_bf16'] * 1000:8.1f} ms | ratio vs tv fp32 "
               f"{inf['ratio_bf16']:.3f}")
+    if "resdet_compiled" in inf:
+        print(f"  inference compiled: resdet {inf['resdet_compiled'] * 1000:8.1f} ms | ratio vs tv "
+              f"{inf['ratio_compiled']:.3f} | one-time first call {inf['compile_first_call_s']:.1f} s "
+              f"(max box diff {res['compiled_max_box_diff']:.2g} px)")
+    if "onnxruntime" in res:
+        ort = res["onnxruntime"]
+        print(f"  onnxruntime       : {ort['ms']:8.1f} ms | ratio vs tv eager {ort['ratio']:.3f}")
     print(f"  train step (bs 2) : torchvision {train['torchvision'] * 1000:8.1f} ms | resdet "
           f"{train['resdet'] * 1000:8.1f} ms | ratio {train['ratio']:.3f}")
+    if "efficiency" in res:
+        eff = res["efficiency"]
+        print(f"  backbone+neck     : {eff['backbone_gmacs']:.1f} GMACs in {eff['backbone_ms']:.0f} ms = "
+              f"{eff['backbone_gflops']:.0f} GFLOP/s; large conv {eff['conv_peak_gflops']:.0f} GFLOP/s; "
+              f"efficiency {eff['backbone_efficiency']:.0%}")
+    if "peak_rss" in res:
+        for mode, row in res["peak_rss"].items():
+            print(f"  peak RSS {mode:<5}    : torchvision {row['torchvision']['peak_mb']:8.0f} MB | resdet "
+                  f"{row['resdet']['peak_mb']:8.0f} MB | ratio {row['ratio']:.3f}")

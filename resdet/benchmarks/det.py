@@ -20,4 +20,4 @@ from ._pair import pair_main
 def main(argv=None) -> int:
     from torchvision.models.detection import fasterrcnn_resnet50_fpn
     return pair_main(argv, "tools/benchmark.py det", __doc__, "Faster R-CNN R50-FPN", fasterrcnn_resnet50_fpn,
-                     tv_fpn_model_cfg, bf16=True)
+                     tv_fpn_model_cfg, bf16=True, kind="det")

@@ -46,6 +46,6 @@ def mask_agreement(expected: dict, got: dict) -> dict:
 def main(argv=None) -> int:
     from torchvision.models.detection import maskrcnn_resnet50_fpn
     return pair_main(argv, "tools/benchmark.py mask", __doc__, "Mask R-CNN R50-FPN", maskrcnn_resnet50_fpn,
-                     tv_mask_model_cfg, bf16=False, make_targets=mask_targets, check=mask_agreement,
+                     tv_mask_model_cfg, bf16=False, kind="mask", make_targets=mask_targets, check=mask_agreement,
                      describe_check=lambda res: "; share of masks with IoU >= 0.99 "
                                                 f"{res.get('check_masks_iou_ge_0.99', float('nan')):.2f}")

@@ -1,0 +1,61 @@
+"""How close the backbone runs to this machine's convolution speed, measured in the same run.
+
+The reference is one large ``channels_last`` 3x3 convolution (256 -> 256 channels on the
+stride-4 feature map of the benchmark image, FPN's P2 size), the best of a few calls; the
+backbone (and neck) figure is its multiply-adds, counted by ``FlopCounterMode`` on the real
+forward, over its median time. FLOP/s count 2 per multiply-add.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def _best_s(fn, device: torch.device, repeats: int = 3) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@torch.inference_mode()
+def conv_peak_gflops(height: int, width: int, device: torch.device, channels: int = 256) -> float:
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(device).eval()
+    conv = conv.to(memory_format=torch.channels_last)
+    x = torch.randn(1, channels, max(height // 4, 8), max(width // 4, 8), device=device)
+    x = x.contiguous(memory_format=torch.channels_last)
+    macs = channels * channels * 9 * x.shape[-2] * x.shape[-1]
+    return 2 * macs / _best_s(lambda: conv(x), device) / 1e9
+
+
+@torch.inference_mode()
+def backbone_efficiency(model, image: torch.Tensor, device: torch.device, args) -> dict:
+    """``model``: a detector on its fast path (``extract_features``, ``preprocessor``)."""
+    batch, _, _ = model.preprocessor([image])
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.extract_features(batch)
+    macs = counter.get_total_flops() / 2
+    model.extract_features(batch)
+    times = []
+    for _ in range(max(args.iters, 1)):
+        start = time.perf_counter()
+        model.extract_features(batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    achieved = 2 * macs / seconds / 1e9
+    peak = conv_peak_gflops(batch.shape[-2], batch.shape[-1], device)
+    return {"backbone_gmacs": macs / 1e9, "backbone_ms": seconds * 1000, "backbone_gflops": achieved,
+            "conv_peak_gflops": peak, "backbone_efficiency": achieved / peak}

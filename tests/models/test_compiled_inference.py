@@ -1,0 +1,89 @@
+"""The optional compiled fast path: same detections as eager, a clean fallback when compiling
+fails, eager under autograd, and ``strip_compiled`` restores the eager forwards."""
+import copy
+import logging
+
+import torch
+
+from resdet.models.detectors import compile_cost_s, compile_for_inference, optimize_for_inference, strip_compiled
+from resdet.models.detectors import fast_inference
+from resdet.registry import MODELS
+
+from test_faster_rcnn import images_and_targets, tiny_cfg
+
+
+def _fast_model(repo_root):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_cfg("frcnn_r50_fpn", repo_root)).eval()
+    return optimize_for_inference(model)
+
+
+def test_compiled_backbone_keeps_the_detections(repo_root):
+    model = _fast_model(repo_root)
+    images, _ = images_and_targets()
+    with torch.inference_mode():
+        expected = model(images)
+    compiled = compile_for_inference(model, parts=("backbone",))  # one part keeps the test short
+    assert list(compiled) == ["backbone"]
+    with torch.inference_mode():
+        got = model(images)  # first call compiles; the two images have different sizes (dynamic)
+        again = model(images)
+    assert compiled["backbone"].failed is None, compiled["backbone"].failed
+    assert compiled["backbone"].first_call_s > 0 and compile_cost_s(model) == compiled["backbone"].first_call_s
+    for a, b, c in zip(expected, got, again):
+        assert len(a["boxes"]) == len(b["boxes"]) == len(c["boxes"]) > 0
+        assert torch.allclose(a["boxes"], b["boxes"], atol=1e-2) and torch.allclose(b["boxes"], c["boxes"])
+        assert torch.allclose(a["scores"], b["scores"], atol=1e-4)
+
+
+def test_failed_compile_falls_back_to_eager_once(repo_root, monkeypatch, caplog):
+    def broken_compile(fn, **kwargs):
+        def run(*args, **kw):
+            raise RuntimeError("no C++ compiler found")
+        return run
+    monkeypatch.setattr(fast_inference.torch, "compile", broken_compile)
+    model = _fast_model(repo_root)
+    images, _ = images_and_targets()
+    with torch.inference_mode():
+        expected = copy.deepcopy(model)(images)
+        parts = compile_for_inference(model)
+        assert set(parts) == {"backbone", "neck", "rpn.head", "roi_heads.box_head"}
+        with caplog.at_level(logging.WARNING):
+            got = model(images)
+            model(images)
+    assert all("no C++ compiler found" in p.failed for p in parts.values())
+    warnings = [r for r in caplog.records if "torch.compile of" in r.getMessage()]
+    assert len(warnings) == len(parts)  # one warning per part, not one per call
+    for a, b in zip(expected, got):
+        assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["scores"], b["scores"])
+
+
+def test_gradients_and_strip_use_the_eager_forward(repo_root, monkeypatch):
+    calls = []
+
+    def counting_compile(fn, **kwargs):
+        def run(*args, **kw):
+            calls.append(1)
+            return fn(*args, **kw)
+        return run
+    monkeypatch.setattr(fast_inference.torch, "compile", counting_compile)
+    model = _fast_model(repo_root)
+    compile_for_inference(model, parts=("backbone",))
+    x = torch.zeros(1, 3, 64, 64)
+    model.backbone(x)  # autograd on: the frozen-weight graph is never used
+    assert calls == []
+    with torch.no_grad():
+        model.backbone(x)
+    assert calls == [1]
+    assert strip_compiled(model) == 1 and "forward" not in model.backbone.__dict__
+    with torch.no_grad():
+        model.backbone(x)
+    assert calls == [1]
+
+
+def test_environment_variable_turns_compiling_on(monkeypatch):
+    monkeypatch.setenv("RESDET_COMPILE", "1")
+    assert fast_inference.compile_requested(None) is True
+    assert fast_inference.compile_requested(False) is False
+    monkeypatch.setenv("RESDET_COMPILE", "0")
+    assert fast_inference.compile_requested(None) is False
