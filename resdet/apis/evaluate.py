@@ -36,13 +36,15 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
                    results_file: str | None = None, backend: str = "auto",
                    voc_ap_method: str = "auto", voc_plus_one: bool = True,
                    amp: str | None = None, workers: int = 1,
-                   test_mode: str | None = None) -> tuple[list[Any], dict[str, float]]:
+                   test_mode: str | None = None, compile: bool | None = None) -> tuple[list[Any], dict[str, float]]:
     """Run ``checkpoint`` on the config's test set; returns ``(metrics, results)``.
 
     ``metrics``: ``--metric`` strings; default: the config's ``test_evaluator`` /
     ``val_evaluator``. ``results_file``: the predictions in COCO results format (written by
     the first detection metric, on rank 0). ``test_mode``: a classifier's test-time mode
     (``center``, ``ten_crop``, ``multi_scale``); default: the config's ``test_mode``.
+    ``compile``: compile a detector's convolution stacks (``init_model``; default: the
+    ``RESDET_COMPILE`` environment variable), worth its one-time cost on large test sets.
     """
     dist.init_distributed()
     cfg = load_config(config, cfg_options)
@@ -52,7 +54,7 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     if not loader_cfg:
         raise ConfigError(f"config {config} has neither 'test_dataloader' nor 'val_dataloader'")
     device = device or _default_device()
-    model = init_model(cfg, checkpoint, device=device)
+    model = init_model(cfg, checkpoint, device=device, compile=compile)
     if cfg.get("test_mode") is not None or test_mode is not None:
         model, mode_loader_cfg = build_tta(model, cfg, test_mode)
         model.to(device).eval()

@@ -1,10 +1,10 @@
-"""COCO evaluation backends: pycocotools (the reference) and faster-coco-eval (optional).
+"""COCO evaluation backends: pycocotools (the reference) and faster-coco-eval (the default).
 
 ``evaluate_coco(gt, anns, iou_type, backend)`` returns the 12 standard stats exactly as
 ``COCOeval.summarize()`` computes them, plus the per-category AP. Both backends give the
 same numbers (checked against pycocotools on the official fixture); faster-coco-eval does
-the matching and accumulation in C++ (``pip install faster-coco-eval`` or the
-``resdet[fast-eval]`` extra).
+the matching and accumulation in C++ and is a core dependency (a wheel, no compiler), so
+``auto`` picks it; ``backend='pycocotools'`` stays available for reference.
 
 Our side of the speed-up: results are handed over as the in-memory list (no json dump and
 re-parse), and the results ``COCO`` object is built without ``loadRes``'s per-detection
@@ -53,7 +53,7 @@ def resolve_backend(backend: str = "auto") -> str:
         return "faster" if faster_available() else "pycocotools"
     if backend == "faster" and not faster_available():
         raise ImportError("backend='faster' needs the faster-coco-eval package: "
-                          "pip install faster-coco-eval  (or pip install 'resdet[fast-eval]')")
+                          "pip install faster-coco-eval  (a dependency of resdet; reinstall resdet)")
     return backend
 
 
