@@ -17,12 +17,10 @@ import sys
 
 import torch
 
-# benchmark kind -> (torchvision builder, resdet config function, targets function)
+# benchmark kind -> (resdet config function, targets function)
 KINDS = {
-    "det": ("torchvision.models.detection:fasterrcnn_resnet50_fpn",
-            "resdet.models.converters.torchvision_det:tv_fpn_model_cfg", "resdet.benchmarks._pair:box_targets"),
-    "mask": ("torchvision.models.detection:maskrcnn_resnet50_fpn",
-             "resdet.models.converters.torchvision_mask:tv_mask_model_cfg", "resdet.benchmarks.mask:mask_targets"),
+    "det": ("resdet.models.converters.torchvision_det:tv_fpn_model_cfg", "resdet.benchmarks._pair:box_targets"),
+    "mask": ("resdet.models.converters.torchvision_mask:tv_mask_model_cfg", "resdet.benchmarks.mask:mask_targets"),
 }
 
 
@@ -52,11 +50,11 @@ def _reset_peak() -> bool:
 
 
 def _build(spec: dict):
-    tv_ref, cfg_ref, _ = KINDS[spec["kind"]]
+    cfg_ref = KINDS[spec["kind"]][0]
     torch.manual_seed(0)
     if spec["impl"] == "torchvision":
-        return _load(tv_ref)(weights=None, weights_backbone=None, num_classes=81, min_size=spec["height"],
-                             max_size=spec["width"])
+        from ._tv import tv_r50_fpn_detector
+        return tv_r50_fpn_detector(spec["kind"], num_classes=81, min_size=spec["height"], max_size=spec["width"])
     from ..models.detectors import optimize_for_inference
     from ..registry import MODELS
     model = MODELS.build(_load(cfg_ref)(num_classes=80, min_size=spec["height"], max_size=spec["width"]))
@@ -76,7 +74,7 @@ def _workload(spec: dict, model) -> None:
                 model([image.float() / 255] if tv else [image])
         return
     images = [image, image.flip(-1)]
-    targets = _load(KINDS[spec["kind"]][2])(images, torch.device("cpu"))
+    targets = _load(KINDS[spec["kind"]][1])(images, torch.device("cpu"))
     if not tv:
         targets = [dict(t, labels=t["labels"] - 1) for t in targets]
     inputs = [i.float() / 255 for i in images] if tv else images

@@ -23,6 +23,7 @@ from ..structures.matching import pair_detections
 from ..utils.io import atomic_write_json
 from ._efficiency import backbone_efficiency
 from ._memory import measure
+from ._tv import tv_r50_fpn_detector
 
 
 def sync(device: torch.device) -> None:
@@ -44,14 +45,14 @@ def median_time(fn: Callable[[], object], iters: int, warmup: int, device: torch
     return statistics.median(times)
 
 
-def build_pair(tv_builder: Callable, resdet_cfg: dict, device: torch.device, min_size: int, max_size: int):
-    """torchvision's model (random weights under seed 0; no download) and resdet's built from
-    ``resdet_cfg`` with the converted weights, both on ``device``."""
+def build_pair(kind: str, resdet_cfg: dict, device: torch.device, min_size: int, max_size: int):
+    """torchvision's model (``_tv.tv_r50_fpn_detector``: its fine-tuning recipe, random weights
+    under seed 0; no download) and resdet's built from ``resdet_cfg`` with the converted
+    weights, both on ``device``."""
     torch.manual_seed(0)
     # 81 slots (background + 80): a plain N + 1 head, so resdet label = torchvision label - 1 (a
     # 91-slot head would be read as COCO's id layout and mapped to 80 classes by the converter)
-    tv_model = tv_builder(weights=None, weights_backbone=None, num_classes=81, min_size=min_size,
-                          max_size=max_size)
+    tv_model = tv_r50_fpn_detector(kind, num_classes=81, min_size=min_size, max_size=max_size)
     ours = MODELS.build(resdet_cfg)
     load_weights(ours, tv_model.state_dict())
     return tv_model.to(device), ours.to(device)
@@ -204,17 +205,18 @@ def summarize(res: dict) -> dict:
     return out
 
 
-def pair_main(argv, prog: str, doc: str, title: str, tv_builder: Callable, cfg_fn: Callable[..., dict],
+def pair_main(argv, prog: str, doc: str, title: str, kind: str, cfg_fn: Callable[..., dict],
               bf16: bool, make_targets: Callable = box_targets,
               check: Callable[[dict, dict], dict] | None = None,
-              describe_check: Callable[[dict], str] = lambda res: "", kind: str | None = None) -> int:
+              describe_check: Callable[[dict], str] = lambda res: "") -> int:
     """The command line of a pair benchmark: parse, time on each selected device, print, save.
-    ``cfg_fn(num_classes, min_size, max_size)`` gives resdet's config for ``tv_builder``'s model."""
+    ``kind``: ``'det'`` or ``'mask'``; ``cfg_fn(num_classes, min_size, max_size)`` gives resdet's
+    config of the same model."""
     parser = pair_parser(prog, doc, bf16=bf16)
     args = parser.parse_args(argv)
     results = []
     for device in selected_devices(parser, args):
-        tv_model, ours = build_pair(tv_builder, cfg_fn(num_classes=80, min_size=args.height, max_size=args.width),
+        tv_model, ours = build_pair(kind, cfg_fn(num_classes=80, min_size=args.height, max_size=args.width),
                                     device, args.height, args.width)
         res = bench_pair(tv_model, ours, device, args, make_targets=make_targets, check=check, kind=kind)
         results.append(res)

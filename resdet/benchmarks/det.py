@@ -1,5 +1,6 @@
-"""Faster R-CNN R50-FPN: resdet against torchvision's ``fasterrcnn_resnet50_fpn`` with the same
-weights and inputs, in one run.
+"""Faster R-CNN R50-FPN: resdet against torchvision's ``FasterRCNN`` R50-FPN (as
+``fasterrcnn_resnet50_fpn`` builds it for fine-tuning: frozen BN, stem and first stage frozen)
+with the same weights and inputs, in one run.
 
     python tools/benchmark.py det [--device cpu|cuda|all] [--iters 3] [--train-iters 2]
                                   [--height 800 --width 1333] [--bf16] [--threads N] [--json OUT]
@@ -18,6 +19,5 @@ from ._pair import pair_main
 
 
 def main(argv=None) -> int:
-    from torchvision.models.detection import fasterrcnn_resnet50_fpn
-    return pair_main(argv, "tools/benchmark.py det", __doc__, "Faster R-CNN R50-FPN", fasterrcnn_resnet50_fpn,
-                     tv_fpn_model_cfg, bf16=True, kind="det")
+    return pair_main(argv, "tools/benchmark.py det", __doc__, "Faster R-CNN R50-FPN", "det",
+                     tv_fpn_model_cfg, bf16=True)

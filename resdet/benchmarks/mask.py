@@ -1,5 +1,6 @@
-"""Mask R-CNN R50-FPN: resdet against torchvision's ``maskrcnn_resnet50_fpn`` with the same
-weights and inputs, in one run.
+"""Mask R-CNN R50-FPN: resdet against torchvision's ``MaskRCNN`` R50-FPN (as
+``maskrcnn_resnet50_fpn`` builds it for fine-tuning: frozen BN, stem and first stage frozen)
+with the same weights and inputs, in one run.
 
     python tools/benchmark.py mask [--device cpu|cuda|all] [--iters 3] [--train-iters 2]
                                    [--height 800 --width 1333] [--threads N] [--json OUT]
@@ -44,8 +45,7 @@ def mask_agreement(expected: dict, got: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    from torchvision.models.detection import maskrcnn_resnet50_fpn
-    return pair_main(argv, "tools/benchmark.py mask", __doc__, "Mask R-CNN R50-FPN", maskrcnn_resnet50_fpn,
-                     tv_mask_model_cfg, bf16=False, kind="mask", make_targets=mask_targets, check=mask_agreement,
+    return pair_main(argv, "tools/benchmark.py mask", __doc__, "Mask R-CNN R50-FPN", "mask",
+                     tv_mask_model_cfg, bf16=False, make_targets=mask_targets, check=mask_agreement,
                      describe_check=lambda res: "; share of masks with IoU >= 0.99 "
                                                 f"{res.get('check_masks_iou_ge_0.99', float('nan')):.2f}")

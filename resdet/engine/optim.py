@@ -3,11 +3,13 @@
 ``dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4, norm_bias_decay=True)``: the
 paper's SGD. ``norm_bias_decay=False`` puts normalisation-layer parameters and biases in a
 second param group without weight decay. ``type`` may name any ``torch.optim`` optimizer
-(``'SGD'``, ``'AdamW'``, ...); the remaining keys are its keyword arguments.
+(``'SGD'``, ``'AdamW'``, ...); the remaining keys are its keyword arguments. Optimizers that
+take ``foreach`` get ``foreach=True`` unless the config says otherwise (or asks for ``fused``).
 """
 from __future__ import annotations
 
 import difflib
+import inspect
 
 import torch
 from torch import nn
@@ -47,6 +49,10 @@ def build_optimizer(model: nn.Module, cfg: dict | None = None) -> torch.optim.Op
         raise ConfigError(f"optimizer config needs 'lr' (got keys {sorted(cfg)})")
     for key, value in OPTIMIZER_DEFAULTS.get(opt_type, {}).items():
         cfg.setdefault(key, value)
+    if "foreach" in inspect.signature(opt_cls.__init__).parameters and not cfg.get("fused"):
+        # the multi-tensor update: one kernel per step for all parameters instead of a Python
+        # loop of small ones (torch picks it by itself on CUDA only); same arithmetic
+        cfg.setdefault("foreach", True)
     norm_bias_decay = bool(cfg.pop("norm_bias_decay", True))
     if norm_bias_decay:
         params = [p for p in model.parameters() if p.requires_grad]
