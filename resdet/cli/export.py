@@ -1,9 +1,67 @@
-"""Export a model to one ONNX file with pre- and post-processing inside, or a torch.export program."""
+"""Export a model to one ONNX file with pre- and post-processing inside, or a torch.export program.
+
+    resdet export configs/frcnn_r50_c4_bccd.py work_dirs/frcnn_r50_c4_bccd/final.pth \
+        --format onnx --out bccd.onnx
+    resdet export configs/resnet50_imagenet.py r50.pth --format torch-export --out r50.pt2
+
+Detectors (Faster R-CNN C4 / VGG-16 / FPN, Mask R-CNN C4 / FPN): the file takes one uint8
+3 x H x W RGB image of any size and returns boxes (N x 4, xyxy in its pixels), scores, labels
+(0-based) and, for Mask R-CNN, masks (N x H x W uint8): the config's test resize, normalisation,
+padding, backbone, RPN, NMS, RoI heads, score threshold, top-k and the mapping back are all in
+the graph. Classifiers take uint8 N x 3 x H x W and return logits. ONNX files carry the class
+names, resdet's version and the config's name in their metadata; opset 18. The model is the one
+`init_model` builds, with frozen BN folded (the inference fast path). See docs/export.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
 from ._errors import command
-from ._planned import planned_main
+from resdet.utils.config import add_cfg_options_arg
+
+FORMATS = ("onnx", "torch-export")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="resdet export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="config file, a name in configs/, or a short model name")
+    parser.add_argument("checkpoint", help="checkpoint (.pth) to export")
+    parser.add_argument("--format", choices=FORMATS, default="onnx", help="onnx (default) or torch-export (.pt2)")
+    parser.add_argument("--out", required=True, help="output file (.onnx or .pt2); written atomically")
+    parser.add_argument("--no-fold-bn", action="store_true",
+                        help="export without folding frozen BN into the convolutions")
+    add_cfg_options_arg(parser)
+    return parser
 
 
 @command("export")
 def main(argv=None) -> int:
-    return planned_main("export", __doc__, "resdet export CONFIG CHECKPOINT --format onnx|torch-export --out FILE",
-                        argv)
+    args = build_parser().parse_args(argv)
+    from resdet.apis import init_model
+    from resdet.deploy import export_onnx, export_torch
+    from resdet.models.detectors import optimize_for_inference
+    from resdet.utils.io import safe_load
+
+    model = init_model(args.config, args.checkpoint, device="cpu", cfg_options=args.cfg_options)
+    if not args.no_fold_bn:
+        optimize_for_inference(model)
+    meta = safe_load(args.checkpoint).get("meta", {})
+    names = meta.get("classes") if isinstance(meta, dict) else None
+    if args.format == "onnx":
+        props = export_onnx(model, args.out, cfg=model.cfg, class_names=names)
+        count = len(json.loads(props["class_names"]))
+        print(f"wrote {args.out}: ONNX opset 18, {props['model_type']} ({props['kind']}), {count} class names, "
+              f"{os.path.getsize(args.out) / 1e6:.1f} MB")
+    else:
+        kind = export_torch(model, args.out, cfg=model.cfg)
+        print(f"wrote {args.out}: torch.export program of {type(model).__name__} ({kind}), dynamic height and "
+              f"width, {os.path.getsize(args.out) / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

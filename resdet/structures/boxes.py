@@ -11,9 +11,9 @@ from typing import Sequence
 
 import torch
 from torch import Tensor
-from torchvision.ops import box_area, box_convert, box_iou, clip_boxes_to_image  # noqa: F401
+from torchvision.ops import batched_nms, box_area, box_convert, box_iou, clip_boxes_to_image, nms  # noqa: F401
 
-__all__ = ["box_area", "box_iou", "box_ioa", "clip_boxes", "flip_boxes", "scale_boxes",
+__all__ = ["box_area", "box_iou", "box_ioa", "clip_boxes", "grouped_nms", "flip_boxes", "scale_boxes",
            "nonempty_mask", "xyxy_to_xywh", "xywh_to_xyxy", "map_boxes_to_original"]
 
 
@@ -39,9 +39,26 @@ def box_ioa(boxes: Tensor, regions: Tensor) -> Tensor:
     return inter / box_area(boxes).clamp(min=1e-6)[:, None]
 
 
+def grouped_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float, num_groups: int) -> Tensor:
+    """NMS within each group (class, FPN level) of ``groups`` (``N`` int64 in ``0..num_groups-1``):
+    indices kept, by decreasing score. ``torchvision.ops.batched_nms`` in eager mode; while
+    exporting, one ``nms`` per group (torchvision's exact per-group algorithm, which it uses
+    itself above 1000 boxes), since its choice between the two reads the box count."""
+    if not torch.compiler.is_exporting():
+        return batched_nms(boxes, scores, groups, iou_threshold)
+    kept = torch.zeros_like(scores, dtype=torch.bool)
+    for group in range(num_groups):
+        members = (groups == group).nonzero().squeeze(1)
+        kept[members[nms(boxes[members], scores[members], iou_threshold)]] = True
+    keep = kept.nonzero().squeeze(1)
+    return keep[scores[keep].sort(descending=True)[1]]
+
+
 def clip_boxes(boxes: Tensor, size: Sequence[int]) -> Tensor:
-    """Clip ``... x 4`` boxes to an image of ``size = (h, w)``."""
-    height, width = int(size[0]), int(size[1])
+    """Clip ``... x 4`` boxes to an image of ``size = (h, w)`` (ints, or symbolic sizes)."""
+    height, width = size[0], size[1]
+    if not isinstance(height, torch.SymInt) and not isinstance(width, torch.SymInt):
+        height, width = int(height), int(width)
     x = boxes[..., 0::2].clamp(min=0, max=width)
     y = boxes[..., 1::2].clamp(min=0, max=height)
     return torch.stack((x[..., 0], y[..., 0], x[..., 1], y[..., 1]), dim=-1)

@@ -18,9 +18,14 @@ import torch
 from torch import Tensor
 
 
-def _check_rows(owner: str, count: int, **tensors: Tensor | None) -> None:
+def _check_rows(owner: str, count, **tensors: Tensor | None) -> None:
+    exporting = torch.compiler.is_exporting()
     for name, value in tensors.items():
-        if value is not None and len(value) != count:
+        if value is None:
+            continue
+        if exporting:  # sizes are symbolic (NMS counts): a hint for the exporter, not a branch
+            torch._check(value.shape[0] == count, lambda: f"{owner}: {name} rows differ from the boxes'")
+        elif len(value) != count:
             raise ValueError(f"{owner}: {name} has {len(value)} rows for {count} boxes")
 
 
@@ -36,7 +41,7 @@ class Proposals:
     scores: Tensor
 
     def __post_init__(self) -> None:
-        _check_rows("Proposals", len(self.boxes), scores=self.scores)
+        _check_rows("Proposals", self.boxes.shape[0], scores=self.scores)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -118,7 +123,7 @@ class Detections:
     masks: Tensor | None = None
 
     def __post_init__(self) -> None:
-        _check_rows("Detections", len(self.boxes), scores=self.scores, labels=self.labels,
+        _check_rows("Detections", self.boxes.shape[0], scores=self.scores, labels=self.labels,
                     mask_probs=self.mask_probs, masks=self.masks)
 
     def __len__(self) -> int:

@@ -89,6 +89,33 @@ def _torchvision_weights(box_lo: Tensor, box_len: Tensor, origin: Tensor, length
     return weights * inside[..., None]
 
 
+def paste_masks_dense(mask_probs: Tensor, boxes: Tensor, height, width, threshold: float = 0.5,
+                      mode: str = "continuous") -> Tensor:
+    """``paste_masks`` with every box's window the whole image: the same weights per pixel,
+    no sizes read from tensor values (``height`` / ``width`` may be symbolic), so it traces
+    into an exported graph. Memory is ``K x height x width`` floats."""
+    if mode not in PASTE_MODES:
+        raise ValueError(f"paste mode {mode!r} unknown; allowed values: {', '.join(PASTE_MODES)}")
+    if mask_probs.dim() == 4:
+        mask_probs = mask_probs[:, 0]
+    size = mask_probs.shape[-1]
+    probs = mask_probs.float()
+    boxes = boxes.to(device=probs.device, dtype=torch.float32)
+    zeros = torch.zeros(boxes.shape[0], dtype=torch.int64, device=probs.device)
+    if mode == "torchvision":
+        probs = F.pad(probs, (1, 1, 1, 1))
+        half = (boxes[:, 2:] - boxes[:, :2]) * 0.5 * ((size + 2.0) / size)
+        centre = (boxes[:, 2:] + boxes[:, :2]) * 0.5
+        ints = torch.cat([centre - half, centre + half], dim=1).to(torch.int64)
+        lengths = (ints[:, 2:] - ints[:, :2] + 1).clamp(min=1)
+        wx = _torchvision_weights(ints[:, 0], lengths[:, 0], zeros, width, size, width)
+        wy = _torchvision_weights(ints[:, 1], lengths[:, 1], zeros, height, size, height)
+    else:
+        wx = _continuous_weights(boxes[:, 0], boxes[:, 2], zeros.float(), width, size)
+        wy = _continuous_weights(boxes[:, 1], boxes[:, 3], zeros.float(), height, size)
+    return torch.bmm(wy, torch.bmm(probs, wx.transpose(1, 2))) > threshold
+
+
 def paste_masks(mask_probs: Tensor, boxes: Tensor, height: int, width: int, threshold: float = 0.5,
                 mode: str = "continuous", max_chunk_elements: int = 1 << 24) -> Tensor:
     """Paste ``K x M x M`` mask probabilities into ``K x height x width`` bool masks.

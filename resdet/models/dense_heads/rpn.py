@@ -7,10 +7,10 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, box_iou, nms, remove_small_boxes
+from torchvision.ops import box_iou, nms, remove_small_boxes
 
 from ...registry import MODELS
-from ...structures.boxes import box_ioa, clip_boxes
+from ...structures.boxes import box_ioa, clip_boxes, grouped_nms
 from ...structures.instances import Proposals
 from ..utils.box_coder import BoxCoder
 from ..utils.matcher import Matcher
@@ -108,7 +108,7 @@ class RPN(nn.Module):
             raise KeyError(f"RPN in_features {missing} not among the features {list(features)}")
         maps = [features[k] for k in self.in_features]
         objectness, deltas = self.head(maps)
-        anchors = self.anchor_generator(padded_size, [m.shape[-2:] for m in maps], maps[0].device)
+        anchors = self.anchors(padded_size, [m.shape[-2:] for m in maps], maps[0].device)
         objectness, deltas, counts = flatten_level_outputs(objectness, deltas)
         # float32 for box decoding even under fp16 / bf16 autocast (pixel coordinates up to ~1000s)
         objectness, deltas = objectness.float(), deltas.float()
@@ -120,6 +120,24 @@ class RPN(nn.Module):
             losses = self.losses(objectness, deltas, torch.cat(anchors), targets, image_sizes)
         return proposals, losses
 
+    def anchors(self, padded_size: Sequence[int], feature_sizes: list, device: torch.device) -> list[Tensor]:
+        """Anchors per level: the generator's (cached per geometry) in eager mode; while
+        exporting, the same grid built from the symbolic sizes (the generator reads them as
+        Python ints, which would fix the exported graph to the example's size)."""
+        if not torch.compiler.is_exporting():
+            return self.anchor_generator(padded_size, feature_sizes, device)
+        generator, levels = self.anchor_generator, []
+        for level, (cell, size) in enumerate(zip(generator.cell_anchors, feature_sizes)):
+            height, width = size[0], size[1]
+            stride_y, stride_x = ((generator.strides[level],) * 2 if generator.strides is not None
+                                  else (padded_size[0] // height, padded_size[1] // width))
+            shifts_x = (torch.arange(width, device=device, dtype=torch.float32) + generator.offset) * stride_x
+            shifts_y = (torch.arange(height, device=device, dtype=torch.float32) + generator.offset) * stride_y
+            shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
+            shifts = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=-1).reshape(-1, 1, 4)
+            levels.append((shifts + cell.to(device)[None]).reshape(-1, 4))
+        return levels
+
     @torch.no_grad()
     def select_proposals(self, objectness: Tensor, deltas: Tensor, anchors: list[Tensor],
                          counts: list[int], image_sizes: list[tuple[int, int]]) -> list[Proposals]:
@@ -130,7 +148,7 @@ class RPN(nn.Module):
         start = 0
         for level, (count, level_anchors) in enumerate(zip(counts, anchors)):
             level_obj = objectness[:, start:start + count]
-            k = min(top_n, count)
+            k = torch.sym_min(top_n, count) if isinstance(count, torch.SymInt) else min(top_n, count)
             level_scores, index = level_obj.topk(k, dim=1)
             level_deltas = deltas[:, start:start + count].gather(1, index[..., None].expand(-1, -1, 4))
             boxes = self.box_coder.decode(level_deltas.reshape(-1, 4), level_anchors[index.reshape(-1)])
@@ -148,7 +166,7 @@ class RPN(nn.Module):
             if self.score_thresh > 0:
                 keep = keep[probs[keep] >= self.score_thresh]
             boxes, probs, lvl = boxes[keep], probs[keep], levels[keep]
-            keep = batched_nms(boxes, probs, lvl, self.nms_thresh) if len(counts) > 1 else \
+            keep = grouped_nms(boxes, probs, lvl, self.nms_thresh, len(counts)) if len(counts) > 1 else \
                 nms(boxes, probs, self.nms_thresh)
             keep = keep[:self.post_nms_top_n[self.training]]
             proposals.append(Proposals(boxes=boxes[keep], scores=probs[keep]))

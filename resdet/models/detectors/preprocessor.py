@@ -1,7 +1,6 @@
 """Detector input preprocessing on the model's device: normalise, optionally resize, pad, batch."""
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -12,6 +11,14 @@ from ...registry import MODELS
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def _largest(sizes: list):
+    """``max`` of ints or symbolic sizes (``torch.sym_max`` does not branch on them)."""
+    largest = sizes[0]
+    for size in sizes[1:]:
+        largest = torch.sym_max(largest, size)
+    return largest
 
 
 @MODELS.register_module()
@@ -72,11 +79,15 @@ class DetPreprocessor(nn.Module):
                              recompute_scale_factor=True, align_corners=False)[0]
 
     def batch(self, images: list[Tensor]) -> Tensor:
-        """Pad to the largest size, rounded up to ``size_divisor``; images sit top-left."""
-        height = max(int(i.shape[-2]) for i in images)
-        width = max(int(i.shape[-1]) for i in images)
+        """Pad to the largest size, rounded up to ``size_divisor``; images sit top-left.
+        Sizes are read from shapes only, so they stay symbolic when the model is exported."""
+        height, width = _largest([i.shape[-2] for i in images]), _largest([i.shape[-1] for i in images])
         div = max(self.size_divisor, 1)
-        height, width = int(math.ceil(height / div) * div), int(math.ceil(width / div) * div)
+        height, width = (height + div - 1) // div * div, (width + div - 1) // div * div
+        if len(images) == 1:  # one image: a pad (no Python-side copy loop in an exported graph)
+            image = images[0]
+            return F.pad(image, (0, width - image.shape[-1], 0, height - image.shape[-2]),
+                         value=self.pad_value)[None]
         out = images[0].new_full((len(images), 3, height, width), self.pad_value)
         for index, image in enumerate(images):
             out[index, :, :image.shape[-2], :image.shape[-1]].copy_(image)
@@ -89,12 +100,13 @@ class DetPreprocessor(nn.Module):
         target_size = self.min_size if min_size is None else min_size
         processed, sizes, factors = [], [], []
         for image in images:
-            h, w = int(image.shape[-2]), int(image.shape[-1])
+            h, w = image.shape[-2], image.shape[-1]
             out = self.resize(self.normalize(image), target_size, self.max_size)
             if flip:
                 out = out.flip(-1)
-            new_h, new_w = int(out.shape[-2]), int(out.shape[-1])
+            new_h, new_w = out.shape[-2], out.shape[-1]
             processed.append(out)
             sizes.append((new_h, new_w))
-            factors.append((new_w / w, new_h / h))
+            # no resize: exactly 1.0 (also while exporting, where the sizes are symbolic)
+            factors.append((1.0, 1.0) if target_size is None else (new_w / w, new_h / h))
         return self.batch(processed), sizes, factors

@@ -67,7 +67,7 @@ class MaskHead(nn.Module):
         """``R x C x M x M`` logits, ``R`` labels -> ``R x M x M`` logits of each RoI's class."""
         if self.class_agnostic:
             return logits[:, 0]
-        return logits[torch.arange(len(logits), device=logits.device), labels]
+        return logits[torch.arange(logits.shape[0], device=logits.device), labels]
 
 
 def mask_loss(logits: Tensor, targets: Tensor) -> Tensor:

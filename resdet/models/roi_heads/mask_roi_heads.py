@@ -75,8 +75,8 @@ class MaskRoIHeads(StandardRoIHeads):
     def predict_mask_probs(self, features: dict[str, Tensor], boxes: list[Tensor], labels: list[Tensor],
                            image_sizes: Sequence[Sequence[int]]) -> list[Tensor]:
         """Per image ``K_i x M x M`` mask probabilities of the given boxes' classes."""
-        counts = [len(b) for b in boxes]
-        if sum(counts) == 0:
+        counts = [b.shape[0] for b in boxes]
+        if not torch.compiler.is_exporting() and sum(counts) == 0:  # (a branch on a count)
             size = self._mask_size()
             return [b.new_zeros((0, size, size)) for b in boxes]
         logits = self.mask_head(self._mask_features(features, boxes, image_sizes))

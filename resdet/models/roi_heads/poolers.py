@@ -4,8 +4,9 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import torch
 from torch import Tensor, nn
-from torchvision.ops import MultiScaleRoIAlign, roi_align, roi_pool
+from torchvision.ops import MultiScaleRoIAlign, box_area, roi_align, roi_pool
 
 from ...registry import MODELS
 
@@ -66,6 +67,8 @@ class RoIPooler(nn.Module):
         missing = [k for k in self.featmap_names if k not in features]
         if missing:
             raise KeyError(f"RoIPooler featmap_names {missing} not among the features {list(features)}")
+        if self.multi_level is not None and torch.compiler.is_exporting():
+            return self._multi_level_graph([features[k] for k in self.featmap_names], boxes, image_sizes)
         if self.multi_level is not None:
             return self.multi_level({k: features[k] for k in self.featmap_names}, boxes,
                                     [tuple(int(v) for v in s) for s in image_sizes])
@@ -75,3 +78,27 @@ class RoIPooler(nn.Module):
         if self.pool_type == "pool":
             return roi_pool(feature, boxes, self.output_size, scale)
         return roi_align(feature, boxes, self.output_size, scale, self.sampling_ratio, self.aligned)
+
+    def _multi_level_graph(self, maps: list[Tensor], boxes: list[Tensor], image_sizes: Sequence[Sequence[int]]
+                           ) -> Tensor:
+        """``MultiScaleRoIAlign``'s result computed from symbolic sizes (for ``torch.export``):
+        the same level scales ``2 ** round(log2(feature height / largest image height))`` and
+        level rule, but as tensors (torchvision reads them as Python floats). A level's scale
+        multiplies the boxes before RoIAlign instead of being its ``spatial_scale`` (a power
+        of two: the same products)."""
+        max_h = image_sizes[0][0]
+        for size in image_sizes[1:]:
+            max_h = torch.sym_max(max_h, size[0])
+        one = torch.ones((), dtype=torch.float64, device=maps[0].device)
+        scales = [torch.exp2(((one * m.shape[-2]) / max_h).float().log2().round()) for m in maps]
+        k_min, k_max = -torch.log2(scales[0]), -torch.log2(scales[-1])
+        rois = torch.cat([torch.cat([torch.full_like(b[:, :1], i), b], dim=1) for i, b in enumerate(boxes)])
+        sides = torch.sqrt(box_area(rois[:, 1:]))
+        levels = torch.floor(4 + torch.log2(sides / 224) + torch.tensor(1e-6, dtype=sides.dtype))
+        levels = (torch.minimum(torch.maximum(levels, k_min), k_max) - k_min).to(torch.int64)
+        result = maps[0].new_zeros((rois.shape[0], maps[0].shape[1], self.output_size, self.output_size))
+        for level, (feature, scale) in enumerate(zip(maps, scales)):
+            index = torch.where(levels == level)[0]
+            level_rois = rois[index] * torch.cat([scale.new_ones(1), scale.expand(4)])
+            result[index] = roi_align(feature, level_rois, self.output_size, 1.0, self.sampling_ratio, False)
+        return result

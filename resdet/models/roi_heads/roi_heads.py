@@ -12,10 +12,10 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, box_iou, remove_small_boxes
+from torchvision.ops import box_iou, remove_small_boxes
 
 from ...registry import MODELS
-from ...structures.boxes import box_ioa
+from ...structures.boxes import box_ioa, grouped_nms
 from ...structures.instances import Detections, Proposals, SampledRoIs
 from ..dense_heads.rpn import box_regression_loss
 from ..utils.box_coder import BoxCoder
@@ -143,13 +143,13 @@ class StandardRoIHeads(nn.Module):
         class_logits, deltas = class_logits.float(), deltas.float()
         probs = F.softmax(class_logits, dim=-1)
         rois = torch.cat(boxes)
-        pred = self.box_coder.decode(deltas, rois).view(len(rois), self.num_classes, 4)
-        sizes = torch.tensor([[s[0], s[1]] for s in image_sizes], dtype=pred.dtype, device=pred.device)
-        counts = torch.tensor([len(b) for b in boxes], device=pred.device)
-        limits = sizes.repeat_interleave(counts, dim=0)[:, None, :]  # R x 1 x (h, w)
-        x = pred[..., 0::2].clamp(min=0).minimum(limits[..., 1:2])
-        y = pred[..., 1::2].clamp(min=0).minimum(limits[..., 0:1])
-        return probs, torch.stack((x[..., 0], y[..., 0], x[..., 1], y[..., 1]), dim=-1)
+        pred = self.box_coder.decode(deltas, rois).view(-1, self.num_classes, 4)
+        clipped = []  # per image, sizes read from shapes only (they stay symbolic when exported)
+        for image_boxes, size in zip(pred.split([b.shape[0] for b in boxes]), image_sizes):
+            x = image_boxes[..., 0::2].clamp(min=0).clamp(max=size[1])
+            y = image_boxes[..., 1::2].clamp(min=0).clamp(max=size[0])
+            clipped.append(torch.stack((x[..., 0], y[..., 0], x[..., 1], y[..., 1]), dim=-1))
+        return probs, torch.cat(clipped)
 
     def postprocess(self, probs: Tensor, boxes: Tensor) -> Detections:
         """One image: ``R x (C + 1)`` probabilities and ``R x C x 4`` boxes -> detections
@@ -161,7 +161,7 @@ class StandardRoIHeads(nn.Module):
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         keep = remove_small_boxes(boxes, self.min_box_size)
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        keep = batched_nms(boxes, scores, labels, self.nms_thresh)[:self.detections_per_img]
+        keep = grouped_nms(boxes, scores, labels, self.nms_thresh, self.num_classes)[:self.detections_per_img]
         return Detections(boxes=boxes[keep], scores=scores[keep], labels=labels[keep])
 
     def forward(self, features: dict[str, Tensor], proposals: list[Proposals],
@@ -181,5 +181,5 @@ class StandardRoIHeads(nn.Module):
                image_sizes: Sequence[Sequence[int]]) -> list[Detections]:
         """Post-processed detections of the RoIs ``boxes`` (``R_i x 4`` per image)."""
         probs, pred_boxes = self.predict(features, boxes, image_sizes)
-        counts = [len(b) for b in boxes]
+        counts = [b.shape[0] for b in boxes]
         return [self.postprocess(p, b) for p, b in zip(probs.split(counts), pred_boxes.split(counts))]

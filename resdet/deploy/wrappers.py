@@ -1,0 +1,127 @@
+"""Thin modules around a built resdet model that put the whole test path into one graph.
+
+``DetectorGraph``: one uint8 ``3 x H x W`` RGB image -> the config's test resize (bit-exact
+with ``cv2.resize``, see ``resize.py``) -> the detector's own ``detect`` (its preprocessor:
+normalise, optional resize, pad; backbone, neck, RPN, RoI heads) -> boxes mapped back to the
+input pixels (scaled, clipped) -> Mask R-CNN: masks pasted into the input image.
+``ClassifierGraph``: ``N x 3 x H x W`` uint8 -> logits (the classifier's own normalisation).
+
+The detector code itself is export-friendly (no Python numbers from tensor values on its
+inference path; ``torch.compiler.is_exporting()`` switches the few data-dependent helpers to
+their graph forms), so these wrappers only add the steps ``inference_detector`` does outside
+the model. ``check_exportable`` names what cannot go into a graph.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..structures.boxes import clip_boxes
+from ..structures.mask_ops import paste_masks_dense
+from .errors import ExportError
+from .resize import resize_bilinear_uint8, resize_shape
+
+SUPPORTED_DETECTORS = ("FasterRCNN", "MaskRCNN")
+
+
+def pipeline_resize_of(cfg: Any) -> tuple[int, int | None] | None:
+    """``(short_edge, max_size)`` of the config's test pipeline (``None``: no resize); any
+    other transform, several sizes or another interpolation than bilinear is an ``ExportError``."""
+    pipeline = []
+    if cfg is not None:
+        if cfg.get("test_pipeline") is not None:
+            pipeline = list(cfg.test_pipeline)
+        else:
+            dataset = (cfg.get("val_dataloader") or {}).get("dataset") or {}
+            while "pipeline" not in dataset and dataset.get("datasets"):
+                dataset = dataset["datasets"][0]
+            pipeline = [t for t in dataset.get("pipeline", []) if t.get("type") != "RasterizeMasks"]
+    resize = None
+    for step in pipeline:
+        kind = step.get("type")
+        if kind != "ResizeShortestEdge" or resize is not None:
+            raise ExportError(f"test pipeline step {kind!r} cannot be exported: the graph reproduces one "
+                              "ResizeShortestEdge (one size, bilinear) and nothing else")
+        sizes = step.get("short_edge_length", 600)
+        sizes = [sizes] if isinstance(sizes, (int, float)) else list(sizes)
+        if len(sizes) != 1 or step.get("interpolation", "bilinear") != "bilinear":
+            raise ExportError(f"test pipeline ResizeShortestEdge(short_edge_length={step.get('short_edge_length')!r}, "
+                              f"interpolation={step.get('interpolation', 'bilinear')!r}) cannot be exported: "
+                              "one size and bilinear interpolation only")
+        max_size = step.get("max_size", 1000)
+        resize = (int(sizes[0]), None if max_size is None else int(max_size))
+    return resize
+
+
+def check_exportable(model: nn.Module, cfg: Any) -> str:
+    """``'detector'`` or ``'classifier'``, or an ``ExportError`` naming the unsupported part."""
+    kind = type(model).__name__
+    if kind == "ImageClassifier":
+        tta = getattr(model, "test_cfg", None) or {}
+        if tta:
+            raise ExportError(f"ImageClassifier test_cfg {dict(tta)} (test-time augmentation) cannot be exported")
+        return "classifier"
+    if kind not in SUPPORTED_DETECTORS:
+        hint = (" (not yet: its ranked class guesses with a box each need their own output contract; "
+                "see docs/export.md)" if kind == "Localizer" else "")
+        raise ExportError(f"model type {kind!r} cannot be exported{hint}; supported: ImageClassifier, "
+                          f"{', '.join(SUPPORTED_DETECTORS)}")
+    if model.uses_tta():
+        raise ExportError(f"{kind} test_cfg {model.test_cfg} (test-time flip / scales / box refinement) "
+                          "cannot be exported; remove it with --cfg-options model.test_cfg=None")
+    preprocessor = getattr(model, "preprocessor", None)
+    if getattr(preprocessor, "min_size", None) is not None:
+        raise ExportError(f"{kind} with DetPreprocessor(min_size={preprocessor.min_size}, max_size="
+                          f"{preprocessor.max_size}) (the torchvision-style resize inside the model, "
+                          "configs/*_tv.py) cannot be exported yet; resize in the test pipeline instead "
+                          "(ResizeShortestEdge) or see docs/export.md")
+    pipeline_resize_of(cfg)
+    return "detector"
+
+
+class DetectorGraph(nn.Module):
+    """``forward(image: uint8 3 x H x W) -> (boxes K x 4 float32 input pixels, scores K,
+    labels K int64[, masks K x H x W uint8])``."""
+
+    def __init__(self, detector: nn.Module, cfg: Any = None) -> None:
+        super().__init__()
+        check_exportable(detector, cfg)
+        self.detector = detector
+        self.resize = pipeline_resize_of(cfg)
+        self.with_masks = type(detector).__name__ == "MaskRCNN"
+
+    def forward(self, image: Tensor):
+        height, width = image.shape[-2], image.shape[-1]
+        resized = image
+        if self.resize is not None:
+            new_h, new_w = resize_shape(height, width, *self.resize)
+            resized = resize_bilinear_uint8(image, new_h, new_w)
+        det = self.detector.detect([resized])[0]
+        boxes = det.boxes
+        if self.resize is not None:
+            # the test pipeline's scale_factor, inverted in double as map_boxes_to_original does
+            # (tensor / tensor: dividing by a number would multiply by its rounded reciprocal)
+            one = torch.ones((), dtype=torch.float64, device=boxes.device)
+            ratio = torch.stack([(one * new_w) / (one * width), (one * new_h) / (one * height)])
+            boxes = boxes * (torch.ones_like(ratio) / ratio).float().repeat(2)
+            boxes = clip_boxes(boxes, (height, width))
+        outputs = (boxes, det.scores, det.labels)
+        if self.with_masks:
+            masks = paste_masks_dense(det.mask_probs, boxes, height, width, threshold=self.detector.mask_thresh,
+                                      mode=self.detector.paste_mode)
+            outputs = outputs + (masks.to(torch.uint8),)
+        return outputs
+
+
+class ClassifierGraph(nn.Module):
+    """``forward(images: uint8 N x 3 x H x W) -> logits N x C`` (the classifier normalises)."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        check_exportable(classifier, None)
+        self.classifier = classifier
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.classifier(images)
