@@ -15,6 +15,7 @@ import time
 from typing import Callable
 
 import torch
+from mmengine.config import Config
 
 from ..models.converters import load_weights
 from ..models.detectors import optimize_for_inference
@@ -132,10 +133,30 @@ def bench_inference(tv_model, ours, device: torch.device, args, image: torch.Ten
         ours_compiled = _time_inference(lambda: run_ours(compiled), args, device)
         times.update(resdet_compiled=ours_compiled, ratio_compiled=ours_compiled / tv_inf)
         del compiled
+    if getattr(args, "onnxruntime", False) and device.type == "cpu":
+        result["onnxruntime"] = onnxruntime_times(fast, image, tv_labels, tv_inf, args)
     if getattr(args, "efficiency", False):
         result["efficiency"] = backbone_efficiency(fast, image, device, args)
     result["inference_s"] = times
     return result
+
+
+def onnxruntime_times(fast, image: torch.Tensor, expected: dict, tv_inf: float, args) -> dict:
+    """The same model exported to ONNX (``resdet.deploy``) and run by onnxruntime. The resize
+    moves from the preprocessor to the test pipeline the export reads (the same shorter-side
+    rule; the benchmark image is already at that size, so it is a no-op either way)."""
+    from ._onnx_row import onnxruntime_row
+    model = copy.deepcopy(fast)
+    pre = model.preprocessor
+    pipeline = [dict(type="ResizeShortestEdge", short_edge_length=pre.min_size, max_size=pre.max_size)]
+    pre.min_size = pre.max_size = None
+    row = onnxruntime_row(model, Config(dict(test_pipeline=pipeline)), [image.cpu()], iters=args.iters,
+                          warmup=args.warmup, threads=args.threads)
+    got = {k: torch.from_numpy(v) for k, v in row["detections"][0].items()}
+    pairs = pair_detections(expected, got)
+    return {"ms": row["ms_per_image"], "ratio": row["ms_per_image"] / 1000.0 / tv_inf, "export_s": row["export_s"],
+            "max_box_diff": pairs["max_box_diff"], "max_score_diff": pairs["max_score_diff"],
+            "unpaired": pairs["unpaired"], "count": list(pairs["count"])}
 
 
 def bench_train(tv_model, ours, device: torch.device, args, image: torch.Tensor,
@@ -195,6 +216,7 @@ def summarize(res: dict) -> dict:
     if "onnxruntime" in res:
         out["onnxruntime_ratio"] = res["onnxruntime"]["ratio"]
         out["infer_ms"]["onnxruntime"] = res["onnxruntime"]["ms"]
+        out["onnxruntime_max_box_diff"] = res["onnxruntime"]["max_box_diff"]
     if "peak_rss" in res:
         rss = res["peak_rss"]
         out["peak_rss_ratio"] = max(rss["infer"]["ratio"], rss["train"]["ratio"])
@@ -244,6 +266,8 @@ def pair_parser(prog: str, doc: str, bf16: bool) -> argparse.ArgumentParser:
     parser.add_argument("--compile", action="store_true",
                         help="also time resdet with its convolution stacks compiled (torch.compile; the "
                              "one-time cost is reported separately)")
+    parser.add_argument("--onnxruntime", action="store_true",
+                        help="also export resdet's model to ONNX and time onnxruntime on the CPU (needs resdet[export])")
     parser.add_argument("--efficiency", action="store_true",
                         help="also report the backbone's achieved GFLOP/s against a large conv timed in the same run")
     parser.add_argument("--no-memory", action="store_true",
@@ -285,7 +309,8 @@ def print_times(res: dict) -> None:
               f"(max box diff {res['compiled_max_box_diff']:.2g} px)")
     if "onnxruntime" in res:
         ort = res["onnxruntime"]
-        print(f"  onnxruntime       : {ort['ms']:8.1f} ms | ratio vs tv eager {ort['ratio']:.3f}")
+        print(f"  onnxruntime       : {ort['ms']:8.1f} ms | ratio vs tv eager {ort['ratio']:.3f} | export "
+              f"{ort['export_s']:.1f} s (max box diff {ort['max_box_diff']:.2g} px, unpaired {ort['unpaired']})")
     print(f"  train step (bs 2) : torchvision {train['torchvision'] * 1000:8.1f} ms | resdet "
           f"{train['resdet'] * 1000:8.1f} ms | ratio {train['ratio']:.3f}")
     if "efficiency" in res:

@@ -60,3 +60,13 @@ def test_classifier_pt2_matches_eager_at_other_sizes(tmp_path):
         images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
         with torch.no_grad():
             torch.testing.assert_close(loaded(images), model(images), atol=1e-4, rtol=1e-4)
+
+
+def test_benchmark_onnxruntime_row_times_the_same_detections(c4_export, photos):
+    """``resdet benchmark det --onnxruntime``'s row: exported, timed, and its detections are
+    those of the PyTorch model (the benchmark pairs them with torchvision's)."""
+    from resdet.benchmarks._onnx_row import onnxruntime_row
+    model = c4_export["model"]
+    row = onnxruntime_row(model, None, photos[:1], iters=1, warmup=0)
+    assert row["ms_per_image"] > 0 and row["export_s"] > 0 and row["onnx_bytes"] > 1e5
+    assert_same_detections(inference_detector(model, photos[0]), row["detections"][0])
