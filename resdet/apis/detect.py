@@ -11,24 +11,11 @@ import torch
 from torch import nn
 
 from ..data.image_io import imread_rgb
-from ..data.transforms.det_transforms import build_pipeline
+from ..data.transforms.det_transforms import build_pipeline, inference_pipeline_of
 from ..engine import Trainer
 from ..utils.config import ConfigError, load_config
 from ..utils.dist import barrier
 from ..visualization import class_name, draw_detections, output_paths, save_image, select_detections
-
-
-def inference_pipeline_of(cfg: Any) -> list:
-    """The test transforms of a config: ``cfg.test_pipeline`` if present, else the
-    pipeline of ``cfg.val_dataloader.dataset`` (or of a ``ConcatDataset``'s first part)."""
-    if cfg is None:
-        return []
-    if cfg.get("test_pipeline") is not None:
-        return list(cfg.test_pipeline)
-    dataset = (cfg.get("val_dataloader") or {}).get("dataset") or {}
-    while "pipeline" not in dataset and dataset.get("datasets"):
-        dataset = dataset["datasets"][0]
-    return [t for t in dataset.get("pipeline", []) if t.get("type") != "RasterizeMasks"]
 
 
 def _to_rgb_array(image: Any, index: int) -> np.ndarray:

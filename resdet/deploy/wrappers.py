@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..data.transforms.det_transforms import inference_pipeline_of
 from ..structures.boxes import clip_boxes
 from ..structures.mask_ops import paste_masks_dense
 from .errors import ExportError
@@ -29,17 +30,8 @@ SUPPORTED_DETECTORS = ("FasterRCNN", "MaskRCNN")
 def pipeline_resize_of(cfg: Any) -> tuple[int, int | None] | None:
     """``(short_edge, max_size)`` of the config's test pipeline (``None``: no resize); any
     other transform, several sizes or another interpolation than bilinear is an ``ExportError``."""
-    pipeline = []
-    if cfg is not None:
-        if cfg.get("test_pipeline") is not None:
-            pipeline = list(cfg.test_pipeline)
-        else:
-            dataset = (cfg.get("val_dataloader") or {}).get("dataset") or {}
-            while "pipeline" not in dataset and dataset.get("datasets"):
-                dataset = dataset["datasets"][0]
-            pipeline = [t for t in dataset.get("pipeline", []) if t.get("type") != "RasterizeMasks"]
     resize = None
-    for step in pipeline:
+    for step in inference_pipeline_of(cfg):
         kind = step.get("type")
         if kind != "ResizeShortestEdge" or resize is not None:
             raise ExportError(f"test pipeline step {kind!r} cannot be exported: the graph reproduces one "

@@ -8,7 +8,7 @@ update ``scale_factor`` (w_scale, h_scale: current size / original size), ``flip
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -229,3 +229,18 @@ def build_pipeline(pipeline: Sequence[dict] | None):
 
     apply.transforms = transforms  # type: ignore[attr-defined]
     return apply
+
+
+def inference_pipeline_of(cfg: Any) -> list:
+    """The test transforms of a config: ``cfg.test_pipeline`` if present, else the
+    pipeline of ``cfg.val_dataloader.dataset`` (or of a ``ConcatDataset``'s first part),
+    without ``RasterizeMasks`` (ground truth only). ``inference_detector`` applies them; the
+    exported graph reproduces them."""
+    if cfg is None:
+        return []
+    if cfg.get("test_pipeline") is not None:
+        return list(cfg.test_pipeline)
+    dataset = (cfg.get("val_dataloader") or {}).get("dataset") or {}
+    while "pipeline" not in dataset and dataset.get("datasets"):
+        dataset = dataset["datasets"][0]
+    return [t for t in dataset.get("pipeline", []) if t.get("type") != "RasterizeMasks"]

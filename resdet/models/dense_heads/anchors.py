@@ -70,19 +70,24 @@ class AnchorGenerator(nn.Module):
                       ) -> list[tuple[int, int]]:
         if self.strides is not None:
             return [(s, s) for s in self.strides]
-        return [(int(image_size[0]) // int(h), int(image_size[1]) // int(w)) for h, w in feature_sizes]
+        return [(image_size[0] // h, image_size[1] // w) for h, w in feature_sizes]
 
     def forward(self, image_size: Sequence[int], feature_sizes: Sequence[Sequence[int]],
                 device: torch.device | str = "cpu") -> list[Tensor]:
         """Anchors per level for a padded batch of ``image_size = (H, W)``.
 
         ``feature_sizes``: ``(h_l, w_l)`` per level -> list of ``(h_l * w_l * A_l) x 4`` tensors
-        (the same for every image of the batch). Results are cached per geometry and device.
+        (the same for every image of the batch). Results are cached per geometry and device;
+        while ``torch.export`` traces, the grid is built from the symbolic sizes instead.
         """
         if len(feature_sizes) != len(self.cell_anchors):
             raise ValueError(f"AnchorGenerator has {len(self.cell_anchors)} levels of sizes but got "
                              f"{len(feature_sizes)} feature maps")
         strides = self.level_strides(image_size, feature_sizes)
+        if torch.compiler.is_exporting():  # symbolic sizes: no cache, no Python ints
+            return [self._grid(cell.to(device), size, stride)
+                    for cell, size, stride in zip(self.cell_anchors, feature_sizes, strides)]
+        strides = [(int(sy), int(sx)) for sy, sx in strides]
         key = (tuple(tuple(int(v) for v in s) for s in feature_sizes), tuple(strides), str(device))
         if key not in self._cache:
             if len(self._cache) > 64:
@@ -92,7 +97,7 @@ class AnchorGenerator(nn.Module):
         return self._cache[key]
 
     def _grid(self, cell: Tensor, size: Sequence[int], stride: tuple[int, int]) -> Tensor:
-        height, width = int(size[0]), int(size[1])
+        height, width = size[0], size[1]
         shifts_x = (torch.arange(width, device=cell.device, dtype=torch.float32) + self.offset) * stride[1]
         shifts_y = (torch.arange(height, device=cell.device, dtype=torch.float32) + self.offset) * stride[0]
         shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")

@@ -108,7 +108,7 @@ class RPN(nn.Module):
             raise KeyError(f"RPN in_features {missing} not among the features {list(features)}")
         maps = [features[k] for k in self.in_features]
         objectness, deltas = self.head(maps)
-        anchors = self.anchors(padded_size, [m.shape[-2:] for m in maps], maps[0].device)
+        anchors = self.anchor_generator(padded_size, [m.shape[-2:] for m in maps], maps[0].device)
         objectness, deltas, counts = flatten_level_outputs(objectness, deltas)
         # float32 for box decoding even under fp16 / bf16 autocast (pixel coordinates up to ~1000s)
         objectness, deltas = objectness.float(), deltas.float()
@@ -119,24 +119,6 @@ class RPN(nn.Module):
                 raise ValueError("RPN in training mode needs targets (list of dicts with 'boxes')")
             losses = self.losses(objectness, deltas, torch.cat(anchors), targets, image_sizes)
         return proposals, losses
-
-    def anchors(self, padded_size: Sequence[int], feature_sizes: list, device: torch.device) -> list[Tensor]:
-        """Anchors per level: the generator's (cached per geometry) in eager mode; while
-        exporting, the same grid built from the symbolic sizes (the generator reads them as
-        Python ints, which would fix the exported graph to the example's size)."""
-        if not torch.compiler.is_exporting():
-            return self.anchor_generator(padded_size, feature_sizes, device)
-        generator, levels = self.anchor_generator, []
-        for level, (cell, size) in enumerate(zip(generator.cell_anchors, feature_sizes)):
-            height, width = size[0], size[1]
-            stride_y, stride_x = ((generator.strides[level],) * 2 if generator.strides is not None
-                                  else (padded_size[0] // height, padded_size[1] // width))
-            shifts_x = (torch.arange(width, device=device, dtype=torch.float32) + generator.offset) * stride_x
-            shifts_y = (torch.arange(height, device=device, dtype=torch.float32) + generator.offset) * stride_y
-            shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
-            shifts = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=-1).reshape(-1, 1, 4)
-            levels.append((shifts + cell.to(device)[None]).reshape(-1, 4))
-        return levels
 
     @torch.no_grad()
     def select_proposals(self, objectness: Tensor, deltas: Tensor, anchors: list[Tensor],
