@@ -1,7 +1,7 @@
 """Normalisation layer factory shared by every backbone and head.
 
 ``norm`` is one of ``'BN'`` (``nn.BatchNorm2d``), ``'FrozenBN'``
-(``FrozenBatchNorm2d``, a fused subclass of torchvision's: fixed statistics and affine parameters, as in the
+(``torchvision.ops.FrozenBatchNorm2d``: fixed statistics and affine parameters, as in the
 paper's detectors, whose BN statistics stay fixed after ImageNet pretraining) or
 ``'SyncBN'`` (``nn.SyncBatchNorm``: statistics reduced over all DDP ranks; on a single
 process it behaves like ``'BN'``).
@@ -9,25 +9,10 @@ process it behaves like ``'BN'``).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-from torchvision.ops import FrozenBatchNorm2d as TorchvisionFrozenBN
+from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
 
 NORM_TYPES = ("BN", "FrozenBN", "SyncBN")
-
-
-class FrozenBatchNorm2d(TorchvisionFrozenBN):
-    """torchvision's ``FrozenBatchNorm2d`` (same buffers, same state_dict, an instance of it)
-    computed by one fused ``batch_norm`` kernel in inference form instead of a multiply and an
-    add with the scale recomputed on every call: one pass over the activation forward and one
-    backward, and under bf16 autocast the output stays bf16. The same values up to float
-    rounding; nothing in it is trained."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4:
-            return super().forward(x)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=False, momentum=0.0, eps=self.eps)
 
 
 def check_norm(norm: str) -> str:
@@ -49,7 +34,7 @@ def build_norm(norm: str, num_features: int, eps: float = 1e-5, momentum: float 
 
 def is_norm(module: nn.Module) -> bool:
     """True for any normalisation layer ``build_norm`` can make."""
-    return isinstance(module, (nn.modules.batchnorm._BatchNorm, TorchvisionFrozenBN))
+    return isinstance(module, (nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d))
 
 
 def convert_frozen_batchnorm(module: nn.Module) -> nn.Module:
