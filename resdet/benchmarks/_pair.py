@@ -101,6 +101,7 @@ def bench_inference(tv_model, ours, device: torch.device, args, image: torch.Ten
     pairs = pair_detections(tv_labels, got)
     result["check_num_dets"] = [len(expected["boxes"]), len(got["boxes"])]
     result["check_unpaired"] = pairs["unpaired"]
+    result["check_boundary_swaps"] = pairs["boundary_swaps"]
     result["max_box_diff"], result["max_score_diff"] = pairs["max_box_diff"], pairs["max_score_diff"]
     if check is not None:
         result.update(check(expected, got))
@@ -244,6 +245,7 @@ def pair_main(argv, prog: str, doc: str, title: str, kind: str, cfg_fn: Callable
         results.append(res)
         print(f"[{device_name(device)}] {title}, {args.height}x{args.width}; detections tv/resdet: "
               f"{res['check_num_dets'][0]}/{res['check_num_dets'][1]} (unpaired {res['check_unpaired']}, "
+              f"swapped at the top-100 cut {res['check_boundary_swaps']}, "
               f"max box diff {res['max_box_diff']:.2g} px, max score diff {res['max_score_diff']:.2g})"
               f"{describe_check(res)}")
         print_times(res)

@@ -5,12 +5,42 @@ ImageNet backbone: ``FrozenBatchNorm2d`` everywhere and the stem plus the first 
 ``fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)`` alone would give a different
 network to train: with no pretrained weights torchvision switches to ``nn.BatchNorm2d`` with
 batch statistics and makes all five stages trainable, so a training step would time another
-algorithm. Inference (eval mode) is the same either way. Weights are random under the
-caller's seed; nothing is downloaded.
+algorithm. Weights are random under the caller's seed (nothing is downloaded), but the frozen
+statistics are calibrated like a pretrained backbone's: each BN layer's running mean and
+variance are those of its input on one random batch, so activations stay normalised through
+the 50 layers instead of growing layer after layer (which saturates the scores and makes
+float rounding decide the ranking).
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+
+@torch.no_grad()
+def _calibrated_frozen_bn(backbone: nn.Module) -> nn.Module:
+    """``backbone`` (with ``nn.BatchNorm2d``) with its BN statistics measured on a random
+    batch, then every BN replaced by torchvision's ``FrozenBatchNorm2d`` holding them."""
+    from torchvision.ops import FrozenBatchNorm2d
+    for module in backbone.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average: after one batch, that batch's statistics
+    backbone.train()
+    backbone(torch.randn(2, 3, 256, 256, generator=torch.Generator().manual_seed(1)))
+    backbone.eval()
+
+    def freeze(module: nn.Module) -> None:
+        for name, child in module.named_children():
+            if isinstance(child, nn.BatchNorm2d):
+                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(frozen, key).copy_(getattr(child, key))
+                setattr(module, name, frozen)
+            else:
+                freeze(child)
+    freeze(backbone)
+    return backbone
 
 
 def tv_r50_fpn_detector(kind: str, num_classes: int, min_size: int, max_size: int) -> nn.Module:
@@ -18,8 +48,7 @@ def tv_r50_fpn_detector(kind: str, num_classes: int, min_size: int, max_size: in
     from torchvision.models import resnet50
     from torchvision.models.detection import FasterRCNN, MaskRCNN
     from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
-    from torchvision.ops import FrozenBatchNorm2d
 
-    backbone = _resnet_fpn_extractor(resnet50(weights=None, norm_layer=FrozenBatchNorm2d), 3)
+    backbone = _resnet_fpn_extractor(_calibrated_frozen_bn(resnet50(weights=None)), 3)
     detector = {"det": FasterRCNN, "mask": MaskRCNN}[kind]
     return detector(backbone, num_classes=num_classes, min_size=min_size, max_size=max_size)

@@ -11,17 +11,25 @@ import torch
 from torch import Tensor
 
 
-def pair_detections(expected: dict, got: dict) -> dict:
+def pair_detections(expected: dict, got: dict, boundary_margin: float = 1e-3) -> dict:
     """Pairs ``got`` with ``expected`` (dicts of ``boxes``, ``scores``, ``labels``).
 
     Returns ``count`` (expected, got), ``unpaired`` (expected detections with no same-label
     partner), ``max_box_diff`` (pixels) and ``max_score_diff`` over the pairs, and
-    ``order`` (index into ``got`` for each expected detection, -1 if unpaired)."""
+    ``order`` (index into ``got`` for each expected detection, -1 if unpaired).
+
+    When both lists were cut at the same length (top-k), detections scoring within
+    ``boundary_margin`` of the last kept score may differ between them (a near-tie at the cut
+    decides which one stays): such a pair whose boxes differ by more than a pixel is counted in
+    ``boundary_swaps`` and left out of the maxima."""
     boxes_e, boxes_g = expected["boxes"].float().cpu(), got["boxes"].float().cpu()
     labels_e, labels_g = expected["labels"].cpu(), got["labels"].cpu()
     scores_e, scores_g = expected["scores"].float().cpu(), got["scores"].float().cpu()
     free = torch.ones(len(boxes_g), dtype=torch.bool)
-    order, box_diff, score_diff = [], 0.0, 0.0
+    order, box_diff, score_diff, swaps = [], 0.0, 0.0, 0
+    cut = len(boxes_e) == len(boxes_g) and len(boxes_e) > 0
+    floor_e = float(scores_e.min()) + boundary_margin if cut else float("-inf")
+    floor_g = float(scores_g.min()) + boundary_margin if cut else float("-inf")
     for i in range(len(boxes_e)):
         candidates = torch.nonzero(free & (labels_g == labels_e[i])).flatten()
         if len(candidates) == 0:
@@ -31,10 +39,13 @@ def pair_detections(expected: dict, got: dict) -> dict:
         j = int(candidates[int(dist.argmin())])
         free[j] = False
         order.append(j)
+        if float(dist.min()) > 1.0 and float(scores_e[i]) <= floor_e and float(scores_g[j]) <= floor_g:
+            swaps += 1
+            continue
         box_diff = max(box_diff, float(dist.min()))
         score_diff = max(score_diff, float((scores_g[j] - scores_e[i]).abs()))
     return {"count": (len(boxes_e), len(boxes_g)), "unpaired": order.count(-1), "order": order,
-            "max_box_diff": box_diff, "max_score_diff": score_diff}
+            "max_box_diff": box_diff, "max_score_diff": score_diff, "boundary_swaps": swaps}
 
 
 def detections_agree(expected: dict, got: dict, box_tol: float = 0.01, score_tol: float = 1e-4) -> bool:
