@@ -15,94 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-from torch import nn
-
+from resdet.apis.layer_response import layer_response_std, response_norms  # noqa: F401  (re-exported)
 from resdet.cli._errors import command
 from resdet.utils.io import atomic_write_json
-
-
-def response_norms(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, bn)`` of the BN layer following every 3x3 convolution, in forward order.
-
-    Uses the backbone's ``response_norms()`` when it has one; otherwise pairs ``conv<k>`` with
-    ``bn<k>`` inside each module (torchvision-style blocks and stems) where the conv is 3x3.
-    """
-    backbone = getattr(model, "backbone", model)
-    names = {id(m): n for n, m in model.named_modules()}
-    if callable(getattr(backbone, "response_norms", None)):
-        return [(names.get(id(bn), f"bn{i}"), bn) for i, bn in enumerate(backbone.response_norms())]
-    pairs = []
-    for prefix, module in model.named_modules():
-        for k in range(1, 10):
-            conv, bn = getattr(module, f"conv{k}", None), getattr(module, f"bn{k}", None)
-            if isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and isinstance(bn, nn.Module):
-                pairs.append((f"{prefix}.bn{k}" if prefix else f"bn{k}", bn))
-    return pairs
-
-
-@torch.inference_mode()
-def layer_response_std(model: nn.Module, batches, max_images: int | None = None) -> list[float]:
-    """Std of each response layer's output over ``batches`` (iterable of uint8 ``N x 3 x H x W``
-    tensors or batch dicts with ``inputs``). Accumulates sums in float64 (no activations kept)."""
-    layers = response_norms(model)
-    if not layers:
-        raise ValueError(f"{type(model).__name__} has no BN after a 3x3 convolution")
-    stats = [[0.0, 0.0, 0] for _ in layers]  # sum, sum of squares, count
-
-    def hook(index):
-        def fn(_module, _inputs, output):
-            out = output.detach().double()
-            stats[index][0] += float(out.sum())
-            stats[index][1] += float((out * out).sum())
-            stats[index][2] += out.numel()
-        return fn
-
-    handles = [bn.register_forward_hook(hook(i)) for i, (_, bn) in enumerate(layers)]
-    model.eval()
-    seen = 0
-    try:
-        for batch in batches:
-            inputs = batch["inputs"] if isinstance(batch, dict) else batch
-            if max_images is not None:
-                inputs = inputs[:max(max_images - seen, 0)]
-            if len(inputs) == 0:
-                break
-            model(inputs)
-            seen += len(inputs)
-            if max_images is not None and seen >= max_images:
-                break
-    finally:
-        for handle in handles:
-            handle.remove()
-    if seen == 0:
-        raise ValueError("no images to measure the layer responses on")
-    stds = []
-    for total, squares, count in stats:
-        mean = total / count
-        stds.append(float(max(squares / count - mean * mean, 0.0) ** 0.5))
-    return stds
-
-
-def plot_responses(curves: dict[str, list[float]], out: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6))
-    for label, stds in curves.items():
-        layers = range(1, len(stds) + 1)
-        top.plot(layers, stds, marker=".", linewidth=1, label=label)
-        bottom.plot(layers, sorted(stds, reverse=True), marker=".", linewidth=1, label=label)
-    top.set_xlabel("layer index (original)")
-    bottom.set_xlabel("layer index (sorted by magnitude)")
-    for ax in (top, bottom):
-        ax.set_ylabel("std")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    from resdet.utils.io import atomic_save_figure
-    atomic_save_figure(fig, out)
-    plt.close(fig)
+from resdet.visualization.plots import plot_layer_responses as plot_responses
 
 
 @command("layer-response")

@@ -5,3 +5,4 @@ from .cifar import CIFAR10  # noqa: F401
 from .image_folder import ClsDataset, ImageFolder  # noqa: F401
 from .imagenet_loc import ImageNetLocDataset  # noqa: F401
 from .shapes import ShapesClsDataset, ShapesLocDataset  # noqa: F401
+from .proxy32 import Proxy32Dataset  # noqa: F401

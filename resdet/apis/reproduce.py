@@ -1,0 +1,273 @@
+"""``resdet reproduce``: the paper's central CIFAR findings on the CPU proxy (data/proxy32).
+
+- ``degradation`` (Fig. 6): plain-20 / plain-56 and ResNet-20 / ResNet-56 (option A) trained
+  with one schedule and seed; the training error is the mean of the logged ``train_err`` over
+  the last 10% of iterations, the test error the final top-1 error on the test split.
+- ``response`` (Fig. 7): std of every 3x3 layer's response of those four checkpoints over the
+  test split (needs the degradation runs; trains them when missing).
+- ``shortcuts`` (Table 3's direction): ResNet-20 with shortcut options A, B and C (A is the
+  degradation run's ResNet-20 when the settings match: same config, schedule and seed).
+
+Every run trains in ``work_root/<name>_it<iterations>_s<seed>`` with the engine's ``Trainer``
+(resuming there when interrupted; a finished run is reused). ``results.json`` and the figures
+go to ``out_dir``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from ..data.loader import build_dataloader
+from ..engine import Trainer
+from ..registry import DATASETS
+from ..utils.config import load_config
+from ..utils.io import atomic_write_json
+from ..visualization.plots import plot_error_curves, plot_layer_responses
+from .classify import resolve_pixel_mean
+from .layer_response import layer_response_std
+from .model import init_model
+
+EXPERIMENTS = ("degradation", "response", "shortcuts")
+DEGRADATION_RUNS = ("plain20", "plain56", "resnet20", "resnet56")
+SHORTCUT_RUNS = {"A": "resnet20", "B": "resnet20_b", "C": "resnet20_c"}
+LABELS = {"plain20": "plain-20", "plain56": "plain-56", "resnet20": "ResNet-20", "resnet56": "ResNet-56",
+          "resnet20_b": "ResNet-20 (B)", "resnet20_c": "ResNet-20 (C)"}
+TAIL_FRACTION = 0.1  # train_err = mean over the last 10% of iterations
+
+
+@dataclass
+class ReproduceSettings:
+    """What a reproduction run depends on. ``iterations`` sets the schedule: lr / 10 at 50% and
+    75% (the paper's 32k / 48k of 64k), ``val_points`` test evaluations, ``log_interval``
+    iterations per logged training error."""
+    iterations: int = 1000
+    seed: int = 0
+    batch_size: int = 64
+    num_train: int = 20000
+    num_test: int = 5000
+    data_root: str = "data/proxy32"
+    work_root: str = "work_dirs/reproduce"
+    out_dir: str = "docs/reproduction"
+    val_points: int = 5
+    log_interval: int = 10
+    threads: int | None = None  # per training process (default: 1 with workers > 1, else torch's)
+    workers: int = 1  # training processes at once (1 thread each: robust on shared CPU cores)
+    max_response_images: int | None = None  # None: the whole test split
+
+
+def schedule(iterations: int) -> list[int]:
+    """The paper's two lr steps placed proportionally: 32k and 48k of 64k -> 50% and 75%."""
+    return [max(1, round(iterations * 0.5)), max(1, round(iterations * 0.75))]
+
+
+def run_config(name: str, settings: ReproduceSettings) -> dict:
+    """Train ``configs/repro_<name>.py`` under ``settings`` (or reuse the finished run);
+    returns ``{'work_dir', 'checkpoint', 'config', 'train_err', 'test_err', 'curves', 'minutes'}``."""
+    s = settings
+    cfg = _run_config_file(name, s)
+    work_dir = os.path.join(s.work_root, f"{name}_it{s.iterations}_s{s.seed}")
+    stamp = os.path.join(work_dir, "reproduce_settings.json")
+    wanted = dict(asdict(s), name=name)
+    for key in ("out_dir", "val_points", "max_response_images", "threads", "workers"):
+        wanted.pop(key)  # settings that do not change the trained network
+    final = os.path.join(work_dir, "final.pth")
+    start = time.perf_counter()
+    if not (os.path.isfile(final) and _same_settings(_read_json(stamp), wanted)):
+        os.makedirs(work_dir, exist_ok=True)
+        mean = resolve_pixel_mean(cfg, work_dir)
+        model = cfg.model.to_dict()
+        model["mean"] = mean
+        # a plain dict and our own config text: mmengine's pretty_text (yapf) takes seconds on
+        # the 3 x 32 x 32 mean lists of these configs
+        trainer = Trainer.from_config(cfg.to_dict(), work_dir=work_dir, resume="auto", model=model,
+                                      config_text=config_text(cfg, name))
+        trainer.train()
+        atomic_write_json(wanted, stamp)
+    summary = summarise_metrics(os.path.join(work_dir, "metrics.jsonl"), s.iterations)
+    return dict(summary, work_dir=work_dir, checkpoint=final, config=cfg,
+                minutes=(time.perf_counter() - start) / 60)
+
+
+def config_text(cfg, name: str) -> str:
+    """The merged config as Python assignments (``repr`` of plain values): what the work dir's
+    ``config.py`` and the checkpoints' meta keep."""
+    lines = [f"# configs/repro_{name}.py as trained by resdet reproduce"]
+    lines += [f"{key} = {value!r}" for key, value in cfg.to_dict().items()]
+    return "\n".join(lines) + "\n"
+
+
+def _run_config_file(name: str, s: ReproduceSettings):
+    """``configs/repro_<name>.py`` with the settings' data, schedule and seed."""
+    cfg = load_config(f"repro_{name}")
+    loader = cfg.train_dataloader
+    loader.batch_size = s.batch_size
+    for dataset, count, in ((loader.dataset, s.num_train), (cfg.val_dataloader.dataset, s.num_test)):
+        dataset.update(data_root=s.data_root, num_images=count)
+    cfg.param_scheduler.milestones = schedule(s.iterations)
+    cfg.train_cfg.update(max_iters=s.iterations, seed=s.seed, log_interval=s.log_interval, threads=s.threads,
+                         val_interval=max(1, s.iterations // s.val_points),
+                         checkpoint_interval=max(1, s.iterations // 4), keep_last=1)
+    return cfg
+
+
+def _train_in_worker(name: str, settings: dict) -> dict:
+    """One run in a worker process (its output goes to ``work_root/<name>.log``)."""
+    import contextlib
+    s = ReproduceSettings(**settings)
+    torch.set_num_threads(s.threads or 1)
+    os.makedirs(s.work_root, exist_ok=True)
+    with open(os.path.join(s.work_root, f"{name}.log"), "a", encoding="utf-8") as out, \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        run = run_config(name, s)
+    return {k: v for k, v in run.items() if k != "config"}
+
+
+def train_runs(names: list[str], settings: ReproduceSettings, log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Train (or reuse) ``names``: in this process, or in ``settings.workers`` processes at
+    once (the longest runs first). Returns ``{name: run_config(...) result}``."""
+    s = settings
+    if s.workers <= 1 or len(names) <= 1:
+        runs = {}
+        for name in names:
+            log(f"[reproduce] training {LABELS[name]} ({s.iterations} iterations, seed {s.seed})")
+            runs[name] = run_config(name, s)
+            _log_run(log, name, runs[name])
+        return runs
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    for split, count in (("train", s.num_train), ("test", s.num_test)):  # generate once, before the workers
+        DATASETS.build(dict(type="Proxy32Dataset", data_root=s.data_root, split=split, num_images=count))
+    order = sorted(names, key=lambda n: -int("".join(c for c in n.split("_")[0] if c.isdigit())))
+    runs = {}
+    with ProcessPoolExecutor(s.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(_train_in_worker, name, asdict(s)) for name in order}
+        for name in order:
+            runs[name] = futures[name].result()
+            runs[name]["config"] = _run_config_file(name, s)
+            _log_run(log, name, runs[name], os.path.join(s.work_root, name + ".log"))
+    return {name: runs[name] for name in names}
+
+
+def _log_run(log: Callable[[str], None], name: str, run: dict, where: str | None = None) -> None:
+    log(f"[reproduce] {LABELS[name]}: train error {run['train_err']:.2f}%, test error {run['test_err']:.2f}% "
+        f"({run['minutes']:.1f} min{', log ' + where if where else ''})")
+
+
+def _same_settings(stamped: dict | None, wanted: dict) -> bool:
+    """A finished run is reused when every setting it is trained with matches (keys that older
+    versions recorded and this one does not are ignored)."""
+    return isinstance(stamped, dict) and all(k in stamped and stamped[k] == v for k, v in wanted.items())
+
+
+def _read_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def summarise_metrics(metrics_path: str, iterations: int) -> dict:
+    """From a run's ``metrics.jsonl``: the training-error curve, the test-error curve (both in
+    %), ``train_err`` (mean of the logged training error over the last 10% of iterations, each
+    record weighted by the iterations it covers) and ``test_err`` (the last test error)."""
+    train, test = [], []
+    with open(metrics_path, encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            if record.get("mode") == "train" and "train_err" in record:
+                train.append((int(record["iter"]), float(record["train_err"])))
+            elif record.get("mode") == "val" and "top1_err" in record:
+                test.append((int(record["iter"]), float(record["top1_err"])))
+    if not train or not test:
+        raise ValueError(f"{metrics_path} has no train_err / top1_err records")
+    tail_start = iterations * (1 - TAIL_FRACTION)
+    weighted, covered, previous = 0.0, 0, 0
+    for it, err in train:
+        span = it - max(previous, tail_start) if it > tail_start else 0
+        weighted, covered, previous = weighted + err * span, covered + span, it
+    train_err = weighted / covered if covered else train[-1][1]
+    scale = 100.0 if max(e for _, e in test) <= 1.0 else 1.0  # TopKError reports fractions or %
+    return dict(train_err=100.0 * train_err, test_err=scale * test[-1][1],
+                curves=dict(train=[(i, 100.0 * e) for i, e in train], test=[(i, scale * e) for i, e in test]))
+
+
+def measure_responses(runs: dict[str, dict], settings: ReproduceSettings) -> dict[str, list[float]]:
+    """Fig. 7: std of every 3x3 layer's response of each run's final checkpoint on the test split."""
+    curves = {}
+    for name, run in runs.items():
+        cfg = run["config"]
+        loader_cfg = cfg.val_dataloader.to_dict()
+        loader_cfg.update(num_workers=0)
+        loader = build_dataloader(loader_cfg, training=False)
+        model = init_model(cfg, run["checkpoint"])
+        curves[name] = layer_response_std(model, ({"inputs": b["inputs"]} for b in loader),
+                                          settings.max_response_images)
+    return curves
+
+
+def reproduce(settings: ReproduceSettings, only: str | None = None,
+              log: Callable[[str], None] = print) -> dict:
+    """Run the experiments (all, or ``only`` one of ``EXPERIMENTS``), write ``results.json``
+    and the figures into ``settings.out_dir`` (results of experiments not run are kept from
+    an existing ``results.json``), and return the results dict."""
+    if only is not None and only not in EXPERIMENTS:
+        raise ValueError(f"--only must be one of {', '.join(EXPERIMENTS)}, got {only!r}")
+    s = settings
+    os.makedirs(s.out_dir, exist_ok=True)
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    results_path = os.path.join(s.out_dir, "results.json")
+    results = _read_json(results_path) or {}
+    start = time.perf_counter()
+    needed = list(DEGRADATION_RUNS) if only in (None, "degradation", "response") else []
+    needed += [n for n in SHORTCUT_RUNS.values() if only in (None, "shortcuts") and n not in needed]
+    log(f"[reproduce] {len(needed)} runs of {s.iterations} iterations (seed {s.seed}, "
+        f"{s.workers} process{'es' if s.workers > 1 else ''} at once)")
+    runs = train_runs(needed, s, log)
+    if only in (None, "degradation"):
+        results["degradation"] = {n: _errors(runs[n]) for n in DEGRADATION_RUNS}
+        plot_error_curves({"plain networks": {LABELS[n]: runs[n]["curves"] for n in ("plain20", "plain56")},
+                           "ResNets (option A)": {LABELS[n]: runs[n]["curves"] for n in ("resnet20", "resnet56")}},
+                          os.path.join(s.out_dir, "degradation.png"))
+    if only in (None, "response"):
+        log("[reproduce] layer responses on the test split")
+        results["layer_response"] = measure_responses({n: runs[n] for n in DEGRADATION_RUNS}, s)
+        plot_layer_responses({LABELS[n]: v for n, v in results["layer_response"].items()},
+                             os.path.join(s.out_dir, "layer_response.png"))
+    if only in (None, "shortcuts"):
+        results["shortcuts"] = {option: _errors(runs[name]) for option, name in SHORTCUT_RUNS.items()}
+        plot_error_curves({"ResNet-20, shortcut options": {f"option {o}": runs[n]["curves"]
+                                                           for o, n in SHORTCUT_RUNS.items()}},
+                          os.path.join(s.out_dir, "shortcuts.png"))
+    results["meta"] = dict(seed=s.seed, iterations=s.iterations, batch_size=s.batch_size,
+                           lr_steps=schedule(s.iterations), num_train=s.num_train, num_test=s.num_test,
+                           workers=s.workers, threads_per_worker=s.threads or (1 if s.workers > 1 else None),
+                           minutes=round((time.perf_counter() - start) / 60, 2),
+                           run_minutes={n: round(r["minutes"], 2) for n, r in runs.items()},
+                           experiments=list(EXPERIMENTS) if only is None else [only],
+                           units="percent", machine=_machine())
+    atomic_write_json(results, results_path)
+    log(f"[reproduce] wrote {results_path} ({results['meta']['minutes']:.1f} min)")
+    return results
+
+
+def _errors(run: dict) -> dict:
+    return dict(train_err=round(run["train_err"], 3), test_err=round(run["test_err"], 3))
+
+
+def _machine() -> str:
+    """The CPU model and core count (what the minutes were measured on)."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            name = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores, {platform.system()}, torch {torch.__version__}"

@@ -1,0 +1,64 @@
+"""Figures of the paper's style drawn from numbers already computed (no model code here):
+training curves (thin = training error, bold = test error, as Figs. 1, 4 and 6) and layer
+responses in layer order and sorted by magnitude (Fig. 7). Written atomically as PNG."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from ..utils.io import atomic_save_figure
+
+THIN, BOLD = 0.8, 2.2
+Points = Sequence[tuple[float, float]]
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_error_curves(panels: Mapping[str, Mapping[str, Mapping[str, Points]]], out: str,
+                      ylabel: str = "error (%)", dpi: int = 100) -> None:
+    """One panel per ``panels`` key (its title), one colour per run; ``{'train': [(iter, err)],
+    'test': [(iter, err)]}`` of each run drawn thin (training) and bold (test), errors in %."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (title, runs) in zip(axes[0], panels.items()):
+        for i, (label, curves) in enumerate(runs.items()):
+            colour = colours[i % len(colours)]
+            train, test = curves.get("train") or [], curves.get("test") or []
+            if train:
+                ax.plot([p[0] for p in train], [p[1] for p in train], color=colour, linewidth=THIN, alpha=0.8)
+            if test:
+                ax.plot([p[0] for p in test], [p[1] for p in test], color=colour, linewidth=BOLD, label=label,
+                        marker="o", markersize=3)
+        ax.set_title(title)
+        ax.set_xlabel("iteration (thin: training error, bold: test error)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    atomic_save_figure(fig, out, dpi=dpi)
+    plt.close(fig)
+
+
+def plot_layer_responses(curves: Mapping[str, Sequence[float]], out: str, dpi: int = 100) -> None:
+    """Fig. 7: the std of each 3x3 layer's response per model, top in layer order, bottom
+    sorted in descending magnitude."""
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6))
+    for label, stds in curves.items():
+        layers = range(1, len(stds) + 1)
+        top.plot(layers, stds, marker=".", linewidth=1, label=label)
+        bottom.plot(layers, sorted(stds, reverse=True), marker=".", linewidth=1, label=label)
+    top.set_xlabel("layer index (original)")
+    bottom.set_xlabel("layer index (sorted by magnitude)")
+    for ax in (top, bottom):
+        ax.set_ylabel("std")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    atomic_save_figure(fig, out, dpi=dpi)
+    plt.close(fig)

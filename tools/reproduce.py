@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""Thin wrapper of ``resdet.cli.reproduce`` (also ``resdet reproduce``); see its docstring."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone without installing
+
+from resdet.cli.reproduce import main  # noqa: E402  (the logic lives in resdet.cli / resdet.apis)
+
+if __name__ == "__main__":
+    sys.exit(main())
