@@ -53,7 +53,8 @@ SCRIPT = textwrap.dedent(r"""
     # data
     for name, kwargs in (("ShapesClsDataset", dict(num_images=2, image_size=16)),
                          ("ShapesCocoDataset", dict(num_images=2, image_size=32)),
-                         ("ShapesLocDataset", dict(num_images=2, image_size=32))):
+                         ("ShapesLocDataset", dict(num_images=2, image_size=32)),
+                         ("Proxy32Dataset", dict(num_images=2))):
         build("DATASETS", dict(type=name, data_root=os.path.join(tmp, name), **kwargs))
     shapes = os.path.join(tmp, "ShapesCocoDataset", "train")
     coco = dict(type="CocoDataset", ann_file=os.path.join(shapes, "annotations.json"),
