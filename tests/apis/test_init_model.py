@@ -61,3 +61,20 @@ def test_unknown_names_are_clear_errors():
         init_model("resnet18", cfg_options={"model.backbone.shortcut": "E"})
     with pytest.raises(KeyError, match="not registered.*ResNet"):
         init_model({"type": "ImageClassifier", "backbone": {"type": "ResNetX"}})
+
+
+def test_detectors_come_on_the_fast_path_unless_asked_not_to():
+    """``init_model`` of a shipped detector config folds frozen BN and uses channels_last;
+    ``fast=False`` keeps the checkpoint's own layout (what fine-tuning and re-saving need)."""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from resdet.registry import MODELS
+    from resdet.utils.config import load_config
+    torch.manual_seed(0)
+    fast = init_model("shapes_frcnn")
+    plain = init_model("shapes_frcnn", fast=False)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in fast.modules())
+    assert fast.channels_last and fast.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in plain.modules()) and not plain.channels_last
+    assert set(plain.state_dict()) == set(MODELS.build(load_config("shapes_frcnn").model.to_dict()).state_dict())
+    assert set(fast.state_dict()) != set(plain.state_dict())
