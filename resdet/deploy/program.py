@@ -13,9 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.export import Dim
-from torchvision.ops import FrozenBatchNorm2d
 
-from ..models.detectors.fast_inference import fuse_frozen_bn
+from ..models.detectors.fast_inference import freeze_eval_batch_norm, fuse_frozen_bn, is_eval_batch_norm
 from ..utils.io import atomic_write_bytes
 from .errors import ExportError
 from .wrappers import ClassifierGraph, DetectorGraph, check_exportable
@@ -35,25 +34,16 @@ def _nms_fake(dets, scores, iou_threshold):
 
 
 def freeze_batch_norm(model: nn.Module) -> nn.Module:
-    """``model`` itself when it has no ``nn.BatchNorm2d`` in eval mode; else a copy whose
-    BatchNorm2d layers are ``FrozenBatchNorm2d`` with their statistics, folded into the
-    preceding convolutions where there is one (``fuse_frozen_bn``). A config trained with
-    plain BN (e.g. frcnn_r50_c4_bccd.py) keeps it in eval mode, where it is the same affine map;
-    its functional form guards on the (data-dependent) number of RoIs, so the graph gets the
-    folded form. Outputs agree up to float rounding."""
-    if not any(isinstance(m, nn.BatchNorm2d) and not m.training for m in model.modules()):
+    """``model`` itself when it has no BatchNorm running on its statistics; else a copy whose
+    BatchNorm layers are ``FrozenBatchNorm2d`` with those statistics, folded into the preceding
+    convolutions where there is one (``freeze_eval_batch_norm``, ``fuse_frozen_bn``). A config
+    trained with plain BN (e.g. frcnn_r50_c4_bccd.py) keeps it in eval mode, where it is the
+    same affine map; its functional form guards on the (data-dependent) number of RoIs, so the
+    graph gets the folded form. Outputs agree up to float rounding."""
+    if not any(is_eval_batch_norm(m) for m in model.modules()):
         return model
     model = copy.deepcopy(model)
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.BatchNorm2d) and not child.training and child.track_running_stats:
-                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps).to(child.running_mean.device)
-                with torch.no_grad():
-                    frozen.weight.copy_(child.weight if child.affine else torch.ones_like(child.running_mean))
-                    frozen.bias.copy_(child.bias if child.affine else torch.zeros_like(child.running_mean))
-                    frozen.running_mean.copy_(child.running_mean)
-                    frozen.running_var.copy_(child.running_var)
-                setattr(parent, name, frozen)
+    freeze_eval_batch_norm(model)
     fuse_frozen_bn(model)
     return model
 

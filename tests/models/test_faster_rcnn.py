@@ -85,10 +85,18 @@ def test_training_with_an_image_without_objects(repo_root):
     assert losses["loss_rpn_bbox"] > 0 and losses["loss_bbox"] > 0  # image 0 still has objects
 
 
-def test_fused_fast_path_gives_the_same_detections(repo_root):
+@pytest.mark.parametrize("norm", ["FrozenBN", "BN"])
+def test_fused_fast_path_gives_the_same_detections(repo_root, norm):
+    """Frozen BN (the pretrained recipe) and plain BN in eval mode (a model trained from
+    scratch, e.g. frcnn_r50_c4_bccd.py) are both folded into the convolutions."""
     from resdet.models.detectors import optimize_for_inference
     torch.manual_seed(0)
-    model = MODELS.build(tiny_cfg("frcnn_r101_c4", repo_root)).eval()
+    cfg = tiny_cfg("frcnn_r101_c4", repo_root)
+    cfg["backbone"]["norm"] = cfg["roi_heads"]["box_head"]["norm"] = norm
+    if norm == "BN":
+        cfg["backbone"]["frozen_stages"] = -1
+    model = MODELS.build(cfg).eval()
+    assert any(type(m) is torch.nn.BatchNorm2d for m in model.modules()) == (norm == "BN")
     with torch.no_grad():
         for module in model.modules():  # non-trivial frozen statistics
             if hasattr(module, "running_var") and module.running_var is not None:
@@ -99,7 +107,7 @@ def test_fused_fast_path_gives_the_same_detections(repo_root):
         expected = model(images)
         fast = optimize_for_inference(copy.deepcopy(model))
         got = fast(images)
-    assert not any(type(m).__name__ == "FrozenBatchNorm2d" for m in fast.modules())
+    assert not any(type(m).__name__ in ("FrozenBatchNorm2d", "BatchNorm2d") for m in fast.modules())
     for a, b in zip(expected, got):
         assert len(a["boxes"]) == len(b["boxes"]) > 0
         assert torch.allclose(a["boxes"], b["boxes"], atol=1e-2)

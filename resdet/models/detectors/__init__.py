@@ -3,6 +3,6 @@ from .preprocessor import DetPreprocessor  # noqa: F401
 from .tta import detect_with_tta, predict_with_tta  # noqa: F401
 from .two_stage import FasterRCNN  # noqa: F401
 from .mask_rcnn import MaskRCNN  # noqa: F401
-from .fast_inference import (compile_cost_s, compile_for_inference, fuse_frozen_bn,  # noqa: F401
-                             optimize_for_inference, strip_compiled)
+from .fast_inference import (compile_cost_s, compile_for_inference, freeze_eval_batch_norm,  # noqa: F401
+                             fuse_frozen_bn, optimize_for_inference, strip_compiled)
 from .localizer import Localizer  # noqa: F401

@@ -33,6 +33,35 @@ def fold_conv_frozen_bn(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> nn.Conv2d:
     return fused
 
 
+def is_eval_batch_norm(module: nn.Module) -> bool:
+    """A BatchNorm layer that normalises with its running statistics (eval mode, statistics
+    tracked): the fixed affine map a ``FrozenBatchNorm2d`` computes."""
+    return isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)) and not module.training \
+        and module.track_running_stats and module.running_mean is not None
+
+
+@torch.no_grad()
+def freeze_eval_batch_norm(module: nn.Module) -> int:
+    """Replace, in place, every BatchNorm layer of ``module`` that runs on its statistics (a
+    model trained with plain or synchronised BN, in eval mode) by a ``FrozenBatchNorm2d`` with
+    the same statistics and affine parameters, so ``fuse_frozen_bn`` can fold it. Returns the
+    number replaced."""
+    count = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if not is_eval_batch_norm(child):
+                continue
+            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+            frozen = frozen.to(device=child.running_mean.device, dtype=child.running_mean.dtype)
+            frozen.weight.copy_(child.weight if child.affine else torch.ones_like(child.running_mean))
+            frozen.bias.copy_(child.bias if child.affine else torch.zeros_like(child.running_mean))
+            frozen.running_mean.copy_(child.running_mean)
+            frozen.running_var.copy_(child.running_var)
+            setattr(parent, name, frozen)
+            count += 1
+    return count
+
+
 def fuse_frozen_bn(module: nn.Module) -> int:
     """Fold every ``Conv2d`` -> ``FrozenBatchNorm2d`` sibling pair in ``module`` (in place; the
     BN becomes ``nn.Identity``). Returns the number of folded pairs."""
@@ -136,12 +165,13 @@ def compile_cost_s(model: nn.Module) -> float:
 
 def optimize_for_inference(model: nn.Module, fuse_bn: bool = True, channels_last: bool = True,
                            compile: bool | None = False) -> nn.Module:
-    """Eval mode, frozen BN folded, ``channels_last`` weights (and inputs, for a detector with
+    """Eval mode, frozen BN (and plain BN, which eval mode makes the same fixed map) folded, ``channels_last`` weights (and inputs, for a detector with
     a ``channels_last`` attribute), and with ``compile`` (``None``: ``RESDET_COMPILE``) the
     convolution stacks compiled (``compile_for_inference``). Returns ``model`` (changed in
     place; its state_dict no longer matches the unfolded layout, so it is for inference only)."""
     model.eval()
     if fuse_bn:
+        freeze_eval_batch_norm(model)
         fuse_frozen_bn(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
