@@ -18,7 +18,7 @@ import torch
 from mmengine.config import Config
 
 from ..models.converters import load_weights
-from ..models.detectors import optimize_for_inference
+from ..models.detectors import compile_for_training, optimize_for_inference
 from ..registry import MODELS
 from ..structures.matching import pair_detections
 from ..utils.io import atomic_write_json
@@ -170,7 +170,20 @@ def bench_train(tv_model, ours, device: torch.device, args, image: torch.Tensor,
     tv_train = median_time(_train_step(tv_model, [i.float() / 255 for i in images], tv_targets),
                            args.train_iters, 1, device)
     ours_train = median_time(_train_step(ours, images, ours_targets), args.train_iters, 1, device)
-    return {"torchvision": tv_train, "resdet": ours_train, "ratio": ours_train / tv_train}
+    times = {"torchvision": tv_train, "resdet": ours_train, "ratio": ours_train / tv_train}
+    if getattr(args, "compile_train", False):
+        compiled = copy.deepcopy(ours)
+        parts = compile_for_training(compiled)
+        step = _train_step(compiled, images, ours_targets)
+        start = time.perf_counter()
+        step()  # the first step compiles the forward and backward graphs
+        sync(device)
+        times["compile_first_step_s"] = time.perf_counter() - start
+        times["compile_failed"] = {name: part.failed for name, part in parts.items() if part.failed}
+        times["resdet_compiled"] = median_time(step, args.train_iters, 0, device)
+        times["ratio_compiled"] = times["resdet_compiled"] / tv_train
+        del compiled
+    return times
 
 
 def bench_memory(kind: str, args) -> dict:
@@ -214,6 +227,10 @@ def summarize(res: dict) -> dict:
         out["compiled_ratio"] = inf["ratio_compiled"]
         out["infer_ms"]["resdet_compiled"] = inf["resdet_compiled"] * 1000
         out["compile_first_call_s"] = inf["compile_first_call_s"]
+    if "ratio_compiled" in train:
+        out["compiled_train_ratio"] = train["ratio_compiled"]
+        out["train_ms"]["resdet_compiled"] = train["resdet_compiled"] * 1000
+        out["compile_first_step_s"] = train["compile_first_step_s"]
     if "onnxruntime" in res:
         out["onnxruntime_ratio"] = res["onnxruntime"]["ratio"]
         out["infer_ms"]["onnxruntime"] = res["onnxruntime"]["ms"]
@@ -268,6 +285,9 @@ def pair_parser(prog: str, doc: str, bf16: bool) -> argparse.ArgumentParser:
     parser.add_argument("--compile", action="store_true",
                         help="also time resdet with its convolution stacks compiled (torch.compile; the "
                              "one-time cost is reported separately)")
+    parser.add_argument("--compile-train", action="store_true",
+                        help="also time resdet's training step with train_cfg.compile's parts compiled "
+                             "(the first step's compile time is reported separately)")
     parser.add_argument("--onnxruntime", action="store_true",
                         help="also export resdet's model to ONNX and time onnxruntime on the CPU (needs resdet[export])")
     parser.add_argument("--efficiency", action="store_true",
@@ -315,6 +335,10 @@ def print_times(res: dict) -> None:
               f"{ort['export_s']:.1f} s (max box diff {ort['max_box_diff']:.2g} px, unpaired {ort['unpaired']})")
     print(f"  train step (bs 2) : torchvision {train['torchvision'] * 1000:8.1f} ms | resdet "
           f"{train['resdet'] * 1000:8.1f} ms | ratio {train['ratio']:.3f}")
+    if "resdet_compiled" in train:
+        failed = f" | eager parts: {train['compile_failed']}" if train["compile_failed"] else ""
+        print(f"  train compiled    : resdet {train['resdet_compiled'] * 1000:8.1f} ms | ratio vs tv "
+              f"{train['ratio_compiled']:.3f} | one-time first step {train['compile_first_step_s']:.1f} s{failed}")
     if "efficiency" in res:
         eff = res["efficiency"]
         print(f"  backbone+neck     : {eff['backbone_gmacs']:.1f} GMACs in {eff['backbone_ms']:.0f} ms = "

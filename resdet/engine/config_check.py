@@ -45,6 +45,13 @@ def _bool(value: Any) -> str | None:
     return None if isinstance(value, bool) else "True or False"
 
 
+def _compile(value: Any) -> str | None:
+    if isinstance(value, bool) or (isinstance(value, (list, tuple)) and value
+                                   and all(isinstance(v, str) and v for v in value)):
+        return None
+    return "True, False, or a list of submodule names (e.g. ['backbone', 'neck'])"
+
+
 def _choice(*allowed: Any) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         return None if value in allowed else "one of " + ", ".join(repr(a) for a in allowed)
@@ -58,6 +65,7 @@ TRAIN_CFG_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "amp": _choice(*_AMP), "clip_grad": _clip_grad, "sync_bn": _bool, "seed": _int(0),
     "deterministic": _bool, "channels_last": _bool, "find_unused_parameters": _bool,
     "cudnn_benchmark": _bool, "tensorboard": _bool, "threads": _int(1, optional=True),
+    "compile": _compile,
 }
 LOADER_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "batch_size": _int(1), "num_workers": _int(0), "prefetch_factor": _int(1),

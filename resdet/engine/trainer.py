@@ -25,6 +25,7 @@ from torch import nn
 from .. import __version__
 from ..data.loader import batch_len, build_dataloader, build_dataset, move_to_device
 from ..models.converters import load_weights
+from ..models.detectors import compile_for_training
 from ..evaluation.builder import build_metrics
 from ..registry import MODELS
 from ..utils import dist
@@ -45,7 +46,7 @@ TRAIN_CFG_DEFAULTS = dict(max_iters=None, max_epochs=None, val_interval=1000, ch
                           keep_last=3, log_interval=50, amp=None, clip_grad=None, sync_bn=False, seed=0,
                           deterministic=False, save_best="auto", rule=None, tensorboard=False,
                           channels_last=False, find_unused_parameters=False, cudnn_benchmark=False,
-                          threads=None)
+                          threads=None, compile=False)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -252,6 +253,13 @@ class Trainer:
         model = model.to(self.device)
         if self.cfg["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
+        self.compiled_parts = {}
+        if self.cfg["compile"]:
+            parts = None if self.cfg["compile"] is True else tuple(self.cfg["compile"])
+            self.compiled_parts = compile_for_training(model, parts)
+            self.logger.info("train_cfg.compile: %s compiled for training (the first step pays the "
+                             "one-time cost; a part that fails to compile runs eagerly)",
+                             ", ".join(self.compiled_parts) or "no part")
         return model
 
     def _wrap(self, model: nn.Module) -> nn.Module:

@@ -8,12 +8,16 @@ from resdet.benchmarks import det, mask
 
 
 @pytest.mark.parametrize("module", [det, mask])
-def test_pair_benchmark_reports_agreeing_models_and_ratios(module, tmp_path):
+def test_pair_benchmark_reports_agreeing_models_and_ratios(module, tmp_path, monkeypatch):
+    from resdet.benchmarks import _pair
+    from resdet.models.detectors import compile_for_training
+    # --compile-train with one small part compiled: the whole R50-FPN graph takes minutes to compile
+    monkeypatch.setattr(_pair, "compile_for_training", lambda model: compile_for_training(model, ("roi_heads.box_head",)))
     out = tmp_path / "bench.json"
     argv = ["--device", "cpu", "--iters", "1", "--warmup", "0", "--train-iters", "1",
             "--height", "96", "--width", "128", "--threads", "1", "--json", str(out)]
     if module is det:
-        argv += ["--bf16", "--efficiency"]
+        argv += ["--bf16", "--efficiency", "--compile-train"]
     else:
         argv.append("--no-memory")
     assert module.main(argv) == 0
@@ -31,6 +35,9 @@ def test_pair_benchmark_reports_agreeing_models_and_ratios(module, tmp_path):
     assert 0 <= summary["max_box_diff"] < 0.01 and 0 <= summary["max_score_diff"] < 1e-3
     if module is det:
         assert res["inference_s"]["resdet_bf16"] > 0 and summary["bf16_ratio"] > 0
+        train = res["train_step_s"]
+        assert train["compile_failed"] == {} and train["compile_first_step_s"] > 0
+        assert summary["compiled_train_ratio"] == pytest.approx(train["resdet_compiled"] / train["torchvision"])
         rss = res["peak_rss"]
         for mode in ("infer", "train"):
             assert rss[mode]["torchvision"]["peak_mb"] > 100 and rss[mode]["resdet"]["peak_mb"] > 100

@@ -83,6 +83,7 @@ log = logging.getLogger(__name__)
 COMPILE_ENV = "RESDET_COMPILE"
 # the parts of a detector that are pure tensor programs (no data-dependent sizes inside)
 COMPILE_PARTS = ("backbone", "neck", "rpn.head", "roi_heads.box_head", "roi_heads.mask_head")
+TRAIN_COMPILE_PARTS = COMPILE_PARTS + ("head",)  # a classifier's head; detectors have none by that name
 
 
 def compile_requested(compile: bool | None) -> bool:
@@ -101,23 +102,30 @@ def _tracing() -> bool:
 
 class CompiledForward:
     """Replaces one module's ``forward``: a ``torch.compile``d copy of it (inductor, dynamic
-    shapes, frozen weights, so oneDNN gets prepacked weights and conv+bias+ReLU(+add) fused).
+    shapes). For inference (``training=False``) the weights are frozen into the graph, so oneDNN
+    gets prepacked weights and conv+bias+ReLU(+add) fused; for training the graph keeps the
+    parameters as inputs and inductor fuses the element-wise work (frozen BN, ReLU, residual
+    add) of the forward and of the backward.
 
-    The eager ``forward`` runs instead while gradients are enabled (frozen weights are for
-    inference only), while the model is being exported or traced, and for good after the
-    compiled call fails once where eager succeeds (no C++ compiler, an unsupported op): one
-    warning names the module and the reason. ``first_call_s`` is the one-time compile cost.
+    The eager ``forward`` runs instead where the compiled graph is not the one asked for (an
+    inference graph while gradients are enabled, a training graph under ``no_grad`` such as the
+    validation inside a training run), while the model is being exported or traced, and for
+    good after the compiled call fails once where eager succeeds (no C++ compiler, an
+    unsupported op): one warning names the module and the reason. ``first_call_s`` is the
+    one-time compile cost.
     """
 
-    def __init__(self, module: nn.Module, name: str) -> None:
+    def __init__(self, module: nn.Module, name: str, training: bool = False) -> None:
         self.name = name
+        self.training = training
         self.eager = module.forward
-        self.compiled = torch.compile(self.eager, dynamic=True, options={"freezing": True})
+        options = {} if training else {"freezing": True}
+        self.compiled = torch.compile(self.eager, dynamic=True, options=options)
         self.failed: str | None = None
         self.first_call_s: float | None = None
 
     def __call__(self, *args, **kwargs):
-        if self.failed is not None or torch.is_grad_enabled() or _tracing():
+        if self.failed is not None or torch.is_grad_enabled() != self.training or _tracing():
             return self.eager(*args, **kwargs)
         start = time.perf_counter()
         try:
@@ -132,9 +140,7 @@ class CompiledForward:
         return out
 
 
-def compile_for_inference(model: nn.Module, parts: tuple[str, ...] = COMPILE_PARTS) -> dict[str, CompiledForward]:
-    """Compile the convolution stacks of a detector in place (lazily: the first forward pays
-    the one-time cost). Returns ``{part name: CompiledForward}`` for the parts the model has."""
+def _compile_parts(model: nn.Module, parts: tuple[str, ...], training: bool) -> dict[str, CompiledForward]:
     compiled = {}
     for name in parts:
         try:
@@ -143,8 +149,35 @@ def compile_for_inference(model: nn.Module, parts: tuple[str, ...] = COMPILE_PAR
             continue
         if isinstance(module, nn.Module) and not isinstance(module, nn.Identity) \
                 and not isinstance(module.forward, CompiledForward):
-            module.forward = compiled[name] = CompiledForward(module, name)
+            module.forward = compiled[name] = CompiledForward(module, name, training=training)
     return compiled
+
+
+def compile_for_inference(model: nn.Module, parts: tuple[str, ...] = COMPILE_PARTS) -> dict[str, CompiledForward]:
+    """Compile the convolution stacks of a detector in place (lazily: the first forward pays
+    the one-time cost). Returns ``{part name: CompiledForward}`` for the parts the model has."""
+    return _compile_parts(model, parts, training=False)
+
+
+def compile_for_training(model: nn.Module, parts: tuple[str, ...] | None = None) -> dict[str, CompiledForward]:
+    """Compile, in place, the parts of ``model`` that carry its training compute: a detector's
+    convolution stacks (``COMPILE_PARTS``) or a classifier's ``backbone`` and ``head``. The
+    first training step pays the one-time cost of the forward and backward graphs; a part that
+    fails to compile runs eagerly. Returns ``{part name: CompiledForward}``."""
+    if parts:
+        missing = [name for name in parts if not _has_submodule(model, name)]
+        if missing:
+            raise ValueError(f"train_cfg.compile names {missing}, which {type(model).__name__} does not have; "
+                             f"its top-level parts are {[n for n, _ in model.named_children()]}")
+    return _compile_parts(model, tuple(parts) if parts else TRAIN_COMPILE_PARTS, training=True)
+
+
+def _has_submodule(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
 
 
 def strip_compiled(model: nn.Module) -> int:
