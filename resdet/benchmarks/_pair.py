@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import os
 import statistics
 import time
 from typing import Callable
@@ -204,7 +205,7 @@ def bench_pair(tv_model, ours, device: torch.device, args, make_targets: Callabl
     """Times both models; ``check(expected, got)`` may add agreement figures of the two outputs."""
     g = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (3, args.height, args.width), generator=g, dtype=torch.uint8).to(device)
-    result = {"device": str(device), "size": [args.height, args.width]}
+    result = {"device": str(device), "size": [args.height, args.width], "allocator": allocator()}
     result.update(bench_inference(tv_model, ours, device, args, image, check=check))
     result["train_step_s"] = bench_train(tv_model, ours, device, args, image, make_targets=make_targets)
     if kind is not None and device.type == "cpu" and not getattr(args, "no_memory", False):
@@ -213,10 +214,21 @@ def bench_pair(tv_model, ours, device: torch.device, args, make_targets: Callabl
     return result
 
 
+def allocator() -> str:
+    """The malloc this process runs on: the library named in ``LD_PRELOAD`` (e.g. jemalloc or
+    tcmalloc, with ``MALLOC_CONF`` when set) or ``glibc``; timings depend on it (page faults of
+    large tensors), so the figures carry it."""
+    preload = [os.path.basename(p) for p in os.environ.get("LD_PRELOAD", "").replace(":", " ").split()
+               if "malloc" in os.path.basename(p)]
+    name = ", ".join(preload) or "glibc"
+    conf = os.environ.get("MALLOC_CONF")
+    return f"{name} (MALLOC_CONF={conf})" if conf and preload else name
+
+
 def summarize(res: dict) -> dict:
     """The flat figures of ``--json``: ratios resdet / torchvision, raw ms and MB."""
     inf, train = res["inference_s"], res["train_step_s"]
-    out = {"infer_ratio": inf["ratio"], "train_ratio": train["ratio"],
+    out = {"allocator": res.get("allocator", "glibc"), "infer_ratio": inf["ratio"], "train_ratio": train["ratio"],
            "max_box_diff": res["max_box_diff"], "max_score_diff": res["max_score_diff"],
            "infer_ms": {"torchvision": inf["torchvision"] * 1000, "resdet": inf["resdet"] * 1000},
            "train_ms": {"torchvision": train["torchvision"] * 1000, "resdet": train["resdet"] * 1000}}
@@ -260,7 +272,7 @@ def pair_main(argv, prog: str, doc: str, title: str, kind: str, cfg_fn: Callable
                                     device, args.height, args.width)
         res = bench_pair(tv_model, ours, device, args, make_targets=make_targets, check=check, kind=kind)
         results.append(res)
-        print(f"[{device_name(device)}] {title}, {args.height}x{args.width}; detections tv/resdet: "
+        print(f"[{device_name(device)}, malloc: {res['allocator']}] {title}, {args.height}x{args.width}; detections tv/resdet: "
               f"{res['check_num_dets'][0]}/{res['check_num_dets'][1]} (unpaired {res['check_unpaired']}, "
               f"swapped at the top-100 cut {res['check_boundary_swaps']}, "
               f"max box diff {res['max_box_diff']:.2g} px, max score diff {res['max_score_diff']:.2g})"
