@@ -4,6 +4,12 @@ The reference is one large ``channels_last`` 3x3 convolution (256 -> 256 channel
 stride-4 feature map of the benchmark image, FPN's P2 size), the best of a few calls; the
 backbone (and neck) figure is its multiply-adds, counted by ``FlopCounterMode`` on the real
 forward, over its median time. FLOP/s count 2 per multiply-add.
+
+The floor is the whole inference's multiply-adds (backbone, neck, RPN head, box and mask
+heads: every convolution and matrix product on the real forward) at that conv speed: the time
+the model would take with every layer at the conv peak and everything else (RoIAlign, NMS,
+pre- and post-processing) free. Over torchvision's measured time it bounds the inference ratio
+any implementation of the same computation reaches on this machine.
 """
 from __future__ import annotations
 
@@ -57,5 +63,10 @@ def backbone_efficiency(model, image: torch.Tensor, device: torch.device, args) 
     seconds = statistics.median(times)
     achieved = 2 * macs / seconds / 1e9
     peak = conv_peak_gflops(batch.shape[-2], batch.shape[-1], device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model([image])
+    model_macs = counter.get_total_flops() / 2
     return {"backbone_gmacs": macs / 1e9, "backbone_ms": seconds * 1000, "backbone_gflops": achieved,
-            "conv_peak_gflops": peak, "backbone_efficiency": achieved / peak}
+            "conv_peak_gflops": peak, "backbone_efficiency": achieved / peak,
+            "model_gmacs": model_macs / 1e9, "floor_ms": 2 * model_macs / peak / 1e6}

@@ -17,6 +17,8 @@ import sys
 
 import torch
 
+from ..utils.malloc import tune_malloc
+
 # benchmark kind -> (resdet config function, targets function)
 KINDS = {
     "det": ("resdet.models.converters.torchvision_det:tv_fpn_model_cfg", "resdet.benchmarks._pair:box_targets"),
@@ -88,6 +90,8 @@ def _workload(spec: dict, model) -> None:
 
 
 def child(spec: dict) -> dict:
+    if spec.get("tune_malloc"):  # the parent's malloc setting, so both measure the same thing
+        tune_malloc()
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
     model = _build(spec)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import os
 import statistics
 import time
 from typing import Callable
@@ -23,6 +22,8 @@ from ..models.detectors import compile_for_training, optimize_for_inference
 from ..registry import MODELS
 from ..structures.matching import pair_detections
 from ..utils.io import atomic_write_json
+from ..utils.malloc import describe as describe_malloc
+from ..utils.malloc import is_tuned as malloc_tuned
 from ._efficiency import backbone_efficiency
 from ._memory import measure
 from ._tv import tv_r50_fpn_detector
@@ -138,7 +139,8 @@ def bench_inference(tv_model, ours, device: torch.device, args, image: torch.Ten
     if getattr(args, "onnxruntime", False) and device.type == "cpu":
         result["onnxruntime"] = onnxruntime_times(fast, image, tv_labels, tv_inf, args)
     if getattr(args, "efficiency", False):
-        result["efficiency"] = backbone_efficiency(fast, image, device, args)
+        eff = result["efficiency"] = backbone_efficiency(fast, image, device, args)
+        eff["floor_ratio"] = eff["floor_ms"] / 1000 / tv_inf
     result["inference_s"] = times
     return result
 
@@ -194,7 +196,7 @@ def bench_memory(kind: str, args) -> dict:
         row = {}
         for impl in ("torchvision", "resdet"):
             row[impl] = measure(dict(kind=kind, impl=impl, mode=mode, height=args.height, width=args.width,
-                                     threads=args.threads))
+                                     threads=args.threads, tune_malloc=malloc_tuned()))
         row["ratio"] = row["resdet"]["peak_mb"] / row["torchvision"]["peak_mb"]
         out[mode] = row
     return out
@@ -205,24 +207,13 @@ def bench_pair(tv_model, ours, device: torch.device, args, make_targets: Callabl
     """Times both models; ``check(expected, got)`` may add agreement figures of the two outputs."""
     g = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (3, args.height, args.width), generator=g, dtype=torch.uint8).to(device)
-    result = {"device": str(device), "size": [args.height, args.width], "allocator": allocator()}
+    result = {"device": str(device), "size": [args.height, args.width], "allocator": describe_malloc()}
     result.update(bench_inference(tv_model, ours, device, args, image, check=check))
     result["train_step_s"] = bench_train(tv_model, ours, device, args, image, make_targets=make_targets)
     if kind is not None and device.type == "cpu" and not getattr(args, "no_memory", False):
         result["peak_rss"] = bench_memory(kind, args)
     result["summary"] = summarize(result)
     return result
-
-
-def allocator() -> str:
-    """The malloc this process runs on: the library named in ``LD_PRELOAD`` (e.g. jemalloc or
-    tcmalloc, with ``MALLOC_CONF`` when set) or ``glibc``; timings depend on it (page faults of
-    large tensors), so the figures carry it."""
-    preload = [os.path.basename(p) for p in os.environ.get("LD_PRELOAD", "").replace(":", " ").split()
-               if "malloc" in os.path.basename(p)]
-    name = ", ".join(preload) or "glibc"
-    conf = os.environ.get("MALLOC_CONF")
-    return f"{name} (MALLOC_CONF={conf})" if conf and preload else name
 
 
 def summarize(res: dict) -> dict:
@@ -253,7 +244,8 @@ def summarize(res: dict) -> dict:
         out["peak_rss_mb"] = {f"{mode}_{impl}": rss[mode][impl]["peak_mb"]
                               for mode in ("infer", "train") for impl in ("torchvision", "resdet")}
     if "efficiency" in res:
-        out.update({k: res["efficiency"][k] for k in ("backbone_gflops", "conv_peak_gflops", "backbone_efficiency")})
+        out.update({k: res["efficiency"][k] for k in ("backbone_gflops", "conv_peak_gflops", "backbone_efficiency",
+                                                      "model_gmacs", "floor_ms", "floor_ratio")})
     return out
 
 
@@ -356,6 +348,9 @@ def print_times(res: dict) -> None:
         print(f"  backbone+neck     : {eff['backbone_gmacs']:.1f} GMACs in {eff['backbone_ms']:.0f} ms = "
               f"{eff['backbone_gflops']:.0f} GFLOP/s; large conv {eff['conv_peak_gflops']:.0f} GFLOP/s; "
               f"efficiency {eff['backbone_efficiency']:.0%}")
+        print(f"  conv floor        : whole inference {eff['model_gmacs']:.1f} GMACs at the large conv's speed = "
+              f"{eff['floor_ms']:.0f} ms, a ratio of {eff['floor_ratio']:.3f} vs torchvision (the best any "
+              "implementation of the same layers reaches here)")
     if "peak_rss" in res:
         for mode, row in res["peak_rss"].items():
             print(f"  peak RSS {mode:<5}    : torchvision {row['torchvision']['peak_mb']:8.0f} MB | resdet "

@@ -10,6 +10,7 @@ import sys
 from typing import Callable, Sequence
 
 from resdet.utils.errors import ResdetError
+from resdet.utils.malloc import apply_requested as apply_requested_malloc
 
 DEBUG_ENV = "RESDET_DEBUG"
 
@@ -34,6 +35,7 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
             debug = debug_requested(argv)
             argv = [a for a in argv if a != "--debug"]
             try:
+                apply_requested_malloc()  # RESDET_MALLOC=tuned (resdet.utils.malloc)
                 return main(argv)
             except ResdetError as err:
                 if debug:
