@@ -195,6 +195,20 @@ def test_checkpoint_of_another_architecture_is_named(tmp_path):
     assert len(text) < 1200 and "strict=False" in text
 
 
+def test_state_dict_of_a_folded_fast_path_model_is_explained(tmp_path):
+    """Saving the model ``init_model`` returns (BN folded into the convolutions) and loading it
+    into the checkpoint layout names the cause and the way out."""
+    torch.manual_seed(0)
+    fast = init_model("shapes_frcnn")
+    path = str(tmp_path / "folded.pth")
+    rio.atomic_save({"model": fast.state_dict()}, path)
+    with pytest.raises(CheckpointError, match="BN layers are folded") as err:
+        init_model("shapes_frcnn", checkpoint=path)
+    assert "init_model(..., fast=False)" in one_line(err)
+    rio.atomic_save({"model": init_model("shapes_frcnn", fast=False).state_dict()}, path)
+    init_model("shapes_frcnn", checkpoint=path)  # the checkpoint layout loads
+
+
 # ------------------------------------------------------------------------------ resume vs config
 def test_resume_after_changing_the_depth_names_checkpoint_and_ways_out(tmp_path):
     def cfg(depth, max_iters):

@@ -240,7 +240,7 @@ test_dataloader = dict(batch_size=2, num_workers=0, collate='det_collate',
                                     num_images=3, image_size=64, filter_empty=False))
 """)
     torch.manual_seed(0)
-    model = init_model(cfg_path)
+    model = init_model(cfg_path, fast=False)  # the checkpoint's own layout, to save (BN not folded)
     ckpt = str(tmp_path / "det.pth")
     atomic_save({"model": model.state_dict()}, ckpt)
     out_file, out_json = tmp_path / "dets.json", tmp_path / "m.json"
