@@ -264,7 +264,8 @@ def pair_main(argv, prog: str, doc: str, title: str, kind: str, cfg_fn: Callable
                                     device, args.height, args.width)
         res = bench_pair(tv_model, ours, device, args, make_targets=make_targets, check=check, kind=kind)
         results.append(res)
-        print(f"[{device_name(device)}, malloc: {res['allocator']}] {title}, {args.height}x{args.width}; detections tv/resdet: "
+        print(f"[{device_name(device)}, malloc: {res['allocator']}] {title}, {args.height}x{args.width}; "
+              f"detections tv/resdet: "
               f"{res['check_num_dets'][0]}/{res['check_num_dets'][1]} (unpaired {res['check_unpaired']}, "
               f"swapped at the top-100 cut {res['check_boundary_swaps']}, "
               f"max box diff {res['max_box_diff']:.2g} px, max score diff {res['max_score_diff']:.2g})"

@@ -187,3 +187,13 @@ def test_installed_command_prints_one_line_from_another_folder(tmp_path):
     assert result.stderr.strip() == ("resdet train-cls: error: train_cfg.max_iters = 'abc' (str) is not valid: "
                                       "expected an integer >= 1 or None")
     assert os.listdir(tmp_path) == []  # failed before creating the work dir or generating data
+
+
+def test_bad_compile_setting_of_a_shipped_config_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "resdet", "train-cls", "shapes_cls", "--cfg-options",
+                             "train_cfg.compile=yes"], cwd=str(tmp_path), capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=REPO), timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("resdet train-cls: error: train_cfg.compile = 'yes' (str) is not valid: "
+                                      "expected True, False, or a list of submodule names (e.g. ['backbone', 'neck'])")
+    assert os.listdir(tmp_path) == []

@@ -13,7 +13,8 @@ def test_pair_benchmark_reports_agreeing_models_and_ratios(module, tmp_path, mon
     from resdet.benchmarks import _pair
     from resdet.models.detectors import compile_for_training
     # --compile-train with one small part compiled: the whole R50-FPN graph takes minutes to compile
-    monkeypatch.setattr(_pair, "compile_for_training", lambda model: compile_for_training(model, ("roi_heads.box_head",)))
+    monkeypatch.setattr(_pair, "compile_for_training",
+                        lambda model: compile_for_training(model, ("roi_heads.box_head",)))
     out = tmp_path / "bench.json"
     argv = ["--device", "cpu", "--iters", "1", "--warmup", "0", "--train-iters", "1",
             "--height", "96", "--width", "128", "--threads", "1", "--json", str(out)]

@@ -41,7 +41,7 @@ val_dataloader = dict(batch_size=64, num_workers=0, dataset=dict(data_root={root
     dict(type="ResizeShortestEdge", short_edge_length=40, max_size=None), dict(type="CenterCrop", size=32)]))
 val_evaluator = dict(type="TopKError", topk=(1,))
 pixel_mean = dict(size=16, resize=40, crop=32, max_images=16)
-train_cfg = dict(max_iters=2, val_interval=0, log_interval=1)
+train_cfg = dict(max_iters=2, val_interval=0, log_interval=1, compile=["head"])  # compiling the head is quick
 classes = ["ants", "bees"]
 """)
     work_dir = str(tmp_path / "work")
@@ -54,6 +54,8 @@ classes = ["ants", "bees"]
     val = [r for r in records if r["mode"] == "val"][-1]
     assert val["topk_num_samples"] == 9 and 0.0 <= val["top1_err"] <= 1.0
     assert [r["iter"] for r in records if r["mode"] == "train"] == [1, 2]
+    log = open(os.path.join(work_dir, "train.log")).read()
+    assert "train_cfg.compile: head compiled for training" in log and "torch.compile of" not in log  # no fallback
     # the per-pixel mean of the training crops went into the model (and the checkpoint)
     mean = torch.load(os.path.join(work_dir, "pixel_mean.pth"), weights_only=True)["pixel_mean"]
     assert mean.shape == (3, 16, 16) and 60 < float(mean.mean()) < 200 and float(mean.std()) > 0.5

@@ -1,6 +1,7 @@
 """RESDET_MALLOC=tuned: glibc keeps freed tensor memory for reuse (far fewer page faults); the
 default leaves malloc alone; a bad value is a one-line error of the command."""
 import json
+import os
 import subprocess
 import sys
 
@@ -22,10 +23,11 @@ print(json.dumps(dict(tuned=tuned, faults=faults, describe=malloc.describe())))
 
 
 def _faults(env_value, iterations=20):
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("LD_PRELOAD", "RESDET_MALLOC")}
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "RESDET_MALLOC")}
     if env_value is not None:
         env["RESDET_MALLOC"] = env_value
-    out = subprocess.run([sys.executable, "-c", FAULTS, str(iterations)], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", FAULTS, str(iterations)], env=env, capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 

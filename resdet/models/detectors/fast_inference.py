@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
+from ...utils.errors import ConfigError
+
 
 @torch.no_grad()
 def fold_conv_frozen_bn(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> nn.Conv2d:
@@ -167,7 +169,7 @@ def compile_for_training(model: nn.Module, parts: tuple[str, ...] | None = None)
     if parts:
         missing = [name for name in parts if not _has_submodule(model, name)]
         if missing:
-            raise ValueError(f"train_cfg.compile names {missing}, which {type(model).__name__} does not have; "
+            raise ConfigError(f"train_cfg.compile names {missing}, which {type(model).__name__} does not have; "
                              f"its top-level parts are {[n for n, _ in model.named_children()]}")
     return _compile_parts(model, tuple(parts) if parts else TRAIN_COMPILE_PARTS, training=True)
 
@@ -198,10 +200,11 @@ def compile_cost_s(model: nn.Module) -> float:
 
 def optimize_for_inference(model: nn.Module, fuse_bn: bool = True, channels_last: bool = True,
                            compile: bool | None = False) -> nn.Module:
-    """Eval mode, frozen BN (and plain BN, which eval mode makes the same fixed map) folded, ``channels_last`` weights (and inputs, for a detector with
-    a ``channels_last`` attribute), and with ``compile`` (``None``: ``RESDET_COMPILE``) the
-    convolution stacks compiled (``compile_for_inference``). Returns ``model`` (changed in
-    place; its state_dict no longer matches the unfolded layout, so it is for inference only)."""
+    """Eval mode, frozen BN (and plain BN, which eval mode makes the same fixed map) folded,
+    ``channels_last`` weights (and inputs, for a detector with a ``channels_last`` attribute),
+    and with ``compile`` (``None``: ``RESDET_COMPILE``) the convolution stacks compiled
+    (``compile_for_inference``). Returns ``model`` (changed in place; its state_dict no longer
+    matches the unfolded layout, so it is for inference only)."""
     model.eval()
     if fuse_bn:
         freeze_eval_batch_norm(model)
