@@ -200,3 +200,22 @@ def test_real_manifest_entry_fits_its_config(name):
     assert want == have
     if entry.classes is not None:
         assert tuple(cfg.classes) == entry.classes
+
+
+def test_entry_points_take_a_name(hub, tmp_path, tv_resnet18):
+    """``resdet export`` reads the named file's meta; training's up-front check of
+    ``model.init_cfg`` lets a name through (it is fetched when the weights are loaded)."""
+    from resdet.apis.detect import check_init_checkpoints
+    from resdet.utils.config import ConfigError
+    check_init_checkpoints(get_config("frcnn_r101_voc0712", {"model.init_cfg.checkpoint": "torchvision://resnet101"}))
+    with pytest.raises(ConfigError, match="does not exist"):
+        check_init_checkpoints(get_config("frcnn_r101_voc0712", {"model.init_cfg.checkpoint": "nope.pth"}))
+    out = tmp_path / "r18.pt2"
+    assert cli_main(["export", "resnet18", "torchvision://test_resnet18", "--format", "torch-export",
+                     "--out", str(out)]) == 0
+    program = torch.export.load(str(out)).module()
+    images = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        reference = init_model("resnet18", "torchvision://test_resnet18")(images)
+        assert torch.allclose(program(images), reference, atol=1e-4)
+    assert len(hub.requests) == 1  # one download for the export and the reference
