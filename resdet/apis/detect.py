@@ -13,6 +13,7 @@ from torch import nn
 from ..data.image_io import imread_rgb
 from ..data.transforms.det_transforms import build_pipeline, inference_pipeline_of
 from ..engine import Trainer
+from ..models.converters import is_weights_name
 from ..utils.config import ConfigError, load_config
 from ..utils.dist import barrier
 from ..visualization import class_name, draw_detections, output_paths, save_image, select_detections
@@ -188,7 +189,7 @@ def check_init_checkpoints(cfg: Any) -> None:
     init_cfg = (cfg.get("model") or {}).get("init_cfg") or {}
     for key in ("checkpoint", "classifier", "backbone"):
         path = init_cfg.get(key)
-        if isinstance(path, str) and not os.path.isfile(path):
+        if isinstance(path, str) and not is_weights_name(path) and not os.path.isfile(path):
             raise ConfigError(
                 f"model.init_cfg.{key}: checkpoint {path} does not exist (relative paths are from "
                 f"{os.getcwd()}). Produce it with tools/train_cls.py or tools/convert_weights.py, point "

@@ -88,7 +88,10 @@ def init_model(config: str | dict | Config, checkpoint: str | None = None,
     ``config`` is a config file (path, or a name in ``configs/``), a short name (see
     ``SHORT_NAMES``: ImageNet nets have 1000 classes and the paper's ``stride_in_1x1=True``,
     CIFAR nets 10 classes), a model dict or a ``Config``. ``checkpoint`` may be a resdet
-    checkpoint, a bare / wrapped state_dict, or a torchvision classifier (converted; a
+    checkpoint, a bare / wrapped state_dict, a public file by name (``torchvision://NAME``, e.g.
+    ``init_model("frcnn_r50_fpn_tv", "torchvision://fasterrcnn_resnet50_fpn_coco")``: downloaded,
+    verified and converted once into torch's hub cache; ``resdet weights --list``), or a
+    torchvision classifier (converted; a
     torchvision ResNet-50/101/152 switches the model to ``stride_in_1x1=False`` with a
     warning). The config is kept as ``model.cfg``; ``device='meta'`` builds a shape-only model.
 

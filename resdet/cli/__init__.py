@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export a model to ONNX or torch.export"),
     "benchmark": ("benchmark", "time resdet against torchvision / pycocotools in one run"),
     "convert-weights": ("convert_weights", "convert torchvision weights into a resdet checkpoint"),
+    "weights": ("weights", "list the public weights known by name (torchvision://NAME), download one"),
     "complexity": ("complexity", "parameters and multiply-adds of a model"),
     "print-config": ("print_config", "print a merged config as valid Python"),
     "browse-dataset": ("browse_dataset", "draw a dataset's ground truth after the config's pipeline"),

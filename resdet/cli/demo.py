@@ -112,12 +112,13 @@ def main(argv=None) -> int:
         return 0
     from resdet.apis import init_model
     from resdet.apis.detect import draw_and_save
+    from resdet.models.converters import resolve_checkpoint
     from resdet.utils.io import safe_load
     missing = [p for p in args.images if not os.path.isfile(p)]
     if missing:
         raise DataError(f"image file(s) not found: {', '.join(missing)} (relative paths are from {os.getcwd()})")
     model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
-    meta = safe_load(args.checkpoint).get("meta", {})
+    meta = safe_load(resolve_checkpoint(args.checkpoint)).get("meta", {})  # torchvision://NAME: its file
     names = meta.get("classes") if isinstance(meta, dict) else None
     written = draw_and_save(model, args.images, args.out, score_thr=args.score_thr, class_names=names,
                             top_k=args.top_k, verbose=True, ext=args.ext)

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resdet export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="config file, a name in configs/, or a short model name")
-    parser.add_argument("checkpoint", help="checkpoint (.pth) to export")
+    parser.add_argument("checkpoint", help="checkpoint (.pth) to export, or torchvision://NAME "
+                        "(resdet weights --list)")
     parser.add_argument("--format", choices=FORMATS, default="onnx", help="onnx (default) or torch-export (.pt2)")
     parser.add_argument("--out", required=True, help="output file (.onnx or .pt2); written atomically")
     parser.add_argument("--no-fold-bn", action="store_true",
@@ -43,13 +44,14 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from resdet.apis import init_model
     from resdet.deploy import export_onnx, export_torch
+    from resdet.models.converters import resolve_checkpoint
     from resdet.models.detectors import optimize_for_inference
     from resdet.utils.io import safe_load
 
     model = init_model(args.config, args.checkpoint, device="cpu", cfg_options=args.cfg_options)
     if not args.no_fold_bn:
         optimize_for_inference(model)
-    meta = safe_load(args.checkpoint).get("meta", {})
+    meta = safe_load(resolve_checkpoint(args.checkpoint)).get("meta", {})  # torchvision://NAME: its file
     names = meta.get("classes") if isinstance(meta, dict) else None
     if args.format == "onnx":
         props = export_onnx(model, args.out, cfg=model.cfg, class_names=names)

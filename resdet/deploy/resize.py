@@ -37,14 +37,29 @@ def resize_shape(height, width, short_edge: int, max_size: int | None):
     if max_size is not None and max_size > 0:
         longer = torch.maximum(h, w)
         scale = torch.where(longer * scale > max_size, (one * int(max_size)) / longer, scale)
-    sizes = []
-    for side in (h, w):
-        size = torch.round(side * scale).clamp(min=1).to(torch.int64).item()
-        if torch.compiler.is_exporting():
-            torch._check(size >= 2, lambda: "the resized image must be at least 2 pixels on each side")
-            torch._check(size <= 65536, lambda: "the resized image must be at most 65536 pixels on a side")
-        sizes.append(size)
-    return sizes[0], sizes[1]
+    return _bounded_size(torch.round(h * scale)), _bounded_size(torch.round(w * scale))
+
+
+def _bounded_size(size: Tensor) -> int:
+    """A float64 tensor holding a whole number -> a size of the graph (checked bounds while exporting)."""
+    value = size.clamp(min=1).to(torch.int64).item()
+    if torch.compiler.is_exporting():
+        torch._check(value >= 2, lambda: "the resized image must be at least 2 pixels on each side")
+        torch._check(value <= 65536, lambda: "the resized image must be at most 65536 pixels on a side")
+    return value
+
+
+def preprocessor_resize_shape(height, width, min_size: int, max_size: int | None):
+    """``(new_h, new_w)`` of ``DetPreprocessor(min_size, max_size)``'s own resize (torchvision's
+    ``GeneralizedRCNNTransform``): ``scale = min(min_size / shorter, max_size / longer)`` and
+    ``floor(side * scale)`` in double precision, as ``F.interpolate(scale_factor=scale,
+    recompute_scale_factor=True)`` computes them; on tensors, so the sizes may be symbolic."""
+    one = torch.ones((), dtype=torch.float64)
+    h, w = one * height, one * width
+    scale = (one * int(min_size)) / torch.minimum(h, w)
+    if max_size is not None:
+        scale = torch.minimum(scale, (one * int(max_size)) / torch.maximum(h, w))
+    return _bounded_size(torch.floor(h * scale)), _bounded_size(torch.floor(w * scale))
 
 
 def _taps(src, dst, zero_border_fraction: bool, device) -> tuple[Tensor, Tensor, Tensor, Tensor]:

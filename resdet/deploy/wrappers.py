@@ -1,8 +1,10 @@
 """Thin modules around a built resdet model that put the whole test path into one graph.
 
 ``DetectorGraph``: one uint8 ``3 x H x W`` RGB image -> the config's test resize (bit-exact
-with ``cv2.resize``, see ``resize.py``) -> the detector's own ``detect`` (its preprocessor:
-normalise, optional resize, pad; backbone, neck, RPN, RoI heads) -> boxes mapped back to the
+with ``cv2.resize``, see ``resize.py``) -> a ``DetPreprocessor(min_size=...)``'s own resize
+(``configs/*_tv.py``: normalise, then bilinear to ``floor(side * scale)``, the size computed on
+float64 tensors as ``F.interpolate`` computes it in Python) -> the detector's own ``detect`` (its
+preprocessor: normalise, pad; backbone, neck, RPN, RoI heads) -> boxes mapped back to the
 input pixels (scaled, clipped) -> Mask R-CNN: masks pasted into the input image.
 ``ClassifierGraph``: ``N x 3 x H x W`` uint8 -> logits (the classifier's own normalisation).
 
@@ -13,16 +15,18 @@ the model. ``check_exportable`` names what cannot go into a graph.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.transforms.det_transforms import inference_pipeline_of
 from ..structures.boxes import clip_boxes
 from ..structures.mask_ops import paste_masks_dense
 from .errors import ExportError
-from .resize import resize_bilinear_uint8, resize_shape
+from .resize import preprocessor_resize_shape, resize_bilinear_uint8, resize_shape
 
 SUPPORTED_DETECTORS = ("FasterRCNN", "MaskRCNN")
 
@@ -63,14 +67,17 @@ def check_exportable(model: nn.Module, cfg: Any) -> str:
     if model.uses_tta():
         raise ExportError(f"{kind} test_cfg {model.test_cfg} (test-time flip / scales / box refinement) "
                           "cannot be exported; remove it with --cfg-options model.test_cfg=None")
-    preprocessor = getattr(model, "preprocessor", None)
-    if getattr(preprocessor, "min_size", None) is not None:
-        raise ExportError(f"{kind} with DetPreprocessor(min_size={preprocessor.min_size}, max_size="
-                          f"{preprocessor.max_size}) (the torchvision-style resize inside the model, "
-                          "configs/*_tv.py) cannot be exported yet; resize in the test pipeline instead "
-                          "(ResizeShortestEdge) or see docs/export.md")
     pipeline_resize_of(cfg)
     return "detector"
+
+
+def _unscale(boxes: Tensor, resized: tuple, original: tuple) -> Tensor:
+    """Boxes in ``resized = (h, w)`` pixels -> ``original`` pixels: the resize factor computed
+    and inverted in double, then float32, as ``map_boxes_to_original`` / ``detect`` do
+    (tensor / tensor: dividing by a number would multiply by its rounded reciprocal)."""
+    one = torch.ones((), dtype=torch.float64, device=boxes.device)
+    ratio = torch.stack([(one * resized[1]) / (one * original[1]), (one * resized[0]) / (one * original[0])])
+    return boxes * (torch.ones_like(ratio) / ratio).float().repeat(2)
 
 
 class DetectorGraph(nn.Module):
@@ -80,8 +87,16 @@ class DetectorGraph(nn.Module):
     def __init__(self, detector: nn.Module, cfg: Any = None) -> None:
         super().__init__()
         check_exportable(detector, cfg)
-        self.detector = detector
         self.resize = pipeline_resize_of(cfg)
+        preprocessor = detector.preprocessor
+        self.model_resize = None
+        if getattr(preprocessor, "min_size", None) is not None:
+            # the preprocessor's own resize (configs/*_tv.py) is done here, its size computed on
+            # tensors; the copy's preprocessor then only pads (a float image: already normalised)
+            self.model_resize = (int(preprocessor.min_size), preprocessor.max_size)
+            detector = copy.deepcopy(detector)
+            detector.preprocessor.min_size = None
+        self.detector = detector
         self.with_masks = type(detector).__name__ == "MaskRCNN"
 
     def forward(self, image: Tensor):
@@ -90,15 +105,17 @@ class DetectorGraph(nn.Module):
         if self.resize is not None:
             new_h, new_w = resize_shape(height, width, *self.resize)
             resized = resize_bilinear_uint8(image, new_h, new_w)
+        if self.model_resize is not None:  # DetPreprocessor: normalise, then bilinear (align_corners=False)
+            in_h, in_w = resized.shape[-2], resized.shape[-1]
+            net_h, net_w = preprocessor_resize_shape(in_h, in_w, *self.model_resize)
+            resized = F.interpolate(self.detector.preprocessor.normalize(resized)[None], size=(net_h, net_w),
+                                    mode="bilinear", align_corners=False)[0]
         det = self.detector.detect([resized])[0]
         boxes = det.boxes
+        if self.model_resize is not None:  # DetectorGraph's resize factors, as detect() would invert them
+            boxes = _unscale(boxes, (net_h, net_w), (in_h, in_w))
         if self.resize is not None:
-            # the test pipeline's scale_factor, inverted in double as map_boxes_to_original does
-            # (tensor / tensor: dividing by a number would multiply by its rounded reciprocal)
-            one = torch.ones((), dtype=torch.float64, device=boxes.device)
-            ratio = torch.stack([(one * new_w) / (one * width), (one * new_h) / (one * height)])
-            boxes = boxes * (torch.ones_like(ratio) / ratio).float().repeat(2)
-            boxes = clip_boxes(boxes, (height, width))
+            boxes = clip_boxes(_unscale(boxes, (new_h, new_w), (height, width)), (height, width))
         outputs = (boxes, det.scores, det.labels)
         if self.with_masks:
             masks = paste_masks_dense(det.mask_probs, boxes, height, width, threshold=self.detector.mask_thresh,

@@ -21,6 +21,9 @@ CONFIGS = {
     "fpn": ("frcnn_r50_fpn_coco.py", RESNET18),
     "mask_c4": ("maskrcnn_r101_c4_coco.py", {**RESNET18, "model.roi_heads.box_head.depth": 18}),
     "mask_fpn": ("maskrcnn_r50_fpn_fruits.py", RESNET18),
+    # torchvision-compatible: the model resizes (DetPreprocessor min_size / max_size), no pipeline resize
+    "mask_tv": ("maskrcnn_r50_fpn_tv.py", {**RESNET18, "test_pipeline": [], "model.preprocessor.min_size": 150,
+                                           "model.preprocessor.max_size": 210}),
 }
 
 

@@ -13,7 +13,8 @@ source or architectures (e.g. torchvision detectors), write a module here that c
 ``register_converter`` / ``register_identifier`` and import it in this package's ``__init__``.
 
 ``load_weights`` accepts a bare state_dict, ``{'model': sd}``, ``{'state_dict': sd}`` or a
-resdet checkpoint; it always reads files with ``safe_load`` (``weights_only=True``), so a
+resdet checkpoint, or a name ``torchvision://NAME`` (``hub.py``: downloaded, verified and
+converted once into torch's hub cache); it always reads files with ``safe_load`` (``weights_only=True``), so a
 file holding pickled code is refused, never run, and a resdet checkpoint whose content no
 longer matches its recorded checksum (``meta['checksum']``) is refused as damaged. Missing,
 unexpected and shape-mismatched keys are reported by name; ``strict=True`` (default) makes
@@ -35,6 +36,7 @@ from ... import __version__
 from ...registry import MODELS
 from ...utils.io import CheckpointError, atomic_save, safe_load
 from ..backbones.resnet import warn_layout_switch
+from .hub import resolve_checkpoint
 
 StateDict = dict[str, torch.Tensor]
 
@@ -182,6 +184,7 @@ def load_weights(model: nn.Module, checkpoint: str | Mapping, strict: bool = Tru
     not match; with ``strict=False`` those keys are skipped with a warning.
     """
     name = checkpoint if isinstance(checkpoint, str) else "checkpoint"
+    checkpoint = resolve_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
     obj = safe_load(checkpoint, map_location=map_location) if isinstance(checkpoint, str) else checkpoint
     state_dict = extract_state_dict(obj, name)
     if src is not None and arch is not None:
@@ -241,11 +244,13 @@ def load_weights(model: nn.Module, checkpoint: str | Mapping, strict: bool = Tru
             "missing": missing, "unexpected": unexpected, "mismatched": mismatched}
 
 
-def convert_checkpoint(src: str, arch: str | None, in_path: str, out_path: str) -> dict:
+def convert_checkpoint(src: str, arch: str | None, in_path: str, out_path: str,
+                       extra_meta: dict | None = None) -> dict:
     """Convert a foreign checkpoint file into a resdet checkpoint ``{'model', 'meta'}``.
 
     The target model is built from the converter's config and loaded strictly, so the
-    output is complete (preprocessor buffers included) and known to load. Returns a summary.
+    output is complete (preprocessor buffers included) and known to load. ``extra_meta`` is
+    added to its ``meta`` (e.g. ``classes``). Returns a summary.
     """
     state_dict = extract_state_dict(safe_load(in_path), in_path)
     if arch is None:
@@ -260,7 +265,7 @@ def convert_checkpoint(src: str, arch: str | None, in_path: str, out_path: str) 
     report = load_weights(model, state_dict, strict=True, src=src, arch=arch)
     config_text = Config(dict(model=model_cfg)).pretty_text
     meta = {"config": config_text, "resdet_version": __version__, "source": src, "arch": arch,
-            "converted_from": in_path}
+            "converted_from": in_path, **(extra_meta or {})}
     if converter.stride_on_3x3:
         meta["stride_in_1x1"] = False
     atomic_save({"model": model.state_dict(), "meta": meta}, out_path)

@@ -14,7 +14,7 @@ import warnings
 from torch import nn
 
 from ...utils.io import safe_load
-from ..converters import extract_state_dict, get_converter
+from ..converters import extract_state_dict, get_converter, is_weights_name, resolve_weights
 from ..converters.torchvision_cls import identify_torchvision_cls
 
 logger = logging.getLogger("resdet")
@@ -37,11 +37,14 @@ def _detector_key(key: str, model_keys: set[str]) -> str | None:
 
 
 def init_from_classifier(model: nn.Module, checkpoint: str, src: str = "resdet_cls") -> dict:
-    """Copy classification weights into ``model``; returns ``{'loaded', 'unused', 'missing',
+    """Copy classification weights into ``model`` (``checkpoint``: a file or ``torchvision://NAME``,
+    e.g. ``torchvision://resnet50``, downloaded into torch's hub cache on first use); returns ``{'loaded', 'unused', 'missing',
     'mismatched'}`` (key lists) and logs a summary. ``missing`` lists the backbone and box-head
     parameters the checkpoint did not provide."""
     if src not in SOURCES:
         raise ValueError(f"init_cfg src {src!r} unknown; allowed values: {', '.join(SOURCES)}")
+    if is_weights_name(checkpoint):  # torchvision://NAME: the torchvision file, whatever src says
+        checkpoint, src = resolve_weights(checkpoint, converted=False), "torchvision"
     state = extract_state_dict(safe_load(checkpoint), checkpoint)
     if src == "torchvision":
         arch = identify_torchvision_cls(state)
