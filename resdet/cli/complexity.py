@@ -1,9 +1,9 @@
 """Parameters and multiply-adds ("FLOPs" in the paper's Table 1) of a model.
 
-    python tools/analysis/complexity.py resnet50                  # 224x224 for ImageNet nets
-    python tools/analysis/complexity.py resnet110_cifar            # 32x32 for CIFAR nets
-    python tools/analysis/complexity.py configs/x.py --shape 600 1000 --json
-    python tools/analysis/complexity.py configs/frcnn_r101_coco.py --part backbone --shape 600 1000
+    resdet complexity resnet50                  # 224x224 for ImageNet nets
+    resdet complexity resnet110_cifar            # 32x32 for CIFAR nets
+    resdet complexity configs/x.py --shape 600 1000 --json
+    resdet complexity configs/frcnn_r101_coco.py --part backbone --shape 600 1000
 
 MODEL is a short name (resnet18..resnet152, plain18/34, resnet20_cifar..resnet1202_cifar,
 plain20_cifar..plain110_cifar, vgg16, vgg19, vgg16_bn, vgg19_bn) or a config file. Counting

@@ -8,8 +8,7 @@
 
 Metrics: top1, top5, mAP@[.5:.95], segm-mAP@[.5:.95], mAP@0.5 (COCO AP50 on COCO data, VOC
 mAP on VOC data), loc-err. Results files use the COCO results format. CHECKPOINT is required:
-an untrained model is evaluated only with --random-weights. ``python tools/eval.py`` (in a
-clone) is the same program.
+an untrained model is evaluated only with --random-weights.
 """
 from __future__ import annotations
 

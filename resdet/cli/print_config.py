@@ -8,7 +8,7 @@ The output can be saved and used as a config file itself (it has no ``_base_``).
 checked the way training checks them (the model is built on the meta device, so a key its
 components do not take, e.g. ``model.roi_head.x=1``, is an error naming the closest one;
 ``train_cfg``, loader and optimizer keys and values; dataset arguments); ``--no-check`` prints
-without checking. ``python tools/...`` wrappers in a clone run the same programs.
+without checking.
 """
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ line says so); one trained with another config (e.g. a short run) is moved aside
 ``*.stale.pth`` and the stage trains again, unless ``--reuse-pretrained``. A config with
 ``demo = dict(num_images, score_thr)`` draws detections of the first validation images into
 ``<work_dir>/demo/``. Batch sizes in configs are totals over all processes.
-``python tools/train_det.py`` (in a clone) is the same program.
 """
 from __future__ import annotations
 
