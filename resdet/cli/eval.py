@@ -90,6 +90,8 @@ def main(argv=None) -> int:
     if args.results is None and not args.checkpoint and not args.random_weights:
         print(f"resdet eval: error: {missing_checkpoint_message(args.config)}", file=sys.stderr)
         return 2
+    if args.random_weights:
+        print("resdet eval: --random-weights: evaluating the untrained model (no checkpoint)", file=sys.stderr)
     from resdet.apis.evaluate import evaluate_model, report
     from resdet.apis.evaluate_results import evaluate_results_file
     try:
