@@ -139,6 +139,12 @@ def test_stale_pretraining_checkpoint_is_trained_again(tmp_path, capsys):
     assert os.path.isfile(stale_path(str(ckpt)))  # the old file is kept, not deleted
     recorded = config_values(safe_load(str(ckpt))["meta"]["config"])
     assert recorded["train_cfg"]["max_iters"] == 1  # the new checkpoint records its own config
+    # ... which the next run finds equal to the stage's config, so it is reused
+    from resdet.utils.config import parse_option_value
+    stage = {k: parse_option_value(k, v) for k, v in (o.split("=", 1) for o in _stage_options(str(tmp_path / "cls")))}
+    cfg = load_config("shapes_frcnn", {"pretrain.checkpoint": str(ckpt)})
+    cfg.pretrain.cfg_options = stage
+    assert "trained with the same config" in check_pretrained(cfg)
 
 
 def test_matching_pretraining_checkpoint_is_reused_with_a_log_line(tmp_path, capsys):
