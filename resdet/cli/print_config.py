@@ -98,8 +98,10 @@ def check_config(cfg: Config) -> None:
                         _plain(cfg.get("optimizer")))
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
         for dataset in _dataset_configs(cfg.get(key)):
-            dataset_cls = DATASETS.get(dataset.get("type")) if isinstance(dataset.get("type"), str) else None
-            if dataset_cls is None:  # unregistered: the registry's error with the closest names
+            if not isinstance(dataset.get("type"), str):  # a class given directly: nothing to look up
+                continue
+            dataset_cls = DATASETS.get(dataset["type"])
+            if dataset_cls is None:  # unregistered: raises the registry's error with the closest names
                 build_from_cfg(dataset, DATASETS)
             args = {k: v for k, v in dataset.items() if k != "type"}
             _check_arguments(dataset_cls, args, DATASETS)

@@ -182,7 +182,8 @@ def test_recorded_config_is_read_without_running_code():
 # ---------------------------------------------------------------- print-config checks keys
 PRINT_CASES = [
     ("model.roi_head.x=1", "FasterRCNN (the 'model' registry) has no argument 'roi_head' (did you mean 'roi_heads'?)"),
-    ("model.roi_heads.box_head.fcdim=3", "FCBoxHead (the 'model' registry) has no argument 'fcdim' (did you mean 'fc_dim'?)"),
+    ("model.roi_heads.box_head.fcdim=3",
+     "FCBoxHead (the 'model' registry) has no argument 'fcdim' (did you mean 'fc_dim'?)"),
     ("train_cfg.max_iter=3", "unknown train_cfg keys ['max_iter'] (did you mean 'max_iters'?)"),
     ("train_dataloader.batchsize=2", "unknown train_dataloader keys ['batchsize'] (did you mean 'batch_size'?)"),
     ("train_dataloader.dataset.num_image=3", "ShapesCocoDataset (the 'dataset' registry) has no argument 'num_image'"),
