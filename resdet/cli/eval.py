@@ -79,9 +79,9 @@ def missing_checkpoint_message(config: str) -> str:
     model would print an AP of about 0 and exit 0, which reads like a result."""
     name = os.path.splitext(os.path.basename(config))[0]
     guess = os.path.join("work_dirs", name, "final.pth")
-    example = guess if os.path.isfile(guess) else "work_dirs/<run>/final.pth"
-    return (f"no checkpoint given: pass the trained weights after the config (resdet eval {config} "
-            f"{example}); --random-weights evaluates the untrained model on purpose")
+    where = "it is there" if os.path.isfile(guess) else "training writes it into its work dir"
+    return (f"no checkpoint given: pass the trained weights after the config, e.g. resdet eval {config} "
+            f"{guess} ({where}); --random-weights evaluates the untrained model on purpose")
 
 
 @command("eval")

@@ -40,12 +40,12 @@ def _cls_data(root):
 
 # ---------------------------------------------------------------- eval without a checkpoint
 def test_eval_without_checkpoint_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no work_dirs/ here: the example is a placeholder
+    monkeypatch.chdir(tmp_path)  # no work_dirs/ here
     rc = eval_cli.main(["shapes_cls", "--cfg-options", *_cls_data(str(tmp_path / "d"))])
     line = _one_error_line(capsys.readouterr().err)
     assert rc == 2
     assert line.startswith("resdet eval: error: no checkpoint given") and "--random-weights" in line
-    assert "work_dirs/<run>/final.pth" in line
+    assert "resdet eval shapes_cls work_dirs/shapes_cls/final.pth (training writes it into its work dir)" in line
     assert not (tmp_path / "d").exists()  # stopped before building anything
 
 
@@ -55,7 +55,7 @@ def test_eval_without_checkpoint_names_the_trained_one_when_it_exists(tmp_path, 
     (tmp_path / "work_dirs" / "shapes_frcnn" / "final.pth").write_bytes(b"x")
     assert eval_cli.main(["shapes_frcnn"]) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert "resdet eval shapes_frcnn work_dirs/shapes_frcnn/final.pth" in line
+    assert "resdet eval shapes_frcnn work_dirs/shapes_frcnn/final.pth (it is there)" in line
 
 
 def test_random_weights_evaluates_on_purpose_and_excludes_a_checkpoint(tmp_path, capsys):
