@@ -33,7 +33,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     width = max(len(name) for name in SUBCOMMANDS)
-    lines = ["usage: resdet SUBCOMMAND [options]   (resdet SUBCOMMAND --help for its options)", "",
+    lines = ["usage: resdet SUBCOMMAND [options]   (resdet SUBCOMMAND --help for its options)",
+             "(in a clone, python tools/X.py runs the same programs: tools/train_det.py = resdet train-det)", "",
              "subcommands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Benchmarks: resdet against its peer (torchvision, pycocotools) in one run, as ratios.
 
-    python tools/benchmark.py MODE [options]      # MODE: one of the modules in resdet/benchmarks/
-    python tools/benchmark.py MODE --help
+    resdet benchmark MODE [options]      # MODE: one of the modules in resdet/benchmarks/
+    resdet benchmark MODE --help
 """
 import importlib
 import pkgutil
@@ -16,7 +16,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     modes = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if not m.name.startswith("_"))
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in modes:
-        print("usage: resdet benchmark MODE [options]   (or python tools/benchmark.py MODE ...)")
+        print("usage: resdet benchmark MODE [options]   (resdet benchmark MODE --help for its options)")
         print(__doc__)
         print("modes:", ", ".join(modes) or "none")
         return 0 if (not argv or argv[0] in ("-h", "--help")) else 2

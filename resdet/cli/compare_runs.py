@@ -1,8 +1,8 @@
 """Side-by-side metric table of several runs (e.g. VGG-16 vs ResNet-101, the paper's
 Tables 7/8) from their work dirs' ``metrics.jsonl`` (last ``"mode": "val"`` record each).
 
-    python tools/analysis/compare_runs.py work_dirs/frcnn_vgg16_coco work_dirs/frcnn_r101_coco
-    python tools/analysis/compare_runs.py RUN... --keys bbox_AP50 bbox_AP --markdown
+    resdet compare-runs work_dirs/frcnn_vgg16_coco work_dirs/frcnn_r101_coco
+    resdet compare-runs RUN... --keys bbox_AP50 bbox_AP --markdown
 """
 from __future__ import annotations
 

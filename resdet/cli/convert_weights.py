@@ -1,8 +1,8 @@
 """Convert foreign checkpoints into resdet checkpoints ``{'model', 'meta'}``.
 
-    python tools/convert_weights.py --src torchvision --arch resnet50 resnet50-0676ba61.pth r50_tv.pth
-    python tools/convert_weights.py --src torchvision IN OUT      # architecture read from the keys
-    python tools/convert_weights.py --list                        # registered sources / architectures
+    resdet convert-weights --src torchvision --arch resnet50 resnet50-0676ba61.pth r50_tv.pth
+    resdet convert-weights --src torchvision IN OUT      # architecture read from the keys
+    resdet convert-weights --list                        # registered sources / architectures
 
 The input is read with weights_only=True (pickled code is refused). The output loads with
 ``resdet.apis.init_model(cfg, checkpoint=OUT)``; its ``meta['config']`` holds the model config

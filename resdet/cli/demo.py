@@ -1,6 +1,6 @@
 """Draw a detector's boxes, class names and scores (and masks) on copies of images.
 
-    python tools/demo.py configs/shapes_frcnn.py work_dirs/shapes_frcnn/final.pth img1.jpg img2.jpg \
+    resdet demo configs/shapes_frcnn.py work_dirs/shapes_frcnn/final.pth img1.jpg img2.jpg \
         --out demo_out --score-thr 0.5
 
 Each copy keeps its input's format (a .png gives a .png; --ext jpg|png chooses one for all);
@@ -13,13 +13,13 @@ A localization model (configs/loc_*.py) draws all of its top-k class guesses, ea
 class name, classifier score, rank and box, whatever --score-thr; --top-k K draws the K best
 predictions of either kind of model regardless of the threshold.
 
-    python tools/demo.py configs/loc_shapes.py work_dirs/loc_shapes/final.pth img.jpg --out result.png
+    resdet demo configs/loc_shapes.py work_dirs/loc_shapes/final.pth img.jpg --out result.png
 
 With --backend onnxruntime the first argument is a file from `resdet export --format onnx` and
 the rest are images: the file alone draws (onnxruntime runs it; class names come from its
 metadata; no config, checkpoint or resdet model code).
 
-    python tools/demo.py --backend onnxruntime bccd.onnx img1.jpg img2.jpg --out demo_out
+    resdet demo --backend onnxruntime bccd.onnx img1.jpg img2.jpg --out demo_out
 """
 from __future__ import annotations
 

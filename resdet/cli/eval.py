@@ -1,16 +1,19 @@
 """Evaluate a model on its config's test set, or a saved results file.
 
-    python tools/eval.py CONFIG CHECKPOINT --metric mAP@[.5:.95] [--out results.json] [--json m.json]
-    torchrun --nproc_per_node 2 tools/eval.py CONFIG CHECKPOINT --metric top1 --metric top5
-    python tools/eval.py --ann instances_val2017.json --results results.json --metric mAP@[.5:.95]
-    python tools/eval.py --ann VOCdevkit/VOC2007 --split test --results dets.json --metric mAP@0.5
+    resdet eval CONFIG CHECKPOINT --metric mAP@[.5:.95] [--out results.json] [--json m.json]
+    resdet eval shapes_frcnn work_dirs/shapes_frcnn/final.pth
+    torchrun --nproc_per_node 2 -m resdet eval CONFIG CHECKPOINT --metric top1 --metric top5
+    resdet eval --ann instances_val2017.json --results results.json --metric mAP@[.5:.95]
+    resdet eval --ann VOCdevkit/VOC2007 --split test --results dets.json --metric mAP@0.5
 
 Metrics: top1, top5, mAP@[.5:.95], segm-mAP@[.5:.95], mAP@0.5 (COCO AP50 on COCO data, VOC
-mAP on VOC data), loc-err. Results files use the COCO results format.
+mAP on VOC data), loc-err. Results files use the COCO results format. CHECKPOINT is required:
+an untrained model is evaluated only with --random-weights.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from resdet.cli._errors import command
@@ -24,6 +27,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", help="config file or name in configs/")
     parser.add_argument("checkpoint", nargs="?", help="checkpoint to evaluate")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="evaluate the config's model without a checkpoint (random / init_cfg "
+                             "weights: a baseline or a smoke test, not a result)")
     parser.add_argument("--metric", action="append", default=None,
                         help=f"repeatable; one of {', '.join(METRIC_STRINGS)} "
                              f"(default: the config's test/val evaluator)")
@@ -63,12 +69,29 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error("--out writes a model's predictions; it has no meaning with --results")
     elif not args.config:
         parser.error("give CONFIG CHECKPOINT (model mode) or --ann GT --results FILE")
+    elif args.checkpoint and args.random_weights:
+        parser.error("give either CHECKPOINT or --random-weights, not both")
     return args
+
+
+def missing_checkpoint_message(config: str) -> str:
+    """The one line for ``resdet eval CONFIG`` without a checkpoint: evaluating the untrained
+    model would print an AP of about 0 and exit 0, which reads like a result."""
+    name = os.path.splitext(os.path.basename(config))[0]
+    guess = os.path.join("work_dirs", name, "final.pth")
+    where = "it is there" if os.path.isfile(guess) else "training writes it into its work dir"
+    return (f"no checkpoint given: pass the trained weights after the config, e.g. resdet eval {config} "
+            f"{guess} ({where}); --random-weights evaluates the untrained model on purpose")
 
 
 @command("eval")
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.results is None and not args.checkpoint and not args.random_weights:
+        print(f"resdet eval: error: {missing_checkpoint_message(args.config)}", file=sys.stderr)
+        return 2
+    if args.random_weights:
+        print("resdet eval: --random-weights: evaluating the untrained model (no checkpoint)", file=sys.stderr)
     from resdet.apis.evaluate import evaluate_model, report
     from resdet.apis.evaluate_results import evaluate_results_file
     try:

@@ -2,7 +2,7 @@
 after a 3x3 convolution, before the nonlinearity / addition) over a dataset, in layer order
 and sorted by magnitude, for several checkpoints on one PNG.
 
-    python tools/analysis/layer_response.py configs/resnet20_cifar10.py \
+    resdet layer-response configs/resnet20_cifar10.py \
         work_dirs/plain20_cifar10/final.pth work_dirs/resnet20_cifar10/final.pth \
         --labels plain-20 ResNet-20 --out fig7.png
 

@@ -1,8 +1,8 @@
 """Training curves (thin) and validation curves (bold) against iterations for several runs,
 as the paper's Figs. 1, 4 and 6. Reads each work dir's ``metrics.jsonl`` (written by the engine).
 
-    python tools/analysis/plot_curves.py work_dirs/plain20_cifar10 work_dirs/resnet20_cifar10 --out fig6.png
-    python tools/analysis/plot_curves.py work_dirs/frcnn_r101_coco --out det.png
+    resdet plot-curves work_dirs/plain20_cifar10 work_dirs/resnet20_cifar10 --out fig6.png
+    resdet plot-curves work_dirs/frcnn_r101_coco --out det.png
 
 The keys default to what each run logged:
 

@@ -4,17 +4,28 @@
     resdet print-config configs/frcnn_r101_coco.py --cfg-options train_cfg.max_iters=10
     resdet print-config my_config.py --diff                   # only what differs from its bases
 
-The output can be saved and used as a config file itself (it has no ``_base_``).
+The output can be saved and used as a config file itself (it has no ``_base_``). Keys are
+checked the way training checks them (the model is built on the meta device, so a key its
+components do not take, e.g. ``model.roi_head.x=1``, is an error naming the closest one;
+``train_cfg``, loader and optimizer keys and values; dataset arguments); ``--no-check`` prints
+without checking.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
+from typing import Any
 
+import torch
 from mmengine.config import Config
 
 from resdet.cli._errors import command
-from resdet.utils.config import add_cfg_options_arg, load_config, resolve_config_path, shipped_config_names
+from resdet.engine.config_check import check_engine_config
+from resdet.engine.trainer import TRAIN_CFG_DEFAULTS
+from resdet.registry import DATASETS, MODELS, _check_arguments, build_from_cfg
+from resdet.utils.config import (ConfigError, add_cfg_options_arg, load_config, resolve_config_path,
+                                 shipped_config_names)
 
 
 def _plain(value):
@@ -50,12 +61,61 @@ def merged_bases(path: str) -> dict:
     return merged
 
 
+def _dataset_configs(loader: Any) -> list[dict]:
+    """The dataset config(s) of a loader config (a ``ConcatDataset``'s parts too)."""
+    dataset = _plain((loader or {}).get("dataset")) if isinstance(_plain(loader), dict) else None
+    found, todo = [], [dataset]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            found.append(item)
+            todo += [_plain(d) for d in item.get("datasets") or []]
+    return found
+
+
+def check_config(cfg: Config) -> None:
+    """Raise ``ConfigError`` for a key or value that training would refuse: the model's
+    components are built on the meta device through the registry (its unknown-argument check
+    with the closest name), ``train_cfg`` keys against the trainer's, the engine's value checks,
+    and each dataset's arguments against its constructor (nothing is read from disk)."""
+    if cfg.get("model") is not None:
+        try:
+            with torch.device("meta"):  # shapes only: no memory, no weights loaded
+                MODELS.build(_plain(cfg.model))
+        except ConfigError:
+            raise
+        except (TypeError, ValueError, KeyError) as err:
+            raise ConfigError(f"model: {err.args[0] if isinstance(err, KeyError) and err.args else err}") from None
+    train_cfg = _plain(cfg.get("train_cfg"))
+    if isinstance(train_cfg, dict):
+        unknown = sorted(set(train_cfg) - set(TRAIN_CFG_DEFAULTS))
+        if unknown:  # the trainer's own check, before anything is built
+            close = difflib.get_close_matches(unknown[0], list(TRAIN_CFG_DEFAULTS), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"unknown train_cfg keys {unknown}{hint}; allowed keys: {', '.join(TRAIN_CFG_DEFAULTS)}")
+    loaders = {key: _plain(cfg.get(key)) for key in ("train_dataloader", "val_dataloader")}
+    check_engine_config(train_cfg, loaders["train_dataloader"], loaders["val_dataloader"],
+                        _plain(cfg.get("optimizer")))
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        for dataset in _dataset_configs(cfg.get(key)):
+            if not isinstance(dataset.get("type"), str):  # a class given directly: nothing to look up
+                continue
+            dataset_cls = DATASETS.get(dataset["type"])
+            if dataset_cls is None:  # unregistered: raises the registry's error with the closest names
+                build_from_cfg(dataset, DATASETS)
+            args = {k: v for k, v in dataset.items() if k != "type"}
+            _check_arguments(dataset_cls, args, DATASETS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", help="config file, or the name of a shipped config (see --list)")
     parser.add_argument("--diff", action="store_true",
                         help="print only the keys whose values differ from the config's _base_ files")
     parser.add_argument("--list", action="store_true", help="list the shipped config names and exit")
+    parser.add_argument("--no-check", action="store_true",
+                        help="print without checking the keys against the components (e.g. a config for "
+                             "components registered by your own code)")
     add_cfg_options_arg(parser)
     return parser
 
@@ -73,8 +133,10 @@ def main(argv=None) -> int:
         path = resolve_config_path(args.config)
         cfg = load_config(path, args.cfg_options)
     except FileNotFoundError as err:
-        print(f"print-config: error: {err}", file=sys.stderr)
+        print(f"resdet print-config: error: {err}", file=sys.stderr)
         return 2
+    if not args.no_check:
+        check_config(cfg)
     if args.diff:
         diff = config_diff(cfg.to_dict(), merged_bases(path))
         print(f"# {path}: keys that differ from its _base_ files\n" + Config(diff).pretty_text)

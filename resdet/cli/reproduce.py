@@ -5,9 +5,9 @@
 - response (Fig. 7): std of the 3x3 layer responses of those four nets on the test split;
 - shortcuts (Table 3's direction): ResNet-20 with shortcut options A, B, C.
 
-    python tools/reproduce.py                        # everything, into docs/reproduction/
-    python tools/reproduce.py --only degradation --seed 1 --iterations 1500
-    python tools/reproduce.py --smoke --out /tmp/r   # a few iterations on tiny data (the test)
+    resdet reproduce                        # everything, into docs/reproduction/
+    resdet reproduce --only degradation --seed 1 --iterations 1500
+    resdet reproduce --smoke --out /tmp/r   # a few iterations on tiny data (the test)
 
 The recipe is the paper's (Sec. 4.2) scaled to the budget: SGD lr 0.1, momentum 0.9, weight
 decay 1e-4, batch 64 (the paper: 128; --batch-size), lr / 10 at 50% and 75% of --iterations,

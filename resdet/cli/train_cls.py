@@ -1,10 +1,10 @@
 """Train an image classifier (the ImageNet / CIFAR-10 stage, or the synthetic default).
 
-    python tools/train_cls.py configs/shapes_cls.py                  # embedded default, ~5 min on CPU
-    python tools/train_cls.py configs/resnet110_cifar10.py --work-dir work_dirs/r110
-    torchrun --nproc_per_node 8 tools/train_cls.py configs/resnet50_imagenet.py
-    python tools/train_cls.py CONFIG --resume                        # latest checkpoint of the work dir
-    python tools/train_cls.py CONFIG --cfg-options train_cfg.max_iters=1000 optimizer.lr=0.05
+    resdet train-cls shapes_cls                                      # embedded default, ~4 min on CPU
+    resdet train-cls resnet110_cifar10 --work-dir work_dirs/r110
+    torchrun --nproc_per_node 8 -m resdet train-cls resnet50_imagenet
+    resdet train-cls CONFIG --resume                        # latest checkpoint of the work dir
+    resdet train-cls CONFIG --cfg-options train_cfg.max_iters=1000 optimizer.lr=0.05
 
 Batch sizes in configs are totals over all processes. Configs with a ``pixel_mean`` entry get
 the training set's per-pixel mean loaded into ``model.mean`` (computed once per work dir).

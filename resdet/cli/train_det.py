@@ -1,17 +1,20 @@
 """Train a detector (Faster R-CNN) with periodic COCO or VOC evaluation.
 
-    python tools/train_det.py configs/shapes_frcnn.py            # embedded default (CPU, ~15 min)
-    python tools/train_det.py configs/frcnn_r101_coco.py --work-dir work_dirs/r101
-    torchrun --nproc_per_node 8 tools/train_det.py configs/frcnn_r50_fpn_coco.py
-    python tools/train_det.py CONFIG --resume                    # newest checkpoint of the work dir
-    python tools/train_det.py CONFIG --cfg-options train_cfg.max_iters=100 optimizer.lr=0.01
+    resdet train-det shapes_frcnn                               # embedded default (CPU, ~6 min)
+    resdet train-det frcnn_r101_coco --work-dir work_dirs/r101
+    torchrun --nproc_per_node 8 -m resdet train-det frcnn_r50_fpn_coco
+    resdet train-det CONFIG --resume                            # newest checkpoint of the work dir
+    resdet train-det CONFIG --cfg-options train_cfg.max_iters=100 optimizer.lr=0.01
 
 A config with ``pretrain = dict(config=..., checkpoint=...)`` runs that classification stage
 first (in-process) when its checkpoint is missing; ``--pretrain-cfg-options k=v ...`` (or
 ``pretrain.cfg_options`` in the config) override that stage's config, as ``--cfg-options`` do
-the detector's, e.g. ``--pretrain-cfg-options train_cfg.max_iters=200``. A config with ``demo = dict(num_images,
-score_thr)`` draws detections of the first validation images into ``<work_dir>/demo/``.
-Batch sizes in configs are totals over all processes.
+the detector's, e.g. ``--pretrain-cfg-options train_cfg.max_iters=200``. An existing
+pretraining checkpoint is reused when the config it records matches that stage's config (a log
+line says so); one trained with another config (e.g. a short run) is moved aside to
+``*.stale.pth`` and the stage trains again, unless ``--reuse-pretrained``. A config with
+``demo = dict(num_images, score_thr)`` draws detections of the first validation images into
+``<work_dir>/demo/``. Batch sizes in configs are totals over all processes.
 """
 from __future__ import annotations
 
@@ -31,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="KEY=VALUE",
                         help="override keys of the pretraining stage's config (the config's "
                              "pretrain.config), e.g. train_cfg.max_iters=200")
+    parser.add_argument("--reuse-pretrained", action="store_true",
+                        help="use the existing pretraining checkpoint even if the config it records differs "
+                             "from the pretraining stage's (by default such a checkpoint is trained again)")
     return parser
 
 
@@ -38,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args, cfg = parse_args_with_config(build_parser(), argv)
     from resdet.apis.detect import draw_and_save, ensure_pretrained, format_detection_results
+    from resdet.apis.pretrain import check_pretrained
     from resdet.engine import Trainer
     from resdet.utils.dist import init_distributed, is_main_process
     from resdet.engine.inference import unwrap_model
@@ -48,6 +55,7 @@ def main(argv=None) -> int:
         if not cfg.get("pretrain"):
             raise ConfigError("--pretrain-cfg-options given but the config has no 'pretrain' stage")
         cfg.pretrain.cfg_options = {**dict(cfg.pretrain.get("cfg_options") or {}), **args.pretrain_cfg_options}
+    check_pretrained(cfg, reuse=args.reuse_pretrained)
     ensure_pretrained(cfg)
     trainer = Trainer.from_config(cfg, work_dir=work_dir, resume=args.resume)
     results = trainer.train()

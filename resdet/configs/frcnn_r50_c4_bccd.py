@@ -9,7 +9,7 @@
 # CPU-budget choices: 64 RoIs per image for the conv5-per-RoI head (which dominates the step
 # time; the paper's 512 suits COCO's GPUs), 300 proposals at test time (as in the paper's
 # Faster R-CNN evaluation; a smear holds at most ~40 cells), bf16 autocast + channels_last.
-# Measured with this file unchanged (README): val mAP@0.5 0.860 after 1200 iterations, 64 min
+# Measured with this file unchanged (docs/figures.md): val mAP@0.5 0.860 after 1200 iterations, 64 min
 # wall on 2 idle CPU cores (2.9 s per iteration) of an earlier machine; on 2 cores of an AMD EPYC
 # without AMX (bf16 only ~1.5x fp32 there) it is 4.5-5 s per iteration.
 _base_ = ["./_base_/models/frcnn_r101_c4.py", "./_base_/datasets/bccd.py"]

@@ -4,7 +4,7 @@
 #   python tools/train_cls.py configs/resnet50_imagenet.py          (work_dirs/resnet50_imagenet/final.pth)
 # or use torchvision's ImageNet state_dict as it is (the v1.5 layout is switched to, with a warning):
 #   --cfg-options model.init_cfg.checkpoint=resnet50-0676ba61.pth model.init_cfg.src=torchvision
-# Not measured here (no ImageNet weights can be downloaded on the CI machine); the README's
+# Not measured here (no ImageNet weights can be downloaded on the CI machine); docs/figures.md's
 # BCCD figure is for configs/frcnn_r50_c4_bccd.py, which starts from random weights.
 _base_ = ["./frcnn_r50_c4_bccd.py"]
 model = dict(

@@ -30,9 +30,8 @@ from ..evaluation.builder import build_metrics
 from ..registry import MODELS
 from ..utils import dist
 from ..utils.config import ConfigError
-from ..utils.io import atomic_write_json
+from ..utils.io import atomic_write_json, remove_stale_temporaries
 from .amp import autocast_context, build_grad_scaler, check_amp
-from ..utils.io import remove_stale_temporaries
 from .checkpoint import (check_resume_fits, find_latest_valid, get_rng_state, load_training_checkpoint,
                          mismatch_error, save_checkpoint, set_rng_state)
 from .config_check import check_engine_config
@@ -41,6 +40,7 @@ from .inference import run_inference, unwrap_model
 from .logger import RepeatedWarnings, save_run_info, setup_logger
 from .optim import build_optimizer
 from .schedules import LRScheduler
+from .tensorboard import tensorboard_hooks
 
 TRAIN_CFG_DEFAULTS = dict(max_iters=None, max_epochs=None, val_interval=1000, checkpoint_interval=1000,
                           keep_last=3, log_interval=50, amp=None, clip_grad=None, sync_bn=False, seed=0,
@@ -198,7 +198,7 @@ class Trainer:
                  CheckpointHook(cfg["checkpoint_interval"], keep_last=cfg["keep_last"])]
         if self.val_loader is not None:
             hooks.append(EvalHook(cfg["val_interval"], save_best=cfg["save_best"], rule=cfg["rule"]))
-        self.hooks = build_hooks(hooks + list(custom_hooks or []))
+        self.hooks = build_hooks(hooks + tensorboard_hooks(cfg["tensorboard"], custom_hooks) + list(custom_hooks or []))
         self.iter_time = self.data_time = 0.0
         if self.rank == 0:
             save_run_info(self.work_dir, config_text, self.device, self.world_size,

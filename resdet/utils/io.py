@@ -41,6 +41,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 
+from .checkpoint_folder import folder_message
 from .errors import CheckpointError  # noqa: F401  (re-exported: raised by safe_load)
 
 
@@ -327,6 +328,8 @@ def safe_load(path: str, map_location: str | torch.device = "cpu", verify: bool 
     by design); raise ``CheckpointError`` with the file name on anything that is not a
     readable, code-free checkpoint. With ``verify`` (default) the recorded content checksum is
     checked too (``verify_checksum``)."""
+    if os.path.isdir(path):  # a work dir: name the checkpoint files in it
+        raise CheckpointError(folder_message(path))
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
     if os.path.getsize(path) == 0:

@@ -11,7 +11,7 @@ top) removes most of those faults, which is what tcmalloc and jemalloc do by des
 resdet's commands call it on start when ``RESDET_MALLOC=tuned`` is set, and as a library
 resdet never changes the process's malloc unless asked. Nothing is done where another malloc
 is preloaded (``LD_PRELOAD``) or the C library is not glibc. Measured at 800x1333 on 2 CPU
-cores (README, figures): the training step 23 % and inference 12 % faster, the peak resident
+cores (docs/figures.md): the training step 23 % and inference 12 % faster, the peak resident
 memory of the training step 38-63 % higher (freed blocks are reused in place, and the heap
 fragments), so tcmalloc (the same speed, +5 % memory) is the better choice where it can be
 installed.
