@@ -69,7 +69,7 @@ def _walk(folder: str, exts: tuple[str, ...]) -> list[InputItem]:
             path = os.path.join(root, name)
             if not name.startswith(".") and _extension(name) in exts:
                 items.append(InputItem(path, _kind(path), os.path.relpath(path, folder)))
-    return items
+    return sorted(items, key=lambda item: item.name)
 
 
 def _read_list_file(path: str) -> list[str]:
