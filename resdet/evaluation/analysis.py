@@ -149,8 +149,8 @@ def format_breakdown(errors: dict) -> str:
     """The error table: count and dAP (AP points) per type, under the AP50 it starts from."""
     lines = [f"AP@0.5 {100 * errors['ap50']:.2f}; AP gained by fixing each error type "
              f"(TIDE, foreground IoU {errors.get('fg_iou', FG_IOU)}, background IoU {errors.get('bg_iou', 0.1)}):",
-             f"  {'error type':<32} {'count':>7} {'dAP':>7}"]
+             f"  {'error type':<38} {'count':>7} {'dAP':>7}"]
     for kind in ERROR_TYPES:
-        lines.append(f"  {ERROR_NAMES[kind] + ' (' + kind + ')':<32} {errors['counts'][kind]:>7d} "
+        lines.append(f"  {ERROR_NAMES[kind] + ' (' + kind + ')':<38} {errors['counts'][kind]:>7d} "
                      f"{100 * errors['dAP'][kind]:>7.2f}")
     return "\n".join(lines)

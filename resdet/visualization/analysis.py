@@ -51,7 +51,8 @@ def plot_pr_curves(curves: Mapping[str, Mapping], out: str, dpi: int = 100) -> N
         if len(recall):
             envelope = np.maximum.accumulate(precision[::-1])[::-1]
             ax.plot(recall, precision, linewidth=0.8, alpha=0.6, color="C0")
-            ax.step(recall, envelope, where="post", linewidth=2.0, color="C0")
+            # the envelope from recall 0: the precision COCO credits at every recall up to the next point
+            ax.step(np.r_[0.0, recall], np.r_[envelope[0], envelope], where="pre", linewidth=2.0, color="C0")
         ap = curve.get("ap50")
         ax.set_title(f"{name}: AP50 {100 * ap:.1f} ({curve['num_gt']} obj.)" if ap is not None
                      else f"{name}: no ground truth", fontsize=9)
@@ -114,16 +115,21 @@ def plot_error_breakdown(errors: Mapping, out: str, dpi: int = 100) -> None:
 
 def draw_error_image(image: np.ndarray, gt_boxes, gt_names: Sequence[str], gt_missed, det_boxes,
                      det_names: Sequence[str], det_scores, det_kinds: Sequence[str],
-                     title: str | None = None) -> np.ndarray:
+                     title: str | None = None, min_side: int = 480) -> np.ndarray:
     """A copy of ``image`` (``H x W x 3`` uint8 RGB) with its ground truth (dashed: white, or
     pink when missed) and detections (solid, coloured by kind: ``tp`` or an error type, labelled
     ``kind: class score``); boxes ``N x 4`` xyxy in the image's pixels. A legend lists the kinds
-    shown, under ``title``."""
+    shown, under ``title``. A picture whose longer side is under ``min_side`` is enlarged first
+    (labels need room)."""
     canvas = np.ascontiguousarray(np.asarray(image, np.uint8).copy())
+    scale = min_side / max(canvas.shape[:2]) if max(canvas.shape[:2]) < min_side else 1.0
+    if scale > 1.0:
+        size = (int(round(canvas.shape[1] * scale)), int(round(canvas.shape[0] * scale)))
+        canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_NEAREST if scale >= 2 else cv2.INTER_LINEAR)
     h, w = canvas.shape[:2]
     thickness, font_scale = auto_thickness(h, w), auto_font_scale(h, w)
-    gt_boxes = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
-    det_boxes = np.asarray(det_boxes, np.float64).reshape(-1, 4)
+    gt_boxes = np.asarray(gt_boxes, np.float64).reshape(-1, 4) * scale
+    det_boxes = np.asarray(det_boxes, np.float64).reshape(-1, 4) * scale
     missed = np.asarray(gt_missed, bool).reshape(-1)
     for box, is_missed in zip(gt_boxes, missed):
         colour = KIND_COLOURS["miss" if is_missed else "gt"]

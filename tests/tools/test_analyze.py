@@ -69,7 +69,7 @@ def test_analyze_a_results_file_against_a_coco_json(tmp_path, capsys):
         assert open(out / name, "rb").read(4) == b"\x89PNG", name
     assert sorted(os.listdir(out / "gallery")) == ["01_1.png", "02_3.png", "03_4.png"]
     drawn = cv2.imread(str(out / "gallery" / "01_1.png"))
-    assert drawn.shape == (64, 64, 3) and (drawn != 60).any()
+    assert drawn.shape == (480, 480, 3) and (drawn != 60).any()     # small pictures enlarged to draw on
 
 
 def test_without_matplotlib_the_numbers_and_gallery_are_still_written(tmp_path, monkeypatch, capsys):
