@@ -156,8 +156,10 @@ def _gallery(report: dict, dets: list[dict], gt: GroundTruth, out_dir: str, scor
                               columns=min(4, len(tiles)))
         save_image(sheet, os.path.join(out_dir, "gallery.png"))
         written.append(os.path.join(out_dir, "gallery.png"))
-    for problem in problems[:3]:
-        print(f"gallery: skipped {problem}")
+    if problems:
+        report.setdefault("notes", []).append(
+            f"gallery: {len(problems)} of {len(report['worst_images'])} picture(s) could not be read, first "
+            f"{problems[0]} (with --ann, --img-dir names the pictures' folder)")
     return written
 
 

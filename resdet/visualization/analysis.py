@@ -16,6 +16,7 @@ from .layout import auto_font_scale, auto_thickness, fit_text, label_size, layou
 # RGB colour of each kind of box in the error pictures
 KIND_COLOURS = {"tp": (40, 200, 60), "cls": (255, 140, 0), "loc": (255, 220, 0), "both": (190, 90, 255),
                 "dupe": (0, 200, 230), "bkg": (240, 40, 40), "gt": (255, 255, 255), "miss": (255, 60, 160)}
+MAX_AXES = 16  # classes drawn as separate matplotlib axes in pr_curves.png
 KIND_LABELS = {"tp": "correct", "cls": "wrong class", "loc": "poor box", "both": "class+box", "dupe": "duplicate",
                "bkg": "background", "gt": "ground truth", "miss": "missed object"}
 
@@ -35,11 +36,20 @@ def _pyplot():
     return plt
 
 
+def _envelope(precision: np.ndarray) -> np.ndarray:
+    return np.maximum.accumulate(precision[::-1])[::-1]
+
+
 def plot_pr_curves(curves: Mapping[str, Mapping], out: str, dpi: int = 100) -> None:
     """One panel per class: precision against recall at IoU 0.5 (thin: raw, bold: the
-    interpolated envelope COCO averages), the class's AP50 and object count in the title."""
+    interpolated envelope COCO averages, from recall 0), the class's AP50 and object count in
+    the title. Past ``MAX_AXES`` classes the panels are drawn as a grid inside one axes (one
+    matplotlib axes per class over 80 COCO classes takes tens of seconds)."""
     plt = _pyplot()
     names = list(curves)
+    if len(names) > MAX_AXES:
+        _plot_pr_grid(plt, curves, out, dpi)
+        return
     cols = min(4, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.9 * rows), squeeze=False)
@@ -49,9 +59,8 @@ def plot_pr_curves(curves: Mapping[str, Mapping], out: str, dpi: int = 100) -> N
         curve = curves[name]
         recall, precision = np.asarray(curve["recall"]), np.asarray(curve["precision"])
         if len(recall):
-            envelope = np.maximum.accumulate(precision[::-1])[::-1]
             ax.plot(recall, precision, linewidth=0.8, alpha=0.6, color="C0")
-            # the envelope from recall 0: the precision COCO credits at every recall up to the next point
+            envelope = _envelope(precision)
             ax.step(np.r_[0.0, recall], np.r_[envelope[0], envelope], where="pre", linewidth=2.0, color="C0")
         ap = curve.get("ap50")
         ax.set_title(f"{name}: AP50 {100 * ap:.1f} ({curve['num_gt']} obj.)" if ap is not None
@@ -66,6 +75,37 @@ def plot_pr_curves(curves: Mapping[str, Mapping], out: str, dpi: int = 100) -> N
     plt.close(fig)
 
 
+def _plot_pr_grid(plt, curves: Mapping[str, Mapping], out: str, dpi: int) -> None:
+    """Many classes: unit squares (recall 0..1 right, precision 0..1 up) laid out in one axes."""
+    names = list(curves)
+    cols = 8
+    rows = math.ceil(len(names) / cols)
+    fig, ax = plt.subplots(figsize=(2.0 * cols, 2.0 * rows + 0.4))
+    step_x, step_y = 1.15, 1.35
+    for i, name in enumerate(names):
+        x0, y0 = (i % cols) * step_x, -(i // cols) * step_y
+        ax.plot([x0, x0 + 1, x0 + 1, x0, x0], [y0, y0, y0 + 1, y0 + 1, y0], color="0.6", linewidth=0.6)
+        for level in (0.25, 0.5, 0.75):
+            ax.plot([x0, x0 + 1], [y0 + level] * 2, color="0.9", linewidth=0.4)
+        curve = curves[name]
+        recall, precision = np.asarray(curve["recall"]), np.asarray(curve["precision"])
+        if len(recall):
+            ax.plot(x0 + recall, y0 + precision, linewidth=0.5, alpha=0.6, color="C0")
+            envelope = _envelope(precision)
+            ax.step(x0 + np.r_[0.0, recall], y0 + np.r_[envelope[0], envelope], where="pre", linewidth=1.4,
+                    color="C0")
+        ap = curve.get("ap50")
+        ax.text(x0 + 0.5, y0 + 1.04, f"{name}: {100 * ap:.1f}" if ap is not None else f"{name}: no GT",
+                ha="center", va="bottom", fontsize=7)
+    ax.set_xlim(-0.05, cols * step_x)
+    ax.set_ylim(-(rows - 1) * step_y - 0.05, 1.3)
+    ax.axis("off")
+    ax.set_title("precision (up) against recall (right) at IoU 0.5 per class, AP50 in the title", fontsize=9)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.35 / (2.0 * rows + 0.4))
+    atomic_save_figure(fig, out, dpi=dpi)
+    plt.close(fig)
+
+
 def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], out: str,
                           title: str = "", dpi: int = 100) -> None:
     """Rows: ground truth, columns: prediction (``background`` last in both); colours are row
@@ -73,7 +113,7 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     plt = _pyplot()
     counts = np.asarray(matrix, dtype=np.int64)
     fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    size = max(4.0, 0.45 * len(labels) + 2.0)
+    size = min(max(4.0, 0.45 * len(labels) + 2.0), 16.0)
     fig, ax = plt.subplots(figsize=(size + 1.0, size))
     image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the row")
@@ -82,12 +122,15 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     ax.set_xlabel("predicted")
     ax.set_ylabel("ground truth")
     ax.set_title(title, fontsize=9)
-    if len(labels) <= 31:
+    if len(labels) > 31:  # COCO: smaller ticks, no numbers in the cells
+        ax.tick_params(labelsize=5)
+    else:
         for (r, c), value in np.ndenumerate(counts):
             if value:
                 ax.text(c, r, str(value), ha="center", va="center", fontsize=7,
                         color="white" if fractions[r, c] > 0.5 else "black")
-    fig.tight_layout()
+    # margins in inches for the class names (tight_layout is slow with 80 classes)
+    fig.subplots_adjust(left=1.4 / (size + 1.0), bottom=1.4 / size, right=1 - 0.2 / (size + 1.0), top=1 - 0.4 / size)
     atomic_save_figure(fig, out, dpi=dpi)
     plt.close(fig)
 
