@@ -168,6 +168,9 @@ def inference_inputs(predictor: Any, items: Sequence[InputItem], out: str | None
     if out is not None:
         single = is_image_file_path(out)
         targets = [out if single else os.path.join(out, name) for name in names]
+    window = any(item.kind == "webcam" for item in items) and (has_display() if show is None else bool(show))
+    if out is None and any(item.kind == "webcam" for item in items) and not window:
+        raise DataError("--webcam without a display needs --out DIR to write the annotated frames")
     sources = {}
     for i, item in enumerate(items):  # open every video first: a bad one fails before any work
         if item.kind in ("video", "webcam"):
@@ -178,11 +181,8 @@ def inference_inputs(predictor: Any, items: Sequence[InputItem], out: str | None
         images = [i for i, item in enumerate(items) if item.kind == "image"]
         run.images([items[i] for i in images], [targets[i] for i in images])
         for i, source in sources.items():
-            window = items[i].kind == "webcam" and (has_display() if show is None else show)
-            target = targets[i] if not window else None
-            if items[i].kind == "webcam" and not window and out is None:
-                raise DataError("--webcam without a display needs --out DIR to write the annotated frames")
-            run.video(source, items[i].path, target, show=window)
+            shown = window and items[i].kind == "webcam"  # a webcam goes to the window when there is one
+            run.video(source, items[i].path, None if shown else targets[i], show=shown)
     summary = run.summary
     if not summary.images and not summary.frames:
         raise DataError(f"no input could be read ({len(summary.skipped)} skipped: "

@@ -137,7 +137,8 @@ class ClassifierPredictor:
         return "top-" + str(len(pairs)) + ": " + "; ".join(pairs)
 
     def coco_entries(self, image_id: Any, result: dict) -> list[dict]:
-        return [{"image_id": image_id, "labels": list(result["labels"]), "scores": [round(s, 5) for s in result["scores"]],
+        return [{"image_id": image_id, "labels": list(result["labels"]),
+                 "scores": [round(s, 5) for s in result["scores"]],
                  "class_names": self._names(result)}]
 
     def frame_entries(self, result: dict) -> list[dict]:

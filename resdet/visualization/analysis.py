@@ -189,7 +189,8 @@ def draw_error_image(image: np.ndarray, gt_boxes, gt_names: Sequence[str], gt_mi
     occupied = [draw_panel(canvas, rows, font_scale, np.concatenate([det_boxes, gt_boxes]))] if rows else []
     labelled = [(det_boxes[i], f"{det_kinds[i]}: {det_names[i]} {float(det_scores[i]):.2f}",
                  KIND_COLOURS.get(det_kinds[i], (128, 128, 128))) for i in order]
-    labelled += [(box, f"missed: {name}", KIND_COLOURS["miss"]) for box, name, m in zip(gt_boxes, gt_names, missed) if m]
+    labelled += [(box, f"missed: {name}", KIND_COLOURS["miss"])
+                 for box, name, is_missed in zip(gt_boxes, gt_names, missed) if is_missed]
     texts = [fit_text(text, font_scale, w) for _, text, _ in labelled]
     rects = layout_labels([b for b, _, _ in labelled], [label_size(t, s)[:2] for t, s in texts], (h, w), occupied)
     for (_, _, colour), (text, scale), rect in reversed(list(zip(labelled, texts, rects))):

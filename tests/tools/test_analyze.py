@@ -15,8 +15,9 @@ CATS = [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]
 
 
 def _pair(tmp_path):
-    """4 pictures, 2 objects each (sparse category ids 3 and 7); detections with one error of
-    each kind on image 1, a perfect image 2, a missed object on image 3, background, a miss and a both error on image 4."""
+    """4 pictures, 2 objects each (sparse category ids 3 and 7); detections: a duplicate and a class
+    error on image 1, a perfect image 2, a poor box and a missed object on image 3, background, a
+    miss and a class + box error (scoring 0.3) on image 4."""
     images, anns = [], []
     boxes = {1: [(3, [4, 4, 20, 20]), (7, [36, 30, 22, 26])], 2: [(3, [8, 8, 24, 24]), (7, [40, 10, 18, 40])],
              3: [(7, [5, 30, 25, 25]), (3, [40, 5, 20, 20])], 4: [(3, [10, 40, 16, 16]), (7, [38, 38, 20, 20])]}

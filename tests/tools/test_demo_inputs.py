@@ -111,7 +111,7 @@ def test_demo_runs_on_a_folder_a_glob_a_list_and_a_video(tmp_path, capsys):
     # the COCO results file: every detection, ids mapped to the images table
     dets = json.loads(results.read_text())
     table = json.loads((tmp_path / "dets.images.json").read_text())
-    assert [c["name"] for c in table["categories"]] == CLASSES and [c["id"] for c in table["categories"]] == [1, 2, 3, 4, 5]
+    assert [(c["id"], c["name"]) for c in table["categories"]] == list(enumerate(CLASSES, 1))
     assert len(table["images"]) == 9 and [im["id"] for im in table["images"]] == list(range(1, 10))
     frames = [im for im in table["images"] if im["file_name"] == video]
     assert [im["frame"] for im in frames] == [0, 1, 2, 3, 4] and frames[0]["width"] == 80
@@ -160,6 +160,9 @@ def test_webcam_without_a_display_writes_annotated_frames(tmp_path, monkeypatch,
                  "--batch-size", "3"]) == 0
     assert "drew detections on 0 image(s) and 4 video frame(s)" in capsys.readouterr().out
     assert sorted(os.listdir(out)) == ["webcam0.json", "webcam0.mp4"]
+    from resdet.apis.inference_inputs import inference_inputs
+    with pytest.raises(DataError, match="needs --out DIR"):  # nowhere to show or write the frames
+        inference_inputs(None, [inputs.InputItem("0", "webcam", "webcam0")], None, out_json=str(tmp_path / "d.json"))
     monkeypatch.undo()
     capture = cv2.VideoCapture(str(out / "webcam0.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 4 and capture.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0)
