@@ -14,6 +14,9 @@ from resdet.utils.errors import DataError
 from resdet.utils.io import atomic_save
 
 CLASSES = ["a", "b", "c", "d", "e"]
+# a small test-time size and few proposals / detections: random weights, a few seconds per test
+FAST = ["--cfg-options", "test_pipeline=[dict(type='ResizeShortestEdge', short_edge_length=64, max_size=96)]",
+        "model.rpn.post_nms_top_n_test=100", "model.roi_heads.detections_per_img=10"]
 
 
 def _checkpoint(tmp_path, config, name):
@@ -92,7 +95,7 @@ def test_demo_runs_on_a_folder_a_glob_a_list_and_a_video(tmp_path, capsys):
     listing.write_text("extra/z.png\n")
     out, results = tmp_path / "out", tmp_path / "dets.json"
     assert main(["shapes_frcnn", ckpt, str(root / "sub"), str(tmp_path / "photos" / "x.*"), f"@{listing}", video,
-                 "--out", str(out), "--out-json", str(results), "--batch-size", "2", "--score-thr", "0.0"]) == 0
+                 "--out", str(out), "--out-json", str(results), "--batch-size", "2", "--score-thr", "0.0", *FAST]) == 0
     printed = capsys.readouterr().out
     assert "drew detections on 4 image(s) and 5 video frame(s)" in printed
     written = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs)
@@ -157,7 +160,7 @@ def test_webcam_without_a_display_writes_annotated_frames(tmp_path, monkeypatch,
     assert not inputs.has_display()
     out = tmp_path / "cam"
     assert main(["shapes_frcnn", ckpt, "--webcam", "0", "--out", str(out), "--max-frames", "4",
-                 "--batch-size", "3"]) == 0
+                 "--batch-size", "3", *FAST]) == 0
     assert "drew detections on 0 image(s) and 4 video frame(s)" in capsys.readouterr().out
     assert sorted(os.listdir(out)) == ["webcam0.json", "webcam0.mp4"]
     from resdet.apis.inference_inputs import inference_inputs
