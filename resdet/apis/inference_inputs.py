@@ -32,7 +32,8 @@ from ..utils.errors import DataError, ResdetError
 from ..utils.io import atomic_write_json
 from ..utils.progress import Progress
 from ..visualization import is_image_file_path, save_image
-from .inputs import InputItem, VideoSource, VideoWriter, has_display, output_names
+from .inputs import InputItem, VideoSource, VideoWriter, collect_inputs, has_display, output_names
+from .predictors import make_predictor
 
 
 @dataclass
@@ -139,19 +140,26 @@ class _Run:
         return stop
 
 
-def inference_inputs(predictor: Any, items: Sequence[InputItem], out: str | None = None, *,
+def inference_inputs(model: Any, items: Sequence[InputItem | str], out: str | None = None, *,
                      out_json: str | None = None, batch_size: int = 4, ext: str | None = None,
-                     verbose: bool = False, show: bool | None = None, max_frames: int | None = None,
+                     score_thr: float = 0.5, top_k: int | None = None, verbose: bool = False,
+                     show: bool | None = None, max_frames: int | None = None,
                      echo: Callable[[str], None] = print) -> InferenceSummary:
-    """Run ``predictor`` (``resdet.apis.predictors.make_predictor``) over ``items``
-    (``resdet.apis.inputs.collect_inputs``; a webcam is ``InputItem(str(index), 'webcam', ...)``).
+    """Run a model over images, folders, globs, list files, videos or a webcam::
+
+        summary = inference_inputs(init_model(cfg, ckpt), ["photos/", "clip.mp4"], "out/", out_json="dets.json")
 
     Args:
+        model: a detector / localizer / classifier (``init_model``), or a predictor from
+            ``resdet.apis.predictors.make_predictor`` (then ``score_thr`` / ``top_k`` are its own).
+        items: input arguments (strings, see ``resdet.apis.inputs``) or ``InputItem``s from
+            ``collect_inputs`` (a webcam is ``InputItem(str(index), 'webcam', name)``).
         out: the output folder (see the module docstring); for a single image also a file
             name such as ``result.png``; ``None`` writes no pictures.
         out_json: the COCO results file (and its ``.images.json`` table).
         batch_size: images / frames per forward pass.
         ext: ``'jpg'`` / ``'png'``: the format of every annotated picture (default: each input's).
+        score_thr, top_k: what is drawn (see ``resdet demo --help``); the json keeps everything.
         verbose: print one line per image with what was found.
         show: show webcam frames in a window (``None``: when a display exists).
         max_frames: stop each video / webcam after this many frames.
@@ -159,6 +167,7 @@ def inference_inputs(predictor: Any, items: Sequence[InputItem], out: str | None
     Returns an ``InferenceSummary``. Unreadable images are skipped (listed in ``skipped``);
     a run where nothing could be read raises ``DataError``.
     """
+    items = [x for item in items for x in (collect_inputs([item]) if isinstance(item, str) else [item])]
     known = [item for item in items if item.kind != "webcam"]
     total = sum(1 if i.kind == "image" else 0 for i in known)
     if out is not None and is_image_file_path(out) and not (len(items) == 1 and items[0].kind == "image"):
@@ -171,6 +180,7 @@ def inference_inputs(predictor: Any, items: Sequence[InputItem], out: str | None
     window = any(item.kind == "webcam" for item in items) and (has_display() if show is None else bool(show))
     if out is None and any(item.kind == "webcam" for item in items) and not window:
         raise DataError("--webcam without a display needs --out DIR to write the annotated frames")
+    predictor = model if hasattr(model, "predict") else make_predictor(model, score_thr=score_thr, top_k=top_k)
     sources = {}
     for i, item in enumerate(items):  # open every video first: a bad one fails before any work
         if item.kind in ("video", "webcam"):

@@ -15,7 +15,7 @@ from ..evaluation.results import detections_to_coco_results
 from ..models.classifiers.image_classifier import ImageClassifier
 from ..visualization import draw_detections, select_detections
 from .classify import inference_classifier
-from .detect import class_names_of, inference_detector
+from .detect import class_names_of, describe_detections, inference_detector
 
 
 def label_to_category_ids(cfg: Any, class_names: Sequence[str] | None, num_labels: int) -> list:
@@ -73,13 +73,7 @@ class DetectorPredictor:
                                score_thr=self.score_thr, top_k=self._top_k(result))
 
     def describe(self, result: dict) -> str:
-        shown = self.shown(result)
-        items = []
-        for i in shown[:10].tolist():
-            box = ", ".join(f"{v:.0f}" for v in result["boxes"][i].tolist())
-            items.append(f"{result['class_names'][i]} {float(result['scores'][i]):.3f} [{box}]")
-        more = f", ... ({len(shown) - 10} more)" if len(shown) > 10 else ""
-        return f"{len(shown)} drawn" + (": " + "; ".join(items) + more if items else "")
+        return describe_detections(result, self.shown(result).tolist())
 
     def _cat_ids(self, labels: np.ndarray) -> list:
         if len(labels) and int(labels.max()) >= len(self.cat_ids):  # more labels than known ids

@@ -193,6 +193,13 @@ def test_demo_with_a_classifier_prints_and_draws_the_top_classes(tmp_path, capsy
     assert drawn.shape == original.shape and (drawn != original).any()       # the caption is drawn
     entries = json.loads((tmp_path / "cls.json").read_text())
     assert [len(e["labels"]) for e in entries] == [3, 3] and entries[0]["class_names"][0] in CLASSES
+    # the library call behind the command: a model and input arguments
+    from resdet.apis import inference_inputs, init_model
+    summary = inference_inputs(init_model("shapes_cls", ckpt), [str(images / "*.jpg"), src], None,
+                               out_json=str(tmp_path / "api.json"), top_k=3)
+    assert (summary.images, summary.frames, len(summary.results)) == (2, 0, 2)
+    assert [im["file_name"] for im in summary.image_table] == [str(images / "two.jpg"), src]
+    assert summary.results[1]["labels"] == entries[0]["labels"]       # same image, same top classes
 
 
 def test_masks_go_to_the_results_file_as_rle_with_mapped_category_ids():
