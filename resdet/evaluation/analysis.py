@@ -27,20 +27,33 @@ def precision_recall(is_tp: np.ndarray, scores: np.ndarray, num_gt: int) -> tupl
     return precision, recall
 
 
-def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
-    """COCO's 101-point AP: the mean over recall r in {0, 0.01, ..., 1} of the best precision at
-    a recall >= r (0 where that recall is never reached)."""
+def interpolated_precision(precision: np.ndarray, recall: np.ndarray,
+                           scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """COCO's precision at the 101 recalls r in {0, 0.01, ..., 1}: the best precision at a recall
+    >= r (0 where that recall is never reached), and the score threshold that reaches r (NaN
+    where never reached), from per-detection ``precision`` / ``recall`` / descending ``scores``."""
+    precision = np.asarray(precision, np.float64)
     if not len(precision):
-        return 0.0
-    envelope = np.maximum.accumulate(np.asarray(precision, np.float64)[::-1])[::-1]
+        return np.zeros(len(RECALL_POINTS)), np.full(len(RECALL_POINTS), np.nan)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
     index = np.searchsorted(np.asarray(recall, np.float64), RECALL_POINTS, side="left")
-    values = np.where(index < len(envelope), envelope[np.minimum(index, len(envelope) - 1)], 0.0)
-    return float(values.mean())
+    reached = index < len(envelope)
+    at = np.minimum(index, len(envelope) - 1)
+    thresholds = np.asarray(scores, np.float64)[at] if scores is not None else np.full(len(at), np.nan)
+    return np.where(reached, envelope[at], 0.0), np.where(reached, thresholds, np.nan)
+
+
+def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
+    """COCO's 101-point AP: the mean of ``interpolated_precision``."""
+    return float(interpolated_precision(precision, recall)[0].mean())
 
 
 def pr_curves(dets: Sequence[dict], analysis: ErrorAnalysis, cat_ids: Sequence) -> dict:
-    """Per category at IoU ``FG_IOU``: ``{cat_id: {'precision', 'recall', 'scores', 'ap50',
-    'num_gt', 'num_dets'}}`` (lists in descending score; ignored / dropped detections left out)."""
+    """Per category at IoU ``FG_IOU``, COCO's interpolated curve (its mean is AP50, bounded size
+    whatever the number of detections): ``{cat_id: {'recall': the 101 recall points,
+    'precision': 101 values, 'score': the score threshold reaching each recall (None where never
+    reached), 'ap50' (None without ground truth), 'max_recall', 'num_gt', 'num_dets'}}``;
+    ignored / dropped detections left out."""
     counted = ~np.isin(analysis.det_type, ("ignored", "dropped"))
     det_cats = np.asarray([d["category_id"] for d in dets])
     scores = np.asarray([d["score"] for d in dets], np.float64)
@@ -50,9 +63,11 @@ def pr_curves(dets: Sequence[dict], analysis: ErrorAnalysis, cat_ids: Sequence) 
         mine = counted & (det_cats == cat) if len(dets) else np.zeros(0, bool)
         num_gt = int(((gt_cats == cat) & ~analysis.gt_crowd).sum()) if len(gt_cats) else 0
         precision, recall = precision_recall(analysis.det_type[mine] == "tp", scores[mine], num_gt)
-        curves[cat] = {"precision": precision.round(5).tolist(), "recall": recall.round(5).tolist(),
-                       "scores": np.sort(scores[mine])[::-1].round(5).tolist(),
-                       "ap50": interpolated_ap(precision, recall) if num_gt else None,
+        curve, thresholds = interpolated_precision(precision, recall, np.sort(scores[mine])[::-1])
+        curves[cat] = {"recall": RECALL_POINTS.round(2).tolist(), "precision": curve.round(5).tolist(),
+                       "score": [None if np.isnan(t) else round(float(t), 5) for t in thresholds],
+                       "ap50": float(curve.mean()) if num_gt else None,
+                       "max_recall": float(recall[-1]) if len(recall) else 0.0,
                        "num_gt": num_gt, "num_dets": int(mine.sum())}
     return curves
 

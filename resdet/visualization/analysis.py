@@ -36,14 +36,10 @@ def _pyplot():
     return plt
 
 
-def _envelope(precision: np.ndarray) -> np.ndarray:
-    return np.maximum.accumulate(precision[::-1])[::-1]
-
-
 def plot_pr_curves(curves: Mapping[str, Mapping], out: str, dpi: int = 100) -> None:
-    """One panel per class: precision against recall at IoU 0.5 (thin: raw, bold: the
-    interpolated envelope COCO averages, from recall 0), the class's AP50 and object count in
-    the title. Past ``MAX_AXES`` classes the panels are drawn as a grid inside one axes (one
+    """One panel per class: COCO's interpolated precision against recall at IoU 0.5 (its mean
+    is the class's AP50; it drops to 0 past the highest recall reached), the class's AP50 and
+    object count in the title. Past ``MAX_AXES`` classes the panels are drawn as a grid inside one axes (one
     matplotlib axes per class over 80 COCO classes takes tens of seconds)."""
     plt = _pyplot()
     names = list(curves)
@@ -58,10 +54,8 @@ def plot_pr_curves(curves: Mapping[str, Mapping], out: str, dpi: int = 100) -> N
     for ax, name in zip(axes.flat, names):
         curve = curves[name]
         recall, precision = np.asarray(curve["recall"]), np.asarray(curve["precision"])
-        if len(recall):
-            ax.plot(recall, precision, linewidth=0.8, alpha=0.6, color="C0")
-            envelope = _envelope(precision)
-            ax.step(np.r_[0.0, recall], np.r_[envelope[0], envelope], where="pre", linewidth=2.0, color="C0")
+        if curve["num_dets"]:
+            ax.step(recall, precision, where="post", linewidth=2.0, color="C0")
         ap = curve.get("ap50")
         ax.set_title(f"{name}: AP50 {100 * ap:.1f} ({curve['num_gt']} obj.)" if ap is not None
                      else f"{name}: no ground truth", fontsize=9)
@@ -89,11 +83,8 @@ def _plot_pr_grid(plt, curves: Mapping[str, Mapping], out: str, dpi: int) -> Non
             ax.plot([x0, x0 + 1], [y0 + level] * 2, color="0.9", linewidth=0.4)
         curve = curves[name]
         recall, precision = np.asarray(curve["recall"]), np.asarray(curve["precision"])
-        if len(recall):
-            ax.plot(x0 + recall, y0 + precision, linewidth=0.5, alpha=0.6, color="C0")
-            envelope = _envelope(precision)
-            ax.step(x0 + np.r_[0.0, recall], y0 + np.r_[envelope[0], envelope], where="pre", linewidth=1.4,
-                    color="C0")
+        if curve["num_dets"]:
+            ax.step(x0 + recall, y0 + precision, where="post", linewidth=1.4, color="C0")
         ap = curve.get("ap50")
         ax.text(x0 + 0.5, y0 + 1.04, f"{name}: {100 * ap:.1f}" if ap is not None else f"{name}: no GT",
                 ha="center", va="bottom", fontsize=7)
