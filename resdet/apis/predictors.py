@@ -13,34 +13,47 @@ from torch import nn
 from ..evaluation.coco_api import masks_to_rles
 from ..evaluation.results import detections_to_coco_results
 from ..models.classifiers.image_classifier import ImageClassifier
+from ..utils.errors import DataError
 from ..visualization import draw_detections, select_detections
 from .classify import inference_classifier
 from .detect import class_names_of, describe_detections, inference_detector
 
 
-def label_to_category_ids(cfg: Any, class_names: Sequence[str] | None, num_labels: int) -> list:
-    """The dataset category id of each contiguous label, for COCO results files: the ids of
-    the config's test (or val) ``CocoDataset`` annotation file when it is readable (labels follow
-    its ``classes`` order when given, else ascending id, as ``CocoDataset``), else ``1..C``."""
+def categories_of_json(ann_file: str, classes: Sequence[str] | None = None) -> list[dict]:
+    """The ``categories`` of a COCO json in label order: ascending id, or the order of
+    ``classes`` (the categories of those names) when given, as ``CocoDataset`` numbers them.
+    Raises ``DataError`` naming the file when it has none."""
+    try:
+        with open(ann_file, encoding="utf-8") as fh:
+            cats = sorted(json.load(fh).get("categories") or [], key=lambda c: c["id"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise DataError(f"cannot read the categories of {ann_file}: {err}") from err
+    if not cats:
+        raise DataError(f"{ann_file} has no 'categories' list (a COCO instances json has one)")
+    if classes:
+        by_name: dict = {}
+        for cat in cats:
+            by_name.setdefault(cat.get("name"), cat)
+        cats = [by_name[name] for name in classes if name in by_name]
+    return cats
+
+
+def label_to_category_ids(cfg: Any, class_names: Sequence[str] | None, num_labels: int) -> tuple[list, str]:
+    """The dataset category id of each contiguous label, for COCO results files, and where they
+    come from: the config's test (or val) COCO annotation file when it is readable, else
+    ``1..C`` (``'label + 1'``)."""
     for key in ("test_dataloader", "val_dataloader"):
         dataset = ((cfg or {}).get(key) or {}).get("dataset") or {}
         ann_file = dataset.get("ann_file")
         if not (isinstance(ann_file, str) and os.path.isfile(ann_file)):
             continue
         try:
-            with open(ann_file, encoding="utf-8") as fh:
-                cats = sorted(json.load(fh).get("categories") or [], key=lambda c: c["id"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            cats = categories_of_json(ann_file, dataset.get("classes"))
+        except DataError:
             continue
-        wanted = dataset.get("classes")
-        if wanted:
-            by_name = {}
-            for cat in cats:
-                by_name.setdefault(cat.get("name"), cat)
-            cats = [by_name[name] for name in wanted if name in by_name]
         if len(cats) >= num_labels:
-            return [c["id"] for c in cats]
-    return list(range(1, max(num_labels, len(class_names or [])) + 1))
+            return [c["id"] for c in cats], ann_file
+    return list(range(1, max(num_labels, len(class_names or [])) + 1)), "label + 1"
 
 
 class DetectorPredictor:
@@ -52,8 +65,11 @@ class DetectorPredictor:
         self.model, self.score_thr, self.top_k = model, float(score_thr), top_k
         self.cfg = getattr(model, "cfg", None)
         self.class_names = class_names_of(self.cfg, model, class_names)
-        self.cat_ids = list(cat_ids) if cat_ids is not None else label_to_category_ids(
-            self.cfg, self.class_names, len(self.class_names or []))
+        if cat_ids is not None:
+            self.cat_ids, self.cat_ids_from = list(cat_ids), "given"
+        else:
+            self.cat_ids, self.cat_ids_from = label_to_category_ids(self.cfg, self.class_names,
+                                                                    len(self.class_names or []))
 
     def predict(self, frames: Sequence[np.ndarray]) -> list[dict]:
         return inference_detector(self.model, list(frames), batch_size=max(len(frames), 1), cfg=self.cfg,

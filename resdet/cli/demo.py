@@ -17,9 +17,10 @@ result.png). Every class has its own colour; masks are translucent with outlines
 lists the classes when 9 or more of them are drawn. Class names come from the checkpoint's
 meta['classes'], else the config's `classes` (or its val dataset's).
 
---out-json FILE writes every detection (no score cut) as a COCO results file (category ids of
-the config's COCO test set, else 1..C; masks as RLE), readable by `resdet eval` and
-`resdet analyze`, with FILE's .images.json mapping each image_id to its path (and frame).
+--out-json FILE writes every detection (no score cut) as a COCO results file (masks as RLE),
+readable by `resdet eval` and `resdet analyze`, with FILE's .images.json mapping each image_id
+to its path (and frame). Category ids: those of --categories FILE.json (a COCO json), else of
+the config's COCO test annotation file when it is readable, else label + 1.
 
 A classifier config (configs/resnet*_*.py, shapes_cls.py) prints and draws the top-k classes
 of each image (--top-k, default 5). A localization model (configs/loc_*.py) draws all of its
@@ -68,6 +69,9 @@ def build_parser(onnx: bool = False) -> argparse.ArgumentParser:
                              "file (e.g. result.png; its extension sets the format)")
     parser.add_argument("--out-json", metavar="FILE", default=None,
                         help="write every detection as a COCO results file (+ FILE's .images.json)")
+    parser.add_argument("--categories", metavar="FILE.json", default=None,
+                        help="a COCO json whose categories give --out-json its category ids (default: the "
+                             "config's test annotation file when readable, else label + 1)")
     parser.add_argument("--ext", choices=OUTPUT_FORMATS, default=None,
                         help="format of the copies (default: the input's own: .png stays .png, .jpg stays "
                              ".jpg; other formats become .png)")
@@ -164,8 +168,12 @@ def main(argv=None) -> int:
     model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
     meta = safe_load(args.checkpoint).get("meta", {})
     names = meta.get("classes") if isinstance(meta, dict) else None
+    cat_ids = meta.get("cat_ids") if isinstance(meta, dict) else None
+    if args.categories:
+        from resdet.apis.predictors import categories_of_json
+        cat_ids = [c["id"] for c in categories_of_json(args.categories, names)]
     predictor = make_predictor(model, class_names=names, score_thr=args.score_thr, top_k=args.top_k,
-                               cat_ids=meta.get("cat_ids") if isinstance(meta, dict) else None)
+                               cat_ids=cat_ids)
     summary = inference_inputs(predictor, items, args.out, out_json=args.out_json, batch_size=args.batch_size,
                                ext=args.ext, verbose=not args.quiet, max_frames=args.max_frames)
     what = "classified" if predictor.kind == "classifier" else "drew detections on"
@@ -173,8 +181,11 @@ def main(argv=None) -> int:
     skipped = f"; skipped {len(summary.skipped)} unreadable" if summary.skipped else ""
     print(f"{what} {counts} in {_where(args, summary.written)}{skipped}")
     if args.out_json:
+        source = getattr(predictor, "cat_ids_from", "given")
+        ids = "" if source == "given" else f"; category ids from {source}" + (
+            " (--categories FILE.json gives a dataset's own)" if source == "label + 1" else "")
         print(f"{len(summary.results)} detection(s) written to {args.out_json} (images: "
-              f"{os.path.splitext(args.out_json)[0]}.images.json)")
+              f"{os.path.splitext(args.out_json)[0]}.images.json{ids})")
     return 0
 
 

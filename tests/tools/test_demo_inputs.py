@@ -98,6 +98,7 @@ def test_demo_runs_on_a_folder_a_glob_a_list_and_a_video(tmp_path, capsys):
                  "--out", str(out), "--out-json", str(results), "--batch-size", "2", "--score-thr", "0.0", *FAST]) == 0
     printed = capsys.readouterr().out
     assert "drew detections on 4 image(s) and 5 video frame(s)" in printed
+    assert "category ids from label + 1 (--categories FILE.json" in printed
     written = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs)
     assert written == ["clip.json", "clip.mp4", "deeper/x.jpg", "x.jpg", "y.png", "z.png"]
     # the annotated video: same frame count, rate and size as the input
@@ -200,6 +201,18 @@ def test_demo_with_a_classifier_prints_and_draws_the_top_classes(tmp_path, capsy
     assert (summary.images, summary.frames, len(summary.results)) == (2, 0, 2)
     assert [im["file_name"] for im in summary.image_table] == [str(images / "two.jpg"), src]
     assert summary.results[1]["labels"] == entries[0]["labels"]       # same image, same top classes
+
+
+def test_category_ids_come_from_a_coco_json_in_label_order(tmp_path):
+    from resdet.apis.predictors import categories_of_json
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps({"categories": [{"id": 18, "name": "dog"}, {"id": 3, "name": "car"},
+                                               {"id": 17, "name": "cat"}]}))
+    assert [c["id"] for c in categories_of_json(str(path))] == [3, 17, 18]            # CocoDataset's order
+    assert [c["id"] for c in categories_of_json(str(path), ["cat", "dog"])] == [17, 18]
+    (tmp_path / "none.json").write_text("{}")
+    with pytest.raises(DataError, match="none.json has no 'categories'"):
+        categories_of_json(str(tmp_path / "none.json"))
 
 
 def test_masks_go_to_the_results_file_as_rle_with_mapped_category_ids():
