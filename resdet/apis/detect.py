@@ -129,13 +129,19 @@ def draw_and_save(model: nn.Module, image_paths: Sequence[str], out_dir: str, sc
         written.append(out)
         if verbose:
             shown = select_detections(result["scores"], len(result["boxes"]), score_thr=score_thr, top_k=k)
-            items = []
-            for i in shown[:10].tolist():
-                box = ", ".join(f"{v:.0f}" for v in result["boxes"][i].tolist())
-                items.append(f"{result['class_names'][i]} {float(result['scores'][i]):.3f} [{box}]")
-            more = f", ... ({len(shown) - 10} more)" if len(shown) > 10 else ""
-            print(f"{out}: {len(shown)} drawn" + (": " + "; ".join(items) + more if items else ""))
+            print(f"{out}: {describe_detections(result, shown)}")
     return written
+
+
+def describe_detections(result: dict, shown: Sequence[int], limit: int = 10) -> str:
+    """``'N drawn: name score [x1, y1, x2, y2]; ...'`` for the ``shown`` detections of an
+    ``inference_detector`` result (the first ``limit`` of them listed)."""
+    items = []
+    for i in list(shown)[:limit]:
+        box = ", ".join(f"{v:.0f}" for v in result["boxes"][int(i)].tolist())
+        items.append(f"{result['class_names'][int(i)]} {float(result['scores'][int(i)]):.3f} [{box}]")
+    more = f", ... ({len(shown) - limit} more)" if len(shown) > limit else ""
+    return f"{len(shown)} drawn" + (": " + "; ".join(items) + more if items else "")
 
 
 def _name_list(value: Any) -> list[str] | None:

@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train-det": ("train_det", "train a detector, mask or localization model (runs its pretraining first)"),
     "eval": ("eval", "evaluate a checkpoint on its config's test set, or a results file"),
     "demo": ("demo", "draw a model's detections on images"),
+    "analyze": ("analyze", "where the AP goes: PR curves, confusion matrix, TIDE error breakdown, gallery"),
     "export": ("export", "export a model to ONNX or torch.export"),
     "benchmark": ("benchmark", "time resdet against torchvision / pycocotools in one run"),
     "convert-weights": ("convert_weights", "convert torchvision weights into a resdet checkpoint"),
