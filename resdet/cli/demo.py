@@ -30,6 +30,7 @@ import sys
 from resdet.cli._errors import command
 from resdet.utils.config import add_cfg_options_arg
 from resdet.utils.errors import DataError
+from resdet.utils.outputs import check_output_path
 from resdet.visualization.save import OUTPUT_FORMATS, is_image_file_path, same_format
 
 BACKENDS = ("pytorch", "onnxruntime")
@@ -105,6 +106,7 @@ def main(argv=None) -> int:
     missing = [p for p in args.images if not os.path.isfile(p)]
     if missing:
         raise DataError(f"image file(s) not found: {', '.join(missing)} (relative paths are from {os.getcwd()})")
+    check_output_path(args.out, what="--out", directory=not is_image_file_path(args.out))
     if args.backend == "onnxruntime":
         written = draw_with_onnxruntime(args)
         where = written[0] if is_image_file_path(args.out) else os.path.join(os.path.normpath(args.out), "")

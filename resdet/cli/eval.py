@@ -17,7 +17,7 @@ from resdet.cli._errors import command
 from resdet.evaluation.builder import METRIC_STRINGS
 from resdet.evaluation.results import ResultsError
 from resdet.utils.config import add_cfg_options_arg
-from resdet.utils.io import CheckpointError
+from resdet.utils.io import CheckpointError, check_output_path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,6 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 @command("eval")
 def main(argv=None) -> int:
     args = parse_args(argv)
+    check_output_path(args.out, what="--out")  # before the evaluation runs, not after
+    check_output_path(args.json_path, what="--json")
     from resdet.apis.evaluate import evaluate_model, report
     from resdet.apis.evaluate_results import evaluate_results_file
     try:

@@ -12,9 +12,14 @@ sample gets its own seed from ``(seed, its position in the global stream)``, and
 random transforms) run. Resuming at ``start_iter`` therefore replays exactly the batches,
 augmentations included, an uninterrupted run would have seen.
 
-Unreadable samples (``None`` from a non-strict dataset) are dropped by the collate function
-and counted in ``num_skipped``; a training batch also lists them in ``skipped`` (the files,
-from the dataset's ``describe(index)``). A training loader stops with ``DataError`` naming
+Unreadable samples (``None`` from a non-strict dataset) are counted in ``num_skipped``; a
+training batch also lists them in ``skipped`` (the files, from the dataset's
+``describe(index)``). In training each one is *replaced* by another sample of the dataset,
+drawn from the skipped sample's own seed (``SeededDataset.replacement``), so a batch keeps its
+size whatever is skipped: a batch of one sample would break BatchNorm, and a skip must not
+depend on the batch size. The replacement is a function of the stream position alone, so
+resuming replays it exactly, and a stream with nothing skipped is unchanged. Evaluation
+drops unreadable samples (the collate function counts them) and never replaces them. A training loader stops with ``DataError`` naming
 some of them when more than ``max_skipped_fraction`` of an epoch's samples (this rank's
 share) have been skipped, or a whole epoch was, rather than train an untrained model on
 nothing. An empty dataset is a ``DataError`` before anything starts.
@@ -50,11 +55,16 @@ def sample_seed(seed: int, global_position: int) -> int:
     return (x ^ (x >> 31)) >> 32
 
 
+MAX_REPLACEMENT_TRIES = 8  # other samples tried in place of an unreadable one before it is dropped
+
+
 class SampleList(list):
     """The samples of one batch (``None`` for unreadable ones) plus ``skipped``: a
-    description (file, image id) of each ``None``."""
+    description (file, image id) of each unreadable sample, and ``replaced``: how many of
+    those were replaced by another sample (training)."""
 
     skipped: list[str] = []
+    replaced: int = 0
 
 
 class RecordSkips:
@@ -70,6 +80,8 @@ class RecordSkips:
         batch = self.collate(list(samples) if isinstance(samples, SampleList) else samples)
         if skipped and isinstance(batch, dict):
             batch["skipped"] = skipped
+            batch["num_skipped"] = len(skipped)  # replaced ones included: the collate saw their stand-ins
+            batch["num_replaced"] = int(getattr(samples, "replaced", 0))
         return batch
 
 
@@ -95,7 +107,8 @@ class SkipGuard:
     def update(self, batch: dict) -> None:
         """Account for one collated batch; raise ``DataError`` when the rule is broken."""
         skipped = int(batch.get("num_skipped", 0) or 0)
-        self.seen += batch_len(batch["inputs"]) + skipped
+        # stream positions read: the batch's samples, less the stand-ins, plus every skipped one
+        self.seen += batch_len(batch["inputs"]) - int(batch.get("num_replaced", 0) or 0) + skipped
         self.skipped += skipped
         for name in batch.get("skipped", []):
             if len(self.examples) < 3 and name not in self.examples:
@@ -151,10 +164,26 @@ class SeededDataset(Dataset):
         describe = getattr(self.dataset, "describe", None)
         return describe(index) if callable(describe) else f"sample {index} of {type(self.dataset).__name__}"
 
+    def replacement(self, index: int, seed: int) -> Any:
+        """A readable stand-in for the unreadable sample ``index`` (seeded ``seed``): up to
+        ``MAX_REPLACEMENT_TRIES`` other indices, each drawn with its own seed from ``seed``
+        alone, so the choice is the same in every run, worker count and resume; ``None`` when
+        all of them are unreadable too."""
+        size = len(self.dataset)
+        for attempt in range(1, MAX_REPLACEMENT_TRIES + 1):
+            other_seed = sample_seed(seed, attempt)
+            other = other_seed % size
+            if other != index:
+                sample = self._seeded(other, other_seed)
+                if sample is not None:
+                    return sample
+        return None
+
     def __getitems__(self, keys: list) -> "SampleList":
         """A whole batch (the DataLoader's fetcher calls this): the global RNG states are
         saved and restored once per batch, not per sample. Returns a ``SampleList`` whose
-        ``skipped`` names the unreadable samples (``None`` entries)."""
+        ``skipped`` names the unreadable samples; seeded (training) keys get a stand-in for
+        each (``replacement``), plain keys keep ``None`` there."""
         in_worker = get_worker_info() is not None
         if not in_worker:
             saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
@@ -163,6 +192,10 @@ class SeededDataset(Dataset):
                                  for key in keys)
             samples.skipped = [self.describe(key[0] if isinstance(key, tuple) else key)
                                for key, sample in zip(keys, samples) if sample is None]
+            for i, key in enumerate(keys):
+                if samples[i] is None and isinstance(key, tuple):
+                    samples[i] = self.replacement(*key)
+                    samples.replaced += samples[i] is not None
             return samples
         finally:
             if not in_worker:

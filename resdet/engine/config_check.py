@@ -5,7 +5,10 @@ deep inside the loop."""
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any, Callable
+
+import torch
 
 from ..data.loader import LOADER_KEYS
 from ..utils.errors import ConfigError
@@ -27,8 +30,9 @@ def _number(positive: bool = True, optional: bool = False) -> Callable[[Any], st
     def check(value: Any) -> str | None:
         if value is None and optional:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (positive and not value > 0):
-            return ("a number > 0" if positive else "a number") + (" or None" if optional else "")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (positive and not value > 0):  # nan and inf never train
+            return ("a finite number > 0" if positive else "a finite number") + (" or None" if optional else "")
         return None
     return check
 
@@ -52,6 +56,12 @@ def _compile(value: Any) -> str | None:
     return "True, False, or a list of submodule names (e.g. ['backbone', 'neck'])"
 
 
+def _fraction(value: Any) -> str | None:
+    if value is None or (not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 1):
+        return None
+    return "a number in [0, 1] or None"
+
+
 def _choice(*allowed: Any) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         return None if value in allowed else "one of " + ", ".join(repr(a) for a in allowed)
@@ -69,7 +79,7 @@ TRAIN_CFG_CHECKS: dict[str, Callable[[Any], str | None]] = {
 }
 LOADER_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "batch_size": _int(1), "num_workers": _int(0), "prefetch_factor": _int(1),
-    "pin_memory": _bool, "persistent_workers": _bool,
+    "pin_memory": _bool, "persistent_workers": _bool, "max_skipped_fraction": _fraction,
 }
 OPTIMIZER_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "lr": _number(), "momentum": _number(positive=False), "weight_decay": _number(positive=False),
@@ -95,12 +105,32 @@ def _check_section(section: str, values: Any, checks: dict[str, Callable[[Any], 
                                   f"not valid: expected {wanted}")
 
 
+def check_loader_config(section: str, loader: Any) -> None:
+    """Check a dataloader config (``train_dataloader``, ``test_dataloader``, ...): unknown keys
+    and values of the wrong type or range (``num_workers=-1``, ``batch_size=0``,
+    ``pin_memory='yes'``) are a ``ConfigError`` naming ``SECTION.KEY``, not torch's words
+    from inside ``DataLoader``."""
+    _check_section(section, loader.to_dict() if hasattr(loader, "to_dict") else loader, LOADER_CHECKS)
+
+
+def check_amp_device(amp: Any, device: torch.device | str, key: str = "train_cfg.amp") -> None:
+    """fp16 autocast needs a CUDA GPU (on a CPU it is neither supported by every kernel nor
+    faster); refused for training and evaluation alike, before anything is built."""
+    if amp == "fp16" and torch.device(device).type != "cuda":
+        way_out = "--amp bf16" if key.startswith("--") else f"--cfg-options {key}=bf16 (or None)"
+        raise ConfigError(f"{key}='fp16' needs a CUDA GPU but this run is on {torch.device(device)}; "
+                          f"use {way_out} on the CPU")
+
+
 def check_engine_config(train_cfg: dict | None, train_dataloader: Any, val_dataloader: Any = None,
-                        optimizer: Any = None) -> None:
-    """Raise ``ConfigError`` for the first value of the wrong type or range."""
+                        optimizer: Any = None, device: torch.device | str | None = None) -> None:
+    """Raise ``ConfigError`` for the first value of the wrong type or range (``device``: the
+    training device, against which ``train_cfg.amp`` is checked)."""
     _check_section("train_cfg", train_cfg, TRAIN_CFG_CHECKS)
     if train_cfg and train_cfg.get("max_iters") is None and train_cfg.get("max_epochs") is None:
         raise ConfigError("train_cfg needs max_iters (or max_epochs), e.g. --cfg-options train_cfg.max_iters=1000")
-    _check_section("train_dataloader", train_dataloader, LOADER_CHECKS)
-    _check_section("val_dataloader", val_dataloader, LOADER_CHECKS)
+    if train_cfg and device is not None:
+        check_amp_device(train_cfg.get("amp"), device)
+    check_loader_config("train_dataloader", train_dataloader)
+    check_loader_config("val_dataloader", val_dataloader)
     _check_section("optimizer", optimizer, OPTIMIZER_CHECKS)
