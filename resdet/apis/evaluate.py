@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from ..data.loader import build_dataloader
 from ..engine.config_check import check_amp_device, check_loader_config
 from ..engine.inference import run_inference
-from ..evaluation.builder import build_metrics
+from ..evaluation.builder import build_metrics, canonical_metric
 from ..models.classifiers.tta import build_tta
 from ..utils import dist
 from ..utils.config import ConfigError, load_config
@@ -42,6 +42,8 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     """
     dist.init_distributed()
     cfg = load_config(config, cfg_options)
+    for name in metrics or []:
+        canonical_metric(name)  # a typo is named before the model is built and the test set read
     if "model" not in cfg:
         raise ConfigError(f"config {config} has no 'model' key")
     loader_cfg = cfg.get("test_dataloader") or cfg.get("val_dataloader")
