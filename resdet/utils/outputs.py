@@ -60,7 +60,7 @@ def check_output_path(path: str | None, *, what: str, directory: bool = False) -
     if path is None:
         return
     if _in_pseudo_fs(path):
-        raise OutputError(errno.EACCES, f"{what} {path} is inside {os.path.realpath(path).split(os.sep)[1]!r}, "
+        raise OutputError(errno.EACCES, f"{what} {path} is inside {os.sep + os.path.realpath(path).split(os.sep)[1]}, "
                                         "a system pseudo file system; write it elsewhere")
     if os.path.isdir(path) and not directory:
         raise OutputError(errno.EISDIR, f"{what} {path} is a folder, but a file is written there; give a "
