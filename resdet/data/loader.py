@@ -19,10 +19,10 @@ drawn from the skipped sample's own seed (``SeededDataset.replacement``), so a b
 size whatever is skipped: a batch of one sample would break BatchNorm, and a skip must not
 depend on the batch size. The replacement is a function of the stream position alone, so
 resuming replays it exactly, and a stream with nothing skipped is unchanged. Evaluation
-drops unreadable samples (the collate function counts them) and never replaces them. A training loader stops with ``DataError`` naming
-some of them when more than ``max_skipped_fraction`` of an epoch's samples (this rank's
-share) have been skipped, or a whole epoch was, rather than train an untrained model on
-nothing. An empty dataset is a ``DataError`` before anything starts.
+drops unreadable samples (the collate function counts them) and never replaces them.
+A training loader stops with ``DataError`` naming some of them when more than
+``max_skipped_fraction`` of an epoch's samples (this rank's share) have been skipped, or a
+whole epoch was, rather than train an untrained model on nothing. An empty dataset is a ``DataError`` before anything starts.
 """
 from __future__ import annotations
 

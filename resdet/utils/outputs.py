@@ -80,5 +80,6 @@ def check_output_path(path: str | None, *, what: str, directory: bool = False) -
         os.unlink(probe)
     except OSError as err:
         state = "is read-only" if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else "refuses new files"
-        raise OutputError(err.errno, f"{what} {path} cannot be written: {parent} {state} "
-                                     f"({err.strerror or type(err).__name__}); choose a folder you can write to") from None
+        reason = err.strerror or type(err).__name__
+        raise OutputError(err.errno, f"{what} {path} cannot be written: {parent} {state} ({reason}); "
+                                     "choose a folder you can write to") from None
