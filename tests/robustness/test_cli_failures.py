@@ -370,3 +370,29 @@ def test_safetensors_claiming_2GiB_through_eval(tmp_path, capsys):
     path = _safetensors(tmp_path, "claims_2GiB")
     rc, err, _ = run(capsys, "eval", "shapes_cls", path)
     error_line(rc, err, f"checkpoint {path} is not a readable safetensors file")
+
+
+# ------------------------------------------------------------------ as the user runs it
+def test_installed_command_from_another_folder(tmp_path):
+    """The installed ``resdet`` script (``python -m resdet`` where it is not on PATH), run from
+    a folder of the user's: one line, exit 2, nothing written there."""
+    import shutil
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    (tmp_path / "a_file").write_text("x")
+    exe = [shutil.which("resdet")] if shutil.which("resdet") else [sys.executable, "-m", "resdet"]
+    result = subprocess.run(exe + ["eval", "shapes_cls", "never_loaded.pth", "--json", "a_file/metrics.json"],
+                            cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=repo))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"resdet eval: error: --json a_file/metrics.json cannot be created: "
+                                     f"{tmp_path}/a_file is a file, not a folder; choose another path")
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]
+
+
+def test_debug_shows_the_traceback_of_a_device_error(capsys):
+    from resdet.utils.errors import DeviceError
+    with pytest.raises(DeviceError, match="gpu0"):
+        resdet_main(["demo", "shapes_cls", "never_loaded.pth", __file__, "--out", "/tmp/x.png", "--device", "gpu0",
+                     "--debug"])
