@@ -49,8 +49,8 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
                 if debug or err.errno not in DISK_FULL:
                     raise
                 where = f" writing {err.filename}" if err.filename else ""
-                print(f"resdet {name}: error: {os.strerror(err.errno).lower()}{where} (working folder "
-                      f"{os.getcwd()}); free some space or write elsewhere", file=sys.stderr)
+                print(f"resdet {name}: error: {os.strerror(err.errno).lower()}{where}; free some space on "
+                      "that disk or write elsewhere", file=sys.stderr)
                 return 2
         return run
     return wrap
