@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, args.cfg_options)
     loader_cfg = cfg.val_dataloader.to_dict()
     loader_cfg.update(batch_size=args.batch_size, num_workers=min(int(loader_cfg.get("num_workers", 0)), 2))
-    loader = build_dataloader(loader_cfg, training=False)
+    loader = build_dataloader(loader_cfg, training=False, name="val_dataloader")
     curves = {}
     for config, checkpoint, label in zip(configs, args.checkpoints, labels):
         model = init_model(config, checkpoint, device=args.device, cfg_options=args.cfg_options)

@@ -35,12 +35,23 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, get_worker_info
 
 from ..utils.dist import get_rank, get_world_size
+from ..utils.config_values import bool_value, check_section, fraction_value, int_value
 from ..utils.errors import ConfigError, DataError
 from ..registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS
 
 LOADER_KEYS = ("batch_size", "num_workers", "dataset", "sampler", "collate", "pin_memory",
                "prefetch_factor", "persistent_workers", "max_skipped_fraction")
+LOADER_CHECKS = {"batch_size": int_value(1), "num_workers": int_value(0), "prefetch_factor": int_value(1),
+                 "pin_memory": bool_value, "persistent_workers": bool_value, "max_skipped_fraction": fraction_value}
 DEFAULT_MAX_SKIPPED_FRACTION = 0.5
+
+
+def check_loader_config(section: str, loader: Any) -> None:
+    """Check a dataloader config (``train_dataloader``, ``test_dataloader``, ...): an unknown
+    key and a value of the wrong type or range (``num_workers=-1``, ``batch_size=0``,
+    ``pin_memory='yes'``) is a ``ConfigError`` naming ``SECTION.KEY``, not torch's words from
+    inside ``DataLoader``. ``None`` passes."""
+    check_section(section, loader, LOADER_CHECKS, allowed_keys=LOADER_KEYS)
 
 
 _MASK64 = (1 << 64) - 1
@@ -307,7 +318,7 @@ class Loader(DataLoader):
 
 def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter: int = 0,
                      rank: int | None = None, world_size: int | None = None,
-                     dataset: Dataset | None = None) -> Loader:
+                     dataset: Dataset | None = None, name: str = "dataloader") -> Loader:
     """Build this rank's loader.
 
     Args:
@@ -318,14 +329,13 @@ def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter
         start_iter: training batches already consumed on this rank (resume).
         rank, world_size: default to the current process group.
         dataset: an already built dataset (else built from ``cfg['dataset']``).
+        name: the config section, for messages (``train_dataloader``, ...).
     Returns:
         a ``Loader`` (a ``DataLoader`` with the properties ``raw_dataset`` and
         ``batch_size_per_rank``).
     """
+    check_loader_config(name, cfg)
     cfg = dict(cfg)
-    unknown = sorted(set(cfg) - set(LOADER_KEYS))
-    if unknown:
-        raise KeyError(f"unknown dataloader keys {unknown}; allowed keys: {', '.join(LOADER_KEYS)}")
     if "dataset" not in cfg and dataset is None:
         raise KeyError("dataloader config needs a 'dataset' entry")
     rank = get_rank() if rank is None else rank

@@ -39,3 +39,10 @@ class DeviceError(ResdetError, ValueError):
 
 class TrainingError(ResdetError, RuntimeError):
     """Training cannot go on as configured (e.g. the loss became NaN or infinite)."""
+
+
+class UnknownKeyError(ConfigError, KeyError):
+    """A config key that the section does not take (a ``KeyError`` too, for older handlers)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -156,9 +156,10 @@ def test_bad_training_value_is_named_by_the_config_check(tmp_path, capsys, optio
     error_line(rc, err, says)
 
 
-def test_evaluation_loader_value_is_named_not_left_to_torch(capsys):
-    rc, err, _ = run(capsys, "eval", "shapes_cls", "never_loaded.pth", "--cfg-options",
-                     "val_dataloader.num_workers=-1")
+@pytest.mark.parametrize("subcommand", ["eval", "layer-response"])
+def test_evaluation_loader_value_is_named_not_left_to_torch(tmp_path, capsys, subcommand):
+    rc, err, _ = run(capsys, subcommand, "shapes_cls", "never_loaded.pth", "--cfg-options",
+                     "val_dataloader.num_workers=-1", *(["--out", tmp_path / "f.png"] if subcommand != "eval" else []))
     error_line(rc, err, "val_dataloader.num_workers = -1 (int) is not valid: expected an integer >= 0")
 
 
