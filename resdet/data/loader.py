@@ -22,7 +22,8 @@ resuming replays it exactly, and a stream with nothing skipped is unchanged. Eva
 drops unreadable samples (the collate function counts them) and never replaces them.
 A training loader stops with ``DataError`` naming some of them when more than
 ``max_skipped_fraction`` of an epoch's samples (this rank's share) have been skipped, or a
-whole epoch was, rather than train an untrained model on nothing. An empty dataset is a ``DataError`` before anything starts.
+whole epoch was, rather than train an untrained model on nothing. An empty dataset is a
+``DataError`` before anything starts.
 """
 from __future__ import annotations
 
