@@ -11,24 +11,18 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-import torch
-
 from ..data.loader import build_dataloader
+from ..engine.config_check import check_amp_device, check_loader_config
 from ..engine.inference import run_inference
-from ..evaluation.builder import build_metrics
+from ..evaluation.builder import build_metrics, canonical_metric
 from ..models.classifiers.tta import build_tta
 from ..utils import dist
 from ..utils.config import ConfigError, load_config
+from ..utils.device import resolve_device
 from ..utils.io import atomic_write_json
 from .model import init_model
 
 DETECTION_METRICS = ("CocoMetric", "VOCMetric", "LocalizationError")  # metrics that can write --out
-
-
-def _default_device() -> str:
-    if torch.cuda.is_available():
-        return f"cuda:{dist.get_local_rank()}"
-    return "cpu"
 
 
 def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] | None = None,
@@ -48,12 +42,16 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     """
     dist.init_distributed()
     cfg = load_config(config, cfg_options)
+    for name in metrics or []:
+        canonical_metric(name)  # a typo is named before the model is built and the test set read
     if "model" not in cfg:
         raise ConfigError(f"config {config} has no 'model' key")
     loader_cfg = cfg.get("test_dataloader") or cfg.get("val_dataloader")
     if not loader_cfg:
         raise ConfigError(f"config {config} has neither 'test_dataloader' nor 'val_dataloader'")
-    device = device or _default_device()
+    device = resolve_device(device)  # None: cuda:LOCAL_RANK if available, else cpu
+    check_amp_device(amp, device, "--amp")
+    check_loader_config("test_dataloader" if cfg.get("test_dataloader") else "val_dataloader", loader_cfg)
     model = init_model(cfg, checkpoint, device=device, compile=compile)
     if cfg.get("test_mode") is not None or test_mode is not None:
         model, mode_loader_cfg = build_tta(model, cfg, test_mode)

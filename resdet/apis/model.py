@@ -12,6 +12,7 @@ from ..models.converters import load_weights
 from ..models.detectors import optimize_for_inference
 from ..registry import MODELS
 from ..utils.config import ConfigError, load_config, merge_options, resolve_config_path
+from ..utils.device import resolve_device
 
 _RESNET_DEPTHS = (18, 34, 50, 101, 152)
 _CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
@@ -102,6 +103,7 @@ def init_model(config: str | dict | Config, checkpoint: str | None = None,
     its convolution stacks with ``torch.compile`` on the first call (a one-time cost of tens of
     seconds on a CPU; it falls back to eager where compiling fails).
     """
+    device = resolve_device(device)  # a bad or missing --device: one line, before anything is built
     cfg = get_config(config, cfg_options)
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model)
     if torch.device(device).type == "meta":

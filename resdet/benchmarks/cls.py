@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..engine.amp import autocast_context
 from ..engine.hooks import Hook
 from ..models.classifiers.image_classifier import IMAGENET_MEAN, IMAGENET_STD
+from ..utils.device import resolve_device
 from ._pair import sync
 
 
@@ -175,7 +176,7 @@ def main(argv=None) -> int:
         parser.error("--iters, --warmup and --repeats must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     dataset = InMemoryImages(num=args.batch * 2, size=args.size)

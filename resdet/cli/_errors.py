@@ -1,9 +1,11 @@
 """One top-level handler for every subcommand: resdet's own errors (a bad config, data file or
 checkpoint: ``resdet.utils.errors.ResdetError``) end in one line on stderr and exit code 2;
-``--debug`` or ``RESDET_DEBUG=1`` shows their traceback. Any other exception is a bug and
-keeps its traceback."""
+``--debug`` or ``RESDET_DEBUG=1`` shows their traceback. A full disk (ENOSPC / EDQUOT) met by a
+write that does not go through ``resdet.utils.io`` (which names the file itself) is one line
+too. Any other exception is a bug and keeps its traceback."""
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -13,6 +15,7 @@ from resdet.utils.errors import ResdetError
 from resdet.utils.malloc import apply_requested as apply_requested_malloc
 
 DEBUG_ENV = "RESDET_DEBUG"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def debug_requested(argv: Sequence[str]) -> bool:
@@ -41,6 +44,13 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
                 if debug:
                     raise
                 print(f"resdet {name}: error: {one_line(err)}", file=sys.stderr)
+                return 2
+            except OSError as err:  # a full disk met by a write outside resdet.utils.io
+                if debug or err.errno not in DISK_FULL:
+                    raise
+                where = f" writing {err.filename}" if err.filename else ""
+                print(f"resdet {name}: error: {os.strerror(err.errno).lower()}{where}; free some space on "
+                      "that disk or write elsewhere", file=sys.stderr)
                 return 2
         return run
     return wrap

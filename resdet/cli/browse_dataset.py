@@ -17,6 +17,7 @@ import os
 import sys
 
 from resdet.cli._errors import command
+from resdet.utils.outputs import check_output_path
 from resdet.utils.config import add_cfg_options_arg, parse_args_with_config
 
 
@@ -56,6 +57,7 @@ def main(argv=None) -> int:
     stem = os.path.splitext(os.path.basename(args.config))[0]
     out_dir = args.out or os.path.join(cfg.get("work_dir") or os.path.join("work_dirs", stem),
                                        f"browse_{args.split}")
+    check_output_path(out_dir, what="--out", directory=True)
     report = browse_dataset(cfg, out_dir, split=args.split, max_samples=args.max,
                             use_pipeline=not args.no_pipeline, seed=args.seed, ext=args.ext,
                             max_classes=args.max_classes)

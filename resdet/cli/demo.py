@@ -42,6 +42,7 @@ import sys
 from resdet.cli._errors import command
 from resdet.utils.config import add_cfg_options_arg
 from resdet.utils.errors import DataError
+from resdet.utils.outputs import check_output_path
 from resdet.visualization.save import OUTPUT_FORMATS, is_image_file_path, same_format
 
 BACKENDS = ("pytorch", "onnxruntime")
@@ -153,6 +154,10 @@ def main(argv=None) -> int:
     parser = build_parser(onnx=_backend(argv) == "onnxruntime")
     args = parser.parse_args(argv)
     _check_arguments(parser, args)
+    if args.out:
+        check_output_path(args.out, what="--out", directory=not is_image_file_path(args.out))
+    if args.out_json:
+        check_output_path(args.out_json, what="--out-json")
     from resdet.apis.inputs import InputItem, collect_inputs
     items = collect_inputs(args.inputs, args.input_ext, args.input_list) if args.inputs or args.input_list else []
     if args.webcam is not None:

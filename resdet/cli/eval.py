@@ -20,7 +20,7 @@ from resdet.cli._errors import command
 from resdet.evaluation.builder import METRIC_STRINGS
 from resdet.evaluation.results import ResultsError
 from resdet.utils.config import add_cfg_options_arg
-from resdet.utils.io import CheckpointError
+from resdet.utils.io import CheckpointError, check_output_path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -87,6 +87,8 @@ def missing_checkpoint_message(config: str) -> str:
 @command("eval")
 def main(argv=None) -> int:
     args = parse_args(argv)
+    check_output_path(args.out, what="--out")  # before the evaluation runs, not after
+    check_output_path(args.json_path, what="--json")
     if args.results is None and not args.checkpoint and not args.random_weights:
         print(f"resdet eval: error: {missing_checkpoint_message(args.config)}", file=sys.stderr)
         return 2

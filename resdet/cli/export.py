@@ -21,6 +21,7 @@ import sys
 
 from ._errors import command
 from resdet.utils.config import add_cfg_options_arg
+from resdet.utils.outputs import check_output_path
 
 FORMATS = ("onnx", "torch-export")
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 @command("export")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    check_output_path(args.out, what="--out")  # before the model is built and traced
     from resdet.apis import init_model
     from resdet.deploy import export_onnx, export_torch
     from resdet.models.converters import resolve_checkpoint

@@ -17,7 +17,8 @@ import sys
 
 from resdet.apis.layer_response import layer_response_std, response_norms  # noqa: F401  (re-exported)
 from resdet.cli._errors import command
-from resdet.utils.io import atomic_write_json
+from resdet.utils.device import resolve_device
+from resdet.utils.io import atomic_write_json, check_output_path
 from resdet.visualization.plots import plot_layer_responses as plot_responses
 
 
@@ -44,10 +45,13 @@ def main(argv=None) -> int:
     labels = args.labels or args.checkpoints
     if len(configs) != len(args.checkpoints) or len(labels) != len(args.checkpoints):
         parser.error(f"{len(args.checkpoints)} checkpoints need as many --configs and --labels")
+    check_output_path(args.out, what="--out")  # before models are built and images read
+    check_output_path(args.json_path, what="--json")
+    resolve_device(args.device)
     cfg = load_config(args.config, args.cfg_options)
     loader_cfg = cfg.val_dataloader.to_dict()
     loader_cfg.update(batch_size=args.batch_size, num_workers=min(int(loader_cfg.get("num_workers", 0)), 2))
-    loader = build_dataloader(loader_cfg, training=False)
+    loader = build_dataloader(loader_cfg, training=False, name="val_dataloader")
     curves = {}
     for config, checkpoint, label in zip(configs, args.checkpoints, labels):
         model = init_model(config, checkpoint, device=args.device, cfg_options=args.cfg_options)

@@ -23,6 +23,7 @@ import os
 import sys
 
 from resdet.cli._errors import command
+from resdet.utils.outputs import check_output_path
 
 # automatic key choice: the first key a run logged wins
 TRAIN_KEYS = ("train_err", "loss")
@@ -310,6 +311,7 @@ def main(argv=None) -> int:
                         help="validation record key (bold lines; default: top1_err, bbox_AP, ... as logged)")
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
+    check_output_path(args.out, what="--out")
     try:
         counts = plot_curves(args.work_dirs, args.out, args.labels, args.train_key, args.val_key,
                              title=args.title)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from resdet.cli._errors import command
+from resdet.utils.outputs import check_output_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 @command("publish")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    check_output_path(args.out, what="publish OUT")  # before the checkpoint is read
     from resdet.apis.publish import publish_checkpoint
     info = publish_checkpoint(args.checkpoint, args.out, fmt=args.format)
     print(f"published {info['path']} ({info['bytes'] / 2 ** 20:.2f} MB, {info['num_tensors']} tensors; "

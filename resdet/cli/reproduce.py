@@ -22,6 +22,7 @@ import argparse
 import sys
 
 from resdet.cli._errors import command
+from resdet.utils.outputs import check_output_path
 
 SMOKE = dict(iterations=2, batch_size=8, num_train=40, num_test=20, val_points=1, log_interval=1, threads=1)
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 @command("reproduce")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    check_output_path(args.out, what="--out", directory=True)  # before hours of training
     import os
     import tempfile
     from resdet.apis.reproduce import ReproduceSettings, reproduce

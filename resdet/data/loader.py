@@ -12,12 +12,18 @@ sample gets its own seed from ``(seed, its position in the global stream)``, and
 random transforms) run. Resuming at ``start_iter`` therefore replays exactly the batches,
 augmentations included, an uninterrupted run would have seen.
 
-Unreadable samples (``None`` from a non-strict dataset) are dropped by the collate function
-and counted in ``num_skipped``; a training batch also lists them in ``skipped`` (the files,
-from the dataset's ``describe(index)``). A training loader stops with ``DataError`` naming
-some of them when more than ``max_skipped_fraction`` of an epoch's samples (this rank's
-share) have been skipped, or a whole epoch was, rather than train an untrained model on
-nothing. An empty dataset is a ``DataError`` before anything starts.
+Unreadable samples (``None`` from a non-strict dataset) are counted in ``num_skipped``; a
+training batch also lists them in ``skipped`` (the files, from the dataset's
+``describe(index)``). In training each one is *replaced* by another sample of the dataset,
+drawn from the skipped sample's own seed (``SeededDataset.replacement``), so a batch keeps its
+size whatever is skipped: a batch of one sample would break BatchNorm, and a skip must not
+depend on the batch size. The replacement is a function of the stream position alone, so
+resuming replays it exactly, and a stream with nothing skipped is unchanged. Evaluation
+drops unreadable samples (the collate function counts them) and never replaces them.
+A training loader stops with ``DataError`` naming some of them when more than
+``max_skipped_fraction`` of an epoch's samples (this rank's share) have been skipped, or a
+whole epoch was, rather than train an untrained model on nothing. An empty dataset is a
+``DataError`` before anything starts.
 """
 from __future__ import annotations
 
@@ -30,12 +36,23 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, get_worker_info
 
 from ..utils.dist import get_rank, get_world_size
+from ..utils.config_values import bool_value, check_section, fraction_value, int_value
 from ..utils.errors import ConfigError, DataError
 from ..registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS
 
 LOADER_KEYS = ("batch_size", "num_workers", "dataset", "sampler", "collate", "pin_memory",
                "prefetch_factor", "persistent_workers", "max_skipped_fraction")
+LOADER_CHECKS = {"batch_size": int_value(1), "num_workers": int_value(0), "prefetch_factor": int_value(1),
+                 "pin_memory": bool_value, "persistent_workers": bool_value, "max_skipped_fraction": fraction_value}
 DEFAULT_MAX_SKIPPED_FRACTION = 0.5
+
+
+def check_loader_config(section: str, loader: Any) -> None:
+    """Check a dataloader config (``train_dataloader``, ``test_dataloader``, ...): an unknown
+    key and a value of the wrong type or range (``num_workers=-1``, ``batch_size=0``,
+    ``pin_memory='yes'``) is a ``ConfigError`` naming ``SECTION.KEY``, not torch's words from
+    inside ``DataLoader``. ``None`` passes."""
+    check_section(section, loader, LOADER_CHECKS, allowed_keys=LOADER_KEYS)
 
 
 _MASK64 = (1 << 64) - 1
@@ -50,11 +67,16 @@ def sample_seed(seed: int, global_position: int) -> int:
     return (x ^ (x >> 31)) >> 32
 
 
+MAX_REPLACEMENT_TRIES = 8  # other samples tried in place of an unreadable one before it is dropped
+
+
 class SampleList(list):
     """The samples of one batch (``None`` for unreadable ones) plus ``skipped``: a
-    description (file, image id) of each ``None``."""
+    description (file, image id) of each unreadable sample, and ``replaced``: how many of
+    those were replaced by another sample (training)."""
 
     skipped: list[str] = []
+    replaced: int = 0
 
 
 class RecordSkips:
@@ -70,6 +92,8 @@ class RecordSkips:
         batch = self.collate(list(samples) if isinstance(samples, SampleList) else samples)
         if skipped and isinstance(batch, dict):
             batch["skipped"] = skipped
+            batch["num_skipped"] = len(skipped)  # replaced ones included: the collate saw their stand-ins
+            batch["num_replaced"] = int(getattr(samples, "replaced", 0))
         return batch
 
 
@@ -95,7 +119,8 @@ class SkipGuard:
     def update(self, batch: dict) -> None:
         """Account for one collated batch; raise ``DataError`` when the rule is broken."""
         skipped = int(batch.get("num_skipped", 0) or 0)
-        self.seen += batch_len(batch["inputs"]) + skipped
+        # stream positions read: the batch's samples, less the stand-ins, plus every skipped one
+        self.seen += batch_len(batch["inputs"]) - int(batch.get("num_replaced", 0) or 0) + skipped
         self.skipped += skipped
         for name in batch.get("skipped", []):
             if len(self.examples) < 3 and name not in self.examples:
@@ -151,10 +176,26 @@ class SeededDataset(Dataset):
         describe = getattr(self.dataset, "describe", None)
         return describe(index) if callable(describe) else f"sample {index} of {type(self.dataset).__name__}"
 
+    def replacement(self, index: int, seed: int) -> Any:
+        """A readable stand-in for the unreadable sample ``index`` (seeded ``seed``): up to
+        ``MAX_REPLACEMENT_TRIES`` other indices, each drawn with its own seed from ``seed``
+        alone, so the choice is the same in every run, worker count and resume; ``None`` when
+        all of them are unreadable too."""
+        size = len(self.dataset)
+        for attempt in range(1, MAX_REPLACEMENT_TRIES + 1):
+            other_seed = sample_seed(seed, attempt)
+            other = other_seed % size
+            if other != index:
+                sample = self._seeded(other, other_seed)
+                if sample is not None:
+                    return sample
+        return None
+
     def __getitems__(self, keys: list) -> "SampleList":
         """A whole batch (the DataLoader's fetcher calls this): the global RNG states are
         saved and restored once per batch, not per sample. Returns a ``SampleList`` whose
-        ``skipped`` names the unreadable samples (``None`` entries)."""
+        ``skipped`` names the unreadable samples; seeded (training) keys get a stand-in for
+        each (``replacement``), plain keys keep ``None`` there."""
         in_worker = get_worker_info() is not None
         if not in_worker:
             saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
@@ -163,6 +204,10 @@ class SeededDataset(Dataset):
                                  for key in keys)
             samples.skipped = [self.describe(key[0] if isinstance(key, tuple) else key)
                                for key, sample in zip(keys, samples) if sample is None]
+            for i, key in enumerate(keys):
+                if samples[i] is None and isinstance(key, tuple):
+                    samples[i] = self.replacement(*key)
+                    samples.replaced += samples[i] is not None
             return samples
         finally:
             if not in_worker:
@@ -274,7 +319,7 @@ class Loader(DataLoader):
 
 def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter: int = 0,
                      rank: int | None = None, world_size: int | None = None,
-                     dataset: Dataset | None = None) -> Loader:
+                     dataset: Dataset | None = None, name: str = "dataloader") -> Loader:
     """Build this rank's loader.
 
     Args:
@@ -285,14 +330,13 @@ def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter
         start_iter: training batches already consumed on this rank (resume).
         rank, world_size: default to the current process group.
         dataset: an already built dataset (else built from ``cfg['dataset']``).
+        name: the config section, for messages (``train_dataloader``, ...).
     Returns:
         a ``Loader`` (a ``DataLoader`` with the properties ``raw_dataset`` and
         ``batch_size_per_rank``).
     """
+    check_loader_config(name, cfg)
     cfg = dict(cfg)
-    unknown = sorted(set(cfg) - set(LOADER_KEYS))
-    if unknown:
-        raise KeyError(f"unknown dataloader keys {unknown}; allowed keys: {', '.join(LOADER_KEYS)}")
     if "dataset" not in cfg and dataset is None:
         raise KeyError("dataloader config needs a 'dataset' entry")
     rank = get_rank() if rank is None else rank

@@ -4,33 +4,19 @@ one ``ConfigError`` naming the key, the value and what is allowed, not in a trac
 deep inside the loop."""
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable
 
-from ..data.loader import LOADER_KEYS
+import torch
+
+from ..data.loader import check_loader_config  # noqa: F401  (re-exported: evaluate_model uses it)
+from ..utils.config_values import bool_value as _bool
+from ..utils.config_values import check_section as _check_section
+from ..utils.config_values import choice_value as _choice
+from ..utils.config_values import int_value as _int
+from ..utils.config_values import number_value as _number
 from ..utils.errors import ConfigError
 
 _AMP = (None, "bf16", "fp16")
-
-
-def _int(minimum: int, optional: bool = False) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if value is None and optional:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            return f"an integer >= {minimum}" + (" or None" if optional else "")
-        return None
-    return check
-
-
-def _number(positive: bool = True, optional: bool = False) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if value is None and optional:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (positive and not value > 0):
-            return ("a number > 0" if positive else "a number") + (" or None" if optional else "")
-        return None
-    return check
 
 
 def _clip_grad(value: Any) -> str | None:
@@ -41,21 +27,11 @@ def _clip_grad(value: Any) -> str | None:
     return "None, a max norm > 0, or dict(max_norm=..., norm_type=...)"
 
 
-def _bool(value: Any) -> str | None:
-    return None if isinstance(value, bool) else "True or False"
-
-
 def _compile(value: Any) -> str | None:
     if isinstance(value, bool) or (isinstance(value, (list, tuple)) and value
                                    and all(isinstance(v, str) and v for v in value)):
         return None
     return "True, False, or a list of submodule names (e.g. ['backbone', 'neck'])"
-
-
-def _choice(*allowed: Any) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        return None if value in allowed else "one of " + ", ".join(repr(a) for a in allowed)
-    return check
 
 
 TRAIN_CFG_CHECKS: dict[str, Callable[[Any], str | None]] = {
@@ -67,40 +43,29 @@ TRAIN_CFG_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "cudnn_benchmark": _bool, "tensorboard": _bool, "threads": _int(1, optional=True),
     "compile": _compile,
 }
-LOADER_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "batch_size": _int(1), "num_workers": _int(0), "prefetch_factor": _int(1),
-    "pin_memory": _bool, "persistent_workers": _bool,
-}
 OPTIMIZER_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "lr": _number(), "momentum": _number(positive=False), "weight_decay": _number(positive=False),
 }
 
 
-def _check_section(section: str, values: Any, checks: dict[str, Callable[[Any], str | None]]) -> None:
-    if values is None:
-        return
-    if not isinstance(values, dict):
-        raise ConfigError(f"{section} must be a dict, got {type(values).__name__} {values!r}")
-    if checks is LOADER_CHECKS:
-        unknown = sorted(set(values) - set(LOADER_KEYS))
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], list(LOADER_KEYS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"unknown {section} keys {unknown}{hint}; allowed keys: {', '.join(LOADER_KEYS)}")
-    for key, check in checks.items():
-        if key in values:
-            wanted = check(values[key])
-            if wanted is not None:
-                raise ConfigError(f"{section}.{key} = {values[key]!r} ({type(values[key]).__name__}) is "
-                                  f"not valid: expected {wanted}")
+def check_amp_device(amp: Any, device: torch.device | str, key: str = "train_cfg.amp") -> None:
+    """fp16 autocast needs a CUDA GPU (on a CPU it is neither supported by every kernel nor
+    faster); refused for training and evaluation alike, before anything is built."""
+    if amp == "fp16" and torch.device(device).type != "cuda":
+        way_out = "--amp bf16" if key.startswith("--") else f"--cfg-options {key}=bf16 (or None)"
+        raise ConfigError(f"{key}='fp16' needs a CUDA GPU but this run is on {torch.device(device)}; "
+                          f"use {way_out} on the CPU")
 
 
 def check_engine_config(train_cfg: dict | None, train_dataloader: Any, val_dataloader: Any = None,
-                        optimizer: Any = None) -> None:
-    """Raise ``ConfigError`` for the first value of the wrong type or range."""
+                        optimizer: Any = None, device: torch.device | str | None = None) -> None:
+    """Raise ``ConfigError`` for the first value of the wrong type or range (``device``: the
+    training device, against which ``train_cfg.amp`` is checked)."""
     _check_section("train_cfg", train_cfg, TRAIN_CFG_CHECKS)
     if train_cfg and train_cfg.get("max_iters") is None and train_cfg.get("max_epochs") is None:
         raise ConfigError("train_cfg needs max_iters (or max_epochs), e.g. --cfg-options train_cfg.max_iters=1000")
-    _check_section("train_dataloader", train_dataloader, LOADER_CHECKS)
-    _check_section("val_dataloader", val_dataloader, LOADER_CHECKS)
+    if train_cfg and device is not None:
+        check_amp_device(train_cfg.get("amp"), device)
+    check_loader_config("train_dataloader", train_dataloader)
+    check_loader_config("val_dataloader", val_dataloader)
     _check_section("optimizer", optimizer, OPTIMIZER_CHECKS)

@@ -29,7 +29,8 @@ from ..models.detectors import compile_for_training
 from ..evaluation.builder import build_metrics
 from ..registry import MODELS
 from ..utils import dist
-from ..utils.config import ConfigError
+from ..utils.device import resolve_device
+from ..utils.errors import ConfigError, TrainingError
 from ..utils.io import atomic_write_json, remove_stale_temporaries
 from .amp import autocast_context, build_grad_scaler, check_amp
 from .checkpoint import (check_resume_fits, find_latest_valid, get_rng_state, load_training_checkpoint,
@@ -49,7 +50,7 @@ TRAIN_CFG_DEFAULTS = dict(max_iters=None, max_epochs=None, val_interval=1000, ch
                           threads=None, compile=False)
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(TrainingError, FloatingPointError):
     """The summed training loss became NaN or infinite."""
 
 
@@ -130,9 +131,7 @@ class Trainer:
                  classes: list[str] | None = None, device: str | torch.device | None = None) -> None:
         self.distributed = dist.init_distributed()
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        if device is None:
-            device = f"cuda:{dist.get_local_rank()}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = resolve_device(device, "device")  # None: cuda:LOCAL_RANK if available, else cpu
         cfg = dict(TRAIN_CFG_DEFAULTS)
         unknown = sorted(set(train_cfg or {}) - set(cfg))
         if unknown:
@@ -140,7 +139,7 @@ class Trainer:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"unknown train_cfg keys {unknown}{hint}; allowed keys: {', '.join(cfg)}")
         cfg.update(train_cfg or {})
-        check_engine_config(cfg, train_dataloader, val_dataloader, optimizer)
+        check_engine_config(cfg, train_dataloader, val_dataloader, optimizer, device=self.device)
         self.cfg, self.work_dir = cfg, os.path.abspath(work_dir)
         self.amp = check_amp(cfg["amp"], self.device)
         self.config_text, self.classes = config_text, classes

@@ -31,7 +31,9 @@ def canonical_metric(name: str) -> str:
     """Check a ``--metric`` string (a few aliases accepted); errors list the allowed ones."""
     name = _ALIASES.get(name, name)
     if name not in METRIC_STRINGS:
-        close = difflib.get_close_matches(name, METRIC_STRINGS, n=2, cutoff=0.4)
+        folded = {m.lower(): m for m in (*METRIC_STRINGS, *_ALIASES)}  # 'TOP1' -> 'top1'
+        close = list(dict.fromkeys(_ALIASES.get(folded[c], folded[c])
+                                   for c in difflib.get_close_matches(name.lower(), folded, n=2, cutoff=0.4)))
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ConfigError(f"unknown metric {name!r}{hint} (allowed: {', '.join(METRIC_STRINGS)})")
     return name

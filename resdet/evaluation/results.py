@@ -41,6 +41,9 @@ def load_json_file(path: str, what: str = "results file") -> Any:
                            f"column {err.colno}{hint}") from err
     except UnicodeDecodeError as err:
         raise ResultsError(f"{what} {path} is not a utf-8 json text file: {err}") from err
+    except RecursionError:  # e.g. 100,000 nested brackets: no results or annotation file looks like that
+        raise ResultsError(f"{what} {path} is nested too deeply to be json data (deeper than Python's recursion "
+                           "limit); check that it is the right file") from None
 
 
 def _preview(values: Sequence, limit: int = 5) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 from typing import Any, Sequence
 
 from mmengine.config import Config, DictAction
 
 from .errors import ConfigError  # noqa: F401  (re-exported)
+from .outputs import check_output_path
 
 # the shipped configs live inside the package (``configs/`` in a clone points here), so names
 # resolve from an installed wheel and from any working directory
@@ -131,14 +133,83 @@ def resolve_config_path(path_or_name: str) -> str:
                             f"and not a config shipped in {CONFIG_DIR}{hint}")
 
 
+def _base_files(path: str) -> list[str]:
+    """The files ``path``'s ``_base_`` names (read with ``ast``: no code runs); ``[]`` when it
+    has none or cannot be parsed (mmengine then reports the problem itself)."""
+    if not path.endswith(".py"):
+        return []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), filename=path)
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+        return []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_base_" for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError, RecursionError):
+                return []
+            names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else []
+            return [os.path.join(CONFIG_DIR, n[len(SHIPPED_PREFIX):] + ("" if n.endswith(".py") else ".py"))
+                    if n.startswith(SHIPPED_PREFIX) else os.path.join(os.path.dirname(path), n)
+                    for n in names if isinstance(n, str)]
+    return []
+
+
+def check_base_chain(path: str, chain: tuple[str, ...] = (), done: set | None = None) -> None:
+    """Raise ``ConfigError`` naming the chain of files when ``_base_`` inheritance loops back
+    (``a.py -> b.py -> a.py``); mmengine would recurse until Python's recursion limit."""
+    done = set() if done is None else done
+    real = os.path.realpath(path)
+    if real in chain:
+        loop = [os.path.relpath(p) if len(os.path.relpath(p)) < len(p) else p for p in chain[chain.index(real):]]
+        raise ConfigError(f"config _base_ cycle: {' -> '.join(loop + [loop[0]])}; a config cannot inherit from "
+                          "itself: remove one of these _base_ entries")
+    if real in done:
+        return
+    for base in _base_files(real):
+        if os.path.isfile(base):
+            check_base_chain(base, chain + (real,), done)
+    done.add(real)
+
+
+_ANNOTATION_KEYS = ("images", "annotations", "categories")
+
+
+def _refuse_json_data_file(path: str) -> None:
+    """A ``.json`` given as the config that is really data (a COCO annotation or results file)
+    is named as such, with what to pass instead; other json configs are left to mmengine."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"config {path} is not readable json: {err}") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(f"config {path} is nested too deeply to be read (json deeper than Python's "
+                          "recursion limit); it is not a config: pass a .py config") from None
+    keys = [k for k in _ANNOTATION_KEYS if isinstance(data, dict) and k in data]
+    if keys or isinstance(data, list):
+        what = ("a COCO annotation file (it has " + ", ".join(repr(k) for k in keys) + ")" if keys
+                else "a json list (a results or annotation file)")
+        raise ConfigError(f"{path} is {what}, not a config: pass a config (a .py file or a shipped name, see "
+                          "`resdet print-config --list`) and give this file as its dataset's ann_file, e.g. "
+                          f"--cfg-options train_dataloader.dataset.ann_file={path}")
+
+
 def load_config(path_or_name: str, cfg_options: dict | None = None) -> Config:
     """Load a config file and apply ``--cfg-options`` overrides."""
     try:
         path = resolve_config_path(path_or_name)
     except FileNotFoundError as err:
         raise ConfigError(str(err)) from None
+    if path.lower().endswith(".json"):
+        _refuse_json_data_file(path)
+    check_base_chain(path)
     try:
         cfg = Config.fromfile(path)
+    except (RecursionError, MemoryError):
+        raise ConfigError(f"config {path} is nested too deeply to be read (deeper than Python's recursion "
+                          "limit); write it as a flat .py config") from None
     except SyntaxError as err:
         where = err.filename if err.filename and os.path.isfile(err.filename) else path
         raise ConfigError(f"config {where}, line {err.lineno}: {err.msg}") from None
@@ -185,6 +256,9 @@ def build_train_parser(description: str, example_config: str) -> argparse.Argume
 
 
 def resolve_work_dir(args: argparse.Namespace, cfg: Config) -> str:
-    """``--work-dir``, else the config's ``work_dir``, else ``work_dirs/<config name>``."""
+    """``--work-dir``, else the config's ``work_dir``, else ``work_dirs/<config name>``; checked
+    to be a folder that can be written (``OutputError`` otherwise) before training starts."""
     name = os.path.splitext(os.path.basename(args.config))[0]
-    return args.work_dir or cfg.get("work_dir") or os.path.join("work_dirs", name)
+    work_dir = args.work_dir or cfg.get("work_dir") or os.path.join("work_dirs", name)
+    check_output_path(work_dir, what="work dir", directory=True)  # before anything is built or trained
+    return work_dir

@@ -22,3 +22,27 @@ class DataError(ResdetError, ValueError):
 
 class CheckpointError(ResdetError, RuntimeError):
     """A checkpoint that is missing, truncated, damaged, refused or does not fit the model."""
+
+
+class OutputError(ResdetError, OSError):
+    """An output (work dir, ``--out`` / ``--json`` file, export, published weights) that cannot
+    be written: its folder is a file, read-only, a pseudo file system, or the disk is full.
+    ``OutputError(errno, message)``: ``str()`` is the message alone (no ``[Errno N]``)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror if self.errno is not None else super().__str__())
+
+
+class DeviceError(ResdetError, ValueError):
+    """A ``--device`` that is malformed or names a device this machine does not have."""
+
+
+class TrainingError(ResdetError, RuntimeError):
+    """Training cannot go on as configured (e.g. the loss became NaN or infinite)."""
+
+
+class UnknownKeyError(ConfigError, KeyError):
+    """A config key that the section does not take (a ``KeyError`` too, for older handlers)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

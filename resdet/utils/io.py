@@ -43,6 +43,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from .checkpoint_folder import folder_message
 from .errors import CheckpointError  # noqa: F401  (re-exported: raised by safe_load)
+from .outputs import OUTPUT_ERRNOS, OutputError, check_output_path, output_error  # noqa: F401
 
 
 # flags of the temporary file: never follow a planted link, never reuse an existing file
@@ -112,17 +113,24 @@ def atomic_write_bytes(data: bytes, path: str) -> None:
     A kill during the write leaves the previous file at ``path`` intact.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = _create_temporary(directory, os.path.basename(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = _create_temporary(directory, os.path.basename(path))
+    except OSError as err:
+        if err.errno in OUTPUT_ERRNOS:
+            raise output_error(err, path) from None
+        raise
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, OutputError) and err.errno in OUTPUT_ERRNOS:
+            raise output_error(err, path) from None  # a full disk: name the file and the disk
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(directory, os.O_RDONLY)
@@ -289,12 +297,11 @@ SAFETENSORS_META_KEY = "resdet_meta"  # the file's string metadata holds the met
 
 
 def is_safetensors(path: str) -> bool:
-    """A safetensors file: an 8-byte little-endian header length, then a json header."""
+    """A safetensors file: an 8-byte little-endian header length, then a json header (the
+    length itself is checked when the file is read, so a damaged one is named as such)."""
     with open(path, "rb") as fh:
         head = fh.read(9)
-    if len(head) < 9 or head[8:9] != b"{":
-        return False
-    return 0 < int.from_bytes(head[:8], "little") < os.path.getsize(path)
+    return len(head) == 9 and head[8:9] == b"{"
 
 
 def safetensors_bytes(obj: Mapping) -> bytes:
@@ -308,6 +315,13 @@ def safetensors_bytes(obj: Mapping) -> bytes:
 
 
 def _load_safetensors(path: str, map_location: str | torch.device) -> dict:
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        header_len = int.from_bytes(fh.read(8), "little")
+    if not 2 <= header_len <= size - 8:  # read before the file: a damaged length claims up to 16 EiB
+        raise CheckpointError(f"checkpoint {path} is not a readable safetensors file: its header length field "
+                              f"says {header_len} bytes but the file holds {size} bytes in all (cut short or "
+                              "damaged); use another file or copy this one again from its source")
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -346,7 +360,7 @@ def safe_load(path: str, map_location: str | torch.device = "cpu", verify: bool 
             f"checkpoint {path} was refused: {_refusal_reason(err)}, and a checkpoint may hold only "
             "tensors and plain Python types, so loading it could run code hidden in the file; it was not "
             "loaded. Use a checkpoint written by resdet (or convert the original weights)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, SafetensorError) as err:
         raise CheckpointError(f"checkpoint {path} is truncated or not a torch checkpoint "
                               f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
                               "use another checkpoint or copy this one again from its source") from err

@@ -39,7 +39,7 @@ TRAIN_CASES = [
     ("train_cfg.amp=fp8", "train_cfg.amp = 'fp8' (str) is not valid: expected one of None, 'bf16', 'fp16'"),
     ("train_cfg.clip_grad=-1", "train_cfg.clip_grad = -1"),
     ("train_cfg.seed=1.5", "train_cfg.seed = 1.5 (float) is not valid"),
-    ("optimizer.lr=-1", "optimizer.lr = -1 (int) is not valid: expected a number > 0"),
+    ("optimizer.lr=-1", "optimizer.lr = -1 (int) is not valid: expected a finite number > 0"),
     ("optimizer.type=SGDD", "optimizer.type 'SGDD' is not a torch.optim optimizer (did you mean 'SGD'?)"),
     ("model.backbone.deph=3", "ResNet (the 'model' registry) has no argument 'deph' (did you mean 'depth'?)"),
     ("model.backbone.type=ResNett", "'ResNett' is not registered in the resdet 'model' registry; did you mean 'ResNet'"),

@@ -447,7 +447,8 @@ def test_collate_keeps_the_none_contract_and_the_fraction_is_checked():
     batch = det_collate([None, None])
     assert batch["inputs"] == [] and batch["num_skipped"] == 2
     cfg = dict(batch_size=1, dataset=list(range(3)), max_skipped_fraction=1.5)
-    with pytest.raises(ConfigError, match=r"max_skipped_fraction must be in \[0, 1\]"):
+    with pytest.raises(ConfigError, match=r"max_skipped_fraction = 1.5 \(float\) is not valid: expected a number "
+                                          r"in \[0, 1\]"):
         build_dataloader(cfg, training=True, rank=0, world_size=1)
 
 
