@@ -1,7 +1,22 @@
-"""Thin helpers over ``torch.distributed`` (torchrun: nccl on GPU, gloo on CPU)."""
+"""Thin helpers over ``torch.distributed`` (torchrun: nccl on GPU, gloo on CPU).
+
+Global rank 0 writes the run's files (checkpoints, logs); node-local work (a dataset's parsed
+cache on a node's disk, a download into a node-local folder) is done once per node by the
+process with ``LOCAL_RANK == 0`` while the node's other processes wait::
+
+    if dist.is_local_main_process():
+        build_cache(path)          # one process per node
+    dist.local_barrier()           # the node's other ranks wait here, then read the cache
+
+``local_barrier`` is a collective: every rank of the job calls it (as every rank builds the
+dataset), but each waits only for the ranks of its own node. Nodes are told apart by
+torchrun's ``GROUP_RANK`` (so two "nodes" on one machine are two nodes), else SLURM's
+``SLURM_NODEID``, else the host name.
+"""
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 import torch
@@ -24,13 +39,60 @@ def get_local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", 0))
 
 
+def get_local_world_size() -> int:
+    """Processes on this node (torchrun's ``LOCAL_WORLD_SIZE``; 1 when not launched by it)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+
+
 def is_main_process() -> bool:
+    """Global rank 0: the one process that writes the run's files."""
     return get_rank() == 0
+
+
+def is_local_main_process() -> bool:
+    """``LOCAL_RANK == 0``: the one process per node for node-local work (a cache on local disk)."""
+    return get_local_rank() == 0
 
 
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def node_id() -> str:
+    """What tells this process's node from the others (see the module docstring)."""
+    for key in ("GROUP_RANK", "SLURM_NODEID"):
+        if os.environ.get(key, "") != "":
+            return f"{key}={os.environ[key]}"
+    return socket.gethostname()
+
+
+_NODE_GROUP: list = []  # the gloo group of this node's ranks, made on first use
+
+
+def _node_group():
+    """This node's process group (``None`` when every rank is on one node: the world is the node)."""
+    if not _NODE_GROUP:
+        nodes = all_gather_object(node_id())
+        if len(set(nodes)) == 1:
+            _NODE_GROUP.append(None)
+        else:
+            # every rank creates every node's group (new_group is collective), keeps its own;
+            # gloo: a barrier needs no GPU memory and works beside an nccl default group
+            mine = None
+            for name in sorted(set(nodes)):
+                group = dist.new_group([r for r, n in enumerate(nodes) if n == name], backend="gloo")
+                if name == nodes[get_rank()]:
+                    mine = group
+            _NODE_GROUP.append(mine)
+    return _NODE_GROUP[0]
+
+
+def local_barrier() -> None:
+    """Wait for every process of this node (a collective: all ranks of the job call it, each
+    waits only for its own node's ranks). No-op when not distributed."""
+    if is_distributed():
+        dist.barrier(group=_node_group())
 
 
 def init_distributed(backend: str | None = None) -> bool:
@@ -48,6 +110,7 @@ def init_distributed(backend: str | None = None) -> bool:
     if backend == "nccl":
         torch.cuda.set_device(get_local_rank())
     dist.init_process_group(backend=backend)
+    _NODE_GROUP.clear()  # a new process group (an elastic restart in-process): new node groups
     return True
 
 
