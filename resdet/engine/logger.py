@@ -87,7 +87,8 @@ def setup_logger(work_dir: str | None, rank: int = 0, filename: str = "train.log
     logger.addHandler(stream)
     if work_dir and rank == 0:
         os.makedirs(work_dir, exist_ok=True)
-        file_handler = logging.FileHandler(os.path.join(work_dir, filename), encoding="utf-8")
+        # delay: a run refused before its first line (the work dir is busy) leaves no file
+        file_handler = logging.FileHandler(os.path.join(work_dir, filename), encoding="utf-8", delay=True)
         file_handler.setFormatter(fmt)
         file_handler._resdet = True
         logger.addHandler(file_handler)

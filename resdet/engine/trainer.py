@@ -108,12 +108,10 @@ class Trainer:
         self.cfg, self.work_dir = cfg, os.path.abspath(work_dir)
         self.amp = check_amp(cfg["amp"], self.device)
         self.config_text, self.classes = config_text, classes
+        self.logger = setup_logger(self.work_dir, self.rank)  # train.log opens at its first line
         self._lock = None  # one run per work dir: global rank 0 holds it (resdet.engine.workdir_lock)
-        if self.rank == 0:
-            os.makedirs(self.work_dir, exist_ok=True)
+        if self.rank == 0:  # then removes what a killed checkpoint write left behind
             self._lock = weakref.finalize(self, workdir_lock.release, workdir_lock.acquire(self.work_dir))
-        self.logger = setup_logger(self.work_dir, self.rank)
-        if self.rank == 0:  # what a killed checkpoint write left behind
             for tmp, size in remove_stale_temporaries(self.work_dir):
                 self.logger.info("removed %s (%.1f MB), a temporary file left by an interrupted write",
                                  tmp, size / 2 ** 20)
@@ -378,27 +376,35 @@ class Trainer:
         train_metric_keys = self.scheduler.train_metrics
         while self.iter < self.max_iters:
             start = time.perf_counter()
-            batch = next(data_iter)
+            try:
+                batch = next(data_iter)
+            except Exception:
+                if not signals.requested:
+                    raise
+                batch = None  # the loader's workers died of the stop signal (SIGTERM) too
             self.data_time = time.perf_counter() - start
-            self.skipped_local += int(batch.get("num_skipped", 0))
             log_vars = self._step(batch, train_metric_keys, stop=signals.requested)
+            if log_vars is None:  # all ranks agreed to stop: checkpoint self.iter, exit
+                stop_for_signal(self, signals.signal_name)
             self.iter += 1
             self.iter_time = time.perf_counter() - start
             for hook in self.hooks:
                 hook.after_iter(self, log_vars)
-            if self.stop_agreed and self.iter < self.max_iters:
-                stop_for_signal(self, signals.signal_name)  # raises TrainingPreempted
         del data_iter  # stops the loader's worker processes
         for hook in self.hooks:
             hook.after_train(self)
 
-    def _step(self, batch: dict, train_metric_keys: list[str], stop: bool = False) -> dict[str, torch.Tensor]:
-        """One update; ``stop`` (a stop signal on this rank) joins the all-reduce of the loss
-        flags, so ``self.stop_agreed`` is the same on every rank."""
-        it, self.stop_agreed = self.iter, stop and not self.distributed
-        count = batch_len(batch["inputs"])
-        if self.distributed:  # every rank must skip together, or DDP's all-reduce would hang
-            count = 0 if self._reduce_flags([torch.tensor(float(count == 0))])[0] > 0 else count
+    def _step(self, batch: dict | None, train_metric_keys: list[str], stop: bool = False) -> dict | None:
+        """One update; ``None`` (and no update) when a rank got a stop signal (``stop``): the
+        ranks agree in the all-reduce they do anyway, so all stop after the same iteration."""
+        it = self.iter
+        self.skipped_local += int(batch.get("num_skipped", 0)) if batch is not None else 0
+        count = batch_len(batch["inputs"]) if batch is not None else 0
+        if self.distributed:  # every rank must skip (or stop) together, or DDP's all-reduce would hang
+            flags = self._reduce_flags([torch.tensor(float(count == 0)), torch.tensor(float(stop))])
+            count, stop = (0 if flags[0] > 0 else count), flags[1] > 0
+        if stop:
+            return None
         if count == 0:
             self.logger.warning("iteration %d: every sample of the batch was unreadable; no update", it + 1)
             return {}
@@ -410,13 +416,12 @@ class Trainer:
         with autocast_context(self.device, self.amp):
             losses = self.ddp_model(inputs, targets)
         total = sum_losses(losses)
-        flags = [(~torch.isfinite(total.detach())).float(), torch.tensor(float(stop))]
+        flags = [(~torch.isfinite(total.detach())).float()]
         for key in train_metric_keys:
             if key not in losses:
                 raise KeyError(f"a schedule needs '{key}' but the model's loss dict has {sorted(losses)}")
             flags.append(losses[key])
         reduced = self._reduce_flags(flags)
-        self.stop_agreed = reduced[1] > 0
         if reduced[0] > 0:
             values = ", ".join(f"{k}={float(self._scalar(v)):.4g}" for k, v in losses.items())
             raise NonFiniteLossError(
@@ -436,5 +441,5 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if train_metric_keys:
-            self.scheduler.observe_train(it, dict(zip(train_metric_keys, reduced[2:])))
+            self.scheduler.observe_train(it, dict(zip(train_metric_keys, reduced[1:])))
         return log_vars
