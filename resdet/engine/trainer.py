@@ -236,19 +236,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _find_resume(self, resume: Any) -> tuple[str | None, dict | None]:
-        """The checkpoint a ``resume`` setting points to: ``(path, checkpoint)`` or ``(None, None)``."""
-        if restart_count() > 0:  # torchrun restarted the group after a failure: the newest checkpoint
-            path, ckpt = find_latest_valid(self.work_dir)
-            if path is not None or resume in (None, False, True, "auto"):
-                self.logger.info("elastic restart %d: resuming from %s", restart_count(), path or "scratch")
-                return path, ckpt
+        """The checkpoint a ``resume`` setting points to: ``(path, checkpoint)`` or ``(None, None)``;
+        after torchrun restarted the group (on any rank: agents count restarts apart) the newest."""
+        restarted = max(dist.all_gather_object(restart_count())) > 0
+        if restarted or resume is True or resume == "auto":  # rank 0 picks: all ranks load one file
+            path, ckpt = find_latest_valid(self.work_dir) if self.rank == 0 else (None, None)
+            path = dist.broadcast_object(path)
+            if path is not None or not restarted or resume in (None, False, True, "auto"):
+                self.logger.info("%s: %s", "elastic restart" if restarted else "resume",
+                                 f"resuming from {path}" if path else f"no checkpoint in {self.work_dir}; "
+                                 "starting from scratch")
+                return path, (ckpt if ckpt is not None or path is None else load_training_checkpoint(path))
         if resume in (None, False):
             return None, None
-        if resume is True or resume == "auto":
-            path, ckpt = find_latest_valid(self.work_dir)
-            if path is None:
-                self.logger.info("resume: no checkpoint in %s; starting from scratch", self.work_dir)
-            return path, ckpt
         return str(resume), load_training_checkpoint(str(resume))
 
     def _resume(self, path: str, ckpt: dict) -> None:

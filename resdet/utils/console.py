@@ -13,6 +13,9 @@ when its console goes away and keeps writing ``train.log``. ``run_guarded`` is t
   to stop reading), exit code ``EXIT_BROKEN_PIPE`` = 141 = 128 + SIGPIPE, what ``cat`` or
   ``grep`` report in the same place, so ``set -o pipefail`` scripts see the usual status;
 - stdout not writable (full disk, I/O error): one line on stderr, exit code 2.
+
+Only errors raised by writes to ``sys.stdout`` count (the wrapper marks them): a full disk
+under an output file stays the error it is.
 """
 from __future__ import annotations
 
@@ -47,29 +50,48 @@ def silence_stdout(stream=None) -> bool:
     return True
 
 
+class _MarkingStdout:
+    """Forwards to the real stdout; an ``OSError`` raised by its ``write`` or ``flush`` gets
+    ``resdet_stdout = True``, so ``run_guarded`` tells it from a failed write to an output file."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def _call(self, name: str, *args):
+        try:
+            return getattr(self._stream, name)(*args)
+        except OSError as err:
+            err.resdet_stdout = True
+            raise
+
+    def write(self, text: str) -> int:
+        return self._call("write", text)
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def run_guarded(prog: str, call: Callable[[], int]) -> int:
     """Run ``call`` (a subcommand's main) and flush stdout, handling a stdout that went away
     as the module docstring says; return the exit code."""
+    real = sys.stdout
+    sys.stdout = _MarkingStdout(real)
     try:
         code = call()
         sys.stdout.flush()  # a block-buffered stdout (a pipe, a file) fails here, not at print
         return code
-    except BrokenPipeError:
-        silence_stdout()
-        return EXIT_BROKEN_PIPE
     except OSError as err:
-        if not is_gone_error(err) or not _stdout_failing():
+        if not getattr(err, "resdet_stdout", False) or not is_gone_error(err):
             raise
-        silence_stdout()
+        silence_stdout(real)  # what the buffer still holds goes nowhere, quietly
+        if err.errno == errno.EPIPE:
+            return EXIT_BROKEN_PIPE
         print(f"{prog}: error: cannot write to standard output ({err.strerror or err}); "
               "send the output to a file or a pipe that accepts it", file=sys.stderr)
         return 2
-
-
-def _stdout_failing() -> bool:
-    """Whether flushing stdout fails (so the error came from stdout, not from an output file)."""
-    try:
-        sys.stdout.flush()
-    except OSError:
-        return True
-    return False
+    finally:
+        if isinstance(sys.stdout, _MarkingStdout):
+            sys.stdout = real
