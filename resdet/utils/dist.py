@@ -8,8 +8,8 @@ process with ``LOCAL_RANK == 0`` while the node's other processes wait::
         build_cache(path)          # one process per node
     dist.local_barrier()           # the node's other ranks wait here, then read the cache
 
-``local_barrier`` is a collective: every rank of the job calls it (as every rank builds the
-dataset), but each waits only for the ranks of its own node. Nodes are told apart by
+``local_barrier`` waits only for the ranks of its own node (one gloo group per node, made by
+``init_distributed`` when ``LOCAL_WORLD_SIZE < WORLD_SIZE``). Nodes are told apart by
 torchrun's ``GROUP_RANK`` (so two "nodes" on one machine are two nodes), else SLURM's
 ``SLURM_NODEID``, else the host name.
 """
@@ -68,32 +68,29 @@ def node_id() -> str:
     return socket.gethostname()
 
 
-_NODE_GROUP: list = []  # the gloo group of this node's ranks, made on first use
+_NODE_GROUP: list = []  # the gloo group of this node's ranks (empty: one node, the world is the node)
 
 
-def _node_group():
-    """This node's process group (``None`` when every rank is on one node: the world is the node)."""
-    if not _NODE_GROUP:
-        nodes = all_gather_object(node_id())
-        if len(set(nodes)) == 1:
-            _NODE_GROUP.append(None)
-        else:
-            # every rank creates every node's group (new_group is collective), keeps its own;
-            # gloo: a barrier needs no GPU memory and works beside an nccl default group
-            mine = None
-            for name in sorted(set(nodes)):
-                group = dist.new_group([r for r, n in enumerate(nodes) if n == name], backend="gloo")
-                if name == nodes[get_rank()]:
-                    mine = group
-            _NODE_GROUP.append(mine)
-    return _NODE_GROUP[0]
+def _make_node_group() -> None:
+    """Called by ``init_distributed`` on every rank (making groups is a collective; made later,
+    on first use, a node could not pass its barrier before every other node came to it)."""
+    _NODE_GROUP.clear()
+    if get_local_world_size() >= get_world_size():
+        return
+    nodes = all_gather_object(node_id())
+    # every rank creates every node's group and keeps its own; gloo: a barrier needs no GPU
+    # memory and works beside an nccl default group
+    for name in sorted(set(nodes)):
+        group = dist.new_group([r for r, n in enumerate(nodes) if n == name], backend="gloo")
+        if name == nodes[get_rank()] and len(set(nodes)) > 1:
+            _NODE_GROUP.append(group)
 
 
 def local_barrier() -> None:
-    """Wait for every process of this node (a collective: all ranks of the job call it, each
-    waits only for its own node's ranks). No-op when not distributed."""
+    """Wait for every process of this node, and only for those (the node's other ranks need
+    not be in step with other nodes). No-op when not distributed."""
     if is_distributed():
-        dist.barrier(group=_node_group())
+        dist.barrier(group=_NODE_GROUP[0] if _NODE_GROUP else None)
 
 
 def init_distributed(backend: str | None = None) -> bool:
@@ -112,7 +109,7 @@ def init_distributed(backend: str | None = None) -> bool:
         torch.cuda.set_device(get_local_rank())
     _warn_shared_store()
     dist.init_process_group(backend=backend)
-    _NODE_GROUP.clear()  # a new process group (an elastic restart in-process): new node groups
+    _make_node_group()
     return True
 
 
