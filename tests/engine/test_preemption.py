@@ -168,3 +168,17 @@ def test_second_run_on_a_work_dir_refuses_and_a_dead_runs_lock_is_taken_over(tmp
     log = open(os.path.join(work, "train.log")).read()
     assert "did not end cleanly" in log and f"pid {holder.pid}" in log
     assert open(os.path.join(work, LOCK_NAME)).read() == ""  # released: the next run starts silently
+
+
+def test_hangup_quiets_the_console_and_the_run_goes_on(tmp_path, monkeypatch):
+    from resdet.engine import logger as logger_module
+    silenced = []
+    monkeypatch.setattr(logger_module, "silence_stdout", lambda stream: silenced.append(stream))
+    work = str(tmp_path / "run")
+    before = signal.getsignal(signal.SIGHUP)
+    trainer = Trainer(**tiny_config(work, max_iters=6), custom_hooks=[SignalAt(2, signal.SIGHUP)])
+    assert trainer.train()["iter"] == 6  # SIGHUP no longer ends the run
+    assert len(silenced) == 1 and signal.getsignal(signal.SIGHUP) is before
+    log = open(os.path.join(work, "train.log")).read()
+    assert log.count("console output stopped (the terminal hung up (SIGHUP))") == 1
+    assert "iter 6/6" in log  # the file keeps every line after it
