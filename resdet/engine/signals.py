@@ -115,5 +115,6 @@ def stop_for_signal(trainer, signal_name: str) -> None:
     if path is None or checkpoint_iter(path) != trainer.iter:
         path = trainer.save_checkpoint(f"iter_{trainer.iter}.pth", keep_last=trainer.cfg["keep_last"])
     error = TrainingPreempted(signal_name or "a stop signal on another rank", trainer.iter, path)
-    logging.getLogger("resdet").warning("%s (exit code %d)", error, error.code)
+    if trainer.rank == 0:  # one line for the run
+        logging.getLogger("resdet").warning("%s (exit code %d)", error, error.code)
     raise error

@@ -182,3 +182,45 @@ def test_hangup_quiets_the_console_and_the_run_goes_on(tmp_path, monkeypatch):
     log = open(os.path.join(work, "train.log")).read()
     assert log.count("console output stopped (the terminal hung up (SIGHUP))") == 1
     assert "iter 6/6" in log  # the file keeps every line after it
+
+
+class SignalRankAt(SignalAt):
+    """Signals only the process of global rank ``rank`` (SLURM signals nodes one by one)."""
+
+    def __init__(self, iteration, rank):
+        super().__init__(iteration, signal.SIGUSR1)
+        self.rank = rank
+
+    def after_iter(self, trainer, log_vars):
+        if trainer.rank == self.rank:
+            super().after_iter(trainer, log_vars)
+
+
+def _ddp_worker(rank, port, base):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    import torch.distributed as tdist
+    try:
+        trainer = Trainer(**tiny_config(os.path.join(base, "work"), max_iters=8, checkpoint_interval=100),
+                          custom_hooks=[SignalRankAt(3, rank=1)])
+        try:
+            trainer.train()
+            outcome = "finished"
+        except TrainingPreempted as stop:
+            outcome = f"stopped {stop.iteration} {stop.signal_name}"
+        with open(os.path.join(base, f"rank{rank}.txt"), "w") as fh:
+            fh.write(outcome)
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_a_signal_on_one_rank_stops_every_rank_at_the_same_iteration(tmp_path):
+    import torch.multiprocessing as mp
+    from test_ddp import _free_port
+    mp.start_processes(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True, start_method="fork")
+    outcomes = [open(tmp_path / f"rank{r}.txt").read() for r in (0, 1)]
+    assert outcomes == ["stopped 3 a stop signal on another rank", "stopped 3 SIGUSR1"]
+    assert load_training_checkpoint(str(tmp_path / "work" / "iter_3.pth"))["iter"] == 3  # rank 0 wrote it
+    log = open(tmp_path / "work" / "train.log").read()
+    assert log.count("stopped by a stop signal on another rank after iteration 3") == 1
