@@ -7,7 +7,8 @@ One loop for every setting: ``torchrun --nnodes N --nproc_per_node G tools/train
 starts one process per device; the process group (nccl on GPU, gloo on CPU) comes from
 ``resdet.utils.dist.init_distributed``. The TOTAL batch size of the config is split over
 ranks, the data stream is sharded by ``DistributedTrainSampler``, logged metrics are averaged
-over ranks and only rank 0 writes files. See ``docs/CONTRACTS.md`` for the config schema.
+over ranks and only rank 0 writes files. See ``docs/CONTRACTS.md`` for the config schema and
+``docs/distributed.md`` for multi-node runs, stop signals, elastic restarts and the work-dir lock.
 """
 from __future__ import annotations
 
@@ -398,13 +399,13 @@ class Trainer:
         """One update; ``None`` (and no update) when a rank got a stop signal (``stop``): the
         ranks agree in the all-reduce they do anyway, so all stop after the same iteration."""
         it = self.iter
-        self.skipped_local += int(batch.get("num_skipped", 0)) if batch is not None else 0
         count = batch_len(batch["inputs"]) if batch is not None else 0
         if self.distributed:  # every rank must skip (or stop) together, or DDP's all-reduce would hang
             flags = self._reduce_flags([torch.tensor(float(count == 0)), torch.tensor(float(stop))])
             count, stop = (0 if flags[0] > 0 else count), flags[1] > 0
-        if stop:
+        if stop:  # the batch (None: not fetched) is not used; a resume reads it again
             return None
+        self.skipped_local += int(batch.get("num_skipped", 0))
         if count == 0:
             self.logger.warning("iteration %d: every sample of the batch was unreadable; no update", it + 1)
             return {}
