@@ -8,6 +8,12 @@ import pytest
 
 from resdet.utils.console import EXIT_BROKEN_PIPE
 
+
+def _read(path) -> str:
+    with open(path) as fh:
+        return fh.read()
+
+
 def _env():
     return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), RESDET_NO_PROGRESS="1")
 
@@ -43,7 +49,7 @@ def test_training_goes_on_when_its_reader_goes_away(tiny_cls, tmp_path):
     assert all(lines), lines
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "Exception ignored" not in err and "Logging error" not in err, err
-    log = open(os.path.join(work, "train.log")).read()
+    log = _read(os.path.join(work, "train.log"))
     stopped = [line for line in log.splitlines() if "console output stopped" in line]
     assert len(stopped) == 1 and "BrokenPipeError" in stopped[0] and "the run goes on" in stopped[0]
     assert "iter 12/12" in log and os.path.join(work, "final.pth") in log  # it finished, and says so

@@ -15,6 +15,11 @@ WORKER = os.path.join(HERE, "torchrun_worker.py")
 TIMEOUT_S = 300  # the box is shared: a worker's start (importing torch) can take 20 s
 
 
+def _read(path) -> str:
+    with open(path) as fh:
+        return fh.read()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -82,8 +87,8 @@ def test_two_nodes_train_and_evaluate_as_one_group(two_nodes):
     assert [(r["mode"], r["iter"]) for r in _records(two_nodes)] == [
         ("train", 2), ("train", 4), ("val", 4), ("train", 6), ("train", 8), ("val", 8)]
     assert _json(os.path.join(two_nodes, "env.json"))["world_size"] == 2
-    assert [open(os.path.join(two_nodes, f"node_{n}.txt")).read() for n in (0, 1)] == ["0\n", "1\n"]
-    log = open(os.path.join(two_nodes, "train.log")).read()
+    assert [_read(os.path.join(two_nodes, f"node_{n}.txt")) for n in (0, 1)] == ["0\n", "1\n"]
+    log = _read(os.path.join(two_nodes, "train.log"))
     assert log.count("training EngineTinyNet from iter 0 to 8 on cpu x2") == 1
     assert {"final.pth", "best.pth", "iter_6.pth", "last_checkpoint"} <= set(os.listdir(two_nodes))
 
@@ -99,7 +104,7 @@ def test_killed_worker_restarts_the_group_and_ends_with_the_same_weights(two_nod
     seen = {name.split("_")[1]: name for name in os.listdir(out) if name.startswith("seen")}
     assert sorted(seen) == ["rank0", "rank1"] and "restart1" in seen["rank1"] + seen["rank0"]
     assert [_json(os.path.join(out, seen[f"rank{r}"]))["start"] for r in (0, 1)] == [4, 4]
-    log = open(os.path.join(work, "train.log")).read()
+    log = _read(os.path.join(work, "train.log"))
     assert f"elastic restart: resuming from {os.path.join(work, 'iter_4.pth')}" in log
     expected = torch.load(os.path.join(two_nodes, "out", "weights_rank0.pt"), weights_only=True)
     for rank in (0, 1):

@@ -18,6 +18,11 @@ from resdet.engine.workdir_lock import LOCK_NAME, WorkDirBusyError
 from resdet.utils.errors import ResdetError
 
 
+def _read(path) -> str:
+    with open(path) as fh:
+        return fh.read()
+
+
 class SignalAt(Hook):
     """Sends ``sig`` after ``iteration`` to this process and, like SLURM (which signals every
     process of the job), to the DataLoader's worker processes."""
@@ -63,7 +68,7 @@ def test_sigterm_checkpoints_exits_75_and_resume_is_exact(tmp_path):
     assert load_training_checkpoint(os.path.join(work, "iter_5.pth"))["iter"] == 5
     with open(os.path.join(work, "last_checkpoint")) as fh:
         assert fh.read().strip() == "iter_5.pth"
-    log = open(os.path.join(work, "train.log")).read()
+    log = _read(os.path.join(work, "train.log"))
     stop_lines = [line for line in log.splitlines() if "stopped by SIGTERM" in line]
     assert len(stop_lines) == 1 and "iteration 5" in stop_lines[0] and "--resume" in stop_lines[0]
     assert "exit code 75" in stop_lines[0]
@@ -131,7 +136,7 @@ def test_checkpoint_comes_before_validation_and_resume_redoes_it(tmp_path):
     for key, value in weights(full).items():
         assert torch.equal(value, weights(resumed)[key]), key
     _same_log(work, str(tmp_path / "full"))
-    assert "written before its validation: validating" in open(os.path.join(work, "train.log")).read()
+    assert "written before its validation: validating" in _read(os.path.join(work, "train.log"))
 
 
 HOLDER = """
@@ -159,15 +164,15 @@ def test_second_run_on_a_work_dir_refuses_and_a_dead_runs_lock_is_taken_over(tmp
         assert not os.path.exists(os.path.join(work, "train.log"))  # refused before touching anything
     finally:
         holder.kill()  # SIGKILL: no clean release, the lock file keeps the dead run's pid
-        holder.wait()
-    assert f"pid={holder.pid}" in open(os.path.join(work, LOCK_NAME)).read()
+        holder.communicate()  # reaps it and closes the pipes
+    assert f"pid={holder.pid}" in _read(os.path.join(work, LOCK_NAME))
     first = Trainer(**tiny_config(work, max_iters=2))
     second = Trainer(**tiny_config(work, max_iters=2))  # one process does not exclude itself
     first.train()
     second.train()
-    log = open(os.path.join(work, "train.log")).read()
+    log = _read(os.path.join(work, "train.log"))
     assert "did not end cleanly" in log and f"pid {holder.pid}" in log
-    assert open(os.path.join(work, LOCK_NAME)).read() == ""  # released: the next run starts silently
+    assert _read(os.path.join(work, LOCK_NAME)) == ""  # released: the next run starts silently
 
 
 def test_hangup_quiets_the_console_and_the_run_goes_on(tmp_path, monkeypatch):
@@ -179,7 +184,7 @@ def test_hangup_quiets_the_console_and_the_run_goes_on(tmp_path, monkeypatch):
     trainer = Trainer(**tiny_config(work, max_iters=6), custom_hooks=[SignalAt(2, signal.SIGHUP)])
     assert trainer.train()["iter"] == 6  # SIGHUP no longer ends the run
     assert len(silenced) == 1 and signal.getsignal(signal.SIGHUP) is before
-    log = open(os.path.join(work, "train.log")).read()
+    log = _read(os.path.join(work, "train.log"))
     assert log.count("console output stopped (the terminal hung up (SIGHUP))") == 1
     assert "iter 6/6" in log  # the file keeps every line after it
 
@@ -219,8 +224,8 @@ def test_a_signal_on_one_rank_stops_every_rank_at_the_same_iteration(tmp_path):
     import torch.multiprocessing as mp
     from test_ddp import _free_port
     mp.start_processes(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True, start_method="fork")
-    outcomes = [open(tmp_path / f"rank{r}.txt").read() for r in (0, 1)]
+    outcomes = [_read(tmp_path / f"rank{r}.txt") for r in (0, 1)]
     assert outcomes == ["stopped 3 a stop signal on another rank", "stopped 3 SIGUSR1"]
     assert load_training_checkpoint(str(tmp_path / "work" / "iter_3.pth"))["iter"] == 3  # rank 0 wrote it
-    log = open(tmp_path / "work" / "train.log").read()
+    log = _read(tmp_path / "work" / "train.log")
     assert log.count("stopped by a stop signal on another rank after iteration 3") == 1
