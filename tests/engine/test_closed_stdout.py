@@ -67,10 +67,13 @@ def test_print_config_into_a_closed_pipe_is_quiet(tiny_cls):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
-def test_output_to_a_full_device_is_one_line(tiny_cls):
+def test_eval_into_a_full_device_is_one_line(repo_root):
+    fixture = os.path.join(repo_root, "tests", "fixtures", "coco_eval_fixture")
     with open("/dev/full", "w") as full:
-        proc = _resdet("print-config", tiny_cls, stdout=full, stderr=subprocess.PIPE)
-        _, err = proc.communicate(timeout=120)
+        proc = _resdet("eval", "--ann", os.path.join(fixture, "instances_val2014_100.json"), "--results",
+                       os.path.join(fixture, "instances_val2014_fakebbox100_results.json"), "--metric", "bbox",
+                       stdout=full, stderr=subprocess.PIPE)
+        _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2
-    assert err.count("\n") == 1 and err.startswith("resdet print-config: error: cannot write to standard "
+    assert err.count("\n") == 1 and err.startswith("resdet eval: error: cannot write to standard "
                                                    "output (No space left on device)"), err
