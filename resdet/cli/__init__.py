@@ -10,6 +10,8 @@ import importlib
 import sys
 from typing import Sequence
 
+from ..utils.console import run_guarded
+
 # subcommand -> (module in resdet.cli, one-line summary)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train-cls": ("train_cls", "train an image classifier (ImageNet / CIFAR / synthetic stage)"),
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"{__name__}.{SUBCOMMANDS[name][0]}")
     saved = sys.argv[0]
     sys.argv[0] = f"resdet {name}"  # argparse's prog in usage lines
-    try:
-        return int(module.main(argv[1:]) or 0)
+    try:  # a closed stdout (| head, > /dev/full): resdet.utils.console
+        return run_guarded(f"resdet {name}", lambda: int(module.main(argv[1:]) or 0))
     finally:
         sys.argv[0] = saved

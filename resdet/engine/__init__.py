@@ -3,6 +3,8 @@ schedules, and ``run_inference`` (shared by validation and ``resdet eval``)."""
 from .inference import run_inference
 from .optim import build_optimizer
 from .schedules import LRScheduler
+from .signals import EXIT_PREEMPTED, TrainingPreempted
 from .trainer import NonFiniteLossError, Trainer
 
-__all__ = ["Trainer", "NonFiniteLossError", "run_inference", "build_optimizer", "LRScheduler"]
+__all__ = ["Trainer", "NonFiniteLossError", "TrainingPreempted", "EXIT_PREEMPTED", "run_inference",
+           "build_optimizer", "LRScheduler"]

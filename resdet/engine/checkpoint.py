@@ -53,6 +53,16 @@ def get_rng_state() -> dict:
     return state
 
 
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+
+
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     np_state = state["numpy"]

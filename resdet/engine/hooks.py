@@ -1,12 +1,15 @@
 """Training hooks (``HOOKS`` registry): logging, validation, checkpoints.
 
 A hook may implement ``before_train(trainer)``, ``after_iter(trainer, log_vars)``,
-``after_val(trainer, results)`` and ``after_train(trainer)``. The trainer calls hooks in
-``priority`` order (lower first): ``LoggerHook`` (10), ``EvalHook`` (50),
-``CheckpointHook`` (90), so an ``iter_<N>.pth`` written at a validation iteration already
-holds the updated plateau schedule and best score. ``trainer.iter`` counts finished
-iterations. Every rank calls every hook (collectives inside stay in step); only rank 0
-writes files.
+``after_val(trainer, results)``, ``after_train(trainer)`` (a run that reached ``max_iters``)
+and ``on_exit(trainer)`` (always: the end, a stop signal or an error). The trainer calls
+hooks in ``priority`` order (lower first): ``LoggerHook`` (10), ``CheckpointHook`` (40),
+``EvalHook`` (50). The checkpoint comes before the validation, so a validation that crashes
+(out of memory, a bad annotation) does not take the iteration's checkpoint with it; that
+checkpoint records ``meta['val_pending']`` and a run resumed from it validates first
+(``redo_pending_validation``), so the plateau schedule, ``best.pth`` and ``metrics.jsonl`` end
+as in an uninterrupted run. ``trainer.iter`` counts finished iterations. Every rank calls
+every hook (collectives inside stay in step); only rank 0 writes files.
 """
 from __future__ import annotations
 
@@ -38,6 +41,9 @@ class Hook:
     def after_train(self, trainer) -> None:
         pass
 
+    def on_exit(self, trainer) -> None:
+        pass
+
 
 def _every(it: int, interval: int | None) -> bool:
     return bool(interval) and interval > 0 and it % interval == 0
@@ -62,7 +68,8 @@ class LoggerHook(Hook):
         if dist.is_main_process():
             self.writer = MetricsWriter(trainer.work_dir, tensorboard=self.tensorboard)
             # a fresh run starts a new log; a resumed one drops what the lost iterations logged
-            self.writer.truncate_after(trainer.iter)
+            # (and the validation it is about to redo)
+            self.writer.truncate_after(trainer.iter, drop_val_at_end=trainer.val_pending)
         # the bar (a terminal only: the periodic log lines below are the plain form) and the
         # log lines come from rank 0 only (other ranks share its terminal)
         self.display = Progress(trainer.max_iters, "train", stream=sys.stdout, start=trainer.iter,
@@ -124,7 +131,7 @@ class LoggerHook(Hook):
         for line in validation_table(trainer.metrics or [], results).splitlines():
             trainer.logger.info(line)
 
-    def after_train(self, trainer) -> None:
+    def on_exit(self, trainer) -> None:
         if self.display is not None:
             self.display.close()
             point_console_at(sys.stdout)  # the real stdout again
@@ -171,10 +178,17 @@ class EvalHook(Hook):
         if self.save_best and self.rule is None:
             self.rule = "less" if ("err" in self.save_best or "loss" in self.save_best) else "greater"
 
+    def due(self, trainer) -> bool:
+        """Whether this hook validates at ``trainer.iter``."""
+        return _every(trainer.iter, self.interval) or trainer.iter == trainer.max_iters
+
     def after_iter(self, trainer, log_vars) -> None:
+        if self.due(trainer):
+            self.validate(trainer)
+
+    def validate(self, trainer) -> None:
+        """Validate now; keep ``best.pth``."""
         it = trainer.iter
-        if not (_every(it, self.interval) or it == trainer.max_iters):
-            return
         results = trainer.validate()
         if not self.save_best:
             return
@@ -193,19 +207,33 @@ class EvalHook(Hook):
 
 @HOOKS.register_module()
 class CheckpointHook(Hook):
-    """``iter_<N>.pth`` every ``interval`` iterations (the last ``keep_last`` kept) and
-    ``final.pth`` at the end."""
-    priority = 90
+    """``iter_<N>.pth`` every ``interval`` iterations (the last ``keep_last`` kept), before
+    that iteration's validation, and ``final.pth`` at the end."""
+    priority = 40
 
     def __init__(self, interval: int = 1000, keep_last: int | None = 3) -> None:
         self.interval, self.keep_last = int(interval), keep_last
 
     def after_iter(self, trainer, log_vars) -> None:
         if _every(trainer.iter, self.interval) and trainer.iter < trainer.max_iters:
-            trainer.save_checkpoint(f"iter_{trainer.iter}.pth", keep_last=self.keep_last)
+            pending = any(isinstance(h, EvalHook) and h.due(trainer) for h in trainer.hooks)
+            trainer.save_checkpoint(f"iter_{trainer.iter}.pth", keep_last=self.keep_last, val_pending=pending)
 
     def after_train(self, trainer) -> None:
         trainer.save_checkpoint("final.pth")
+
+
+def redo_pending_validation(trainer) -> None:
+    """A run resumed from a checkpoint written just before a validation (which then crashed,
+    or was cut by a kill) runs that validation first, as the uninterrupted run did."""
+    hooks = [h for h in trainer.hooks if isinstance(h, EvalHook) and h.due(trainer)]
+    if not trainer.val_pending or not hooks:
+        return
+    trainer.logger.info("the checkpoint of iteration %d was written before its validation: validating",
+                        trainer.iter)
+    for hook in hooks:
+        hook.validate(trainer)
+    trainer.val_pending = False
 
 
 def build_hooks(cfgs: list) -> list[Hook]:

@@ -14,6 +14,9 @@ A fresh run in an existing work dir starts a new file; a resumed run first drops
 of the iterations after its checkpoint, so every ``iter`` appears once per mode.
 Plots read the training error as ``train_err`` of ``mode == "train"`` lines and the
 validation error as e.g. ``top1_err`` of ``mode == "val"`` lines.
+
+The console may go away during a run (``| head``, a ``tee`` that exits, a closed terminal):
+the console handler then goes quiet, says so once in ``train.log`` and the run goes on.
 """
 from __future__ import annotations
 
@@ -29,9 +32,42 @@ import warnings
 
 import torch
 
+from ..utils.console import is_gone_error, silence_stdout
 from ..utils.io import atomic_write_json, atomic_write_text
 
 LOGGER_NAME = "resdet"
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """A ``StreamHandler`` that goes quiet for good when its stream is gone (``BrokenPipeError``,
+    EIO, ENOSPC) instead of failing on every line; see ``silence_console``."""
+
+    quiet = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.quiet:
+            return
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            self.flush()
+        except OSError as err:
+            if not is_gone_error(err):
+                self.handleError(record)
+                return
+            silence_console(f"{type(err).__name__}: {err.strerror or err}")
+
+
+def silence_console(reason: str) -> None:
+    """Stop the ``resdet`` logger's console output (its file keeps everything), point stdout at
+    ``/dev/null`` so later prints and the exit flush cannot fail, and log one line saying so."""
+    logger = logging.getLogger(LOGGER_NAME)
+    consoles = [h for h in logger.handlers if isinstance(h, ConsoleHandler)]
+    if all(h.quiet for h in consoles):
+        return
+    for handler in consoles:
+        handler.quiet = True
+    silence_stdout(sys.stdout)  # the console handler's stream is stdout (or rich's proxy of it)
+    logger.warning("console output stopped (%s); the run goes on, this log keeps every line", reason)
 
 
 def setup_logger(work_dir: str | None, rank: int = 0, filename: str = "train.log") -> logging.Logger:
@@ -45,13 +81,14 @@ def setup_logger(work_dir: str | None, rank: int = 0, filename: str = "train.log
             handler.close()
     logger.setLevel(logging.INFO if rank == 0 else logging.WARNING)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    stream = logging.StreamHandler(sys.stdout)
+    stream = ConsoleHandler(sys.stdout)
     stream.setFormatter(fmt)
     stream._resdet = True
     logger.addHandler(stream)
     if work_dir and rank == 0:
         os.makedirs(work_dir, exist_ok=True)
-        file_handler = logging.FileHandler(os.path.join(work_dir, filename), encoding="utf-8")
+        # delay: a run refused before its first line (the work dir is busy) leaves no file
+        file_handler = logging.FileHandler(os.path.join(work_dir, filename), encoding="utf-8", delay=True)
         file_handler.setFormatter(fmt)
         file_handler._resdet = True
         logger.addHandler(file_handler)
@@ -74,8 +111,9 @@ class MetricsWriter:
                     "train_cfg.tensorboard=True but the 'tensorboard' package is not installed "
                     "(pip install tensorboard); writing metrics.jsonl only")
 
-    def truncate_after(self, iteration: int) -> None:
-        """Keep only records with ``iter <= iteration`` (all are dropped for ``iteration == 0``)."""
+    def truncate_after(self, iteration: int, drop_val_at_end: bool = False) -> None:
+        """Keep only records with ``iter <= iteration`` (all are dropped for ``iteration == 0``);
+        ``drop_val_at_end`` also drops the validation records of ``iteration`` (to be redone)."""
         if not os.path.isfile(self.path):
             return
         kept = []
@@ -86,7 +124,8 @@ class MetricsWriter:
                         record = json.loads(line)
                     except json.JSONDecodeError:  # a line cut by a kill
                         continue
-                    if int(record.get("iter", 0)) <= iteration:
+                    it = int(record.get("iter", 0))
+                    if it < iteration or (it == iteration and not (drop_val_at_end and record.get("mode") == "val")):
                         kept.append(json.dumps(record) + "\n")
         atomic_write_text("".join(kept), self.path)
 

@@ -7,18 +7,18 @@ One loop for every setting: ``torchrun --nnodes N --nproc_per_node G tools/train
 starts one process per device; the process group (nccl on GPU, gloo on CPU) comes from
 ``resdet.utils.dist.init_distributed``. The TOTAL batch size of the config is split over
 ranks, the data stream is sharded by ``DistributedTrainSampler``, logged metrics are averaged
-over ranks and only rank 0 writes files. See ``docs/CONTRACTS.md`` for the config schema.
+over ranks and only rank 0 writes files. See ``docs/CONTRACTS.md`` for the config schema and
+``docs/distributed.md`` for multi-node runs, stop signals, elastic restarts and the work-dir lock.
 """
 from __future__ import annotations
 
 import difflib
 import math
 import os
-import random
 import time
+import weakref
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -33,14 +33,17 @@ from ..utils.device import resolve_device
 from ..utils.errors import ConfigError, TrainingError
 from ..utils.io import atomic_write_json, remove_stale_temporaries
 from .amp import autocast_context, build_grad_scaler, check_amp
+from . import workdir_lock
 from .checkpoint import (check_resume_fits, find_latest_valid, get_rng_state, load_training_checkpoint,
-                         mismatch_error, save_checkpoint, set_rng_state)
+                         mismatch_error, save_checkpoint, set_rng_state, set_seed)
+from .class_check import check_num_classes
 from .config_check import check_engine_config
-from .hooks import CheckpointHook, EvalHook, LoggerHook, build_hooks
+from .hooks import CheckpointHook, EvalHook, LoggerHook, build_hooks, redo_pending_validation
 from .inference import run_inference, unwrap_model
 from .logger import RepeatedWarnings, save_run_info, setup_logger
 from .optim import build_optimizer
 from .schedules import LRScheduler
+from .signals import StopSignals, restart_count, stop_for_signal
 from .tensorboard import tensorboard_hooks
 
 TRAIN_CFG_DEFAULTS = dict(max_iters=None, max_epochs=None, val_interval=1000, checkpoint_interval=1000,
@@ -54,16 +57,6 @@ class NonFiniteLossError(TrainingError, FloatingPointError):
     """The summed training loss became NaN or infinite."""
 
 
-def set_seed(seed: int, deterministic: bool = False) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-
-
 def sum_losses(losses: dict[str, torch.Tensor]) -> torch.Tensor:
     """Sum of every entry whose key contains ``'loss'`` (CONTRACTS.md)."""
     if not isinstance(losses, dict):
@@ -72,34 +65,6 @@ def sum_losses(losses: dict[str, torch.Tensor]) -> torch.Tensor:
     if not terms:
         raise KeyError(f"the model's loss dict has no key containing 'loss' (keys: {sorted(losses)})")
     return sum(terms[1:], terms[0])
-
-
-def _num_classes_key(model_cfg: dict) -> str:
-    """The config key that sets the model's class count (the outermost one present)."""
-    for path in (("num_classes",), ("roi_heads", "num_classes"), ("head", "num_classes")):
-        node: Any = model_cfg
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is not None:
-            return "model." + ".".join(path)
-    return "model.num_classes"
-
-
-def check_num_classes(model: nn.Module, dataset: Any, model_cfg: dict) -> None:
-    """Stop before training when the model predicts another number of classes than the
-    training set has (a wrong ``num_classes`` would otherwise train without a word)."""
-    model_classes = getattr(model, "num_classes", None)
-    data_classes = getattr(dataset, "num_classes", None)
-    if data_classes is None and isinstance(getattr(dataset, "class_names", None), (list, tuple)):
-        data_classes = len(dataset.class_names)
-    if not isinstance(model_classes, int) or not isinstance(data_classes, int) or model_classes == data_classes:
-        return
-    names = list(getattr(dataset, "class_names", None) or [])
-    shown = f" ({', '.join(map(str, names[:10]))}{', ...' if len(names) > 10 else ''})" if names else ""
-    raise ConfigError(f"{_num_classes_key(model_cfg)} = {model_classes} but the training set "
-                      f"({type(dataset).__name__}) has {data_classes} classes{shown}; set "
-                      f"{_num_classes_key(model_cfg)}={data_classes} (e.g. --cfg-options "
-                      f"{_num_classes_key(model_cfg)}={data_classes}) or fix the dataset's classes")
 
 
 class Trainer:
@@ -143,10 +108,10 @@ class Trainer:
         self.cfg, self.work_dir = cfg, os.path.abspath(work_dir)
         self.amp = check_amp(cfg["amp"], self.device)
         self.config_text, self.classes = config_text, classes
-        if self.rank == 0:
-            os.makedirs(self.work_dir, exist_ok=True)
-        self.logger = setup_logger(self.work_dir, self.rank)
-        if self.rank == 0:  # what a killed checkpoint write left behind
+        self.logger = setup_logger(self.work_dir, self.rank)  # train.log opens at its first line
+        self._lock = None  # one run per work dir: global rank 0 holds it (resdet.engine.workdir_lock)
+        if self.rank == 0:  # then removes what a killed checkpoint write left behind
+            self._lock = weakref.finalize(self, workdir_lock.release, workdir_lock.acquire(self.work_dir))
             for tmp, size in remove_stale_temporaries(self.work_dir):
                 self.logger.info("removed %s (%.1f MB), a temporary file left by an interrupted write",
                                  tmp, size / 2 ** 20)
@@ -183,6 +148,7 @@ class Trainer:
         self.skipped_before = 0  # skipped samples of earlier (resumed) runs, all ranks
         self.skipped_local = 0
         self.last_checkpoint: str | None = None
+        self.val_pending = False  # the resumed checkpoint was written just before a validation
         if resume_ckpt is not None:
             self._resume(resume_path, resume_ckpt)
         self.ddp_model = self._wrap(self.model)
@@ -270,14 +236,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _find_resume(self, resume: Any) -> tuple[str | None, dict | None]:
-        """The checkpoint a ``resume`` setting points to: ``(path, checkpoint)`` or ``(None, None)``."""
+        """The checkpoint a ``resume`` setting points to: ``(path, checkpoint)`` or ``(None, None)``;
+        after torchrun restarted the group (on any rank: agents count restarts apart) the newest."""
+        restarted = max(dist.all_gather_object(restart_count())) > 0
+        if restarted or resume is True or resume == "auto":  # rank 0 picks: all ranks load one file
+            path, ckpt = find_latest_valid(self.work_dir) if self.rank == 0 else (None, None)
+            path = dist.broadcast_object(path)
+            if path is not None or not restarted or resume in (None, False, True, "auto"):
+                self.logger.info("%s: %s", "elastic restart" if restarted else "resume",
+                                 f"resuming from {path}" if path else f"no checkpoint in {self.work_dir}; "
+                                 "starting from scratch")
+                return path, (ckpt if ckpt is not None or path is None else load_training_checkpoint(path))
         if resume in (None, False):
             return None, None
-        if resume is True or resume == "auto":
-            path, ckpt = find_latest_valid(self.work_dir)
-            if path is None:
-                self.logger.info("resume: no checkpoint in %s; starting from scratch", self.work_dir)
-            return path, ckpt
         return str(resume), load_training_checkpoint(str(resume))
 
     def _resume(self, path: str, ckpt: dict) -> None:
@@ -298,6 +269,7 @@ class Trainer:
         self.iter = int(ckpt["iter"])
         meta = ckpt.get("meta", {})
         self.best_score, self.best_iter = meta.get("best_score"), meta.get("best_iter")
+        self.val_pending = bool(meta.get("val_pending", False))
         self.skipped_before = int(meta.get("num_skipped", 0))
         rng = ckpt.get("rng") or {}
         states = rng.get("ranks", [])
@@ -311,8 +283,9 @@ class Trainer:
         self.last_checkpoint = path
         self.logger.info("resumed from %s at iteration %d", path, self.iter)
 
-    def checkpoint_state(self) -> dict:
-        """The checkpoint dict (all ranks must call: RNG states are gathered)."""
+    def checkpoint_state(self, val_pending: bool = False) -> dict:
+        """The checkpoint dict (all ranks must call: RNG states are gathered). ``val_pending``:
+        written just before this iteration's validation (a resume validates first)."""
         rng_states = dist.all_gather_object(get_rng_state())
         skipped = self.total_skipped()
         return {"model": unwrap_model(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -322,10 +295,12 @@ class Trainer:
                          "optimizer": type(self.optimizer).__name__,
                          "classes": list(self.classes) if self.classes else None,
                          "epoch": self.epoch, "world_size": self.world_size, "best_score": self.best_score,
-                         "best_iter": self.best_iter, "num_skipped": skipped, "time": time.time()}}
+                         "best_iter": self.best_iter, "num_skipped": skipped, "time": time.time(),
+                         "val_pending": bool(val_pending)}}
 
-    def save_checkpoint(self, name: str, keep_last: int | None = None, update_pointer: bool = True) -> str:
-        state = self.checkpoint_state()
+    def save_checkpoint(self, name: str, keep_last: int | None = None, update_pointer: bool = True,
+                        val_pending: bool = False) -> str:
+        state = self.checkpoint_state(val_pending)
         path = os.path.join(self.work_dir, name)
         if self.rank == 0:
             save_checkpoint(path, state, self.work_dir, keep_last=keep_last, update_pointer=update_pointer)
@@ -381,33 +356,55 @@ class Trainer:
         if self.iter >= self.max_iters:
             self.logger.info("nothing to do: checkpoint is at iteration %d >= max_iters", self.iter)
             return {"checkpoint": self.last_checkpoint, "iter": self.iter}
-        with RepeatedWarnings(self.logger):  # a warning that repeats is shown once, counted at the end
+        try:  # stop signals set a flag (resdet.engine.signals); forked loader workers inherit it
+            with RepeatedWarnings(self.logger), StopSignals() as signals:
+                self._loop(loader, signals)
+        finally:
             for hook in self.hooks:
-                hook.before_train(self)
-            self.model.train()
-            data_iter = iter(loader)
-            train_metric_keys = self.scheduler.train_metrics
-            while self.iter < self.max_iters:
-                start = time.perf_counter()
-                batch = next(data_iter)
-                self.data_time = time.perf_counter() - start
-                self.skipped_local += int(batch.get("num_skipped", 0))
-                log_vars = self._step(batch, train_metric_keys)
-                self.iter += 1
-                self.iter_time = time.perf_counter() - start
-                for hook in self.hooks:
-                    hook.after_iter(self, log_vars)
-            del data_iter  # stops the loader's worker processes
-            for hook in self.hooks:
-                hook.after_train(self)
+                getattr(hook, "on_exit", lambda trainer: None)(self)
+            if self._lock is not None:
+                self._lock()  # the work dir is free again
         dist.barrier()
         return dict(self.last_val, checkpoint=self.last_checkpoint, iter=self.iter)
 
-    def _step(self, batch: dict, train_metric_keys: list[str]) -> dict[str, torch.Tensor]:
+    def _loop(self, loader, signals: StopSignals) -> None:
+        for hook in self.hooks:
+            hook.before_train(self)
+        redo_pending_validation(self)  # resumed from a checkpoint written just before a validation
+        self.model.train()
+        data_iter = iter(loader)
+        train_metric_keys = self.scheduler.train_metrics
+        while self.iter < self.max_iters:
+            start = time.perf_counter()
+            try:
+                batch = next(data_iter)
+            except Exception:
+                if not signals.requested:
+                    raise
+                batch = None  # the loader's workers died of the stop signal (SIGTERM) too
+            self.data_time = time.perf_counter() - start
+            log_vars = self._step(batch, train_metric_keys, stop=signals.requested)
+            if log_vars is None:  # all ranks agreed to stop: checkpoint self.iter, exit
+                stop_for_signal(self, signals.signal_name)
+            self.iter += 1
+            self.iter_time = time.perf_counter() - start
+            for hook in self.hooks:
+                hook.after_iter(self, log_vars)
+        del data_iter  # stops the loader's worker processes
+        for hook in self.hooks:
+            hook.after_train(self)
+
+    def _step(self, batch: dict | None, train_metric_keys: list[str], stop: bool = False) -> dict | None:
+        """One update; ``None`` (and no update) when a rank got a stop signal (``stop``): the
+        ranks agree in the all-reduce they do anyway, so all stop after the same iteration."""
         it = self.iter
-        count = batch_len(batch["inputs"])
-        if self.distributed:  # every rank must skip together, or DDP's all-reduce would hang
-            count = 0 if self._reduce_flags([torch.tensor(float(count == 0))])[0] > 0 else count
+        count = batch_len(batch["inputs"]) if batch is not None else 0
+        if self.distributed:  # every rank must skip (or stop) together, or DDP's all-reduce would hang
+            flags = self._reduce_flags([torch.tensor(float(count == 0)), torch.tensor(float(stop))])
+            count, stop = (0 if flags[0] > 0 else count), flags[1] > 0
+        if stop:  # the batch (None: not fetched) is not used; a resume reads it again
+            return None
+        self.skipped_local += int(batch.get("num_skipped", 0))
         if count == 0:
             self.logger.warning("iteration %d: every sample of the batch was unreadable; no update", it + 1)
             return {}
