@@ -46,7 +46,8 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
                 print(f"resdet {name}: error: {one_line(err)}", file=sys.stderr)
                 return 2
             except OSError as err:  # a full disk met by a write outside resdet.utils.io
-                if debug or err.errno not in DISK_FULL:
+                # a write to stdout itself is resdet.utils.console's (run_guarded) to report
+                if debug or err.errno not in DISK_FULL or getattr(err, "resdet_stdout", False):
                     raise
                 where = f" writing {err.filename}" if err.filename else ""
                 print(f"resdet {name}: error: {os.strerror(err.errno).lower()}{where}; free some space on "

@@ -55,6 +55,8 @@ class ConsoleHandler(logging.StreamHandler):
                 self.handleError(record)
                 return
             silence_console(f"{type(err).__name__}: {err.strerror or err}")
+        except ValueError:  # a stream closed under us (a finished test's capture): as StreamHandler
+            self.handleError(record)
 
 
 def silence_console(reason: str) -> None:
