@@ -239,3 +239,35 @@ def test_forked_workers_share_the_records(tmp_path):
     objects = _worker_growth_kib(_Probe(ds, python_records))
     bound = 6 << 10
     assert flat < bound < objects, (flat, objects)
+
+
+def test_coco_metric_on_the_dataset_matches_the_official_stats(tmp_path):
+    """``CocoMetric`` bound to a ``CocoDataset`` reads its (lazily built) COCO at evaluation and
+    reproduces pycocotools' numbers for cocoapi's fixture."""
+    from resdet.evaluation import CocoMetric
+    root = os.path.join(FIXTURES, "coco_eval_fixture")
+    ann_file = os.path.join(root, "instances_val2014_100.json")
+    img_dir = str(tmp_path / "images")  # get_ann never decodes: empty files do
+    os.makedirs(img_dir)
+    for image in json.load(open(ann_file))["images"]:
+        open(os.path.join(img_dir, image["file_name"]), "wb").close()
+    ds = CocoDataset(ann_file, img_dir, filter_empty=False, cache_dir=str(tmp_path / "cache"))
+    metric = CocoMetric(iou_type="bbox", backend="pycocotools", classwise=False).bind(ds)
+    assert ds._coco is None  # binding builds nothing
+    per_image = {}
+    for r in json.load(open(os.path.join(root, "instances_val2014_fakebbox100_results.json"))):
+        per_image.setdefault(r["image_id"], []).append(r)
+    preds = []
+    for img_id in ds.img_ids:
+        dets = per_image.get(img_id, [])
+        xywh = torch.tensor([d["bbox"] for d in dets], dtype=torch.float64).reshape(-1, 4)
+        preds.append(dict(boxes=torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1).float(),
+                          scores=torch.tensor([d["score"] for d in dets]).reshape(-1),
+                          labels=torch.tensor([ds.label_to_cat_id.index(d["category_id"]) for d in dets],
+                                              dtype=torch.long).reshape(-1)))
+    metric.process(preds, [dict(img_id=i) for i in ds.img_ids])
+    results = metric.compute()
+    expected = json.load(open(os.path.join(root, "expected_stats.json")))["bbox"]
+    got = [results[f"bbox_{k}"] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl",
+                                          "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
