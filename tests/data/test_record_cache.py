@@ -271,3 +271,18 @@ def test_coco_metric_on_the_dataset_matches_the_official_stats(tmp_path):
     got = [results[f"bbox_{k}"] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl",
                                           "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_spawned_workers_map_the_cache_instead_of_a_copy(tmp_path):
+    """A dataset pickles (spawn / forkserver workers) with its records as the cache path."""
+    ann_file, img_dir = write_coco(str(tmp_path), num_images=40, instances=10, vertices=60)
+    ds, _ = _build(ann_file, img_dir, str(tmp_path / "cache"))
+    payload = pickle.dumps(ds)
+    assert len(payload) < ds._store.nbytes() / 4
+    clone = pickle.loads(payload)
+    assert clone._store.path == ds._store.path
+    _same(ds, clone)
+    np.random.seed(0)
+    expected = ds[3]
+    np.random.seed(0)
+    np.testing.assert_array_equal(clone[3]["masks"], expected["masks"])

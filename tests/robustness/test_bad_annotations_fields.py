@@ -123,7 +123,8 @@ def test_voc_difficult_must_be_0_or_1(data, value):
         text = fh.read().replace("<difficult>0</difficult>", f"<difficult>{value}</difficult>")
     with open(xml, "w") as fh:
         fh.write(text)
-    with pytest.raises(DataError, match=rf"img_0\.xml, object 1 \('cat'\): <difficult> is '{value}'; it must be 0 or 1"):
+    with pytest.raises(DataError, match=rf"img_0\.xml, object 1 \('cat'\): <difficult> is '{value}'; "
+                                        "it must be 0 or 1"):
         VOCDataset(root, split="train", classes=VOC)
     with pytest.warns(UserWarning, match="1 objects with an invalid <difficult> skipped"):
         ds = VOCDataset(root, split="train", classes=VOC, strict=False, filter_empty=False)
