@@ -24,7 +24,6 @@ to in-memory records with one warning.
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -108,16 +107,6 @@ def _try_load(path: str, expected: dict) -> tuple[FlatRecords | None, str]:
     return records, ""
 
 
-@contextlib.contextmanager
-def _locked(path: str):
-    with open(path + ".lock", "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def cached_records(name: str, sources: Sequence[str], options: dict, build: Callable[[], FlatRecords],
                    cache_dir: str | bool | None = None, stat_sources: Iterable[str] = ()) -> FlatRecords:
     """``build()``'s records through the cache (see the module docstring); ``options`` must
@@ -132,14 +121,14 @@ def cached_records(name: str, sources: Sequence[str], options: dict, build: Call
         return records
     try:
         os.makedirs(folder, exist_ok=True)
-        lock = _locked(path)
-        lock.__enter__()
+        lock = open(path + ".lock", "a+b")  # noqa: SIM115 - held until the file is in place
     except OSError as err:
         message = f"record cache folder {folder} is not usable ({err}); records kept in memory " \
                   f"(set {ENV_VAR} or cache_dir= to a writable folder, or False to silence this)"
         warnings.warn(message, UserWarning, stacklevel=3)
         return build()
-    try:
+    with lock:  # closing the file releases the flock
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         records, why = _try_load(path, expected)  # another process may have built it meanwhile
         if records is not None:
             return records
@@ -156,5 +145,3 @@ def cached_records(name: str, sources: Sequence[str], options: dict, build: Call
                           UserWarning, stacklevel=3)
             return built
         return FlatRecords.load(path, verify=False)
-    finally:
-        lock.__exit__(None, None, None)

@@ -286,3 +286,28 @@ def test_spawned_workers_map_the_cache_instead_of_a_copy(tmp_path):
     expected = ds[3]
     np.random.seed(0)
     np.testing.assert_array_equal(clone[3]["masks"], expected["masks"])
+
+
+def test_cache_location_rules(tmp_path, monkeypatch):
+    from resdet.data.record_cache import resolve_cache_dir
+    monkeypatch.setenv("RESDET_CACHE_DIR", str(tmp_path / "env"))
+    assert resolve_cache_dir(None) == str(tmp_path / "env")
+    assert resolve_cache_dir(str(tmp_path / "arg")) == str(tmp_path / "arg")
+    assert resolve_cache_dir(False) is None
+    monkeypatch.setenv("RESDET_CACHE_DIR", "off")
+    assert resolve_cache_dir(None) is None
+    monkeypatch.delenv("RESDET_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert resolve_cache_dir(None) == str(tmp_path / "xdg" / "resdet" / "records")
+    with pytest.raises(ValueError, match="cache_dir must be a folder"):
+        resolve_cache_dir(3)
+
+
+def test_unwritable_cache_folder_falls_back_to_memory(tmp_path):
+    ann_file, img_dir = write_coco(str(tmp_path))
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match="record cache folder .*not_a_folder.* is not usable"):
+        ds = CocoDataset(ann_file, img_dir, strict=False, cache_dir=str(blocker))
+    assert ds._store.path is None
+    _same(_build(ann_file, img_dir, False, with_masks=False)[0], ds)
