@@ -32,3 +32,16 @@ def test_samples_identical_to_the_list_storage(built, name):
     assert got["labels"] == golden["labels"]
     for index, sample in golden["samples"].items():
         assert got["samples"][index] == sample, f"{name}[{index}] differs"
+
+
+def test_samples_identical_when_read_from_the_cache(built, tmp_path):
+    """The second start maps the cached index: the same samples as the scan gave."""
+    from cls_golden import AUG
+    from resdet.data.datasets import ImageFolder
+    with open(GOLDEN) as fh:
+        golden = json.load(fh)["imagefolder_train"]
+    _, root = built["imagefolder_train"]
+    ImageFolder(os.path.join(root, "train"), pipeline=AUG, cache_dir=str(tmp_path))
+    cached = ImageFolder(os.path.join(root, "train"), pipeline=AUG, cache_dir=str(tmp_path))
+    assert cached.index.path is not None
+    assert json.loads(json.dumps(dataset_digest(cached, root))) == golden
