@@ -37,11 +37,21 @@ def test_samples_identical_to_the_list_storage(built, name):
 def test_samples_identical_when_read_from_the_cache(built, tmp_path):
     """The second start maps the cached index: the same samples as the scan gave."""
     from cls_golden import AUG
-    from resdet.data.datasets import ImageFolder
+    from resdet.data.datasets import ImageFolder, ImageNetLocDataset
     with open(GOLDEN) as fh:
-        golden = json.load(fh)["imagefolder_train"]
-    _, root = built["imagefolder_train"]
-    ImageFolder(os.path.join(root, "train"), pipeline=AUG, cache_dir=str(tmp_path))
-    cached = ImageFolder(os.path.join(root, "train"), pipeline=AUG, cache_dir=str(tmp_path))
-    assert cached.index.path is not None
-    assert json.loads(json.dumps(dataset_digest(cached, root))) == golden
+        golden = json.load(fh)
+    folder = built["imagefolder_train"][1]
+    ilsvrc = built["ilsvrc_train"][1]
+    makers = {"imagefolder_train": lambda: ImageFolder(os.path.join(folder, "train"), pipeline=AUG,
+                                                       cache_dir=str(tmp_path)),
+              "ilsvrc_train": lambda: ImageNetLocDataset(ilsvrc, "train", strict=False, cache_dir=str(tmp_path),
+                                                         pipeline=[dict(type="BoxRandomCrop", size=24)])}
+    for name, make in makers.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            make()
+            cached = make()
+        store = cached.index if name == "imagefolder_train" else cached._store
+        assert store.path is not None and store.path.startswith(str(tmp_path))
+        root = folder if name == "imagefolder_train" else ilsvrc
+        assert json.loads(json.dumps(dataset_digest(cached, root))) == golden[name], name
