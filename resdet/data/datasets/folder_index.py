@@ -17,6 +17,8 @@ removed or renamed in it), and adding or removing a class changes the root's mti
 mismatch rebuilds the index with one warning. Not seen: a change inside a *nested*
 sub-folder of a class (only that sub-folder's mtime changes) and a file rewritten in place
 (names are indexed, not contents) -- touch the class folder, or pass ``cache_dir=False``.
+The signal is read before the scan, so a change made while scanning is seen at the next
+start.
 
 Symbolic links are followed, but each real directory (device, inode) is read once: a loop
 such as ``ants/again -> .`` or a second link to an already listed folder is skipped and
