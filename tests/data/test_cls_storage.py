@@ -67,11 +67,13 @@ def test_symlink_loop_lists_each_image_once(tmp_path):
 def test_index_pickles_as_its_file(tmp_path):
     """spawn / forkserver workers receive the cache file's path and map it, not a copy."""
     root = make_folder(str(tmp_path / "data"), 300, name="a_rather_long_image_file_name_{:05d}.png")
-    ds = ImageFolder(root, cache_dir=str(tmp_path / "cache"))
+    ds = ImageFolder(root, cache_dir=str(tmp_path / "cache"), pipeline=[dict(type="RandomHorizontalFlip")])
     blob = pickle.dumps(ds.index)
     assert len(blob) < 1000 < ds.index.nbytes()
     clone = pickle.loads(blob)
     assert clone.path == ds.index.path and clone.string("path", 599) == ds.index.string("path", 599)
+    whole = pickle.loads(pickle.dumps(ds))  # what a spawn worker receives (pipeline included)
+    assert len(pickle.dumps(ds)) < 5000 and whole.samples[599] == ds.samples[599]
     from data.test_cls_datasets import write_fake_cifar
     write_fake_cifar(str(tmp_path / "cifar"))
     cifar = CIFAR10(str(tmp_path / "cifar"), cache_dir=str(tmp_path / "cache"))

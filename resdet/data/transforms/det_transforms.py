@@ -213,22 +213,28 @@ class RasterizeMasks:
         return "RasterizeMasks()"
 
 
-def build_pipeline(pipeline: Sequence[dict] | None):
-    """A list of transform configs (or callables) -> one callable applying them in order."""
-    transforms = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in (pipeline or [])]
-    for t in transforms:
-        if not callable(t):
-            raise TypeError(f"pipeline entry {t!r} is not callable")
+class Pipeline:
+    """Transforms applied in order; a sample that becomes ``None`` stops there. A class (not
+    a closure) so that datasets pickle for ``spawn`` / ``forkserver`` DataLoader workers."""
 
-    def apply(sample: dict) -> dict:
-        for t in transforms:
+    def __init__(self, transforms: list) -> None:
+        self.transforms = transforms
+
+    def __call__(self, sample: dict) -> dict | None:
+        for t in self.transforms:
             sample = t(sample)
             if sample is None:
                 return None
         return sample
 
-    apply.transforms = transforms  # type: ignore[attr-defined]
-    return apply
+
+def build_pipeline(pipeline: Sequence[dict] | None) -> Pipeline:
+    """A list of transform configs (or callables) -> one callable applying them in order."""
+    transforms = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in (pipeline or [])]
+    for t in transforms:
+        if not callable(t):
+            raise TypeError(f"pipeline entry {t!r} is not callable")
+    return Pipeline(transforms)
 
 
 def inference_pipeline_of(cfg: Any) -> list:
