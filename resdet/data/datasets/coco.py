@@ -100,6 +100,7 @@ class CocoDataset(DetectionDataset):
         options = dict(img_dir=os.path.abspath(img_dir), classes=classes)
         meta = self._load_records("coco", [ann_file], options, lambda: self._parse(classes), cache_dir,
                                   meta=lambda: self._meta)
+        self._meta, self._rejected_images = {}, set()  # parsing leftovers
         self._set_classes(meta["categories"], classes)
         self._eval_drop_ann_ids = meta["eval_drop_ann_ids"]
         self._finish_loading(ann_file, meta["empty_hint"])

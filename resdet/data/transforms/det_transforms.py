@@ -214,8 +214,8 @@ class RasterizeMasks:
 
 
 class Pipeline:
-    """Transforms applied in order; a sample that becomes ``None`` stops there. A class (not
-    a closure) so that datasets pickle for ``spawn`` / ``forkserver`` DataLoader workers."""
+    """Transforms applied in order (``None`` from one ends the sample); a class rather than
+    a closure so datasets pickle into ``spawn`` / ``forkserver`` DataLoader workers."""
 
     def __init__(self, transforms: list) -> None:
         self.transforms = transforms
