@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import warnings
 import xml.etree.ElementTree as ET
+from collections import Counter
 from typing import Any, Hashable, Sequence
 
 import numpy as np
 
+from resdet.data.datasets.voc import difficult_flag
 from resdet.utils import dist
 from resdet.evaluation.base import BaseMetric, format_class_table, mean_of_finite, to_numpy
 from resdet.evaluation.results import ResultsError, detections_to_coco_results, write_results_json
@@ -55,7 +57,11 @@ def _parse_xml(path: str) -> list[tuple[str, list[float], bool]]:
         except (TypeError, ValueError):
             raise ResultsError(f"VOC annotation {path}: object {i} ({name}) has a missing or "
                                f"non-numeric bndbox coordinate") from None
-        objects.append((name.strip(), coords, (obj.findtext("difficult") or "0").strip() == "1"))
+        difficult = difficult_flag(obj.findtext("difficult"))  # the dataset's rule (CONTRACTS.md)
+        if difficult is None:
+            raise ResultsError(f"VOC annotation {path}: object {i} ({name}) has <difficult> "
+                               f"{obj.findtext('difficult')!r}; it must be 0 or 1")
+        objects.append((name.strip(), coords, difficult))
     return objects
 
 
@@ -76,6 +82,10 @@ def load_voc_gt(root: str, split: str = "test", class_names: Sequence[str] | Non
                            f"(splits found: {found or 'none'}; pass --split)")
     with open(split_file, encoding="utf-8") as fh:
         stems = [line.split()[0] for line in fh if line.strip()]
+    repeated = sorted(stem for stem, count in Counter(stems).items() if count > 1)
+    if repeated:
+        raise ResultsError(f"VOC split file {split_file} lists {len(repeated)} id(s) more than once "
+                           f"(e.g. {repeated[:3]}): each image would be evaluated more than once")
     parsed = []
     for stem in stems:
         xml = os.path.join(root, "Annotations", f"{stem}.xml")

@@ -201,3 +201,31 @@ def test_voc_metric_interface_with_duplicate_rank_sample(monkeypatch):
     assert results["voc_AP50/platelet"] == pytest.approx(1.0)  # the hit on a difficult box is ignored
     assert results["voc_mAP50"] == pytest.approx((3 / 11 + 1) / 2)
     assert "mAP@0.50 = 63.64" in metrics[0].format_table(results)
+
+
+def test_results_file_ground_truth_reads_fields_like_the_dataset(tmp_path):
+    """load_voc_gt (results-file evaluation) follows the dataset's rules: <difficult> is 0 or 1
+    (``yes`` is refused, not read as 0) and an id listed twice in the split is refused."""
+    import pytest
+
+    from resdet.evaluation.results import ResultsError
+    from resdet.evaluation.voc import load_voc_gt
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "ImageSets" / "Main").mkdir(parents=True)
+
+    def write(stem, difficult):
+        (tmp_path / "Annotations" / f"{stem}.xml").write_text(
+            f"<annotation><object><name>dog</name><difficult>{difficult}</difficult><bndbox><xmin>1</xmin>"
+            "<ymin>1</ymin><xmax>10</xmax><ymax>10</ymax></bndbox></object></annotation>")
+    write("a", "1")
+    write("b", "0")
+    (tmp_path / "ImageSets" / "Main" / "test.txt").write_text("a\nb\n")
+    gt = load_voc_gt(str(tmp_path))
+    assert [d.tolist() for d in gt.difficult] == [[True], [False]]
+    write("b", "yes")
+    with pytest.raises(ResultsError, match=r"b\.xml.*<difficult> 'yes'"):
+        load_voc_gt(str(tmp_path))
+    write("b", "0")
+    (tmp_path / "ImageSets" / "Main" / "test.txt").write_text("a\nb\na\n")
+    with pytest.raises(ResultsError, match=r"test\.txt lists 1 id\(s\) more than once"):
+        load_voc_gt(str(tmp_path))

@@ -129,7 +129,7 @@ class VOCDataset(DetectionDataset):
                               f"annotation file {xml_file} has an object of class {name!r}, which is not "
                               f"one of the dataset's classes ({', '.join(self.class_names)})")
                 continue
-            difficult = _flag(obj.findtext("difficult"))
+            difficult = difficult_flag(obj.findtext("difficult"))
             if difficult is None:
                 self._problem("objects with an invalid <difficult> skipped",
                               f"annotation file {xml_file}, object {number} ({name!r}): <difficult> is "
@@ -174,7 +174,7 @@ class VOCDataset(DetectionDataset):
         return f"VOCDataset({self.root}, split={self.split!r}, images={len(self)}, classes={len(self.class_names)})"
 
 
-def _flag(text: str | None) -> bool | None:
+def difficult_flag(text: str | None) -> bool | None:
     """``<difficult>``: ``0`` or ``1`` (absent or empty means 0); anything else is ``None``."""
     text = (text or "0").strip() or "0"
     return {"0": False, "1": True}.get(text)
