@@ -4,6 +4,7 @@ sample identical: run ``python tests/data/cls_golden.py`` to write
 before the array storage; ``test_cls_samples_identical.py`` compares against it)."""
 import hashlib
 import json
+import importlib.util
 import os
 import sys
 import tempfile
@@ -48,7 +49,12 @@ def dataset_digest(ds, root, seed=0):
 def build_all(tmp):
     """Every classification dataset of the suite's fixtures, built in ``tmp``."""
     sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-    from conftest import write_imagefolder
+    # tests/conftest.py by its path: the name ``conftest`` may already be another folder's
+    spec = importlib.util.spec_from_file_location(
+        "resdet_tests_root_conftest", os.path.join(os.path.dirname(os.path.dirname(__file__)), "conftest.py"))
+    root_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root_conftest)
+    write_imagefolder = root_conftest.write_imagefolder
     from data.test_cls_datasets import write_fake_cifar
     from data.test_imagenet_loc import make_ilsvrc
     from resdet.data.datasets import (CIFAR10, ImageFolder, ImageNetLocDataset, Proxy32Dataset,
