@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .polygon_checks import (PART_FEW, PART_NONFINITE, PART_ODD, PART_OK, PART_OUTSIDE, PART_SELF, PART_ZERO,
-                             classify_parts, flatten_parts, self_intersecting)
+                             classify_parts, flatten_parts, ring_self_intersects)
 
 logger = logging.getLogger("resdet")
 
@@ -53,10 +53,7 @@ class MaskCheck:
 def polygon_self_intersects(points: np.ndarray) -> bool:
     """Whether two non-adjacent edges of the closed polygon ``K x 2`` cross properly
     (touching or collinear edges do not count)."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if len(points) < 4:
-        return False
-    return bool(self_intersecting(points, np.array([len(points)], dtype=np.int64))[0])
+    return ring_self_intersects(np.asarray(points, dtype=np.float64).reshape(-1, 2))
 
 
 def _check_polygons(polygons: list, height: int, width: int, where: str) -> MaskCheck:
@@ -283,7 +280,15 @@ def checked_annotation(dataset, ann: dict, img_id: Any, height: int, width: int)
     loading), errors to ``dataset._problem`` (raised in strict mode, counted otherwise).
     Returns the annotation with the cleaned segmentation, or ``None`` to drop the instance.
     For a whole file, ``checked_annotations`` does the same many times faster."""
-    return checked_annotations(dataset, [ann], [img_id], [height], [width])[0]
+    where = _where(dataset, ann, img_id)
+    check = _check_one(ann.get("segmentation"), height, width, where)
+    dataset.stats.update(check.counts)
+    if check.error is not None:
+        dataset._problem("annotations with inconsistent masks skipped", check.error)
+        return None
+    if check.segmentation is None:
+        return None
+    return dict(ann, segmentation=check.segmentation)
 
 
 def checked_annotations(dataset, anns: Sequence[dict], img_ids: Sequence, heights: Sequence[int],

@@ -14,6 +14,7 @@ per part and true of most outlines; the other parts get the all-pairs proper-cro
 """
 from __future__ import annotations
 
+import functools
 from itertools import chain
 
 import numpy as np
@@ -97,15 +98,40 @@ def _straddles(xs: np.ndarray, ys: np.ndarray, rows: slice, cols: slice) -> np.n
     return side[..., :-1] * side[..., 1:] < 0
 
 
+@functools.lru_cache(maxsize=64)
+def _pair_mask(n: int) -> np.ndarray:
+    """``K x K``: True for the non-adjacent edge pairs ``i < j`` of a closed ring."""
+    i, j = np.triu_indices(n, k=2)
+    pair = np.zeros((n, n), dtype=bool)
+    pair[i, j] = True
+    pair[0, n - 1] = False  # the first and last edges share a vertex
+    pair.setflags(write=False)
+    return pair
+
+
+def ring_self_intersects(points: np.ndarray) -> bool:
+    """``self_intersecting`` for one ring (``K x 2`` float64), with few numpy calls: the star
+    test around the vertex mean, then the dense pair test."""
+    n = len(points)
+    if n < 4:
+        return False
+    v = points - points.mean(0)
+    w = np.roll(v, -1, axis=0)
+    cross = v[:, 0] * w[:, 1] - v[:, 1] * w[:, 0]
+    margin = 1e-9 * np.sqrt((v * v).sum(1) * (w * w).sum(1))
+    if (cross - margin > 0).all() or (cross + margin < 0).all():
+        turns = np.arctan2(cross, (v * w).sum(1)).sum() / (2 * np.pi)
+        if abs(abs(turns) - 1) < 1e-6:
+            return False
+    return bool(pairs_cross(points[None])[0])
+
+
 def pairs_cross(rings: np.ndarray) -> np.ndarray:
     """Per ring of ``rings`` (``M x K x 2``, closed, K >= 4): whether two non-adjacent edges
     cross properly, i.e. each straddles the other's line (touching or collinear edges do not
     count). Dense ``K x K`` per ring, in blocks of rings (and of rows for very long rings)."""
     m, n = rings.shape[:2]
-    i, j = np.triu_indices(n, k=2)
-    pair = np.zeros((n, n), dtype=bool)
-    pair[i, j] = True
-    pair[0, n - 1] = False  # the first and last edges share a vertex
+    pair = _pair_mask(n)
     found = np.zeros(m, dtype=bool)
     xs, ys = np.ascontiguousarray(rings[..., 0]), np.ascontiguousarray(rings[..., 1])
     block = _PAIR_BUDGET // (n * n)  # rings per block; 0: a ring too long for one block
