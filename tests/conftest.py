@@ -1,7 +1,10 @@
 """Shared fixtures. The suite runs on the small real sets in tests/fixtures/ (see its README)
 and on images drawn here; ``shared_data`` (../shared/data, or $RESDET_SHARED_DATA) only feeds
 optional larger checks and skips when it is absent."""
+import atexit
 import os
+import shutil
+import tempfile
 
 import cv2
 import numpy as np
@@ -9,6 +12,12 @@ import pytest
 import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# the record cache of the detection datasets (resdet.data.record_cache) goes to a folder of
+# this session, never the user's ~/.cache; subprocesses (CLI tests) inherit it
+_CACHE = tempfile.mkdtemp(prefix="resdet-test-cache-")
+os.environ["RESDET_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")

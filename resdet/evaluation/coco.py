@@ -6,8 +6,9 @@ eval mode): ``boxes`` (K x 4 float xyxy), ``scores`` (K), ``labels`` (K, contigu
 float masks are thresholded at 0.5). Targets: ``batch['targets']`` (each has ``img_id``).
 
 Ground truth comes from the bound dataset: its ``coco`` (a pycocotools ``COCO``) when it
-has one, otherwise a COCO index built from ``get_ann`` (so VOC-style or synthetic sets can
-be scored with COCO AP too). Result keys: ``bbox_AP, bbox_AP50, ... bbox_ARl`` (or
+has one -- read when evaluation first needs it, not at ``bind``, since ``CocoDataset`` builds
+it from its json on first use -- otherwise a COCO index built from ``get_ann`` (so
+VOC-style or synthetic sets can be scored with COCO AP too). Result keys: ``bbox_AP, bbox_AP50, ... bbox_ARl`` (or
 ``segm_...``) and ``bbox_AP/<class name>``; values in [0, 1], -1 where pycocotools has no
 ground truth for an area range.
 """
@@ -96,8 +97,8 @@ class CocoMetric(BaseMetric):
 
     def bind(self, dataset: Any) -> "CocoMetric":
         super().bind(dataset)
-        if getattr(dataset, "coco", None) is not None:
-            self.coco, self._img_id_map = dataset.coco, None
+        if _has_coco(dataset):  # its COCO is fetched in evaluate (CocoDataset builds it lazily)
+            self.coco, self._img_id_map = None, None
             self.label_to_cat_id = list(dataset.label_to_cat_id)
         else:
             self.coco, self._img_id_map = coco_from_dataset(dataset)
@@ -120,6 +121,8 @@ class CocoMetric(BaseMetric):
             self._records.append((key, payload))
 
     def evaluate(self, records: list[tuple[Hashable, Any]]) -> dict[str, float]:
+        if self.coco is None and self.dataset is not None and _has_coco(self.dataset):
+            self.coco = self.dataset.coco
         if self.coco is None:
             raise RuntimeError("CocoMetric: call bind(dataset) before compute() (the ground truth "
                                "comes from the dataset)")
@@ -147,6 +150,12 @@ class CocoMetric(BaseMetric):
 
     def format_table(self, results: dict[str, float]) -> str:
         return format_coco_results(results, self.iou_type)
+
+
+def _has_coco(dataset: Any) -> bool:
+    """Whether ``dataset`` offers a pycocotools ``COCO`` (a lazy property counts, unread)."""
+    return isinstance(getattr(type(dataset), "coco", None), property) or \
+        getattr(dataset, "__dict__", {}).get("coco") is not None
 
 
 def coco_metrics_dict(evaluated: dict, iou_type: str, cat_names: dict | None) -> dict[str, float]:

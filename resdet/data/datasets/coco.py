@@ -2,14 +2,16 @@
 
 Sparse category ids (COCO's 1..90) map to contiguous labels ``0..C-1`` in ascending id
 order; ``label_to_cat_id`` maps them back when results are written. ``iscrowd`` regions
-become ``ignore`` boxes. ``ShapesCocoDataset`` is the embedded synthetic default: a
-COCO-json set generated on first use.
+become ``ignore`` boxes. The json is read field by field with one rule each
+(``coco_fields``; docs/CONTRACTS.md) into flat arrays, through the per-node record cache; no
+pycocotools ``COCO`` is kept (``coco`` builds one on first use, for evaluation).
+``ShapesCocoDataset`` is the embedded synthetic default: a COCO-json set generated on
+first use.
 """
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 from typing import Any, Sequence
 
@@ -20,45 +22,38 @@ from ...structures.mask_checks import checked_annotation
 from ...structures.masks import segmentation_to_rle
 from ..problems import DataError, DataFileNotFoundError
 from ..synthetic.cache import split_seed
+from .coco_fields import (MAX_IMAGE_PIXELS, bbox_corners, categories_of, empty_hint, flag, image_size, is_int,
+                          read_instances)
 from .det_base import DetectionDataset
 
+BAD_SIZE = "images without a valid size skipped"
+BAD_IMAGE_ID = "images without an integer id skipped"
+DUPLICATE_IMAGE = "images with a duplicate id skipped"
+UNKNOWN_IMAGE = "annotations of images not in 'images' skipped"
+BAD_FIELD = "annotations with an invalid field skipped"
+UNKNOWN_CATEGORY = "annotations with unknown category ids skipped"
 
-def load_coco_api(ann_file: str):
-    """A pycocotools ``COCO`` for ``ann_file`` (its progress prints silenced).
 
-    Raises ``DataError`` naming the file (and the line and column of a JSON syntax error),
-    ``DataFileNotFoundError`` when it does not exist.
-    """
+def load_coco_api(ann_file: str, drop_ann_ids: Sequence = ()):
+    """A pycocotools ``COCO`` of ``ann_file`` (its progress prints silenced), without the
+    annotations ``drop_ann_ids`` (those whose ``bbox`` pycocotools could not read).
+    Costly: the time and memory of loading the whole file; only evaluation needs it."""
     from pycocotools.coco import COCO
-    if not os.path.isfile(ann_file):
-        raise DataFileNotFoundError(f"COCO annotation file {ann_file} does not exist", ann_file)
+    data = read_instances(ann_file)
+    for key in ("images", "annotations", "categories"):
+        data.setdefault(key, [])
+    if drop_ann_ids:
+        dropped = set(drop_ann_ids)
+        data["annotations"] = [a for a in data["annotations"] if not (isinstance(a, dict) and a.get("id") in dropped)]
+    coco = COCO()
+    coco.dataset = data
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(ann_file)
-    except json.JSONDecodeError as err:
-        raise DataError(f"COCO annotation file {ann_file} is not valid JSON: line {err.lineno}, column "
-                        f"{err.colno}: {err.msg}") from err
-    except UnicodeDecodeError as err:
-        raise DataError(f"COCO annotation file {ann_file} is not UTF-8 text: {err}") from err
-    except (KeyError, TypeError, AssertionError, AttributeError) as err:
-        raise DataError(f"COCO annotation file {ann_file} is not an instances file (a JSON object with "
-                        f"'images', 'annotations' and 'categories' lists whose entries have 'id', "
+            coco.createIndex()
+    except (KeyError, TypeError, AttributeError) as err:
+        raise DataError(f"COCO annotation file {ann_file} is not an instances file (entries need 'id', "
                         f"'image_id', 'category_id'): {type(err).__name__}: {err}") from err
-
-
-def _bbox_corners(bbox: Any) -> list[float]:
-    """COCO ``[x, y, w, h]`` -> ``[x1, y1, x2, y2]``; NaN for a missing, null, short or
-    non-numeric box (cleaning then drops and counts it)."""
-    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-        return [float("nan")] * 4
-    values = []
-    for v in bbox:
-        try:
-            values.append(float(v) if v is not None and not isinstance(v, bool) else float("nan"))
-        except (TypeError, ValueError):
-            values.append(float("nan"))
-    x, y, w, h = values
-    return [x, y, x + w, y + h]
+    return coco
 
 
 @DATASETS.register_module()
@@ -72,9 +67,12 @@ class CocoDataset(DetectionDataset):
         classes: keep only these category names (others' annotations are dropped), label ``k``
             being ``classes[k]`` (so the names a config lists and the labels agree in any order);
             ``None`` keeps all categories of the file.
+        cache_dir: the record cache folder (``resdet.data.record_cache``): ``None`` = default
+            (``$RESDET_CACHE_DIR``, else ``~/.cache/resdet/records``), ``False`` = no cache.
 
     ``__getitem__`` returns the transformed sample dict (``None`` for an unreadable image
-    when not strict). ``coco`` is the pycocotools ``COCO`` of the file, for ``CocoMetric``.
+    when not strict). ``coco`` is a pycocotools ``COCO`` of the file for ``CocoMetric``,
+    built on first use (costly: the whole json in Python objects; training never uses it).
 
     Annotation coordinates: COCO tools annotate the image as displayed, so images are
     decoded with their EXIF orientation applied and annotations are taken as they are --
@@ -90,87 +88,169 @@ class CocoDataset(DetectionDataset):
 
     def __init__(self, ann_file: str, img_dir: str, pipeline: Sequence[dict] | None = None,
                  filter_empty: bool = True, strict: bool = True, with_masks: bool = False,
-                 classes: Sequence[str] | None = None, exif_annotations: str = "auto") -> None:
+                 classes: Sequence[str] | None = None, exif_annotations: str = "auto",
+                 cache_dir: str | bool | None = None) -> None:
         super().__init__(pipeline=pipeline, filter_empty=filter_empty, strict=strict,
                          with_masks=with_masks, exif_annotations=exif_annotations)
         self.ann_file, self.img_dir = ann_file, img_dir
-        self.coco = load_coco_api(ann_file)
-        cats = sorted(self.coco.cats.values(), key=lambda c: c["id"])
+        self._coco = None
+        if not os.path.isfile(ann_file):
+            raise DataFileNotFoundError(f"COCO annotation file {ann_file} does not exist", ann_file)
+        classes = None if classes is None else list(classes)
+        options = dict(img_dir=os.path.abspath(img_dir), classes=classes)
+        meta = self._load_records("coco", [ann_file], options, lambda: self._parse(classes), cache_dir,
+                                  meta=lambda: self._meta)
+        self._set_classes(meta["categories"], classes)
+        self._eval_drop_ann_ids = meta["eval_drop_ann_ids"]
+        self._finish_loading(ann_file, meta["empty_hint"])
+
+    @property
+    def coco(self):
+        """The pycocotools ``COCO`` of ``ann_file``, built on first use (costly; see the class)."""
+        if self._coco is None:
+            self._coco = load_coco_api(self.ann_file, self._eval_drop_ann_ids)
+        return self._coco
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_coco"] = None  # workers never evaluate: do not ship the (big) COCO object
+        return state
+
+    def _set_classes(self, cats: list[dict], classes: list[str] | None) -> set:
+        """Labels from the file's categories (and ``classes``); returns the category ids left out."""
         if classes is not None:
             names = {c["name"] for c in cats}
             unknown = [c for c in classes if c not in names]
             if unknown:
-                raise DataError(f"classes {unknown} are not categories of {ann_file} "
-                                 f"(it has: {', '.join(sorted(names))})")
+                raise DataError(f"classes {unknown} are not categories of {self.ann_file} "
+                                f"(it has: {', '.join(sorted(names))})")
             by_name: dict = {}
             for cat in cats:
                 by_name.setdefault(cat["name"], cat)
-            cats = [by_name[name] for name in dict.fromkeys(classes)]  # labels follow the order given
-            skipped_ids = {c["id"] for c in self.coco.cats.values()} - {c["id"] for c in cats}
+            chosen = [by_name[name] for name in dict.fromkeys(classes)]  # labels follow the order given
         else:
-            skipped_ids = set()
-        self.class_names = [c["name"] for c in cats]
-        self.label_to_cat_id = [c["id"] for c in cats]
+            chosen = cats
+        self.class_names = [c["name"] for c in chosen]
+        self.label_to_cat_id = [c["id"] for c in chosen]
         self.cat_id_to_label = {cat_id: label for label, cat_id in enumerate(self.label_to_cat_id)}
-        self._load(skipped_ids)
-        self._finish_loading(ann_file, self._empty_hint())
+        return {c["id"] for c in cats} - set(self.label_to_cat_id)
 
-    def _empty_hint(self) -> str:
-        """Why a file may give no image, from its top-level keys."""
-        data = self.coco.dataset
-        missing = [k for k in ("images", "annotations", "categories") if k not in data]
-        if missing:
-            return f"the file has no {', '.join(repr(k) for k in missing)} key{'s' if len(missing) > 1 else ''}"
-        empty = [k for k in ("images", "annotations", "categories") if not data[k]]
-        return f"its {', '.join(repr(k) for k in empty)} {'is' if len(empty) == 1 else 'are'} empty" if empty else ""
-
-    def _load(self, skipped_cat_ids: set) -> None:
-        for img_id in sorted(self.coco.imgs, key=lambda i: (str(type(i)), i)):
-            info = self.coco.imgs[img_id]
-            height, width = _positive_int(info.get("height")), _positive_int(info.get("width"))
-            if height <= 0 or width <= 0 or not isinstance(info.get("file_name"), str):
-                self._problem("images without a valid size skipped",
-                              f"image id {img_id} ({info.get('file_name')}) in {self.ann_file} has no "
-                              f"valid 'height'/'width'/'file_name' (height={info.get('height')!r}, "
-                              f"width={info.get('width')!r})")
-                continue
-            record = dict(img_id=img_id, file=os.path.join(self.img_dir, info["file_name"]),
-                          height=height, width=width)
-            anns = [a for a in self.coco.imgToAnns.get(img_id, []) if a.get("category_id") not in skipped_cat_ids]
-            boxes, labels, ignore, segms = [], [], [], []
-            for ann in anns:
-                label = self.cat_id_to_label.get(ann.get("category_id"))
-                if label is None:
-                    self._problem("annotations with unknown category ids skipped",
-                                  f"annotation {ann.get('id')} of image {img_id} in {self.ann_file} has "
-                                  f"category_id {ann.get('category_id')!r}, which is not in 'categories' "
-                                  f"(known ids: {sorted(self.cat_id_to_label)})")
+    def _parse(self, classes: list[str] | None) -> None:
+        data = read_instances(self.ann_file)
+        cats = categories_of(data, self.ann_file)
+        skipped_cat_ids = self._set_classes(cats, classes)
+        images = self._parse_images(data.get("images", []))
+        buckets, drop_ids = self._annotations_by_image(data.get("annotations", []), images,
+                                                       listed=bool(data.get("images")))
+        self._meta = dict(categories=cats, empty_hint=empty_hint(data), eval_drop_ann_ids=drop_ids)
+        del data
+        inst_image, boxes, labels, ignore, segms = [], [], [], [], []
+        for k, (img_id, _, height, width) in enumerate(images):
+            for ann in buckets[k]:
+                parsed = self._parse_annotation(ann, img_id, height, width, skipped_cat_ids, drop_ids)
+                if parsed is None:
                     continue
-                if self.with_masks:  # bad polygons / RLEs: dropped and counted, or a clear error
-                    ann = checked_annotation(self, ann, img_id, height, width)
-                    if ann is None:
-                        continue
-                boxes.append(_bbox_corners(ann.get("bbox")))
+                box, label, crowd, segm = parsed
+                inst_image.append(k)
+                boxes.append(box)
                 labels.append(label)
-                ignore.append(bool(ann.get("iscrowd", 0)) or bool(ann.get("ignore", 0)))
-                segms.append(self._segm_of(ann, height, width) if self.with_masks else None)
-            self._add_boxes(record, np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                            np.asarray(labels, dtype=np.int64), np.asarray(ignore, dtype=bool),
-                            segms if self.with_masks else None, where=f"image id {img_id!r} in {self.ann_file}")
+                ignore.append(crowd)
+                segms.append(segm)
+            buckets[k] = None  # free as we go
+        self._add_images([i[0] for i in images], [os.path.join(self.img_dir, i[1]) for i in images],
+                         np.asarray([i[2] for i in images], np.int64), np.asarray([i[3] for i in images], np.int64),
+                         np.asarray(inst_image, np.int64), np.asarray(boxes, np.float64).reshape(-1, 4),
+                         np.asarray(labels, np.int64), np.asarray(ignore, bool), segms if self.with_masks else None,
+                         _Where(images, self.ann_file))
+
+    def _parse_images(self, entries: list) -> list[tuple[int, str, int, int]]:
+        """``(id, file_name, height, width)`` of the valid ``images``, sorted by id."""
+        images, seen, where = [], {}, self.ann_file
+        self._rejected_images: set = set()
+        for i, info in enumerate(entries):
+            img_id = info.get("id") if isinstance(info, dict) else None
+            if not is_int(img_id):
+                self._problem(BAD_IMAGE_ID, f"{where}: images[{i}] has 'id' {img_id!r}; an image id must be a "
+                                            "JSON integer")
+                continue
+            if img_id in seen:
+                self._problem(DUPLICATE_IMAGE, f"{where}: image id {img_id} appears twice in 'images' (entries "
+                                               f"{seen[img_id]} and {i}); only the first is read")
+                continue
+            seen[img_id] = i
+            height, width, name = image_size(info.get("height")), image_size(info.get("width")), info.get("file_name")
+            bad = [f"{key}={info.get(key)!r}" for key, ok in (("height", height), ("width", width),
+                                                              ("file_name", isinstance(name, str) and name)) if not ok]
+            if not bad and height * width > MAX_IMAGE_PIXELS:
+                bad = [f"height x width = {height} x {width} is more pixels than any decodable image "
+                       f"({MAX_IMAGE_PIXELS})"]
+            if bad:
+                self._rejected_images.add(img_id)
+                self._problem(BAD_SIZE, f"image id {img_id} ({name}) in {where} has no valid 'height'/'width'/"
+                                        f"'file_name' ({', '.join(bad)}; height and width must be whole JSON "
+                                        "numbers >= 1, file_name a non-empty string)")
+                continue
+            images.append((img_id, name, height, width))
+        images.sort(key=lambda image: image[0])
+        return images
+
+    def _annotations_by_image(self, entries: list, images: list, listed: bool) -> tuple[list[list], list]:
+        """``annotations`` grouped by image (file order kept); annotations of an image id not
+        in ``images`` are a problem (those of images skipped above go silently, and so do all
+        when the file lists no image at all: the 0-images error says so)."""
+        index = {image[0]: k for k, image in enumerate(images)}
+        buckets: list[list] = [[] for _ in images]
+        for i, ann in enumerate(entries):
+            img_id = ann.get("image_id") if isinstance(ann, dict) else None
+            k = index.get(img_id) if is_int(img_id) else None
+            if k is not None:
+                buckets[k].append(ann)
+            elif listed and (img_id not in self._rejected_images or not is_int(img_id)):
+                self._problem(UNKNOWN_IMAGE, f"annotation {ann.get('id') if isinstance(ann, dict) else None!r} "
+                                             f"(annotations[{i}]) in {self.ann_file} has image_id {img_id!r}, "
+                                             "which is not the id of an entry of 'images'")
+        return buckets, []
+
+    def _parse_annotation(self, ann: dict, img_id: int, height: int, width: int, skipped_cat_ids: set,
+                          drop_ids: list) -> tuple | None:
+        """``(xyxy box, label, ignore, segm)`` of one annotation, or ``None`` (skipped)."""
+        cat_id = ann.get("category_id")
+        if is_int(cat_id) and cat_id in skipped_cat_ids:
+            return None
+        label = self.cat_id_to_label.get(cat_id) if is_int(cat_id) else None
+        where = f"annotation {ann.get('id')} of image {img_id} in {self.ann_file}"
+        if label is None:
+            self._problem(UNKNOWN_CATEGORY, f"{where} has category_id {cat_id!r}, which is not in 'categories' "
+                                            f"(known ids: {sorted(self.cat_id_to_label)})")
+            return None
+        crowd, ignored = flag(ann.get("iscrowd")), flag(ann.get("ignore"))
+        if crowd is None or ignored is None:
+            key = "iscrowd" if crowd is None else "ignore"
+            self._problem(BAD_FIELD, f"{where}: '{key}' is {ann.get(key)!r}; it must be 0 or 1 (a JSON number)")
+            return None
+        if self.with_masks:  # bad polygons / RLEs: dropped and counted, or a clear error
+            ann = checked_annotation(self, ann, img_id, height, width)
+            if ann is None:
+                return None
+        box, readable = bbox_corners(ann.get("bbox"))
+        if not readable:
+            drop_ids.append(ann.get("id"))
+        segm = self._segm_of(ann, height, width) if self.with_masks else None
+        return box, label, crowd or ignored, segm
 
     def _segm_of(self, ann: dict, height: int, width: int) -> Any:
         """Polygons stay polygons; RLE (crowds) becomes a compressed RLE; a missing
         segmentation falls back to the box as a rectangle polygon."""
         segm = ann.get("segmentation")
         if isinstance(segm, list) and segm:
-            return [list(map(float, p)) for p in segm if len(p) >= 6] or self._box_polygon(ann)
+            return [p for p in segm if len(p) >= 6] or self._box_polygon(ann)
         if isinstance(segm, dict):
             return segmentation_to_rle(segm, height, width)
         return self._box_polygon(ann)
 
     @staticmethod
     def _box_polygon(ann: dict) -> list:
-        x1, y1, x2, y2 = np.nan_to_num(_bbox_corners(ann.get("bbox")))
+        x1, y1, x2, y2 = np.nan_to_num(bbox_corners(ann.get("bbox"))[0])
         return [[x1, y1, x2, y1, x2, y2, x1, y2]]
 
     def __repr__(self) -> str:
@@ -178,14 +258,14 @@ class CocoDataset(DetectionDataset):
                 f"with_masks={self.with_masks})")
 
 
-def _positive_int(value: Any) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return 0
-    return int(number) if np.isfinite(number) and number >= 1 else 0
+class _Where:
+    """``where[k]``: how messages name image ``k`` (built only when one is needed)."""
 
+    def __init__(self, images: list, ann_file: str) -> None:
+        self.images, self.ann_file = images, ann_file
 
+    def __getitem__(self, k: int) -> str:
+        return f"image id {self.images[k][0]!r} in {self.ann_file}"
 @DATASETS.register_module()
 class ShapesCocoDataset(CocoDataset):
     """The embedded synthetic default: a COCO-json shapes set under ``data_root/<split>``,
@@ -205,14 +285,16 @@ class ShapesCocoDataset(CocoDataset):
     def __init__(self, data_root: str = "data/shapes_det", split: str = "train", num_images: int = 1000,
                  image_size: int = 256, seed: int = 0, generator_kwargs: dict | None = None,
                  pipeline: Sequence[dict] | None = None, filter_empty: bool = True, strict: bool = True,
-                 with_masks: bool = False, classes: Sequence[str] | None = None) -> None:
+                 with_masks: bool = False, classes: Sequence[str] | None = None,
+                 cache_dir: str | bool | None = None) -> None:
         split_dir = os.path.join(data_root, split)
         ann_file = os.path.join(split_dir, "annotations.json")
         self.split_dir = split_dir
         ensure_shapes_det(split_dir, num_images=num_images, image_size=image_size,
                           seed=split_seed(seed, split), generator_kwargs=generator_kwargs or {})
         super().__init__(ann_file=ann_file, img_dir=os.path.join(split_dir, "images"), pipeline=pipeline,
-                         filter_empty=filter_empty, strict=strict, with_masks=with_masks, classes=classes)
+                         filter_empty=filter_empty, strict=strict, with_masks=with_masks, classes=classes,
+                         cache_dir=cache_dir)
 
 
 def ensure_shapes_det(split_dir: str, num_images: int, image_size: int, seed: int,

@@ -2,8 +2,12 @@
 empty-image filtering, strict / non-strict handling of missing or corrupt images, the
 metric-facing interface of CONTRACTS.md and ``__getitem__`` through a transform pipeline.
 
-Subclasses parse their annotation files into ``records`` (one dict per image, original
-image coordinates) and call ``_finish_loading()``.
+Subclasses parse their annotation files inside ``_load_records(parse=...)`` (which goes
+through the per-node record cache, ``record_cache``), adding images with ``_add_boxes`` (one
+record dict, original image coordinates) or ``_add_images`` (many at once, vectorised), then
+call ``_finish_loading()``. The records are held as flat arrays (``det_records``: one
+object per field, memory-mapped from the cache, so DataLoader workers share them);
+``records[i]`` still gives the record dict, built on access.
 
 Rules for bad data (every message names the file, and the image id / annotation where
 one applies):
@@ -31,11 +35,14 @@ from torch.utils.data import Dataset
 
 from ..image_io import ImageReadError, MissingImageError, decode_image
 from ..problems import DataError, DataFileNotFoundError, SkipReporter
+from ..record_cache import cached_records
+from ..records import FlatRecords
 from ..transforms.det_transforms import build_pipeline
 from ...structures.mask_checks import drop_empty_masks
 from ...structures.masks import PolygonMasks, masks_to_bitmaps, rles_to_bitmaps
 from .annotation_frame import (EXIF_ANNOTATION_MODES, Frame, apply_frame_to_bitmaps, apply_frame_to_boxes,
                                apply_frame_to_polygons, choose_frame)
+from .det_records import _BASE_KEYS, RecordBuilder, RecordView
 
 logger = logging.getLogger("resdet")
 
@@ -46,11 +53,14 @@ FILTERED_EMPTY = "images without objects filtered"
 UNREADABLE = "unreadable images skipped"
 SIZE_MISMATCH = "size_mismatch"
 EXIF_MOVED = "annotations moved with the EXIF orientation"
+CLIPPED = "boxes clipped to the image"
+RECORDS_VERSION = 1  # of the records' layout and parsing rules: part of every cache key
 
 
-def clean_boxes(boxes: np.ndarray, height: float, width: float,
+def clean_boxes(boxes: np.ndarray, height: float | np.ndarray, width: float | np.ndarray,
                 min_size: float = 1e-3) -> tuple[np.ndarray, np.ndarray, int]:
-    """Clip ``N x 4`` xyxy boxes to the image and find the unusable ones.
+    """Clip ``N x 4`` xyxy boxes to the image (``height``/``width``: scalars, or ``N`` sizes
+    of each box's image) and find the unusable ones.
 
     Returns ``(clipped_boxes, keep, num_clipped)``: ``keep`` is False for boxes with a
     NaN/inf coordinate, an inverted or zero-area extent, or no overlap with the image;
@@ -60,11 +70,20 @@ def clean_boxes(boxes: np.ndarray, height: float, width: float,
     finite = np.isfinite(boxes).all(1)
     safe = np.where(finite[:, None], boxes, 0.0).astype(np.float32)
     clipped = safe.copy()
-    clipped[:, 0::2] = clipped[:, 0::2].clip(0, width)
-    clipped[:, 1::2] = clipped[:, 1::2].clip(0, height)
+    clipped[:, 0::2] = np.clip(clipped[:, 0::2], 0, np.reshape(width, (-1, 1)))
+    clipped[:, 1::2] = np.clip(clipped[:, 1::2], 0, np.reshape(height, (-1, 1)))
     keep = finite & (clipped[:, 2] - clipped[:, 0] > min_size) & (clipped[:, 3] - clipped[:, 1] > min_size)
-    moved = np.abs(clipped - safe).max(1) > 1e-3 if len(safe) else np.zeros(0, dtype=bool)
+    moved = _moved(clipped, safe)
     return clipped, keep, int((moved & keep).sum())
+
+
+def _moved(clipped: np.ndarray, safe: np.ndarray) -> np.ndarray:
+    return np.abs(clipped - safe).max(1) > 1e-3 if len(safe) else np.zeros(0, dtype=bool)
+
+
+def _usable(boxes: np.ndarray) -> np.ndarray:
+    """Finite boxes with an extent: what a wrong recorded size may still save."""
+    return np.isfinite(boxes).all(1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
 
 
 class DetectionDataset(Dataset):
@@ -97,7 +116,11 @@ class DetectionDataset(Dataset):
         self.strict = strict
         self.with_masks = with_masks
         self.exif_annotations = exif_annotations
-        self.records: list[dict] = []
+        self.records: RecordView | list = []
+        self.img_ids: list = []
+        self.aspect_ratios: list[float] = []
+        self._builder = RecordBuilder(with_masks)
+        self._store: FlatRecords | None = None
         self.stats: Counter = Counter()
         self.skips = SkipReporter(self.stats)
         self._examples: dict[str, list[str]] = {}
@@ -123,49 +146,98 @@ class DetectionDataset(Dataset):
                    segms: list | None = None, where: str | None = None) -> None:
         """Clean one image's boxes, count the clipped/dropped ones, store the rest.
 
-        ``record['boxes']`` etc. are the cleaned boxes in the recorded frame (what ``get_ann``
-        returns). When cleaning changed anything, the finite, non-degenerate boxes before
-        clipping are kept in ``record['unclipped']``: if the recorded size turns out to be
-        wrong, ``load_sample`` clips them to the real image instead.
+        ``record`` holds ``img_id, file, height, width`` (and any extra scalar fields a
+        subclass wants back in ``records[i]``). The cleaned boxes (recorded frame) are what
+        ``get_ann`` returns. When cleaning changed anything, the finite, non-degenerate boxes
+        before clipping are kept too (``records[i]['unclipped']``): if the recorded size turns
+        out to be wrong, ``load_sample`` clips them to the real image instead.
         """
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         ignore = np.asarray(ignore, dtype=bool).reshape(-1)
         clipped, keep, num_clipped = clean_boxes(boxes, record["height"], record["width"])
         dropped = int((~keep).sum())
-        self.stats["boxes clipped to the image"] += num_clipped
+        self.stats[CLIPPED] += num_clipped
         self.stats[DROPPED_BOXES] += dropped
         if dropped:
             self._example(DROPPED_BOXES, where or record["file"])
-        record["boxes"] = clipped[keep].astype(np.float32)
-        record["labels"] = labels[keep]
-        record["ignore"] = ignore[keep]
-        if segms is not None:
-            record["segms"] = [s for s, k in zip(segms, keep) if k]
-        if num_clipped or dropped:
-            usable = np.isfinite(boxes).all(1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-            record["unclipped"] = dict(boxes=boxes[usable], labels=labels[usable], ignore=ignore[usable],
-                                       segms=None if segms is None else [s for s, u in zip(segms, usable) if u])
-        self.records.append(record)
+        usable = _usable(boxes) if (num_clipped or dropped) else np.zeros(len(boxes), bool)
+        extras = {k: [v] for k, v in record.items() if k not in _BASE_KEYS}
+        record.update(boxes=clipped[keep], labels=labels[keep], ignore=ignore[keep])  # for the caller
+        self._builder.add_images([record["img_id"]], [record["file"]], [record["height"]], [record["width"]],
+                                 [int(keep.sum())], [bool(num_clipped or dropped)], [int(usable.sum())], extras)
+        self._builder.kept.add(clipped[keep], labels[keep], ignore[keep],
+                               None if segms is None else [s for s, k in zip(segms, keep) if k])
+        self._builder.unclipped.add(boxes[usable], labels[usable], ignore[usable],
+                                    None if segms is None else [s for s, u in zip(segms, usable) if u])
+
+    def _add_images(self, img_ids: list, files: list[str], heights: np.ndarray, widths: np.ndarray,
+                    inst_image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray,
+                    segms: list | None, where: list[str]) -> None:
+        """``_add_boxes`` for many images at once (same results, vectorised): instance ``j``
+        belongs to image ``inst_image[j]`` (ascending); ``where[k]`` names image ``k``."""
+        n = len(img_ids)
+        heights, widths = np.asarray(heights, np.int64), np.asarray(widths, np.int64)
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        clipped, keep, num_clipped = clean_boxes(boxes, heights[inst_image], widths[inst_image])
+        changed = ~keep | (_moved(clipped, np.where(np.isfinite(boxes), boxes, 0)) & keep)
+        self.stats[CLIPPED] += num_clipped
+        self.stats[DROPPED_BOXES] += int((~keep).sum())
+        for k in np.unique(inst_image[~keep])[:2]:
+            self._example(DROPPED_BOXES, where[int(k)])
+        has_unclipped = np.bincount(inst_image[changed], minlength=n) > 0
+        usable = _usable(boxes) & has_unclipped[inst_image]
+        self._builder.add_images(img_ids, files, heights, widths, np.bincount(inst_image[keep], minlength=n),
+                                 has_unclipped, np.bincount(inst_image[usable], minlength=n))
+        for mask, target, values in ((keep, self._builder.kept, clipped), (usable, self._builder.unclipped, boxes)):
+            target.add(values[mask], labels[mask], ignore[mask],
+                       None if segms is None else [s for s, m in zip(segms, mask) if m])
+
+    def _load_records(self, name: str, sources: list[str], options: dict, parse, cache_dir,
+                      stat_sources=(), meta=None) -> dict:
+        """Run ``parse()`` (which adds every image) through the record cache; the parse-time
+        counts and examples travel in the cache, so ``stats`` and warnings are the same
+        either way. ``meta()`` gives extra JSON-able facts to keep (returned)."""
+        def build() -> FlatRecords:
+            parse()
+            extra = dict(stats=dict(self.stats), examples=self._examples, extra=meta() if meta else {})
+            return self._builder.finish(extra)
+
+        options = dict(options, version=RECORDS_VERSION, with_masks=self.with_masks, strict=self.strict,
+                       dataset=type(self).__name__)
+        self._store = cached_records(name, sources, options, build, cache_dir, stat_sources)
+        self._builder = RecordBuilder(self.with_masks)  # parsing leftovers are not kept
+        self.stats.clear()
+        self.stats.update(self._store.meta["stats"])
+        self._examples = {k: list(v) for k, v in self._store.meta["examples"].items()}
+        return self._store.meta["extra"]
 
     def _finish_loading(self, source: str, empty_hint: str = "") -> None:
         """Filter missing files / empty images, warn once with every count, and refuse a
         dataset left with no image (``DataError`` naming ``source`` and the reasons)."""
-        listed = len(self.records)
+        if self._store is None:  # parsed without _load_records (no cache)
+            self._store = self._builder.finish(dict(stats={}, examples={}, extra={}))
+            self._builder = RecordBuilder(self.with_masks)
+        view = RecordView(self._store, np.arange(len(self._store)))
+        listed = len(view)
+        inst_image = np.repeat(np.arange(listed), np.diff(self._store["inst.offsets"]))
+        has_object = np.bincount(inst_image[~self._store["ignore"]], minlength=listed) > 0
         kept = []
-        for record in self.records:
-            if not os.path.isfile(record["file"]):
+        for row in range(listed):
+            file = view.file(row)
+            if not os.path.isfile(file):
                 self._problem(MISSING_FILES,
-                              f"image file {record['file']} (image id {record['img_id']!r}) listed in "
+                              f"image file {file} (image id {view.img_id(row)!r}) listed in "
                               f"{source} does not exist", MissingImageError)
                 continue
-            if self.filter_empty and not (~record["ignore"]).any():
+            if self.filter_empty and not has_object[row]:
                 self.stats[FILTERED_EMPTY] += 1
                 continue
-            kept.append(record)
-        self.records = kept
-        self.img_ids = [r["img_id"] for r in self.records]
-        self.aspect_ratios = [float(r["width"]) / float(r["height"]) for r in self.records]
+            kept.append(row)
+        self.records = RecordView(self._store, np.asarray(kept, np.int64))
+        self.img_ids = [view.img_id(row) for row in kept]
+        heights, widths = self._store["height"][kept], self._store["width"][kept]
+        self.aspect_ratios = (widths.astype(np.float64) / heights.astype(np.float64)).tolist()
         summary = self._summary()
         if not self.records:
             raise DataError(self._empty_message(source, listed, summary, empty_hint))
@@ -208,8 +280,8 @@ class DetectionDataset(Dataset):
 
     def describe(self, idx: int) -> str:
         """Where sample ``idx`` comes from (file and image id), for messages."""
-        record = self.records[idx]
-        return f"{record['file']} (image id {record['img_id']!r})"
+        row = int(self.records.rows[idx])
+        return f"{self.records.file(row)} (image id {self.records.img_id(row)!r})"
 
     def _masks_of(self, record: dict, segms: list | None = None) -> Any:
         """Masks of one record in original coordinates: ``PolygonMasks`` when every

@@ -4,7 +4,8 @@
 ``ImageSets/Main/<split>.txt``. VOC pixel indices are 1-based and inclusive; inside resdet
 boxes are continuous, so 1 is subtracted from ``xmin``/``ymin`` (``xmax``/``ymax`` stay).
 ``difficult`` objects become ``ignore`` boxes. 07+12 training is a ``ConcatDataset`` of two
-of these.
+of these. Fields are read with one rule each (docs/CONTRACTS.md, "Annotation fields: one
+rule each"); the parsed records go through the per-node record cache (``record_cache``).
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class VOCDataset(DetectionDataset):
         img_ext: image file extension in ``JPEGImages``.
         pipeline, filter_empty, strict, exif_annotations: see ``DetectionDataset`` (VOC boxes
             have no masks).
+        cache_dir: the record cache folder (see ``CocoDataset``; ``False`` = no cache).
 
     ``label_to_cat_id`` is the class names (VOC's own category ids are names). Problems follow
     ``DetectionDataset``'s rules: a missing or unparsable XML, an object of an unknown class
@@ -49,7 +51,8 @@ class VOCDataset(DetectionDataset):
 
     def __init__(self, root: str, split: str = "trainval", pipeline: Sequence[dict] | None = None,
                  classes: Sequence[str] = VOC_CLASSES, filter_empty: bool = True, strict: bool = True,
-                 keep_difficult: bool = True, img_ext: str = ".jpg", exif_annotations: str = "auto") -> None:
+                 keep_difficult: bool = True, img_ext: str = ".jpg", exif_annotations: str = "auto",
+                 cache_dir: str | bool | None = None) -> None:
         super().__init__(pipeline=pipeline, filter_empty=filter_empty, strict=strict, with_masks=False,
                          exif_annotations=exif_annotations)
         self.root, self.split = root, split
@@ -65,12 +68,30 @@ class VOCDataset(DetectionDataset):
                                         + (f" (splits there: {', '.join(available)})" if available else ""),
                                         list_file)
         with open(list_file, encoding="utf-8", errors="replace") as fh:
-            ids = [line.split()[0] for line in fh if line.strip()]
-        with Progress(len(ids), f"indexing {list_file}", enabled=is_main_process(), interval_s=30) as progress:
-            for img_id in ids:
+            lines = [(number, line.split()[0]) for number, line in enumerate(fh, 1) if line.strip()]
+        ids = list(dict.fromkeys(img_id for _, img_id in lines))
+        options = dict(root=os.path.abspath(root), split=split, classes=self.class_names,
+                       keep_difficult=keep_difficult, img_ext=img_ext)
+        xml_files = [os.path.join(root, "Annotations", f"{img_id}.xml") for img_id in ids]
+        self._load_records("voc", [list_file], options, lambda: self._parse(lines, list_file), cache_dir,
+                           stat_sources=xml_files)
+        self._finish_loading(list_file, "" if ids else "the image list is empty: no image id in it")
+
+    def _parse(self, lines: list[tuple[int, str]], list_file: str) -> None:
+        """Every listed id once (a repeated id is a problem: it would be trained and
+        evaluated twice)."""
+        first: dict[str, int] = {}
+        for number, img_id in lines:
+            if img_id in first:
+                self._problem("ids listed twice in the image list skipped",
+                              f"image list {list_file}: image id {img_id!r} on line {number} is listed already "
+                              f"on line {first[img_id]}")
+                continue
+            first[img_id] = number
+        with Progress(len(first), f"indexing {list_file}", enabled=is_main_process(), interval_s=30) as progress:
+            for img_id in first:
                 self._load_one(img_id)
                 progress.update(1)
-        self._finish_loading(list_file, "" if ids else "the image list is empty: no image id in it")
 
     def _load_one(self, img_id: str) -> None:
         xml_file = os.path.join(self.root, "Annotations", f"{img_id}.xml")
@@ -86,7 +107,13 @@ class VOCDataset(DetectionDataset):
             self._problem("unparsable annotation files skipped",
                           f"annotation file {xml_file} is not valid XML: {err}")
             return
-        width, height = _int(root.find("size/width")), _int(root.find("size/height"))
+        width, height = _size_field(root.findtext("size/width")), _size_field(root.findtext("size/height"))
+        if width is None or height is None:
+            self._problem("images without a valid size skipped",
+                          f"annotation file {xml_file}: <size> has <width> {root.findtext('size/width')!r}, "
+                          f"<height> {root.findtext('size/height')!r}; each must be a whole number (0 or "
+                          "absent: read from the image)")
+            return
         if width <= 0 or height <= 0:  # some exports omit <size>: read the image header
             width, height = _image_size(img_file)
         if width <= 0 or height <= 0:
@@ -102,7 +129,12 @@ class VOCDataset(DetectionDataset):
                               f"annotation file {xml_file} has an object of class {name!r}, which is not "
                               f"one of the dataset's classes ({', '.join(self.class_names)})")
                 continue
-            difficult = _int(obj.find("difficult")) == 1
+            difficult = _flag(obj.findtext("difficult"))
+            if difficult is None:
+                self._problem("objects with an invalid <difficult> skipped",
+                              f"annotation file {xml_file}, object {number} ({name!r}): <difficult> is "
+                              f"{obj.findtext('difficult')!r}; it must be 0 or 1")
+                continue
             if difficult and not self.keep_difficult:
                 continue
             coords = self._coords(obj, xml_file, number, name)
@@ -140,6 +172,25 @@ class VOCDataset(DetectionDataset):
 
     def __repr__(self) -> str:
         return f"VOCDataset({self.root}, split={self.split!r}, images={len(self)}, classes={len(self.class_names)})"
+
+
+def _flag(text: str | None) -> bool | None:
+    """``<difficult>``: ``0`` or ``1`` (absent or empty means 0); anything else is ``None``."""
+    text = (text or "0").strip() or "0"
+    return {"0": False, "1": True}.get(text)
+
+
+def _size_field(text: str | None) -> int | None:
+    """``<size><width>`` / ``<height>``: a whole number; absent or empty gives 0 (the
+    image header is read instead); anything else is ``None``."""
+    text = (text or "").strip()
+    if not text:
+        return 0
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if np.isfinite(value) and value == int(value) and value >= 0 else None
 
 
 def _int(node) -> int:
