@@ -5,9 +5,10 @@
    (``MAX_IMAGE_PIXELS``, or ``$RESDET_MAX_IMAGE_PIXELS``, or the ``max_pixels`` argument) is
    refused before any memory is allocated: a 46 KB JPEG can claim 15000 x 15000 pixels.
 2. OpenCV decodes the stored pixels (``IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION``: alpha
-   dropped; grayscale, CMYK and 16-bit images converted to 8-bit). Pillow, which
-   torchvision already requires, is the fallback for formats OpenCV lacks (GIF on some
-   builds).
+   dropped; grayscale, CMYK and 16-bit images converted to 8-bit). Samples OpenCV cannot
+   turn into 8-bit colour (32-bit float or integer TIFFs) are read unchanged and converted
+   by ``to_uint8`` (the rule for float images is there). Pillow, which torchvision already
+   requires, is the fallback for formats OpenCV lacks (GIF on some builds).
 3. The EXIF orientation of JPEG, PNG and WebP files is applied here, by
    ``apply_orientation`` (so the orientation reported with the pixels is, by construction,
    the one that was applied; datasets use it to move annotations made on the stored
@@ -90,6 +91,59 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def to_uint8(pixels: np.ndarray, path: str) -> np.ndarray:
+    """High-bit-depth or float samples (H x W, or H x W x C in OpenCV's BGR(A) order) ->
+    H x W x 3 uint8 RGB. The rule, per image:
+
+    - ``uint16``: divided by 257 and rounded (65535 -> 255, 32768 -> 128), as 16-bit PNGs;
+    - ``uint8``: unchanged;
+    - float (and other integer types), all values finite:
+      values within [0, 1] are scaled by 255 (the float convention of scikit-image, OpenCV,
+      Pillow's ``F`` images of normalised data); values within [0, 255] are taken as 8-bit
+      values (a float export of an 8-bit image); anything else (negative values, HDR or
+      scientific ranges) is stretched min -> 0, max -> 255 (a constant image becomes 0);
+    - NaN or infinite samples: ``ImageReadError`` naming the file (no colour rule fits them).
+
+    Alpha (a 4th channel, or the 2nd of grey + alpha) is dropped."""
+    if pixels.ndim == 3 and pixels.shape[2] in (2, 4):
+        pixels = pixels[..., :1] if pixels.shape[2] == 2 else pixels[..., :3]
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
+        raise ImageReadError(f"image file {path} has samples of shape {pixels.shape}; expected grey, "
+                             "grey + alpha, colour or colour + alpha")
+    if pixels.dtype == np.uint16:
+        out = np.rint(pixels / 257.0).astype(np.uint8)
+    elif pixels.dtype == np.uint8:
+        out = pixels
+    else:
+        values = pixels.astype(np.float64)
+        if not np.isfinite(values).all():
+            raise ImageReadError(f"image file {path} holds NaN or infinite {pixels.dtype} samples; "
+                                 "only finite values can be turned into 8-bit colour")
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if low >= 0.0 and high <= 1.0:
+            values = values * 255.0
+        elif low < 0.0 or high > 255.0:
+            values = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+        out = np.rint(values).clip(0, 255).astype(np.uint8)
+    if out.ndim == 2:
+        return np.ascontiguousarray(np.stack([out] * 3, axis=-1))
+    return cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_BGR2RGB)
+
+
+def _read_unchanged(data: np.ndarray, path: str) -> np.ndarray | None:
+    """Samples OpenCV decodes but cannot give as 8-bit colour (float / 32-bit TIFFs), as
+    RGB uint8 by ``to_uint8``; ``None`` when OpenCV cannot decode them at all."""
+    try:
+        pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error:
+        return None
+    if pixels is None or pixels.dtype == np.uint8:  # 8-bit OpenCV could not colour: Pillow's turn
+        return None
+    return to_uint8(pixels, path)
+
+
 def _read_with_pillow(path: str) -> np.ndarray | None:
     """Stored pixels (no orientation applied) through Pillow; ``None`` if it fails too."""
     try:
@@ -99,11 +153,15 @@ def _read_with_pillow(path: str) -> np.ndarray | None:
                 im = im.convert("RGBA")
                 background = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(background, im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            if im.mode in ("I;16", "I;16B", "I;16L"):
                 arr = np.asarray(im, dtype=np.float64)
                 arr = (arr / max(arr.max(), 1.0) * 255.0).round().astype(np.uint8)
                 return np.ascontiguousarray(np.stack([arr] * 3, axis=-1))
+            if im.mode in ("I", "F"):  # 32-bit integer / float samples: the float rule
+                return to_uint8(np.asarray(im), path)
             return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    except ImageReadError:
+        raise
     except Exception:  # noqa: BLE001 - any failure means "not readable by Pillow either"
         return None
 
@@ -153,7 +211,9 @@ def decode_image(path: str, max_pixels: int | None = None) -> DecodedImage:
             raise ImageReadError(f"image file {path} is truncated (no end-of-image marker after its data)")
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     else:
-        rgb = _read_with_pillow(path)
+        rgb = _read_unchanged(data, path)
+        if rgb is None:
+            rgb = _read_with_pillow(path)
         if rgb is None:
             raise ImageReadError(f"image file {path} is not a readable image (or is truncated)")
     stored = rgb.shape[:2]

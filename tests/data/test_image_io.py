@@ -98,3 +98,41 @@ def test_unreadable_files_raise_naming_the_file(tmp_path):
             imread_rgb(str(tmp_path / name))
     with pytest.raises(ImageReadError, match="missing.png"):
         imread_rgb(str(tmp_path / "missing.png"))
+
+
+def test_float32_tiff_in_unit_range_is_scaled_by_255(tmp_path):
+    """A float32 TIFF with values in [0, 1] (was decoded all black): x 255, BGR -> RGB."""
+    bgr = np.zeros((3, 4, 3), np.float32)
+    bgr[0, 0] = (1.0, 0.5, 0.0)
+    bgr[1, 1] = (0.25, 0.25, 0.25)
+    cv2.imwrite(str(tmp_path / "f.tif"), bgr)
+    img = imread_rgb(str(tmp_path / "f.tif"))
+    _check(img, 3, 4)
+    assert img[0, 0].tolist() == [0, 128, 255] and img[1, 1].tolist() == [64, 64, 64] and img[2, 3].max() == 0
+    gray = np.array([[0.0, 0.5], [1.0, 0.1]], np.float32)  # one channel, written by Pillow (mode F)
+    Image.fromarray(gray, "F").save(tmp_path / "g.tif")
+    img = imread_rgb(str(tmp_path / "g.tif"))
+    assert img[..., 0].tolist() == [[0, 128], [255, 26]] and (img[..., 0] == img[..., 2]).all()
+
+
+def test_float_tiff_value_ranges(tmp_path):
+    """[0, 255] floats are 8-bit values; other ranges are stretched min..max; NaN is refused."""
+    eight = np.array([[0.0, 100.4], [200.0, 255.0]], np.float32)
+    cv2.imwrite(str(tmp_path / "e.tif"), eight)
+    assert imread_rgb(str(tmp_path / "e.tif"))[..., 1].tolist() == [[0, 100], [200, 255]]
+    wide = np.array([[-10.0, 0.0], [990.0, 490.0]], np.float32)
+    cv2.imwrite(str(tmp_path / "w.tif"), wide)
+    assert imread_rgb(str(tmp_path / "w.tif"))[..., 1].tolist() == [[0, 3], [255, 128]]
+    bad = np.array([[0.0, np.nan], [1.0, 0.5]], np.float32)
+    cv2.imwrite(str(tmp_path / "nan.tif"), bad)
+    with pytest.raises(ImageReadError, match=r"nan\.tif holds NaN or infinite float32"):
+        imread_rgb(str(tmp_path / "nan.tif"))
+
+
+def test_16bit_tiff(tmp_path):
+    deep = np.zeros((2, 3), np.uint16)
+    deep[0] = (0, 32768, 65535)
+    cv2.imwrite(str(tmp_path / "d.tif"), deep)
+    img = imread_rgb(str(tmp_path / "d.tif"))
+    _check(img, 2, 3)
+    assert img[0, :, 0].tolist() == [0, 128, 255] and img[1].max() == 0

@@ -156,3 +156,18 @@ def test_results_file_round_trip(tmp_path):
     assert out["loc_top5_err"] == 0.5
     with pytest.raises(ResultsError, match="val_0009"):
         evaluate_loc_results_file(root, [dict(rows[0], image_id="val_0009")], split="val")
+
+
+@CLIPPED
+def test_records_are_cached_and_rebuilt_when_an_xml_changes(tmp_path):
+    root, cache = make_ilsvrc(str(tmp_path / "data")), str(tmp_path / "cache")
+    first = ImageNetLocDataset(root, "train", cache_dir=cache)
+    second = ImageNetLocDataset(root, "train", cache_dir=cache)
+    assert second._store.path == first._store.path and second.num_unannotated == first.num_unannotated == 1
+    assert second.image_labels.tolist() == [0, 0, 1] and second.image_labels.dtype == np.int64
+    xml = os.path.join(root, "Annotations/CLS-LOC/train/n02/n02_7.xml")
+    write_xml(xml, [("n02", (1, 2, 10, 12))])
+    os.utime(xml, ns=(1, 1))  # a different mtime whatever the clock's resolution
+    with pytest.warns(UserWarning, match="stale"):
+        third = ImageNetLocDataset(root, "train", cache_dir=cache)
+    assert third.get_ann(third.img_ids.index("n02_7"))["boxes"].tolist() == [[1, 2, 10, 12]]

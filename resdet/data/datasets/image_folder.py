@@ -6,11 +6,19 @@ Images are decoded in ``__getitem__`` (so in the loader's worker processes) with
 skipped and counted in ``num_skipped`` every time, with a warning naming the file the first
 time (per process); ``__getitem__`` then returns ``None`` (the collate function drops it).
 With ``strict=True`` it raises instead.
+
+Storage: the sample list is a ``FlatRecords`` (``resdet.data.records``) -- labels as one
+``int64`` array, file paths as one UTF-8 buffer + offsets, in-memory images as one array --
+never a list of Python objects, so forked DataLoader workers share its pages instead of
+copying them; the folder index is cached and memory-mapped (``folder_index``), so
+``spawn`` / ``forkserver`` workers and the ranks of a node map one copy.
 """
 from __future__ import annotations
 
 import logging
 import os
+import warnings
+from collections.abc import Sequence as SequenceABC
 from typing import Sequence
 
 import numpy as np
@@ -19,16 +27,53 @@ from torch.utils.data import Dataset
 from ...registry import DATASETS
 from ..image_io import ImageReadError, imread_rgb
 from ..problems import DataError, DataFileNotFoundError, SkipReporter
+from ..records import OFFSETS, FlatRecords, pack_strings
 from ..transforms.det_transforms import build_pipeline
+from .folder_index import cached_folder_index
 
 logger = logging.getLogger("resdet")
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
+def label_records(labels: np.ndarray, **arrays: np.ndarray) -> FlatRecords:
+    """A classification index: ``label`` (``int64`` N) plus other per-sample arrays."""
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    return FlatRecords(dict(label=labels, **arrays), dict(length=len(labels)))
+
+
+def path_records(paths: Sequence[str], labels: Sequence[int]) -> FlatRecords:
+    """A classification index of image files: ``path`` (UTF-8 + offsets) and ``label``."""
+    values, offsets = pack_strings(paths)
+    return label_records(np.asarray(labels, dtype=np.int64), path=values, **{"path" + OFFSETS: offsets})
+
+
+class SampleList(SequenceABC):
+    """``dataset.samples``: a read-only sequence of ``(source, label)`` tuples made on access
+    from the dataset's arrays (the list of tuples it replaces cost ~150 bytes per sample in
+    every worker)."""
+
+    def __init__(self, dataset: "ClsDataset") -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return [self[i] for i in range(*idx.indices(len(self)))]
+        if idx < 0:
+            idx += len(self)
+        if not 0 <= idx < len(self):
+            raise IndexError(f"sample index {idx} out of range for {len(self)} samples")
+        return self.dataset.describe(idx), self.dataset.get_label(idx)
+
+
 class ClsDataset(Dataset):
-    """Base of the classification datasets: ``samples`` is a list of ``(source, label)``;
-    subclasses override ``load_image`` when the source is not a file path.
+    """Base of the classification datasets. Subclasses set ``index`` (a ``FlatRecords`` with
+    ``label`` and either ``path`` -- file paths, relative to ``path_prefix`` -- or their own
+    image arrays, then ``source_name`` names sample ``i`` as ``source_name[i]`` and
+    ``load_image`` is overridden).
 
     Args:
         pipeline: transform configs (``TRANSFORMS``) applied to each sample dict.
@@ -43,8 +88,15 @@ class ClsDataset(Dataset):
     def __init__(self, pipeline: Sequence[dict] | None = None, strict: bool = False) -> None:
         self.pipeline = build_pipeline(pipeline)
         self.strict = strict
-        self.samples: list[tuple[str, int]] = []
+        self.index = label_records(np.zeros(0, np.int64))
+        self.path_prefix = ""
+        self.source_name = type(self).__name__
         self.skips = SkipReporter()
+
+    @property
+    def samples(self) -> SampleList:
+        """``(source, label)`` of every index, as a sequence view (see ``SampleList``)."""
+        return SampleList(self)
 
     @property
     def classes(self) -> list[str]:
@@ -55,9 +107,14 @@ class ClsDataset(Dataset):
         return len(self.class_names)
 
     @property
+    def label_array(self) -> np.ndarray:
+        """Ground-truth labels, ``int64`` N (read-only; shared, not copied, by workers)."""
+        return self.index["label"]
+
+    @property
     def labels(self) -> list[int]:
         """Ground-truth label of every index (for metrics; no decoding)."""
-        return [label for _, label in self.samples]
+        return self.index["label"].tolist()
 
     @property
     def num_skipped(self) -> int:
@@ -65,31 +122,33 @@ class ClsDataset(Dataset):
         return self.skips.counts["unreadable images skipped"]
 
     def get_label(self, idx: int) -> int:
-        return self.samples[idx][1]
+        return int(self.index["label"][idx])
 
     def describe(self, idx: int) -> str:
-        """Where sample ``idx`` comes from, for messages."""
-        return str(self.samples[idx][0])
+        """Where sample ``idx`` comes from: its file, or ``source_name[idx]``."""
+        if "path" in self.index:
+            return self.path_prefix + self.index.string("path", idx)
+        return f"{self.source_name}[{idx}]"
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.index["label"])
 
     def load_image(self, idx: int) -> np.ndarray:
-        return imread_rgb(self.samples[idx][0])
+        return imread_rgb(self.describe(idx))
 
     def load_sample(self, idx: int) -> dict | None:
         """The untransformed sample of ``idx``; ``None`` if unreadable and not strict."""
-        source, label = self.samples[idx]
+        source, label = self.describe(idx), self.get_label(idx)
         try:
             img = self.load_image(idx)
         except ImageReadError as err:
             if self.strict:
                 raise ImageReadError(f"{err} (pass strict=False to skip unreadable images)") from err
-            self.skips.report("unreadable images skipped", str(source),
+            self.skips.report("unreadable images skipped", source,
                               f"{type(self).__name__}: skipping unreadable image {source}: {err}")
             return None
         h, w = img.shape[:2]
-        return dict(img=img, label=int(label), img_id=idx, orig_size=(h, w), img_path=str(source),
+        return dict(img=img, label=label, img_id=idx, orig_size=(h, w), img_path=source,
                     img_shape=(h, w), scale_factor=(1.0, 1.0), flip=False)
 
     def __getitem__(self, idx: int) -> dict | None:
@@ -132,44 +191,60 @@ class ImageFolder(ClsDataset):
         label_offset: subtracted from integer labels of ``ann_file``.
         extensions: image file endings (case-insensitive).
         pipeline, strict: see ``ClsDataset``.
+        cache_dir: where the scanned index of a class-folder layout is cached
+            (``resdet.data.record_cache``): ``None`` the default location
+            (``$RESDET_CACHE_DIR``, else ``~/.cache/resdet/records``), a folder, or ``False``
+            to scan at every start. The cache is rebuilt (one warning) when the root or a
+            class folder changes (see ``folder_index`` for what that does and does not see).
+
+    Symbolic links are followed; a folder reached a second time (a loop such as
+    ``ants/again -> .``, or two links to one folder) is skipped, so each image is listed
+    once, and the dataset warns with the count at each start (it is not an error: a
+    link farm may legitimately point twice at one folder).
     """
 
     def __init__(self, data_root: str, ann_file: str | None = None,
                  classes: Sequence[str] | str | None = None, label_offset: int = 0,
                  extensions: Sequence[str] = IMG_EXTENSIONS, pipeline: Sequence[dict] | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, cache_dir: str | bool | None = None) -> None:
         super().__init__(pipeline=pipeline, strict=strict)
         if not os.path.isdir(data_root):
             raise DataFileNotFoundError(f"image folder {data_root} does not exist (expected "
                                         f"{data_root}/<class>/<image>, see datasets/README.md)", data_root)
         self.data_root, self.ann_file = data_root, ann_file
         class_list = _read_class_list(classes)
+        extensions = tuple(e.lower() for e in extensions)
         if ann_file is None:
-            self._scan_class_folders(class_list, tuple(extensions))
+            self._scan_class_folders(class_list, extensions, cache_dir)
         else:
-            self._read_label_file(class_list, label_offset, tuple(extensions))
-        if not self.samples:
+            self._read_label_file(class_list, label_offset, extensions)
+        self.source_name = data_root
+        if not len(self):
             raise DataFileNotFoundError(f"no images with endings {', '.join(extensions)} found under "
-                                    f"{data_root}" + (f" for {ann_file}" if ann_file else ""))
+                                        f"{data_root}" + (f" for {ann_file}" if ann_file else ""))
 
-    def _scan_class_folders(self, class_list: list[str] | None, extensions: tuple) -> None:
+    def _scan_class_folders(self, class_list: list[str] | None, extensions: tuple,
+                            cache_dir: str | bool | None) -> None:
         found = sorted(d.name for d in os.scandir(self.data_root) if d.is_dir())
         if not found:
             raise DataFileNotFoundError(f"{self.data_root} has no class sub-folders (expected "
-                                    f"{self.data_root}/<class>/<image>; for a flat ILSVRC val "
-                                    "folder pass ann_file=)")
+                                        f"{self.data_root}/<class>/<image>; for a flat ILSVRC val "
+                                        "folder pass ann_file=)")
         if class_list is not None:
             extra = [d for d in found if d not in set(class_list)]
             if extra:
                 raise DataError(f"sub-folders {extra[:5]} of {self.data_root} are not in the given "
-                                 f"classes ({len(class_list)} names)")
+                                f"classes ({len(class_list)} names)")
         self.class_names = class_list if class_list is not None else found
-        index = {name: i for i, name in enumerate(self.class_names)}
-        for name in found:
-            files = []
-            for dirpath, _, filenames in os.walk(os.path.join(self.data_root, name), followlinks=True):
-                files += [os.path.join(dirpath, f) for f in filenames if _is_image(f, extensions)]
-            self.samples += [(path, index[name]) for path in sorted(files)]
+        self.index = cached_folder_index(self.data_root, found, self.class_names, extensions, cache_dir)
+        self.path_prefix = os.path.join(self.data_root, "")
+        skipped = int(self.index.meta.get("skipped_dirs", 0))
+        if skipped:
+            message = (f"ImageFolder {self.data_root}: {skipped} folders reached a second time through "
+                       f"symbolic links skipped (a link loop, or two links to one folder: "
+                       f"{', '.join(self.index.meta.get('skipped_examples', []))}); each image is listed once")
+            warnings.warn(message, UserWarning, stacklevel=3)
+            logger.warning(message)
 
     def _read_label_file(self, class_list: list[str] | None, label_offset: int, extensions: tuple) -> None:
         if not os.path.isfile(self.ann_file):
@@ -182,20 +257,21 @@ class ImageFolder(ClsDataset):
                 raise DataError(f"{self.ann_file} has {len(rows)} labels but {self.data_root} has "
                                  f"{len(files)} images; a one-column label file needs one line per image")
             rows = [[f, r[0]] for f, r in zip(files, rows)]
-        labels, names = [], class_list
+        labels, paths, names = [], [], class_list
+        position = {name: i for i, name in reversed(list(enumerate(names or [])))}  # first one wins, as .index
         for lineno, row in enumerate(rows, 1):
             if len(row) < 2:
                 raise DataError(f"{self.ann_file}, line {lineno}: expected '<file name> <label>', got {row}")
             token = row[1]
             if token.lstrip("-").isdigit():
                 label = int(token) - label_offset
-            elif names is not None and token in names:
-                label = names.index(token)
+            elif token in position:
+                label = position[token]
             else:
                 raise DataError(f"{self.ann_file}, line {lineno}: label {token!r} is not an integer "
                                  "nor a name in the given classes (pass classes= for name labels)")
             labels.append(label)
-            self.samples.append((os.path.join(self.data_root, row[0]), label))
+            paths.append(os.path.join(self.data_root, row[0]))
         if names is None:
             names = [str(i) for i in range(max(labels) + 1)] if labels else []
         bad = [lab for lab in labels if not 0 <= lab < len(names)]
@@ -203,3 +279,4 @@ class ImageFolder(ClsDataset):
             raise DataError(f"{self.ann_file}: labels {sorted(set(bad))[:5]} are outside 0..{len(names) - 1} "
                              f"({len(names)} classes; check label_offset and classes)")
         self.class_names = list(names)
+        self.index = path_records(paths, labels)

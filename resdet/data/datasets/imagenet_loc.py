@@ -22,6 +22,14 @@ unknown classes, unparsable XMLs, missing validation XMLs); boxes reaching outsi
 image are clipped, boxes with no area left are dropped and counted.
 
 Samples are detection samples plus ``label`` (the image's class) for ``loc_collate``.
+
+Storage and cache: the records are ``DetectionDataset``'s flat arrays (the image's class is
+the extra field ``x.label``; ``image_labels`` is an ``int64`` array), parsed once into the
+per-node record cache (``resdet.data.record_cache``) and memory-mapped afterwards. The cache
+is rebuilt (one warning) when the image or annotation split folder, a class folder of
+either (a file added, removed or renamed in it changes its mtime) or an XML file (size,
+mtime) changes; as for ``ImageFolder``, an image rewritten in place under the same name is
+not seen (touch its folder, or pass ``cache_dir=False``).
 """
 from __future__ import annotations
 
@@ -56,6 +64,10 @@ def read_class_file(path: str) -> tuple[list[str], list[str]]:
     return wnids, names
 
 
+def _sub_folders(folder: str) -> list[str]:
+    return sorted(e.path for e in os.scandir(folder) if e.is_dir()) if os.path.isdir(folder) else []
+
+
 @DATASETS.register_module()
 class ImageNetLocDataset(DetectionDataset):
     """ILSVRC CLS-LOC images with their boxes (see the module docstring for the layout).
@@ -71,13 +83,15 @@ class ImageNetLocDataset(DetectionDataset):
         with_unannotated: keep training images without boxes (classification only).
         one_based: subtract 1 from xmin/ymin (VOC's 1-based pixel indices).
         pipeline, strict: see ``DetectionDataset``.
+        cache_dir: the record cache folder (``None``: the default location, ``False``: parse
+            at every start; see the module docstring).
     """
 
     def __init__(self, root: str, split: str = "train", img_prefix: str = "Data/CLS-LOC",
                  ann_prefix: str = "Annotations/CLS-LOC", classes: Sequence[str] | str | None = None,
                  class_folders: bool | None = None, with_unannotated: bool = True,
                  one_based: bool = False, pipeline: Sequence[dict] | None = None,
-                 strict: bool = True) -> None:
+                 strict: bool = True, cache_dir: str | bool | None = None) -> None:
         self.class_folders = split == "train" if class_folders is None else bool(class_folders)
         self.with_unannotated = with_unannotated and self.class_folders
         super().__init__(pipeline=pipeline, filter_empty=not self.with_unannotated, strict=strict)
@@ -91,12 +105,16 @@ class ImageNetLocDataset(DetectionDataset):
         self.label_to_cat_id = list(self.class_names)
         self.cat_id_to_label = {name: i for i, name in enumerate(self.class_names)}
         self.num_unannotated = 0
-        if self.class_folders:
-            self._load_class_folders()
-        else:
-            self._load_flat()
+        options = dict(img_dir=os.path.abspath(self.img_dir), ann_dir=os.path.abspath(self.ann_dir),
+                       classes=self.class_names, class_folders=self.class_folders,
+                       with_unannotated=self.with_unannotated, one_based=one_based)
+        extra = self._load_records("imagenet_loc", [], options,
+                                   self._load_class_folders if self.class_folders else self._load_flat,
+                                   cache_dir, stat_sources=self._change_signal(),
+                                   meta=lambda: dict(num_unannotated=self.num_unannotated))
+        self.num_unannotated = int(extra["num_unannotated"])
         self._finish_loading(self.img_dir)
-        self.image_labels = [r["label"] for r in self.records]
+        self.image_labels = np.asarray(self._store["x.label"][self.records.rows], dtype=np.int64)
         if self.num_unannotated:
             logger.info("%s: %d of %d images have no boxes (classification only)", self.img_dir,
                         self.num_unannotated, len(self.records))
@@ -114,6 +132,17 @@ class ImageNetLocDataset(DetectionDataset):
                 return found, found
         raise DataError(f"ImageNetLocDataset: no classes given and no class folders in {train_dir}; "
                          "pass classes=[wnids] or a class file (e.g. LOC_synset_mapping.txt)")
+
+    def _change_signal(self) -> list[str]:
+        """What the cache's freshness is judged by: the split folders, their class folders and
+        every XML file (see the module docstring)."""
+        img_folders, ann_folders = [self.img_dir], [self.ann_dir]
+        if self.class_folders:
+            img_folders += _sub_folders(self.img_dir)
+            ann_folders += _sub_folders(self.ann_dir)
+        xmls = [e.path for folder in ann_folders if os.path.isdir(folder)
+                for e in os.scandir(folder) if e.name.endswith(".xml")]
+        return img_folders + ann_folders + sorted(xmls)
 
     def _load_class_folders(self) -> None:
         present = sorted(d for d in os.listdir(self.img_dir) if os.path.isdir(os.path.join(self.img_dir, d)))
@@ -210,7 +239,7 @@ class ImageNetLocDataset(DetectionDataset):
     def load_sample(self, idx: int) -> dict | None:
         sample = super().load_sample(idx)
         if sample is not None:
-            sample["label"] = int(self.records[idx]["label"])
+            sample["label"] = int(self.image_labels[idx])
         return sample
 
     def __repr__(self) -> str:
