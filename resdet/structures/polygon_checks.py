@@ -98,7 +98,7 @@ def _straddles(xs: np.ndarray, ys: np.ndarray, rows: slice, cols: slice) -> np.n
     return side[..., :-1] * side[..., 1:] < 0
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=48)  # K <= 1448 here (K x K within the budget)
 def _pair_mask(n: int) -> np.ndarray:
     """``K x K``: True for the non-adjacent edge pairs ``i < j`` of a closed ring."""
     i, j = np.triu_indices(n, k=2)
@@ -131,11 +131,11 @@ def pairs_cross(rings: np.ndarray) -> np.ndarray:
     cross properly, i.e. each straddles the other's line (touching or collinear edges do not
     count). Dense ``K x K`` per ring, in blocks of rings (and of rows for very long rings)."""
     m, n = rings.shape[:2]
-    pair = _pair_mask(n)
     found = np.zeros(m, dtype=bool)
     xs, ys = np.ascontiguousarray(rings[..., 0]), np.ascontiguousarray(rings[..., 1])
     block = _PAIR_BUDGET // (n * n)  # rings per block; 0: a ring too long for one block
     if block:
+        pair = _pair_mask(n)
         for r0 in range(0, m, block):
             t = _straddles(xs[r0:r0 + block], ys[r0:r0 + block], slice(0, n), slice(0, n))
             found[r0:r0 + block] = (t & t.transpose(0, 2, 1) & pair).any((1, 2))
@@ -145,8 +145,11 @@ def pairs_cross(rings: np.ndarray) -> np.ndarray:
         x, y = xs[r:r + 1], ys[r:r + 1]
         for r0 in range(0, n, rows):
             band = slice(r0, min(n, r0 + rows))
+            pair = np.arange(n)[None] >= np.arange(band.start, band.stop)[:, None] + 2
+            if r0 == 0:
+                pair[0, n - 1] = False
             t = _straddles(x, y, band, slice(0, n))[0] & _straddles(x, y, slice(0, n), band)[0].T
-            if (t & pair[band]).any():
+            if (t & pair).any():
                 found[r] = True
                 break
     return found
