@@ -73,15 +73,23 @@ def star_simple(points: np.ndarray, counts: np.ndarray, centre: np.ndarray | Non
     if centre is None:
         centre = np.add.reduceat(points, starts, axis=0) / counts[:, None]
     v = points - np.repeat(centre, counts, axis=0)
-    w = v[nxt]
-    cross = v[:, 0] * w[:, 1] - v[:, 1] * w[:, 0]
-    dot = v[:, 0] * w[:, 0] + v[:, 1] * w[:, 1]
+    vx, vy = v[:, 0], v[:, 1]
+    wx, wy = vx[nxt], vy[nxt]
+    cross = vx * wy - vy * wx
     # a margin on sin(angle) keeps rounding from proving a nearly degenerate part simple
-    margin = 1e-9 * np.sqrt((v * v).sum(1) * (w * w).sum(1))
-    ccw = np.minimum.reduceat(cross - margin, starts) > 0
-    cw = np.maximum.reduceat(cross + margin, starts) < 0
-    turns = np.add.reduceat(np.arctan2(cross, dot), starts) / (2 * np.pi)
-    return (ccw | cw) & (np.abs(np.abs(turns) - 1) < 1e-6)
+    # (|v|^2 + |w|^2 >= 2 |v| |w|: at least 1e-9 |v| |w|, without a square root)
+    r2 = vx * vx + vy * vy
+    margin = 0.5e-9 * (r2 + r2[nxt])
+    turning = (np.minimum.reduceat(cross - margin, starts) > 0) | (np.maximum.reduceat(cross + margin, starts) < 0)
+    proven = np.zeros(len(counts), dtype=bool)
+    if not turning.any():
+        return proven
+    # the winding number (angles, the costly part) only for the parts that turn one way
+    keep = np.repeat(turning, counts)
+    angles = np.arctan2(cross[keep], (vx * wx + vy * wy)[keep])
+    turns = np.add.reduceat(angles, _point_runs(counts[turning])[0]) / (2 * np.pi)
+    proven[turning] = np.abs(np.abs(turns) - 1) < 1e-6
+    return proven
 
 
 def _straddles(xs: np.ndarray, ys: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
