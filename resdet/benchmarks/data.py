@@ -111,7 +111,7 @@ def summarize(result: DataBenchResult) -> dict:
         first, last = loader.rows[0], loader.rows[-1]
         s[f"{name}_loader_pss_start_mb"], s[f"{name}_loader_pss_end_mb"] = first["total_pss_mb"], last["total_pss_mb"]
         s[f"{name}_loader_pss_growth"] = _ratio(last["total_pss_mb"], first["total_pss_mb"])
-        growth = [b - a for a, b in zip(first["worker_private_mb"], last["worker_private_mb"])]
+        growth = [end - start for start, end in zip(first["worker_private_mb"], last["worker_private_mb"])]
         s[f"{name}_worker_private_growth_mb"] = max(growth) if growth else None
         s[f"{name}_loader_pass_fraction"] = loader.images / loader.dataset_images
     if result.throughput:
