@@ -129,7 +129,7 @@ def _check_rle(rle: dict, height: int, width: int, where: str) -> MaskCheck:
         runs = [int(c) for c in counts] if isinstance(counts, list) else rle_string_counts(counts)
     except (TypeError, ValueError) as err:
         return MaskCheck(None, error=f"{where}: RLE counts are malformed ({err})")
-    if any(r < 0 for r in runs) or sum(runs) != height * width:
+    if (runs and min(runs) < 0) or sum(runs) != height * width:
         return MaskCheck(None, error=f"{where}: RLE counts add up to {sum(runs)} pixels (with "
                                      f"{sum(r < 0 for r in runs)} negative runs), not {height} x {width}")
     if sum(runs[1::2]) == 0:
