@@ -90,6 +90,8 @@ def _workload(spec: dict, model) -> None:
 
 
 def child(spec: dict) -> dict:
+    if "call" in spec:  # another benchmark's fresh-process measurement ("module:function" of the spec)
+        return _load(spec["call"])(spec)
     if spec.get("tune_malloc"):  # the parent's malloc setting, so both measure the same thing
         tune_malloc()
     if spec.get("threads"):
@@ -105,7 +107,8 @@ def child(spec: dict) -> dict:
 
 
 def measure(spec: dict) -> dict:
-    """Runs ``spec`` (kind, impl, mode, height, width, threads) in a fresh interpreter."""
+    """Runs ``spec`` (kind, impl, mode, height, width, threads; or ``call``: a
+    ``"module:function"`` given the spec) in a fresh interpreter."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)], capture_output=True, text=True,
                           env=env, check=False)

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...registry import DATASETS
-from ...structures.mask_checks import checked_annotation
+from ...structures.mask_checks import checked_annotations
 from ...structures.masks import segmentation_to_rle
 from ..problems import DataError, DataFileNotFoundError
 from ..synthetic.cache import split_seed
@@ -145,19 +145,30 @@ class CocoDataset(DetectionDataset):
                                                        listed=bool(data.get("images")))
         self._meta = dict(categories=cats, empty_hint=empty_hint(data), eval_drop_ann_ids=drop_ids)
         del data
-        inst_image, boxes, labels, ignore, segms = [], [], [], [], []
-        for k, (img_id, _, height, width) in enumerate(images):
+        accepted = []  # (image index, annotation, label, ignore) of the annotations whose fields pass
+        for k, (img_id, _, _, _) in enumerate(images):
             for ann in buckets[k]:
-                parsed = self._parse_annotation(ann, img_id, height, width, skipped_cat_ids, drop_ids)
-                if parsed is None:
-                    continue
-                box, label, crowd, segm = parsed
-                inst_image.append(k)
-                boxes.append(box)
-                labels.append(label)
-                ignore.append(crowd)
-                segms.append(segm)
+                fields = self._annotation_fields(ann, img_id, skipped_cat_ids)
+                if fields is not None:
+                    accepted.append((k, ann, *fields))
             buckets[k] = None  # free as we go
+        anns = [entry[1] for entry in accepted]
+        if self.with_masks:  # bad polygons / RLEs: dropped and counted, or a clear error (all at once)
+            anns = checked_annotations(self, anns, [images[entry[0]][0] for entry in accepted],
+                                       [images[entry[0]][2] for entry in accepted],
+                                       [images[entry[0]][3] for entry in accepted])
+        inst_image, boxes, labels, ignore, segms = [], [], [], [], []
+        for (k, _, label, ignored), ann in zip(accepted, anns):
+            if ann is None:
+                continue
+            box, readable = bbox_corners(ann.get("bbox"))
+            if not readable:
+                drop_ids.append(ann.get("id"))
+            inst_image.append(k)
+            boxes.append(box)
+            labels.append(label)
+            ignore.append(ignored)
+            segms.append(self._segm_of(ann, images[k][2], images[k][3]) if self.with_masks else None)
         self._add_images([i[0] for i in images], [os.path.join(self.img_dir, i[1]) for i in images],
                          np.asarray([i[2] for i in images], np.int64), np.asarray([i[3] for i in images], np.int64),
                          np.asarray(inst_image, np.int64), np.asarray(boxes, np.float64).reshape(-1, 4),
@@ -212,9 +223,9 @@ class CocoDataset(DetectionDataset):
                                              "which is not the id of an entry of 'images'")
         return buckets, []
 
-    def _parse_annotation(self, ann: dict, img_id: int, height: int, width: int, skipped_cat_ids: set,
-                          drop_ids: list) -> tuple | None:
-        """``(xyxy box, label, ignore, segm)`` of one annotation, or ``None`` (skipped)."""
+    def _annotation_fields(self, ann: dict, img_id: int, skipped_cat_ids: set) -> tuple | None:
+        """``(label, ignore)`` of one annotation by the category and flag rules, or ``None``
+        (skipped: a class left out by ``classes``, or a counted / raised problem)."""
         cat_id = ann.get("category_id")
         if is_int(cat_id) and cat_id in skipped_cat_ids:
             return None
@@ -229,15 +240,7 @@ class CocoDataset(DetectionDataset):
             key = "iscrowd" if crowd is None else "ignore"
             self._problem(BAD_FIELD, f"{where}: '{key}' is {ann.get(key)!r}; it must be 0 or 1 (a JSON number)")
             return None
-        if self.with_masks:  # bad polygons / RLEs: dropped and counted, or a clear error
-            ann = checked_annotation(self, ann, img_id, height, width)
-            if ann is None:
-                return None
-        box, readable = bbox_corners(ann.get("bbox"))
-        if not readable:
-            drop_ids.append(ann.get("id"))
-        segm = self._segm_of(ann, height, width) if self.with_masks else None
-        return box, label, crowd or ignored, segm
+        return label, crowd or ignored
 
     def _segm_of(self, ann: dict, height: int, width: int) -> Any:
         """Polygons stay polygons; RLE (crowds) becomes a compressed RLE; a missing
