@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..utils.errors import DataError
-from ..utils.io import _create_temporary
+from ..utils.io import create_temporary
 from ..visualization.save import output_extension
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp")
@@ -187,7 +187,7 @@ class VideoWriter:
     def __init__(self, path: str, fps: float, width: int, height: int) -> None:
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
-        fd, self.tmp = _create_temporary(directory, os.path.basename(path))
+        fd, self.tmp = create_temporary(directory, os.path.basename(path))
         os.close(fd)
         self.path, self.size = path, (int(width), int(height))
         self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*VIDEO_CODEC), float(fps), self.size)

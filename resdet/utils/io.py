@@ -56,12 +56,12 @@ FILE_MODE = 0o666
 
 _TMP_PREFIX = ".tmp-"
 _TMP_TOKEN_HEX = 12  # secrets.token_hex(6)
-# the names _create_temporary gives: '.tmp-' + 12 lowercase hex digits + the target's name
+# the names create_temporary gives: '.tmp-' + 12 lowercase hex digits + the target's name
 _TMP_NAME_RE = re.compile(r"^\.tmp-[0-9a-f]{%d}.+$" % _TMP_TOKEN_HEX, re.DOTALL)
 logger = logging.getLogger("resdet")
 
 
-def _create_temporary(directory: str, name: str) -> tuple[int, str]:
+def create_temporary(directory: str, name: str) -> tuple[int, str]:
     """Create and open a new, empty ``.tmp-XXXX<name>`` in ``directory``.
 
     Unlike ``tempfile.mkstemp`` (which always creates 0600), the file is created with mode
@@ -80,7 +80,7 @@ def _create_temporary(directory: str, name: str) -> tuple[int, str]:
 def remove_stale_temporaries(directory: str, min_age_s: float = 30.0) -> list[tuple[str, int]]:
     """Remove the temporary files an interrupted atomic write left in ``directory``.
 
-    Only regular files named as ``_create_temporary`` names them (``.tmp-`` + 12 hex digits
+    Only regular files named as ``create_temporary`` names them (``.tmp-`` + 12 hex digits
     + a name) and not modified for ``min_age_s`` seconds are removed (a write in progress
     in another process keeps its file). Returns ``[(path, size_in_bytes)]`` of what was removed."""
     removed: list[tuple[str, int]] = []
@@ -115,7 +115,7 @@ def atomic_write_bytes(data: bytes, path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = _create_temporary(directory, os.path.basename(path))
+        fd, tmp = create_temporary(directory, os.path.basename(path))
     except OSError as err:
         if err.errno in OUTPUT_ERRNOS:
             raise output_error(err, path) from None

@@ -268,10 +268,10 @@ def test_old_checkpoint_without_checksum_loads_with_a_note(tmp_path):
 # ------------------------------------------------------------------------------ the work dir
 def test_stale_temporary_files_are_removed_when_a_run_resumes(tmp_path):
     work = train(tmp_path / "run", max_iters=3)
-    fd, ours = rio._create_temporary(work, "iter_6.pth")  # what a kill during a write leaves
+    fd, ours = rio.create_temporary(work, "iter_6.pth")  # what a kill during a write leaves
     with os.fdopen(fd, "wb") as fh:
         fh.write(b"\0" * (1 << 20))
-    fd, writing = rio._create_temporary(work, "final.pth")  # a write still in progress
+    fd, writing = rio.create_temporary(work, "final.pth")  # a write still in progress
     os.close(fd)
     others = [".tmp-notours.pth", ".tmp-0123456789ab", "x.tmp-0123456789abfinal.pth", "notes.txt"]
     for name in others:

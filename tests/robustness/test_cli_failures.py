@@ -255,7 +255,7 @@ def _disk_full(monkeypatch):
 
     def full(directory, name):
         return os.open("/dev/full", os.O_WRONLY), os.path.join(directory, ".tmp-000000000000" + name)
-    monkeypatch.setattr(rio, "_create_temporary", full)
+    monkeypatch.setattr(rio, "create_temporary", full)
 
 
 def test_full_disk_while_publishing_names_the_file_and_the_disk(tmp_path, capsys, monkeypatch):

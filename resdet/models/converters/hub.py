@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 
 from ...utils.errors import CheckpointError
-from ...utils.io import _create_temporary
+from ...utils.io import create_temporary
 from .manifest import DEFAULT_BASE_URL, MANIFEST, SCHEME, WeightsEntry, lookup
 
 BASE_URL_ENV = "RESDET_WEIGHTS_URL"
@@ -117,7 +117,7 @@ def download(entry: WeightsEntry, base_url: str | None = None, timeout: float | 
     url, seconds = url_of(entry, base_url), _timeout(timeout)
     where = f"download it elsewhere and put it at {path}"
     os.makedirs(cache_dir(), exist_ok=True)
-    fd, tmp = _create_temporary(cache_dir(), entry.file)
+    fd, tmp = create_temporary(cache_dir(), entry.file)
     try:
         with os.fdopen(fd, "wb") as out:
             with urllib.request.urlopen(url, timeout=seconds) as response:  # noqa: S310 (http(s) base)
