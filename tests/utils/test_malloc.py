@@ -41,15 +41,18 @@ def _faults_once(env_value, iterations):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or malloc._glibc() is None, reason="glibc only")
 def test_tuned_malloc_reuses_memory_instead_of_faulting_it_in():
-    default, system = _faults(None), _faults("system")
-    tuned_10, tuned_20 = _faults("tuned", iterations=10, repeats=2), _faults("tuned", iterations=20, repeats=2)
-    assert not default["tuned"] and not system["tuned"] and default["describe"] == "glibc"
-    assert tuned_20["tuned"] and tuned_20["describe"] == "glibc (tuned by resdet: no mmap, no trim)"
-    # glibc's default maps every 69 MB block afresh: ~17k page faults per block, growing with the
-    # iterations; tuned, the heap's blocks are reused, so only the first iterations fault
-    assert default["faults"] > 20 * 2 * 15_000
-    assert tuned_20["faults"] < default["faults"] / 3
-    assert tuned_20["faults"] - tuned_10["faults"] < 0.05 * default["faults"]
+    default_10, default_20 = _faults(None, iterations=10), _faults(None)
+    system = _faults("system")
+    tuned_40 = _faults("tuned", iterations=40, repeats=3)
+    assert not default_20["tuned"] and not system["tuned"] and default_20["describe"] == "glibc"
+    assert tuned_40["tuned"] and tuned_40["describe"] == "glibc (tuned by resdet: no mmap, no trim)"
+    # glibc's default maps every 69 MB block afresh: ~17k page faults per block, two blocks per
+    # iteration, so the faults grow with the iterations
+    assert default_20["faults"] > 20 * 2 * 15_000
+    assert abs(default_20["faults"] - 2 * default_10["faults"]) < 0.1 * default_20["faults"]
+    # tuned, the heap's blocks are reused: only the first iterations fault (4-10 blocks measured
+    # here at any count of iterations), so twice the iterations fault far less than the default
+    assert tuned_40["faults"] < default_20["faults"] / 3
 
 
 def test_describe_names_a_preloaded_malloc_and_glibc_tunables(monkeypatch):
