@@ -102,7 +102,8 @@ def test_non_finite_loss_stops_with_iteration_and_checkpoint(tmp_path):
         Trainer(**cfg).train()
 
 
-def test_amp_bf16_on_cpu_and_val_metrics(tmp_path):
+def test_amp_bf16_on_cpu_and_val_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESDET_CPU_BF16", "1")  # bf16 even on a CPU without native bf16 (tests/engine/test_amp.py)
     trainer = Trainer(**tiny_config(str(tmp_path / "amp"), max_iters=6, amp="bf16", val=True))
     before = weights(trainer)["fc1.weight"]
     result = trainer.train()
@@ -118,7 +119,8 @@ def test_amp_bf16_on_cpu_and_val_metrics(tmp_path):
     assert os.path.isfile(tmp_path / "amp" / "best.pth") and os.path.isfile(tmp_path / "amp" / "env.json")
 
 
-def test_bf16_autocast_is_active_in_training(tmp_path):
+def test_bf16_autocast_is_active_in_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESDET_CPU_BF16", "1")
     trainer = Trainer(**tiny_config(str(tmp_path / "amp"), max_iters=1, amp="bf16"))
     trainer.train()
     assert trainer.model.last_dtype == torch.bfloat16
