@@ -293,38 +293,51 @@ def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter
     dataset = dataset if dataset is not None else build_dataset(cfg["dataset"])
     _check_dataset(dataset, training)
     batch_size = per_rank_batch_size(cfg.get("batch_size", 1), world_size, training)
-    sampler_cfg = dict(cfg.get("sampler") or {})
-    sampler_cfg.setdefault("type", "DistributedTrainSampler" if training else "InferenceSampler")
-    is_batch_sampler = getattr(lookup(sampler_cfg["type"], DATA_SAMPLERS), "is_batch_sampler", False)
+    loader_args = _loader_args(cfg, training, seed, rank, dataset, batch_size)
+    sampler_cfg = {"type": "DistributedTrainSampler" if training else "InferenceSampler", **(cfg.get("sampler") or {})}
     placement = dict(dataset=dataset, rank=rank, world_size=world_size)
-    collate = COLLATE_FUNCTIONS.build(cfg.get("collate") or "cls_collate")
-    generator = torch.Generator()
-    generator.manual_seed(int(seed) + 7919 * int(rank))  # workers' base seed; never the global RNG
-    num_workers = int(cfg.get("num_workers", 0))
-    loader_args: dict[str, Any] = dict(
-        num_workers=num_workers, collate_fn=collate if isinstance(collate, SkipCollate) else SkipCollate(collate),
-        pin_memory=bool(cfg.get("pin_memory", torch.cuda.is_available())), generator=generator,
-        raw_dataset=dataset, batch_size_per_rank=batch_size)
-    if num_workers > 0:
-        loader_args["prefetch_factor"] = int(cfg.get("prefetch_factor", 2))
-        loader_args["persistent_workers"] = bool(cfg.get("persistent_workers", not training))
     if not training:
-        if is_batch_sampler:
+        if _is_batch_sampler(sampler_cfg):
             raise ConfigError(f"{name}.sampler {sampler_cfg['type']!r} is a training batch sampler; use "
                               "'InferenceSampler' for evaluation")
         return Loader(dataset, sampler=DATA_SAMPLERS.build(sampler_cfg, default_args=placement),
                       batch_size=batch_size, drop_last=False, **loader_args)
-    placement["seed"] = seed
-    if is_batch_sampler:
-        batches = DATA_SAMPLERS.build(sampler_cfg, default_args=dict(
-            placement, batch_size=batch_size, start_iter=start_iter))
-    else:
-        indices = DATA_SAMPLERS.build(sampler_cfg, default_args=dict(placement, start_index=start_iter * batch_size))
-        batches = BatchSampler(indices, batch_size, drop_last=True)
+    batches = _train_batches(sampler_cfg, dict(placement, seed=seed), batch_size, start_iter)
     guard = SkipGuard(math.ceil(len(dataset) / world_size), batch_size,
                       cfg.get("max_skipped_fraction", DEFAULT_MAX_SKIPPED_FRACTION))
     return Loader(SeededDataset(dataset), skip_guard=guard, **loader_args,
                   batch_sampler=SeededBatchSampler(batches, seed, rank, world_size, start_iter * batch_size))
+
+
+def _loader_args(cfg: Any, training: bool, seed: int, rank: int, dataset: Dataset, batch_size: int) -> dict:
+    """``Loader`` keyword arguments from the config: workers, the collate function (built
+    through ``COLLATE_FUNCTIONS``, wrapped in ``SkipCollate``), pinning and prefetching."""
+    collate = COLLATE_FUNCTIONS.build(cfg.get("collate") or "cls_collate")
+    generator = torch.Generator()
+    generator.manual_seed(int(seed) + 7919 * int(rank))  # workers' base seed; never the global RNG
+    num_workers = int(cfg.get("num_workers", 0))
+    args: dict[str, Any] = dict(
+        num_workers=num_workers, collate_fn=collate if isinstance(collate, SkipCollate) else SkipCollate(collate),
+        pin_memory=bool(cfg.get("pin_memory", torch.cuda.is_available())), generator=generator,
+        raw_dataset=dataset, batch_size_per_rank=batch_size)
+    if num_workers > 0:
+        args["prefetch_factor"] = int(cfg.get("prefetch_factor", 2))
+        args["persistent_workers"] = bool(cfg.get("persistent_workers", not training))
+    return args
+
+
+def _is_batch_sampler(sampler_cfg: dict) -> bool:
+    return bool(getattr(lookup(sampler_cfg["type"], DATA_SAMPLERS), "is_batch_sampler", False))
+
+
+def _train_batches(sampler_cfg: dict, defaults: dict, batch_size: int, start_iter: int) -> Any:
+    """This rank's infinite stream of index batches, ``start_iter`` batches in: a registered
+    batch sampler's (``is_batch_sampler``), or an index sampler's cut into batches."""
+    if _is_batch_sampler(sampler_cfg):
+        return DATA_SAMPLERS.build(sampler_cfg, default_args=dict(defaults, batch_size=batch_size,
+                                                                  start_iter=start_iter))
+    indices = DATA_SAMPLERS.build(sampler_cfg, default_args=dict(defaults, start_index=start_iter * batch_size))
+    return BatchSampler(indices, batch_size, drop_last=True)
 
 
 def _check_dataset(dataset: Dataset, training: bool) -> None:
