@@ -124,8 +124,9 @@ class SkipCollate:
             if sample is not None and sample.replacement is not None:
                 kept.append(sample.replacement)
         batch = self.collate(kept)
-        batch["num_skipped"] = len(skipped)
-        named = [str(s) for s in skipped if isinstance(s, Skipped)]
-        if named:
-            batch["skipped"] = named
+        if isinstance(batch, dict):  # a custom collate's tuple batch carries no counts
+            batch["num_skipped"] = len(skipped)
+            named = [str(s) for s in skipped if isinstance(s, Skipped)]
+            if named:
+                batch["skipped"] = named
         return batch
