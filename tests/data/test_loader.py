@@ -166,5 +166,7 @@ def test_eval_loader_shards_without_padding():
         loader = build_dataloader(cfg, training=False, rank=rank, world_size=2)
         seen += [i for b in loader for i in b["targets"]["labels"].tolist()]
     assert seen == list(range(7))
-    with pytest.raises(KeyError, match="batch_size"):
+    with pytest.raises(ConfigError, match=r"unknown dataloader keys \['batchsize'\] \(did you mean 'batch_size'\?\)"):
         build_dataloader(dict(cfg, batchsize=2), training=False)
+    with pytest.raises(ConfigError, match="val_dataloader needs a 'dataset' entry"):
+        build_dataloader(dict(batch_size=2), training=False, name="val_dataloader")
