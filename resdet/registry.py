@@ -6,14 +6,16 @@ registry import the modules that fill it on first use, so ``MODELS.build(...)``
 works without importing ``resdet.models`` by hand.
 
 An unknown ``type`` raises a ``KeyError`` that names the registry, the bad name
-and the closest registered names.
+and the closest registered names. ``COLLATE_FUNCTIONS`` holds functions: building one
+returns the function itself (its other config keys bound as keyword arguments).
 """
 from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 from mmengine.registry import Registry
 
@@ -39,24 +41,9 @@ def _closest(name: str, registry: Registry) -> list[str]:
     return close
 
 
-def build_from_cfg(cfg: Any, registry: Registry, default_args: dict | None = None) -> Any:
-    """Build ``cfg['type']`` from ``registry`` with the other keys as kwargs.
-
-    ``cfg`` may also be an already-built object, which is returned unchanged.
-    """
-    if hasattr(cfg, "to_dict"):  # an mmengine ConfigDict
-        cfg = cfg.to_dict()
-    if not isinstance(cfg, dict):
-        if cfg is None:
-            raise TypeError(f"cannot build from None in the '{registry.name}' registry")
-        return cfg
-    if "type" not in cfg:
-        raise KeyError(f"config for the '{registry.name}' registry has no 'type' key: {dict(cfg)}")
-    args = dict(copy.deepcopy(dict(cfg)))
-    if default_args:
-        for key, value in default_args.items():
-            args.setdefault(key, value)
-    obj_type = args.pop("type")
+def lookup(obj_type: Any, registry: Registry) -> Any:
+    """The class (or function) a config's ``type`` names in ``registry``; a class or callable
+    is returned as it is. An unknown name is an ``UnknownTypeError`` with the closest names."""
     if isinstance(obj_type, str):
         obj_cls = registry.get(obj_type)
         if obj_cls is None:
@@ -65,10 +52,52 @@ def build_from_cfg(cfg: Any, registry: Registry, default_args: dict | None = Non
             raise UnknownTypeError(
                 f"'{obj_type}' is not registered in the resdet '{registry.name}' registry{hint} "
                 f"(registered: {', '.join(sorted(registry.module_dict)) or 'none'})")
-    elif inspect.isclass(obj_type) or callable(obj_type):
-        obj_cls = obj_type
-    else:
-        raise TypeError(f"'type' must be a str or a class, got {type(obj_type).__name__}")
+        return obj_cls
+    if inspect.isclass(obj_type) or callable(obj_type):
+        return obj_type
+    raise TypeError(f"'type' must be a str or a class, got {type(obj_type).__name__}")
+
+
+def _config_args(cfg: Any, registry: Registry, default_args: dict | None) -> dict | None:
+    """``cfg`` as a fresh dict of arguments with ``default_args`` filled in (``'type'``
+    included); ``None`` when ``cfg`` is an already-built object."""
+    if hasattr(cfg, "to_dict"):  # an mmengine ConfigDict
+        cfg = cfg.to_dict()
+    if not isinstance(cfg, dict):
+        if cfg is None:
+            raise TypeError(f"cannot build from None in the '{registry.name}' registry")
+        return None
+    if "type" not in cfg:
+        raise KeyError(f"config for the '{registry.name}' registry has no 'type' key: {dict(cfg)}")
+    args = dict(copy.deepcopy(dict(cfg)))
+    for key, value in (default_args or {}).items():
+        args.setdefault(key, value)
+    return args
+
+
+def build_function(cfg: Any, registry: Registry, default_args: dict | None = None) -> Callable:
+    """The registered function ``cfg['type']`` names (a name alone, ``'det_collate'``, is
+    enough), with the config's other keys bound as keyword arguments. A callable is
+    returned unchanged."""
+    if isinstance(cfg, str):
+        cfg = dict(type=cfg)
+    args = _config_args(cfg, registry, default_args)
+    if args is None:
+        return cfg
+    fn = lookup(args.pop("type"), registry)
+    _check_arguments(fn, args, registry, check_missing=False)  # the call gives the rest
+    return functools.partial(fn, **args) if args else fn
+
+
+def build_from_cfg(cfg: Any, registry: Registry, default_args: dict | None = None) -> Any:
+    """Build ``cfg['type']`` from ``registry`` with the other keys as kwargs.
+
+    ``cfg`` may also be an already-built object, which is returned unchanged.
+    """
+    args = _config_args(cfg, registry, default_args)
+    if args is None:
+        return cfg
+    obj_cls = lookup(args.pop("type"), registry)
     _check_arguments(obj_cls, args, registry)
     try:
         return obj_cls(**args)
@@ -79,9 +108,10 @@ def build_from_cfg(cfg: Any, registry: Registry, default_args: dict | None = Non
                         f"from the '{registry.name}' registry: {err}") from err
 
 
-def _check_arguments(obj_cls: Any, args: dict, registry: Registry) -> None:
-    """A config key the component does not take (a typo) or a required one it lacks is a
-    ``ConfigError`` naming the component, the key and the accepted names."""
+def _check_arguments(obj_cls: Any, args: dict, registry: Registry, check_missing: bool = True) -> None:
+    """A config key the component does not take (a typo) or (with ``check_missing``) a
+    required one it lacks is a ``ConfigError`` naming the component, the key and the
+    accepted names."""
     try:
         signature = inspect.signature(obj_cls)
     except (TypeError, ValueError):  # builtins without a signature: let the call decide
@@ -98,20 +128,19 @@ def _check_arguments(obj_cls: Any, args: dict, registry: Registry) -> None:
             raise BadArgumentError(f"{name} (the '{registry.name}' registry) has no argument '{key}'{hint}; "
                               f"it takes: {', '.join(accepted) or 'no arguments'}")
     missing = [p for p in accepted if params[p].default is inspect.Parameter.empty and p not in args]
-    if missing:
+    if missing and check_missing:
         raise BadArgumentError(f"{name} (the '{registry.name}' registry) needs {', '.join(repr(m) for m in missing)}")
 
 
-def _registry(name: str, location: str) -> Registry:
-    reg = Registry(name, build_func=build_from_cfg, scope="resdet", locations=[location])
-    return reg
+def _registry(name: str, location: str, build_func: Callable = build_from_cfg) -> Registry:
+    return Registry(name, build_func=build_func, scope="resdet", locations=[location])
 
 
 MODELS = _registry("model", "resdet.models")
 DATASETS = _registry("dataset", "resdet.data.datasets")
 TRANSFORMS = _registry("transform", "resdet.data.transforms")
 DATA_SAMPLERS = _registry("data sampler", "resdet.data.samplers")
-COLLATE_FUNCTIONS = _registry("collate function", "resdet.data.collate")
+COLLATE_FUNCTIONS = _registry("collate function", "resdet.data.collate", build_func=build_function)
 METRICS = _registry("metric", "resdet.evaluation")
 HOOKS = _registry("hook", "resdet.engine.hooks")
 PARAM_SCHEDULERS = _registry("param scheduler", "resdet.engine.schedules")

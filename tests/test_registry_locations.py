@@ -92,8 +92,7 @@ SCRIPT = textwrap.dedent(r"""
     for name in registries["TRANSFORMS"].module_dict:
         build("TRANSFORMS", dict(type=name))
     for name in registries["COLLATE_FUNCTIONS"].module_dict:
-        assert callable(registries["COLLATE_FUNCTIONS"].get(name))
-        built.setdefault("COLLATE_FUNCTIONS", set()).add(name)
+        assert callable(build("COLLATE_FUNCTIONS", dict(type=name)))
 
     # evaluation and engine
     for name in registries["METRICS"].module_dict:

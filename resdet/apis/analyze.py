@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..data.image_io import imread_rgb
+from ..data.problems import is_skipped
 from ..evaluation.analysis import analyze_detections, format_breakdown
 from ..evaluation.coco import coco_from_dataset
 from ..evaluation.coco_api import coco_from_dict, load_coco_gt
@@ -86,7 +87,7 @@ def ground_truth_from_config(config: str, cfg_options: dict | None = None) -> Gr
 
     def read(image_id):
         sample = dataset.load_sample(int(image_id) - 1)
-        if sample is None:
+        if is_skipped(sample):
             raise OSError(f"image {dataset.describe(int(image_id) - 1)} is unreadable")
         return sample["img"]
     return GroundTruth(coco, id_map, read)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..data.datasets import ClsDataset
+from ..data.problems import is_skipped
 from ..registry import DATASETS
 from ..utils.errors import ConfigError, DataError, ResdetError
 from ..visualization import class_name, contact_sheet, draw_detections, save_image
@@ -123,7 +124,7 @@ def _browse_detection(dataset, out_dir: str, max_samples: int, ext: str, report:
         if len(report.written) >= max_samples:
             break
         sample = dataset[idx]
-        if sample is None:
+        if is_skipped(sample):
             report.skipped += 1
             continue
         path = os.path.join(out_dir, f"{idx:04d}_{_file_part(sample.get('img_id', idx))}.{ext}")
@@ -145,7 +146,7 @@ def _browse_classification(dataset, out_dir: str, max_samples: int, ext: str, re
             if len(images) >= max_samples:
                 break
             sample = dataset[idx]
-            if sample is None:
+            if is_skipped(sample):
                 report.skipped += 1
                 continue
             images.append(np.asarray(sample["img"], dtype=np.uint8))

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from ..data.image_io import imread_rgb
+from ..data.problems import is_skipped
 from ..data.transforms.det_transforms import build_pipeline
 from ..registry import DATASETS
 from ..utils import dist
@@ -132,7 +133,7 @@ def compute_pixel_mean(dataset_cfg: dict, size: int = 32, resize: int | None = N
                             num_workers=int(num_workers), collate_fn=_keep_sample)
         total, count = None, 0
         for sample in loader:  # decoded in worker processes
-            if sample is None:
+            if is_skipped(sample):
                 continue
             img = sample["img"].astype(np.float64)
             if total is not None and img.shape != total.shape:

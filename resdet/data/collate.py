@@ -1,17 +1,19 @@
 """Collate functions (``COLLATE_FUNCTIONS``): sample dicts -> the batch dict of CONTRACTS.md.
 
-Every function drops ``None`` samples (unreadable images of a non-strict dataset) and
-returns ``{'inputs', 'targets', 'num_skipped'}``. Images stay uint8 until they reach the
-model's device; the model normalises them.
+Every function takes readable sample dicts and returns ``{'inputs', 'targets'}``; the
+loader wraps it in ``SkipCollate``, which removes the samples a dataset could not read
+(``Skipped`` markers, or ``None``) first and adds ``num_skipped``. Images stay uint8 until
+they reach the model's device; the model normalises them.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..registry import COLLATE_FUNCTIONS
+from .problems import Skipped, is_skipped
 
 DET_META_KEYS = ("img_id", "orig_size", "img_shape", "scale_factor", "flip")
 
@@ -27,30 +29,28 @@ def _image_chw(img: Any) -> torch.Tensor:
 
 
 @COLLATE_FUNCTIONS.register_module(name="cls_collate")
-def cls_collate(samples: Sequence[dict | None]) -> dict:
+def cls_collate(samples: Sequence[dict]) -> dict:
     """Classification batch: ``inputs`` uint8 ``N x 3 x H x W``, ``targets`` ``{'labels': int64 N}``
     (plus ``'img_ids'``, a list, when the samples carry ``img_id``).
 
     All images of a batch must have the same size (crop/resize in the pipeline).
     """
-    kept = [s for s in samples if s is not None]
-    num_skipped = len(samples) - len(kept)
-    if not kept:
+    if not samples:
         return {"inputs": torch.empty(0, 3, 0, 0, dtype=torch.uint8),
-                "targets": {"labels": torch.empty(0, dtype=torch.int64)}, "num_skipped": num_skipped}
-    sizes = {np.shape(s["img"])[:2] for s in kept}
+                "targets": {"labels": torch.empty(0, dtype=torch.int64)}}
+    sizes = {np.shape(s["img"])[:2] for s in samples}
     if len(sizes) > 1:
         raise ValueError(f"cls_collate needs images of one size per batch, got sizes {sorted(sizes)}; "
                          "add a crop or resize transform to the pipeline")
-    first = kept[0]["img"]
+    first = samples[0]["img"]
     if isinstance(first, torch.Tensor):
-        inputs = torch.stack([s["img"] for s in kept])
+        inputs = torch.stack([s["img"] for s in samples])
     else:  # one copy: N x H x W x 3 -> N x 3 x H x W (contiguous)
-        inputs = torch.from_numpy(np.stack([s["img"] for s in kept])).permute(0, 3, 1, 2).contiguous()
-    targets = {"labels": torch.as_tensor([int(s["label"]) for s in kept], dtype=torch.int64)}
-    if all("img_id" in s for s in kept):  # lets metrics de-duplicate samples across ranks
-        targets["img_ids"] = [s["img_id"] for s in kept]
-    return {"inputs": inputs, "targets": targets, "num_skipped": num_skipped}
+        inputs = torch.from_numpy(np.stack([s["img"] for s in samples])).permute(0, 3, 1, 2).contiguous()
+    targets = {"labels": torch.as_tensor([int(s["label"]) for s in samples], dtype=torch.int64)}
+    if all("img_id" in s for s in samples):  # lets metrics de-duplicate samples across ranks
+        targets["img_ids"] = [s["img_id"] for s in samples]
+    return {"inputs": inputs, "targets": targets}
 
 
 def _as_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
@@ -60,14 +60,13 @@ def _as_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
 
 
 @COLLATE_FUNCTIONS.register_module(name="det_collate")
-def det_collate(samples: Sequence[dict | None]) -> dict:
+def det_collate(samples: Sequence[dict]) -> dict:
     """Detection batch: ``inputs`` list of uint8 ``3 x H_i x W_i``; ``targets`` list of dicts with
     ``boxes`` (float32 ``N_i x 4``), ``labels`` (int64 ``N_i``), ``ignore`` (bool ``N_i``),
     optional ``masks`` (uint8 ``N_i x H x W``; polygons are passed through unchanged), and the
     meta keys ``img_id``, ``orig_size``, ``img_shape``, ``scale_factor``, ``flip``."""
-    kept = [s for s in samples if s is not None]
     inputs, targets = [], []
-    for sample in kept:
+    for sample in samples:
         image = _image_chw(sample["img"])
         inputs.append(image)
         boxes = _as_tensor(sample.get("boxes", np.zeros((0, 4), np.float32)), torch.float32).reshape(-1, 4)
@@ -88,19 +87,46 @@ def det_collate(samples: Sequence[dict | None]) -> dict:
         target.setdefault("scale_factor", (1.0, 1.0))
         target.setdefault("flip", False)
         targets.append(target)
-    return {"inputs": inputs, "targets": targets, "num_skipped": len(samples) - len(kept)}
+    return {"inputs": inputs, "targets": targets}
 
 
 @COLLATE_FUNCTIONS.register_module(name="loc_collate")
-def loc_collate(samples: Sequence[dict | None]) -> dict:
+def loc_collate(samples: Sequence[dict]) -> dict:
     """``det_collate`` plus, per target, ``image_labels`` (int64 ``K``: the image's classes —
     its ``label``, else the classes of its boxes). Images with no boxes keep their class."""
     batch = det_collate(samples)
-    kept = [s for s in samples if s is not None]
-    for sample, target in zip(kept, batch["targets"]):
+    for sample, target in zip(samples, batch["targets"]):
         if "label" in sample:
             classes = [int(sample["label"])]
         else:
             classes = sorted({int(v) for v in np.asarray(sample.get("labels", [])).reshape(-1)})
         target["image_labels"] = torch.as_tensor(classes, dtype=torch.int64)
     return batch
+
+
+class SkipCollate:
+    """Wraps a collate function: removes the samples a dataset could not read (``Skipped``
+    markers, or ``None``) before it runs, putting a marker's ``replacement`` (a training
+    stand-in) in its place, and adds to the batch ``num_skipped`` (how many were skipped,
+    replaced ones included) and, when any, ``skipped`` (``str()`` of each marker: the file
+    and image id). Picklable, for worker processes."""
+
+    def __init__(self, collate: Callable[[list], dict]) -> None:
+        self.collate = collate
+
+    def __call__(self, samples: Sequence[Any]) -> dict:
+        kept, skipped = [], []
+        for sample in samples:
+            if not is_skipped(sample):
+                kept.append(sample)
+                continue
+            skipped.append(sample)
+            if sample is not None and sample.replacement is not None:
+                kept.append(sample.replacement)
+        batch = self.collate(kept)
+        if isinstance(batch, dict):  # a custom collate's tuple batch carries no counts
+            batch["num_skipped"] = len(skipped)
+            named = [str(s) for s in skipped if isinstance(s, Skipped)]
+            if named:
+                batch["skipped"] = named
+        return batch

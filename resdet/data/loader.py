@@ -2,9 +2,10 @@
 
 Config keys (CONTRACTS.md): ``batch_size`` (TOTAL over all ranks; divided here),
 ``num_workers``, ``dataset`` (config dict or dataset object), optional ``sampler`` (config
-dict for ``DATA_SAMPLERS``), ``collate`` (a registered name such as ``'cls_collate'`` /
-``'det_collate'``, or a callable), optional ``pin_memory``, ``prefetch_factor``,
-``max_skipped_fraction`` (training only, default 0.5; see below).
+dict for ``DATA_SAMPLERS``), ``collate`` (a name registered in ``COLLATE_FUNCTIONS`` such as
+``'cls_collate'`` / ``'det_collate'``, a config dict for it, or a callable), optional
+``pin_memory``, ``prefetch_factor``, ``max_skipped_fraction`` (training only, default 0.5;
+see below).
 
 Training loaders are infinite and reproducible independently of ``num_workers``: every
 sample gets its own seed from ``(seed, its position in the global stream)``, and
@@ -12,21 +13,27 @@ sample gets its own seed from ``(seed, its position in the global stream)``, and
 random transforms) run. Resuming at ``start_iter`` therefore replays exactly the batches,
 augmentations included, an uninterrupted run would have seen.
 
-Unreadable samples (``None`` from a non-strict dataset) are counted in ``num_skipped``; a
-training batch also lists them in ``skipped`` (the files, from the dataset's
-``describe(index)``). In training each one is *replaced* by another sample of the dataset,
-drawn from the skipped sample's own seed (``SeededDataset.replacement``), so a batch keeps its
-size whatever is skipped: a batch of one sample would break BatchNorm, and a skip must not
-depend on the batch size. The replacement is a function of the stream position alone, so
-resuming replays it exactly, and a stream with nothing skipped is unchanged. Evaluation
-drops unreadable samples (the collate function counts them) and never replaces them.
-A training loader stops with ``DataError`` naming some of them when more than
+A sample a dataset cannot read comes back as a ``Skipped`` marker (``problems.Skipped``;
+``None`` counts as one too); ``collate.SkipCollate``, wrapped around every collate function,
+removes and counts them: the batch's ``num_skipped`` and, naming them, ``skipped``. In training
+``SeededDataset`` attaches to each marker a *replacement*, another sample of the dataset drawn
+from the skipped sample's own seed, and the collate wrapper puts it in the marker's place, so
+a batch keeps its size whatever is skipped: a batch of one sample would break BatchNorm, and a
+skip must not depend on the batch size. The replacement is a function of the stream position
+alone, so resuming replays it exactly, and a stream with nothing skipped is unchanged.
+Evaluation drops unreadable samples and never replaces them. ``SkipGuard`` reads the counts:
+a training loader stops with ``DataError`` naming some of them when more than
 ``max_skipped_fraction`` of an epoch's samples (this rank's share) have been skipped, or a
 whole epoch was, rather than train an untrained model on nothing. An empty dataset is a
 ``DataError`` before anything starts.
+
+Samplers and collate functions are built through their registries (``DATA_SAMPLERS``,
+``COLLATE_FUNCTIONS``); ``check_loader_config`` is the one check of a loader config's keys
+and values.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from typing import Any, Iterator, Sequence
@@ -38,7 +45,9 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, get_worker_info
 from ..utils.dist import get_rank, get_world_size
 from ..utils.config_values import bool_value, check_section, fraction_value, int_value
 from ..utils.errors import ConfigError, DataError
-from ..registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS
+from ..registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS, lookup
+from .collate import SkipCollate
+from .problems import Skipped, is_skipped
 
 LOADER_KEYS = ("batch_size", "num_workers", "dataset", "sampler", "collate", "pin_memory",
                "prefetch_factor", "persistent_workers", "max_skipped_fraction")
@@ -70,58 +79,28 @@ def sample_seed(seed: int, global_position: int) -> int:
 MAX_REPLACEMENT_TRIES = 8  # other samples tried in place of an unreadable one before it is dropped
 
 
-class SampleList(list):
-    """The samples of one batch (``None`` for unreadable ones) plus ``skipped``: a
-    description (file, image id) of each unreadable sample, and ``replaced``: how many of
-    those were replaced by another sample (training)."""
-
-    skipped: list[str] = []
-    replaced: int = 0
-
-
-class RecordSkips:
-    """Wraps a collate function: it gets a plain list (``None`` entries kept, as the
-    contract says) and the batch dict gains ``skipped`` (descriptions) when any sample was
-    unreadable. Picklable, for worker processes."""
-
-    def __init__(self, collate) -> None:
-        self.collate = collate
-
-    def __call__(self, samples):
-        skipped = list(getattr(samples, "skipped", None) or [])
-        batch = self.collate(list(samples) if isinstance(samples, SampleList) else samples)
-        if skipped and isinstance(batch, dict):
-            batch["skipped"] = skipped
-            batch["num_skipped"] = len(skipped)  # replaced ones included: the collate saw their stand-ins
-            batch["num_replaced"] = int(getattr(samples, "replaced", 0))
-        return batch
-
-
 class SkipGuard:
     """Stops training that reads (almost) nothing: counts, over each epoch's worth of this
-    rank's samples, how many the collate function dropped, and raises ``DataError`` naming
-    a few of them once more than ``max_fraction`` of the epoch (or a whole epoch) was skipped.
+    rank's samples, the batches' ``num_skipped``, and raises ``DataError`` naming a few of
+    them once more than ``max_fraction`` of the epoch (or a whole epoch) was skipped.
 
     Args:
         epoch_size: samples per epoch on this rank (``ceil(len(dataset) / world_size)``).
+        batch_size: stream positions each batch reads (readable, skipped or replaced).
         max_fraction: in [0, 1]; ``None`` keeps only the whole-epoch rule.
     """
 
-    def __init__(self, epoch_size: int, max_fraction: float | None = DEFAULT_MAX_SKIPPED_FRACTION) -> None:
-        if max_fraction is not None and not 0.0 <= float(max_fraction) <= 1.0:
-            raise ConfigError(f"train_dataloader.max_skipped_fraction must be in [0, 1] or None, "
-                              f"got {max_fraction!r}")
-        self.epoch_size = max(1, int(epoch_size))
+    def __init__(self, epoch_size: int, batch_size: int,
+                 max_fraction: float | None = DEFAULT_MAX_SKIPPED_FRACTION) -> None:
+        self.epoch_size, self.batch_size = max(1, int(epoch_size)), int(batch_size)
         self.max_fraction = None if max_fraction is None else float(max_fraction)
         self.seen = self.skipped = 0
         self.examples: list[str] = []
 
     def update(self, batch: dict) -> None:
         """Account for one collated batch; raise ``DataError`` when the rule is broken."""
-        skipped = int(batch.get("num_skipped", 0) or 0)
-        # stream positions read: the batch's samples, less the stand-ins, plus every skipped one
-        self.seen += batch_len(batch["inputs"]) - int(batch.get("num_replaced", 0) or 0) + skipped
-        self.skipped += skipped
+        self.seen += self.batch_size
+        self.skipped += int(batch.get("num_skipped", 0) or 0)
         for name in batch.get("skipped", []):
             if len(self.examples) < 3 and name not in self.examples:
                 self.examples.append(name)
@@ -142,11 +121,11 @@ class SkipGuard:
 
 
 class SeededDataset(Dataset):
-    """Wraps a dataset so ``dataset[(index, seed)]`` runs ``dataset[index]`` with all RNGs seeded.
-
-    In the main process (``num_workers=0``) the global RNG states are restored afterwards so
-    the training loop's own randomness (dropout, ...) is not disturbed. Other attributes are
-    forwarded to the wrapped dataset.
+    """``dataset[(index, seed)]`` is ``dataset[index]`` read with ``random``, ``numpy`` and
+    ``torch`` seeded from ``seed``. An unreadable sample comes back as a ``Skipped`` marker
+    (``None`` becomes one) carrying its ``replacement``, so the collate wrapper keeps the
+    batch's size. In the main process (``num_workers=0``) the global RNG states are restored
+    after each batch, so the training loop's own randomness (dropout, ...) is not disturbed.
     """
 
     def __init__(self, dataset: Dataset) -> None:
@@ -155,26 +134,21 @@ class SeededDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "dataset":
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
-    def _seeded(self, index: int, seed: int):
+    def _seeded(self, index: int, seed: int) -> Any:
         random.seed(seed)
         np.random.seed(seed)
         torch.default_generator.manual_seed(seed)
         return self.dataset[index]
 
-    def __getitem__(self, key):
-        if not isinstance(key, tuple):
-            return self.dataset[key]
-        return self.__getitems__([key])[0]
-
-    def describe(self, index: int) -> str:
-        """Where sample ``index`` comes from (the dataset's ``describe``, else the index)."""
-        describe = getattr(self.dataset, "describe", None)
-        return describe(index) if callable(describe) else f"sample {index} of {type(self.dataset).__name__}"
+    def _read(self, index: int, seed: int) -> Any:
+        sample = self._seeded(index, seed)
+        if not is_skipped(sample):
+            return sample
+        if sample is None:  # a dataset without markers: name the sample as it can
+            describe = getattr(self.dataset, "describe", None)
+            where = describe(index) if callable(describe) else f"sample {index} of {type(self.dataset).__name__}"
+            sample = Skipped(index, where, "the dataset returned None")
+        return dataclasses.replace(sample, replacement=self.replacement(index, seed))
 
     def replacement(self, index: int, seed: int) -> Any:
         """A readable stand-in for the unreadable sample ``index`` (seeded ``seed``): up to
@@ -187,28 +161,21 @@ class SeededDataset(Dataset):
             other = other_seed % size
             if other != index:
                 sample = self._seeded(other, other_seed)
-                if sample is not None:
+                if not is_skipped(sample):
                     return sample
         return None
 
-    def __getitems__(self, keys: list) -> "SampleList":
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list:
         """A whole batch (the DataLoader's fetcher calls this): the global RNG states are
-        saved and restored once per batch, not per sample. Returns a ``SampleList`` whose
-        ``skipped`` names the unreadable samples; seeded (training) keys get a stand-in for
-        each (``replacement``), plain keys keep ``None`` there."""
+        saved and restored once per batch, not per sample."""
         in_worker = get_worker_info() is not None
         if not in_worker:
             saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
         try:
-            samples = SampleList(self._seeded(*key) if isinstance(key, tuple) else self.dataset[key]
-                                 for key in keys)
-            samples.skipped = [self.describe(key[0] if isinstance(key, tuple) else key)
-                               for key, sample in zip(keys, samples) if sample is None]
-            for i, key in enumerate(keys):
-                if samples[i] is None and isinstance(key, tuple):
-                    samples[i] = self.replacement(*key)
-                    samples.replaced += samples[i] is not None
-            return samples
+            return [self._read(index, seed) for index, seed in keys]
         finally:
             if not in_worker:
                 random.setstate(saved[0])
@@ -240,29 +207,12 @@ class SeededBatchSampler:
             yield seeded
 
 
-def _build_collate(collate: Any):
-    if collate is None:
-        collate = "cls_collate"
-    if callable(collate) and not isinstance(collate, (str, dict)):
-        return collate
-    if isinstance(collate, dict):
-        collate = collate.get("type")
-    fn = COLLATE_FUNCTIONS.get(collate)
-    if fn is None:
-        raise KeyError(f"collate '{collate}' is not registered; allowed values: "
-                       f"{', '.join(sorted(COLLATE_FUNCTIONS.module_dict))}")
-    return fn
-
-
 def per_rank_batch_size(total: int, world_size: int, training: bool) -> int:
     """Split the TOTAL batch size over ranks (training requires an exact split)."""
-    total = int(total)
-    if total < 1:
-        raise ValueError(f"batch_size must be >= 1, got {total}")
-    if training and total % world_size:
-        raise ValueError(f"train_dataloader.batch_size={total} is the total over all ranks and must "
-                         f"be divisible by the world size {world_size}")
-    return max(1, total // world_size)
+    if training and int(total) % world_size:
+        raise ConfigError(f"train_dataloader.batch_size={total} is the total over all ranks and must "
+                          f"be divisible by the world size {world_size}")
+    return max(1, int(total) // world_size)
 
 
 def build_dataset(cfg: Any) -> Dataset:
@@ -336,61 +286,70 @@ def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter
         ``batch_size_per_rank``).
     """
     check_loader_config(name, cfg)
-    cfg = dict(cfg)
-    if "dataset" not in cfg and dataset is None:
-        raise KeyError("dataloader config needs a 'dataset' entry")
+    if dataset is None and "dataset" not in cfg:
+        raise ConfigError(f"{name} needs a 'dataset' entry, e.g. dataset=dict(type='CocoDataset', ...)")
     rank = get_rank() if rank is None else rank
     world_size = get_world_size() if world_size is None else world_size
     dataset = dataset if dataset is not None else build_dataset(cfg["dataset"])
+    _check_dataset(dataset, training)
+    batch_size = per_rank_batch_size(cfg.get("batch_size", 1), world_size, training)
+    loader_args = _loader_args(cfg, training, seed, rank, dataset, batch_size)
+    sampler_cfg = {"type": "DistributedTrainSampler" if training else "InferenceSampler", **(cfg.get("sampler") or {})}
+    placement = dict(dataset=dataset, rank=rank, world_size=world_size)
+    if not training:
+        if _is_batch_sampler(sampler_cfg):
+            raise ConfigError(f"{name}.sampler {sampler_cfg['type']!r} is a training batch sampler; use "
+                              "'InferenceSampler' for evaluation")
+        return Loader(dataset, sampler=DATA_SAMPLERS.build(sampler_cfg, default_args=placement),
+                      batch_size=batch_size, drop_last=False, **loader_args)
+    batches = _train_batches(sampler_cfg, dict(placement, seed=seed), batch_size, start_iter)
+    guard = SkipGuard(math.ceil(len(dataset) / world_size), batch_size,
+                      cfg.get("max_skipped_fraction", DEFAULT_MAX_SKIPPED_FRACTION))
+    return Loader(SeededDataset(dataset), skip_guard=guard, **loader_args,
+                  batch_sampler=SeededBatchSampler(batches, seed, rank, world_size, start_iter * batch_size))
+
+
+def _loader_args(cfg: Any, training: bool, seed: int, rank: int, dataset: Dataset, batch_size: int) -> dict:
+    """``Loader`` keyword arguments from the config: workers, the collate function (built
+    through ``COLLATE_FUNCTIONS``, wrapped in ``SkipCollate``), pinning and prefetching."""
+    collate = COLLATE_FUNCTIONS.build(cfg.get("collate") or "cls_collate")
+    generator = torch.Generator()
+    generator.manual_seed(int(seed) + 7919 * int(rank))  # workers' base seed; never the global RNG
+    num_workers = int(cfg.get("num_workers", 0))
+    args: dict[str, Any] = dict(
+        num_workers=num_workers, collate_fn=collate if isinstance(collate, SkipCollate) else SkipCollate(collate),
+        pin_memory=bool(cfg.get("pin_memory", torch.cuda.is_available())), generator=generator,
+        raw_dataset=dataset, batch_size_per_rank=batch_size)
+    if num_workers > 0:
+        args["prefetch_factor"] = int(cfg.get("prefetch_factor", 2))
+        args["persistent_workers"] = bool(cfg.get("persistent_workers", not training))
+    return args
+
+
+def _is_batch_sampler(sampler_cfg: dict) -> bool:
+    return bool(getattr(lookup(sampler_cfg["type"], DATA_SAMPLERS), "is_batch_sampler", False))
+
+
+def _train_batches(sampler_cfg: dict, defaults: dict, batch_size: int, start_iter: int) -> Any:
+    """This rank's infinite stream of index batches, ``start_iter`` batches in: a registered
+    batch sampler's (``is_batch_sampler``), or an index sampler's cut into batches."""
+    if _is_batch_sampler(sampler_cfg):
+        return DATA_SAMPLERS.build(sampler_cfg, default_args=dict(defaults, batch_size=batch_size,
+                                                                  start_iter=start_iter))
+    indices = DATA_SAMPLERS.build(sampler_cfg, default_args=dict(defaults, start_index=start_iter * batch_size))
+    return BatchSampler(indices, batch_size, drop_last=True)
+
+
+def _check_dataset(dataset: Dataset, training: bool) -> None:
+    """An empty dataset, or an evaluation pipeline holding training-only transforms, cannot work."""
     if len(dataset) == 0:
         raise DataError(f"the {'training' if training else 'evaluation'} dataset {dataset!r} has 0 samples; "
                         "check its files and filters")
-    if not training:
-        bad = training_only_transforms(dataset)
-        if bad:
-            raise ValueError(f"the evaluation dataset's pipeline holds training-only transforms {bad}: "
-                             "predictions could not be mapped back to the original image; remove them "
-                             "from the val / test pipeline")
-    batch_size = per_rank_batch_size(cfg.get("batch_size", 1), world_size, training)
-    num_workers = int(cfg.get("num_workers", 0))
-    sampler_cfg = dict(cfg.get("sampler") or {})
-    sampler_cfg.setdefault("type", "DistributedTrainSampler" if training else "InferenceSampler")
-    sampler_cls = DATA_SAMPLERS.get(sampler_cfg["type"]) if isinstance(sampler_cfg["type"], str) \
-        else sampler_cfg["type"]
-    if sampler_cls is None:
-        raise KeyError(f"sampler '{sampler_cfg['type']}' is not registered; allowed values: "
-                       f"{', '.join(sorted(DATA_SAMPLERS.module_dict))}")
-    args = {k: v for k, v in sampler_cfg.items() if k != "type"}
-    args.update(rank=rank, world_size=world_size)
-    generator = torch.Generator()
-    generator.manual_seed(int(seed) + 7919 * int(rank))  # workers' base seed; never the global RNG
-    loader_args: dict[str, Any] = dict(
-        num_workers=num_workers, collate_fn=RecordSkips(_build_collate(cfg.get("collate"))),
-        pin_memory=bool(cfg.get("pin_memory", torch.cuda.is_available())), generator=generator)
-    if num_workers > 0:
-        loader_args["prefetch_factor"] = int(cfg.get("prefetch_factor", 2))
-        loader_args["persistent_workers"] = bool(cfg.get("persistent_workers", not training))
-    if training:
-        args.setdefault("seed", seed)
-        if getattr(sampler_cls, "is_batch_sampler", False):
-            batch_sampler = sampler_cls(dataset, batch_size=batch_size, start_iter=start_iter, **args)
-        else:
-            index_sampler = sampler_cls(dataset, start_index=start_iter * batch_size, **args)
-            batch_sampler = BatchSampler(index_sampler, batch_size, drop_last=True)
-        guard = SkipGuard(math.ceil(len(dataset) / world_size),
-                          cfg.get("max_skipped_fraction", DEFAULT_MAX_SKIPPED_FRACTION))
-        loader = Loader(SeededDataset(dataset),
-                        batch_sampler=SeededBatchSampler(batch_sampler, seed, rank, world_size,
-                                                         start_iter * batch_size),
-                        raw_dataset=dataset, batch_size_per_rank=batch_size, skip_guard=guard, **loader_args)
-    else:
-        sampler = sampler_cls(dataset, **args)
-        if getattr(sampler_cls, "is_batch_sampler", False):
-            raise ValueError(f"{sampler_cfg['type']} is a training batch sampler; use "
-                             "'InferenceSampler' for evaluation")
-        loader = Loader(dataset, sampler=sampler, batch_size=batch_size, drop_last=False,
-                        raw_dataset=dataset, batch_size_per_rank=batch_size, **loader_args)
-    return loader
+    bad = [] if training else training_only_transforms(dataset)
+    if bad:
+        raise ValueError(f"the evaluation dataset's pipeline holds training-only transforms {bad}: "
+                         "predictions could not be mapped back to the original image; remove them "
+                         "from the val / test pipeline")
 
 
 def move_to_device(data: Any, device: torch.device, non_blocking: bool = True) -> Any:

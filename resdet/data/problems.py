@@ -9,6 +9,10 @@ counted every time but warned about once per file.
   only logs at debug level afterwards, so a bad image does not print one warning per epoch.
   Python's own once-per-location filter cannot do this: any ``warnings.catch_warnings`` or
   filter change anywhere in the process (libraries do it) resets it.
+- ``Skipped``: what a non-strict dataset's ``__getitem__`` returns for a sample it cannot read
+  (after reporting it): the index, the file and the reason. The loader's collate wrapper
+  (``collate.SkipCollate``) counts and removes these markers; ``is_skipped`` also accepts
+  ``None``, which datasets of other projects and transforms that drop a sample return.
 """
 from __future__ import annotations
 
@@ -16,12 +20,14 @@ import logging
 import os
 import warnings
 from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..utils.errors import DataError
 
 logger = logging.getLogger("resdet")
 
-__all__ = ["DataError", "DataFileNotFoundError", "SkipReporter"]
+__all__ = ["DataError", "DataFileNotFoundError", "SkipReporter", "Skipped", "is_skipped"]
 
 
 class DataFileNotFoundError(DataError, FileNotFoundError):
@@ -53,3 +59,24 @@ class SkipReporter:
         self._warned.add(key)
         warnings.warn(message, UserWarning, stacklevel=stacklevel)
         logger.warning(message)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Sample ``index`` could not be read: ``file`` (``img_id`` where the dataset has one) and
+    ``reason``. In training the loader attaches the sample read in its place
+    (``replacement``), so the batch keeps its size; ``str()`` names the sample for messages."""
+
+    index: int
+    file: str
+    reason: str
+    img_id: Any = None
+    replacement: dict | None = field(default=None, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        return self.file if self.img_id is None else f"{self.file} (image id {self.img_id!r})"
+
+
+def is_skipped(sample: Any) -> bool:
+    """Whether a dataset's ``__getitem__`` result stands for no sample (``Skipped`` or ``None``)."""
+    return sample is None or isinstance(sample, Skipped)

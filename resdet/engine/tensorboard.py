@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torchvision.utils import draw_bounding_boxes
 
 from ..data.loader import move_to_device
+from ..data.problems import is_skipped
 from ..registry import HOOKS
 from ..utils import dist
 from .amp import autocast_context
@@ -91,7 +92,7 @@ def validation_previews(model: torch.nn.Module, loader: Any, num_images: int, de
     count = min(int(num_images), len(dataset))
     if count == 0:
         return []
-    samples = [s for s in (dataset[i] for i in range(count)) if s is not None]  # None: unreadable
+    samples = [s for s in (dataset[i] for i in range(count)) if not is_skipped(s)]  # unreadable ones left out
     if not samples:
         return []
     batch = loader.collate_fn(samples)

@@ -11,6 +11,7 @@ import pytest
 
 from resdet.data.datasets import CIFAR10, ImageFolder, ShapesClsDataset
 from resdet.data.image_io import ImageReadError
+from resdet.data.problems import Skipped
 
 
 def test_imagefolder_layout(imagefolder_root):
@@ -69,9 +70,10 @@ def test_unreadable_images_are_skipped_and_counted(imagefolder_root, tmp_path):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             results.append(ds[i])
-        if results[-1] is None:
+        if isinstance(results[-1], Skipped):
             assert any(os.path.basename(ds.samples[i][0]) in str(w.message) for w in caught)
-    assert [r is None for r in results] == [False, False, True, True, True]
+            assert results[-1].index == i and results[-1].file == ds.samples[i][0]
+    assert [isinstance(r, Skipped) for r in results] == [False, False, True, True, True]
     assert ds.num_skipped == 3
     strict = ImageFolder(str(tmp_path), strict=True)
     with pytest.raises(ImageReadError, match="empty.jpg"):

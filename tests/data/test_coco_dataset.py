@@ -7,6 +7,7 @@ import pytest
 
 from resdet.data.datasets import ConcatDataset, CocoDataset
 from resdet.data.image_io import ImageReadError
+from resdet.data.problems import Skipped
 from resdet.registry import DATASETS
 
 
@@ -130,7 +131,7 @@ def test_missing_image_file_named_or_skipped(tmp_path):
     assert 13 not in ds.img_ids and len(ds) == 3
 
 
-def test_corrupt_image_raises_or_returns_none(tmp_path):
+def test_corrupt_image_raises_or_is_skipped(tmp_path):
     ann_file, img_dir = _write_bad_set(tmp_path, corrupt_file=True)
     with pytest.warns(UserWarning, match="4 invalid boxes dropped"):
         ds = CocoDataset(ann_file=ann_file, img_dir=img_dir, filter_empty=False)
@@ -140,8 +141,12 @@ def test_corrupt_image_raises_or_returns_none(tmp_path):
     with pytest.warns(UserWarning, match="4 invalid boxes dropped"):
         lenient = CocoDataset(ann_file=ann_file, img_dir=img_dir, filter_empty=False, strict=False)
     with pytest.warns(UserWarning, match="corrupt.png"):
-        assert lenient[index] is None
+        skipped = lenient[index]
+    assert isinstance(skipped, Skipped) and skipped.index == index and skipped.img_id == 14
+    assert skipped.file.endswith("corrupt.png") and skipped.reason.startswith("unreadable image")
     assert lenient.stats["unreadable images skipped"] == 1
+    both = ConcatDataset([lenient, lenient])
+    assert both[len(lenient) + index].index == len(lenient) + index  # its index in the concatenation
 
 
 def test_concat_and_registry(fruits_root, tmp_path):

@@ -193,7 +193,7 @@ def test_training_pipeline_through_coco_dataset(fruits_root):
     first, again = samples[0], samples[5]  # the same photo twice: two different windows
     assert (first["crop_offset"], first["img_shape"]) != (again["crop_offset"], again["img_shape"])
     batch = det_collate(samples)
-    assert len(batch["inputs"]) == 6 and batch["num_skipped"] == 0
+    assert len(batch["inputs"]) == 6 and "num_skipped" not in batch  # counting skips is SkipCollate's job
     assert tuple(batch["targets"][0]["masks"].shape[-2:]) == tuple(batch["inputs"][0].shape[-2:])
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from resdet.data.collate import loc_collate
+from resdet.data.collate import SkipCollate, loc_collate
 from resdet.data.datasets import ImageNetLocDataset, ShapesLocDataset
 from resdet.data.transforms import BoxRandomCrop
 from resdet.evaluation import LocalizationError
@@ -84,7 +84,7 @@ def test_xml_class_disagreeing_with_its_folder(tmp_path):
 def test_loc_collate_and_metric_binding(tmp_path):
     root = make_ilsvrc(str(tmp_path))
     ds = ImageNetLocDataset(root, "train", strict=False)
-    batch = loc_collate([ds[i] for i in range(len(ds))] + [None])
+    batch = SkipCollate(loc_collate)([ds[i] for i in range(len(ds))] + [None])
     assert batch["num_skipped"] == 1
     assert [t["image_labels"].tolist() for t in batch["targets"]] == [[0], [0], [1]]
     metric = LocalizationError(topk=2).bind(ds)

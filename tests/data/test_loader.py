@@ -6,10 +6,12 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from resdet.data.collate import cls_collate, det_collate
+from resdet.data.collate import SkipCollate, cls_collate, det_collate
 from resdet.data.loader import build_dataloader
+from resdet.data.problems import Skipped
 from resdet.data.samplers import AspectRatioGroupedSampler, DistributedTrainSampler, InferenceSampler
 from resdet.registry import COLLATE_FUNCTIONS, DATA_SAMPLERS
+from resdet.utils.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -79,25 +81,56 @@ def test_aspect_ratio_grouping_and_resume():
         AspectRatioGroupedSampler(range(4), batch_size=2, rank=0, world_size=1)
 
 
-def test_cls_and_det_collate_drop_none():
-    samples = [{"img": np.zeros((4, 5, 3), np.uint8), "label": 2, "img_id": 7}, None]
-    batch = cls_collate(samples)
+def test_skip_collate_counts_and_removes_markers():
+    good = {"img": np.zeros((4, 5, 3), np.uint8), "label": 2, "img_id": 7}
+    collate = SkipCollate(cls_collate)
+    batch = collate([good, None])
     assert batch["inputs"].shape == (1, 3, 4, 5) and batch["inputs"].dtype == torch.uint8
-    assert batch["targets"]["labels"].tolist() == [2] and batch["num_skipped"] == 1
+    assert batch["targets"]["labels"].tolist() == [2] and batch["num_skipped"] == 1 and "skipped" not in batch
+    stand_in = dict(good, label=5)
+    marked = collate([Skipped(3, "a/3.png", "unreadable image: empty"),
+                      Skipped(4, "b.png", "unreadable image: cut", img_id=4, replacement=stand_in), good])
+    assert marked["targets"]["labels"].tolist() == [5, 2]  # the stand-in in the marker's place
+    assert marked["num_skipped"] == 2 and marked["skipped"] == ["a/3.png", "b.png (image id 4)"]
+    assert collate([good])["num_skipped"] == 0
     with pytest.raises(ValueError, match="one size"):
         cls_collate([{"img": np.zeros((4, 5, 3), np.uint8), "label": 0},
                      {"img": np.zeros((5, 4, 3), np.uint8), "label": 0}])
     img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    det = det_collate([None, {"img": img, "boxes": np.array([[0, 0, 2, 1]], np.float32),
-                              "labels": np.array([4]), "img_id": 9, "orig_size": (4, 6),
-                              "scale_factor": (0.5, 0.5), "masks": np.ones((1, 2, 3), np.uint8)}])
+    det = SkipCollate(det_collate)([None, {"img": img, "boxes": np.array([[0, 0, 2, 1]], np.float32),
+                                           "labels": np.array([4]), "img_id": 9, "orig_size": (4, 6),
+                                           "scale_factor": (0.5, 0.5), "masks": np.ones((1, 2, 3), np.uint8)}])
     assert det["num_skipped"] == 1 and len(det["inputs"]) == 1
     assert torch.equal(det["inputs"][0], torch.from_numpy(img).permute(2, 0, 1))
     target = det["targets"][0]
     assert target["boxes"].dtype == torch.float32 and target["labels"].dtype == torch.int64
     assert target["ignore"].tolist() == [False] and target["masks"].shape == (1, 2, 3)
     assert target["img_shape"] == (2, 3) and target["orig_size"] == (4, 6) and target["flip"] is False
-    assert COLLATE_FUNCTIONS.get("det_collate") is det_collate
+
+
+def test_collate_functions_and_samplers_build_through_their_registries():
+    assert COLLATE_FUNCTIONS.build("det_collate") is det_collate
+    assert COLLATE_FUNCTIONS.build(dict(type="cls_collate")) is cls_collate
+    assert COLLATE_FUNCTIONS.build(det_collate) is det_collate  # a callable stays as it is
+    with pytest.raises(ConfigError, match=r"'det_colate' is not registered .*did you mean 'det_collate'"):
+        COLLATE_FUNCTIONS.build("det_colate")
+    with pytest.raises(ConfigError, match=r"has no argument 'pad'; it takes: samples"):
+        COLLATE_FUNCTIONS.build(dict(type="det_collate", pad=32))
+    sampler = DATA_SAMPLERS.build(dict(type="InferenceSampler", dataset=range(5), rank=1, world_size=2))
+    assert isinstance(sampler, InferenceSampler) and list(sampler) == [2, 3, 4]
+    cfg = dict(batch_size=2, num_workers=0, dataset=RandomFlipSet(num=4), collate="cls_colate")
+    with pytest.raises(ConfigError, match="did you mean 'cls_collate'"):
+        build_dataloader(cfg, training=False, rank=0, world_size=1)
+    with pytest.raises(ConfigError, match=r"did you mean 'InferenceSampler'"):
+        build_dataloader(dict(cfg, collate="cls_collate", sampler=dict(type="InferenceSamplr")), training=False,
+                         rank=0, world_size=1)
+    with pytest.raises(ConfigError, match=r"DistributedTrainSampler \(the 'data sampler' registry\) has no "
+                                          r"argument 'shufle' \(did you mean 'shuffle'\?\)"):
+        build_dataloader(dict(cfg, collate="cls_collate", sampler=dict(type="DistributedTrainSampler", shufle=False)),
+                         training=True, rank=0, world_size=1)
+    with pytest.raises(ConfigError, match=r"val_dataloader.sampler 'AspectRatioGroupedSampler' is a training"):
+        build_dataloader(dict(cfg, collate="cls_collate", sampler=dict(type="AspectRatioGroupedSampler")),
+                         training=False, rank=0, world_size=1, name="val_dataloader")
 
 
 def _batches(loader, count):
@@ -133,5 +166,7 @@ def test_eval_loader_shards_without_padding():
         loader = build_dataloader(cfg, training=False, rank=rank, world_size=2)
         seen += [i for b in loader for i in b["targets"]["labels"].tolist()]
     assert seen == list(range(7))
-    with pytest.raises(KeyError, match="batch_size"):
+    with pytest.raises(ConfigError, match=r"unknown dataloader keys \['batchsize'\] \(did you mean 'batch_size'\?\)"):
         build_dataloader(dict(cfg, batchsize=2), training=False)
+    with pytest.raises(ConfigError, match="val_dataloader needs a 'dataset' entry"):
+        build_dataloader(dict(batch_size=2), training=False, name="val_dataloader")

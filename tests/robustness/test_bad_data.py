@@ -20,10 +20,10 @@ from PIL import Image, ImageOps
 
 from resdet.data.datasets import CocoDataset, VOCDataset
 from resdet.data.datasets.det_base import DROPPED_BOXES, SIZE_MISMATCH
-from resdet.data.collate import det_collate
+from resdet.data.collate import SkipCollate, det_collate
 from resdet.data.image_io import ImageReadError, MissingImageError, decode_image, imread_rgb
 from resdet.data.loader import build_dataloader
-from resdet.data.problems import DataFileNotFoundError
+from resdet.data.problems import DataFileNotFoundError, Skipped
 from resdet.data.samplers import AspectRatioGroupedSampler, DistributedTrainSampler, InferenceSampler
 from resdet.structures.mask_checks import FEW_POINTS, NO_VALID_MASK
 from resdet.utils.errors import ConfigError, DataError
@@ -440,11 +440,12 @@ def test_a_few_unreadable_images_are_counted_every_epoch_and_warned_once(data, t
         batches = [next(loader) for _ in range(6)]  # three epochs
     assert sum(b["num_skipped"] for b in batches) == 3  # one per epoch
     assert sum(b.get("skipped", []) == [ds.describe(0)] for b in batches) == 3
+    assert all(len(b["inputs"]) == 2 for b in batches)  # each skip replaced
     assert sum("0.png" in m for m in _messages(record)) == 1
 
 
-def test_collate_keeps_the_none_contract_and_the_fraction_is_checked():
-    batch = det_collate([None, None])
+def test_skip_collate_keeps_the_none_contract_and_the_fraction_is_checked():
+    batch = SkipCollate(det_collate)([None, None])
     assert batch["inputs"] == [] and batch["num_skipped"] == 2
     cfg = dict(batch_size=1, dataset=list(range(3)), max_skipped_fraction=1.5)
     with pytest.raises(ConfigError, match=r"max_skipped_fraction = 1.5 \(float\) is not valid: expected a number "
@@ -460,8 +461,11 @@ def test_unreadable_and_bomb_images_in_a_dataset(data):
         CocoDataset(ann_file, img_dir)[1]
     lenient = CocoDataset(ann_file, img_dir, strict=False)
     with pytest.warns(UserWarning, match=r"skipping image id 11: image file .*1\.png claims 15000 x 15000"):
-        assert lenient[1] is None
-    assert lenient[1] is None and lenient.stats["unreadable images skipped"] == 2
+        skipped = lenient[1]
+    assert isinstance(skipped, Skipped) and skipped.index == 1 and skipped.img_id == 11
+    assert skipped.file.endswith("1.png") and "claims 15000 x 15000" in skipped.reason
+    assert str(skipped) == lenient.describe(1)
+    assert isinstance(lenient[1], Skipped) and lenient.stats["unreadable images skipped"] == 2
 
 
 # =============================================================================== warnings

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from typing import Sequence
 
 from ...registry import DATASETS
+from ..problems import Skipped
 from torch.utils.data import Dataset
 
 
@@ -48,7 +50,10 @@ class ConcatDataset(Dataset):
 
     def __getitem__(self, idx: int):
         dataset, local = self._locate(idx)
-        return dataset[local]
+        sample = dataset[local]
+        if isinstance(sample, Skipped):  # its index in the concatenation, not in its part
+            return dataclasses.replace(sample, index=idx + len(self) if idx < 0 else idx)
+        return sample
 
     def get_ann(self, idx: int) -> dict:
         dataset, local = self._locate(idx)

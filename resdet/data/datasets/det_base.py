@@ -13,7 +13,8 @@ Rules for bad data (every message names the file, and the image id / annotation 
 one applies):
 - strict (default): unknown categories, malformed entries, missing or unreadable images
   raise ``DataError`` / ``ImageReadError``; non-strict: they are skipped, counted in
-  ``stats`` and warned about (once per file: ``problems.SkipReporter``).
+  ``stats`` and warned about (once per file: ``problems.SkipReporter``); an unreadable
+  image's ``__getitem__`` returns a ``problems.Skipped`` marker.
 - repairable boxes (NaN, inverted, zero-area, outside the image) are dropped or clipped and
   counted in both modes; the counts are warned once after loading.
 - a dataset left with 0 images raises ``DataError`` saying why (nothing listed, every image
@@ -34,7 +35,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..image_io import ImageReadError, MissingImageError, decode_image
-from ..problems import DataError, DataFileNotFoundError, SkipReporter
+from ..problems import DataError, DataFileNotFoundError, SkipReporter, Skipped
 from ..record_cache import cached_records
 from ..records import FlatRecords
 from ..transforms.det_transforms import build_pipeline
@@ -308,9 +309,9 @@ class DetectionDataset(Dataset):
             ann["masks"] = masks_to_bitmaps(self._masks_of(record), record["height"], record["width"])
         return ann
 
-    def _read_image(self, record: dict):
-        """The ``DecodedImage`` of a record; ``None`` (counted, warned once) when unreadable
-        and not strict."""
+    def _read_image(self, idx: int, record: dict):
+        """The ``DecodedImage`` of image ``idx``; ``Skipped`` (counted, warned once) when
+        unreadable and not strict."""
         try:
             return decode_image(record["file"])
         except ImageReadError as err:
@@ -319,15 +320,15 @@ class DetectionDataset(Dataset):
                                 "unreadable images and count them)") from err
             self.skips.report(UNREADABLE, record["file"],
                               f"{type(self).__name__}: skipping image id {record['img_id']!r}: {err}")
-            return None
+            return Skipped(idx, record["file"], f"unreadable image: {err}", img_id=record["img_id"])
 
-    def load_sample(self, idx: int) -> dict | None:
-        """The untransformed sample dict of image ``idx`` (``None`` if unreadable and not strict),
+    def load_sample(self, idx: int) -> dict | Skipped:
+        """The untransformed sample dict of image ``idx`` (``Skipped`` if unreadable and not strict),
         its annotations moved onto the decoded pixels (EXIF orientation, wrong recorded size)."""
         record = self.records[idx]
-        decoded = self._read_image(record)
-        if decoded is None:
-            return None
+        decoded = self._read_image(idx, record)
+        if isinstance(decoded, Skipped):
+            return decoded
         img = decoded.img
         h, w = img.shape[:2]
         recorded = (record["height"], record["width"])
@@ -373,10 +374,10 @@ class DetectionDataset(Dataset):
                               f"{' (after EXIF rotation)' if frame.orientation in (5, 6, 7, 8) else ''}; {how}, "
                               "then clipped")
 
-    def __getitem__(self, idx: int) -> dict | None:
+    def __getitem__(self, idx: int) -> dict | Skipped | None:
         sample = self.load_sample(idx)
-        if sample is None:
-            return None
+        if isinstance(sample, Skipped):
+            return sample
         sample = self.pipeline(sample)
         if sample is not None and isinstance(sample.get("masks"), PolygonMasks):
             h, w = sample["img"].shape[:2]

@@ -4,7 +4,7 @@
 Images are decoded in ``__getitem__`` (so in the loader's worker processes) with
 ``imread_rgb``. An unreadable image (0 bytes, truncated, not an image, too large) is
 skipped and counted in ``num_skipped`` every time, with a warning naming the file the first
-time (per process); ``__getitem__`` then returns ``None`` (the collate function drops it).
+time (per process); ``__getitem__`` then returns a ``Skipped`` marker (the loader counts it).
 With ``strict=True`` it raises instead.
 
 Storage: the sample list is a ``FlatRecords`` (``resdet.data.records``) -- labels as one
@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from ...registry import DATASETS
 from ..image_io import ImageReadError, imread_rgb
-from ..problems import DataError, DataFileNotFoundError, SkipReporter
+from ..problems import DataError, DataFileNotFoundError, SkipReporter, Skipped
 from ..records import OFFSETS, FlatRecords, pack_strings
 from ..transforms.det_transforms import build_pipeline
 from .folder_index import cached_folder_index
@@ -80,7 +80,7 @@ class ClsDataset(Dataset):
         strict: raise on an unreadable image instead of skipping it.
 
     ``__getitem__(i)`` returns ``{'img': H x W x 3 uint8 RGB, 'label': int, 'img_id': i,
-    'orig_size': (h, w), 'img_path': str}`` after the pipeline, or ``None``.
+    'orig_size': (h, w), 'img_path': str}`` after the pipeline, or ``Skipped``.
     """
 
     class_names: list[str]
@@ -136,8 +136,8 @@ class ClsDataset(Dataset):
     def load_image(self, idx: int) -> np.ndarray:
         return imread_rgb(self.describe(idx))
 
-    def load_sample(self, idx: int) -> dict | None:
-        """The untransformed sample of ``idx``; ``None`` if unreadable and not strict."""
+    def load_sample(self, idx: int) -> dict | Skipped:
+        """The untransformed sample of ``idx``; ``Skipped`` if unreadable and not strict."""
         source, label = self.describe(idx), self.get_label(idx)
         try:
             img = self.load_image(idx)
@@ -146,14 +146,14 @@ class ClsDataset(Dataset):
                 raise ImageReadError(f"{err} (pass strict=False to skip unreadable images)") from err
             self.skips.report("unreadable images skipped", source,
                               f"{type(self).__name__}: skipping unreadable image {source}: {err}")
-            return None
+            return Skipped(idx, source, f"unreadable image: {err}")
         h, w = img.shape[:2]
         return dict(img=img, label=label, img_id=idx, orig_size=(h, w), img_path=source,
                     img_shape=(h, w), scale_factor=(1.0, 1.0), flip=False)
 
-    def __getitem__(self, idx: int) -> dict | None:
+    def __getitem__(self, idx: int) -> dict | Skipped | None:
         sample = self.load_sample(idx)
-        return None if sample is None else self.pipeline(sample)
+        return sample if isinstance(sample, Skipped) else self.pipeline(sample)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(images={len(self)}, classes={self.num_classes})"

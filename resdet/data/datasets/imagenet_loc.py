@@ -41,7 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from ...registry import DATASETS
-from ..problems import DataError, DataFileNotFoundError
+from ..problems import DataError, DataFileNotFoundError, Skipped
 from .det_base import DetectionDataset
 from .voc import _float, _image_size, _int
 
@@ -236,9 +236,9 @@ class ImageNetLocDataset(DetectionDataset):
         return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64), width, height)
 
     # ------------------------------------------------------------------ interface
-    def load_sample(self, idx: int) -> dict | None:
+    def load_sample(self, idx: int) -> dict | Skipped:
         sample = super().load_sample(idx)
-        if sample is not None:
+        if not isinstance(sample, Skipped):
             sample["label"] = int(self.image_labels[idx])
         return sample
 
