@@ -6,20 +6,23 @@ CPU: bf16 autocast only.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import torch
+
+from ..utils.errors import ConfigError
 
 AMP_MODES = (None, "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def check_amp(amp: str | None, device: torch.device) -> str | None:
-    if amp not in AMP_MODES:
-        raise ValueError(f"train_cfg.amp={amp!r}; allowed values: None, 'bf16', 'fp16'")
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError(f"train_cfg.amp='fp16' needs a CUDA device (running on {device}); "
-                         "use amp='bf16' on the CPU")
-    return amp
+def check_amp_device(amp: Any, device: torch.device | str, key: str = "train_cfg.amp") -> None:
+    """fp16 autocast needs a CUDA GPU (on a CPU it is neither supported by every kernel nor
+    faster); refused for training and evaluation alike, before anything is built."""
+    if amp == "fp16" and torch.device(device).type != "cuda":
+        way_out = "--amp bf16" if key.startswith("--") else f"--cfg-options {key}=bf16 (or None)"
+        raise ConfigError(f"{key}='fp16' needs a CUDA GPU but this run is on {torch.device(device)}; "
+                          f"use {way_out} on the CPU")
 
 
 def autocast_context(device: torch.device, amp: str | None):
