@@ -1,6 +1,6 @@
-"""What a training step and an inference batch share: a collate batch moved to the device
-(4-d images in channels-last memory format when asked) and fed to the model under autocast,
-and the one rule that sums a loss dict."""
+"""The pieces of a step: a collate batch moved to the device (4-d images in channels-last
+memory format when asked) and fed to the model under autocast (training and inference alike),
+the one rule that sums a loss dict, gradient clipping and the per-iteration all-reduce."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..data.loader import move_to_device
+from ..utils import dist
 from .amp import autocast_context
 
 
@@ -39,3 +40,26 @@ def sum_losses(losses: dict[str, torch.Tensor]) -> torch.Tensor:
     if not terms:
         raise KeyError(f"the model's loss dict has no key containing 'loss' (keys: {sorted(losses)})")
     return sum(terms[1:], terms[0])
+
+
+def scalar(value: Any, device: torch.device) -> torch.Tensor:
+    """A float32 scalar tensor on ``device`` (tensors are averaged, numbers wrapped)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().float().mean().to(device)
+    return torch.tensor(float(value), device=device)
+
+
+def all_reduce_scalars(values: list, device: torch.device) -> list[float]:
+    """The mean over ranks of each value, in one collective (``device``: nccl needs the GPU)."""
+    stacked = torch.stack([scalar(v, device) for v in values])
+    return dist.all_reduce_mean(stacked).tolist()
+
+
+def clip_gradients(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   clip: float | dict) -> torch.Tensor:
+    """Clip the gradients of ``optimizer``'s parameters to ``clip`` (a max norm or
+    ``dict(max_norm=..., norm_type=...)``), unscaled first; the total norm before clipping."""
+    clip = dict(max_norm=float(clip)) if isinstance(clip, (int, float)) else dict(clip)
+    scaler.unscale_(optimizer)
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    return torch.nn.utils.clip_grad_norm_(params, **clip).detach().float()

@@ -7,12 +7,14 @@ one place (the trainer, ``resdet print-config`` and the engine's config check al
 An unknown key is an ``UnknownKeyError`` with the closest allowed name; a value of the wrong
 type or range a one-line ``ConfigError`` (``train_cfg.max_iters = 'abc' (str) is not valid:
 expected an integer >= 1 or None``). A trainer with keys of its own subclasses the dataclass
-and sets ``Trainer.config_class``.
+(``extra: int = config_field(1, int_value(1))``) and sets ``Trainer.config_class``.
+``trainer_arguments`` reads a whole config into the ``Trainer``'s arguments.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -40,8 +42,9 @@ def _optional_str(value: Any) -> str | None:
     return None if value is None or (isinstance(value, str) and value) else "a result key, 'auto' or None"
 
 
-def _key(default: Any, check: Check) -> Any:
-    """A dataclass field with its check (``None`` when the value is fine, else what is expected)."""
+def config_field(default: Any, check: Check) -> Any:
+    """A ``TrainConfig`` field: its default and its check (``resdet.utils.config_values``: returns
+    ``None`` when the value is fine, else what is expected)."""
     return field(default=default, metadata={"check": check})
 
 
@@ -67,25 +70,25 @@ class TrainConfig:
         threads: CPU intra-op threads of this process (``None``: torch's default).
         compile: ``torch.compile`` the model's parts for training (``True`` or their names).
     """
-    max_iters: int | None = _key(None, int_value(1, optional=True))
-    max_epochs: int | None = _key(None, int_value(1, optional=True))
-    val_interval: int = _key(1000, int_value(0))  # 0: only at the end
-    checkpoint_interval: int = _key(1000, int_value(0))
-    keep_last: int = _key(3, int_value(0))
-    log_interval: int = _key(50, int_value(1))
-    amp: str | None = _key(None, choice_value(*AMP_MODES))
-    clip_grad: float | dict | None = _key(None, _clip_grad)
-    sync_bn: bool = _key(False, bool_value)
-    seed: int = _key(0, int_value(0))
-    deterministic: bool = _key(False, bool_value)
-    save_best: str | None = _key("auto", _optional_str)
-    rule: str | None = _key(None, choice_value(None, "less", "greater"))
-    tensorboard: bool = _key(False, bool_value)
-    channels_last: bool = _key(False, bool_value)
-    find_unused_parameters: bool = _key(False, bool_value)
-    cudnn_benchmark: bool = _key(False, bool_value)
-    threads: int | None = _key(None, int_value(1, optional=True))
-    compile: bool | list[str] = _key(False, _compile)
+    max_iters: int | None = config_field(None, int_value(1, optional=True))
+    max_epochs: int | None = config_field(None, int_value(1, optional=True))
+    val_interval: int = config_field(1000, int_value(0))  # 0: only at the end
+    checkpoint_interval: int = config_field(1000, int_value(0))
+    keep_last: int = config_field(3, int_value(0))
+    log_interval: int = config_field(50, int_value(1))
+    amp: str | None = config_field(None, choice_value(*AMP_MODES))
+    clip_grad: float | dict | None = config_field(None, _clip_grad)
+    sync_bn: bool = config_field(False, bool_value)
+    seed: int = config_field(0, int_value(0))
+    deterministic: bool = config_field(False, bool_value)
+    save_best: str | None = config_field("auto", _optional_str)
+    rule: str | None = config_field(None, choice_value(None, "less", "greater"))
+    tensorboard: bool = config_field(False, bool_value)
+    channels_last: bool = config_field(False, bool_value)
+    find_unused_parameters: bool = config_field(False, bool_value)
+    cudnn_benchmark: bool = config_field(False, bool_value)
+    threads: int | None = config_field(None, int_value(1, optional=True))
+    compile: bool | list[str] = config_field(False, _compile)
 
     def __post_init__(self) -> None:
         checks = {f.name: f.metadata["check"] for f in fields(self) if "check" in f.metadata}
@@ -111,3 +114,28 @@ class TrainConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.keys()}
+
+
+def trainer_arguments(cfg: Any, work_dir: str | None = None, resume: Any = None) -> dict[str, Any]:
+    """The ``Trainer`` arguments of a loaded config (``mmengine.Config`` or dict), CONTRACTS.md."""
+    get = cfg.get
+    work_dir = work_dir or get("work_dir")
+    if not work_dir:
+        raise KeyError("no work_dir: pass --work-dir or set work_dir in the config")
+    text = None
+    if hasattr(cfg, "pretty_text"):
+        try:
+            text = cfg.pretty_text
+        except Exception:  # yapf cannot format some configs; keep the raw file text
+            text = getattr(cfg, "text", None)
+    to_dict = (lambda v: v.to_dict() if hasattr(v, "to_dict") else v)
+    for key in ("model", "train_dataloader"):
+        if get(key) is None:
+            raise KeyError(f"config has no '{key}'")
+    hooks = get("custom_hooks") or []
+    return dict(model=to_dict(get("model")), work_dir=work_dir, train_dataloader=to_dict(get("train_dataloader")),
+                optimizer=to_dict(get("optimizer")), param_scheduler=to_dict(get("param_scheduler")),
+                train_cfg=to_dict(get("train_cfg")), val_dataloader=to_dict(get("val_dataloader")),
+                val_evaluator=to_dict(get("val_evaluator")), load_from=get("load_from"),
+                load_strict=bool(get("load_strict", True)), resume=resume,
+                custom_hooks=[to_dict(h) for h in hooks], config_text=text, classes=get("classes"))

@@ -42,10 +42,10 @@ from .logger import RepeatedWarnings, save_run_info, setup_logger
 from .optim import build_optimizer
 from .schedules import LRScheduler
 from .signals import StopSignals, stop_for_signal
-from .step import forward_batch, sum_losses
+from .step import all_reduce_scalars, clip_gradients, forward_batch, scalar, sum_losses
 from .tensorboard import tensorboard_hooks
 from .trainer_state import find_resume, restore_training_state, training_state
-from .train_config import TrainConfig
+from .train_config import TrainConfig, trainer_arguments
 
 __all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "sum_losses"]
 
@@ -105,10 +105,7 @@ class Trainer:
 
         self.train_loader_cfg = dict(train_dataloader)
         self.train_dataset = self.build_train_dataset(self.train_loader_cfg.pop("dataset", None))
-        global_batch = int(self.train_loader_cfg.get("batch_size", 1))
-        self.iters_per_epoch = max(1, math.ceil(len(self.train_dataset) / global_batch))
-        self.max_iters = int(self.cfg.max_iters if self.cfg.max_iters is not None
-                             else self.cfg.max_epochs * self.iters_per_epoch)
+        self.iters_per_epoch, self.max_iters = self._run_length()
         if self.classes is None:  # stored in checkpoints' meta for inference APIs
             names = getattr(self.train_dataset, "class_names", None) or getattr(self.train_dataset, "classes", None)
             self.classes = list(names) if isinstance(names, (list, tuple)) else None
@@ -136,31 +133,9 @@ class Trainer:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_config(cls, cfg, work_dir: str | None = None, resume: Any = None, **overrides) -> "Trainer":
-        """Build from a loaded config (``mmengine.Config`` or dict) following CONTRACTS.md."""
-        get = cfg.get
-        work_dir = work_dir or get("work_dir")
-        if not work_dir:
-            raise KeyError("no work_dir: pass --work-dir or set work_dir in the config")
-        text = None
-        if hasattr(cfg, "pretty_text"):
-            try:
-                text = cfg.pretty_text
-            except Exception:  # yapf cannot format some configs; keep the raw file text
-                text = getattr(cfg, "text", None)
-        to_dict = (lambda v: v.to_dict() if hasattr(v, "to_dict") else v)
-        for key in ("model", "train_dataloader"):
-            if get(key) is None:
-                raise KeyError(f"config has no '{key}'")
-        hooks = get("custom_hooks") or []
-        args = dict(model=to_dict(get("model")), work_dir=work_dir,
-                    train_dataloader=to_dict(get("train_dataloader")),
-                    optimizer=to_dict(get("optimizer")), param_scheduler=to_dict(get("param_scheduler")),
-                    train_cfg=to_dict(get("train_cfg")), val_dataloader=to_dict(get("val_dataloader")),
-                    val_evaluator=to_dict(get("val_evaluator")), load_from=get("load_from"),
-                    load_strict=bool(get("load_strict", True)), resume=resume,
-                    custom_hooks=[to_dict(h) for h in hooks], config_text=text, classes=get("classes"))
-        args.update(overrides)
-        return cls(**args)
+        """Build from a loaded config (``mmengine.Config`` or dict) following CONTRACTS.md;
+        ``overrides``: arguments that replace the config's."""
+        return cls(**dict(trainer_arguments(cfg, work_dir, resume), **overrides))
 
     def build_train_dataset(self, cfg: Any) -> Dataset:
         """The training set from ``train_dataloader.dataset`` (its loader comes at ``train()``)."""
@@ -211,6 +186,13 @@ class Trainer:
             self.logger.info("removed %s (%.1f MB), a temporary file left by an interrupted write",
                              tmp, size / 2 ** 20)
         return lock
+
+    def _run_length(self) -> tuple[int, int]:
+        """``(iters_per_epoch, max_iters)``: ``max_epochs`` counts epochs of the total batch."""
+        global_batch = int(self.train_loader_cfg.get("batch_size", 1))
+        iters_per_epoch = max(1, math.ceil(len(self.train_dataset) / global_batch))
+        max_iters = self.cfg.max_iters if self.cfg.max_iters is not None else self.cfg.max_epochs * iters_per_epoch
+        return iters_per_epoch, int(max_iters)
 
     def _seed_process(self) -> None:
         if self.cfg.threads is not None:
@@ -313,17 +295,6 @@ class Trainer:
             if method is not None:
                 method(self, *args)
 
-    def _scalar(self, value: Any) -> torch.Tensor:
-        """A float32 scalar tensor on the device (tensors are averaged, numbers wrapped)."""
-        if isinstance(value, torch.Tensor):
-            return value.detach().float().mean().to(self.device)
-        return torch.tensor(float(value), device=self.device)
-
-    def _reduce_flags(self, values: list[torch.Tensor]) -> list[float]:
-        """One collective per iteration: mean over ranks of the stacked scalars."""
-        stacked = torch.stack([self._scalar(v) for v in values])
-        return dist.all_reduce_mean(stacked).tolist()
-
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict:
         """Run from ``self.iter`` to ``max_iters``; return the last validation results plus
@@ -379,7 +350,7 @@ class Trainer:
         so all stop after the same iteration; ``{}`` for a batch of unreadable samples only."""
         count = batch_len(batch["inputs"]) if batch is not None else 0
         if self.distributed:  # every rank must skip (or stop) together, or DDP's all-reduce would hang
-            flags = self._reduce_flags([torch.tensor(float(count == 0)), torch.tensor(float(stop))])
+            flags = all_reduce_scalars([float(count == 0), float(stop)], self.device)
             count, stop = (0 if flags[0] > 0 else count), flags[1] > 0
         if stop:  # the batch (None: not fetched) is not used; a resume reads it again
             return None
@@ -405,10 +376,10 @@ class Trainer:
         watched = self.check_losses(total, losses)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
-        log_vars = {k: self._scalar(v) for k, v in losses.items()}
+        log_vars = {k: scalar(v, self.device) for k, v in losses.items()}
         log_vars["loss"] = total.detach().float()
         if self.cfg.clip_grad:
-            log_vars["grad_norm"] = self.clip_gradients()
+            log_vars["grad_norm"] = clip_gradients(self.optimizer, self.scaler, self.cfg.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if watched:
@@ -424,19 +395,11 @@ class Trainer:
             if key not in losses:
                 raise KeyError(f"a schedule needs '{key}' but the model's loss dict has {sorted(losses)}")
             flags.append(losses[key])
-        reduced = self._reduce_flags(flags)
+        reduced = all_reduce_scalars(flags, self.device)
         if reduced[0] > 0:
-            values = ", ".join(f"{k}={float(self._scalar(v)):.4g}" for k, v in losses.items())
+            values = ", ".join(f"{k}={float(scalar(v, self.device)):.4g}" for k, v in losses.items())
             raise NonFiniteLossError(
                 f"non-finite loss at iteration {self.iter + 1} ({values}); stopping. Last good checkpoint: "
                 f"{self.last_checkpoint or 'none (no checkpoint written yet)'}. Lower the learning rate, "
                 "add warm-up or gradient clipping (train_cfg.clip_grad), then --resume")
         return dict(zip(keys, reduced[1:]))
-
-    def clip_gradients(self) -> torch.Tensor:
-        """Clip to ``train_cfg.clip_grad`` (gradients unscaled first); the norm before clipping."""
-        clip = self.cfg.clip_grad
-        clip = dict(max_norm=float(clip)) if isinstance(clip, (int, float)) else dict(clip)
-        self.scaler.unscale_(self.optimizer)
-        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        return torch.nn.utils.clip_grad_norm_(params, **clip).detach().float()
