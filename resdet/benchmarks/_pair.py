@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from mmengine.config import Config
 
+from ..engine.step import sum_losses
 from ..models.converters import load_weights
 from ..models.detectors import compile_for_training, optimize_for_inference
 from ..registry import MODELS
@@ -78,7 +79,7 @@ def _train_step(model: torch.nn.Module, inputs: list[torch.Tensor], targets: lis
 
     def step() -> None:
         losses = model(inputs, [dict(t) for t in targets])
-        total = sum(v for k, v in losses.items() if "loss" in k)
+        total = sum_losses(losses)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()

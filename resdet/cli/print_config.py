@@ -13,7 +13,6 @@ without checking.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from typing import Any
 
@@ -22,7 +21,6 @@ from mmengine.config import Config
 
 from resdet.cli._errors import command
 from resdet.engine.config_check import check_engine_config
-from resdet.engine.trainer import TRAIN_CFG_DEFAULTS
 from resdet.registry import DATASETS, MODELS, _check_arguments, build_from_cfg
 from resdet.utils.config import (ConfigError, add_cfg_options_arg, load_config, resolve_config_path,
                                  shipped_config_names)
@@ -76,7 +74,7 @@ def _dataset_configs(loader: Any) -> list[dict]:
 def check_config(cfg: Config) -> None:
     """Raise ``ConfigError`` for a key or value that training would refuse: the model's
     components are built on the meta device through the registry (its unknown-argument check
-    with the closest name), ``train_cfg`` keys against the trainer's, the engine's value checks,
+    with the closest name), ``train_cfg`` against ``TrainConfig``, the engine's value checks,
     and each dataset's arguments against its constructor (nothing is read from disk)."""
     if cfg.get("model") is not None:
         try:
@@ -86,16 +84,9 @@ def check_config(cfg: Config) -> None:
             raise
         except (TypeError, ValueError, KeyError) as err:
             raise ConfigError(f"model: {err.args[0] if isinstance(err, KeyError) and err.args else err}") from None
-    train_cfg = _plain(cfg.get("train_cfg"))
-    if isinstance(train_cfg, dict):
-        unknown = sorted(set(train_cfg) - set(TRAIN_CFG_DEFAULTS))
-        if unknown:  # the trainer's own check, before anything is built
-            close = difflib.get_close_matches(unknown[0], list(TRAIN_CFG_DEFAULTS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"unknown train_cfg keys {unknown}{hint}; allowed keys: {', '.join(TRAIN_CFG_DEFAULTS)}")
     loaders = {key: _plain(cfg.get(key)) for key in ("train_dataloader", "val_dataloader")}
-    check_engine_config(train_cfg, loaders["train_dataloader"], loaders["val_dataloader"],
-                        _plain(cfg.get("optimizer")))
+    check_engine_config(_plain(cfg.get("train_cfg")), loaders["train_dataloader"], loaders["val_dataloader"],
+                        _plain(cfg.get("optimizer")))  # train_cfg: TrainConfig's keys and checks
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
         for dataset in _dataset_configs(cfg.get(key)):
             if not isinstance(dataset.get("type"), str):  # a class given directly: nothing to look up

@@ -4,7 +4,8 @@ from .inference import run_inference
 from .optim import build_optimizer
 from .schedules import LRScheduler
 from .signals import EXIT_PREEMPTED, TrainingPreempted
+from .train_config import TrainConfig
 from .trainer import NonFiniteLossError, Trainer
 
-__all__ = ["Trainer", "NonFiniteLossError", "TrainingPreempted", "EXIT_PREEMPTED", "run_inference",
+__all__ = ["Trainer", "TrainConfig", "NonFiniteLossError", "TrainingPreempted", "EXIT_PREEMPTED", "run_inference",
            "build_optimizer", "LRScheduler"]

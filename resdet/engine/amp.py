@@ -11,19 +11,28 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from typing import Any
 
 import torch
+
+from ..utils.errors import ConfigError
 
 AMP_MODES = (None, "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def check_amp(amp: str | None, device: torch.device) -> str | None:
-    if amp not in AMP_MODES:
-        raise ValueError(f"train_cfg.amp={amp!r}; allowed values: None, 'bf16', 'fp16'")
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError(f"train_cfg.amp='fp16' needs a CUDA device (running on {device}); "
-                         "use amp='bf16' on the CPU")
+def check_amp_device(amp: Any, device: torch.device | str, key: str = "train_cfg.amp") -> None:
+    """fp16 autocast needs a CUDA GPU (on a CPU it is neither supported by every kernel nor
+    faster); refused for training and evaluation alike, before anything is built."""
+    if amp == "fp16" and torch.device(device).type != "cuda":
+        way_out = "--amp bf16" if key.startswith("--") else f"--cfg-options {key}=bf16 (or None)"
+        raise ConfigError(f"{key}='fp16' needs a CUDA GPU but this run is on {torch.device(device)}; "
+                          f"use {way_out} on the CPU")
+
+
+def effective_amp(amp: str | None, device: torch.device) -> str | None:
+    """The autocast mode a run uses for the configured ``amp``: ``'bf16'`` on a CPU without
+    native bf16 becomes ``None`` (fp32), with a warning."""
     if amp == "bf16" and device.type == "cpu" and not cpu_has_native_bf16() \
             and os.environ.get("RESDET_CPU_BF16") != "1":
         warnings.warn("amp='bf16' ignored: this CPU has no native bf16 (no AVX512-BF16 or AMX), where bf16 "

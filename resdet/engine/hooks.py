@@ -1,15 +1,23 @@
 """Training hooks (``HOOKS`` registry): logging, validation, checkpoints.
 
-A hook may implement ``before_train(trainer)``, ``after_iter(trainer, log_vars)``,
-``after_val(trainer, results)``, ``after_train(trainer)`` (a run that reached ``max_iters``)
-and ``on_exit(trainer)`` (always: the end, a stop signal or an error). The trainer calls
-hooks in ``priority`` order (lower first): ``LoggerHook`` (10), ``CheckpointHook`` (40),
-``EvalHook`` (50). The checkpoint comes before the validation, so a validation that crashes
-(out of memory, a bad annotation) does not take the iteration's checkpoint with it; that
-checkpoint records ``meta['val_pending']`` and a run resumed from it validates first
-(``redo_pending_validation``), so the plateau schedule, ``best.pth`` and ``metrics.jsonl`` end
-as in an uninterrupted run. ``trainer.iter`` counts finished iterations. Every rank calls
-every hook (collectives inside stay in step); only rank 0 writes files.
+A hook implements any of these call points (``Trainer.call_hooks`` calls them):
+
+    before_train(trainer)               the loop starts (also after a resume)
+    before_iter(trainer)                before the batch is fetched and the step runs
+    after_iter(trainer, log_vars)       after the step (``run_step``'s values; ``{}``: skipped batch)
+    after_checkpoint(trainer, path)     a checkpoint was written (every rank; rank 0 wrote it)
+    after_val(trainer, results)         a validation finished
+    after_train(trainer)                the run reached ``max_iters``
+    on_exit(trainer)                    always: the end, a stop signal or an error
+
+The trainer calls hooks in ``priority`` order (lower first): ``LoggerHook`` (10),
+``CheckpointHook`` (40), ``EvalHook`` (50). The checkpoint comes before the validation, so a
+validation that crashes (out of memory, a bad annotation) does not take the iteration's
+checkpoint with it; that checkpoint records ``meta['val_pending']`` and a run resumed from it
+validates first (``redo_pending_validation``), so the plateau schedule, ``best.pth`` and
+``metrics.jsonl`` end as in an uninterrupted run. ``trainer.iter`` counts finished iterations
+(``after_iter`` sees the step counted). Every rank calls every hook (collectives inside stay
+in step); only rank 0 writes files.
 """
 from __future__ import annotations
 
@@ -32,7 +40,13 @@ class Hook:
     def before_train(self, trainer) -> None:
         pass
 
+    def before_iter(self, trainer) -> None:
+        pass
+
     def after_iter(self, trainer, log_vars: dict[str, torch.Tensor]) -> None:
+        pass
+
+    def after_checkpoint(self, trainer, path: str) -> None:
         pass
 
     def after_val(self, trainer, results: dict[str, float]) -> None:

@@ -14,11 +14,11 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..data.loader import batch_len, move_to_device
+from ..data.loader import batch_len
 from ..utils import dist
 from ..utils.containers import as_list
 from ..utils.progress import Progress
-from .amp import autocast_context
+from .step import forward_batch
 
 logger = logging.getLogger("resdet")
 
@@ -75,12 +75,7 @@ def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch
             if count == 0:
                 continue
             num_images += count
-            inputs = move_to_device(batch["inputs"], device)
-            if channels_last and isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            targets_on_device = move_to_device(batch["targets"], device)
-            with autocast_context(device, amp):
-                outputs = model(inputs, targets_on_device)
+            outputs = forward_batch(model, batch, device, amp=amp, channels_last=channels_last)
             for metric in metric_list:
                 metric.process(outputs, batch["targets"])
             progress.update(1, images=num_images)

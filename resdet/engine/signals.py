@@ -113,7 +113,7 @@ def stop_for_signal(trainer, signal_name: str) -> None:
     line and raise ``TrainingPreempted``. Every rank calls it (RNG states are gathered)."""
     path = trainer.last_checkpoint
     if path is None or checkpoint_iter(path) != trainer.iter:
-        path = trainer.save_checkpoint(f"iter_{trainer.iter}.pth", keep_last=trainer.cfg["keep_last"])
+        path = trainer.save_checkpoint(f"iter_{trainer.iter}.pth", keep_last=trainer.cfg.keep_last)
     error = TrainingPreempted(signal_name or "a stop signal on another rank", trainer.iter, path)
     if trainer.rank == 0:  # one line for the run
         logging.getLogger("resdet").warning("%s (exit code %d)", error, error.code)

@@ -12,7 +12,6 @@ over ranks and only rank 0 writes files. See ``docs/CONTRACTS.md`` for the confi
 """
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import time
@@ -21,54 +20,47 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
-from .. import __version__
-from ..data.loader import batch_len, build_dataloader, build_dataset, move_to_device
+from ..data.loader import Loader, batch_len, build_dataloader, build_dataset
 from ..models.converters import load_weights
 from ..models.detectors import compile_for_training
 from ..evaluation.builder import build_metrics
 from ..registry import MODELS
 from ..utils import dist
 from ..utils.device import resolve_device
-from ..utils.errors import ConfigError, TrainingError
+from ..utils.errors import TrainingError
 from ..utils.io import atomic_write_json, remove_stale_temporaries
-from .amp import autocast_context, build_grad_scaler, check_amp
+from .amp import build_grad_scaler, effective_amp
 from . import workdir_lock
-from .checkpoint import (check_resume_fits, find_latest_valid, get_rng_state, load_training_checkpoint,
-                         mismatch_error, save_checkpoint, set_rng_state, set_seed)
+from .checkpoint import save_checkpoint, set_seed
 from .class_check import check_num_classes
 from .config_check import check_engine_config
-from .hooks import CheckpointHook, EvalHook, LoggerHook, build_hooks, redo_pending_validation
+from .hooks import CheckpointHook, EvalHook, Hook, LoggerHook, build_hooks, redo_pending_validation
 from .inference import run_inference, unwrap_model
 from .logger import RepeatedWarnings, save_run_info, setup_logger
 from .optim import build_optimizer
 from .schedules import LRScheduler
-from .signals import StopSignals, restart_count, stop_for_signal
+from .signals import StopSignals, stop_for_signal
+from .step import all_reduce_scalars, clip_gradients, forward_batch, scalar, sum_losses
 from .tensorboard import tensorboard_hooks
+from .trainer_state import find_resume, restore_training_state, training_state
+from .train_config import TrainConfig, trainer_arguments
 
-TRAIN_CFG_DEFAULTS = dict(max_iters=None, max_epochs=None, val_interval=1000, checkpoint_interval=1000,
-                          keep_last=3, log_interval=50, amp=None, clip_grad=None, sync_bn=False, seed=0,
-                          deterministic=False, save_best="auto", rule=None, tensorboard=False,
-                          channels_last=False, find_unused_parameters=False, cudnn_benchmark=False,
-                          threads=None, compile=False)
+__all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "sum_losses"]
 
 
 class NonFiniteLossError(TrainingError, FloatingPointError):
     """The summed training loss became NaN or infinite."""
 
 
-def sum_losses(losses: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Sum of every entry whose key contains ``'loss'`` (CONTRACTS.md)."""
-    if not isinstance(losses, dict):
-        raise TypeError(f"a model in train mode must return a dict of losses, got {type(losses).__name__}")
-    terms = [v for k, v in losses.items() if "loss" in k]
-    if not terms:
-        raise KeyError(f"the model's loss dict has no key containing 'loss' (keys: {sorted(losses)})")
-    return sum(terms[1:], terms[0])
-
-
 class Trainer:
     """Builds everything from config pieces and runs the loop.
+
+    Override points (a subclass replaces one and keeps the rest): ``build_train_dataset``,
+    ``build_train_loader``, ``build_val_loader``, ``build_metrics``, ``build_model``,
+    ``build_optimizer``, ``build_scheduler``, ``build_hooks`` and ``run_step`` (one update);
+    ``config_class`` is the ``train_cfg`` dataclass (a subclass of ``TrainConfig`` adds keys).
 
     Args:
         model: model config dict (``MODELS``) or module.
@@ -76,7 +68,7 @@ class Trainer:
         train_dataloader: loader config dict (``batch_size`` is the total over ranks).
         optimizer: optimizer config (``resdet.engine.optim``).
         param_scheduler: schedule config dict or list (``resdet.engine.schedules``).
-        train_cfg: keys of ``TRAIN_CFG_DEFAULTS`` (``max_iters`` or ``max_epochs`` required).
+        train_cfg: keys of ``TrainConfig`` (``max_iters`` or ``max_epochs`` required).
         val_dataloader, val_evaluator: validation loader config and ``METRICS`` config(s).
         load_from: weights to start from (fine-tuning); ``load_strict=False`` skips keys
             that are missing, unexpected or of another shape, and reports them.
@@ -88,83 +80,52 @@ class Trainer:
         device: override the device (default: ``cuda:LOCAL_RANK`` if available, else CPU).
     """
 
+    config_class: type[TrainConfig] = TrainConfig
+
     def __init__(self, model: dict | nn.Module, work_dir: str, train_dataloader: dict,
                  optimizer: dict | None = None, param_scheduler: Any = None, train_cfg: dict | None = None,
                  val_dataloader: dict | None = None, val_evaluator: Any = None,
                  load_from: str | None = None, load_strict: bool = True, resume: Any = None,
                  custom_hooks: list | None = None, config_text: str | None = None,
                  classes: list[str] | None = None, device: str | torch.device | None = None) -> None:
+        """Every value is checked first, then the parts are built in this order (each step
+        needs the ones before it): work dir (lock) and seeds, the training set (the run's
+        length), the model (its random init follows the seed), optimizer, schedule and grad
+        scaler, the resumed state (which restores them), DDP, validation, hooks."""
         self.distributed = dist.init_distributed()
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.device = resolve_device(device, "device")  # None: cuda:LOCAL_RANK if available, else cpu
-        cfg = dict(TRAIN_CFG_DEFAULTS)
-        unknown = sorted(set(train_cfg or {}) - set(cfg))
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], list(cfg), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"unknown train_cfg keys {unknown}{hint}; allowed keys: {', '.join(cfg)}")
-        cfg.update(train_cfg or {})
-        check_engine_config(cfg, train_dataloader, val_dataloader, optimizer, device=self.device)
-        self.cfg, self.work_dir = cfg, os.path.abspath(work_dir)
-        self.amp = check_amp(cfg["amp"], self.device)
+        self.cfg = check_engine_config(train_cfg or {}, train_dataloader, val_dataloader, optimizer,
+                                       device=self.device, config_class=self.config_class)
+        self.amp, self.work_dir = effective_amp(self.cfg.amp, self.device), os.path.abspath(work_dir)
         self.config_text, self.classes = config_text, classes
         self.logger = setup_logger(self.work_dir, self.rank)  # train.log opens at its first line
-        self._lock = None  # one run per work dir: global rank 0 holds it (resdet.engine.workdir_lock)
-        if self.rank == 0:  # then removes what a killed checkpoint write left behind
-            self._lock = weakref.finalize(self, workdir_lock.release, workdir_lock.acquire(self.work_dir))
-            for tmp, size in remove_stale_temporaries(self.work_dir):
-                self.logger.info("removed %s (%.1f MB), a temporary file left by an interrupted write",
-                                 tmp, size / 2 ** 20)
-        if cfg["threads"] is not None:
-            threads = cfg["threads"]
-            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-                raise ValueError(f"train_cfg.threads must be a positive integer or None, got {threads!r}")
-            torch.set_num_threads(threads)  # CPU intra-op threads of this process
-        self.seed = int(cfg["seed"])
-        set_seed(self.seed + self.rank, bool(cfg["deterministic"]))
-        if cfg["cudnn_benchmark"] and not cfg["deterministic"]:
-            torch.backends.cudnn.benchmark = True  # fixed input sizes (classification) only
+        self._lock = self._claim_work_dir()
+        self._seed_process()
 
         self.train_loader_cfg = dict(train_dataloader)
-        self.train_dataset = build_dataset(self.train_loader_cfg.pop("dataset", None))
-        global_batch = int(self.train_loader_cfg.get("batch_size", 1))
-        self.iters_per_epoch = max(1, math.ceil(len(self.train_dataset) / global_batch))
-        if cfg["max_iters"] is None and cfg["max_epochs"] is None:
-            raise KeyError("train_cfg needs 'max_iters' (or 'max_epochs')")
-        self.max_iters = int(cfg["max_iters"] if cfg["max_iters"] is not None
-                             else cfg["max_epochs"] * self.iters_per_epoch)
-
+        self.train_dataset = self.build_train_dataset(self.train_loader_cfg.pop("dataset", None))
+        self.iters_per_epoch, self.max_iters = self._run_length()
         if self.classes is None:  # stored in checkpoints' meta for inference APIs
             names = getattr(self.train_dataset, "class_names", None) or getattr(self.train_dataset, "classes", None)
             self.classes = list(names) if isinstance(names, (list, tuple)) else None
+
+        resume_path, resume_ckpt = find_resume(self.work_dir, resume, self.logger)
         self.load_report: dict | None = None
-        resume_path, resume_ckpt = self._find_resume(resume)
-        self.model = self._build_model(model, load_from, load_strict, from_scratch=resume_ckpt is None)
+        self.model = self._prepare_model(self.build_model(model), load_from, load_strict,
+                                         from_scratch=resume_ckpt is None)
         check_num_classes(self.model, self.train_dataset, model if isinstance(model, dict) else {})
-        self.optimizer = build_optimizer(self.model, optimizer)
-        self.scheduler = LRScheduler(self.optimizer, param_scheduler, self.max_iters)
+        self.optimizer = self.build_optimizer(self.model, optimizer)
+        self.scheduler = self.build_scheduler(self.optimizer, param_scheduler)
         self.scaler = build_grad_scaler(self.device, self.amp)
-        self.iter, self.best_score, self.best_iter = 0, None, None
-        self.skipped_before = 0  # skipped samples of earlier (resumed) runs, all ranks
-        self.skipped_local = 0
-        self.last_checkpoint: str | None = None
-        self.val_pending = False  # the resumed checkpoint was written just before a validation
+        self._reset_state()
         if resume_ckpt is not None:
-            self._resume(resume_path, resume_ckpt)
+            restore_training_state(self, resume_path, resume_ckpt)
         self.ddp_model = self._wrap(self.model)
 
-        self.val_loader = self.metrics = None
-        if val_dataloader is not None:
-            self.val_loader = build_dataloader(val_dataloader, training=False, seed=self.seed)
-            self.metrics = build_metrics(val_evaluator, self.val_loader.raw_dataset)
-            if not self.metrics:
-                raise KeyError("val_dataloader is set but val_evaluator is empty (e.g. dict(type='TopKError'))")
-        hooks = [LoggerHook(cfg["log_interval"], tensorboard=cfg["tensorboard"]),
-                 CheckpointHook(cfg["checkpoint_interval"], keep_last=cfg["keep_last"])]
-        if self.val_loader is not None:
-            hooks.append(EvalHook(cfg["val_interval"], save_best=cfg["save_best"], rule=cfg["rule"]))
-        self.hooks = build_hooks(hooks + tensorboard_hooks(cfg["tensorboard"], custom_hooks) + list(custom_hooks or []))
-        self.iter_time = self.data_time = 0.0
+        self.val_loader = self.build_val_loader(val_dataloader)
+        self.metrics = self.build_metrics(val_evaluator) if self.val_loader is not None else None
+        self.hooks = self.build_hooks(custom_hooks)
         if self.rank == 0:
             save_run_info(self.work_dir, config_text, self.device, self.world_size,
                           resumed_iter=self.iter if resume_ckpt is not None else None)
@@ -172,36 +133,88 @@ class Trainer:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_config(cls, cfg, work_dir: str | None = None, resume: Any = None, **overrides) -> "Trainer":
-        """Build from a loaded config (``mmengine.Config`` or dict) following CONTRACTS.md."""
-        get = cfg.get
-        work_dir = work_dir or get("work_dir")
-        if not work_dir:
-            raise KeyError("no work_dir: pass --work-dir or set work_dir in the config")
-        text = None
-        if hasattr(cfg, "pretty_text"):
-            try:
-                text = cfg.pretty_text
-            except Exception:  # yapf cannot format some configs; keep the raw file text
-                text = getattr(cfg, "text", None)
-        to_dict = (lambda v: v.to_dict() if hasattr(v, "to_dict") else v)
-        for key in ("model", "train_dataloader"):
-            if get(key) is None:
-                raise KeyError(f"config has no '{key}'")
-        hooks = get("custom_hooks") or []
-        args = dict(model=to_dict(get("model")), work_dir=work_dir,
-                    train_dataloader=to_dict(get("train_dataloader")),
-                    optimizer=to_dict(get("optimizer")), param_scheduler=to_dict(get("param_scheduler")),
-                    train_cfg=to_dict(get("train_cfg")), val_dataloader=to_dict(get("val_dataloader")),
-                    val_evaluator=to_dict(get("val_evaluator")), load_from=get("load_from"),
-                    load_strict=bool(get("load_strict", True)), resume=resume,
-                    custom_hooks=[to_dict(h) for h in hooks], config_text=text, classes=get("classes"))
-        args.update(overrides)
-        return cls(**args)
+        """Build from a loaded config (``mmengine.Config`` or dict) following CONTRACTS.md;
+        ``overrides``: arguments that replace the config's."""
+        return cls(**dict(trainer_arguments(cfg, work_dir, resume), **overrides))
 
-    def _build_model(self, model: Any, load_from: str | None, strict: bool, from_scratch: bool) -> nn.Module:
-        """Build the model; its ``init_weights()`` (``init_cfg`` pretraining) runs only when the
-        run starts from scratch: neither a resumed checkpoint nor ``load_from`` follows."""
-        model = MODELS.build(model) if isinstance(model, dict) else model
+    def build_train_dataset(self, cfg: Any) -> Dataset:
+        """The training set from ``train_dataloader.dataset`` (its loader comes at ``train()``)."""
+        return build_dataset(cfg)
+
+    def build_train_loader(self) -> Loader:
+        """The training stream from iteration ``self.iter`` on (a resumed run continues it)."""
+        return build_dataloader(self.train_loader_cfg, training=True, seed=self.seed,
+                                start_iter=self.iter, dataset=self.train_dataset)
+
+    def build_val_loader(self, cfg: dict | None) -> Loader | None:
+        return None if cfg is None else build_dataloader(cfg, training=False, seed=self.seed)
+
+    def build_metrics(self, cfg: Any) -> list:
+        """The validation metrics, bound to ``self.val_loader``'s dataset."""
+        metrics = build_metrics(cfg, self.val_loader.raw_dataset)
+        if not metrics:
+            raise KeyError("val_dataloader is set but val_evaluator is empty (e.g. dict(type='TopKError'))")
+        return metrics
+
+    def build_model(self, cfg: dict | nn.Module) -> nn.Module:
+        """The network (weights, device, SyncBN and compilation are applied after)."""
+        return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+
+    def build_optimizer(self, model: nn.Module, cfg: dict | None) -> torch.optim.Optimizer:
+        return build_optimizer(model, cfg)
+
+    def build_scheduler(self, optimizer: torch.optim.Optimizer, cfg: Any) -> LRScheduler:
+        return LRScheduler(optimizer, cfg, self.max_iters)
+
+    def build_hooks(self, custom_hooks: list | None) -> list[Hook]:
+        """Logger, checkpoint and (with a validation loader) eval hooks, TensorBoard's and
+        ``custom_hooks``, in ``priority`` order."""
+        cfg = self.cfg
+        hooks = [LoggerHook(cfg.log_interval, tensorboard=cfg.tensorboard),
+                 CheckpointHook(cfg.checkpoint_interval, keep_last=cfg.keep_last)]
+        if self.val_loader is not None:
+            hooks.append(EvalHook(cfg.val_interval, save_best=cfg.save_best, rule=cfg.rule))
+        return build_hooks(hooks + tensorboard_hooks(cfg.tensorboard, custom_hooks) + list(custom_hooks or []))
+
+    def _claim_work_dir(self) -> weakref.finalize | None:
+        """One run per work dir: global rank 0 holds the lock (``resdet.engine.workdir_lock``),
+        then removes what a killed checkpoint write left behind."""
+        if self.rank != 0:
+            return None
+        lock = weakref.finalize(self, workdir_lock.release, workdir_lock.acquire(self.work_dir))
+        for tmp, size in remove_stale_temporaries(self.work_dir):
+            self.logger.info("removed %s (%.1f MB), a temporary file left by an interrupted write",
+                             tmp, size / 2 ** 20)
+        return lock
+
+    def _run_length(self) -> tuple[int, int]:
+        """``(iters_per_epoch, max_iters)``: ``max_epochs`` counts epochs of the total batch."""
+        global_batch = int(self.train_loader_cfg.get("batch_size", 1))
+        iters_per_epoch = max(1, math.ceil(len(self.train_dataset) / global_batch))
+        max_iters = self.cfg.max_iters if self.cfg.max_iters is not None else self.cfg.max_epochs * iters_per_epoch
+        return iters_per_epoch, int(max_iters)
+
+    def _seed_process(self) -> None:
+        if self.cfg.threads is not None:
+            torch.set_num_threads(self.cfg.threads)  # CPU intra-op threads of this process
+        self.seed = int(self.cfg.seed)
+        set_seed(self.seed + self.rank, bool(self.cfg.deterministic))
+        if self.cfg.cudnn_benchmark and not self.cfg.deterministic:
+            torch.backends.cudnn.benchmark = True  # fixed input sizes (classification) only
+
+    def _reset_state(self) -> None:
+        """The loop's counters (a resume then restores them from the checkpoint)."""
+        self.iter, self.best_score, self.best_iter = 0, None, None
+        self.skipped_before = 0  # skipped samples of earlier (resumed) runs, all ranks
+        self.skipped_local = 0
+        self.last_checkpoint: str | None = None
+        self.val_pending = False  # the resumed checkpoint was written just before a validation
+        self.iter_time = self.data_time = 0.0
+
+    def _prepare_model(self, model: nn.Module, load_from: str | None, strict: bool, from_scratch: bool) -> nn.Module:
+        """Weights, SyncBN, device, memory format, compilation. ``init_weights()`` (``init_cfg``
+        pretraining) runs only when the run starts from scratch: neither a resumed checkpoint
+        nor ``load_from`` follows."""
         report = None
         if from_scratch and not load_from and callable(getattr(model, "init_weights", None)):
             report = model.init_weights()
@@ -210,17 +223,17 @@ class Trainer:
             self.logger.info("loaded weights from %s", load_from)
         if isinstance(report, dict) and report and self.rank == 0:  # the full key lists; logs show counts
             atomic_write_json(report, os.path.join(self.work_dir, "weights_report.json"))
-        if self.cfg["sync_bn"]:
+        if self.cfg.sync_bn:
             if self.distributed and self.device.type == "cuda":
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             elif self.distributed:
                 self.logger.warning("sync_bn=True ignored: SyncBatchNorm needs CUDA devices")
         model = model.to(self.device)
-        if self.cfg["channels_last"]:
+        if self.cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.compiled_parts = {}
-        if self.cfg["compile"]:
-            parts = None if self.cfg["compile"] is True else tuple(self.cfg["compile"])
+        if self.cfg.compile:
+            parts = None if self.cfg.compile is True else tuple(self.cfg.compile)
             self.compiled_parts = compile_for_training(model, parts)
             self.logger.info("train_cfg.compile: %s compiled for training (the first step pays the "
                              "one-time cost; a part that fails to compile runs eagerly)",
@@ -232,71 +245,13 @@ class Trainer:
             return model
         return nn.parallel.DistributedDataParallel(
             model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-            find_unused_parameters=bool(self.cfg["find_unused_parameters"]))
+            find_unused_parameters=bool(self.cfg.find_unused_parameters))
 
     # ------------------------------------------------------------------ checkpoints
-    def _find_resume(self, resume: Any) -> tuple[str | None, dict | None]:
-        """The checkpoint a ``resume`` setting points to: ``(path, checkpoint)`` or ``(None, None)``;
-        after torchrun restarted the group (on any rank: agents count restarts apart) the newest."""
-        restarted = max(dist.all_gather_object(restart_count())) > 0
-        if restarted or resume is True or resume == "auto":  # rank 0 picks: all ranks load one file
-            path, ckpt = find_latest_valid(self.work_dir) if self.rank == 0 else (None, None)
-            path = dist.broadcast_object(path)
-            if path is not None or not restarted or resume in (None, False, True, "auto"):
-                self.logger.info("%s: %s", "elastic restart" if restarted else "resume",
-                                 f"resuming from {path}" if path else f"no checkpoint in {self.work_dir}; "
-                                 "starting from scratch")
-                return path, (ckpt if ckpt is not None or path is None else load_training_checkpoint(path))
-        if resume in (None, False):
-            return None, None
-        return str(resume), load_training_checkpoint(str(resume))
-
-    def _resume(self, path: str, ckpt: dict) -> None:
-        model = unwrap_model(self.model)
-        check_resume_fits(path, ckpt, model, self.optimizer)  # a changed config: say so, by name
-        model.load_state_dict(ckpt["model"])
-        parts = [("optimizer", self.optimizer, ckpt["optimizer"]),
-                 ("param_scheduler", self.scheduler, ckpt.get("scheduler")),
-                 ("scaler (amp)", self.scaler, ckpt.get("scaler"))]
-        for what, target, state in parts:
-            if not state and what != "optimizer":
-                continue
-            try:
-                target.load_state_dict(state)
-            except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as err:
-                raise mismatch_error(path, f"its {what} state does not fit the config's "
-                                           f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from err
-        self.iter = int(ckpt["iter"])
-        meta = ckpt.get("meta", {})
-        self.best_score, self.best_iter = meta.get("best_score"), meta.get("best_iter")
-        self.val_pending = bool(meta.get("val_pending", False))
-        self.skipped_before = int(meta.get("num_skipped", 0))
-        rng = ckpt.get("rng") or {}
-        states = rng.get("ranks", [])
-        if len(states) == self.world_size:
-            set_rng_state(states[self.rank])
-        else:
-            self.logger.warning("checkpoint RNG states are for %d ranks, running %d: reseeding (the run "
-                                "continues but is not bit-identical to an uninterrupted one)",
-                                len(states), self.world_size)
-            set_seed(self.seed + 1000003 * self.iter + self.rank)
-        self.last_checkpoint = path
-        self.logger.info("resumed from %s at iteration %d", path, self.iter)
-
     def checkpoint_state(self, val_pending: bool = False) -> dict:
         """The checkpoint dict (all ranks must call: RNG states are gathered). ``val_pending``:
         written just before this iteration's validation (a resume validates first)."""
-        rng_states = dist.all_gather_object(get_rng_state())
-        skipped = self.total_skipped()
-        return {"model": unwrap_model(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                "iter": int(self.iter), "rng": {"ranks": rng_states},
-                "meta": {"config": self.config_text or "", "resdet_version": __version__,
-                         "optimizer": type(self.optimizer).__name__,
-                         "classes": list(self.classes) if self.classes else None,
-                         "epoch": self.epoch, "world_size": self.world_size, "best_score": self.best_score,
-                         "best_iter": self.best_iter, "num_skipped": skipped, "time": time.time(),
-                         "val_pending": bool(val_pending)}}
+        return training_state(self, val_pending)
 
     def save_checkpoint(self, name: str, keep_last: int | None = None, update_pointer: bool = True,
                         val_pending: bool = False) -> str:
@@ -307,6 +262,7 @@ class Trainer:
             self.logger.info("saved checkpoint %s", path)
         if update_pointer:
             self.last_checkpoint = path
+        self.call_hooks("after_checkpoint", path)
         return path
 
     # ------------------------------------------------------------------ helpers
@@ -325,31 +281,26 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         results = run_inference(self.model, self.val_loader, self.metrics, self.device, amp=self.amp,
-                                channels_last=bool(self.cfg["channels_last"]), description="validation")
+                                channels_last=self.cfg.channels_last, description="validation")
         self.scheduler.observe_val(self.iter, results)
-        for hook in self.hooks:
-            hook.after_val(self, results)
+        self.call_hooks("after_val", results)
         self.last_val = results
         return results
 
-    def _scalar(self, value: Any) -> torch.Tensor:
-        """A float32 scalar tensor on the device (tensors are averaged, numbers wrapped)."""
-        if isinstance(value, torch.Tensor):
-            return value.detach().float().mean().to(self.device)
-        return torch.tensor(float(value), device=self.device)
-
-    def _reduce_flags(self, values: list[torch.Tensor]) -> list[float]:
-        """One collective per iteration: mean over ranks of the stacked scalars."""
-        stacked = torch.stack([self._scalar(v) for v in values])
-        return dist.all_reduce_mean(stacked).tolist()
+    def call_hooks(self, point: str, *args: Any) -> None:
+        """Call ``point`` (``before_train``, ``before_iter``, ``after_iter``, ``after_val``,
+        ``after_checkpoint``, ``after_train``, ``on_exit``) of every hook, in priority order."""
+        for hook in self.hooks:
+            method = getattr(hook, point, None)
+            if method is not None:
+                method(self, *args)
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict:
         """Run from ``self.iter`` to ``max_iters``; return the last validation results plus
         ``'checkpoint'`` (the final checkpoint) and ``'iter'``."""
         self.last_val: dict[str, float] = {}
-        loader = build_dataloader(self.train_loader_cfg, training=True, seed=self.seed,
-                                  start_iter=self.iter, dataset=self.train_dataset)
+        loader = self.build_train_loader()
         self.logger.info("training %s from iter %d to %d on %s x%d (%d iters/epoch, batch %d per rank)",
                          type(unwrap_model(self.model)).__name__, self.iter, self.max_iters, self.device,
                          self.world_size, self.iters_per_epoch, loader.batch_size_per_rank)
@@ -360,21 +311,22 @@ class Trainer:
             with RepeatedWarnings(self.logger), StopSignals() as signals:
                 self._loop(loader, signals)
         finally:
-            for hook in self.hooks:
-                getattr(hook, "on_exit", lambda trainer: None)(self)
+            self.call_hooks("on_exit")
             if self._lock is not None:
                 self._lock()  # the work dir is free again
         dist.barrier()
         return dict(self.last_val, checkpoint=self.last_checkpoint, iter=self.iter)
 
-    def _loop(self, loader, signals: StopSignals) -> None:
-        for hook in self.hooks:
-            hook.before_train(self)
+    def _loop(self, loader: Loader, signals: StopSignals) -> None:
+        """The hooks' call points: ``before_train``; per iteration ``before_iter``, the step,
+        ``after_iter`` (``self.iter`` counts it; checkpoint, then validation, come from hooks
+        here); ``after_train`` at ``max_iters``."""
+        self.call_hooks("before_train")
         redo_pending_validation(self)  # resumed from a checkpoint written just before a validation
         self.model.train()
         data_iter = iter(loader)
-        train_metric_keys = self.scheduler.train_metrics
         while self.iter < self.max_iters:
+            self.call_hooks("before_iter")
             start = time.perf_counter()
             try:
                 batch = next(data_iter)
@@ -383,63 +335,71 @@ class Trainer:
                     raise
                 batch = None  # the loader's workers died of the stop signal (SIGTERM) too
             self.data_time = time.perf_counter() - start
-            log_vars = self._step(batch, train_metric_keys, stop=signals.requested)
+            log_vars = self._iteration(batch, stop=signals.requested)
             if log_vars is None:  # all ranks agreed to stop: checkpoint self.iter, exit
                 stop_for_signal(self, signals.signal_name)
             self.iter += 1
             self.iter_time = time.perf_counter() - start
-            for hook in self.hooks:
-                hook.after_iter(self, log_vars)
+            self.call_hooks("after_iter", log_vars)
         del data_iter  # stops the loader's worker processes
-        for hook in self.hooks:
-            hook.after_train(self)
+        self.call_hooks("after_train")
 
-    def _step(self, batch: dict | None, train_metric_keys: list[str], stop: bool = False) -> dict | None:
-        """One update; ``None`` (and no update) when a rank got a stop signal (``stop``): the
-        ranks agree in the all-reduce they do anyway, so all stop after the same iteration."""
-        it = self.iter
+    def _iteration(self, batch: dict | None, stop: bool = False) -> dict | None:
+        """``run_step`` with the loop's bookkeeping around it: ``None`` (and no update) when a
+        rank got a stop signal (``stop``): the ranks agree in the all-reduce they do anyway,
+        so all stop after the same iteration; ``{}`` for a batch of unreadable samples only."""
         count = batch_len(batch["inputs"]) if batch is not None else 0
         if self.distributed:  # every rank must skip (or stop) together, or DDP's all-reduce would hang
-            flags = self._reduce_flags([torch.tensor(float(count == 0)), torch.tensor(float(stop))])
+            flags = all_reduce_scalars([float(count == 0), float(stop)], self.device)
             count, stop = (0 if flags[0] > 0 else count), flags[1] > 0
         if stop:  # the batch (None: not fetched) is not used; a resume reads it again
             return None
         self.skipped_local += int(batch.get("num_skipped", 0))
         if count == 0:
-            self.logger.warning("iteration %d: every sample of the batch was unreadable; no update", it + 1)
+            self.logger.warning("iteration %d: every sample of the batch was unreadable; no update", self.iter + 1)
             return {}
-        self.scheduler.step(it)
-        inputs = move_to_device(batch["inputs"], self.device)
-        if self.cfg["channels_last"] and isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        targets = move_to_device(batch["targets"], self.device)
-        with autocast_context(self.device, self.amp):
-            losses = self.ddp_model(inputs, targets)
+        self.scheduler.step(self.iter)  # this iteration's learning rate
+        return self.run_step(batch)
+
+    def run_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """One update on a collate batch: forward (autocast), loss sum, the non-finite check
+        (all ranks), backward, gradient clipping, optimizer / grad-scaler step.
+
+        Returns the logged values (scalar tensors, averaged over ``log_interval`` iterations and
+        ranks by ``LoggerHook``): each entry of the model's loss dict, ``'loss'`` (the sum) and,
+        with ``clip_grad``, ``'grad_norm'`` (before clipping). A subclass overrides it for
+        another update rule; skips, stop signals, the schedule and hooks stay with the loop.
+        """
+        losses = forward_batch(self.ddp_model, batch, self.device, amp=self.amp,
+                               channels_last=self.cfg.channels_last)
         total = sum_losses(losses)
+        watched = self.check_losses(total, losses)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        log_vars = {k: scalar(v, self.device) for k, v in losses.items()}
+        log_vars["loss"] = total.detach().float()
+        if self.cfg.clip_grad:
+            log_vars["grad_norm"] = clip_gradients(self.optimizer, self.scaler, self.cfg.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if watched:
+            self.scheduler.observe_train(self.iter, watched)
+        return log_vars
+
+    def check_losses(self, total: torch.Tensor, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Raise ``NonFiniteLossError`` on every rank when the sum is NaN / inf on any; return
+        the rank-averaged losses a schedule watches (``scheduler.train_metrics``). One collective."""
+        keys = self.scheduler.train_metrics
         flags = [(~torch.isfinite(total.detach())).float()]
-        for key in train_metric_keys:
+        for key in keys:
             if key not in losses:
                 raise KeyError(f"a schedule needs '{key}' but the model's loss dict has {sorted(losses)}")
             flags.append(losses[key])
-        reduced = self._reduce_flags(flags)
+        reduced = all_reduce_scalars(flags, self.device)
         if reduced[0] > 0:
-            values = ", ".join(f"{k}={float(self._scalar(v)):.4g}" for k, v in losses.items())
+            values = ", ".join(f"{k}={float(scalar(v, self.device)):.4g}" for k, v in losses.items())
             raise NonFiniteLossError(
-                f"non-finite loss at iteration {it + 1} ({values}); stopping. Last good checkpoint: "
+                f"non-finite loss at iteration {self.iter + 1} ({values}); stopping. Last good checkpoint: "
                 f"{self.last_checkpoint or 'none (no checkpoint written yet)'}. Lower the learning rate, "
                 "add warm-up or gradient clipping (train_cfg.clip_grad), then --resume")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        log_vars = {k: self._scalar(v) for k, v in losses.items()}
-        log_vars["loss"] = total.detach().float()
-        clip = self.cfg["clip_grad"]
-        if clip:
-            clip = dict(max_norm=float(clip)) if isinstance(clip, (int, float)) else dict(clip)
-            self.scaler.unscale_(self.optimizer)
-            params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-            log_vars["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, **clip).detach().float()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if train_metric_keys:
-            self.scheduler.observe_train(it, dict(zip(train_metric_keys, reduced[1:])))
-        return log_vars
+        return dict(zip(keys, reduced[1:]))

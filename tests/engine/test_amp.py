@@ -12,11 +12,11 @@ def test_bf16_on_a_cpu_without_native_bf16_runs_in_fp32_with_a_warning(monkeypat
     monkeypatch.delenv("RESDET_CPU_BF16", raising=False)
     monkeypatch.setattr(amp, "cpu_has_native_bf16", lambda: False)
     with pytest.warns(UserWarning, match=r"amp='bf16' ignored: this CPU has no native bf16 .*RESDET_CPU_BF16=1"):
-        assert amp.check_amp("bf16", torch.device("cpu")) is None
+        assert amp.effective_amp("bf16", torch.device("cpu")) is None
     monkeypatch.setenv("RESDET_CPU_BF16", "1")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert amp.check_amp("bf16", torch.device("cpu")) == "bf16"
+        assert amp.effective_amp("bf16", torch.device("cpu")) == "bf16"
 
 
 def test_bf16_on_a_cpu_with_native_bf16_and_on_cuda_is_kept(monkeypatch):
@@ -24,10 +24,10 @@ def test_bf16_on_a_cpu_with_native_bf16_and_on_cuda_is_kept(monkeypatch):
     monkeypatch.setattr(amp, "cpu_has_native_bf16", lambda: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert amp.check_amp("bf16", torch.device("cpu")) == "bf16"
+        assert amp.effective_amp("bf16", torch.device("cpu")) == "bf16"
         monkeypatch.setattr(amp, "cpu_has_native_bf16", lambda: False)
-        assert amp.check_amp("bf16", torch.device("cuda")) == "bf16"  # the CPU's bf16 says nothing of a GPU
-        assert amp.check_amp(None, torch.device("cpu")) is None
+        assert amp.effective_amp("bf16", torch.device("cuda")) == "bf16"  # the CPU's bf16 says nothing of a GPU
+        assert amp.effective_amp(None, torch.device("cpu")) is None
 
 
 def test_native_bf16_probe_matches_torchs_cpu_flags():

@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 
+from resdet.engine.step import sum_losses
 from resdet.models.detectors import DetPreprocessor, predict_with_tta
 from resdet.registry import MODELS
 from resdet.structures import flip_boxes
@@ -52,7 +53,7 @@ def test_layout_trains_and_predicts(name, repo_root):
     model.train()
     losses = model(images, targets)
     assert set(losses) == {"loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox", "roi_acc"}
-    total = sum(v for k, v in losses.items() if "loss" in k)
+    total = sum_losses(losses)
     assert torch.isfinite(total)
     total.backward()
     assert model.rpn.head.conv.weight.grad.abs().sum() > 0

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from resdet.engine.step import sum_losses
 from resdet.models.dense_heads.per_class_rpn import PerClassRPN
 from resdet.registry import MODELS
 from resdet.utils.io import atomic_save
@@ -115,7 +116,7 @@ def test_localizer_trains_and_predicts_in_the_contract_format(rcnn):
     losses = model(images, targets)
     expected = {"loss_rpn_cls", "loss_rpn_bbox"} | ({"loss_rcnn_cls", "loss_rcnn_bbox", "roi_acc"} if rcnn else set())
     assert set(losses) == expected and all(torch.isfinite(v) for v in losses.values())
-    sum(v for k, v in losses.items() if "loss" in k).backward()
+    sum_losses(losses).backward()
     assert model.backbone.layer3[0].conv1.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.classifier.parameters())    # frozen classifier
     assert not model.classifier.training                                 # kept in eval mode

@@ -3,6 +3,7 @@ C4 / FPN Mask R-CNN layouts training and predicting masks in original image coor
 import pytest
 import torch
 
+from resdet.engine.step import sum_losses
 from resdet.models.roi_heads.mask_head import MaskHead, mask_loss
 from resdet.registry import MODELS
 from resdet.structures.mask_ops import crop_masks_to_boxes, paste_masks
@@ -114,7 +115,7 @@ def test_mask_rcnn_layouts_train_and_predict(name, mask_size, repo_root):
     losses = model(images, targets)
     assert set(losses) >= {"loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox", "loss_mask"}
     assert 0.3 < losses["loss_mask"].item() < 1.0  # BCE near log 2 at initialisation
-    sum(v for k, v in losses.items() if "loss" in k).backward()
+    sum_losses(losses).backward()
     grad = model.roi_heads.mask_head.predictor.weight.grad.flatten(1).abs().sum(1)
     assert grad[0] > 0 and grad[1] == 0 and grad[2] == 0  # only class 0 has non-ignored instances
     with pytest.raises(KeyError, match="target 'masks'"):
