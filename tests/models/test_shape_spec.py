@@ -317,3 +317,38 @@ def test_explicit_and_derived_configs_build_the_same_model(layout, repo_root):
     assert len(outputs[0][0]["boxes"]) > 0
     for key in ("boxes", "scores", "labels", "masks"):
         assert torch.equal(outputs[0][0][key], outputs[1][0][key]), key
+
+
+def test_a_new_box_head_derives_its_input_in_its_own_file(repo_root):
+    """docs/ARCHITECTURE.md's worked example: a head registered in one place, nothing else edited."""
+    from torch import nn
+
+    from resdet.models.utils.shape_spec import derive_channels
+
+    class ConvFCBoxHead(nn.Module):
+        def __init__(self, in_channels: int | None = None, conv_dim: int = 256, fc_dim: int = 1024,
+                     input_shape: ShapeSpec | None = None) -> None:
+            super().__init__()
+            in_channels = derive_channels(in_channels, input_shape, default=256)
+            size = 7 if input_shape is None or input_shape.size is None else input_shape.size
+            self.conv = nn.Conv2d(in_channels, conv_dim, 3, padding=1)
+            self.fc = nn.Linear(conv_dim * size * size, fc_dim)
+            self.out_channels = fc_dim
+
+        def output_shape(self) -> dict:
+            return {"box_features": ShapeSpec(self.out_channels)}
+
+        def forward(self, x):
+            return torch.relu(self.fc(torch.relu(self.conv(x)).flatten(1)))
+
+    cfg = load_config(f"{repo_root}/configs/_base_/models/frcnn_vgg16.py").model.to_dict()
+    cfg["roi_heads"]["box_head"] = dict(type=ConvFCBoxHead, conv_dim=16, fc_dim=24)
+    with torch.device("meta"):
+        model = MODELS.build(cfg)
+    head = model.roi_heads.box_head
+    assert head.conv.in_channels == 512 and head.fc.in_features == 16 * 7 * 7  # VGG conv5_3, RoI pool 7x7
+    assert model.roi_heads.box_predictor.cls_score.in_features == 24
+    cfg["roi_heads"]["box_head"]["in_channels"] = 256
+    with pytest.raises(ShapeError, match="model.roi_heads.box_head.in_channels = 256 but the box pooler's "
+                                         "features have 512 channels"), torch.device("meta"):
+        MODELS.build(cfg)
