@@ -1,17 +1,18 @@
-"""Shape-driven construction: backbones, the neck and the box heads publish their outputs'
-shapes; a detector derives its heads' input sizes, anchors per location, anchor strides and
-pooler scales from them, checks the values a config states, and builds the same model as the
-old hand-written configs."""
+"""Shape-driven construction: backbones, the neck, poolers and box heads publish their outputs'
+shapes; each component handed its input's shapes derives its own input sizes, anchors per
+location, anchor strides and pooler scales, checks the values a config states, and a detector
+builds the same model as the old hand-written configs."""
 import copy
 
 import pytest
 import torch
 
 from resdet.models.backbones import VGG, CifarResNet, ResNet
-from resdet.models.detectors.shape_inference import anchor_strides
+from resdet.models.dense_heads import AnchorGenerator, RPNHead
+from resdet.models.dense_heads.anchors import anchor_strides
 from resdet.models.necks import FPN
-from resdet.models.roi_heads import FCBoxHead, Res5BoxHead
-from resdet.models.utils.shape_spec import ShapeSpec
+from resdet.models.roi_heads import BoxPredictor, FCBoxHead, MaskHead, Res5BoxHead, RoIPooler
+from resdet.models.utils.shape_spec import PER_BATCH, ShapeError, ShapeSpec, build_part, label
 from resdet.registry import MODELS
 from resdet.utils.config import ConfigError, load_config, shipped_config_names
 
@@ -21,10 +22,10 @@ BASE_MODELS = ["frcnn_r101_c4", "frcnn_vgg16", "frcnn_r50_fpn", "maskrcnn_r101_c
 OLD_VALUES = {
     "frcnn_r101_c4": dict(rpn_in=1024, anchors=15, strides=[16], scale=1 / 16, box_in=1024),
     "frcnn_vgg16": dict(rpn_in=512, anchors=15, strides=[16], scale=1 / 16, box_in=512, pooled=7),
-    "frcnn_r50_fpn": dict(rpn_in=256, anchors=3, strides=None, scale=None, box_in=256, pooled=7,
+    "frcnn_r50_fpn": dict(rpn_in=256, anchors=3, strides=PER_BATCH, scale=PER_BATCH, box_in=256, pooled=7,
                           neck_in=[256, 512, 1024, 2048]),
     "maskrcnn_r101_c4": dict(rpn_in=1024, anchors=15, strides=[16], scale=1 / 16, box_in=1024, mask_in=2048),
-    "maskrcnn_r50_fpn": dict(rpn_in=256, anchors=3, strides=None, scale=None, box_in=256, pooled=7,
+    "maskrcnn_r50_fpn": dict(rpn_in=256, anchors=3, strides=PER_BATCH, scale=PER_BATCH, box_in=256, pooled=7,
                              neck_in=[256, 512, 1024, 2048], mask_in=256),
 }
 
@@ -67,17 +68,76 @@ def test_fpn_publishes_p2_to_p6():
         FPN(in_channels=(64, 128, 256, 512), in_strides=(4, 8))
 
 
-def test_box_heads_publish_their_outputs_before_and_after_building():
-    res5 = Res5BoxHead(depth=18, in_channels=256, norm="BN").eval()
-    expected = {"res5": ShapeSpec(512), "box_features": ShapeSpec(512)}
-    assert res5.output_shape() == Res5BoxHead.output_shape_for({"depth": 18}) == expected
-    assert Res5BoxHead.output_shape_for({})["res5"] == ShapeSpec(2048)  # the default depth, 101
+def test_box_heads_derive_their_input_and_publish_their_outputs():
+    pooled = ShapeSpec(256, size=14, publisher="box pooler")
+    res5 = Res5BoxHead(depth=18, norm="BN", input_shape=pooled).eval()
+    assert res5.res5[0].conv1.in_channels == 256
+    assert res5.output_shape() == {"res5": ShapeSpec(512), "box_features": ShapeSpec(512)}
+    assert Res5BoxHead(depth=18, norm="BN").res5[0].conv1.in_channels == 256  # no shape: conv4's width
     with torch.no_grad():
         x = torch.zeros(2, 256, 14, 14)
         assert res5.res5(x).shape == (2, 512, 7, 7) and res5(x).shape == (2, 512)
-    fc = FCBoxHead(in_channels=8, pooled_size=4, fc_dim=24)
-    assert fc.output_shape() == FCBoxHead.output_shape_for({"fc_dim": 24}) == {"box_features": ShapeSpec(24)}
+    fc = FCBoxHead(fc_dim=24, input_shape=ShapeSpec(8, size=4, publisher="box pooler"))
+    assert fc.fc6.in_features == 8 * 4 * 4
+    assert fc.output_shape() == {"box_features": ShapeSpec(24)}
     assert fc(torch.zeros(3, 8, 4, 4)).shape == (3, 24)
+    with pytest.raises(ShapeError, match="pooled_size = 7 but the box pooler's features have size 4; leave "
+                                         "pooled_size out of the config to use the derived value 4"):
+        FCBoxHead(pooled_size=7, input_shape=ShapeSpec(8, size=4, publisher="box pooler"))
+    features = label(fc.output_shape(), "box head")["box_features"]
+    assert BoxPredictor(num_classes=3, input_shape=features).cls_score.in_features == 24
+    with pytest.raises(ShapeError, match="in_channels = 32 but the box head's output 'box_features' has 24 "
+                                         "channels"):
+        BoxPredictor(in_channels=32, num_classes=3, input_shape=features)
+    assert MaskHead(num_convs=1, conv_dim=8, input_shape=pooled).mask_fcn1.in_channels == 256
+
+
+def test_poolers_derive_their_scale_and_publish_their_features():
+    shapes = label({"c4": ShapeSpec(64, 16), "p2": ShapeSpec(32, 4), "p3": ShapeSpec(32, 8)}, "backbone")
+    single = RoIPooler(featmap_names=("c4",), output_size=7, input_shape=shapes)
+    assert single.spatial_scale == 1 / 16 and single.output_shape() == ShapeSpec(64, size=7)
+    stated = RoIPooler(featmap_names=("c4",), spatial_scale=0.0625, input_shape=shapes)
+    assert stated.spatial_scale == 0.0625
+    measured = RoIPooler(featmap_names=("c4",), spatial_scale=PER_BATCH, input_shape=shapes)
+    assert measured.spatial_scale == PER_BATCH
+    assert RoIPooler(featmap_names=("c4",)).spatial_scale == PER_BATCH  # no shape: measured
+    multi = RoIPooler(featmap_names=("p2", "p3"), output_size=5, input_shape=shapes)
+    assert multi.spatial_scale == PER_BATCH and multi.output_shape() == ShapeSpec(32, size=5)
+    with pytest.raises(ShapeError, match=r"featmap_names: the backbone's outputs \('c4', 'p2'\) have \[64, 32\] "
+                                         "channels, but one component reads them all"):
+        RoIPooler(featmap_names=("c4", "p2"), input_shape=shapes)
+    with pytest.raises(ShapeError, match="spatial_scale = 'measure' unknown"):
+        RoIPooler(featmap_names=("c4",), spatial_scale="measure")
+
+
+def test_rpn_parts_derive_channels_anchors_and_strides():
+    shapes = label({"p4": ShapeSpec(32, 16), "p5": ShapeSpec(32, 32)}, "neck")
+    generator = AnchorGenerator(sizes=((32, 64), (128, 256)), aspect_ratios=(0.5, 1.0, 2.0),
+                                input_shape=shapes, size_divisor=32)
+    assert generator.strides == [16, 32]
+    assert AnchorGenerator(sizes=((32,), (64,)), input_shape=shapes, size_divisor=16).strides == PER_BATCH
+    assert AnchorGenerator(sizes=((32,), (64,)), strides=PER_BATCH, input_shape=shapes,
+                           size_divisor=32).strides == PER_BATCH
+    head = RPNHead(input_shape=shapes, anchor_generator=generator)
+    assert (head.in_channels, head.num_anchors) == (32, 6)
+    assert head.conv.in_channels == 32 and head.cls_logits.out_channels == 6 and head.bbox_pred.out_channels == 24
+    unequal = AnchorGenerator(sizes=((32, 64), (128,)), input_shape=shapes)
+    with pytest.raises(ShapeError, match=r"num_anchors: the anchor generator makes \[6, 3\] anchors per location"):
+        RPNHead(input_shape=shapes, anchor_generator=unequal)
+    with pytest.raises(ShapeError, match=r"strides = \(16, 16\) but the neck's outputs \('p4', 'p5'\) have "
+                                         r"strides \(16, 32\)"):
+        AnchorGenerator(sizes=((32,), (64,)), strides=(16, 16), input_shape=shapes)
+
+
+def test_build_part_names_the_key_of_the_child_that_disagrees():
+    shapes = label({"c4": ShapeSpec(64, 16)}, "backbone")
+    with pytest.raises(ShapeError, match=r"^model.rpn.head.in_channels = 8 but the backbone's output 'c4' has 64 "
+                                         "channels; leave model.rpn.head.in_channels out of the config"):
+        build_part(dict(type="RPN", anchor_generator=dict(type="AnchorGenerator"),
+                        head=dict(type="RPNHead", in_channels=8)), "model.rpn", input_shape=shapes)
+    rpn = build_part(dict(type="RPN", anchor_generator=dict(type="AnchorGenerator"), head=dict(type="RPNHead")),
+                     "model.rpn", input_shape=shapes, size_divisor=32)
+    assert (rpn.head.in_channels, rpn.head.num_anchors, rpn.anchor_generator.strides) == (64, 15, [16])
 
 
 @pytest.mark.parametrize("name", BASE_MODELS)
@@ -145,7 +205,7 @@ def _tiny_c4(repo_root, mask: bool = False) -> dict:
     (("roi_heads", "box_head", "in_channels"), 1024,
      "model.roi_heads.box_head.in_channels = 1024 but the box pooler's features have 256 channels"),
     (("roi_heads", "mask_head", "in_channels"), 2048,
-     "model.roi_heads.mask_head.in_channels = 2048 but the box head's 'res5' output has 512 channels"),
+     "model.roi_heads.mask_head.in_channels = 2048 but the box head's output 'res5' has 512 channels"),
     (("rpn", "in_features"), ("c5",),
      r"model.rpn.in_features = \('c5',\) but the backbone has no output \['c5'\]; its outputs: c4"),
 ])
@@ -186,14 +246,19 @@ def test_fpn_neck_and_stated_values_that_agree(repo_root):
 def test_anchor_strides_keep_torchvision_rule_where_padding_is_not_exact():
     assert anchor_strides((16,), 32) == (16,)
     assert anchor_strides((4, 8, 16, 32, 64), 64) == (4, 8, 16, 32, 64)
-    assert anchor_strides((4, 8, 16, 32, 64), 32) is None  # P6 of an odd P5: padded // size, as torchvision
+    assert anchor_strides((4, 8, 16, 32, 64), 32) == PER_BATCH  # P6 of an odd P5: padded // size, as torchvision
 
 
 def test_rpn_checks_anchors_per_location_of_its_head():
+    with pytest.raises(ShapeError, match=r"head.num_anchors = 9 but the anchor generator makes 15 anchors per "
+                                         r"location \(5 sizes x 3 aspect ratios\)"):
+        MODELS.build(dict(type="RPN", anchor_generator=dict(type="AnchorGenerator"),
+                          head=dict(type="RPNHead", in_channels=8, num_anchors=9)))
+    # a head built by the caller is checked by the RPN
     with pytest.raises(ValueError, match="head predicts 9 anchors per location but the anchor generator "
                                          r"makes \[15\]"):
         MODELS.build(dict(type="RPN", anchor_generator=dict(type="AnchorGenerator"),
-                          head=dict(type="RPNHead", in_channels=8, num_anchors=9)))
+                          head=RPNHead(in_channels=8, num_anchors=9)))
 
 
 def _explicit(cfg: dict, layout: str) -> dict:
@@ -252,3 +317,38 @@ def test_explicit_and_derived_configs_build_the_same_model(layout, repo_root):
     assert len(outputs[0][0]["boxes"]) > 0
     for key in ("boxes", "scores", "labels", "masks"):
         assert torch.equal(outputs[0][0][key], outputs[1][0][key]), key
+
+
+def test_a_new_box_head_derives_its_input_in_its_own_file(repo_root):
+    """docs/ARCHITECTURE.md's worked example: a head registered in one place, nothing else edited."""
+    from torch import nn
+
+    from resdet.models.utils.shape_spec import derive_channels
+
+    class ConvFCBoxHead(nn.Module):
+        def __init__(self, in_channels: int | None = None, conv_dim: int = 256, fc_dim: int = 1024,
+                     input_shape: ShapeSpec | None = None) -> None:
+            super().__init__()
+            in_channels = derive_channels(in_channels, input_shape, default=256)
+            size = 7 if input_shape is None or input_shape.size is None else input_shape.size
+            self.conv = nn.Conv2d(in_channels, conv_dim, 3, padding=1)
+            self.fc = nn.Linear(conv_dim * size * size, fc_dim)
+            self.out_channels = fc_dim
+
+        def output_shape(self) -> dict:
+            return {"box_features": ShapeSpec(self.out_channels)}
+
+        def forward(self, x):
+            return torch.relu(self.fc(torch.relu(self.conv(x)).flatten(1)))
+
+    cfg = load_config(f"{repo_root}/configs/_base_/models/frcnn_vgg16.py").model.to_dict()
+    cfg["roi_heads"]["box_head"] = dict(type=ConvFCBoxHead, conv_dim=16, fc_dim=24)
+    with torch.device("meta"):
+        model = MODELS.build(cfg)
+    head = model.roi_heads.box_head
+    assert head.conv.in_channels == 512 and head.fc.in_features == 16 * 7 * 7  # VGG conv5_3, RoI pool 7x7
+    assert model.roi_heads.box_predictor.cls_score.in_features == 24
+    cfg["roi_heads"]["box_head"]["in_channels"] = 256
+    with pytest.raises(ShapeError, match="model.roi_heads.box_head.in_channels = 256 but the box pooler's "
+                                         "features have 512 channels"), torch.device("meta"):
+        MODELS.build(cfg)

@@ -11,7 +11,7 @@ box coder are the detection RPN's (this class extends ``RPN``).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +19,10 @@ from torchvision.ops import batched_nms
 
 from ...registry import MODELS
 from ...structures.boxes import clip_boxes
+from ..utils.shape_spec import ShapeSpec
+from .anchors import AnchorGenerator
 from .rpn import RPN
+from .rpn_head import derive_head_inputs
 
 
 @MODELS.register_module()
@@ -27,20 +30,25 @@ class PerClassRPNHead(nn.Module):
     """3x3 conv + ReLU, then 1x1 convs with ``A*C`` logits and ``A*C*4`` deltas.
 
     Args:
-        in_channels: feature channels (1024 for ResNet-50/101 C4, 256 for ResNet-18/34 C4); a
-            detector derives it from its backbone's ``output_shape()``.
-        num_anchors: anchors per location ``A`` (derived from the anchor generator).
+        in_channels: feature channels (1024 for ResNet-50/101 C4, 256 for ResNet-18/34 C4):
+            derived from ``input_shape`` (default without it: 1024).
+        num_anchors: anchors per location ``A``: derived from ``anchor_generator`` (default
+            without it: 9).
         num_classes: classes ``C``.
         conv_channels: width of the 3x3 conv (default ``in_channels``).
+        input_shape, anchor_generator: handed down by the RPN, as for ``RPNHead``.
 
     ``forward(features: list of N x in_channels x H_l x W_l) -> (logits: list of
     N x (A*C) x H_l x W_l, deltas: list of N x (A*C*4) x H_l x W_l)``; channels are
     anchor-major: logit ``a*C + c``, deltas ``(a*C + c)*4 + k``.
     """
 
-    def __init__(self, in_channels: int = 1024, num_anchors: int = 9, num_classes: int = 1000,
-                 conv_channels: int | None = None) -> None:
+    def __init__(self, in_channels: int | None = None, num_anchors: int | None = None, num_classes: int = 1000,
+                 conv_channels: int | None = None, input_shape: Mapping[str, ShapeSpec] | None = None,
+                 anchor_generator: AnchorGenerator | None = None) -> None:
         super().__init__()
+        in_channels, num_anchors = derive_head_inputs(in_channels, num_anchors, input_shape, anchor_generator)
+        in_channels, num_anchors = in_channels or 1024, num_anchors or 9
         conv_channels = conv_channels or in_channels
         self.in_channels, self.num_anchors, self.num_classes = in_channels, num_anchors, num_classes
         self.conv = nn.Conv2d(in_channels, conv_channels, 3, padding=1)
@@ -80,7 +88,8 @@ class PerClassRPN(RPN):
         batch_size_per_image, positive_fraction: anchors sampled per (image, class) pair
             (the paper: 8, 1:1).
         other arguments: see ``RPN`` (matching thresholds, ``allowed_border``, ``ignore``
-            handling, box loss); the NMS settings apply to ``class_proposals``.
+            handling, box loss, the shapes handed down); the NMS settings apply to
+            ``class_proposals``.
 
     ``forward(features, image_sizes, padded_size, targets=None) -> (logits N x T x C,
     deltas N x T x C x 4, anchors T x 4, losses)``. In training ``targets`` are detection
@@ -92,18 +101,18 @@ class PerClassRPN(RPN):
                  batch_size_per_image: int = 8, positive_fraction: float = 0.5, nms_thresh: float = 0.7,
                  min_size: float = 1e-3, ignore_ioa_thresh: float = 0.5, allowed_border: float = -1.0,
                  loss_bbox: str = "smooth_l1", smooth_l1_beta: float = 1.0 / 9,
-                 pre_nms_top_n_test: int = 1000) -> None:
-        anchor_generator = MODELS.build(anchor_generator)
+                 pre_nms_top_n_test: int = 1000, input_shape: Mapping[str, ShapeSpec] | None = None,
+                 size_divisor: int = 1) -> None:
         if isinstance(head, dict):
             head = dict(head)
             head.setdefault("num_classes", num_classes)
-            head.setdefault("num_anchors", anchor_generator.num_anchors_per_location[0])
         super().__init__(anchor_generator, head, in_features=in_features, fg_iou_thresh=fg_iou_thresh,
                          bg_iou_thresh=bg_iou_thresh, batch_size_per_image=batch_size_per_image,
                          positive_fraction=positive_fraction, nms_thresh=nms_thresh, min_size=min_size,
                          ignore_ioa_thresh=ignore_ioa_thresh, allowed_border=allowed_border,
                          loss_bbox=loss_bbox, smooth_l1_beta=smooth_l1_beta,
-                         pre_nms_top_n_test=pre_nms_top_n_test)
+                         pre_nms_top_n_test=pre_nms_top_n_test, input_shape=input_shape,
+                         size_divisor=size_divisor)
         if getattr(self.head, "num_classes", num_classes) != num_classes:
             raise ValueError(f"PerClassRPN num_classes={num_classes} but its head has {self.head.num_classes}")
         self.num_classes = num_classes

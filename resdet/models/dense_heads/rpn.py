@@ -2,7 +2,7 @@
 turned into proposals (top-N, NMS) and, in training, into the RPN losses."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +15,7 @@ from ...structures.instances import Proposals
 from ..utils.box_coder import BoxCoder
 from ..utils.matcher import Matcher
 from ..utils.sampler import BalancedSampler
+from ..utils.shape_spec import ShapeSpec, build_part, select_inputs
 
 
 def flatten_level_outputs(objectness: list[Tensor], deltas: list[Tensor]) -> tuple[Tensor, Tensor, list[int]]:
@@ -59,10 +60,13 @@ class RPN(nn.Module):
         allowed_border: anchors crossing the image border by more than this many pixels are
             ignored in training (the original Faster R-CNN used 0); negative disables.
         loss_bbox, smooth_l1_beta: ``'smooth_l1'`` (beta 1/9) or ``'l1'``.
+        input_shape: the published shapes of the features (handed down by the detector);
+            the RPN hands the generator and the head those of ``in_features``, and the head the
+            generator: they derive their strides, ``in_channels`` and ``num_anchors``.
+        size_divisor: the preprocessor pads every batch to a multiple of this (handed down by
+            the detector; the generator's strides depend on it, see ``anchor_strides``).
 
-    The head must predict as many anchors per location as the generator makes on every level
-    (a detector derives the head's ``num_anchors`` and ``in_channels`` and the generator's
-    ``strides``: ``resdet.models.detectors.shape_inference``).
+    The head must predict as many anchors per location as the generator makes on every level.
 
     ``forward(features: dict[str, N x C x H x W], image_sizes: list[(h, w)], padded_size: (H, W),
     targets=None) -> (proposals: list of Proposals (one per image: R_i x 4 boxes, R_i scores),
@@ -77,11 +81,14 @@ class RPN(nn.Module):
                  post_nms_top_n_test: int = 1000, nms_thresh: float = 0.7, min_size: float = 1e-3,
                  score_thresh: float = 0.0, ignore_ioa_thresh: float = 0.5,
                  allowed_border: float = -1.0, loss_bbox: str = "smooth_l1",
-                 smooth_l1_beta: float = 1.0 / 9) -> None:
+                 smooth_l1_beta: float = 1.0 / 9, input_shape: Mapping[str, ShapeSpec] | None = None,
+                 size_divisor: int = 1) -> None:
         super().__init__()
-        self.anchor_generator = MODELS.build(anchor_generator)
-        self.head = MODELS.build(head)
         self.in_features = tuple(in_features)
+        levels = None if input_shape is None else select_inputs(input_shape, self.in_features, "in_features")
+        self.anchor_generator = build_part(anchor_generator, "anchor_generator", input_shape=levels,
+                                           size_divisor=size_divisor)
+        self.head = build_part(head, "head", input_shape=levels, anchor_generator=self.anchor_generator)
         if len(self.in_features) != len(self.anchor_generator.cell_anchors):
             raise ValueError(f"RPN: {len(self.in_features)} in_features {self.in_features} but the anchor "
                              f"generator has {len(self.anchor_generator.cell_anchors)} levels of sizes")

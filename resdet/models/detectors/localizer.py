@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ...structures.boxes import map_boxes_to_original, scale_boxes
 from ...structures.instances import Proposals
-from .shape_inference import complete_roi_heads, complete_rpn, published_shapes
+from ..utils.shape_spec import build_part, published_shapes
 
 
 @MODELS.register_module()
@@ -35,12 +35,12 @@ class Localizer(nn.Module):
         classifier: ``ImageClassifier`` config (or module): gives the class guesses.
         backbone: the localization trunk (e.g. ``ResNet(num_stages=3, out_indices=(2,))``,
             conv1-conv4 at stride 16).
-        rpn: ``PerClassRPN`` config; ``num_classes`` is filled in, and so are the values that
-            follow from the trunk's ``output_shape()`` (head ``in_channels``, ``num_anchors``,
-            anchor strides: see ``shape_inference``) when the config leaves them out.
+        rpn: ``PerClassRPN`` config; ``num_classes`` is filled in, and it is handed the
+            trunk's ``output_shape()`` and the preprocessor's padding, from which its parts
+            derive the head's ``in_channels`` / ``num_anchors`` and the anchor strides.
         roi_heads: optional ``StandardRoIHeads`` config (the R-CNN stage, per-class cls/reg
-            on the RPN's class-specific proposals); ``num_classes``, the pooler's scale and the
-            box head's input channels are filled in.
+            on the RPN's class-specific proposals); ``num_classes`` is filled in, and it is
+            handed the trunk's shapes (the pooler's scale, the box head's input channels).
         num_classes: classes ``C`` (overrides the parts' own).
         preprocessor: ``DetPreprocessor`` config of the trunk (normalise, pad).
         topk: class guesses per image (5 in ILSVRC).
@@ -82,17 +82,15 @@ class Localizer(nn.Module):
                              f"{self.classifier.num_classes}")
         self.preprocessor = MODELS.build(preprocessor or dict(type="DetPreprocessor"))
         self.backbone = MODELS.build(backbone)
-        shapes = published_shapes(self.backbone)
+        shapes = published_shapes(self.backbone, "backbone")
         if isinstance(rpn, dict):
             rpn = dict(rpn, num_classes=self.num_classes)
-            if shapes is not None:
-                rpn = complete_rpn(rpn, shapes, int(getattr(self.preprocessor, "size_divisor", 1)))
-        self.rpn = MODELS.build(rpn)
+        self.rpn = build_part(rpn, "model.rpn", input_shape=shapes,
+                              size_divisor=int(getattr(self.preprocessor, "size_divisor", 1)))
         if isinstance(roi_heads, dict):
             roi_heads = dict(roi_heads, num_classes=self.num_classes)
-            if shapes is not None:
-                roi_heads = complete_roi_heads(roi_heads, shapes)
-        self.roi_heads = MODELS.build(roi_heads) if roi_heads is not None else None
+        self.roi_heads = build_part(roi_heads, "model.roi_heads", input_shape=shapes) \
+            if roi_heads is not None else None
         for name, part in (("rpn", self.rpn), ("roi_heads", self.roi_heads)):
             if part is not None and part.num_classes != self.num_classes:
                 raise ValueError(f"Localizer num_classes={self.num_classes} but {name} has {part.num_classes}")

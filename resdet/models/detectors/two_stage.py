@@ -10,9 +10,8 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ...structures.boxes import map_boxes_to_original, scale_boxes
 from ...structures.instances import Detections, Proposals
-from ..utils.shape_spec import ShapeSpec
+from ..utils.shape_spec import ShapeSpec, build_part, published_shapes
 from .init_weights import SOURCES, init_from_classifier
-from .shape_inference import complete_neck, complete_roi_heads, complete_rpn, published_shapes
 from .tta import detect_with_tta
 
 META_KEYS = ("orig_size", "scale_factor", "flip", "img_shape")
@@ -25,10 +24,11 @@ class FasterRCNN(nn.Module):
 
     Args:
         backbone, rpn, roi_heads: configs (or modules) of a backbone returning a dict of
-            feature maps, ``RPN`` and ``StandardRoIHeads``. The values that follow from the
-            backbone's (and neck's) ``output_shape()`` -- head input channels, anchors per
-            location, anchor strides, pooler scales -- are derived when the configs leave them
-            out and checked when they state them (``shape_inference``).
+            feature maps, ``RPN`` and ``StandardRoIHeads``. The detector hands the neck, the RPN
+            and the RoI heads the backbone's (or neck's) ``output_shape()`` (``input_shape``)
+            and the preprocessor's padding; each derives its own input channels, anchors per
+            location, anchor strides and pooler scales from them (a value a config states must
+            agree: ``resdet.models.utils.shape_spec``).
         neck: optional ``FPN`` config.
         preprocessor: ``DetPreprocessor`` config (normalise, optional resize, pad, batch).
         num_classes: when set, overrides ``roi_heads.num_classes`` (dataset configs set it here).
@@ -55,15 +55,12 @@ class FasterRCNN(nn.Module):
         super().__init__()
         self.preprocessor = MODELS.build(preprocessor or dict(type="DetPreprocessor"))
         self.backbone = MODELS.build(backbone)
-        self.neck, shapes, source = self._build_neck(neck)
-        if isinstance(rpn, dict) and shapes is not None:
-            rpn = complete_rpn(rpn, shapes, int(getattr(self.preprocessor, "size_divisor", 1)), source=source)
-        self.rpn = MODELS.build(rpn)
+        self.neck, shapes = self._build_neck(neck)
+        self.rpn = build_part(rpn, "model.rpn", input_shape=shapes,
+                              size_divisor=int(getattr(self.preprocessor, "size_divisor", 1)))
         if isinstance(roi_heads, dict) and num_classes is not None:
             roi_heads = dict(roi_heads, num_classes=num_classes)
-        if isinstance(roi_heads, dict) and shapes is not None:
-            roi_heads = complete_roi_heads(roi_heads, shapes, source=source)
-        self.roi_heads = MODELS.build(roi_heads)
+        self.roi_heads = build_part(roi_heads, "model.roi_heads", input_shape=shapes)
         self.num_classes = self.roi_heads.num_classes
         test_cfg = dict(test_cfg or {})
         unknown = set(test_cfg) - {"flip", "scales", "refine_boxes"}
@@ -83,15 +80,13 @@ class FasterRCNN(nn.Module):
                                  f"{', '.join(SOURCES)}")
 
     def _build_neck(self, neck: dict | nn.Module | None
-                    ) -> tuple[nn.Module | None, dict[str, ShapeSpec] | None, str]:
-        """``(neck, shapes of the features the heads read, 'backbone' or 'neck')``."""
-        shapes = published_shapes(self.backbone)
+                    ) -> tuple[nn.Module | None, dict[str, ShapeSpec] | None]:
+        """``(neck, published shapes of the features the heads read)``."""
+        shapes = published_shapes(self.backbone, "backbone")
         if neck is None:
-            return None, shapes, "backbone"
-        if isinstance(neck, dict) and shapes is not None:
-            neck = complete_neck(neck, shapes)
-        neck = MODELS.build(neck)
-        return neck, published_shapes(neck), "neck"
+            return None, shapes
+        neck = build_part(neck, "model.neck", input_shape=shapes)
+        return neck, published_shapes(neck, "neck")
 
     def init_weights(self) -> dict | None:
         """Apply ``init_cfg`` (classification pretraining); a no-op without it. Called by the

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...registry import MODELS
+from ..utils.shape_spec import ShapeSpec, derive_channels
 
 
 @MODELS.register_module()
@@ -25,20 +26,23 @@ class MaskHead(nn.Module):
     """Per-RoI class-specific mask logits.
 
     Args:
-        in_channels: channels of the per-RoI features (256 for FPN, 2048 for ResNet-50/101 C4);
-            a detector derives it from the mask pooler's features or the box head's ``'res5'``.
+        in_channels: channels of the per-RoI features (256 for FPN, 2048 for ResNet-50/101 C4):
+            derived from ``input_shape`` (default without it: 256).
         num_classes: object classes ``C`` (no background channel).
         num_convs: 3x3 convolutions before the upsampling (4 for FPN, 0 for C4).
         conv_dim: channels of those convolutions and of the transposed convolution.
         class_agnostic: one mask per RoI instead of one per class.
+        input_shape: the mask pooler's ``output_shape()`` or the C4 box head's ``'res5'``
+            (handed down by ``MaskRoIHeads``).
 
     ``forward(x: R x in_channels x S x S) -> R x C x 2S x 2S`` logits (``C = 1`` when class
     agnostic). Parameters: ``mask_fcn{1..num_convs}``, ``deconv``, ``predictor``.
     """
 
-    def __init__(self, in_channels: int = 256, num_classes: int = 80, num_convs: int = 4,
-                 conv_dim: int = 256, class_agnostic: bool = False) -> None:
+    def __init__(self, in_channels: int | None = None, num_classes: int = 80, num_convs: int = 4,
+                 conv_dim: int = 256, class_agnostic: bool = False, input_shape: ShapeSpec | None = None) -> None:
         super().__init__()
+        in_channels = derive_channels(in_channels, input_shape, default=256)
         if num_classes < 1:
             raise ValueError(f"MaskHead num_classes must be >= 1, got {num_classes}")
         if num_convs < 0:

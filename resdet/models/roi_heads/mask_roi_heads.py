@@ -17,7 +17,7 @@ recomputed on the detected boxes at inference. FPN layout: a separate ``mask_poo
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -25,8 +25,9 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ...structures.instances import Detections, Proposals, SampledRoIs, positive_rows
 from ...structures.mask_ops import crop_masks_to_boxes
+from ..utils.shape_spec import ShapeSpec, build_part
 from .mask_head import mask_loss
-from .roi_heads import StandardRoIHeads
+from .roi_heads import StandardRoIHeads, pooled_shape
 
 
 @MODELS.register_module()
@@ -34,12 +35,13 @@ class MaskRoIHeads(StandardRoIHeads):
     """Box branch (see ``StandardRoIHeads``, whose arguments all apply) plus mask branch.
 
     Args:
-        mask_head: ``MaskHead`` config (its ``num_classes`` is filled in; a detector derives its
-            ``in_channels`` from the mask pooler's features or the box head's ``'res5'`` output).
+        mask_head: ``MaskHead`` config (its ``num_classes`` is filled in; it is handed the shape
+            of its input, the mask pooler's ``output_shape()`` or the box head's ``'res5'``).
         mask_pooler: ``RoIPooler`` config for the mask features (FPN: 14x14 on P2-P5);
             ``None`` shares the C4 box head's conv5 features (the box head must publish a
             ``'res5'`` output, as ``Res5BoxHead`` does).
-        **box_kwargs: the ``StandardRoIHeads`` arguments.
+        input_shape: the published shapes of the features (handed down by the detector).
+        **box_kwargs: the other ``StandardRoIHeads`` arguments.
 
     ``forward(features, proposals: list of Proposals, image_sizes, targets=None, mask_scales=None)``:
     in training the box losses plus ``loss_mask``; targets need ``masks`` (uint8 ``N x H x W``
@@ -49,21 +51,23 @@ class MaskRoIHeads(StandardRoIHeads):
     """
 
     def __init__(self, mask_head: dict | nn.Module, mask_pooler: dict | nn.Module | None = None,
-                 **box_kwargs) -> None:
-        super().__init__(**box_kwargs)
-        if isinstance(mask_head, dict):
-            mask_head = dict(mask_head)
-            mask_head.setdefault("num_classes", self.num_classes)
-        self.mask_head = MODELS.build(mask_head)
-        if not self.mask_head.class_agnostic and self.mask_head.num_classes != self.num_classes:
-            raise ValueError(f"MaskRoIHeads num_classes={self.num_classes} but mask_head has "
-                             f"num_classes={self.mask_head.num_classes}")
-        self.mask_pooler = MODELS.build(mask_pooler) if mask_pooler is not None else None
-        box_outputs = self.box_head.output_shape() if hasattr(self.box_head, "output_shape") else {}
-        if self.mask_pooler is None and "res5" not in box_outputs:
+                 input_shape: Mapping[str, ShapeSpec] | None = None, **box_kwargs) -> None:
+        super().__init__(input_shape=input_shape, **box_kwargs)
+        if mask_pooler is None and "res5" not in self.box_outputs:
             raise ValueError(f"MaskRoIHeads with mask_pooler=None shares the C4 box head's conv5 "
                              f"features, but box_head {type(self.box_head).__name__} publishes no 'res5' "
                              "output; give a mask_pooler (e.g. RoIPooler 14x14 for FPN)")
+        # the pooler (no parameters) is built first for its output shape, registered after the head
+        pooler = build_part(mask_pooler, "mask_pooler", input_shape=input_shape) if mask_pooler is not None else None
+        mask_input = pooled_shape(pooler, "mask pooler") if pooler is not None else self.box_outputs["res5"]
+        if isinstance(mask_head, dict):
+            mask_head = dict(mask_head)
+            mask_head.setdefault("num_classes", self.num_classes)
+        self.mask_head = build_part(mask_head, "mask_head", input_shape=mask_input)
+        if not self.mask_head.class_agnostic and self.mask_head.num_classes != self.num_classes:
+            raise ValueError(f"MaskRoIHeads num_classes={self.num_classes} but mask_head has "
+                             f"num_classes={self.mask_head.num_classes}")
+        self.mask_pooler = pooler
 
     def _mask_features(self, features: dict[str, Tensor], boxes: list[Tensor],
                        image_sizes: Sequence[Sequence[int]]) -> Tensor:

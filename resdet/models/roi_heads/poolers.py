@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 from torchvision.ops import MultiScaleRoIAlign, box_area, roi_align, roi_pool
 
 from ...registry import MODELS
+from ..utils.shape_spec import PER_BATCH, ShapeError, ShapeSpec, derive, select_inputs, shared_channels
 
 POOL_TYPES = ("align", "pool")
 
@@ -35,9 +36,12 @@ class RoIPooler(nn.Module):
         pool_type: ``'align'`` (RoIAlign) or ``'pool'`` (RoI max pooling, Fast R-CNN's).
         sampling_ratio: RoIAlign samples per bin side (0: adaptive).
         aligned: RoIAlign's half-pixel correction (multi-level pooling uses False, like torchvision).
-        spatial_scale: ``1 / stride`` of the single feature map (a detector derives it from
-            the map's published stride); ``None`` infers it from the feature and image sizes.
+        spatial_scale: ``1 / stride`` of the single feature map, or ``PER_BATCH``
+            (``'per_batch'``): measured on every batch from the feature and image sizes.
+            ``None``: derived from the map's stride in ``input_shape``, else per batch.
             Multi-level pooling measures each level's scale (torchvision's rule).
+        input_shape: the published shapes of the features (handed down by the RoI heads); the
+            pooler derives its scale and publishes ``output_shape()``, its per-RoI features.
 
     ``forward(features: dict[str, N x C x H x W], boxes: list of R_i x 4, image_sizes: list of
     (h, w)) -> (sum R_i) x C x output_size x output_size``, rows in image order.
@@ -45,7 +49,8 @@ class RoIPooler(nn.Module):
 
     def __init__(self, featmap_names: Sequence[str] = ("c4",), output_size: int = 14,
                  pool_type: str = "align", sampling_ratio: int = 0, aligned: bool = True,
-                 spatial_scale: float | None = None) -> None:
+                 spatial_scale: float | str | None = None,
+                 input_shape: Mapping[str, ShapeSpec] | None = None) -> None:
         super().__init__()
         if pool_type not in POOL_TYPES:
             raise ValueError(f"RoIPooler pool_type {pool_type!r} unknown; allowed values: {', '.join(POOL_TYPES)}")
@@ -54,13 +59,29 @@ class RoIPooler(nn.Module):
             raise ValueError("RoIPooler needs at least one feature map name")
         self.output_size = int(output_size)
         self.pool_type, self.sampling_ratio, self.aligned = pool_type, int(sampling_ratio), aligned
-        self.spatial_scale = spatial_scale
+        self.channels = None
+        if input_shape is not None:
+            levels = select_inputs(input_shape, self.featmap_names, "featmap_names")
+            self.channels = shared_channels(levels, "featmap_names")
+            stride = next(iter(levels.values())).stride
+            if len(levels) == 1 and stride is not None and spatial_scale != PER_BATCH:
+                spatial_scale = derive("spatial_scale", spatial_scale, 1.0 / stride,
+                                       next(iter(levels.values())).has(f"stride {stride}"))
+        if isinstance(spatial_scale, str) and spatial_scale != PER_BATCH:
+            raise ShapeError("spatial_scale", f"{{key}} = {spatial_scale!r} unknown; give 1 / stride or "
+                                              f"{PER_BATCH!r} (measured on every batch)")
+        self.spatial_scale: float | str = PER_BATCH if spatial_scale is None else spatial_scale
         self.multi_level = None
         if len(self.featmap_names) > 1:
             if pool_type != "align":
                 raise ValueError("RoIPooler: multi-level pooling supports only pool_type='align'")
             self.multi_level = MultiScaleRoIAlign(list(self.featmap_names), self.output_size,
                                                   self.sampling_ratio)
+
+    def output_shape(self) -> ShapeSpec | None:
+        """The pooled features, ``ShapeSpec(channels, size=output_size)`` (``None`` when the
+        pooler was built without ``input_shape``: its channels are unknown)."""
+        return None if self.channels is None else ShapeSpec(self.channels, size=self.output_size)
 
     def forward(self, features: dict[str, Tensor], boxes: list[Tensor],
                 image_sizes: Sequence[Sequence[int]]) -> Tensor:
@@ -73,7 +94,7 @@ class RoIPooler(nn.Module):
             return self.multi_level({k: features[k] for k in self.featmap_names}, boxes,
                                     [tuple(int(v) for v in s) for s in image_sizes])
         feature = features[self.featmap_names[0]]
-        scale = self.spatial_scale or infer_scale(feature, image_sizes)
+        scale = infer_scale(feature, image_sizes) if self.spatial_scale == PER_BATCH else self.spatial_scale
         boxes = [b.to(feature.dtype) for b in boxes]
         if self.pool_type == "pool":
             return roi_pool(feature, boxes, self.output_size, scale)

@@ -7,7 +7,8 @@ head predicts on. The types live in ``resdet.structures.instances``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import replace
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,14 @@ from ..dense_heads.rpn import box_regression_loss
 from ..utils.box_coder import BoxCoder
 from ..utils.matcher import Matcher
 from ..utils.sampler import BalancedSampler
+from ..utils.shape_spec import ShapeSpec, build_part, published_shapes
+
+
+def pooled_shape(pooler: nn.Module, publisher: str) -> ShapeSpec | None:
+    """A pooler's ``output_shape()`` (per-RoI features) named ``publisher``'s for messages."""
+    output_shape = getattr(pooler, "output_shape", None)
+    spec = output_shape() if callable(output_shape) else None
+    return None if spec is None else replace(spec, publisher=publisher)
 
 
 @MODELS.register_module()
@@ -29,8 +38,9 @@ class StandardRoIHeads(nn.Module):
 
     Args:
         box_pooler, box_head, box_predictor: configs (or modules) of ``RoIPooler``, a box head
-            (``Res5BoxHead`` / ``FCBoxHead``) and ``BoxPredictor`` (its ``in_channels`` and
-            ``num_classes`` are filled in from the box head and ``num_classes``).
+            (``Res5BoxHead`` / ``FCBoxHead``) and ``BoxPredictor``. Each config part is handed the
+            shape of its input (``input_shape``: the features, the pooler's ``output_shape()``,
+            the box head's ``'box_features'``) and derives its sizes; ``num_classes`` is filled in.
         num_classes: object classes ``C`` (no background).
         fg_iou_thresh: RoIs with IoU >= 0.5 are foreground; ``bg_iou_thresh``/``bg_iou_low``:
             IoU in ``[bg_iou_low, bg_iou_thresh)`` is background.
@@ -43,6 +53,7 @@ class StandardRoIHeads(nn.Module):
         min_box_size: predicted boxes with a side shorter than this are dropped.
         ignore_ioa_thresh: background RoIs inside ignore regions by more than this fraction
             of their area are not sampled.
+        input_shape: the published shapes of the features (handed down by the detector).
 
     ``forward(features, proposals: list of Proposals, image_sizes, targets=None)
     -> (detections: list of Detections (boxes K x 4, scores K, labels K) in eval, [] in
@@ -56,15 +67,17 @@ class StandardRoIHeads(nn.Module):
                  bbox_reg_weights: Sequence[float] = (10.0, 10.0, 5.0, 5.0),
                  loss_bbox: str = "smooth_l1", smooth_l1_beta: float = 1.0,
                  score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_img: int = 100,
-                 min_box_size: float = 1e-2, ignore_ioa_thresh: float = 0.5) -> None:
+                 min_box_size: float = 1e-2, ignore_ioa_thresh: float = 0.5,
+                 input_shape: Mapping[str, ShapeSpec] | None = None) -> None:
         super().__init__()
-        self.box_pooler = MODELS.build(box_pooler)
-        self.box_head = MODELS.build(box_head)
+        self.box_pooler = build_part(box_pooler, "box_pooler", input_shape=input_shape)
+        self.box_head = build_part(box_head, "box_head", input_shape=pooled_shape(self.box_pooler, "box pooler"))
+        self.box_outputs = published_shapes(self.box_head, "box head") or {}
         if isinstance(box_predictor, dict):
             box_predictor = dict(box_predictor)
-            box_predictor.setdefault("in_channels", self.box_head.out_channels)
             box_predictor.setdefault("num_classes", num_classes)
-        self.box_predictor = MODELS.build(box_predictor)
+        self.box_predictor = build_part(box_predictor, "box_predictor",
+                                        input_shape=self.box_outputs.get("box_features"))
         if self.box_predictor.num_classes != num_classes:
             raise ValueError(f"StandardRoIHeads num_classes={num_classes} but box_predictor has "
                              f"num_classes={self.box_predictor.num_classes}")

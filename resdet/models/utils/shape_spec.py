@@ -1,29 +1,101 @@
-"""Shapes that modules publish, and the one rule that fills a config from them.
+"""Shapes that modules publish and hand forward, and the one rule a component derives with.
 
-Backbones and necks publish ``output_shape() -> {name: ShapeSpec(channels, stride)}``, one
-entry per feature map their ``forward`` returns; a box head publishes the per-RoI features it
-makes (``stride=None``: they live on the RoI's grid, not the image's). A detector reads them and
-completes its heads' configs (``resdet.models.detectors.shape_inference``), so a config states
-each number once: a value it leaves out is derived, a value it states must agree.
+Backbones and necks publish ``output_shape() -> {name: ShapeSpec(channels, stride)}``, one entry
+per feature map their ``forward`` returns; a pooler publishes its per-RoI features
+(``ShapeSpec(channels, size=S)``), a box head the features it makes (``stride=None``: they live on
+the RoI's grid, not the image's). A parent hands each child the shapes of its input
+(``input_shape=``) and the child derives its own channels, strides, scales and sizes with
+``derive``: a value the config leaves out (``None``) is derived, a value it states must agree,
+else ``ShapeError`` names the key and both values. ``build_part`` builds a child and prefixes the
+child's key to such an error, so it reaches the user as ``model.rpn.head.in_channels = ...``.
 """
 from __future__ import annotations
 
-import inspect
 import math
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
+
+from torch import nn
 
 from ...registry import MODELS
 from ...utils.config import ConfigError
+
+# a stride or scale measured on every batch (``padded size // feature size``, torchvision's rule)
+# instead of a fixed number: ``AnchorGenerator(strides=PER_BATCH)``, ``RoIPooler(spatial_scale=PER_BATCH)``
+PER_BATCH = "per_batch"
 
 
 @dataclass(frozen=True)
 class ShapeSpec:
     """Shape of one output, per image: ``channels`` of an ``N x channels x H x W`` feature map
-    whose cells are ``stride`` input pixels apart (``None``: not on the image's grid, or unknown)."""
+    whose cells are ``stride`` input pixels apart (``None``: not on the image's grid, or unknown);
+    per-RoI features (``R x channels x size x size``) give their ``size``.
+
+    ``publisher`` and ``name`` only word error messages (``label``): they never compare.
+    """
 
     channels: int
     stride: int | None = None
+    size: int | None = None
+    publisher: str = field(default="", compare=False, repr=False)
+    name: str | None = field(default=None, compare=False, repr=False)
+
+    def has(self, fact: str) -> str:
+        """``"the backbone's output 'c4' has stride 16"``, ``"the box pooler's features have 256 channels"``."""
+        if not self.publisher:
+            return f"the input {self.name!r} has {fact}" if self.name else f"the input has {fact}"
+        if self.name is None:
+            return f"the {self.publisher}'s features have {fact}"
+        return f"the {self.publisher}'s output {self.name!r} has {fact}"
+
+
+Shapes = Mapping[str, ShapeSpec]
+
+
+def label(shapes: Shapes, publisher: str) -> dict[str, ShapeSpec]:
+    """``shapes`` named for messages as the outputs of ``publisher`` (``'backbone'``, ``'neck'``)."""
+    return {name: replace(spec, publisher=publisher, name=name) for name, spec in shapes.items()}
+
+
+def published_shapes(module: nn.Module, publisher: str) -> dict[str, ShapeSpec] | None:
+    """``module.output_shape()`` labelled as ``publisher``'s, or ``None`` for a module that
+    publishes none (its consumers' configs must then state every value)."""
+    output_shape = getattr(module, "output_shape", None)
+    return label(output_shape(), publisher) if callable(output_shape) else None
+
+
+class ShapeError(ConfigError):
+    """A config value that does not fit the shapes its component was handed. ``key`` is the path
+    of the value; each parent that built the component prefixes its own key (``build_part``)."""
+
+    def __init__(self, key: str, template: str) -> None:
+        super().__init__(key, template)
+        self.key, self.template = key, template
+
+    def __str__(self) -> str:  # the template names the key as {key}, once or more
+        return self.template.replace("{key}", self.key)
+
+
+def derive(name: str, stated: Any, derived: Any, reason: str) -> Any:
+    """The value of the argument ``name``: ``derived`` when the config leaves it out
+    (``stated is None``); the stated value when nothing is derived (``derived is None``) or when
+    both agree; else ``ShapeError`` naming the key and both values. ``reason`` says where the
+    derived value comes from (``"the backbone's output 'c4' has 1024 channels"``)."""
+    if stated is None or derived is None:
+        return derived if stated is None else stated
+    if not same_value(stated, derived):
+        raise ShapeError(name, f"{{key}} = {stated!r} but {reason}; leave {{key}} out of the config "
+                               f"to use the derived value {derived!r}")
+    return stated
+
+
+def derive_channels(stated: int | None, input_shape: ShapeSpec | None, default: int) -> int:
+    """``in_channels`` of a component that reads one input: derived from ``input_shape``;
+    without one the stated value, else ``default``."""
+    if input_shape is None:
+        return default if stated is None else stated
+    channels = input_shape.channels
+    return derive("in_channels", stated, channels, input_shape.has(f"{channels} channels"))
 
 
 def same_value(stated: Any, derived: Any) -> bool:
@@ -36,38 +108,41 @@ def same_value(stated: Any, derived: Any) -> bool:
     return stated == derived
 
 
-def fill_derived(cfg: dict, name: str, derived: Any, key: str, reason: str) -> None:
-    """Set ``cfg[name] = derived`` when the config leaves it out; raise ``ConfigError`` naming the
-    key and both values when it states another value.
-
-    ``key`` is the config path of ``cfg`` (``'model.rpn.head'``); ``reason`` says where the
-    derived value comes from (``"the backbone's output 'c4' has 1024 channels"``).
-    """
-    if name not in cfg:
-        cfg[name] = derived
-    elif not same_value(cfg[name], derived):
-        raise ConfigError(f"{key}.{name} = {cfg[name]!r} but {reason}; leave {key}.{name} out of "
-                          f"the config to use the derived value {derived!r}")
+def select_inputs(shapes: Shapes, names: Sequence[str], key: str) -> dict[str, ShapeSpec]:
+    """The shapes of the outputs ``names`` a component reads (its argument ``key``)."""
+    missing = [name for name in names if name not in shapes]
+    if missing:
+        publisher = next((s.publisher for s in shapes.values() if s.publisher), "")
+        owner = f"the {publisher}" if publisher else "the input"
+        raise ShapeError(key, f"{{key}} = {tuple(names)} but {owner} has no output {missing}; its outputs: "
+                              f"{', '.join(shapes)}")
+    return {name: shapes[name] for name in names}
 
 
-def config_class(cfg: Mapping) -> type | None:
-    """The class a config dict builds (``MODELS`` lookup of its ``type``), ``None`` if unknown."""
-    obj_type = cfg.get("type")
-    return MODELS.get(obj_type) if isinstance(obj_type, str) else obj_type
+def describe_outputs(shapes: Shapes, fact: str) -> str:
+    """``"the backbone's outputs ('c2', 'c3') have strides (4, 8)"``."""
+    publisher = next((s.publisher for s in shapes.values() if s.publisher), "")
+    owner = f"the {publisher}'s outputs" if publisher else "the inputs"
+    return f"{owner} {tuple(shapes)} have {fact}"
 
 
-def takes_arg(cfg: Mapping, name: str) -> bool:
-    """Whether the class ``cfg`` builds has a constructor argument ``name``."""
-    cls = config_class(cfg)
-    return cls is not None and name in inspect.signature(cls).parameters
+def shared_channels(shapes: Shapes, key: str) -> int:
+    """The channels of ``shapes`` that one component reads all of: equal on every level."""
+    channels = [spec.channels for spec in shapes.values()]
+    if len(set(channels)) > 1:
+        raise ShapeError(key, f"{{key}}: {describe_outputs(shapes, f'{channels} channels')}, but one "
+                              "component reads them all; pick outputs of equal width (e.g. a neck's)")
+    return channels[0]
 
 
-def arg_or_default(cfg: Mapping, name: str, cls: type | None = None) -> Any:
-    """``cfg[name]``, else the default of that argument of ``cls`` (default: the class ``cfg`` builds)."""
-    if name in cfg:
-        return cfg[name]
-    cls = cls or config_class(cfg)
-    parameter = inspect.signature(cls).parameters.get(name) if cls is not None else None
-    if parameter is None or parameter.default is inspect.Parameter.empty:
-        raise ConfigError(f"config of type {cfg.get('type')!r} needs '{name}'")
-    return parameter.default
+def build_part(cfg: dict | nn.Module, key: str, **handed_down: Any) -> nn.Module:
+    """Build a child from its config with what its parent hands down (``input_shape=...``,
+    always taken by the child); a ``ShapeError`` inside gets ``key`` prefixed. A module is used
+    as given: it was built by the caller, who handed it its shapes."""
+    if not isinstance(cfg, Mapping):
+        return MODELS.build(cfg)
+    try:
+        return MODELS.build(dict(cfg), default_args=handed_down)
+    except ShapeError as error:
+        error.key = f"{key}.{error.key}"
+        raise

@@ -2,7 +2,7 @@
 # conv1-conv4 shared at stride 16 for the RPN and the RoI features; RoIAlign 14x14 on conv4,
 # then conv5 (first block stride 2) and average pooling per RoI. BN frozen (FrozenBN) with the
 # ImageNet statistics; conv1 and conv2_x frozen. num_classes is set by the dataset config.
-# Derived by the detector from the backbone's output_shape(), so not repeated here: the RPN
+# Derived by the parts from the backbone's output_shape() (handed down), so not repeated here: the RPN
 # head's in_channels (1024) and num_anchors (5 sizes x 3 ratios = 15), the anchor strides (16,),
 # the box pooler's spatial_scale (1/16) and the conv5 head's in_channels (1024). A config may
 # still state them; a value that disagrees is an error naming the key.

@@ -1,7 +1,7 @@
 # Faster R-CNN with ResNet-50-FPN: P2-P6 (256 channels), one anchor size per level
 # (32..512) x 3 ratios, RPN top-N per level 2000 (train) / 1000 (test), level-assigned
 # RoIAlign 7x7 (torchvision.ops.MultiScaleRoIAlign), 2-FC (1024) head.
-# Derived by the detector from the backbone's and the FPN's output_shape(): the FPN's
+# Derived by the parts from the backbone's and the FPN's output_shape() (handed down): the FPN's
 # in_channels (256, 512, 1024, 2048), the RPN head's in_channels (256) and num_anchors (1 size x
 # 3 ratios = 3), the box head's in_channels (256) and pooled_size (7). The anchor strides stay
 # measured per batch (padded size // feature size), torchvision's rule: batches are padded to 32,
