@@ -13,7 +13,6 @@ without checking.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from typing import Any
 
@@ -26,6 +25,7 @@ from resdet.engine.trainer import TRAIN_CFG_DEFAULTS
 from resdet.registry import DATASETS, MODELS, _check_arguments, build_from_cfg
 from resdet.utils.config import (ConfigError, add_cfg_options_arg, load_config, resolve_config_path,
                                  shipped_config_names)
+from resdet.utils.hints import did_you_mean
 
 
 def _plain(value):
@@ -90,8 +90,7 @@ def check_config(cfg: Config) -> None:
     if isinstance(train_cfg, dict):
         unknown = sorted(set(train_cfg) - set(TRAIN_CFG_DEFAULTS))
         if unknown:  # the trainer's own check, before anything is built
-            close = difflib.get_close_matches(unknown[0], list(TRAIN_CFG_DEFAULTS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(unknown[0], TRAIN_CFG_DEFAULTS)
             raise ConfigError(f"unknown train_cfg keys {unknown}{hint}; allowed keys: {', '.join(TRAIN_CFG_DEFAULTS)}")
     loaders = {key: _plain(cfg.get(key)) for key in ("train_dataloader", "val_dataloader")}
     check_engine_config(train_cfg, loaders["train_dataloader"], loaders["val_dataloader"],

@@ -12,7 +12,6 @@ over ranks and only rank 0 writes files. See ``docs/CONTRACTS.md`` for the confi
 """
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import time
@@ -31,6 +30,7 @@ from ..registry import MODELS
 from ..utils import dist
 from ..utils.device import resolve_device
 from ..utils.errors import ConfigError, TrainingError
+from ..utils.hints import did_you_mean
 from ..utils.io import atomic_write_json, remove_stale_temporaries
 from .amp import autocast_context, build_grad_scaler, check_amp
 from . import workdir_lock
@@ -100,8 +100,7 @@ class Trainer:
         cfg = dict(TRAIN_CFG_DEFAULTS)
         unknown = sorted(set(train_cfg or {}) - set(cfg))
         if unknown:
-            close = difflib.get_close_matches(unknown[0], list(cfg), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(unknown[0], cfg)
             raise ConfigError(f"unknown train_cfg keys {unknown}{hint}; allowed keys: {', '.join(cfg)}")
         cfg.update(train_cfg or {})
         check_engine_config(cfg, train_dataloader, val_dataloader, optimizer, device=self.device)
