@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from ..structures.masks import PolygonMasks, masks_to_bitmaps
+from ..utils.containers import class_name
 from .layout import (FONT, auto_font_scale, auto_thickness, fit_text, label_size, layout_labels,
                      place_panel, text_thickness)
 from .palette import class_color, color_palette, text_color_on
@@ -37,12 +38,6 @@ def select_detections(scores, num: int, score_thr: float = 0.5, top_k: int | Non
             raise ValueError(f"top_k must be >= 0, got {top_k}")
         return order[:int(top_k)]
     return order[scores[order] >= score_thr]
-
-
-def class_name(label: int, class_names: Sequence[str] | None) -> str:
-    """``class_names[label]``, or the label number when it has no name."""
-    label = int(label)
-    return str(class_names[label]) if class_names is not None and 0 <= label < len(class_names) else str(label)
 
 
 def as_bitmaps(masks: Any, height: int, width: int) -> np.ndarray | None:
