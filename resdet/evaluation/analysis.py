@@ -43,11 +43,6 @@ def interpolated_precision(precision: np.ndarray, recall: np.ndarray,
     return np.where(reached, envelope[at], 0.0), np.where(reached, thresholds, np.nan)
 
 
-def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
-    """COCO's 101-point AP: the mean of ``interpolated_precision``."""
-    return float(interpolated_precision(precision, recall)[0].mean())
-
-
 def pr_curves(dets: Sequence[dict], analysis: ErrorAnalysis, cat_ids: Sequence) -> dict:
     """Per category at IoU ``FG_IOU``, COCO's interpolated curve (its mean is AP50, bounded size
     whatever the number of detections): ``{cat_id: {'recall': the 101 recall points,

@@ -66,7 +66,7 @@ class SampleList(SequenceABC):
             idx += len(self)
         if not 0 <= idx < len(self):
             raise IndexError(f"sample index {idx} out of range for {len(self)} samples")
-        return self.dataset.describe(idx), self.dataset.get_label(idx)
+        return self.dataset.describe(idx), int(self.dataset.label_array[idx])
 
 
 class ClsDataset(Dataset):
@@ -121,9 +121,6 @@ class ClsDataset(Dataset):
         """Unreadable images skipped so far in this process (every time, not once per file)."""
         return self.skips.counts["unreadable images skipped"]
 
-    def get_label(self, idx: int) -> int:
-        return int(self.index["label"][idx])
-
     def describe(self, idx: int) -> str:
         """Where sample ``idx`` comes from: its file, or ``source_name[idx]``."""
         if "path" in self.index:
@@ -138,7 +135,7 @@ class ClsDataset(Dataset):
 
     def load_sample(self, idx: int) -> dict | None:
         """The untransformed sample of ``idx``; ``None`` if unreadable and not strict."""
-        source, label = self.describe(idx), self.get_label(idx)
+        source, label = self.describe(idx), int(self.index["label"][idx])
         try:
             img = self.load_image(idx)
         except ImageReadError as err:
