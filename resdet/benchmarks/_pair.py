@@ -294,7 +294,8 @@ def pair_parser(prog: str, doc: str, bf16: bool) -> argparse.ArgumentParser:
                         help="also time resdet's training step with train_cfg.compile's parts compiled "
                              "(the first step's compile time is reported separately)")
     parser.add_argument("--onnxruntime", action="store_true",
-                        help="also export resdet's model to ONNX and time onnxruntime on the CPU (needs resdet[export])")
+                        help="also export resdet's model to ONNX and time onnxruntime on the CPU "
+                             "(needs resdet[export])")
     parser.add_argument("--efficiency", action="store_true",
                         help="also report the backbone's achieved GFLOP/s against a large conv timed in the same run")
     parser.add_argument("--no-memory", action="store_true",

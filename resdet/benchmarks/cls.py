@@ -65,7 +65,7 @@ class _Timer(Hook):
     step after every resdet iteration (timed separately), so both see the same machine load."""
     priority = 99
 
-    def __init__(self, warmup: int, iters: int, peer: "TorchvisionLoop | None" = None) -> None:
+    def __init__(self, warmup: int, iters: int, peer: TorchvisionLoop | None = None) -> None:
         self.warmup, self.iters, self.peer = warmup, iters, peer
         self.seconds = self.peer_seconds = 0.0
         self.mark = 0.0
@@ -86,7 +86,7 @@ class _Timer(Hook):
         self.mark = time.perf_counter()
 
 
-def run_resdet(dataset: InMemoryImages, args, device: torch.device, peer: "TorchvisionLoop | None" = None):
+def run_resdet(dataset: InMemoryImages, args, device: torch.device, peer: TorchvisionLoop | None = None):
     """resdet img/s (and the interleaved peer's img/s when ``peer`` is given)."""
     from ..engine.trainer import Trainer
     timer = _Timer(args.warmup, args.iters, peer)
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
         torch.backends.cudnn.benchmark = True
     dataset = InMemoryImages(num=args.batch * 2, size=args.size)
     speed = {"torchvision": 0.0, "resdet": 0.0}
-    for repeat in range(args.repeats):  # keep each side's best
+    for _ in range(args.repeats):  # keep each side's best
         if args.sequential:
             resdet_speed = run_resdet(dataset, args, device)[0]
             peer_speed = run_torchvision(dataset, args, device)

@@ -29,16 +29,17 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, get_worker_info
 
-from ..utils.dist import get_rank, get_world_size
-from ..utils.config_values import bool_value, check_section, fraction_value, int_value
-from ..utils.errors import ConfigError, DataError
 from ..registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS
+from ..utils.config_values import bool_value, check_section, fraction_value, int_value
+from ..utils.dist import get_rank, get_world_size
+from ..utils.errors import ConfigError, DataError
 
 LOADER_KEYS = ("batch_size", "num_workers", "dataset", "sampler", "collate", "pin_memory",
                "prefetch_factor", "persistent_workers", "max_skipped_fraction")
@@ -191,7 +192,7 @@ class SeededDataset(Dataset):
                     return sample
         return None
 
-    def __getitems__(self, keys: list) -> "SampleList":
+    def __getitems__(self, keys: list) -> SampleList:
         """A whole batch (the DataLoader's fetcher calls this): the global RNG states are
         saved and restored once per batch, not per sample. Returns a ``SampleList`` whose
         ``skipped`` names the unreadable samples; seeded (training) keys get a stand-in for

@@ -195,7 +195,7 @@ class RepeatedWarnings:
         self.logger, self.max_summary = logger, max_summary
         self.counts: dict[tuple[str, str], int] = {}
 
-    def __enter__(self) -> "RepeatedWarnings":
+    def __enter__(self) -> RepeatedWarnings:
         self._catcher = warnings.catch_warnings()
         self._catcher.__enter__()
         warnings.simplefilter("always")

@@ -58,8 +58,8 @@ def draw_detections_chw(img: torch.Tensor, output: dict, target: dict, names: li
         width = img.shape[-1]
         boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
     img, factor = _enlarge(img.cpu())
-    labels = [f"{class_name(l, names)} {float(s):.2f}"
-              for l, s in zip(output["labels"][keep].tolist(), output["scores"][keep].tolist())]
+    labels = [f"{class_name(label, names)} {float(s):.2f}"
+              for label, s in zip(output["labels"][keep].tolist(), output["scores"][keep].tolist())]
     if not labels:
         return img
     return draw_bounding_boxes(img, boxes * factor, labels=labels, colors="yellow", width=2)

@@ -23,19 +23,27 @@ from torch import nn
 
 from .. import __version__
 from ..data.loader import batch_len, build_dataloader, build_dataset, move_to_device
+from ..evaluation.builder import build_metrics
 from ..models.converters import load_weights
 from ..models.detectors import compile_for_training
-from ..evaluation.builder import build_metrics
 from ..registry import MODELS
 from ..utils import dist
 from ..utils.device import resolve_device
 from ..utils.errors import ConfigError, TrainingError
 from ..utils.hints import did_you_mean
 from ..utils.io import atomic_write_json, remove_stale_temporaries
-from .amp import autocast_context, build_grad_scaler, check_amp
 from . import workdir_lock
-from .checkpoint import (check_resume_fits, find_latest_valid, get_rng_state, load_training_checkpoint,
-                         mismatch_error, save_checkpoint, set_rng_state, set_seed)
+from .amp import autocast_context, build_grad_scaler, check_amp
+from .checkpoint import (
+    check_resume_fits,
+    find_latest_valid,
+    get_rng_state,
+    load_training_checkpoint,
+    mismatch_error,
+    save_checkpoint,
+    set_rng_state,
+    set_seed,
+)
 from .class_check import check_num_classes
 from .config_check import check_engine_config
 from .hooks import CheckpointHook, EvalHook, LoggerHook, build_hooks, redo_pending_validation
@@ -170,7 +178,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(cls, cfg, work_dir: str | None = None, resume: Any = None, **overrides) -> "Trainer":
+    def from_config(cls, cfg, work_dir: str | None = None, resume: Any = None, **overrides) -> Trainer:
         """Build from a loaded config (``mmengine.Config`` or dict) following CONTRACTS.md."""
         get = cfg.get
         work_dir = work_dir or get("work_dir")

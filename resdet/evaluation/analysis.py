@@ -6,12 +6,12 @@ draws them and ``resdet analyze`` writes both.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from .analysis_errors import (ERROR_NAMES, ERROR_TYPES, FG_IOU, ErrorAnalysis, analyze_errors, box_ious,
-                              error_breakdown)
+from .analysis_errors import ERROR_NAMES, ERROR_TYPES, FG_IOU, ErrorAnalysis, analyze_errors, box_ious, error_breakdown
 
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCOeval's recall thresholds
 

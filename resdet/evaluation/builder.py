@@ -11,7 +11,8 @@
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from resdet.evaluation.base import BaseMetric
 from resdet.registry import METRICS

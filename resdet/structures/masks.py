@@ -12,7 +12,8 @@ A sample's ``masks`` is therefore either
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pycocotools.mask as mask_utils
@@ -29,7 +30,7 @@ class PolygonMasks:
     def __len__(self) -> int:
         return len(self.polygons)
 
-    def __getitem__(self, index) -> "PolygonMasks":
+    def __getitem__(self, index) -> PolygonMasks:
         """Select instances by a boolean mask, an index array or a slice."""
         if isinstance(index, slice):
             return PolygonMasks(self.polygons[index])
@@ -38,12 +39,12 @@ class PolygonMasks:
             index = np.nonzero(index)[0]
         return PolygonMasks([self.polygons[int(i)] for i in index.reshape(-1)])
 
-    def scale(self, w_scale: float, h_scale: float) -> "PolygonMasks":
+    def scale(self, w_scale: float, h_scale: float) -> PolygonMasks:
         factors = np.array([w_scale, h_scale], dtype=np.float32)
         return PolygonMasks([[(p.reshape(-1, 2) * factors).reshape(-1) for p in inst]
                              for inst in self.polygons])
 
-    def flip_horizontal(self, width: float) -> "PolygonMasks":
+    def flip_horizontal(self, width: float) -> PolygonMasks:
         out = []
         for inst in self.polygons:
             flipped = []

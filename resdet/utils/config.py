@@ -6,7 +6,8 @@ import argparse
 import ast
 import json
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from mmengine.config import Config, DictAction
 

@@ -5,7 +5,8 @@ value and what is allowed."""
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 from .errors import ConfigError, UnknownKeyError
 from .hints import did_you_mean

@@ -1,7 +1,8 @@
 """Small helpers for the shapes values arrive in (one item, a sequence, a tensor, ``None``)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

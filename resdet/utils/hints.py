@@ -3,7 +3,7 @@ type, a subcommand, a metric): one wording everywhere."""
 from __future__ import annotations
 
 import difflib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 
 def close_names(name: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:

@@ -3,15 +3,24 @@ that stay inside the image and avoid each other, translucent masks with outlines
 legend (class name + colour swatch) when many classes are drawn."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from ..structures.masks import PolygonMasks, masks_to_bitmaps
 from ..utils.containers import class_name
-from .layout import (FONT, auto_font_scale, auto_thickness, fit_text, label_size, layout_labels,
-                     place_panel, text_thickness)
+from .layout import (
+    FONT,
+    auto_font_scale,
+    auto_thickness,
+    fit_text,
+    label_size,
+    layout_labels,
+    place_panel,
+    text_thickness,
+)
 from .palette import class_color, color_palette, text_color_on
 
 LEGEND_MIN_CLASSES = 9  # draw a legend automatically from this many distinct classes on

@@ -3,7 +3,7 @@ training curves (thin = training error, bold = test error, as Figs. 1, 4 and 6) 
 responses in layer order and sorted by magnitude (Fig. 7). Written atomically as PNG."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..utils.io import atomic_save_figure
 

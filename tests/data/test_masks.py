@@ -3,8 +3,13 @@ import pycocotools.mask as mask_utils
 import pytest
 
 from resdet.evaluation.coco_api import masks_to_rles
-from resdet.structures.masks import (PolygonMasks, masks_to_bitmaps, polygons_to_bitmaps, rles_to_bitmaps,
-                                     segmentation_to_rle)
+from resdet.structures.masks import (
+    PolygonMasks,
+    masks_to_bitmaps,
+    polygons_to_bitmaps,
+    rles_to_bitmaps,
+    segmentation_to_rle,
+)
 
 
 def test_polygon_rasterises_to_expected_area():

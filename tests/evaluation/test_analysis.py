@@ -3,9 +3,14 @@ against COCOeval, and the confusion matrix."""
 import numpy as np
 import pytest
 
-from resdet.evaluation.analysis import (analyze_detections, confusion_matrix,
-                                        interpolated_precision, precision_recall, pr_curves)
-from resdet.evaluation.analysis_errors import ap50, analyze_errors, error_breakdown, fix_errors
+from resdet.evaluation.analysis import (
+    analyze_detections,
+    confusion_matrix,
+    interpolated_precision,
+    pr_curves,
+    precision_recall,
+)
+from resdet.evaluation.analysis_errors import analyze_errors, ap50, error_breakdown, fix_errors
 from resdet.evaluation.coco_api import coco_from_dict, evaluate_coco
 
 A, B = 1, 2

@@ -4,12 +4,16 @@ import copy
 
 import pytest
 import torch
-
-from resdet.models.detectors import compile_cost_s, compile_for_inference, optimize_for_inference, strip_compiled
-from resdet.models.detectors import fast_inference
-from resdet.registry import MODELS
-
 from test_faster_rcnn import images_and_targets, tiny_cfg
+
+from resdet.models.detectors import (
+    compile_cost_s,
+    compile_for_inference,
+    fast_inference,
+    optimize_for_inference,
+    strip_compiled,
+)
+from resdet.registry import MODELS
 
 
 def _fast_model(repo_root):

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import bisect
-from typing import Sequence
+from collections.abc import Sequence
+
+from torch.utils.data import Dataset
 
 from ...registry import DATASETS
-from torch.utils.data import Dataset
 
 
 @DATASETS.register_module()

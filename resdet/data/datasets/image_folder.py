@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Sequence as SequenceABC
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -48,12 +47,12 @@ def path_records(paths: Sequence[str], labels: Sequence[int]) -> FlatRecords:
     return label_records(np.asarray(labels, dtype=np.int64), path=values, **{"path" + OFFSETS: offsets})
 
 
-class SampleList(SequenceABC):
+class SampleList(Sequence):
     """``dataset.samples``: a read-only sequence of ``(source, label)`` tuples made on access
     from the dataset's arrays (the list of tuples it replaces cost ~150 bytes per sample in
     every worker)."""
 
-    def __init__(self, dataset: "ClsDataset") -> None:
+    def __init__(self, dataset: ClsDataset) -> None:
         self.dataset = dataset
 
     def __len__(self) -> int:

@@ -19,7 +19,7 @@ same seed gives the same bytes, and a larger set starts with the images of a sma
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

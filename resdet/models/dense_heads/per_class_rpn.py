@@ -11,7 +11,7 @@ box coder are the detection RPN's (this class extends ``RPN``).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

@@ -2,7 +2,7 @@
 turned into proposals (top-N, NMS) and, in training, into the RPN losses."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -27,7 +27,7 @@ Keys in messages are named as in a config file (``model.rpn.head.in_channels``).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from torch import nn
 

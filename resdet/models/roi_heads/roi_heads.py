@@ -7,7 +7,7 @@ head predicts on. The types live in ``resdet.structures.instances``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
