@@ -12,7 +12,6 @@ returns the function itself (its other config keys bound as keyword arguments).
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import inspect
 from typing import Any, Callable
@@ -20,6 +19,7 @@ from typing import Any, Callable
 from mmengine.registry import Registry
 
 from .utils.errors import ConfigError
+from .utils.hints import close_names, did_you_mean, format_hint
 
 
 class BadArgumentError(ConfigError, TypeError):
@@ -35,7 +35,7 @@ class UnknownTypeError(ConfigError, KeyError):
 
 def _closest(name: str, registry: Registry) -> list[str]:
     names = sorted(registry.module_dict.keys())
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    close = close_names(name, names, n=3, cutoff=0.5)
     if not close:  # case-insensitive prefix match catches 'resnet' -> 'ResNet'
         close = [n for n in names if n.lower().startswith(name.lower()[:3])][:3]
     return close
@@ -47,8 +47,7 @@ def lookup(obj_type: Any, registry: Registry) -> Any:
     if isinstance(obj_type, str):
         obj_cls = registry.get(obj_type)
         if obj_cls is None:
-            close = _closest(obj_type, registry)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            hint = format_hint(_closest(obj_type, registry), paren=False)
             raise UnknownTypeError(
                 f"'{obj_type}' is not registered in the resdet '{registry.name}' registry{hint} "
                 f"(registered: {', '.join(sorted(registry.module_dict)) or 'none'})")
@@ -123,9 +122,8 @@ def _check_arguments(obj_cls: Any, args: dict, registry: Registry, check_missing
     accepted = [p for p in params if params[p].kind in (params[p].POSITIONAL_OR_KEYWORD, params[p].KEYWORD_ONLY)]
     for key in args:
         if key not in params:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise BadArgumentError(f"{name} (the '{registry.name}' registry) has no argument '{key}'{hint}; "
+            raise BadArgumentError(f"{name} (the '{registry.name}' registry) has no argument '{key}'"
+                                   f"{did_you_mean(key, accepted)}; "
                               f"it takes: {', '.join(accepted) or 'no arguments'}")
     missing = [p for p in accepted if params[p].default is inspect.Parameter.empty and p not in args]
     if missing and check_missing:

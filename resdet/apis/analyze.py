@@ -29,8 +29,13 @@ from ..evaluation.results import ResultsError, load_json_file, validate_detectio
 from ..registry import DATASETS
 from ..utils.config import ConfigError, load_config
 from ..utils.io import atomic_write_json, atomic_write_text
-from ..visualization.analysis import (draw_error_image, matplotlib_available, plot_confusion_matrix,
-                                      plot_error_breakdown, plot_pr_curves)
+from ..visualization.analysis import (
+    draw_error_image,
+    matplotlib_available,
+    plot_confusion_matrix,
+    plot_error_breakdown,
+    plot_pr_curves,
+)
 from ..visualization.save import save_image
 from ..visualization.sheet import contact_sheet
 from .evaluate import evaluate_model

@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

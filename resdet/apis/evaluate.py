@@ -1,4 +1,5 @@
-"""What ``resdet eval`` (``tools/eval.py``) does in model mode: score a model on its config's test set, or a results file.
+"""What ``resdet eval`` (``tools/eval.py``) does in model mode: score a model on its config's
+test set, or a results file.
 
 ``evaluate_model`` builds the model (``resdet.apis.init_model``), the loader of
 ``cfg.test_dataloader`` (falling back to ``cfg.val_dataloader``) and the metrics, then
@@ -9,7 +10,8 @@ metrics gathering predictions over ranks. ``report`` prints the tables (rank 0) 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..data.loader import build_dataloader
 from ..engine.config_check import check_amp_device, check_loader_config

@@ -7,7 +7,8 @@ Results are in the COCO results format (see ``resdet.evaluation.results``).
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -20,8 +20,9 @@ format (``image_id``, ``category_id`` = the dataset's category id, ``bbox`` xywh
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable
 
 import cv2
 import numpy as np

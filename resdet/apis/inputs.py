@@ -14,8 +14,8 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np

@@ -3,7 +3,7 @@ output of the BN after a 3x3 convolution, before the nonlinearity / addition) ov
 Used by ``resdet layer-response`` and ``resdet reproduce``."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

@@ -25,6 +25,7 @@ import torch
 
 from ..data.loader import build_dataloader
 from ..engine import Trainer
+from ..engine.logger import read_metrics
 from ..registry import DATASETS
 from ..utils.config import load_config
 from ..utils.io import atomic_write_json
@@ -177,14 +178,8 @@ def summarise_metrics(metrics_path: str, iterations: int) -> dict:
     """From a run's ``metrics.jsonl``: the training-error curve, the test-error curve (both in
     %), ``train_err`` (mean of the logged training error over the last 10% of iterations, each
     record weighted by the iterations it covers) and ``test_err`` (the last test error)."""
-    train, test = [], []
-    with open(metrics_path, encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            if record.get("mode") == "train" and "train_err" in record:
-                train.append((int(record["iter"]), float(record["train_err"])))
-            elif record.get("mode") == "val" and "top1_err" in record:
-                test.append((int(record["iter"]), float(record["top1_err"])))
+    train = [(int(r["iter"]), float(r["train_err"])) for r in read_metrics(metrics_path, "train") if "train_err" in r]
+    test = [(int(r["iter"]), float(r["top1_err"])) for r in read_metrics(metrics_path, "val") if "top1_err" in r]
     if not train or not test:
         raise ValueError(f"{metrics_path} has no train_err / top1_err records")
     tail_start = iterations * (1 - TAIL_FRACTION)

@@ -13,25 +13,10 @@ any implementation of the same computation reaches on this machine.
 """
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-
-def _best_s(fn, device: torch.device, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return min(times)
+from ._timing import time_calls
 
 
 @torch.inference_mode()
@@ -41,26 +26,19 @@ def conv_peak_gflops(height: int, width: int, device: torch.device, channels: in
     x = torch.randn(1, channels, max(height // 4, 8), max(width // 4, 8), device=device)
     x = x.contiguous(memory_format=torch.channels_last)
     macs = channels * channels * 9 * x.shape[-2] * x.shape[-1]
-    return 2 * macs / _best_s(lambda: conv(x), device) / 1e9
+    return 2 * macs / time_calls(lambda: conv(x), repeats=3, warmup=1, device=device).best / 1e9
 
 
 @torch.inference_mode()
-def backbone_efficiency(model, image: torch.Tensor, device: torch.device, args) -> dict:
-    """``model``: a detector on its fast path (``extract_features``, ``preprocessor``)."""
+def backbone_efficiency(model, image: torch.Tensor, device: torch.device, repeats: int) -> dict:
+    """``model``: a detector on its fast path (``extract_features``, ``preprocessor``); its
+    backbone and neck timed ``repeats`` times (median) on ``image`` (``3 x H x W`` uint8)."""
     batch, _, _ = model.preprocessor([image])
     counter = FlopCounterMode(display=False)
     with counter:
         model.extract_features(batch)
     macs = counter.get_total_flops() / 2
-    model.extract_features(batch)
-    times = []
-    for _ in range(max(args.iters, 1)):
-        start = time.perf_counter()
-        model.extract_features(batch)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
+    seconds = time_calls(lambda: model.extract_features(batch), repeats, warmup=1, device=device).median
     achieved = 2 * macs / seconds / 1e9
     peak = conv_peak_gflops(batch.shape[-2], batch.shape[-1], device)
     counter = FlopCounterMode(display=False)

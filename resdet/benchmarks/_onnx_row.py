@@ -4,15 +4,16 @@ detections returned for a parity check against the PyTorch model."""
 from __future__ import annotations
 
 import os
-import statistics
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..deploy import OnnxModel, temporary_onnx
+from ._timing import time_calls
 
 
 def _hwc(image: Any) -> np.ndarray:
@@ -46,17 +47,9 @@ def onnxruntime_row(model: nn.Module, cfg: Any, images: Sequence[np.ndarray], it
     try:
         runner = OnnxModel(path, threads=threads)
         size = os.path.getsize(path)
-        detections = [runner.detect(image) for image in images]
-        for _ in range(max(warmup - 1, 0)):
-            for image in images:
-                runner.detect(image)
-        passes = []
-        for _ in range(max(iters, 1)):
-            begin = time.perf_counter()
-            for image in images:
-                runner.detect(image)
-            passes.append((time.perf_counter() - begin) * 1000.0 / len(images))
+        detections = [runner.detect(image) for image in images]  # the first (untimed) pass
+        passes = time_calls(lambda: [runner.detect(image) for image in images], iters, warmup=max(warmup - 1, 0))
     finally:
         os.remove(path)
-    return {"ms_per_image": statistics.median(passes), "export_s": export_s, "detections": detections,
+    return {"ms_per_image": passes.median * 1000.0 / len(images), "export_s": export_s, "detections": detections,
             "onnx_bytes": size}

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import statistics
+import dataclasses
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -27,26 +28,32 @@ from ..utils.malloc import describe as describe_malloc
 from ..utils.malloc import is_tuned as malloc_tuned
 from ._efficiency import backbone_efficiency
 from ._memory import measure
+from ._pair_report import print_times, summarize
+from ._timing import sync, time_calls
 from ._tv import tv_r50_fpn_detector
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+@dataclass(frozen=True)
+class PairOptions:
+    """What a pair benchmark times (the command line's options, see ``pair_parser``)."""
 
+    height: int = 800
+    width: int = 1333
+    iters: int = 3  # timed inference calls per model
+    warmup: int = 1
+    train_iters: int = 2  # timed training steps per model
+    bf16: bool = False
+    compile: bool = False
+    compile_train: bool = False
+    onnxruntime: bool = False
+    efficiency: bool = False
+    memory: bool = True  # peak RSS of each model, each in a process of its own (CPU only)
+    threads: int | None = None
 
-def median_time(fn: Callable[[], object], iters: int, warmup: int, device: torch.device) -> float:
-    """Median seconds per call of ``fn`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> PairOptions:
+        names = {f.name for f in dataclasses.fields(cls)} - {"memory"}
+        return cls(memory=not args.no_memory, **{n: getattr(args, n) for n in names if hasattr(args, n)})
 
 
 def build_pair(kind: str, resdet_cfg: dict, device: torch.device, min_size: int, max_size: int):
@@ -86,11 +93,7 @@ def _train_step(model: torch.nn.Module, inputs: list[torch.Tensor], targets: lis
     return step
 
 
-def _time_inference(run: Callable, args, device: torch.device) -> float:
-    return median_time(run, args.iters, args.warmup, device)
-
-
-def bench_inference(tv_model, ours, device: torch.device, args, image: torch.Tensor,
+def bench_inference(tv_model, ours, device: torch.device, opts: PairOptions, image: torch.Tensor,
                     check: Callable[[dict, dict], dict] | None = None) -> dict:
     """Inference timings (batch 1): torchvision, resdet's default fast path, and with
     ``--bf16`` / ``--compile`` those variants; the detections are paired before timing."""
@@ -118,13 +121,16 @@ def bench_inference(tv_model, ours, device: torch.device, args, image: torch.Ten
         with torch.inference_mode(), autocast:
             return model([image])
 
-    tv_inf = _time_inference(run_tv, args, device)
-    ours_inf = _time_inference(lambda: run_ours(fast), args, device)
+    def median_s(run: Callable[[], object]) -> float:
+        return time_calls(run, opts.iters, opts.warmup, device).median
+
+    tv_inf = median_s(run_tv)
+    ours_inf = median_s(lambda: run_ours(fast))
     times = {"torchvision": tv_inf, "resdet": ours_inf, "ratio": ours_inf / tv_inf}
-    if getattr(args, "bf16", False):
-        ours_bf16 = _time_inference(lambda: run_ours(fast, bf16=True), args, device)
+    if opts.bf16:
+        ours_bf16 = median_s(lambda: run_ours(fast, bf16=True))
         times.update(resdet_bf16=ours_bf16, ratio_bf16=ours_bf16 / tv_inf)
-    if getattr(args, "compile", False):
+    if opts.compile:
         compiled = optimize_for_inference(copy.deepcopy(ours), compile=True)
         start = time.perf_counter()
         first = run_ours(compiled)[0]
@@ -134,19 +140,19 @@ def bench_inference(tv_model, ours, device: torch.device, args, image: torch.Ten
         result["compiled_max_box_diff"] = compiled_pairs["max_box_diff"]
         result["compiled_max_score_diff"] = compiled_pairs["max_score_diff"]
         result["compiled_unpaired"] = compiled_pairs["unpaired"]
-        ours_compiled = _time_inference(lambda: run_ours(compiled), args, device)
+        ours_compiled = median_s(lambda: run_ours(compiled))
         times.update(resdet_compiled=ours_compiled, ratio_compiled=ours_compiled / tv_inf)
         del compiled
-    if getattr(args, "onnxruntime", False) and device.type == "cpu":
-        result["onnxruntime"] = onnxruntime_times(fast, image, tv_labels, tv_inf, args)
-    if getattr(args, "efficiency", False):
-        eff = result["efficiency"] = backbone_efficiency(fast, image, device, args)
+    if opts.onnxruntime and device.type == "cpu":
+        result["onnxruntime"] = onnxruntime_times(fast, image, tv_labels, tv_inf, opts)
+    if opts.efficiency:
+        eff = result["efficiency"] = backbone_efficiency(fast, image, device, repeats=opts.iters)
         eff["floor_ratio"] = eff["floor_ms"] / 1000 / tv_inf
     result["inference_s"] = times
     return result
 
 
-def onnxruntime_times(fast, image: torch.Tensor, expected: dict, tv_inf: float, args) -> dict:
+def onnxruntime_times(fast, image: torch.Tensor, expected: dict, tv_inf: float, opts: PairOptions) -> dict:
     """The same model exported to ONNX (``resdet.deploy``) and run by onnxruntime. The resize
     moves from the preprocessor to the test pipeline the export reads (the same shorter-side
     rule; the benchmark image is already at that size, so it is a no-op either way)."""
@@ -155,8 +161,8 @@ def onnxruntime_times(fast, image: torch.Tensor, expected: dict, tv_inf: float, 
     pre = model.preprocessor
     pipeline = [dict(type="ResizeShortestEdge", short_edge_length=pre.min_size, max_size=pre.max_size)]
     pre.min_size = pre.max_size = None
-    row = onnxruntime_row(model, Config(dict(test_pipeline=pipeline)), [image.cpu()], iters=args.iters,
-                          warmup=args.warmup, threads=args.threads)
+    row = onnxruntime_row(model, Config(dict(test_pipeline=pipeline)), [image.cpu()], iters=opts.iters,
+                          warmup=opts.warmup, threads=opts.threads)
     got = {k: torch.from_numpy(v) for k, v in row["detections"][0].items()}
     pairs = pair_detections(expected, got)
     return {"ms": row["ms_per_image"], "ratio": row["ms_per_image"] / 1000.0 / tv_inf, "export_s": row["export_s"],
@@ -164,18 +170,18 @@ def onnxruntime_times(fast, image: torch.Tensor, expected: dict, tv_inf: float, 
             "unpaired": pairs["unpaired"], "count": list(pairs["count"])}
 
 
-def bench_train(tv_model, ours, device: torch.device, args, image: torch.Tensor,
+def bench_train(tv_model, ours, device: torch.device, opts: PairOptions, image: torch.Tensor,
                 make_targets: Callable = box_targets) -> dict:
     images = [image, image.flip(-1)]
     tv_targets = make_targets(images, device)
     ours_targets = [dict(t, labels=t["labels"] - 1) for t in tv_targets]  # resdet labels are 0-based
     tv_model.train()
     ours.train()
-    tv_train = median_time(_train_step(tv_model, [i.float() / 255 for i in images], tv_targets),
-                           args.train_iters, 1, device)
-    ours_train = median_time(_train_step(ours, images, ours_targets), args.train_iters, 1, device)
+    tv_train = time_calls(_train_step(tv_model, [i.float() / 255 for i in images], tv_targets),
+                          opts.train_iters, 1, device).median
+    ours_train = time_calls(_train_step(ours, images, ours_targets), opts.train_iters, 1, device).median
     times = {"torchvision": tv_train, "resdet": ours_train, "ratio": ours_train / tv_train}
-    if getattr(args, "compile_train", False):
+    if opts.compile_train:
         compiled = copy.deepcopy(ours)
         parts = compile_for_training(compiled)
         step = _train_step(compiled, images, ours_targets)
@@ -184,70 +190,37 @@ def bench_train(tv_model, ours, device: torch.device, args, image: torch.Tensor,
         sync(device)
         times["compile_first_step_s"] = time.perf_counter() - start
         times["compile_failed"] = {name: part.failed for name, part in parts.items() if part.failed}
-        times["resdet_compiled"] = median_time(step, args.train_iters, 0, device)
+        times["resdet_compiled"] = time_calls(step, opts.train_iters, 0, device).median
         times["ratio_compiled"] = times["resdet_compiled"] / tv_train
         del compiled
     return times
 
 
-def bench_memory(kind: str, args) -> dict:
+def bench_memory(kind: str, opts: PairOptions) -> dict:
     """Peak RSS of each model's inference and training step, each in a fresh process."""
     out = {}
     for mode in ("infer", "train"):
         row = {}
         for impl in ("torchvision", "resdet"):
-            row[impl] = measure(dict(kind=kind, impl=impl, mode=mode, height=args.height, width=args.width,
-                                     threads=args.threads, tune_malloc=malloc_tuned()))
+            row[impl] = measure(dict(kind=kind, impl=impl, mode=mode, height=opts.height, width=opts.width,
+                                     threads=opts.threads, tune_malloc=malloc_tuned()))
         row["ratio"] = row["resdet"]["peak_mb"] / row["torchvision"]["peak_mb"]
         out[mode] = row
     return out
 
 
-def bench_pair(tv_model, ours, device: torch.device, args, make_targets: Callable = box_targets,
+def bench_pair(tv_model, ours, device: torch.device, opts: PairOptions, make_targets: Callable = box_targets,
                check: Callable[[dict, dict], dict] | None = None, kind: str | None = None) -> dict:
     """Times both models; ``check(expected, got)`` may add agreement figures of the two outputs."""
     g = torch.Generator().manual_seed(0)
-    image = torch.randint(0, 256, (3, args.height, args.width), generator=g, dtype=torch.uint8).to(device)
-    result = {"device": str(device), "size": [args.height, args.width], "allocator": describe_malloc()}
-    result.update(bench_inference(tv_model, ours, device, args, image, check=check))
-    result["train_step_s"] = bench_train(tv_model, ours, device, args, image, make_targets=make_targets)
-    if kind is not None and device.type == "cpu" and not getattr(args, "no_memory", False):
-        result["peak_rss"] = bench_memory(kind, args)
+    image = torch.randint(0, 256, (3, opts.height, opts.width), generator=g, dtype=torch.uint8).to(device)
+    result = {"device": str(device), "size": [opts.height, opts.width], "allocator": describe_malloc()}
+    result.update(bench_inference(tv_model, ours, device, opts, image, check=check))
+    result["train_step_s"] = bench_train(tv_model, ours, device, opts, image, make_targets=make_targets)
+    if kind is not None and device.type == "cpu" and opts.memory:
+        result["peak_rss"] = bench_memory(kind, opts)
     result["summary"] = summarize(result)
     return result
-
-
-def summarize(res: dict) -> dict:
-    """The flat figures of ``--json``: ratios resdet / torchvision, raw ms and MB."""
-    inf, train = res["inference_s"], res["train_step_s"]
-    out = {"allocator": res.get("allocator", "glibc"), "infer_ratio": inf["ratio"], "train_ratio": train["ratio"],
-           "max_box_diff": res["max_box_diff"], "max_score_diff": res["max_score_diff"],
-           "infer_ms": {"torchvision": inf["torchvision"] * 1000, "resdet": inf["resdet"] * 1000},
-           "train_ms": {"torchvision": train["torchvision"] * 1000, "resdet": train["resdet"] * 1000}}
-    if "ratio_bf16" in inf:
-        out["bf16_ratio"] = inf["ratio_bf16"]
-        out["infer_ms"]["resdet_bf16"] = inf["resdet_bf16"] * 1000
-    if "ratio_compiled" in inf:
-        out["compiled_ratio"] = inf["ratio_compiled"]
-        out["infer_ms"]["resdet_compiled"] = inf["resdet_compiled"] * 1000
-        out["compile_first_call_s"] = inf["compile_first_call_s"]
-    if "ratio_compiled" in train:
-        out["compiled_train_ratio"] = train["ratio_compiled"]
-        out["train_ms"]["resdet_compiled"] = train["resdet_compiled"] * 1000
-        out["compile_first_step_s"] = train["compile_first_step_s"]
-    if "onnxruntime" in res:
-        out["onnxruntime_ratio"] = res["onnxruntime"]["ratio"]
-        out["infer_ms"]["onnxruntime"] = res["onnxruntime"]["ms"]
-        out["onnxruntime_max_box_diff"] = res["onnxruntime"]["max_box_diff"]
-    if "peak_rss" in res:
-        rss = res["peak_rss"]
-        out["peak_rss_ratio"] = max(rss["infer"]["ratio"], rss["train"]["ratio"])
-        out["peak_rss_mb"] = {f"{mode}_{impl}": rss[mode][impl]["peak_mb"]
-                              for mode in ("infer", "train") for impl in ("torchvision", "resdet")}
-    if "efficiency" in res:
-        out.update({k: res["efficiency"][k] for k in ("backbone_gflops", "conv_peak_gflops", "backbone_efficiency",
-                                                      "model_gmacs", "floor_ms", "floor_ratio")})
-    return out
 
 
 def pair_main(argv, prog: str, doc: str, title: str, kind: str, cfg_fn: Callable[..., dict],
@@ -259,13 +232,14 @@ def pair_main(argv, prog: str, doc: str, title: str, kind: str, cfg_fn: Callable
     config of the same model."""
     parser = pair_parser(prog, doc, bf16=bf16)
     args = parser.parse_args(argv)
+    opts = PairOptions.from_args(args)
     results = []
     for device in selected_devices(parser, args):
-        tv_model, ours = build_pair(kind, cfg_fn(num_classes=80, min_size=args.height, max_size=args.width),
-                                    device, args.height, args.width)
-        res = bench_pair(tv_model, ours, device, args, make_targets=make_targets, check=check, kind=kind)
+        tv_model, ours = build_pair(kind, cfg_fn(num_classes=80, min_size=opts.height, max_size=opts.width),
+                                    device, opts.height, opts.width)
+        res = bench_pair(tv_model, ours, device, opts, make_targets=make_targets, check=check, kind=kind)
         results.append(res)
-        print(f"[{device_name(device)}, malloc: {res['allocator']}] {title}, {args.height}x{args.width}; "
+        print(f"[{device_name(device)}, malloc: {res['allocator']}] {title}, {opts.height}x{opts.width}; "
               f"detections tv/resdet: "
               f"{res['check_num_dets'][0]}/{res['check_num_dets'][1]} (unpaired {res['check_unpaired']}, "
               f"swapped at the top-100 cut {res['check_boundary_swaps']}, "
@@ -281,11 +255,12 @@ def pair_parser(prog: str, doc: str, bf16: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="all", choices=["all", "cpu", "cuda"],
                         help="'all': the CPU, and the GPU when there is one")
-    parser.add_argument("--iters", type=int, default=3, help="timed inference calls per model")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--train-iters", type=int, default=2, help="timed training steps per model")
-    parser.add_argument("--height", type=int, default=800)
-    parser.add_argument("--width", type=int, default=1333)
+    parser.add_argument("--iters", type=int, default=PairOptions.iters, help="timed inference calls per model")
+    parser.add_argument("--warmup", type=int, default=PairOptions.warmup)
+    parser.add_argument("--train-iters", type=int, default=PairOptions.train_iters,
+                        help="timed training steps per model")
+    parser.add_argument("--height", type=int, default=PairOptions.height)
+    parser.add_argument("--width", type=int, default=PairOptions.width)
     if bf16:
         parser.add_argument("--bf16", action="store_true", help="also time resdet under bf16 autocast")
     parser.add_argument("--compile", action="store_true",
@@ -295,7 +270,8 @@ def pair_parser(prog: str, doc: str, bf16: bool) -> argparse.ArgumentParser:
                         help="also time resdet's training step with train_cfg.compile's parts compiled "
                              "(the first step's compile time is reported separately)")
     parser.add_argument("--onnxruntime", action="store_true",
-                        help="also export resdet's model to ONNX and time onnxruntime on the CPU (needs resdet[export])")
+                        help="also export resdet's model to ONNX and time onnxruntime on the CPU "
+                             "(needs resdet[export])")
     parser.add_argument("--efficiency", action="store_true",
                         help="also report the backbone's achieved GFLOP/s against a large conv timed in the same run")
     parser.add_argument("--no-memory", action="store_true",
@@ -322,38 +298,3 @@ def selected_devices(parser: argparse.ArgumentParser, args) -> list[torch.device
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-
-
-def print_times(res: dict) -> None:
-    inf, train = res["inference_s"], res["train_step_s"]
-    print(f"  inference / image : torchvision {inf['torchvision'] * 1000:8.1f} ms | resdet "
-          f"{inf['resdet'] * 1000:8.1f} ms | ratio {inf['ratio']:.3f}")
-    if "resdet_bf16" in inf:
-        print(f"  inference bf16    : resdet {inf['resdet_bf16'] * 1000:8.1f} ms | ratio vs tv fp32 "
-              f"{inf['ratio_bf16']:.3f}")
-    if "resdet_compiled" in inf:
-        print(f"  inference compiled: resdet {inf['resdet_compiled'] * 1000:8.1f} ms | ratio vs tv "
-              f"{inf['ratio_compiled']:.3f} | one-time first call {inf['compile_first_call_s']:.1f} s "
-              f"(max box diff {res['compiled_max_box_diff']:.2g} px)")
-    if "onnxruntime" in res:
-        ort = res["onnxruntime"]
-        print(f"  onnxruntime       : {ort['ms']:8.1f} ms | ratio vs tv eager {ort['ratio']:.3f} | export "
-              f"{ort['export_s']:.1f} s (max box diff {ort['max_box_diff']:.2g} px, unpaired {ort['unpaired']})")
-    print(f"  train step (bs 2) : torchvision {train['torchvision'] * 1000:8.1f} ms | resdet "
-          f"{train['resdet'] * 1000:8.1f} ms | ratio {train['ratio']:.3f}")
-    if "resdet_compiled" in train:
-        failed = f" | eager parts: {train['compile_failed']}" if train["compile_failed"] else ""
-        print(f"  train compiled    : resdet {train['resdet_compiled'] * 1000:8.1f} ms | ratio vs tv "
-              f"{train['ratio_compiled']:.3f} | one-time first step {train['compile_first_step_s']:.1f} s{failed}")
-    if "efficiency" in res:
-        eff = res["efficiency"]
-        print(f"  backbone+neck     : {eff['backbone_gmacs']:.1f} GMACs in {eff['backbone_ms']:.0f} ms = "
-              f"{eff['backbone_gflops']:.0f} GFLOP/s; large conv {eff['conv_peak_gflops']:.0f} GFLOP/s; "
-              f"efficiency {eff['backbone_efficiency']:.0%}")
-        print(f"  conv floor        : whole inference {eff['model_gmacs']:.1f} GMACs at the large conv's speed = "
-              f"{eff['floor_ms']:.0f} ms, a ratio of {eff['floor_ratio']:.3f} vs torchvision (the best any "
-              "implementation of the same layers reaches here)")
-    if "peak_rss" in res:
-        for mode, row in res["peak_rss"].items():
-            print(f"  peak RSS {mode:<5}    : torchvision {row['torchvision']['peak_mb']:8.0f} MB | resdet "
-                  f"{row['resdet']['peak_mb']:8.0f} MB | ratio {row['ratio']:.3f}")

@@ -16,31 +16,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..models.backbones.norm import convert_frozen_batchnorm
+
 
 @torch.no_grad()
 def _calibrated_frozen_bn(backbone: nn.Module) -> nn.Module:
     """``backbone`` (with ``nn.BatchNorm2d``) with its BN statistics measured on a random
     batch, then every BN replaced by torchvision's ``FrozenBatchNorm2d`` holding them."""
-    from torchvision.ops import FrozenBatchNorm2d
     for module in backbone.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.reset_running_stats()
             module.momentum = None  # cumulative average: after one batch, that batch's statistics
     backbone.train()
     backbone(torch.randn(2, 3, 256, 256, generator=torch.Generator().manual_seed(1)))
-    backbone.eval()
-
-    def freeze(module: nn.Module) -> None:
-        for name, child in module.named_children():
-            if isinstance(child, nn.BatchNorm2d):
-                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
-                for key in ("weight", "bias", "running_mean", "running_var"):
-                    getattr(frozen, key).copy_(getattr(child, key))
-                setattr(module, name, frozen)
-            else:
-                freeze(child)
-    freeze(backbone)
-    return backbone
+    return convert_frozen_batchnorm(backbone.eval())
 
 
 def tv_r50_fpn_detector(kind: str, num_classes: int, min_size: int, max_size: int) -> nn.Module:

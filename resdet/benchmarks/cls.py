@@ -18,6 +18,7 @@ import argparse
 import logging
 import tempfile
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,7 +29,20 @@ from ..engine.amp import autocast_context
 from ..engine.hooks import Hook
 from ..models.classifiers.image_classifier import IMAGENET_MEAN, IMAGENET_STD
 from ..utils.device import resolve_device
-from ._pair import sync
+from ._timing import sync, time_calls
+
+
+@dataclass(frozen=True)
+class ClsBenchOptions:
+    """What the classification benchmark runs (the command line's options)."""
+
+    iters: int = 5  # timed iterations
+    warmup: int = 2  # untimed iterations first
+    batch: int = 32
+    size: int = 224
+    amp: str | None = None  # 'bf16' / 'fp16'
+    channels_last: bool = False
+    num_workers: int = 0
 
 
 class InMemoryImages(Dataset):
@@ -65,7 +79,7 @@ class _Timer(Hook):
     step after every resdet iteration (timed separately), so both see the same machine load."""
     priority = 99
 
-    def __init__(self, warmup: int, iters: int, peer: "TorchvisionLoop | None" = None) -> None:
+    def __init__(self, warmup: int, iters: int, peer: TorchvisionLoop | None = None) -> None:
         self.warmup, self.iters, self.peer = warmup, iters, peer
         self.seconds = self.peer_seconds = 0.0
         self.mark = 0.0
@@ -86,7 +100,8 @@ class _Timer(Hook):
         self.mark = time.perf_counter()
 
 
-def run_resdet(dataset: InMemoryImages, args, device: torch.device, peer: "TorchvisionLoop | None" = None):
+def run_resdet(dataset: InMemoryImages, args: ClsBenchOptions, device: torch.device,
+               peer: TorchvisionLoop | None = None):
     """resdet img/s (and the interleaved peer's img/s when ``peer`` is given)."""
     from ..engine.trainer import Trainer
     timer = _Timer(args.warmup, args.iters, peer)
@@ -113,7 +128,7 @@ class TorchvisionLoop:
     """The peer: torchvision's resnet50 in a hand-written loop; ``step()`` runs one iteration
     and returns its wall time in seconds."""
 
-    def __init__(self, dataset: InMemoryImages, args, device: torch.device) -> None:
+    def __init__(self, dataset: InMemoryImages, args: ClsBenchOptions, device: torch.device) -> None:
         import torchvision
         torch.manual_seed(0)
         self.model = torchvision.models.resnet50(weights=None).to(device)
@@ -149,19 +164,18 @@ class TorchvisionLoop:
         return time.perf_counter() - start
 
 
-def run_torchvision(dataset: InMemoryImages, args, device: torch.device) -> float:
+def run_torchvision(dataset: InMemoryImages, args: ClsBenchOptions, device: torch.device) -> float:
+    """torchvision's img/s, run alone."""
     loop = TorchvisionLoop(dataset, args, device)
-    for _ in range(args.warmup):
-        loop.step()
-    return args.iters * args.batch / sum(loop.step() for _ in range(args.iters))
+    return args.iters * args.batch / time_calls(loop.step, args.iters, args.warmup, device).total
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="benchmark.py cls", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--iters", type=int, default=5, help="timed iterations")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--iters", type=int, default=ClsBenchOptions.iters, help="timed iterations")
+    parser.add_argument("--warmup", type=int, default=ClsBenchOptions.warmup, help="untimed iterations first")
+    parser.add_argument("--batch", type=int, default=ClsBenchOptions.batch)
+    parser.add_argument("--size", type=int, default=ClsBenchOptions.size)
     parser.add_argument("--amp", choices=["bf16", "fp16"], default=None)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--num-workers", type=int, default=0)
@@ -177,16 +191,18 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    opts = ClsBenchOptions(iters=args.iters, warmup=args.warmup, batch=args.batch, size=args.size, amp=args.amp,
+                           channels_last=args.channels_last, num_workers=args.num_workers)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     dataset = InMemoryImages(num=args.batch * 2, size=args.size)
     speed = {"torchvision": 0.0, "resdet": 0.0}
-    for repeat in range(args.repeats):  # keep each side's best
+    for _ in range(args.repeats):  # keep each side's best
         if args.sequential:
-            resdet_speed = run_resdet(dataset, args, device)[0]
-            peer_speed = run_torchvision(dataset, args, device)
+            resdet_speed = run_resdet(dataset, opts, device)[0]
+            peer_speed = run_torchvision(dataset, opts, device)
         else:
-            resdet_speed, peer_speed = run_resdet(dataset, args, device, TorchvisionLoop(dataset, args, device))
+            resdet_speed, peer_speed = run_resdet(dataset, opts, device, TorchvisionLoop(dataset, opts, device))
         speed["resdet"] = max(speed["resdet"], resdet_speed)
         speed["torchvision"] = max(speed["torchvision"], peer_speed)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"

@@ -104,7 +104,8 @@ def summarize(result: DataBenchResult) -> dict:
             s[f"{ours}_vs_{peer}_cpu"] = _ratio(b[ours].cpu_s, b[peer].cpu_s)
             s[f"{ours}_vs_{peer}_peak"] = _ratio(b[ours].peak_mb, b[peer].peak_mb)
             # what the index itself adds on top of the imports (torch is imported in every child)
-            s[f"{ours}_vs_{peer}_index_mb"] = _ratio(b[ours].peak_mb - b[ours].base_mb, b[peer].peak_mb - b[peer].base_mb)
+            s[f"{ours}_vs_{peer}_index_mb"] = _ratio(b[ours].peak_mb - b[ours].base_mb,
+                                                      b[peer].peak_mb - b[peer].base_mb)
     for name, row in b.items():
         s[f"{name}_cpu_s"], s[f"{name}_peak_mb"] = row.cpu_s, row.peak_mb
     for name, loader in result.loaders.items():

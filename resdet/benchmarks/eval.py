@@ -57,7 +57,8 @@ def synthetic_coco(num_images: int, dets_per_image: int, num_classes: int = 80, 
     det_box[:, 2:] = np.clip(det_box[:, 2:], 1, None)
     scores = rng.random(len(det_box))
     results = [{"image_id": int(i), "category_id": int(c), "bbox": [round(v, 2) for v in b], "score": round(s, 4)}
-               for i, c, b, s in zip(np.concatenate(det_img), np.concatenate(det_cat), det_box.tolist(), scores.tolist())]
+               for i, c, b, s in zip(np.concatenate(det_img), np.concatenate(det_cat), det_box.tolist(),
+                                     scores.tolist())]
     return {"images": images, "annotations": annotations, "categories": categories}, results
 
 
@@ -116,6 +117,7 @@ def main(argv=None) -> int:
 
     # the loading step alone: json dump + loadRes(file) vs resdet's in-memory results index
     from pycocotools.coco import COCO
+
     from resdet.evaluation.coco_api import _results_coco
     gt = coco_from_dict(json.loads(json.dumps(gt_dict)))
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):

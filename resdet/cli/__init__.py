@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..utils.console import run_guarded
 
@@ -54,9 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name = argv[0]
     if name not in SUBCOMMANDS:
-        import difflib
-        close = difflib.get_close_matches(name, list(SUBCOMMANDS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        from ..utils.hints import did_you_mean
+        hint = did_you_mean(name, SUBCOMMANDS, paren=False)
         print(f"resdet: unknown subcommand '{name}'{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(f"{__name__}.{SUBCOMMANDS[name][0]}")

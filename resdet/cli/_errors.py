@@ -9,7 +9,8 @@ import errno
 import functools
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 from resdet.utils.errors import ResdetError
 from resdet.utils.malloc import apply_requested as apply_requested_malloc

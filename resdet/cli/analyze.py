@@ -68,8 +68,12 @@ def _check(parser: argparse.ArgumentParser, args) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     _check(build_parser(), args)
-    from resdet.apis.analyze import (analyze_results, detect_and_save_results, ground_truth_from_config,
-                                     ground_truth_from_json)
+    from resdet.apis.analyze import (
+        analyze_results,
+        detect_and_save_results,
+        ground_truth_from_config,
+        ground_truth_from_json,
+    )
     results = args.results
     if args.checkpoint:
         results = os.path.join(args.out, "results.json")

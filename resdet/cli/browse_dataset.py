@@ -17,8 +17,8 @@ import os
 import sys
 
 from resdet.cli._errors import command
-from resdet.utils.outputs import check_output_path
 from resdet.utils.config import add_cfg_options_arg, parse_args_with_config
+from resdet.utils.outputs import check_output_path
 
 
 def _positive(text: str) -> int:

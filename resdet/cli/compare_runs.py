@@ -7,11 +7,12 @@ Tables 7/8) from their work dirs' ``metrics.jsonl`` (last ``"mode": "val"`` reco
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 from resdet.cli._errors import command
+from resdet.engine.logger import metrics_path, read_metrics
+from resdet.utils.errors import DataError
 
 DEFAULT_KEYS = ("bbox_AP50", "bbox_AP", "bbox_AP75", "segm_AP", "voc_mAP50", "top1_err", "top5_err", "loc_err")
 LABELS = {"bbox_AP50": "mAP@0.5", "bbox_AP": "mAP@[.5:.95]", "bbox_AP75": "mAP@0.75",
@@ -20,24 +21,10 @@ LABELS = {"bbox_AP50": "mAP@0.5", "bbox_AP": "mAP@[.5:.95]", "bbox_AP75": "mAP@0
 
 def last_val_record(work_dir: str) -> dict:
     """The last validation record of ``work_dir/metrics.jsonl`` (errors name the file)."""
-    path = os.path.join(work_dir, "metrics.jsonl")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist (is {work_dir} a training work dir?)")
-    last = None
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill mid-write
-            if record.get("mode") == "val":
-                last = record
-    if last is None:
-        raise ValueError(f"{path} has no validation record")
-    return last
+    records = read_metrics(work_dir, mode="val")
+    if not records:
+        raise DataError(f"{metrics_path(work_dir)} has no validation record")
+    return records[-1]
 
 
 def build_table(work_dirs: list[str], keys: list[str] | None = None) -> tuple[list[str], list[list[str]]]:

@@ -22,12 +22,11 @@ import argparse
 import json
 import sys
 
-from resdet.cli._errors import command
 from resdet.apis.model import default_input_shape, init_model
+from resdet.cli._errors import command
 from resdet.data.transforms.det_transforms import inference_pipeline_of
 from resdet.models.utils.complexity import format_complexity, get_model_complexity
-from resdet.models.utils.detector_complexity import (DETECTOR_TYPES, format_detector_complexity,
-                                                     get_detector_complexity)
+from resdet.models.utils.detector_complexity import DETECTOR_TYPES, format_detector_complexity, get_detector_complexity
 from resdet.utils.config import ConfigError, add_cfg_options_arg
 
 

@@ -19,9 +19,10 @@ import json
 import os
 import sys
 
-from ._errors import command
 from resdet.utils.config import add_cfg_options_arg
 from resdet.utils.outputs import check_output_path
+
+from ._errors import command
 
 FORMATS = ("onnx", "torch-export")
 

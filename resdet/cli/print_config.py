@@ -22,8 +22,7 @@ from mmengine.config import Config
 from resdet.cli._errors import command
 from resdet.engine.config_check import check_engine_config
 from resdet.registry import DATASETS, MODELS, _check_arguments, build_from_cfg
-from resdet.utils.config import (ConfigError, add_cfg_options_arg, load_config, resolve_config_path,
-                                 shipped_config_names)
+from resdet.utils.config import ConfigError, add_cfg_options_arg, load_config, resolve_config_path, shipped_config_names
 
 
 def _plain(value):

@@ -52,6 +52,7 @@ def main(argv=None) -> int:
     check_output_path(args.out, what="--out", directory=True)  # before hours of training
     import os
     import tempfile
+
     from resdet.apis.reproduce import ReproduceSettings, reproduce
     settings = ReproduceSettings(seed=args.seed, workers=4)
     if args.smoke:

@@ -24,8 +24,13 @@ import sys
 import time
 
 from resdet.cli._errors import command
-from resdet.utils.config import (CfgOptionsAction, ConfigError, build_train_parser, parse_args_with_config,
-                                 resolve_work_dir)
+from resdet.utils.config import (
+    CfgOptionsAction,
+    ConfigError,
+    build_train_parser,
+    parse_args_with_config,
+    resolve_work_dir,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +51,8 @@ def main(argv=None) -> int:
     from resdet.apis.detect import draw_and_save, ensure_pretrained, format_detection_results
     from resdet.apis.pretrain import check_pretrained
     from resdet.engine import Trainer
-    from resdet.utils.dist import init_distributed, is_main_process
     from resdet.engine.inference import unwrap_model
+    from resdet.utils.dist import init_distributed, is_main_process
     init_distributed()
     start = time.time()
     work_dir = resolve_work_dir(args, cfg)

@@ -1,4 +1,5 @@
-# ResNet-110 on CIFAR-10 (Table 6, option A shortcuts; lr 0.01 until training error < 80%, then 0.1). Paper test error: 6.43 (mean 6.61 +- 0.16)%.
+# ResNet-110 on CIFAR-10 (Table 6, option A shortcuts; lr 0.01 until training error < 80%, then 0.1).
+# Paper test error: 6.43 (mean 6.61 +- 0.16)%.
 _base_ = ["./_base_/models/cifar_resnet.py", "./_base_/datasets/cifar10.py", "./_base_/schedules/cifar_64k_warmup.py"]
 model = dict(
     backbone=dict(depth=110, shortcut="A", plain=False),

@@ -1,4 +1,5 @@
-# ResNet-1202 on CIFAR-10 (Table 6, option A shortcuts; lr 0.01 until training error < 80%, then 0.1). Paper test error: 7.93%.
+# ResNet-1202 on CIFAR-10 (Table 6, option A shortcuts; lr 0.01 until training error < 80%, then 0.1).
+# Paper test error: 7.93%.
 _base_ = ["./_base_/models/cifar_resnet.py", "./_base_/datasets/cifar10.py", "./_base_/schedules/cifar_64k_warmup.py"]
 model = dict(
     backbone=dict(depth=1202, shortcut="A", plain=False),

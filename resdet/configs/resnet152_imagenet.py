@@ -1,4 +1,5 @@
-# ResNet-152 on ImageNet, the paper's recipe. Paper 10-crop val error: 21.43 / 5.71 (Table 3; 19.38 / 4.49 multi-scale, Table 4).
+# ResNet-152 on ImageNet, the paper's recipe.
+# Paper 10-crop val error: 21.43 / 5.71 (Table 3; 19.38 / 4.49 multi-scale, Table 4).
 _base_ = ["./_base_/models/resnet.py", "./_base_/datasets/imagenet.py", "./_base_/schedules/imagenet_plateau.py"]
 model = dict(
     backbone=dict(depth=152, shortcut="B", plain=False, stride_in_1x1=True),

@@ -7,7 +7,8 @@ they reach the model's device; the model normalises them.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch

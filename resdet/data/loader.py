@@ -36,16 +36,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, get_worker_info
 
-from ..utils.dist import get_rank, get_world_size
-from ..utils.config_values import bool_value, check_section, fraction_value, int_value
-from ..utils.errors import ConfigError, DataError
 from ..registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS, lookup
+from ..utils.config_values import bool_value, check_section, fraction_value, int_value
+from ..utils.dist import get_rank, get_world_size
+from ..utils.errors import ConfigError, DataError
 from .collate import SkipCollate
 from .problems import Skipped, is_skipped
 

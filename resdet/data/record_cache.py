@@ -31,7 +31,8 @@ import logging
 import os
 import re
 import warnings
-from typing import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Callable
 
 from .records import FlatRecords, RecordFileError
 

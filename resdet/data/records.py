@@ -29,7 +29,8 @@ import json
 import mmap
 import os
 import struct
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class FlatRecords:
         return path
 
     @classmethod
-    def load(cls, path: str, verify: bool = True) -> "FlatRecords":
+    def load(cls, path: str, verify: bool = True) -> FlatRecords:
         """Memory-map a file written by ``save`` (arrays are read-only views of the map).
         ``verify`` checks the data's blake2b (about 1 s per GB): a damaged file raises
         ``RecordFileError`` instead of giving wrong records."""

@@ -20,15 +20,15 @@ would report numbers about nothing.
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sized
+from collections.abc import Iterator, Sized
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from ..registry import DATA_SAMPLERS
 from ..utils.dist import get_rank, get_world_size
 from ..utils.errors import DataError
-from ..registry import DATA_SAMPLERS
 
 
 def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn

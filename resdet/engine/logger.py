@@ -33,6 +33,7 @@ import warnings
 import torch
 
 from ..utils.console import is_gone_error, silence_stdout
+from ..utils.errors import DataError
 from ..utils.io import atomic_write_json, atomic_write_text
 
 LOGGER_NAME = "resdet"
@@ -97,6 +98,42 @@ def setup_logger(work_dir: str | None, rank: int = 0, filename: str = "train.log
     return logger
 
 
+def metrics_path(work_dir: str) -> str:
+    """``work_dir/metrics.jsonl``, or ``work_dir`` itself when it is a file."""
+    return work_dir if os.path.isfile(work_dir) else os.path.join(work_dir, "metrics.jsonl")
+
+
+def read_metrics(work_dir: str, mode: str | None = None) -> list[dict]:
+    """The records of ``work_dir/metrics.jsonl`` (a path to the file itself also works), in
+    file order; only those with ``"mode": mode`` when ``mode`` is given ('train' / 'val').
+
+    Lines that are not JSON objects (e.g. a line cut by a kill mid-write) are skipped; an
+    empty file has no records. A missing or unreadable file raises ``FileNotFoundError`` /
+    ``OSError``, one that holds no JSON record at all ``DataError``; each names the file."""
+    path = metrics_path(work_dir)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist (the engine writes metrics.jsonl in the work dir)")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = fh.readlines()
+    except OSError as err:
+        raise OSError(f"cannot read {path}: {err.strerror or err}") from err
+    records, foreign = [], 0
+    for line in filter(None, (line.strip() for line in lines)):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            foreign += not line.startswith("{")  # a line cut mid-write still starts with '{'
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            foreign += 1
+    if not records and foreign:
+        raise DataError(f"{path} holds no JSON records (is it a resdet metrics.jsonl?)")
+    return records if mode is None else [r for r in records if r.get("mode") == mode]
+
+
 class MetricsWriter:
     """Appends JSON lines to ``work_dir/metrics.jsonl`` (and TensorBoard scalars if asked)."""
 
@@ -119,16 +156,10 @@ class MetricsWriter:
         if not os.path.isfile(self.path):
             return
         kept = []
-        if iteration > 0:
-            with open(self.path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:  # a line cut by a kill
-                        continue
-                    it = int(record.get("iter", 0))
-                    if it < iteration or (it == iteration and not (drop_val_at_end and record.get("mode") == "val")):
-                        kept.append(json.dumps(record) + "\n")
+        for record in read_metrics(self.path) if iteration > 0 else []:
+            it = int(record.get("iter", 0))
+            if it < iteration or (it == iteration and not (drop_val_at_end and record.get("mode") == "val")):
+                kept.append(json.dumps(record) + "\n")
         atomic_write_text("".join(kept), self.path)
 
     def write(self, record: dict) -> None:
@@ -164,7 +195,7 @@ class RepeatedWarnings:
         self.logger, self.max_summary = logger, max_summary
         self.counts: dict[tuple[str, str], int] = {}
 
-    def __enter__(self) -> "RepeatedWarnings":
+    def __enter__(self) -> RepeatedWarnings:
         self._catcher = warnings.catch_warnings()
         self._catcher.__enter__()
         warnings.simplefilter("always")

@@ -8,7 +8,6 @@ take ``foreach`` get ``foreach=True`` unless the config says otherwise (or asks 
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 
 import torch
@@ -16,6 +15,7 @@ from torch import nn
 
 from ..models.backbones.norm import is_norm
 from ..utils.errors import ConfigError
+from ..utils.hints import did_you_mean
 
 OPTIMIZER_DEFAULTS = {"SGD": dict(momentum=0.9, weight_decay=1e-4)}
 
@@ -41,8 +41,7 @@ def build_optimizer(model: nn.Module, cfg: dict | None = None) -> torch.optim.Op
     if not (isinstance(opt_cls, type) and issubclass(opt_cls, torch.optim.Optimizer)):
         names = sorted(n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)
                        and issubclass(getattr(torch.optim, n), torch.optim.Optimizer) and n != "Optimizer")
-        close = difflib.get_close_matches(str(opt_type), names, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = did_you_mean(opt_type, names)
         raise ConfigError(f"optimizer.type '{opt_type}' is not a torch.optim optimizer{hint}; allowed values: "
                           f"{', '.join(names)}")
     if "lr" not in cfg:

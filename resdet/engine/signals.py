@@ -93,7 +93,7 @@ class StopSignals:
             self.hung_up = True
             silence_console("the terminal hung up (SIGHUP)")
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is not threading.main_thread():
             return self
         for sig in STOP_SIGNALS:

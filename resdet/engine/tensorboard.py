@@ -28,6 +28,7 @@ from ..data.loader import move_to_device
 from ..data.problems import is_skipped
 from ..registry import HOOKS
 from ..utils import dist
+from ..utils.containers import class_name
 from .amp import autocast_context
 from .hooks import Hook
 from .inference import unwrap_model
@@ -44,10 +45,6 @@ def _enlarge(img: torch.Tensor) -> tuple[torch.Tensor, float]:
     return F.interpolate(img[None].float(), size=size, mode="nearest")[0].to(torch.uint8), factor
 
 
-def _name(names: list[str] | None, label: int) -> str:
-    return names[label] if names and 0 <= label < len(names) else str(label)
-
-
 def draw_detections_chw(img: torch.Tensor, output: dict, target: dict, names: list[str] | None,
                         score_thr: float) -> torch.Tensor:
     """``img``: the pipeline's ``3 x H x W`` uint8 image; ``output``: a detector's
@@ -62,8 +59,8 @@ def draw_detections_chw(img: torch.Tensor, output: dict, target: dict, names: li
         width = img.shape[-1]
         boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
     img, factor = _enlarge(img.cpu())
-    labels = [f"{_name(names, int(l))} {float(s):.2f}"
-              for l, s in zip(output["labels"][keep].tolist(), output["scores"][keep].tolist())]
+    labels = [f"{class_name(label, names)} {float(s):.2f}"
+              for label, s in zip(output["labels"][keep].tolist(), output["scores"][keep].tolist())]
     if not labels:
         return img
     return draw_bounding_boxes(img, boxes * factor, labels=labels, colors="yellow", width=2)
@@ -75,9 +72,9 @@ def draw_classification_chw(img: torch.Tensor, logits: torch.Tensor, label: int 
     red (wrong), labelled ``guess probability (true: name)``."""
     img, _ = _enlarge(img.cpu())
     prob, guess = torch.softmax(logits.float(), dim=-1).max(dim=-1)
-    text = f"{_name(names, int(guess))} {float(prob):.2f}"
+    text = f"{class_name(guess, names)} {float(prob):.2f}"
     if label is not None:
-        text += f" (true: {_name(names, int(label))})"
+        text += f" (true: {class_name(label, names)})"
     colour = "lime" if label is None or int(guess) == int(label) else "red"
     frame = torch.tensor([[1.0, 1.0, img.shape[-1] - 2.0, img.shape[-2] - 2.0]])
     return draw_bounding_boxes(img, frame, labels=[text], colors=colour, width=3)

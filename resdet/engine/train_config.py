@@ -97,7 +97,7 @@ class TrainConfig:
             raise ConfigError("train_cfg needs max_iters (or max_epochs), e.g. --cfg-options train_cfg.max_iters=1000")
 
     @classmethod
-    def from_dict(cls, values: Mapping | None, device: torch.device | str | None = None) -> "TrainConfig":
+    def from_dict(cls, values: Mapping | None, device: torch.device | str | None = None) -> TrainConfig:
         """The checked config of a ``train_cfg`` dict (``None``: all defaults); ``device``: the
         training device, against which ``amp`` is checked."""
         if hasattr(values, "to_dict"):

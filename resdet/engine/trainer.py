@@ -23,16 +23,16 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data.loader import Loader, batch_len, build_dataloader, build_dataset
+from ..evaluation.builder import build_metrics
 from ..models.converters import load_weights
 from ..models.detectors import compile_for_training
-from ..evaluation.builder import build_metrics
 from ..registry import MODELS
 from ..utils import dist
 from ..utils.device import resolve_device
 from ..utils.errors import TrainingError
 from ..utils.io import atomic_write_json, remove_stale_temporaries
-from .amp import build_grad_scaler, effective_amp
 from . import workdir_lock
+from .amp import build_grad_scaler, effective_amp
 from .checkpoint import save_checkpoint, set_seed
 from .class_check import check_num_classes
 from .config_check import check_engine_config
@@ -44,8 +44,8 @@ from .schedules import LRScheduler
 from .signals import StopSignals, stop_for_signal
 from .step import all_reduce_scalars, clip_gradients, forward_batch, scalar, sum_losses
 from .tensorboard import tensorboard_hooks
-from .trainer_state import find_resume, restore_training_state, training_state
 from .train_config import TrainConfig, trainer_arguments
+from .trainer_state import find_resume, restore_training_state, training_state
 
 __all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "sum_losses"]
 
@@ -132,7 +132,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(cls, cfg, work_dir: str | None = None, resume: Any = None, **overrides) -> "Trainer":
+    def from_config(cls, cfg, work_dir: str | None = None, resume: Any = None, **overrides) -> Trainer:
         """Build from a loaded config (``mmengine.Config`` or dict) following CONTRACTS.md;
         ``overrides``: arguments that replace the config's."""
         return cls(**dict(trainer_arguments(cfg, work_dir, resume), **overrides))

@@ -10,8 +10,15 @@ from typing import Any
 
 from .. import __version__
 from ..utils import dist
-from .checkpoint import (check_resume_fits, find_latest_valid, get_rng_state, load_training_checkpoint,
-                         mismatch_error, set_rng_state, set_seed)
+from .checkpoint import (
+    check_resume_fits,
+    find_latest_valid,
+    get_rng_state,
+    load_training_checkpoint,
+    mismatch_error,
+    set_rng_state,
+    set_seed,
+)
 from .inference import unwrap_model
 from .signals import restart_count
 

@@ -6,12 +6,12 @@ draws them and ``resdet analyze`` writes both.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from .analysis_errors import (ERROR_NAMES, ERROR_TYPES, FG_IOU, ErrorAnalysis, analyze_errors, box_ious,
-                              error_breakdown)
+from .analysis_errors import ERROR_NAMES, ERROR_TYPES, FG_IOU, ErrorAnalysis, analyze_errors, box_ious, error_breakdown
 
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCOeval's recall thresholds
 
@@ -41,11 +41,6 @@ def interpolated_precision(precision: np.ndarray, recall: np.ndarray,
     at = np.minimum(index, len(envelope) - 1)
     thresholds = np.asarray(scores, np.float64)[at] if scores is not None else np.full(len(at), np.nan)
     return np.where(reached, envelope[at], 0.0), np.where(reached, thresholds, np.nan)
-
-
-def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
-    """COCO's 101-point AP: the mean of ``interpolated_precision``."""
-    return float(interpolated_precision(precision, recall)[0].mean())
 
 
 def pr_curves(dets: Sequence[dict], analysis: ErrorAnalysis, cat_ids: Sequence) -> dict:

@@ -26,8 +26,9 @@ computed by ``resdet.evaluation.coco_api.evaluate_coco``.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils

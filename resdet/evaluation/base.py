@@ -8,7 +8,8 @@ all ranks return the same ``dict[str, float]``.
 from __future__ import annotations
 
 import abc
-from typing import Any, Hashable, Iterable
+from collections.abc import Hashable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ class BaseMetric(abc.ABC):
         self._records: list[tuple[Hashable, Any]] = []
         self._next_index = 0
 
-    def bind(self, dataset: Any) -> "BaseMetric":
+    def bind(self, dataset: Any) -> BaseMetric:
         """Take ground truth / class names from the evaluation dataset."""
         self.dataset = dataset
         return self

@@ -11,13 +11,14 @@
 """
 from __future__ import annotations
 
-import difflib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from resdet.evaluation.base import BaseMetric
 from resdet.registry import METRICS
 from resdet.utils.containers import as_list
 from resdet.utils.errors import ConfigError
+from resdet.utils.hints import close_names, format_hint
 
 # metrics that read ground-truth boxes through the dataset's ``get_ann`` (detection data)
 _BOX_METRICS = ("CocoMetric", "VOCMetric", "LocalizationError")
@@ -33,8 +34,8 @@ def canonical_metric(name: str) -> str:
     if name not in METRIC_STRINGS:
         folded = {m.lower(): m for m in (*METRIC_STRINGS, *_ALIASES)}  # 'TOP1' -> 'top1'
         close = list(dict.fromkeys(_ALIASES.get(folded[c], folded[c])
-                                   for c in difflib.get_close_matches(name.lower(), folded, n=2, cutoff=0.4)))
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+                                   for c in close_names(name.lower(), folded, n=2, cutoff=0.4)))
+        hint = format_hint(close, paren=False)
         raise ConfigError(f"unknown metric {name!r}{hint} (allowed: {', '.join(METRIC_STRINGS)})")
     return name
 

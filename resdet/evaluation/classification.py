@@ -7,7 +7,8 @@ samples a distributed sampler padded in are counted once). Result keys ``top1_er
 """
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

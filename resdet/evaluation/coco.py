@@ -14,17 +14,24 @@ ground truth for an area range.
 """
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from resdet.utils import dist
 from resdet.evaluation.base import BaseMetric, format_class_table, to_numpy
-from resdet.evaluation.coco_api import (STAT_NAMES, coco_from_dict, evaluate_coco,
-                                        format_coco_summary, masks_to_rles, resolve_backend)
+from resdet.evaluation.coco_api import (
+    STAT_NAMES,
+    coco_from_dict,
+    evaluate_coco,
+    format_coco_summary,
+    masks_to_rles,
+    resolve_backend,
+)
 from resdet.evaluation.results import detections_to_coco_results, write_results_json
 from resdet.registry import METRICS
+from resdet.utils import dist
 
 
 def coco_from_dataset(dataset: Any) -> tuple[Any, dict]:
@@ -95,7 +102,7 @@ class CocoMetric(BaseMetric):
         self.label_to_cat_id: list = []
         self.class_names: list[str] = []
 
-    def bind(self, dataset: Any) -> "CocoMetric":
+    def bind(self, dataset: Any) -> CocoMetric:
         super().bind(dataset)
         if _has_coco(dataset):  # its COCO is fetched in evaluate (CocoDataset builds it lazily)
             self.coco, self._img_id_map = None, None

@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils

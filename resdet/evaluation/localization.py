@@ -21,14 +21,14 @@ ground-truth classes. Result keys: ``loc_top1_err``, ``loc_top5_err``, ``loc_ora
 """
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
 from resdet.data.datasets.imagenet_loc import ImageNetLocDataset
 from resdet.evaluation.base import BaseMetric, to_numpy
-from resdet.evaluation.results import (ResultsError, detections_to_coco_results, load_json_file,
-                                       write_results_json)
+from resdet.evaluation.results import ResultsError, detections_to_coco_results, load_json_file, write_results_json
 from resdet.evaluation.voc_ap import pairwise_iou
 from resdet.registry import METRICS
 from resdet.utils import dist
@@ -94,7 +94,7 @@ class LocalizationError(BaseMetric):
         self.results_file = results_file
         self._index: dict | None = None
 
-    def bind(self, dataset: Any) -> "LocalizationError":
+    def bind(self, dataset: Any) -> LocalizationError:
         super().bind(dataset)
         if hasattr(dataset, "get_ann") and hasattr(dataset, "img_ids"):
             self._index = {img_id: i for i, img_id in enumerate(dataset.img_ids)}

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 

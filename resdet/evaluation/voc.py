@@ -13,16 +13,17 @@ import os
 import warnings
 import xml.etree.ElementTree as ET
 from collections import Counter
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
 from resdet.data.datasets.voc import difficult_flag
-from resdet.utils import dist
 from resdet.evaluation.base import BaseMetric, format_class_table, mean_of_finite, to_numpy
 from resdet.evaluation.results import ResultsError, detections_to_coco_results, write_results_json
 from resdet.evaluation.voc_ap import voc_eval
 from resdet.registry import METRICS
+from resdet.utils import dist
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -180,7 +181,7 @@ class VOCMetric(BaseMetric):
         self.primary_key = f"voc_mAP{round(iou_thr * 100):d}"
         self.gt: VOCGroundTruth | None = None
 
-    def bind(self, dataset: Any) -> "VOCMetric":
+    def bind(self, dataset: Any) -> VOCMetric:
         super().bind(dataset)
         img_ids, boxes, labels, difficult = [], [], [], []
         for idx in range(len(dataset)):
@@ -191,7 +192,7 @@ class VOCMetric(BaseMetric):
             difficult.append(np.asarray(ann.get("ignore", np.zeros(len(labels[-1]), bool)), bool).reshape(-1))
         names = list(getattr(dataset, "class_names", []))
         if not names:
-            names = [str(c) for c in range(max((int(l.max()) + 1 for l in labels if l.size), default=0))]
+            names = [str(c) for c in range(max((int(lab.max()) + 1 for lab in labels if lab.size), default=0))]
         self.gt = VOCGroundTruth(img_ids, boxes, labels, difficult, names)
         if self.ap_method == "auto":
             self.ap_method = default_ap_method(dataset)

@@ -122,7 +122,7 @@ def voc_eval(gt_boxes: list[np.ndarray], gt_labels: list[np.ndarray], gt_difficu
     """
     order, tp, fp = match_detections(gt_boxes, gt_labels, gt_difficult, det_image, det_boxes,
                                      det_labels, det_scores, iou_thr=iou_thr, plus_one=plus_one)
-    all_labels = np.concatenate([np.asarray(l, dtype=np.int64).reshape(-1) for l in gt_labels]) \
+    all_labels = np.concatenate([np.asarray(lab, dtype=np.int64).reshape(-1) for lab in gt_labels]) \
         if gt_labels else np.zeros(0, np.int64)
     all_difficult = np.concatenate([np.asarray(d, dtype=bool).reshape(-1) for d in gt_difficult]) \
         if gt_difficult else np.zeros(0, bool)

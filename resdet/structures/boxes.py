@@ -7,7 +7,7 @@ map predictions back to the original image).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

@@ -11,8 +11,8 @@ sizes that need no device synchronisation.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -24,7 +24,7 @@ def _check_rows(owner: str, count, **tensors: Tensor | None) -> None:
         if value is None:
             continue
         if exporting:  # sizes are symbolic (NMS counts): a hint for the exporter, not a branch
-            torch._check(value.shape[0] == count, lambda: f"{owner}: {name} rows differ from the boxes'")
+            torch._check(value.shape[0] == count, lambda: f"{owner}: {name} rows differ from the boxes'")  # noqa: B023 (called at once)
         elif len(value) != count:
             raise ValueError(f"{owner}: {name} has {len(value)} rows for {count} boxes")
 

@@ -18,13 +18,24 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
-from .polygon_checks import (PART_FEW, PART_NONFINITE, PART_ODD, PART_OK, PART_OUTSIDE, PART_SELF, PART_ZERO,
-                             classify_parts, flatten_parts, ring_self_intersects)
+from .polygon_checks import (
+    PART_FEW,
+    PART_NONFINITE,
+    PART_ODD,
+    PART_OK,
+    PART_OUTSIDE,
+    PART_SELF,
+    PART_ZERO,
+    classify_parts,
+    flatten_parts,
+    ring_self_intersects,
+)
 
 logger = logging.getLogger("resdet")
 

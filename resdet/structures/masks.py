@@ -12,7 +12,8 @@ A sample's ``masks`` is therefore either
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pycocotools.mask as mask_utils
@@ -29,7 +30,7 @@ class PolygonMasks:
     def __len__(self) -> int:
         return len(self.polygons)
 
-    def __getitem__(self, index) -> "PolygonMasks":
+    def __getitem__(self, index) -> PolygonMasks:
         """Select instances by a boolean mask, an index array or a slice."""
         if isinstance(index, slice):
             return PolygonMasks(self.polygons[index])
@@ -38,12 +39,12 @@ class PolygonMasks:
             index = np.nonzero(index)[0]
         return PolygonMasks([self.polygons[int(i)] for i in index.reshape(-1)])
 
-    def scale(self, w_scale: float, h_scale: float) -> "PolygonMasks":
+    def scale(self, w_scale: float, h_scale: float) -> PolygonMasks:
         factors = np.array([w_scale, h_scale], dtype=np.float32)
         return PolygonMasks([[(p.reshape(-1, 2) * factors).reshape(-1) for p in inst]
                              for inst in self.polygons])
 
-    def flip_horizontal(self, width: float) -> "PolygonMasks":
+    def flip_horizontal(self, width: float) -> PolygonMasks:
         out = []
         for inst in self.polygons:
             flipped = []
@@ -149,20 +150,6 @@ def rles_to_bitmaps(rles: Sequence[dict], height: int, width: int) -> np.ndarray
     return out
 
 
-def bitmaps_to_rles(masks: np.ndarray) -> list[dict]:
-    """``N x H x W`` bitmaps (any dtype, nonzero = inside) -> compressed RLEs whose
-    ``counts`` are ``str`` (JSON-serialisable, the COCO results format)."""
-    masks = np.asarray(masks)
-    if masks.ndim != 3:
-        raise ValueError(f"expected N x H x W masks, got shape {masks.shape}")
-    if masks.shape[0] == 0:
-        return []
-    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-    return rles
-
-
 def masks_to_bitmaps(masks: Any, height: int, width: int) -> np.ndarray:
     """Either form of a sample's ``masks`` -> ``N x height x width`` uint8."""
     if isinstance(masks, PolygonMasks):
@@ -171,28 +158,3 @@ def masks_to_bitmaps(masks: Any, height: int, width: int) -> np.ndarray:
     if arr.ndim != 3:
         raise ValueError(f"expected PolygonMasks or N x H x W masks, got shape {arr.shape}")
     return arr.astype(np.uint8, copy=False)
-
-
-def bitmap_area(masks: np.ndarray) -> np.ndarray:
-    """Pixel count of each of ``N x H x W`` masks -> float32 ``N``."""
-    return np.asarray(masks).reshape(len(masks), -1).astype(bool).sum(1).astype(np.float32)
-
-
-def bitmaps_to_boxes(masks: np.ndarray) -> np.ndarray:
-    """Tight xyxy boxes (continuous, pixel edges) of ``N x H x W`` masks -> float32 ``N x 4``;
-    an empty mask gives an all-zero box."""
-    masks = np.asarray(masks).astype(bool)
-    n = len(masks)
-    boxes = np.zeros((n, 4), dtype=np.float32)
-    if n == 0:
-        return boxes
-    rows, cols = masks.any(2), masks.any(1)  # N x H, N x W
-    nonempty = rows.any(1)
-    h, w = masks.shape[1:]
-    y1 = rows.argmax(1)
-    y2 = h - rows[:, ::-1].argmax(1)
-    x1 = cols.argmax(1)
-    x2 = w - cols[:, ::-1].argmax(1)
-    boxes[:] = np.stack([x1, y1, x2, y2], 1)
-    boxes[~nonempty] = 0
-    return boxes

@@ -47,9 +47,3 @@ def pair_detections(expected: dict, got: dict, boundary_margin: float = 1e-3) ->
     return {"count": (len(boxes_e), len(boxes_g)), "unpaired": order.count(-1), "order": order,
             "max_box_diff": box_diff, "max_score_diff": score_diff, "boundary_swaps": swaps}
 
-
-def detections_agree(expected: dict, got: dict, box_tol: float = 0.01, score_tol: float = 1e-4) -> bool:
-    """Same count, every detection paired with one of the same label, within the tolerances."""
-    pairs = pair_detections(expected, got)
-    return (pairs["count"][0] == pairs["count"][1] and pairs["unpaired"] == 0
-            and pairs["max_box_diff"] <= box_tol and pairs["max_score_diff"] <= score_tol)

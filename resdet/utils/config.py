@@ -6,11 +6,13 @@ import argparse
 import ast
 import json
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from mmengine.config import Config, DictAction
 
 from .errors import ConfigError  # noqa: F401  (re-exported)
+from .hints import close_names
 from .outputs import check_output_path
 
 # the shipped configs live inside the package (``configs/`` in a clone points here), so names
@@ -126,8 +128,7 @@ def resolve_config_path(path_or_name: str) -> str:
         full = os.path.join(CONFIG_DIR, candidate)
         if os.path.isfile(full):
             return full
-    import difflib
-    close = difflib.get_close_matches(os.path.splitext(os.path.basename(name))[0], shipped_config_names(), n=3)
+    close = close_names(os.path.splitext(os.path.basename(name))[0], shipped_config_names(), n=3)
     hint = f"; closest shipped configs: {', '.join(close)}" if close else ""
     raise FileNotFoundError(f"config '{path_or_name}' not found: not a file (relative to {os.getcwd()}) "
                             f"and not a config shipped in {CONFIG_DIR}{hint}")

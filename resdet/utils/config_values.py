@@ -4,11 +4,12 @@ returns ``None`` when the value is fine, else what is expected (``'an integer >=
 value and what is allowed."""
 from __future__ import annotations
 
-import difflib
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 from .errors import ConfigError, UnknownKeyError
+from .hints import did_you_mean
 
 Check = Callable[[Any], "str | None"]
 
@@ -64,9 +65,8 @@ def check_section(section: str, values: Any, checks: dict[str, Check],
     if allowed_keys is not None:
         unknown = sorted(set(values) - set(allowed_keys))
         if unknown:
-            close = difflib.get_close_matches(unknown[0], list(allowed_keys), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UnknownKeyError(f"unknown {section} keys {unknown}{hint}; allowed keys: {', '.join(allowed_keys)}")
+            raise UnknownKeyError(f"unknown {section} keys {unknown}{did_you_mean(unknown[0], allowed_keys)}; "
+                                  f"allowed keys: {', '.join(allowed_keys)}")
     for key, check in checks.items():
         if key in values:
             wanted = check(values[key])

@@ -1,6 +1,7 @@
 """Small helpers for the shapes values arrive in (one item, a sequence, a tensor, ``None``)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,3 +18,9 @@ def as_list(value: Any) -> list:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def class_name(label: int, class_names: Sequence[str] | None) -> str:
+    """``class_names[label]``, or the label number when it has no name."""
+    label = int(label)
+    return str(class_names[label]) if class_names is not None and 0 <= label < len(class_names) else str(label)

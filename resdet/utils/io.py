@@ -33,18 +33,17 @@ import stat
 import time
 import warnings
 import zipfile
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-
 from .checkpoint_folder import folder_message
 from .errors import CheckpointError  # noqa: F401  (re-exported: raised by safe_load)
 from .outputs import OUTPUT_ERRNOS, OutputError, check_output_path, output_error  # noqa: F401
-
 
 # flags of the temporary file: never follow a planted link, never reuse an existing file
 _TMP_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -57,7 +56,7 @@ FILE_MODE = 0o666
 _TMP_PREFIX = ".tmp-"
 _TMP_TOKEN_HEX = 12  # secrets.token_hex(6)
 # the names create_temporary gives: '.tmp-' + 12 lowercase hex digits + the target's name
-_TMP_NAME_RE = re.compile(r"^\.tmp-[0-9a-f]{%d}.+$" % _TMP_TOKEN_HEX, re.DOTALL)
+_TMP_NAME_RE = re.compile(rf"^\.tmp-[0-9a-f]{{{_TMP_TOKEN_HEX}}}.+$", re.DOTALL)
 logger = logging.getLogger("resdet")
 
 

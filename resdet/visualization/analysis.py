@@ -4,7 +4,7 @@ curves, the confusion matrix and the AP lost per error type (matplotlib, the opt
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np

@@ -3,14 +3,24 @@ that stay inside the image and avoid each other, translucent masks with outlines
 legend (class name + colour swatch) when many classes are drawn."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from ..structures.masks import PolygonMasks, masks_to_bitmaps
-from .layout import (FONT, auto_font_scale, auto_thickness, fit_text, label_size, layout_labels,
-                     place_panel, text_thickness)
+from ..utils.containers import class_name
+from .layout import (
+    FONT,
+    auto_font_scale,
+    auto_thickness,
+    fit_text,
+    label_size,
+    layout_labels,
+    place_panel,
+    text_thickness,
+)
 from .palette import class_color, color_palette, text_color_on
 
 LEGEND_MIN_CLASSES = 9  # draw a legend automatically from this many distinct classes on
@@ -37,12 +47,6 @@ def select_detections(scores, num: int, score_thr: float = 0.5, top_k: int | Non
             raise ValueError(f"top_k must be >= 0, got {top_k}")
         return order[:int(top_k)]
     return order[scores[order] >= score_thr]
-
-
-def class_name(label: int, class_names: Sequence[str] | None) -> str:
-    """``class_names[label]``, or the label number when it has no name."""
-    label = int(label)
-    return str(class_names[label]) if class_names is not None and 0 <= label < len(class_names) else str(label)
 
 
 def as_bitmaps(masks: Any, height: int, width: int) -> np.ndarray | None:

@@ -4,7 +4,7 @@ they hide the fewest boxes. Pure geometry: rectangles are ``(x0, y0, x1, y1)`` i
 ``x1`` / ``y1`` exclusive."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

@@ -3,7 +3,7 @@ training curves (thin = training error, bold = test error, as Figs. 1, 4 and 6) 
 responses in layer order and sorted by magnitude (Fig. 7). Written atomically as PNG."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..utils.io import atomic_save_figure
 
@@ -11,7 +11,8 @@ THIN, BOLD = 0.8, 2.2
 Points = Sequence[tuple[float, float]]
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (imported on first use: matplotlib is optional)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -22,7 +23,7 @@ def plot_error_curves(panels: Mapping[str, Mapping[str, Mapping[str, Points]]], 
                       ylabel: str = "error (%)", dpi: int = 100) -> None:
     """One panel per ``panels`` key (its title), one colour per run; ``{'train': [(iter, err)],
     'test': [(iter, err)]}`` of each run drawn thin (training) and bold (test), errors in %."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (title, runs) in zip(axes[0], panels.items()):
@@ -47,7 +48,7 @@ def plot_error_curves(panels: Mapping[str, Mapping[str, Mapping[str, Points]]], 
 def plot_layer_responses(curves: Mapping[str, Sequence[float]], out: str, dpi: int = 100) -> None:
     """Fig. 7: the std of each 3x3 layer's response per model, top in layer order, bottom
     sorted in descending magnitude."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6))
     for label, stds in curves.items():
         layers = range(1, len(stds) + 1)

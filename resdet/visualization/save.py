@@ -3,7 +3,7 @@ folder or a single file; the input's format kept unless another is asked for).""
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

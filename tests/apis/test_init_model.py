@@ -4,7 +4,7 @@ import torch
 
 from resdet.apis import init_model
 from resdet.apis.model import SHORT_NAMES
-from resdet.models.backbones import CifarResNet, ResNet, VGG
+from resdet.models.backbones import VGG, CifarResNet, ResNet
 from resdet.utils.io import atomic_save
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from resdet.apis import inference_detector, init_model
-from resdet.cli import demo, eval as eval_cli, publish, train_det
+from resdet.cli import demo, publish, train_det
+from resdet.cli import eval as eval_cli
 from resdet.utils.errors import CheckpointError
 from resdet.utils.io import safe_load
 

@@ -13,8 +13,10 @@ def test_fruits_run_writes_short_lines_and_validation_tables(fruits_root, tmp_pa
     options = [f"{split}.dataset.{key}={value}" for split in ("train_dataloader", "val_dataloader")
                for key, value in (("ann_file", ann), ("img_dir", img_dir))]
     options += ["train_dataloader.num_workers=0", "val_dataloader.num_workers=0", "val_dataloader.batch_size=5",
-                "train_dataloader.dataset.pipeline.0.short_edge_length=96", "train_dataloader.dataset.pipeline.0.max_size=128",
-                "val_dataloader.dataset.pipeline.0.short_edge_length=96", "val_dataloader.dataset.pipeline.0.max_size=128",
+                "train_dataloader.dataset.pipeline.0.short_edge_length=96",
+                "train_dataloader.dataset.pipeline.0.max_size=128",
+                "val_dataloader.dataset.pipeline.0.short_edge_length=96",
+                "val_dataloader.dataset.pipeline.0.max_size=128",
                 "model.backbone.depth=18", "model.neck.out_channels=32", "model.roi_heads.box_head.fc_dim=64",
                 "model.roi_heads.mask_head.conv_dim=16", "model.roi_heads.mask_head.num_convs=1",
                 "model.rpn.post_nms_top_n_train=64", "model.roi_heads.batch_size_per_image=32",

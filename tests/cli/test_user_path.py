@@ -173,7 +173,8 @@ def test_pretrain_cfg_options_reach_the_pretraining_stage(tmp_path, capsys):
         "train_cfg.max_iters=1", "train_cfg.val_interval=100", "demo=None",
         *_tiny_shapes_options(str(tmp_path / "shapes_det")),
         "--pretrain-cfg-options", "train_cfg.max_iters=2", "train_cfg.val_interval=2",
-        "train_cfg.log_interval=1", *[o.replace("image_size=64", "image_size=32") for o in _tiny_shapes_options(shapes_cls)]])
+        "train_cfg.log_interval=1",
+        *[o.replace("image_size=64", "image_size=32") for o in _tiny_shapes_options(shapes_cls)]])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert os.path.isfile(cls_ckpt) and "pretraining stage done" in out

@@ -3,8 +3,8 @@ sample identical: run ``python tests/data/cls_golden.py`` to write
 ``tests/fixtures/cls_samples_golden.json`` (it was written with the list-of-tuples storage,
 before the array storage; ``test_cls_samples_identical.py`` compares against it)."""
 import hashlib
-import json
 import importlib.util
+import json
 import os
 import sys
 import tempfile
@@ -57,8 +57,15 @@ def build_all(tmp):
     write_imagefolder = root_conftest.write_imagefolder
     from data.test_cls_datasets import write_fake_cifar
     from data.test_imagenet_loc import make_ilsvrc
-    from resdet.data.datasets import (CIFAR10, ImageFolder, ImageNetLocDataset, Proxy32Dataset,
-                                      ShapesClsDataset, ShapesLocDataset)
+
+    from resdet.data.datasets import (
+        CIFAR10,
+        ImageFolder,
+        ImageNetLocDataset,
+        Proxy32Dataset,
+        ShapesClsDataset,
+        ShapesLocDataset,
+    )
     folder = write_imagefolder(os.path.join(tmp, "imagefolder"))
     write_fake_cifar(os.path.join(tmp, "cifar", "cifar-10-batches-py"))
     ilsvrc = make_ilsvrc(os.path.join(tmp, "ilsvrc"))

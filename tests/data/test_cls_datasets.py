@@ -162,6 +162,7 @@ def test_shapes_cls_dataset_generates_once(tmp_path):
 
 def test_generation_lock_waits_for_another_run_and_breaks_stale_locks(tmp_path):
     import time
+
     from resdet.data.synthetic.cache import generation_lock as _generation_lock
     split = str(tmp_path / "train")
     lock = split + ".lock"

@@ -37,6 +37,7 @@ def test_samples_identical_to_the_list_storage(built, name):
 def test_samples_identical_when_read_from_the_cache(built, tmp_path):
     """The second start maps the cached index: the same samples as the scan gave."""
     from cls_golden import AUG
+
     from resdet.data.datasets import ImageFolder, ImageNetLocDataset
     with open(GOLDEN) as fh:
         golden = json.load(fh)

@@ -106,17 +106,14 @@ class _Probe(Dataset):
 
 
 class _ListStorage(ImageFolder):
-    """The storage before: a list of ``(path, label)`` tuples (the control of the test)."""
+    """The storage before: a list of path strings (the control of the test)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.old = [(ImageFolder.describe(self, i), ImageFolder.get_label(self, i)) for i in range(len(self))]
+        self.old = [ImageFolder.describe(self, i) for i in range(len(self))]
 
     def describe(self, idx):
-        return self.old[idx][0]
-
-    def get_label(self, idx):
-        return self.old[idx][1]
+        return self.old[idx]
 
 
 def _worker_growth_kb(dataset, batch_size=100, warmup_batches=5):

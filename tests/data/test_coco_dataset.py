@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from resdet.data.datasets import ConcatDataset, CocoDataset
+from resdet.data.datasets import CocoDataset, ConcatDataset
 from resdet.data.image_io import ImageReadError
 from resdet.data.problems import Skipped
 from resdet.registry import DATASETS
@@ -33,7 +33,7 @@ def test_fruits_interface_and_category_mapping(fruits_root):
     x, y, w, h = raw_anns[0]["bbox"]
     assert np.allclose(ann["boxes"][0], [x, y, x + w, y + h])
     # label -> category id maps back to the file's ids
-    assert [ds.label_to_cat_id[l] for l in ann["labels"]] == [a["category_id"] for a in raw_anns]
+    assert [ds.label_to_cat_id[lab] for lab in ann["labels"]] == [a["category_id"] for a in raw_anns]
     assert ann["boxes"].dtype == np.float32 and ann["labels"].dtype == np.int64
     assert not ann["ignore"].any()
 

@@ -1,9 +1,14 @@
 import numpy as np
 import pytest
 
-from resdet.data.transforms.det_transforms import (DetRandomFlip, PhotometricDistortion,
-                                                   RasterizeMasks, ResizeShortestEdge, build_pipeline,
-                                                   get_resize_shape)
+from resdet.data.transforms.det_transforms import (
+    DetRandomFlip,
+    PhotometricDistortion,
+    RasterizeMasks,
+    ResizeShortestEdge,
+    build_pipeline,
+    get_resize_shape,
+)
 from resdet.registry import TRANSFORMS
 from resdet.structures.masks import PolygonMasks
 

@@ -9,9 +9,17 @@ import pycocotools.mask as mask_utils
 import pytest
 
 from resdet.data.datasets.coco import CocoDataset
-from resdet.structures.mask_checks import (EMPTY_AFTER_TRANSFORM, FEW_POINTS, NO_VALID_MASK, OUTSIDE,
-                                           SELF_INTERSECTING, check_segmentation, drop_empty_masks,
-                                           polygon_self_intersects, rle_string_counts)
+from resdet.structures.mask_checks import (
+    EMPTY_AFTER_TRANSFORM,
+    FEW_POINTS,
+    NO_VALID_MASK,
+    OUTSIDE,
+    SELF_INTERSECTING,
+    check_segmentation,
+    drop_empty_masks,
+    polygon_self_intersects,
+    rle_string_counts,
+)
 
 GOOD = [[10.0, 10.0, 50.0, 10.0, 50.0, 40.0, 10.0, 40.0]]
 

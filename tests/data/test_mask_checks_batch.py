@@ -5,9 +5,18 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from resdet.structures.mask_checks import (FEW_POINTS, NO_VALID_MASK, OUTSIDE, SELF_INTERSECTING, ZERO_AREA,
-                                           _check_one, check_segmentation, check_segmentations,
-                                           checked_annotation, checked_annotations)
+from resdet.structures.mask_checks import (
+    FEW_POINTS,
+    NO_VALID_MASK,
+    OUTSIDE,
+    SELF_INTERSECTING,
+    ZERO_AREA,
+    _check_one,
+    check_segmentation,
+    check_segmentations,
+    checked_annotation,
+    checked_annotations,
+)
 from resdet.structures.polygon_checks import pairs_cross, self_intersecting, star_simple
 
 SQUARE = [10.0, 10.0, 50.0, 10.0, 50.0, 40.0, 10.0, 40.0]

@@ -8,8 +8,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from resdet.data.synthetic.shapes import (SHAPE_CLASSES, generate_shapes_cls, generate_shapes_det,
-                                          render_det_image)
+from resdet.data.synthetic.shapes import SHAPE_CLASSES, generate_shapes_cls, generate_shapes_det, render_det_image
 
 
 def _digest(root):

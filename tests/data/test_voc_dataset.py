@@ -109,4 +109,4 @@ def test_voc0712_style_union(bccd_root):
                                for s in ("train", "val")])
     assert len(union) == 7  # train (3) then val (4)
     assert union.img_ids[:3] == ["BloodImage_00001", "BloodImage_00003", "BloodImage_00343"]
-    assert set(union.img_ids) == {l.strip() for l in open(os.path.join(root, "ImageSets/Main/trainval.txt"))}
+    assert set(union.img_ids) == {line.strip() for line in open(os.path.join(root, "ImageSets/Main/trainval.txt"))}

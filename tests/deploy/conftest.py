@@ -3,10 +3,9 @@ import glob
 import os
 
 import pytest
+from deploy_helpers import build_tiny
 
 from resdet.data.image_io import imread_rgb
-
-from deploy_helpers import build_tiny
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from deploy_helpers import assert_same_detections, build_tiny
 
 from resdet.apis import inference_detector, init_model
 from resdet.deploy import OnnxModel, export_onnx, export_program, save_program
-
-from deploy_helpers import assert_same_detections, build_tiny
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'resdet[export]')")
 

@@ -4,6 +4,7 @@ and ``.pt2``, gives ``inference_detector``'s detections and masks on two photos 
 than the one it was traced with."""
 import pytest
 import torch
+from deploy_helpers import assert_same_detections, build_tiny
 
 from resdet.apis import inference_detector
 from resdet.apis.model import get_config
@@ -11,8 +12,6 @@ from resdet.deploy import OnnxModel, check_exportable, export_onnx, export_progr
 from resdet.deploy.resize import preprocessor_resize_shape
 from resdet.models.detectors.preprocessor import DetPreprocessor
 from resdet.registry import MODELS
-
-from deploy_helpers import assert_same_detections, build_tiny
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'resdet[export]')")
 

@@ -71,7 +71,7 @@ class EngineTinyDataset(Dataset):
         if index in self.bad:
             if self.strict:
                 raise OSError(f"cannot read image tiny_{index}.jpg")
-            warnings.warn(f"skipping unreadable image tiny_{index}.jpg")
+            warnings.warn(f"skipping unreadable image tiny_{index}.jpg", stacklevel=2)
             return None
         img = self.images[index]
         if self.augment and np.random.rand() < 0.5:

@@ -4,13 +4,13 @@ import io
 import json
 
 import torch
+from engine_tiny import EngineTinyDataset, single_thread  # noqa: F401 (autouse fixture)
 from mmengine.config import Config
 
-from engine_tiny import EngineTinyDataset, single_thread  # noqa: F401 (autouse fixture)
-from resdet.engine import Trainer, run_inference
-from resdet.evaluation import build_metrics
-from resdet.engine.logger import setup_logger
 from resdet.data.loader import build_dataloader
+from resdet.engine import Trainer, run_inference
+from resdet.engine.logger import setup_logger
+from resdet.evaluation import build_metrics
 
 
 def _config(work_dir):
@@ -70,12 +70,13 @@ def _run_tiny(tmp_path, name, stdout, monkeypatch):
     import warnings
 
     from engine_tiny import tiny_config
+
     from resdet.engine.hooks import Hook
 
     class Noisy(Hook):  # the same warning every iteration, and one that differs each time
         def after_iter(self, trainer, log_vars):
-            warnings.warn("a repeated thing", UserWarning)
-            warnings.warn(f"a different thing {trainer.iter}", UserWarning)
+            warnings.warn("a repeated thing", UserWarning, stacklevel=2)
+            warnings.warn(f"a different thing {trainer.iter}", UserWarning, stacklevel=2)
 
     monkeypatch.setattr("sys.stdout", stdout)
     setup_logger(None)

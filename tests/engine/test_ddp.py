@@ -5,8 +5,8 @@ import socket
 
 import torch
 import torch.multiprocessing as mp
+from engine_tiny import single_thread, tiny_config, weights  # noqa: F401 (autouse fixture)
 
-from engine_tiny import tiny_config, weights, single_thread  # noqa: F401 (autouse fixture)
 from resdet.engine import Trainer
 
 # no BN in the tiny model: BN statistics are per rank (unless SyncBN), so a BN net would

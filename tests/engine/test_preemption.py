@@ -8,8 +8,8 @@ import sys
 
 import pytest
 import torch
+from engine_tiny import EngineTinyAccuracy, Hook, single_thread, tiny_config, weights  # noqa: F401 (autouse fixture)
 
-from engine_tiny import EngineTinyAccuracy, Hook, tiny_config, weights, single_thread  # noqa: F401 (autouse fixture)
 from resdet.engine import Trainer
 from resdet.engine import checkpoint as ckpt_module
 from resdet.engine.checkpoint import load_training_checkpoint

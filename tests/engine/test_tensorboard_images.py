@@ -4,12 +4,15 @@ import os
 
 import numpy as np
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # the [test] extra has it
 
 from resdet.cli import train_cls, train_det
-from resdet.engine.tensorboard import (TensorBoardImagesHook, draw_classification_chw, draw_detections_chw,
-                                       tensorboard_hooks)
-
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # the [test] extra has it
+from resdet.engine.tensorboard import (
+    TensorBoardImagesHook,
+    draw_classification_chw,
+    draw_detections_chw,
+    tensorboard_hooks,
+)
 
 
 def _events(work):

@@ -4,14 +4,12 @@ import os
 
 import pytest
 import torch
+from engine_tiny import Crash, CrashAfter, EngineTinyDataset, single_thread, tiny_config, weights  # noqa: F401 (autouse fixture)
 
-from engine_tiny import Crash, CrashAfter, EngineTinyDataset, tiny_config, weights, single_thread  # noqa: F401 (autouse fixture)
 from resdet.engine import NonFiniteLossError, Trainer
-from resdet.utils.errors import ConfigError
 from resdet.engine.checkpoint import find_latest_valid, get_rng_state, set_rng_state
+from resdet.utils.errors import ConfigError
 from resdet.utils.io import CheckpointError, safe_load
-
-
 
 
 def _read_jsonl(path):

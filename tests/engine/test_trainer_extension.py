@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from engine_tiny import single_thread, tiny_config, weights  # noqa: F401 (autouse fixture)
 
-from engine_tiny import tiny_config, weights, single_thread  # noqa: F401 (autouse fixture)
 from resdet.data.loader import batch_len
 from resdet.engine import Trainer
 from resdet.engine.hooks import Hook
@@ -25,10 +25,12 @@ def test_train_config_defaults_unknown_keys_and_values():
     cfg = TrainConfig.from_dict(dict(max_iters=5, amp="bf16"), device="cpu")
     assert (cfg.max_iters, cfg.val_interval, cfg.keep_last, cfg.amp, cfg.save_best) == (5, 1000, 3, "bf16", "auto")
     assert list(cfg.as_dict()) == TrainConfig.keys() and len(TrainConfig.keys()) == 19
-    with pytest.raises(ConfigError, match=r"^unknown train_cfg keys \['val_intervl'\] \(did you mean 'val_interval'\?\); "
+    with pytest.raises(ConfigError, match=r"^unknown train_cfg keys \['val_intervl'\] "
+                       r"\(did you mean 'val_interval'\?\); "
                                           r"allowed keys: max_iters, max_epochs, val_interval"):
         TrainConfig.from_dict(dict(max_iters=5, val_intervl=3))
-    with pytest.raises(ConfigError, match=r"^train_cfg.max_iters = 0 \(int\) is not valid: expected an integer >= 1 or None$"):
+    with pytest.raises(ConfigError, match=r"^train_cfg.max_iters = 0 \(int\) is not valid: "
+                                            r"expected an integer >= 1 or None$"):
         TrainConfig(max_iters=0)
     with pytest.raises(ConfigError, match=r"^train_cfg.rule = 'better' \(str\) is not valid: expected one of None, "
                                           r"'less', 'greater'$"):
@@ -71,7 +73,8 @@ def test_subclass_run_step_and_train_cfg_key_are_used(tmp_path):
     assert records[-1]["weight_norm"] == pytest.approx(final_norm, rel=1e-5)
     assert records[0]["weight_norm"] != pytest.approx(final_norm, rel=1e-5)  # the weights moved
     assert all(r["loss"] == pytest.approx(r["loss_cls"]) for r in records)  # the base step's values stay
-    with pytest.raises(ConfigError, match=r"train_cfg.log_weight_norm = 'yes' \(str\) is not valid: expected True or False"):
+    with pytest.raises(ConfigError, match=r"train_cfg.log_weight_norm = 'yes' \(str\) is not valid: "
+                                            r"expected True or False"):
         NormLoggingTrainer(**tiny_config(str(tmp_path / "bad"), log_weight_norm="yes"))
     with pytest.raises(ConfigError, match=r"unknown train_cfg keys \['log_weight_norm'\]"):
         Trainer(**tiny_config(str(tmp_path / "plain"), log_weight_norm=True))  # not a key of the base config

@@ -17,6 +17,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from engine_tiny import EngineTinyDataset, Hook, tiny_config, weights  # noqa: E402
+
 from resdet.engine import Trainer  # noqa: E402
 from resdet.engine.signals import restart_count  # noqa: E402
 from resdet.registry import DATASETS  # noqa: E402

@@ -3,9 +3,14 @@ against COCOeval, and the confusion matrix."""
 import numpy as np
 import pytest
 
-from resdet.evaluation.analysis import (analyze_detections, confusion_matrix, interpolated_ap,
-                                        interpolated_precision, precision_recall, pr_curves)
-from resdet.evaluation.analysis_errors import ap50, analyze_errors, error_breakdown, fix_errors
+from resdet.evaluation.analysis import (
+    analyze_detections,
+    confusion_matrix,
+    interpolated_precision,
+    pr_curves,
+    precision_recall,
+)
+from resdet.evaluation.analysis_errors import analyze_errors, ap50, error_breakdown, fix_errors
 from resdet.evaluation.coco_api import coco_from_dict, evaluate_coco
 
 A, B = 1, 2
@@ -113,7 +118,7 @@ def test_pr_curves_and_interpolated_ap_agree_with_cocoeval():
         assert curves[cat]["ap50"] == pytest.approx(coco, abs=1e-9)
     precision, recall = precision_recall(np.array([True, False, True]), np.array([0.3, 0.9, 0.5]), num_gt=4)
     assert precision.tolist() == [0.0, 0.5, 2 / 3] and recall.tolist() == [0.0, 0.25, 0.5]
-    assert interpolated_ap(precision, recall) == pytest.approx(51 * (2 / 3) / 101)
+    assert interpolated_precision(precision, recall)[0].mean() == pytest.approx(51 * (2 / 3) / 101)  # COCO's AP
     curve, thresholds = interpolated_precision(precision, recall, np.array([0.9, 0.5, 0.3]))
     assert curve[[0, 25, 26, 50, 51]].tolist() == [2 / 3, 2 / 3, 2 / 3, 2 / 3, 0.0]
     assert thresholds[[0, 25, 26, 50]].tolist() == [0.9, 0.5, 0.3, 0.3] and np.isnan(thresholds[51:]).all()

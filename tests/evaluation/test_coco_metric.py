@@ -12,9 +12,9 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.cocoeval import COCOeval
 
-from resdet.utils import dist
 from resdet.evaluation import CocoMetric, build_metrics, evaluate_coco, load_coco_gt
 from resdet.evaluation.coco_api import faster_available, format_coco_summary
+from resdet.utils import dist
 
 BACKENDS = ["pycocotools"] + (["faster"] if faster_available() else [])
 

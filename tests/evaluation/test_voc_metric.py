@@ -10,7 +10,7 @@ from resdet.evaluation.voc_ap import average_precision, match_detections, pairwi
 
 def _eval(gt_boxes, gt_labels, gt_difficult, det_image, det_boxes, det_labels, det_scores, **kw):
     return voc_eval([np.asarray(b, float).reshape(-1, 4) for b in gt_boxes],
-                    [np.asarray(l, np.int64) for l in gt_labels], [np.asarray(d, bool) for d in gt_difficult],
+                    [np.asarray(lab, np.int64) for lab in gt_labels], [np.asarray(d, bool) for d in gt_difficult],
                     np.asarray(det_image), np.asarray(det_boxes, float).reshape(-1, 4),
                     np.asarray(det_labels), np.asarray(det_scores, float), **kw)
 
@@ -72,8 +72,8 @@ def _devkit_reference(gt_boxes, gt_labels, gt_difficult, det_image, det_boxes, d
     """Straightforward loop port of the devkit's voc_eval (detections in devkit coordinates)."""
     aps = []
     for c in range(num_classes):
-        npos = sum(int(((l == c) & ~d).sum()) for l, d in zip(gt_labels, gt_difficult))
-        taken = [np.zeros(len(l), bool) for l in gt_labels]
+        npos = sum(int(((lab == c) & ~d).sum()) for lab, d in zip(gt_labels, gt_difficult))
+        taken = [np.zeros(len(lab), bool) for lab in gt_labels]
         idx = [i for i in range(len(det_scores)) if det_labels[i] == c]
         idx.sort(key=lambda i: -det_scores[i])
         tp, fp = [], []
@@ -89,7 +89,8 @@ def _devkit_reference(gt_boxes, gt_labels, gt_difficult, det_image, det_boxes, d
                 iw = max(min(bb[2], g[2]) - max(bb[0], g[0]) + one, 0.0)
                 ih = max(min(bb[3], g[3]) - max(bb[1], g[1]) + one, 0.0)
                 inter = iw * ih
-                union = (bb[2] - bb[0] + one) * (bb[3] - bb[1] + one) + (g[2] - g[0] + one) * (g[3] - g[1] + one) - inter
+                area_b = (bb[2] - bb[0] + one) * (bb[3] - bb[1] + one)
+                union = area_b + (g[2] - g[0] + one) * (g[3] - g[1] + one) - inter
                 if inter / union > best:
                     best, jbest = inter / union, j
             if best > 0.5:
@@ -135,10 +136,10 @@ def test_agrees_with_loop_reference_on_random_data(method, plus_one):
         boxes = np.concatenate([xy, xy + rng.uniform(5, 80, (n, 2))], 1)
         labels = rng.integers(0, num_classes, n)
         gt_boxes.append(boxes), gt_labels.append(labels), gt_difficult.append(rng.random(n) < 0.15)
-        for b, l in zip(boxes, labels):  # jittered copies (some duplicates), some with a wrong class
+        for b, lab in zip(boxes, labels):  # jittered copies (some duplicates), some with a wrong class
             for _ in range(rng.integers(0, 3)):
                 det_image.append(img), det_boxes.append(b + rng.normal(0, 6, 4))
-                det_labels.append(l if rng.random() < 0.85 else rng.integers(0, num_classes))
+                det_labels.append(lab if rng.random() < 0.85 else rng.integers(0, num_classes))
         for _ in range(rng.integers(0, 4)):  # background
             xy = rng.uniform(0, 200, 2)
             det_image.append(img), det_boxes.append(np.r_[xy, xy + rng.uniform(5, 60, 2)])

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from resdet.models.utils import BalancedSampler, BoxCoder, Matcher
-from resdet.structures import (box_ioa, clip_boxes, flip_boxes, map_boxes_to_original, xywh_to_xyxy,
-                               xyxy_to_xywh)
+from resdet.structures import box_ioa, clip_boxes, flip_boxes, map_boxes_to_original, xywh_to_xyxy, xyxy_to_xywh
 
 
 def test_xywh_round_trip_and_flip():

@@ -5,7 +5,6 @@ import json
 import math
 
 import pytest
-
 from detector_golden import GOLDEN, detector_configs, fingerprint  # noqa: E402 (tests/models on sys.path)
 
 with open(GOLDEN, encoding="utf-8") as _fh:

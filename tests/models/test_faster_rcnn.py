@@ -236,7 +236,8 @@ def test_init_from_classification_checkpoints(tmp_path, repo_root):
     assert torch.equal(det.backbone.features[28].weight, tv_vgg.features[28].weight)
     assert torch.equal(det.roi_heads.box_head.fc6.weight, tv_vgg.classifier[0].weight)
     assert torch.equal(det.roi_heads.box_head.fc7.bias, tv_vgg.classifier[3].bias)
-    assert sorted(det.init_report["unused"]) == ["head.fc8.bias", "head.fc8.weight"]  # torchvision: no preprocessor keys
+    # torchvision: no preprocessor keys
+    assert sorted(det.init_report["unused"]) == ["head.fc8.bias", "head.fc8.weight"]
     assert det.init_report["missing"] == []
     with pytest.raises(ValueError, match="src"):
         MODELS.build(dict(copy.deepcopy(cfg), init_cfg=dict(checkpoint=path, src="caffe")))

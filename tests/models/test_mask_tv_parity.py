@@ -4,15 +4,15 @@ class slots -> the 80 COCO classes) unchanged, a model fine-tuned on 3 classes w
 count set. Random weights under a fixed seed, small images (see ``test_tv_parity``)."""
 import torch
 import torchvision
+
+# the 91-slot torchvision model, its class logits and the images are the Faster R-CNN test's
+from test_tv_parity import IMAGE_SIZES, make_image, torchvision_coco_model_and_outputs
 from torchvision.models.detection import maskrcnn_resnet50_fpn
 
 from resdet.apis import inference_detector, init_model
 from resdet.models.converters import identify_checkpoint
 from resdet.models.converters.torchvision_det import COCO_CATEGORY_IDS, tv_labels_to_resdet
 from resdet.structures.mask_ops import paste_masks
-
-# the 91-slot torchvision model, its class logits and the images are the Faster R-CNN test's
-from test_tv_parity import IMAGE_SIZES, make_image, torchvision_coco_model_and_outputs
 
 CONFIG = "configs/maskrcnn_r50_fpn_tv.py"
 

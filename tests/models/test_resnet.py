@@ -4,8 +4,7 @@ import torch
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
-from resdet.models.backbones import (Bottleneck, ResNet, convert_frozen_batchnorm, make_res_stage,
-                                     set_stride_in_1x1)
+from resdet.models.backbones import Bottleneck, ResNet, convert_frozen_batchnorm, make_res_stage, set_stride_in_1x1
 from resdet.models.backbones.resnet import ZeroPadShortcut
 from resdet.registry import MODELS
 

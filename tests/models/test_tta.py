@@ -4,8 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resdet.models.classifiers import (EnsembleClassifier, MultiScaleClassifier, TenCropClassifier,
-                                       apply_test_mode)
+from resdet.models.classifiers import EnsembleClassifier, MultiScaleClassifier, TenCropClassifier, apply_test_mode
 from resdet.models.classifiers.tta import resize_shorter_side, ten_crop_views
 from resdet.registry import MODELS
 

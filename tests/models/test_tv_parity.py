@@ -22,8 +22,14 @@ from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights, faster
 from resdet.apis import inference_detector, init_model
 from resdet.cli.eval import main as eval_main
 from resdet.models.converters import convert_checkpoint, identify_checkpoint, load_weights
-from resdet.models.converters.torchvision_det import (COCO_CATEGORY_IDS, COCO_UNUSED_IDS, convert_fasterrcnn,
-                                                      tv_class_rows, tv_fpn_model_cfg, tv_labels_to_resdet)
+from resdet.models.converters.torchvision_det import (
+    COCO_CATEGORY_IDS,
+    COCO_UNUSED_IDS,
+    convert_fasterrcnn,
+    tv_class_rows,
+    tv_fpn_model_cfg,
+    tv_labels_to_resdet,
+)
 from resdet.registry import MODELS
 from resdet.structures.matching import pair_detections
 from resdet.utils.config import load_config

@@ -14,13 +14,20 @@ import torch
 import torchvision
 
 from resdet.apis import init_model
+from resdet.apis.model import get_config
 from resdet.cli import main as cli_main
-from resdet.models.converters import (CONVERTERS, MANIFEST, DownloadError, WeightsEntry, cache_dir,
-                                      converted_path, resolve_weights)
-from resdet.models.converters import loading
+from resdet.models.converters import (
+    CONVERTERS,
+    MANIFEST,
+    DownloadError,
+    WeightsEntry,
+    cache_dir,
+    converted_path,
+    loading,
+    resolve_weights,
+)
 from resdet.models.detectors.init_weights import init_from_classifier
 from resdet.registry import MODELS
-from resdet.apis.model import get_config
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

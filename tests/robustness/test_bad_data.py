@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from resdet.data.collate import SkipCollate, det_collate
 from resdet.data.datasets import CocoDataset, VOCDataset
 from resdet.data.datasets.det_base import DROPPED_BOXES, SIZE_MISMATCH
-from resdet.data.collate import SkipCollate, det_collate
 from resdet.data.image_io import ImageReadError, MissingImageError, decode_image, imread_rgb
 from resdet.data.loader import build_dataloader
 from resdet.data.problems import DataFileNotFoundError, Skipped

@@ -8,10 +8,9 @@ import os
 
 import pytest
 import torch
+from test_cli_failures import run, tiny_cfg
 
 from resdet.data.loader import build_dataloader
-
-from test_cli_failures import run, tiny_cfg
 
 
 def _records(work):

@@ -17,9 +17,8 @@ import pytest
 import torch
 
 from resdet.apis.pretrain import check_pretrained, config_values, stale_path
-from resdet.cli import SUBCOMMANDS
+from resdet.cli import SUBCOMMANDS, print_config, train_det
 from resdet.cli import eval as eval_cli
-from resdet.cli import print_config, train_det
 from resdet.registry import MODELS
 from resdet.utils.config import load_config
 from resdet.utils.io import atomic_save, safe_load

@@ -10,6 +10,8 @@ import pytest
 from resdet.evaluation.coco_api import faster_available
 from resdet.evaluation.voc import load_voc_gt
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 @pytest.fixture(scope="module")
 def eval_tool(repo_root):
@@ -179,6 +181,7 @@ def _write_config(tmp_path, text):
 
 def test_model_mode_classifier_top1_top5(eval_tool, tmp_path, capsys):
     import torch
+
     from resdet.apis.model import init_model
     from resdet.data.loader import build_dataloader
     from resdet.utils.config import load_config
@@ -208,7 +211,7 @@ val_evaluator = dict(type='TopKError', topk=(1, 5))
         for batch in loader:
             logits = model(batch["inputs"])
             true = logits.gather(1, batch["targets"]["labels"][:, None])
-            ranks.append(((logits > true).sum(1)))
+            ranks.append((logits > true).sum(1))
             count += len(logits)
     ranks = torch.cat(ranks)
     assert numbers["topk_num_samples"] == count == 20
@@ -223,12 +226,13 @@ val_evaluator = dict(type='TopKError', topk=(1, 5))
 
 def test_model_mode_detector_out_file_round_trip(eval_tool, tmp_path, capsys):
     import torch
+
     from resdet.apis.model import init_model
     from resdet.utils.io import atomic_save
 
     data_root = str(tmp_path / "shapes_det")
     cfg_path = _write_config(tmp_path, f"""
-_base_ = [{os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'configs', '_base_', 'models', 'frcnn_r50_fpn.py')!r}]
+_base_ = [{os.path.join(REPO_ROOT, 'configs', '_base_', 'models', 'frcnn_r50_fpn.py')!r}]
 model = dict(preprocessor=dict(min_size=64, max_size=64),
              backbone=dict(depth=18, norm='BN', frozen_stages=-1),
              neck=dict(in_channels=(64, 128, 256, 512), out_channels=32),
@@ -266,6 +270,7 @@ def test_model_mode_classifier_ten_crop(eval_tool, tmp_path, capsys):
     """--test-mode wraps the classifier (10 crops + mirrors, softmax averaged) and the scores
     equal the average computed by hand from the plain model's views."""
     import torch
+
     from resdet.apis.model import init_model
     from resdet.data.loader import build_dataloader
     from resdet.models.classifiers.tta import ten_crop_views

@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
-from resdet.cli import plot_curves as pc
+from resdet.cli import plot_curves as cli
+from resdet.engine.logger import read_metrics
+from resdet.visualization import curves as pc
 
 LOSS_AXIS, AP_AXIS, ERR_AXIS = "training loss", "COCO box mAP@[.5:.95] (%)", "error (%)"
 
@@ -141,7 +143,7 @@ def test_explicit_keys_missing_in_some_runs_warn_missing_everywhere_fail(tmp_pat
     with pytest.raises(ValueError, match="no run logged 'bbox_AP' in its val records; keys present: "
                                          "top1_err, top5_err, topk_num_samples"):
         pc.plot_curves([cls], str(tmp_path / "x.png"), val_key="bbox_AP")
-    assert pc.main([cls, "--val-key", "bbox_AP", "--out", str(tmp_path / "x.png")]) == 2
+    assert cli.main([cls, "--val-key", "bbox_AP", "--out", str(tmp_path / "x.png")]) == 2
     assert "plot-curves: error: no run logged 'bbox_AP'" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x.png")
 
@@ -153,15 +155,15 @@ def test_unreadable_metrics_give_one_error_naming_the_file(tmp_path, capsys):
     folder = tmp_path / "odd"
     (folder / "metrics.jsonl").mkdir(parents=True)  # unreadable even as root
     with pytest.raises(OSError, match=f"cannot read {folder}/metrics.jsonl"):
-        pc.read_metrics(str(folder))
+        read_metrics(str(folder))
     garbage = tmp_path / "garbage"
     garbage.mkdir()
     (garbage / "metrics.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff binary\n")
     with pytest.raises(ValueError, match=f"{garbage}/metrics.jsonl holds no JSON records"):
-        pc.read_metrics(str(garbage))
+        read_metrics(str(garbage))
     good = _write(str(tmp_path / "good" / "metrics.jsonl"), _cls_records())
     for bad, text in ((missing, "does not exist"), (folder, "cannot read"), (garbage, "no JSON records")):
-        assert pc.main([good, str(bad), "--out", str(tmp_path / "o.png")]) == 2
+        assert cli.main([good, str(bad), "--out", str(tmp_path / "o.png")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("plot-curves: error: ") and text in err[0]
         assert f"{bad}/metrics.jsonl" in err[0]

@@ -91,7 +91,7 @@ classes = ["ants", "bees"]
     np.testing.assert_allclose(by_array["scores"], by_path["scores"], rtol=1e-5)
 
     # training / test error curves of the run
-    from resdet.cli import plot_curves
+    from resdet.visualization import curves as plot_curves
     png = str(tmp_path / "curves.png")
     counts = plot_curves.plot_curves([work_dir], png)
     assert counts == {"work": {"train": 2, "val": 1}} and os.path.getsize(png) > 5000

@@ -27,7 +27,7 @@ def test_train_det_end_to_end_tiny_shapes(repo_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "final validation: mAP@[.5:.95]" in out and "mAP@0.5" in out
     assert os.path.isfile(os.path.join(work, "final.pth"))
-    records = [json.loads(l) for l in open(os.path.join(work, "metrics.jsonl")) if l.strip()]
+    records = [json.loads(line) for line in open(os.path.join(work, "metrics.jsonl")) if line.strip()]
     val = [r for r in records if r.get("mode") == "val"]
     assert val and 0.0 <= val[-1]["bbox_AP"] <= 1.0 and "bbox_AP50" in val[-1]
     assert len(os.listdir(os.path.join(work, "demo"))) == 2

@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 from resdet.structures.masks import PolygonMasks
-from resdet.visualization import (auto_font_scale, class_color, color_palette, contact_sheet, draw_detections,
-                                  layout_labels, output_paths, save_image)
+from resdet.visualization import (
+    auto_font_scale,
+    class_color,
+    color_palette,
+    contact_sheet,
+    draw_detections,
+    layout_labels,
+    output_paths,
+    save_image,
+)
 from resdet.visualization.layout import label_size, overlap_area, place_label
 
 
@@ -51,7 +59,7 @@ def test_drawn_labels_inside_a_small_image_and_text_smaller_on_small_images():
     img = np.zeros((40, 48, 3), np.uint8)
     out = draw_detections(img, np.array([[30, 0, 48, 20]]), np.array([2]), class_names=["a", "b", "a long name"])
     colour = np.array(class_color(2))
-    hit = np.nonzero((np.abs(out.astype(int) - colour).max(axis=2) < 3))
+    hit = np.nonzero(np.abs(out.astype(int) - colour).max(axis=2) < 3)
     assert len(hit[0]) > 20                                        # the filled label and the box
     assert out.shape == img.shape                                  # nothing drawn outside: same picture size
     # a too-long label is shrunk / cut to fit the 48-px width instead of leaving the image

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,16 @@ from ...structures.mask_checks import checked_annotations
 from ...structures.masks import segmentation_to_rle
 from ..problems import DataError, DataFileNotFoundError
 from ..synthetic.cache import split_seed
-from .coco_fields import (MAX_IMAGE_PIXELS, bbox_corners, categories_of, empty_hint, flag, image_size, is_int,
-                          read_instances)
+from .coco_fields import (
+    MAX_IMAGE_PIXELS,
+    bbox_corners,
+    categories_of,
+    empty_hint,
+    flag,
+    image_size,
+    is_int,
+    read_instances,
+)
 from .det_base import DetectionDataset
 
 BAD_SIZE = "images without a valid size skipped"

@@ -5,8 +5,9 @@ The json is parsed with ``orjson`` (a core dependency: 1.9x less CPU than ``json
 instances file; the same objects in the end, but a transient peak about 2x the file size
 higher while parsing -- paid once per node, by the process that builds the record cache);
 a file ``orjson`` refuses because it holds ``NaN``/``Infinity`` literals (which Python's
-``json.dump`` writes) is read again with ``json``, which accepts them. The functions here return the value or ``None`` for "breaks
-its rule"; the dataset turns ``None`` into a ``DataError`` (strict) or a counted skip.
+``json.dump`` writes) is read again with ``json``, which accepts them. The functions here
+return the value or ``None`` for "breaks its rule"; the dataset turns ``None`` into a
+``DataError`` (strict) or a counted skip.
 """
 from __future__ import annotations
 

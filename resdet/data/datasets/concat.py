@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
+
+from torch.utils.data import Dataset
 
 from ...registry import DATASETS
 from ..problems import Skipped
-from torch.utils.data import Dataset
 
 
 @DATASETS.register_module()

@@ -29,20 +29,27 @@ import logging
 import os
 import warnings
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from ...structures.mask_checks import drop_empty_masks
+from ...structures.masks import PolygonMasks, masks_to_bitmaps, rles_to_bitmaps
 from ..image_io import ImageReadError, MissingImageError, decode_image
-from ..problems import DataError, DataFileNotFoundError, SkipReporter, Skipped
+from ..problems import DataError, DataFileNotFoundError, Skipped, SkipReporter
 from ..record_cache import cached_records
 from ..records import FlatRecords
 from ..transforms.det_transforms import build_pipeline
-from ...structures.mask_checks import drop_empty_masks
-from ...structures.masks import PolygonMasks, masks_to_bitmaps, rles_to_bitmaps
-from .annotation_frame import (EXIF_ANNOTATION_MODES, Frame, apply_frame_to_bitmaps, apply_frame_to_boxes,
-                               apply_frame_to_polygons, choose_frame)
+from .annotation_frame import (
+    EXIF_ANNOTATION_MODES,
+    Frame,
+    apply_frame_to_bitmaps,
+    apply_frame_to_boxes,
+    apply_frame_to_polygons,
+    choose_frame,
+)
 from .det_records import _BASE_KEYS, RecordBuilder, RecordView
 
 logger = logging.getLogger("resdet")
@@ -366,8 +373,8 @@ class DetectionDataset(Dataset):
             logger.debug("image file %s: EXIF orientation %d; annotations made on the stored pixels moved "
                          "with the image", record["file"], orientation)
         if frame.mismatch:
-            how = ("boxes taken as pixel coordinates (they do not fit the recorded size)"
-                   if frame.pixel_coordinates else f"annotations rescaled by {frame.scale[0]:.3g} x {frame.scale[1]:.3g}")
+            how = ("boxes taken as pixel coordinates (they do not fit the recorded size)" if frame.pixel_coordinates
+                   else f"annotations rescaled by {frame.scale[0]:.3g} x {frame.scale[1]:.3g}")
             self.skips.report(SIZE_MISMATCH, record["file"],
                               f"{type(self).__name__}: image file {record['file']} (image id {record['img_id']!r}) "
                               f"is {w}x{h} but its annotation says {record['width']}x{record['height']}"

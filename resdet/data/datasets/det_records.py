@@ -19,7 +19,8 @@ boxes, labels, ignore[, segms][, unclipped]``), built on access from the arrays.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

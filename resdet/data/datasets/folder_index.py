@@ -28,7 +28,7 @@ once; the dataset warns about them at each start. Links to files are listed like
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -18,15 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Sequence as SequenceABC
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from ...registry import DATASETS
 from ..image_io import ImageReadError, imread_rgb
-from ..problems import DataError, DataFileNotFoundError, SkipReporter, Skipped
+from ..problems import DataError, DataFileNotFoundError, Skipped, SkipReporter
 from ..records import OFFSETS, FlatRecords, pack_strings
 from ..transforms.det_transforms import build_pipeline
 from .folder_index import cached_folder_index
@@ -48,12 +47,12 @@ def path_records(paths: Sequence[str], labels: Sequence[int]) -> FlatRecords:
     return label_records(np.asarray(labels, dtype=np.int64), path=values, **{"path" + OFFSETS: offsets})
 
 
-class SampleList(SequenceABC):
+class SampleList(Sequence):
     """``dataset.samples``: a read-only sequence of ``(source, label)`` tuples made on access
     from the dataset's arrays (the list of tuples it replaces cost ~150 bytes per sample in
     every worker)."""
 
-    def __init__(self, dataset: "ClsDataset") -> None:
+    def __init__(self, dataset: ClsDataset) -> None:
         self.dataset = dataset
 
     def __len__(self) -> int:
@@ -66,7 +65,7 @@ class SampleList(SequenceABC):
             idx += len(self)
         if not 0 <= idx < len(self):
             raise IndexError(f"sample index {idx} out of range for {len(self)} samples")
-        return self.dataset.describe(idx), self.dataset.get_label(idx)
+        return self.dataset.describe(idx), int(self.dataset.label_array[idx])
 
 
 class ClsDataset(Dataset):
@@ -121,9 +120,6 @@ class ClsDataset(Dataset):
         """Unreadable images skipped so far in this process (every time, not once per file)."""
         return self.skips.counts["unreadable images skipped"]
 
-    def get_label(self, idx: int) -> int:
-        return int(self.index["label"][idx])
-
     def describe(self, idx: int) -> str:
         """Where sample ``idx`` comes from: its file, or ``source_name[idx]``."""
         if "path" in self.index:
@@ -138,7 +134,7 @@ class ClsDataset(Dataset):
 
     def load_sample(self, idx: int) -> dict | Skipped:
         """The untransformed sample of ``idx``; ``Skipped`` if unreadable and not strict."""
-        source, label = self.describe(idx), self.get_label(idx)
+        source, label = self.describe(idx), int(self.index["label"][idx])
         try:
             img = self.load_image(idx)
         except ImageReadError as err:

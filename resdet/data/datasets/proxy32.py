@@ -6,7 +6,7 @@ as one memory-mapped array in the record cache like ``CIFAR10``; splits seeded b
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

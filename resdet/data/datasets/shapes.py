@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...registry import DATASETS
 from ..synthetic.cache import ensure_generated, split_seed

@@ -19,14 +19,13 @@ same seed gives the same bytes, and a larger set starts with the images of a sma
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from ...utils.dist import is_main_process
 from ...utils.progress import Progress
-from .cache import split_seed
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross")
 _FLAVOUR_CODES = {"cls": 1, "det": 2, "loc": 3}
@@ -299,22 +298,3 @@ def generate_shapes_det(out_dir: str, num_images: int, image_size: int = 256, se
     atomic_write_json(dict(info=info, images=images, annotations=annotations, categories=categories,
                            licenses=[]), ann_file, indent=None)
     return ann_file
-
-
-def generate_shapes_splits(root: str, flavour: str = "cls", num_train: int = 2000, num_val: int = 500,
-                           image_size: int | None = None, seed: int = 0, **kwargs) -> dict:
-    """Generate ``root/train`` and ``root/val`` of one flavour; the val split uses
-    ``seed + 1``. Returns ``{split: output path}``."""
-    if flavour not in _FLAVOUR_CODES:
-        raise ValueError(f"flavour must be one of {', '.join(_FLAVOUR_CODES)}, got {flavour!r}")
-    outputs = {}
-    for split, count in (("train", num_train), ("val", num_val)):
-        seed_of_split = split_seed(seed, split)
-        out = os.path.join(root, split)
-        if flavour == "cls":
-            generate_shapes_cls(out, count, image_size or 64, seed_of_split, **kwargs)
-            outputs[split] = out
-        else:
-            outputs[split] = generate_shapes_det(out, count, image_size or 256, seed_of_split,
-                                                 flavour=flavour, **kwargs)
-    return outputs

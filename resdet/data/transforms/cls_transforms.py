@@ -12,7 +12,7 @@ generator, which the loader seeds per sample.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -19,7 +19,7 @@ like the other random transforms, so ``np.random.seed`` makes it reproducible.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -8,7 +8,8 @@ update ``scale_factor`` (w_scale, h_scale: current size / original size), ``flip
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np

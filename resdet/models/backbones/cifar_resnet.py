@@ -6,7 +6,7 @@ shortcuts by default; the classifier adds global average pooling and the fc laye
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

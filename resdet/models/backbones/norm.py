@@ -37,6 +37,23 @@ def is_norm(module: nn.Module) -> bool:
     return isinstance(module, (nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d))
 
 
+@torch.no_grad()
+def frozen_batchnorm_like(bn: nn.modules.batchnorm._BatchNorm) -> FrozenBatchNorm2d:
+    """A ``FrozenBatchNorm2d`` with ``bn``'s statistics and affine parameters (identity ones
+    where ``bn`` has none), on its device and dtype: it computes what ``bn`` computes in eval mode."""
+    frozen = FrozenBatchNorm2d(bn.num_features, eps=bn.eps)
+    like = bn.running_mean if bn.running_mean is not None else bn.weight
+    if like is not None:
+        frozen = frozen.to(device=like.device, dtype=like.dtype)
+    if bn.affine:
+        frozen.weight.copy_(bn.weight)
+        frozen.bias.copy_(bn.bias)
+    if bn.track_running_stats and bn.running_mean is not None:
+        frozen.running_mean.copy_(bn.running_mean)
+        frozen.running_var.copy_(bn.running_var)
+    return frozen
+
+
 def convert_frozen_batchnorm(module: nn.Module) -> nn.Module:
     """Replace every ``BatchNorm2d`` / ``SyncBatchNorm`` in ``module`` by a
     ``FrozenBatchNorm2d`` holding the same statistics and affine parameters.
@@ -46,22 +63,9 @@ def convert_frozen_batchnorm(module: nn.Module) -> nn.Module:
     mode is identical to the original's.
     """
     if isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)):
-        frozen = FrozenBatchNorm2d(module.num_features, eps=module.eps)
-        with torch.no_grad():
-            if module.affine:
-                frozen.weight.copy_(module.weight.detach())
-                frozen.bias.copy_(module.bias.detach())
-            if module.track_running_stats and module.running_mean is not None:
-                frozen.running_mean.copy_(module.running_mean)
-                frozen.running_var.copy_(module.running_var)
-        return frozen
+        return frozen_batchnorm_like(module)
     for name, child in module.named_children():
         converted = convert_frozen_batchnorm(child)
         if converted is not child:
             setattr(module, name, converted)
     return module
-
-
-def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
-    """Turn every ``BatchNorm*`` into ``SyncBatchNorm`` (for DDP training with ``sync_bn``)."""
-    return nn.SyncBatchNorm.convert_sync_batchnorm(module)

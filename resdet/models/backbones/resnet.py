@@ -7,7 +7,7 @@ Parameter names follow torchvision (``conv1, bn1, layer1..layer4``; blocks
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -282,7 +282,7 @@ class ResNet(nn.Module):
             for param in module.parameters():
                 param.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "ResNet":
+    def train(self, mode: bool = True) -> ResNet:
         """Like ``nn.Module.train``, but frozen stages (and all BN with ``norm_eval``) stay in eval."""
         super().train(mode)
         if mode:

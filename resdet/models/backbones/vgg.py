@@ -84,7 +84,7 @@ class VGG(nn.Module):
             for param in layer.parameters():
                 param.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "VGG":
+    def train(self, mode: bool = True) -> VGG:
         super().train(mode)
         if mode:
             for layer in self._frozen_layers():

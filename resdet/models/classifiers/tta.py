@@ -15,7 +15,8 @@ classifier from the config value ``test_mode`` (``None``/``'center'``, ``'ten_cr
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -196,7 +197,7 @@ class EnsembleClassifier(nn.Module):
 
     @property
     def num_classes(self) -> int:
-        return getattr(self.members[0], "num_classes")
+        return self.members[0].num_classes
 
     def forward(self, inputs, targets=None) -> torch.Tensor:
         if self.training:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import torch
-from torch import nn
-
 from mmengine.config import Config
+from torch import nn
 
 from ... import __version__
 from ...registry import MODELS
@@ -61,14 +61,14 @@ class Converter:
 CONVERTERS: dict[str, dict[str, Converter]] = {}
 # (src, identify) pairs; tried newest first, so a format registered later (a detector built on
 # a backbone format) is recognised before the more general one it extends.
-IDENTIFIERS: list[tuple[str, Callable[[StateDict], "str | None"]]] = []
+IDENTIFIERS: list[tuple[str, Callable[[StateDict], str | None]]] = []
 
 
 def register_converter(src: str, arch: str, converter: Converter) -> None:
     CONVERTERS.setdefault(src, {})[arch] = converter
 
 
-def register_identifier(src: str, identify: Callable[[StateDict], "str | None"]) -> None:
+def register_identifier(src: str, identify: Callable[[StateDict], str | None]) -> None:
     """``identify(state_dict)`` returns the architecture name, or ``None`` if not its format.
     Several identifiers may serve one source."""
     IDENTIFIERS.append((src, identify))

@@ -19,8 +19,7 @@ import re
 import torch
 
 from .loading import Converter, register_converter, register_identifier
-from .torchvision_det import (convert_fasterrcnn, num_class_slots, select_class_rows, tv_class_rows,
-                              tv_fpn_model_cfg)
+from .torchvision_det import convert_fasterrcnn, num_class_slots, select_class_rows, tv_class_rows, tv_fpn_model_cfg
 
 StateDict = dict[str, torch.Tensor]
 ARCH = "maskrcnn_resnet50_fpn"

@@ -1,7 +1,7 @@
 """Anchor boxes of the RPN: a few sizes and aspect ratios at every feature-map position."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn

@@ -11,7 +11,7 @@ box coder are the detection RPN's (this class extends ``RPN``).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn

@@ -2,7 +2,7 @@
 turned into proposals (top-N, NMS) and, in training, into the RPN losses."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F

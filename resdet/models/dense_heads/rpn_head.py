@@ -1,7 +1,7 @@
 """The RPN's small convolutional head, shared by every feature level."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn

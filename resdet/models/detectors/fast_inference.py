@@ -17,6 +17,7 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from ...utils.errors import ConfigError
+from ..backbones.norm import frozen_batchnorm_like
 
 
 @torch.no_grad()
@@ -53,13 +54,7 @@ def freeze_eval_batch_norm(module: nn.Module) -> int:
         for name, child in list(parent.named_children()):
             if not is_eval_batch_norm(child):
                 continue
-            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
-            frozen = frozen.to(device=child.running_mean.device, dtype=child.running_mean.dtype)
-            frozen.weight.copy_(child.weight if child.affine else torch.ones_like(child.running_mean))
-            frozen.bias.copy_(child.bias if child.affine else torch.zeros_like(child.running_mean))
-            frozen.running_mean.copy_(child.running_mean)
-            frozen.running_var.copy_(child.running_var)
-            setattr(parent, name, frozen)
+            setattr(parent, name, frozen_batchnorm_like(child))
             count += 1
     return count
 

@@ -38,9 +38,9 @@ def _detector_key(key: str, model_keys: set[str]) -> str | None:
 
 def init_from_classifier(model: nn.Module, checkpoint: str, src: str = "resdet_cls") -> dict:
     """Copy classification weights into ``model`` (``checkpoint``: a file or ``torchvision://NAME``,
-    e.g. ``torchvision://resnet50``, downloaded into torch's hub cache on first use); returns ``{'loaded', 'unused', 'missing',
-    'mismatched'}`` (key lists) and logs a summary. ``missing`` lists the backbone and box-head
-    parameters the checkpoint did not provide."""
+    e.g. ``torchvision://resnet50``, downloaded into torch's hub cache on first use); returns
+    ``{'loaded', 'unused', 'missing', 'mismatched'}`` (key lists) and logs a summary. ``missing``
+    lists the backbone and box-head parameters the checkpoint did not provide."""
     if src not in SOURCES:
         raise ValueError(f"init_cfg src {src!r} unknown; allowed values: {', '.join(SOURCES)}")
     if is_weights_name(checkpoint):  # torchvision://NAME: the torchvision file, whatever src says
@@ -80,7 +80,7 @@ def init_from_classifier(model: nn.Module, checkpoint: str, src: str = "resdet_c
     logger.debug("init_cfg %s: unused keys %s; missing keys %s", checkpoint, unused, missing)  # the full lists
     if mismatched or missing:
         warnings.warn(f"init_cfg {checkpoint}: {_few(missing)} missing detector keys; {_few(mismatched)} "
-                      "shape mismatches", UserWarning)
+                      "shape mismatches", UserWarning, stacklevel=2)
     return report
 
 

@@ -15,7 +15,7 @@ gives the error with the ground-truth class known.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -126,7 +126,7 @@ class Localizer(nn.Module):
             report["backbone"] = init_from_classifier(self, trunk_ckpt, src=self.init_cfg.get("src", "resdet_cls"))
         return report
 
-    def train(self, mode: bool = True) -> "Localizer":
+    def train(self, mode: bool = True) -> Localizer:
         super().train(mode)
         if not self.train_classifier:
             self.classifier.eval()  # frozen: BN statistics stay those of the classification run

@@ -10,8 +10,8 @@ into the original image.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from torch import Tensor
 

@@ -1,7 +1,7 @@
 """Detector input preprocessing on the model's device: normalise, optionally resize, pad, batch."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -9,7 +9,7 @@ predictions go through the usual per-class NMS together.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

@@ -1,8 +1,8 @@
 """Two-stage detectors: backbone -> (neck) -> RPN -> RoI heads, with the preprocessor inside."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn

@@ -16,8 +16,8 @@ recomputed on the detected boxes at inference. FPN layout: a separate ``mask_poo
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn

@@ -7,8 +7,8 @@ head predicts on. The types live in ``resdet.structures.instances``.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F

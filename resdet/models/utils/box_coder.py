@@ -3,7 +3,7 @@ reference box (anchor or proposal), each scaled by a weight."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -77,8 +77,9 @@ def get_model_complexity(model: nn.Module, input_shape: Sequence[int] = (3, 224,
         with torch.no_grad(), counter:
             runner(inputs)
     except Exception as err:  # e.g. a detector, whose data-dependent ops cannot run on meta
+        first_line = str(err).splitlines()[0] if str(err) else ""
         raise ValueError(f"cannot count {type(model).__name__} on a {tuple(inputs.shape)} "
-                         f"{device.type} tensor ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                         f"{device.type} tensor ({type(err).__name__}: {first_line}); "
                          "count a part that takes one image tensor instead (e.g. its backbone)") from err
     runner.train(was_training)
     root = type(runner).__name__

@@ -1,7 +1,7 @@
 """Assign each anchor / proposal to its best ground-truth box by IoU."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

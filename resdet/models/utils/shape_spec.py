@@ -12,8 +12,9 @@ child's key to such an error, so it reaches the user as ``model.rpn.head.in_chan
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from torch import nn
 
