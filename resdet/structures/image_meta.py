@@ -14,7 +14,8 @@ Crops (``DetRandomCrop``) are not undone: predictions stay in the window's pixel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -37,7 +38,7 @@ def _pair(value: Any, name: str) -> tuple[float, float]:
 
 def _size(value: Any, name: str) -> tuple[int, int]:
     height, width = _pair(value, name)
-    return int(round(height)), int(round(width))
+    return round(height), round(width)
 
 
 def unscale_boxes(boxes: Tensor, scale_factor: Sequence) -> Tensor:
@@ -97,9 +98,9 @@ class ImageMeta:
         if orig_size is None and img_shape is None:
             raise KeyError(f"image meta needs 'orig_size' or 'img_shape' (h, w); got keys {sorted(meta)}")
         if orig_size is None:
-            orig_size = (int(round(img_shape[0] / scale[1])), int(round(img_shape[1] / scale[0])))
+            orig_size = (round(img_shape[0] / scale[1]), round(img_shape[1] / scale[0]))
         if img_shape is None:
-            img_shape = (int(round(orig_size[0] * scale[1])), int(round(orig_size[1] * scale[0])))
+            img_shape = (round(orig_size[0] * scale[1]), round(orig_size[1] * scale[0]))
         return cls(orig_size=orig_size, img_shape=img_shape, scale_factor=scale, flip=flip)
 
     def boxes_to_original(self, boxes: Tensor) -> Tensor:

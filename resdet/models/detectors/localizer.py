@@ -229,7 +229,7 @@ class Localizer(nn.Module):
                 better = box_scores > best_scores
                 class_boxes = torch.where(better[..., None], boxes, class_boxes)
                 best_scores = torch.maximum(box_scores, best_scores)
-        predictions = [dict(labels=labels[i], scores=scores[i], class_boxes=class_boxes[i]) for i in range(n)]
+        predictions = [{"labels": labels[i], "scores": scores[i], "class_boxes": class_boxes[i]} for i in range(n)]
         return self.postprocess(predictions, image_metas(inputs, targets))
 
     @staticmethod
