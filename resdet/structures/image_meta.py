@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .boxes import clip_boxes, flip_boxes
+from .boxes import clip_boxes, flip_boxes, scale_boxes
 
 META_KEYS = ("orig_size", "img_shape", "scale_factor", "flip")
 
@@ -109,6 +109,12 @@ class ImageMeta:
         if self.flip:
             boxes = flip_boxes(boxes, float(self.img_shape[1]))
         return clip_boxes(unscale_boxes(boxes, self.scale_factor), self.orig_size)
+
+    def boxes_to_image(self, boxes: Tensor) -> Tensor:
+        """The other way (drawing predictions on the pipeline's image): ``... x 4`` boxes in
+        original pixels -> ``img_shape`` pixels (scaled, then flipped; not clipped)."""
+        boxes = scale_boxes(boxes, float(self.scale_factor[0]), float(self.scale_factor[-1]))
+        return flip_boxes(boxes, float(self.img_shape[1])) if self.flip else boxes
 
 
 def image_metas(images: Sequence[Tensor], metas: Sequence[Mapping | ImageMeta | None] | None = None
