@@ -45,6 +45,7 @@ SCRIPT = textwrap.dedent(r"""
     for config in ("shapes_frcnn", "shapes_maskrcnn", "loc_shapes"):
         cfg = model_cfg(config)
         detectors.append(build("MODELS", cfg))
+    build("MODELS", dict(type="DetectorTTA", detector=model_cfg("shapes_frcnn"), flip=True))
     submodules = {type(m).__name__ for d in detectors for m in d.modules()}
     for name in ("RPN", "StandardRoIHeads", "MaskRoIHeads", "PerClassRPN"):
         assert name in submodules, (name, sorted(submodules))

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from ..registry import COLLATE_FUNCTIONS
+from ..structures.image_meta import META_KEYS
 from .problems import Skipped, is_skipped
-
-DET_META_KEYS = ("img_id", "orig_size", "img_shape", "scale_factor", "flip")
 
 
 def _image_chw(img: Any) -> torch.Tensor:
@@ -65,7 +64,8 @@ def det_collate(samples: Sequence[dict]) -> dict:
     """Detection batch: ``inputs`` list of uint8 ``3 x H_i x W_i``; ``targets`` list of dicts with
     ``boxes`` (float32 ``N_i x 4``), ``labels`` (int64 ``N_i``), ``ignore`` (bool ``N_i``),
     optional ``masks`` (uint8 ``N_i x H x W``; polygons are passed through unchanged), and the
-    meta keys ``img_id``, ``orig_size``, ``img_shape``, ``scale_factor``, ``flip``."""
+    ``img_id`` and the meta keys of ``resdet.structures.image_meta`` (``orig_size``, ``img_shape``,
+    ``scale_factor``, ``flip``)."""
     inputs, targets = [], []
     for sample in samples:
         image = _image_chw(sample["img"])
@@ -80,7 +80,7 @@ def det_collate(samples: Sequence[dict]) -> dict:
         if masks is not None:
             target["masks"] = (_as_tensor(masks, torch.uint8)
                                if isinstance(masks, (np.ndarray, torch.Tensor)) else masks)
-        for key in DET_META_KEYS:
+        for key in ("img_id", *META_KEYS):  # the model reads META_KEYS as one ImageMeta per image
             if key in sample:
                 target[key] = sample[key]
         target.setdefault("img_shape", tuple(image.shape[-2:]))

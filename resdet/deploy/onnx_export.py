@@ -90,7 +90,7 @@ def export_onnx(model: nn.Module, out: str, cfg: Any = None, class_names: Sequen
 
     cfg = cfg if cfg is not None else getattr(model, "cfg", None)
     program, kind, example = program if program is not None else export_program(model, cfg)
-    names = list(DETECTOR_OUTPUTS) + (["masks"] if type(model).__name__ == "MaskRCNN" else []) \
+    names = list(DETECTOR_OUTPUTS) + (["masks"] if getattr(model, "has_masks", False) else []) \
         if kind == "detector" else ["logits"]
     try:
         onnx_program = torch.onnx.export(program, (example,), dynamic_shapes=dynamic_shapes(kind), dynamo=True,

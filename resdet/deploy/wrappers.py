@@ -4,8 +4,9 @@
 with ``cv2.resize``, see ``resize.py``) -> a ``DetPreprocessor(min_size=...)``'s own resize
 (``configs/*_tv.py``: normalise, then bilinear to ``floor(side * scale)``, the size computed on
 float64 tensors as ``F.interpolate`` computes it in Python) -> the detector's own ``detect`` (its
-preprocessor: normalise, pad; backbone, neck, RPN, RoI heads) -> boxes mapped back to the
-input pixels (scaled, clipped) -> Mask R-CNN: masks pasted into the input image.
+preprocessor: normalise, pad; backbone, neck, RPN, RoI heads) -> the detector's own
+``postprocess`` with the resize's ``ImageMeta``: boxes mapped back to the input pixels (scaled,
+clipped), Mask R-CNN's masks pasted into the input image.
 ``ClassifierGraph``: ``N x 3 x H x W`` uint8 -> logits (the classifier's own normalisation).
 
 The detector code itself is export-friendly (no Python numbers from tensor values on its
@@ -16,6 +17,7 @@ the model. ``check_exportable`` names what cannot go into a graph.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -23,12 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.transforms.det_transforms import inference_pipeline_of
-from ..structures.boxes import clip_boxes
-from ..structures.mask_ops import paste_masks_dense
+from ..models.classifiers import ImageClassifier
+from ..models.detectors import FasterRCNN, Localizer
+from ..structures.image_meta import ImageMeta, unscale_boxes
 from .errors import ExportError
 from .resize import preprocessor_resize_shape, resize_bilinear_uint8, resize_shape
-
-SUPPORTED_DETECTORS = ("FasterRCNN", "MaskRCNN")
 
 
 def pipeline_resize_of(cfg: Any) -> tuple[int, int | None] | None:
@@ -54,16 +55,16 @@ def pipeline_resize_of(cfg: Any) -> tuple[int, int | None] | None:
 def check_exportable(model: nn.Module, cfg: Any) -> str:
     """``'detector'`` or ``'classifier'``, or an ``ExportError`` naming the unsupported part."""
     kind = type(model).__name__
-    if kind == "ImageClassifier":
+    if isinstance(model, ImageClassifier):
         tta = getattr(model, "test_cfg", None) or {}
         if tta:
             raise ExportError(f"ImageClassifier test_cfg {dict(tta)} (test-time augmentation) cannot be exported")
         return "classifier"
-    if kind not in SUPPORTED_DETECTORS:
+    if not isinstance(model, FasterRCNN):
         hint = (" (not yet: its ranked class guesses with a box each need their own output contract; "
-                "see docs/export.md)" if kind == "Localizer" else "")
+                "see docs/export.md)" if isinstance(model, Localizer) else "")
         raise ExportError(f"model type {kind!r} cannot be exported{hint}; supported: ImageClassifier, "
-                          f"{', '.join(SUPPORTED_DETECTORS)}")
+                          "FasterRCNN and its subclasses (MaskRCNN)")
     if model.uses_tta():
         raise ExportError(f"{kind} test_cfg {model.test_cfg} (test-time flip / scales / box refinement) "
                           "cannot be exported; remove it with --cfg-options model.test_cfg=None")
@@ -71,13 +72,11 @@ def check_exportable(model: nn.Module, cfg: Any) -> str:
     return "detector"
 
 
-def _unscale(boxes: Tensor, resized: tuple, original: tuple) -> Tensor:
-    """Boxes in ``resized = (h, w)`` pixels -> ``original`` pixels: the resize factor computed
-    and inverted in double, then float32, as ``map_boxes_to_original`` / ``detect`` do
-    (tensor / tensor: dividing by a number would multiply by its rounded reciprocal)."""
-    one = torch.ones((), dtype=torch.float64, device=boxes.device)
-    ratio = torch.stack([(one * resized[1]) / (one * original[1]), (one * resized[0]) / (one * original[0])])
-    return boxes * (torch.ones_like(ratio) / ratio).float().repeat(2)
+def _scale_factor(resized: tuple, original: tuple) -> tuple[Tensor, Tensor]:
+    """``(w_scale, h_scale)`` of a resize from ``original = (h, w)`` to ``resized = (h, w)``
+    (sizes that may be symbolic), computed in double as the data pipeline records them."""
+    one = torch.ones((), dtype=torch.float64)
+    return (one * resized[1]) / (one * original[1]), (one * resized[0]) / (one * original[0])
 
 
 class DetectorGraph(nn.Module):
@@ -97,30 +96,29 @@ class DetectorGraph(nn.Module):
             detector = copy.deepcopy(detector)
             detector.preprocessor.min_size = None
         self.detector = detector
-        self.with_masks = type(detector).__name__ == "MaskRCNN"
 
     def forward(self, image: Tensor):
         height, width = image.shape[-2], image.shape[-1]
-        resized = image
+        resized, meta = image, ImageMeta.identity(height, width)
         if self.resize is not None:
             new_h, new_w = resize_shape(height, width, *self.resize)
             resized = resize_bilinear_uint8(image, new_h, new_w)
-        if self.model_resize is not None:  # DetPreprocessor: normalise, then bilinear (align_corners=False)
+            meta = ImageMeta(orig_size=(height, width), img_shape=(new_h, new_w),
+                             scale_factor=_scale_factor((new_h, new_w), (height, width)))
+        if self.model_resize is None:
+            det = self.detector.detect([resized])[0]
+        else:  # DetPreprocessor: normalise, then bilinear (align_corners=False)
             in_h, in_w = resized.shape[-2], resized.shape[-1]
             net_h, net_w = preprocessor_resize_shape(in_h, in_w, *self.model_resize)
             resized = F.interpolate(self.detector.preprocessor.normalize(resized)[None], size=(net_h, net_w),
                                     mode="bilinear", align_corners=False)[0]
-        det = self.detector.detect([resized])[0]
-        boxes = det.boxes
-        if self.model_resize is not None:  # DetectorGraph's resize factors, as detect() would invert them
-            boxes = _unscale(boxes, (net_h, net_w), (in_h, in_w))
-        if self.resize is not None:
-            boxes = clip_boxes(_unscale(boxes, (new_h, new_w), (height, width)), (height, width))
-        outputs = (boxes, det.scores, det.labels)
-        if self.with_masks:
-            masks = paste_masks_dense(det.mask_probs, boxes, height, width, threshold=self.detector.mask_thresh,
-                                      mode=self.detector.paste_mode)
-            outputs = outputs + (masks.to(torch.uint8),)
+            det = self.detector.detect([resized])[0]
+            # back to the pipeline's image pixels, as detect() inverts the preprocessor's resize
+            det = replace(det, boxes=unscale_boxes(det.boxes, _scale_factor((net_h, net_w), (in_h, in_w))))
+        det = self.detector.postprocess([det], [meta])[0]
+        outputs = (det.boxes, det.scores, det.labels)
+        if self.detector.has_masks:
+            outputs = outputs + (det.masks.to(torch.uint8),)
         return outputs
 
 

@@ -40,7 +40,7 @@ def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch
     Args:
         model: called as ``model(inputs, targets)`` in eval mode (a classifier returns
             ``N x C`` logits; a detector one dict per image, mapped to original coordinates
-            by the meta in ``targets``).
+            by the meta in ``targets``, read as ``ImageMeta`` by the detector).
         dataloader: yields collate dicts ``{'inputs', 'targets', 'num_skipped'}``.
         metrics: one metric or a list (``bind`` already called); ``reset`` / ``process`` /
             ``compute`` are called here.

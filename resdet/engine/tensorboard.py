@@ -27,6 +27,7 @@ from torchvision.utils import draw_bounding_boxes
 from ..data.loader import move_to_device
 from ..data.problems import is_skipped
 from ..registry import HOOKS
+from ..structures.image_meta import ImageMeta
 from ..utils import dist
 from ..utils.containers import class_name
 from .amp import autocast_context
@@ -53,11 +54,8 @@ def draw_detections_chw(img: torch.Tensor, output: dict, target: dict, names: li
     picture ``3 x H' x W'`` uint8 with the boxes above ``score_thr`` drawn."""
     keep = output["scores"].float() >= score_thr
     boxes = output["boxes"][keep].float().cpu()
-    sx, sy = (float(v) for v in target.get("scale_factor", (1.0, 1.0)))
-    boxes = boxes * torch.tensor([sx, sy, sx, sy])
-    if target.get("flip"):  # predictions are mapped back to the unflipped image
-        width = img.shape[-1]
-        boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
+    # predictions are in the original image: forward through the pipeline's resize and flip
+    boxes = ImageMeta.from_dict(target, image_shape=img.shape[-2:]).boxes_to_image(boxes)
     img, factor = _enlarge(img.cpu())
     labels = [f"{class_name(label, names)} {float(s):.2f}"
               for label, s in zip(output["labels"][keep].tolist(), output["scores"][keep].tolist())]

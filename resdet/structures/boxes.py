@@ -2,8 +2,8 @@
 
 Conversions to and from other formats happen only at the edges (dataset loading, result
 writing); everything inside resdet uses ``xyxy``. The geometry itself comes from
-``torchvision.ops``; these helpers add the image-level bookkeeping (clip, flip, rescale,
-map predictions back to the original image).
+``torchvision.ops``; these helpers add the image-level bookkeeping (clip, flip, rescale;
+mapping predictions back to the original image is ``image_meta``'s).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch import Tensor
 from torchvision.ops import batched_nms, box_area, box_convert, box_iou, clip_boxes_to_image, nms  # noqa: F401
 
 __all__ = ["box_area", "box_iou", "box_ioa", "clip_boxes", "grouped_nms", "flip_boxes", "scale_boxes",
-           "nonempty_mask", "xyxy_to_xywh", "xywh_to_xyxy", "map_boxes_to_original"]
+           "nonempty_mask", "xyxy_to_xywh", "xywh_to_xyxy"]
 
 
 def xyxy_to_xywh(boxes: Tensor) -> Tensor:
@@ -80,38 +80,3 @@ def nonempty_mask(boxes: Tensor, min_size: float = 0.0) -> Tensor:
     return ((boxes[:, 2] - boxes[:, 0]) > min_size) & ((boxes[:, 3] - boxes[:, 1]) > min_size)
 
 
-def _as_pair(value, name: str) -> tuple[float, float]:
-    if isinstance(value, Tensor):
-        value = value.flatten().tolist()
-    if isinstance(value, (int, float)):
-        return float(value), float(value)
-    if len(value) == 1:
-        return float(value[0]), float(value[0])
-    if len(value) != 2:
-        raise ValueError(f"{name} must be a number or a pair, got {value!r}")
-    return float(value[0]), float(value[1])
-
-
-def map_boxes_to_original(boxes: Tensor, meta: dict) -> Tensor:
-    """Undo the geometric transforms recorded in a sample's meta.
-
-    ``meta`` holds ``img_shape`` ``(h, w)`` of the transformed image, optional ``flip`` (bool,
-    applied in ``img_shape`` coordinates), ``scale_factor`` ``(w_scale, h_scale)`` (or one
-    number) and ``orig_size`` ``(h, w)``. Boxes ``N x 4`` in transformed-image coordinates
-    come back in original-image coordinates, clipped to ``orig_size``.
-    """
-    out = boxes
-    flip = meta.get("flip", False)
-    if isinstance(flip, Tensor):
-        flip = bool(flip.item())
-    if flip:
-        if "img_shape" not in meta:
-            raise KeyError("map_boxes_to_original: meta has 'flip' but no 'img_shape' to mirror in")
-        out = flip_boxes(out, float(_as_pair(meta["img_shape"], "img_shape")[1]))
-    if meta.get("scale_factor") is not None:
-        w_scale, h_scale = _as_pair(meta["scale_factor"], "scale_factor")
-        out = scale_boxes(out, 1.0 / w_scale, 1.0 / h_scale)
-    if meta.get("orig_size") is not None:
-        h, w = _as_pair(meta["orig_size"], "orig_size")
-        out = clip_boxes(out, (h, w))
-    return out

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from resdet.engine.step import sum_losses
-from resdet.models.detectors import DetPreprocessor, predict_with_tta
+from resdet.models.detectors import DetectorTTA, DetPreprocessor
 from resdet.registry import MODELS
 from resdet.structures import flip_boxes
 from resdet.utils.config import load_config
@@ -173,7 +173,7 @@ def test_test_time_flip_multiscale_and_refinement(repo_root):
     images, _ = images_and_targets()
     with torch.no_grad():
         # one view, no refinement: identical to plain inference
-        single = predict_with_tta(model, images)
+        single = DetectorTTA(model)(images)
         plain = model.predict(images)
         for a, b in zip(single, plain):
             assert torch.allclose(a["boxes"], b["boxes"]) and torch.equal(a["labels"], b["labels"])

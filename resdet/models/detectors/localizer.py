@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from ...structures.boxes import map_boxes_to_original, scale_boxes
+from ...structures.boxes import scale_boxes
+from ...structures.image_meta import ImageMeta, image_metas
 from ...structures.instances import Proposals
 from ..utils.shape_spec import build_part, published_shapes
 
@@ -200,7 +201,7 @@ class Localizer(nn.Module):
         return {names.get(k, k): v for k, v in roi_losses.items()}
 
     @torch.no_grad()
-    def predict(self, inputs: list[Tensor], targets: list[dict] | None = None) -> list[dict]:
+    def predict(self, inputs: list[Tensor], targets: Sequence[dict | ImageMeta] | None = None) -> list[dict]:
         """One dict per image (see the module docstring). With ``test_scales`` each class keeps
         the box of the scale where it scored highest (RPN, or R-CNN for refined classes)."""
         probs = F.softmax(self.classify(inputs).float(), dim=1)
@@ -226,14 +227,18 @@ class Localizer(nn.Module):
                 better = box_scores > best_scores
                 class_boxes = torch.where(better[..., None], boxes, class_boxes)
                 best_scores = torch.maximum(box_scores, best_scores)
-        outputs = []
-        for i in range(n):
-            boxes_i = class_boxes[i]
-            if targets is not None and any(k in targets[i] for k in ("orig_size", "scale_factor", "flip")):
-                boxes_i = map_boxes_to_original(boxes_i, targets[i])
-            outputs.append({"labels": labels[i], "scores": scores[i], "boxes": boxes_i[labels[i]],
-                            "class_boxes": boxes_i})
-        return outputs
+        predictions = [{"labels": labels[i], "scores": scores[i], "class_boxes": class_boxes[i]} for i in range(n)]
+        return self.postprocess(predictions, image_metas(inputs, targets))
+
+    @staticmethod
+    def postprocess(predictions: list[dict], metas: Sequence[ImageMeta]) -> list[dict]:
+        """Predictions in the input images' pixels -> in the original images (``class_boxes``
+        ``C x 4`` mapped back by each ``ImageMeta``; ``boxes`` ``k x 4`` those of ``labels``)."""
+        out = []
+        for prediction, meta in zip(predictions, metas):
+            class_boxes = meta.boxes_to_original(prediction["class_boxes"])
+            out.append(dict(prediction, boxes=class_boxes[prediction["labels"]], class_boxes=class_boxes))
+        return out
 
     def _refine(self, features: dict[str, Tensor], logits: Tensor, deltas: Tensor, anchors: Tensor,
                 labels: Tensor, sizes: list[tuple[int, int]], class_boxes: Tensor, class_scores: Tensor

@@ -13,22 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+import torch
 from torch import Tensor
 
 from ...registry import MODELS
 from ...structures.boxes import scale_boxes
+from ...structures.image_meta import ImageMeta
 from ...structures.instances import Detections, Proposals
-from ...structures.mask_ops import PASTE_MODES, paste_masks
+from ...structures.mask_ops import PASTE_MODES, paste_masks, paste_masks_dense
 from ..roi_heads.mask_roi_heads import MaskRoIHeads
-from .two_stage import META_KEYS, FasterRCNN
-
-
-def _as_pair(value) -> tuple[float, float]:
-    if isinstance(value, Tensor):
-        value = value.flatten().tolist()
-    if isinstance(value, (int, float)):
-        return float(value), float(value)
-    return float(value[0]), float(value[-1])
+from .two_stage import FasterRCNN
 
 
 @MODELS.register_module()
@@ -43,8 +37,10 @@ class MaskRCNN(FasterRCNN):
 
     ``forward``: training losses add ``loss_mask``; eval detections add ``masks``
     (``K x H x W`` bool) in the original image size when ``targets`` carry meta
-    (``orig_size``, ``scale_factor``, ``flip``, ``img_shape``), else in each input's size.
+    (``ImageMeta``), else in each input's size.
     """
+
+    has_masks = True
 
     def __init__(self, *args, mask_thresh: float = 0.5, paste_mode: str = "continuous", **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -58,45 +54,36 @@ class MaskRCNN(FasterRCNN):
                    targets: list[dict], factors: list[tuple[float, float]]) -> dict[str, Tensor]:
         """Box and mask losses; the bitmaps stay at the inputs' resolution, so the mask branch
         maps batch coordinates back by the inverse of each image's resize."""
+        # MaskRoIHeads takes the inverse direction: batch -> bitmap coordinates
         mask_scales = [(1.0 / w_scale, 1.0 / h_scale) for w_scale, h_scale in factors]
         _, losses = self.roi_heads(features, proposals, sizes, targets, mask_scales=mask_scales)
         return losses
 
-    def forward(self, inputs: Sequence[Tensor] | Tensor, targets: list[dict] | None = None):
-        if self.training:
-            return super().forward(inputs, targets)
-        detections = self.to_original(self.detect_with_test_cfg(inputs), targets)
-        return [det.to_dict() for det in self.paste(detections, inputs, targets)]
-
-    def detect_with_test_cfg(self, inputs: Sequence[Tensor] | Tensor) -> list[Detections]:
-        detections = super().detect_with_test_cfg(inputs)
-        return self._masks_for_boxes(inputs, detections) if self.uses_tta() else detections
-
-    def _masks_for_boxes(self, inputs: Sequence[Tensor], detections: list[Detections]) -> list[Detections]:
-        """Mask probabilities for detections in input coordinates (test-time augmentation
-        averages the boxes; the masks come from the plain, unflipped view)."""
+    def mask_probs_for(self, inputs: Sequence[Tensor] | Tensor, detections: list[Detections]) -> list[Detections]:
+        """Mask probabilities for detections in input coordinates, from the plain view
+        (``DetectorTTA`` averages the boxes over views, then asks for their masks)."""
         batch, sizes, factors = self.preprocessor(inputs)
         features = self.extract_features(batch)
         boxes = [scale_boxes(d.boxes, f[0], f[1]) for d, f in zip(detections, factors)]
         probs = self.roi_heads.predict_mask_probs(features, boxes, [d.labels for d in detections], sizes)
         return [replace(det, mask_probs=p) for det, p in zip(detections, probs)]
 
-    def paste(self, detections: list[Detections], inputs: Sequence[Tensor], targets: list[dict] | None
-              ) -> list[Detections]:
-        """Each detection's ``mask_probs`` pasted at its boxes into ``masks`` (``K x H x W`` bool)."""
-        pasted = []
-        for index, det in enumerate(detections):
-            probs = det.mask_probs
-            if probs is None:
-                raise ValueError("MaskRCNN.paste needs detections with mask_probs (from MaskRoIHeads)")
-            meta = targets[index] if targets is not None else {}
-            if any(k in meta for k in META_KEYS) and meta.get("orig_size") is not None:
-                height, width = (int(round(v)) for v in _as_pair(meta["orig_size"]))
-                flip = meta.get("flip", False)
-                if bool(flip.item() if isinstance(flip, Tensor) else flip):
-                    probs = probs.flip(-1)  # the boxes were mirrored back by to_original
-            else:
-                height, width = int(inputs[index].shape[-2]), int(inputs[index].shape[-1])
-            masks = paste_masks(probs, det.boxes, height, width, threshold=self.mask_thresh, mode=self.paste_mode)
-            pasted.append(replace(det, mask_probs=None, masks=masks))
-        return pasted
+    def postprocess(self, detections: list[Detections], metas: Sequence[ImageMeta]) -> list[Detections]:
+        """``FasterRCNN.postprocess``, then each detection's ``mask_probs`` pasted at its final
+        box into ``masks`` (``K x H x W`` bool) of the original image size."""
+        detections = super().postprocess(detections, metas)
+        return [self.paste(det, meta) for det, meta in zip(detections, metas)]
+
+    def paste(self, det: Detections, meta: ImageMeta) -> Detections:
+        """``det.mask_probs`` (``K x M x M``, in the model input's orientation) -> ``masks``;
+        ``det.boxes`` are already in the original image."""
+        probs = det.mask_probs
+        if probs is None:
+            raise ValueError("MaskRCNN.paste needs detections with mask_probs (from MaskRoIHeads)")
+        if meta.flip:
+            probs = probs.flip(-1)  # the boxes were mirrored back by postprocess
+        height, width = meta.orig_size
+        # an exported graph cannot size each box's window from tensor values: whole-image windows
+        paste = paste_masks_dense if torch.compiler.is_exporting() else paste_masks
+        masks = paste(probs, det.boxes, height, width, threshold=self.mask_thresh, mode=self.paste_mode)
+        return replace(det, mask_probs=None, masks=masks)

@@ -40,7 +40,8 @@ class DetPreprocessor(nn.Module):
 
     uint8 images are normalised; float images are taken as already normalised.
     ``forward(images) -> (batch N x 3 x H x W, image_sizes: list of (h, w) after resizing,
-    resize_factors: list of (w_scale, h_scale) from input to batch coordinates)``.
+    scale_factors: list of (w_scale, h_scale) from input to batch coordinates)`` -- the
+    direction and name of ``ImageMeta.scale_factor`` (``resdet.structures.image_meta``).
     """
 
     def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,

@@ -1,89 +1,122 @@
-"""Test-time augmentation of the paper's Table 9 for two-stage detectors: horizontal flip and
-multi-scale views, and box refinement (a second pass of the box head on its own outputs).
+"""Test-time augmentation of the paper's Table 9 for two-stage detectors, as a model wrapper:
+horizontal flip and multi-scale views, and box refinement (a second pass of the box head on
+its own outputs).
 
 Every view (scale x flip) proposes boxes; the union of all views' proposals (mapped back to
 input coordinates, NMS) is scored by the box head in every view, and the class
 probabilities and per-class boxes are averaged over views per RoI. With ``refine_boxes``
 each RoI's best-class box becomes a new RoI, scored again the same way, and both sets of
-predictions go through the usual per-class NMS together.
+predictions go through the usual per-class NMS together. Mask R-CNN's masks come from the
+plain view, for the averaged boxes.
+
+The wrapper only asks the detector (``propose``, ``merge_proposals``, ``score_boxes``,
+``select_detections``, ``mask_probs_for``, ``postprocess``); a detector with ``test_cfg``
+runs through it on its own.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
-from torch import Tensor
-from torchvision.ops import nms
+from torch import Tensor, nn
 
+from ...registry import MODELS
 from ...structures.boxes import flip_boxes, scale_boxes
+from ...structures.image_meta import ImageMeta, image_metas, unscale_boxes
 from ...structures.instances import Detections
 
 
-def _to_view(boxes: Tensor, factor: tuple[float, float], width: int, flipped: bool) -> Tensor:
-    out = scale_boxes(boxes, factor[0], factor[1])
-    return flip_boxes(out, width) if flipped else out
+@dataclass
+class _View:
+    """One preprocessed view: its features, batch sizes ``(h, w)``, ``scale_factors``
+    ``(w, h)`` input -> view, and whether it is mirrored."""
+    features: dict[str, Tensor]
+    sizes: list[tuple[int, int]]
+    factors: list[tuple[float, float]]
+    flipped: bool
+
+    def to_view(self, boxes: list[Tensor]) -> list[Tensor]:
+        out = [scale_boxes(b, f[0], f[1]) for b, f in zip(boxes, self.factors)]
+        return [flip_boxes(b, s[1]) for b, s in zip(out, self.sizes)] if self.flipped else out
+
+    def from_view(self, boxes: Sequence[Tensor]) -> list[Tensor]:
+        out = [flip_boxes(b, s[1]) for b, s in zip(boxes, self.sizes)] if self.flipped else list(boxes)
+        return [unscale_boxes(b, f) for b, f in zip(out, self.factors)]
 
 
-def _from_view(boxes: Tensor, factor: tuple[float, float], width: int, flipped: bool) -> Tensor:
-    out = flip_boxes(boxes, width) if flipped else boxes
-    return scale_boxes(out, 1.0 / factor[0], 1.0 / factor[1])
+@MODELS.register_module()
+class DetectorTTA(nn.Module):
+    """Flip / multi-scale / box-refinement testing of a ``FasterRCNN`` (or ``MaskRCNN``).
 
+    Args:
+        detector: the detector (module or config).
+        flip: add the mirrored view of every scale.
+        scales: shorter sides of the views (``None``: the preprocessor's own sizing).
+        refine_boxes: score each RoI's best-class box again and keep both predictions.
 
-def _score_rois(model, views: list[dict], rois: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-    """Per image: probabilities ``R x (C + 1)`` and boxes ``R x C x 4`` (input coordinates),
-    averaged over the views."""
-    counts = [len(r) for r in rois]
-    prob_sum: list[Tensor] | None = None
-    box_sum: list[Tensor] | None = None
-    for view in views:
-        view_rois = [_to_view(r, f, s[1], view["flip"]) for r, f, s in zip(rois, view["factors"], view["sizes"])]
-        probs, boxes = model.roi_heads.predict(view["features"], view_rois, view["sizes"])
-        probs, boxes = probs.split(counts), boxes.split(counts)
-        boxes = [_from_view(b, f, s[1], view["flip"]) for b, f, s in zip(boxes, view["factors"], view["sizes"])]
-        prob_sum = list(probs) if prob_sum is None else [a + b for a, b in zip(prob_sum, probs)]
-        box_sum = boxes if box_sum is None else [a + b for a, b in zip(box_sum, boxes)]
-    return [p / len(views) for p in prob_sum], [b / len(views) for b in box_sum]
+    ``forward(inputs, targets=None)``: in training the detector's losses; in eval one dict per
+    image (``boxes``, ``scores``, ``labels``, ``masks`` where present), mapped to the original
+    images by ``detector.postprocess`` when ``targets`` carry meta.
+    """
 
+    def __init__(self, detector: dict | nn.Module, flip: bool = False, scales: Sequence[int] | None = None,
+                 refine_boxes: bool = False) -> None:
+        super().__init__()
+        self.detector = MODELS.build(detector) if isinstance(detector, dict) else detector
+        self.flip, self.refine_boxes = bool(flip), bool(refine_boxes)
+        self.scales = [int(s) for s in scales] if scales else [None]
+        self.train(self.detector.training)  # wrapping changes no mode
 
-def predict_with_tta(model, inputs: Sequence[Tensor], flip: bool = False,
-                     scales: Sequence[int] | None = None, refine_boxes: bool = False) -> list[dict]:
-    """``detect_with_tta`` as the detector's public dicts (``boxes``, ``scores``, ``labels``)."""
-    return [det.to_dict() for det in detect_with_tta(model, inputs, flip, scales, refine_boxes)]
+    def forward(self, inputs: Sequence[Tensor] | Tensor, targets: Sequence[dict | ImageMeta] | None = None):
+        if self.training:
+            return self.detector(inputs, targets)
+        detections = self.detector.postprocess(self.detect(inputs), image_metas(inputs, targets))
+        return [det.to_dict() for det in detections]
 
+    def views(self, inputs: Sequence[Tensor]) -> tuple[list[_View], list[Tensor]]:
+        """Every view of the batch, and per image the merged proposals of all views (input
+        coordinates)."""
+        views, boxes, scores = [], [], []
+        for scale in self.scales:
+            for flipped in ((False, True) if self.flip else (False,)):
+                features, sizes, factors, proposals = self.detector.propose(inputs, min_size=scale, flip=flipped)
+                view = _View(features, sizes, factors, flipped)
+                views.append(view)
+                boxes.append(view.from_view([p.boxes for p in proposals]))
+                scores.append([p.scores for p in proposals])
+        rois = []
+        for index in range(len(inputs)):
+            image_boxes = torch.cat([b[index] for b in boxes])
+            if len(views) > 1:
+                image_boxes = self.detector.merge_proposals(image_boxes, torch.cat([s[index] for s in scores]))
+            rois.append(image_boxes)
+        return views, rois
 
-def detect_with_tta(model, inputs: Sequence[Tensor], flip: bool = False,
-                    scales: Sequence[int] | None = None, refine_boxes: bool = False) -> list[Detections]:
-    """Detections (in the coordinates of ``inputs``) of ``model`` (a ``FasterRCNN`` in eval
-    mode) averaged over ``scales x {no flip, flip}`` views; ``scales=None`` uses the
-    preprocessor's own sizing."""
-    scale_list = list(scales) if scales else [None]
-    views = []
-    proposals_per_view, scores_per_view = [], []
-    for scale in scale_list:
-        for flipped in ((False, True) if flip else (False,)):
-            batch, sizes, factors = model.preprocessor(inputs, min_size=scale, flip=flipped)
-            features = model.extract_features(batch)
-            proposals, _ = model.rpn(features, sizes, batch.shape[-2:])
-            views.append({"features": features, "sizes": sizes, "factors": factors, "flip": flipped})
-            proposals_per_view.append([_from_view(p.boxes, f, s[1], flipped)
-                                       for p, f, s in zip(proposals, factors, sizes)])
-            scores_per_view.append([p.scores for p in proposals])
-    rois = []
-    for index in range(len(inputs)):
-        boxes = torch.cat([p[index] for p in proposals_per_view])
-        scores = torch.cat([s[index] for s in scores_per_view])
-        if len(views) > 1:
-            keep = nms(boxes, scores, model.rpn.nms_thresh)[:model.rpn.post_nms_top_n[False]]
-            boxes = boxes[keep]
-        rois.append(boxes)
-    probs, boxes = _score_rois(model, views, rois)
-    if refine_boxes:
-        num_classes = model.roi_heads.num_classes
-        refined = []
-        for p, b in zip(probs, boxes):
-            best = p[:, :num_classes].argmax(dim=1)
-            refined.append(b[torch.arange(len(b), device=b.device), best])
-        probs2, boxes2 = _score_rois(model, views, refined)
-        probs = [torch.cat(pair) for pair in zip(probs, probs2)]
-        boxes = [torch.cat(pair) for pair in zip(boxes, boxes2)]
-    return [model.roi_heads.postprocess(p, b) for p, b in zip(probs, boxes)]
+    def score(self, views: list[_View], rois: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """Per image: probabilities ``R x (C + 1)`` and boxes ``R x C x 4`` (input coordinates),
+        averaged over the views."""
+        counts = [len(r) for r in rois]
+        prob_sum: list[Tensor] | None = None
+        box_sum: list[Tensor] | None = None
+        for view in views:
+            probs, boxes = self.detector.score_boxes(view.features, view.to_view(rois), view.sizes)
+            probs, boxes = probs.split(counts), view.from_view(boxes.split(counts))
+            prob_sum = list(probs) if prob_sum is None else [a + b for a, b in zip(prob_sum, probs)]
+            box_sum = boxes if box_sum is None else [a + b for a, b in zip(box_sum, boxes)]
+        return [p / len(views) for p in prob_sum], [b / len(views) for b in box_sum]
+
+    def detect(self, inputs: Sequence[Tensor] | Tensor) -> list[Detections]:
+        """Detections averaged over the views, in the coordinates of ``inputs``."""
+        views, rois = self.views(inputs)
+        probs, boxes = self.score(views, rois)
+        if self.refine_boxes:
+            refined = []
+            for p, b in zip(probs, boxes):
+                best = p[:, :self.detector.num_classes].argmax(dim=1)
+                refined.append(b[torch.arange(len(b), device=b.device), best])
+            probs2, boxes2 = self.score(views, refined)
+            probs = [torch.cat(pair) for pair in zip(probs, probs2)]
+            boxes = [torch.cat(pair) for pair in zip(boxes, boxes2)]
+        detections = [self.detector.select_detections(p, b) for p, b in zip(probs, boxes)]
+        return self.detector.mask_probs_for(inputs, detections) if self.detector.has_masks else detections

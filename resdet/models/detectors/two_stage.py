@@ -6,15 +6,15 @@ from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
+from torchvision.ops import nms
 
 from ...registry import MODELS
-from ...structures.boxes import map_boxes_to_original, scale_boxes
+from ...structures.boxes import scale_boxes
+from ...structures.image_meta import ImageMeta, image_metas, unscale_boxes
 from ...structures.instances import Detections, Proposals
 from ..utils.shape_spec import ShapeSpec, build_part, published_shapes
 from .init_weights import SOURCES, init_from_classifier
-from .tta import detect_with_tta
-
-META_KEYS = ("orig_size", "scale_factor", "flip", "img_shape")
+from .tta import DetectorTTA
 
 
 @MODELS.register_module()
@@ -44,8 +44,9 @@ class FasterRCNN(nn.Module):
     ``forward(inputs: list of 3 x H_i x W_i uint8, targets=None)``: in training a dict of
     losses; in eval a list of ``{'boxes': K x 4, 'scores': K, 'labels': K}``, in the
     coordinates of the given images, or of the original images when ``targets`` carry meta
-    (``img_shape``, ``scale_factor``, ``flip``, ``orig_size``). Inside, the stages hand over
-    ``Proposals`` and ``Detections`` (``resdet.structures.instances``).
+    (``ImageMeta``s, or dicts with ``img_shape``, ``scale_factor``, ``flip``, ``orig_size``:
+    ``resdet.structures.image_meta``); ``postprocess`` maps them back. Inside, the stages hand
+    over ``Proposals`` and ``Detections`` (``resdet.structures.instances``).
     """
 
     def __init__(self, backbone: dict | nn.Module, rpn: dict | nn.Module, roi_heads: dict | nn.Module,
@@ -117,13 +118,15 @@ class FasterRCNN(nn.Module):
             out.append(target)
         return out
 
-    def forward(self, inputs: Sequence[Tensor] | Tensor, targets: list[dict] | None = None):
+    has_masks = False  # MaskRCNN: detections carry masks (exported graphs add an output)
+
+    def forward(self, inputs: Sequence[Tensor] | Tensor, targets: Sequence[dict | ImageMeta] | None = None):
         if self.training:
             if targets is None:
                 raise ValueError("FasterRCNN in training mode needs targets (list of dicts with boxes, labels)")
             return self.losses(inputs, targets)
-        detections = self.to_original(self.detect_with_test_cfg(inputs), targets)
-        return [det.to_dict() for det in detections]
+        metas = image_metas(inputs, targets)
+        return [det.to_dict() for det in self.postprocess(self.detect_with_test_cfg(inputs), metas)]
 
     def losses(self, inputs: Sequence[Tensor] | Tensor, targets: list[dict]) -> dict[str, Tensor]:
         """The RPN and RoI-head losses of a batch (``targets`` in the inputs' coordinates)."""
@@ -135,44 +138,62 @@ class FasterRCNN(nn.Module):
 
     def roi_losses(self, features: dict[str, Tensor], proposals: list[Proposals], sizes: list[tuple[int, int]],
                    targets: list[dict], factors: list[tuple[float, float]]) -> dict[str, Tensor]:
-        """RoI-head losses; ``factors``: per image ``(w, h)`` resize from input to batch coordinates."""
+        """RoI-head losses; ``factors``: per image the preprocessor's ``scale_factor`` ``(w, h)``
+        (input -> batch coordinates)."""
         _, losses = self.roi_heads(features, proposals, sizes, targets)
         return losses
 
+    # ------------------------------------------------------------------ inference
     def uses_tta(self) -> bool:
         return bool(self.test_cfg.get("flip") or self.test_cfg.get("scales") or self.test_cfg.get("refine_boxes"))
 
     def detect_with_test_cfg(self, inputs: Sequence[Tensor] | Tensor) -> list[Detections]:
-        """Detections in the coordinates of the given images: plain, or with ``test_cfg``'s
-        test-time augmentation."""
+        """Detections in the coordinates of the given images: plain, or through ``DetectorTTA``
+        with ``test_cfg``'s test-time augmentation."""
         if self.uses_tta():
-            return detect_with_tta(self, inputs, flip=bool(self.test_cfg.get("flip")),
-                                   scales=self.test_cfg.get("scales"),
-                                   refine_boxes=bool(self.test_cfg.get("refine_boxes")))
+            return DetectorTTA(self, **self.test_cfg).detect(inputs)
         return self.detect(inputs)
+
+    def propose(self, inputs: Sequence[Tensor] | Tensor, min_size: int | None = None, flip: bool = False
+                ) -> tuple[dict[str, Tensor], list[tuple[int, int]], list[tuple[float, float]], list[Proposals]]:
+        """One view of the images (the preprocessor's resize, or shorter side ``min_size``;
+        mirrored when ``flip``): ``(features, sizes (h, w) in the batch, scale_factors
+        (w, h) input -> batch, proposals in batch coordinates)``."""
+        batch, sizes, factors = self.preprocessor(inputs, min_size=min_size, flip=flip)
+        features = self.extract_features(batch)
+        proposals, _ = self.rpn(features, sizes, batch.shape[-2:])
+        return features, sizes, factors, proposals
+
+    def merge_proposals(self, boxes: Tensor, scores: Tensor) -> Tensor:
+        """``R`` pooled proposals of one image (several views) -> the kept boxes: the RPN's
+        test-time NMS and proposal count."""
+        keep = nms(boxes, scores, self.rpn.nms_thresh)[:self.rpn.post_nms_top_n[False]]
+        return boxes[keep]
+
+    def score_boxes(self, features: dict[str, Tensor], boxes: list[Tensor], sizes: list[tuple[int, int]]
+                    ) -> tuple[Tensor, Tensor]:
+        """The box head on given RoIs (batch coordinates): class probabilities ``R x (C + 1)``
+        and per-class boxes ``R x C x 4`` of all images, concatenated."""
+        return self.roi_heads.predict(features, boxes, sizes)
+
+    def select_detections(self, probs: Tensor, boxes: Tensor) -> Detections:
+        """One image's scored RoIs -> its detections (score threshold, per-class NMS, top-k)."""
+        return self.roi_heads.postprocess(probs, boxes)
 
     def detect(self, inputs: Sequence[Tensor] | Tensor) -> list[Detections]:
         """Plain inference: detections in the coordinates of the given images."""
-        batch, sizes, factors = self.preprocessor(inputs)
-        features = self.extract_features(batch)
-        proposals, _ = self.rpn(features, sizes, batch.shape[-2:])
+        features, sizes, factors, proposals = self.propose(inputs)
         detections, _ = self.roi_heads(features, proposals, sizes)
-        return [det if (w_scale, h_scale) == (1.0, 1.0) else
-                replace(det, boxes=scale_boxes(det.boxes, 1.0 / w_scale, 1.0 / h_scale))
-                for det, (w_scale, h_scale) in zip(detections, factors)]
+        return [det if tuple(factor) == (1.0, 1.0) else replace(det, boxes=unscale_boxes(det.boxes, factor))
+                for det, factor in zip(detections, factors)]
 
     def predict(self, inputs: Sequence[Tensor] | Tensor) -> list[dict]:
         """Plain inference as the public dicts (``boxes``, ``scores``, ``labels``), in the
         coordinates of the given images."""
         return [det.to_dict() for det in self.detect(inputs)]
 
-    @staticmethod
-    def to_original(detections: list[Detections], targets: list[dict] | None) -> list[Detections]:
-        """Map boxes back through the data pipeline's resize / flip when meta is given."""
-        if targets is None:
-            return detections
-        mapped = list(detections)
-        for index, (det, meta) in enumerate(zip(detections, targets)):
-            if any(k in meta for k in META_KEYS):
-                mapped[index] = replace(det, boxes=map_boxes_to_original(det.boxes, meta))
-        return mapped
+    def postprocess(self, detections: list[Detections], metas: Sequence[ImageMeta]) -> list[Detections]:
+        """Detections in the coordinates of the images given to the model -> in the original
+        images described by ``metas`` (boxes un-flipped, un-scaled, clipped). The one path
+        back for eager inference, ``DetectorTTA`` and the exported graph."""
+        return [replace(det, boxes=meta.boxes_to_original(det.boxes)) for det, meta in zip(detections, metas)]
