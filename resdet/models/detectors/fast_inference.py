@@ -67,8 +67,10 @@ def _fold_plan(model: nn.Module) -> dict[int, nn.Module]:
     for parent in model.modules():
         children = list(parent.children())
         for conv, bn in zip(children, children[1:]):
+            if not isinstance(conv, nn.Conv2d):
+                continue
             frozen = bn if isinstance(bn, FrozenBatchNorm2d) else _frozen(bn) if is_eval_batch_norm(bn) else None
-            if isinstance(conv, nn.Conv2d) and frozen is not None and conv.out_channels == frozen.weight.numel():
+            if frozen is not None and conv.out_channels == frozen.weight.numel():
                 plan[id(conv)], plan[id(bn)] = fold_conv_frozen_bn(conv, frozen), nn.Identity()
         for child in children:
             if id(child) not in plan and is_eval_batch_norm(child):
