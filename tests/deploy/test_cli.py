@@ -69,7 +69,7 @@ def test_demo_draws_with_the_onnx_file_alone(c4_export, photos, tmp_path, capsys
 def test_export_traces_the_fast_path_unless_told_not_to(tmp_path, monkeypatch):
     """``resdet export`` builds the model and hands its inference fast path (BN folded,
     channels_last) to the tracer; ``--no-fold-bn`` hands the checkpoint's layout."""
-    import resdet.deploy as deploy
+    from resdet import deploy
     from resdet.deploy import ExportError
     from resdet.models.detectors import is_inference_optimized
     torch.manual_seed(0)

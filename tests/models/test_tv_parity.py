@@ -142,8 +142,8 @@ def assert_matches_torchvision(ours: dict, theirs: dict, box: float = FAST_PATH_
 def test_checkpoint_layout_reproduces_torchvision_exactly(zoo, ours):
     _, images, expected, _ = zoo
     with torch.no_grad():  # the model as init_model returns it (it resizes and maps back itself)
-        got = ours([torch.from_numpy(image).permute(2, 0, 1) for image in images])
-    for got, theirs in zip(got, expected):
+        results = ours([torch.from_numpy(image).permute(2, 0, 1) for image in images])
+    for got, theirs in zip(results, expected):
         assert_matches_torchvision(got, theirs, **EXACT_TOLERANCE)
 
 

@@ -233,7 +233,7 @@ def test_masks_go_to_the_results_file_as_rle_with_mapped_category_ids():
 
 def test_demo_runs_the_fast_path(tmp_path, monkeypatch, capsys):
     """``resdet demo`` builds the detector and runs it folded and channels_last."""
-    import resdet.apis.predictors as predictors
+    from resdet.apis import predictors
     from resdet.cli.demo import main
     from resdet.models.detectors import is_inference_optimized
     made = []

@@ -243,7 +243,7 @@ test_dataloader = dict(batch_size=2, num_workers=0, collate='det_collate',
     model = init_model(cfg_path)
     ckpt = str(tmp_path / "det.pth")
     atomic_save({"model": model.state_dict()}, ckpt)
-    import resdet.apis.evaluate as evaluate
+    from resdet.apis import evaluate
     from resdet.models.detectors import is_inference_optimized
     ran = []
     real = evaluate.run_inference
