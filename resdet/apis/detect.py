@@ -18,6 +18,7 @@ from ..models.converters import is_weights_name
 from ..utils.config import ConfigError, load_config
 from ..utils.dist import barrier
 from ..visualization import class_name, draw_detections, output_paths, save_image, select_detections
+from .model import fast_path
 
 
 def _to_rgb_array(image: Any, index: int) -> np.ndarray:
@@ -46,7 +47,10 @@ def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] |
     """Detect objects in one image or a list of them.
 
     Args:
-        model: a detector (e.g. from ``init_model``), in eval mode.
+        model: a detector (e.g. from ``init_model``). A Faster / Mask R-CNN runs on its fast path
+            (``optimize_for_inference``: BN folded, ``channels_last``) as a copy made for this
+            call, ``model`` itself left as it is; pass ``optimize_for_inference(model)`` to
+            make that copy once when calling in a loop.
         cfg: the config whose test pipeline is applied (default: ``model.cfg``, the config
             ``init_model`` built the model from); ``pipeline`` overrides both.
         images: a path, an ``H x W x 3`` uint8 RGB array, a ``3 x H x W`` tensor (uint8, or
@@ -69,6 +73,7 @@ def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] |
     cfg = cfg if cfg is not None else getattr(model, "cfg", None)
     names = class_names_of(cfg, model, class_names)
     transforms = build_pipeline(pipeline if pipeline is not None else inference_pipeline_of(cfg))
+    model = fast_path(model)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -118,6 +123,7 @@ def draw_and_save(model: nn.Module, image_paths: Sequence[str], out_dir: str, sc
     """
     cfg = cfg if cfg is not None else getattr(model, "cfg", None)
     names = class_names_of(cfg, model, class_names)
+    model = fast_path(model)  # once, not at every image
     outputs = output_paths(list(image_paths), out_dir, ext)
     written = []
     for path, out in zip(image_paths, outputs):

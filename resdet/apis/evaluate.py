@@ -1,7 +1,8 @@
 """What ``resdet eval`` (``tools/eval.py``) does in model mode: score a model on its config's
 test set, or a results file.
 
-``evaluate_model`` builds the model (``resdet.apis.init_model``), the loader of
+``evaluate_model`` builds the model (``resdet.apis.init_model``, then its inference fast
+path, ``resdet.apis.fast_path``), the loader of
 ``cfg.test_dataloader`` (falling back to ``cfg.val_dataloader``) and the metrics, then
 runs ``resdet.engine.inference.run_inference`` -- on every rank under torchrun, the
 metrics gathering predictions over ranks. ``report`` prints the tables (rank 0) and writes
@@ -22,7 +23,7 @@ from ..utils import dist
 from ..utils.config import ConfigError, load_config
 from ..utils.device import resolve_device
 from ..utils.io import atomic_write_json
-from .model import init_model
+from .model import fast_path, init_model
 
 DETECTION_METRICS = ("CocoMetric", "VOCMetric", "LocalizationError")  # metrics that can write --out
 
@@ -39,7 +40,8 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     ``val_evaluator``. ``results_file``: the predictions in COCO results format (written by
     the first detection metric, on rank 0). ``test_mode``: a classifier's test-time mode
     (``center``, ``ten_crop``, ``multi_scale``); default: the config's ``test_mode``.
-    ``compile``: compile a detector's convolution stacks (``init_model``; default: the
+    A Faster / Mask R-CNN runs on its fast path (``optimize_for_inference``, applied to the
+    model built here); ``compile``: also compile its convolution stacks (default: the
     ``RESDET_COMPILE`` environment variable), worth its one-time cost on large test sets.
     """
     dist.init_distributed()
@@ -54,7 +56,7 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     device = resolve_device(device)  # None: cuda:LOCAL_RANK if available, else cpu
     check_amp_device(amp, device, "--amp")
     check_loader_config("test_dataloader" if cfg.get("test_dataloader") else "val_dataloader", loader_cfg)
-    model = init_model(cfg, checkpoint, device=device, compile=compile)
+    model = fast_path(init_model(cfg, checkpoint, device=device), inplace=True, compile=compile)
     if cfg.get("test_mode") is not None or test_mode is not None:
         model, mode_loader_cfg = build_tta(model, cfg, test_mode)
         model.to(device).eval()

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 
 import torch
 from mmengine.config import Config
 from torch import nn
 
 from ..models.converters import load_weights
-from ..models.detectors import optimize_for_inference
+from ..models.detectors import has_fast_path, optimize_for_inference
 from ..registry import MODELS
 from ..utils.config import ConfigError, load_config, merge_options, resolve_config_path
 from ..utils.device import resolve_device
@@ -82,9 +83,10 @@ def get_config(config: str | dict | Config, cfg_options: dict | None = None) -> 
 
 def init_model(config: str | dict | Config, checkpoint: str | None = None,
                device: str | torch.device = "cpu", cfg_options: dict | None = None,
-               strict: bool = True, fast: bool = True, compile: bool | None = None) -> nn.Module:
+               strict: bool = True, fast: bool | None = None, compile: bool | None = None) -> nn.Module:
     """Build ``cfg.model`` from the MODELS registry, load ``checkpoint`` if given, and return
-    the model in eval mode on ``device``.
+    the model in eval mode on ``device``, with its checkpoint's layout: ``state_dict()`` saves a
+    checkpoint ``init_model`` reads back, and ``model.train()`` fine-tunes it.
 
     ``config`` is a config file (path, or a name in ``configs/``), a short name (see
     ``SHORT_NAMES``: ImageNet nets have 1000 classes and the paper's ``stride_in_1x1=True``,
@@ -96,12 +98,12 @@ def init_model(config: str | dict | Config, checkpoint: str | None = None,
     torchvision ResNet-50/101/152 switches the model to ``stride_in_1x1=False`` with a
     warning). The config is kept as ``model.cfg``; ``device='meta'`` builds a shape-only model.
 
-    A detector comes back on its inference fast path (``fast=True``): frozen BN folded into
-    the convolutions and ``channels_last`` (same detections up to float rounding; its
-    ``state_dict`` then has the folded layout, so pass ``fast=False`` to fine-tune or re-save
-    it). ``compile=True`` (default: the ``RESDET_COMPILE`` environment variable) also compiles
-    its convolution stacks with ``torch.compile`` on the first call (a one-time cost of tens of
-    seconds on a CPU; it falls back to eager where compiling fails).
+    The inference fast path (frozen BN folded into the convolutions, ``channels_last``,
+    optionally compiled) is a separate step, ``optimize_for_inference(model)``, which
+    ``inference_detector``, ``resdet eval``, ``demo`` and ``export`` apply themselves.
+    ``fast`` and ``compile`` are deprecated: ``fast=True`` / ``compile=True`` still return the
+    optimised detector (``fast_path(model, inplace=True, compile=compile)``), with a
+    ``FutureWarning``.
     """
     device = resolve_device(device)  # a bad or missing --device: one line, before anything is built
     cfg = get_config(config, cfg_options)
@@ -119,7 +121,19 @@ def init_model(config: str | dict | Config, checkpoint: str | None = None,
         model.checkpoint_report = report
     model.cfg = cfg
     model = model.to(device).eval()
-    if fast and torch.device(device).type != "meta" and hasattr(model, "channels_last") \
-            and hasattr(model, "preprocessor"):
-        optimize_for_inference(model, compile=compile)
+    if fast is not None or compile is not None:
+        warnings.warn("init_model(fast=..., compile=...) is deprecated: init_model returns the model with its "
+                      "checkpoint's layout; call resdet.apis.optimize_for_inference(model, compile=...) for "
+                      "the inference fast path", FutureWarning, stacklevel=2)
+        if (fast or compile) and torch.device(device).type != "meta":
+            model = fast_path(model, inplace=True, compile=compile)
+    return model
+
+
+def fast_path(model: nn.Module, *, inplace: bool = False, compile: bool | None = False) -> nn.Module:
+    """The model an inference entry point runs for ``model``: a Faster / Mask R-CNN through
+    ``optimize_for_inference`` (a copy unless ``inplace``; one already optimised as it is),
+    any other model (classifiers, localizers) as it is."""
+    if has_fast_path(model):
+        return optimize_for_inference(model, inplace=inplace, compile=compile)
     return model

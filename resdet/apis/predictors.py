@@ -18,6 +18,7 @@ from ..utils.errors import DataError
 from ..visualization import draw_detections, select_detections
 from .classify import inference_classifier
 from .detect import class_names_of, describe_detections, inference_detector
+from .model import fast_path
 
 
 def categories_of_json(ann_file: str, classes: Sequence[str] | None = None) -> list[dict]:
@@ -58,12 +59,14 @@ def label_to_category_ids(cfg: Any, class_names: Sequence[str] | None, num_label
 
 
 class DetectorPredictor:
-    """Detections of a detector / localizer: boxes, scores, labels (and masks)."""
+    """Detections of a detector / localizer: boxes, scores, labels (and masks). A Faster / Mask
+    R-CNN runs on its fast path (``fast_path``: an optimised copy, made once, unless ``model``
+    is optimised already), ``model`` itself left as it is."""
     kind = "detector"
 
     def __init__(self, model: nn.Module, class_names: Sequence[str] | None = None, score_thr: float = 0.5,
                  top_k: int | None = None, cat_ids: Sequence | None = None) -> None:
-        self.model, self.score_thr, self.top_k = model, float(score_thr), top_k
+        self.model, self.score_thr, self.top_k = fast_path(model), float(score_thr), top_k
         self.cfg = getattr(model, "cfg", None)
         self.class_names = class_names_of(self.cfg, model, class_names)
         if cat_ids is not None:

@@ -61,7 +61,7 @@ def _build(spec: dict):
     from ..registry import MODELS
     model = MODELS.build(_load(cfg_ref)(num_classes=80, min_size=spec["height"], max_size=spec["width"]))
     if spec["mode"] == "infer":
-        optimize_for_inference(model, compile=bool(spec.get("compile")))
+        model = optimize_for_inference(model, inplace=True, compile=bool(spec.get("compile")))
     return model
 
 

@@ -166,12 +166,13 @@ def main(argv=None) -> int:
         written = draw_with_onnxruntime(args, items)
         print(f"drew detections on {len(written)} image(s) in {_where(args, written)}")
         return 0
-    from resdet.apis import init_model
+    from resdet.apis import fast_path, init_model
     from resdet.apis.inference_inputs import inference_inputs
     from resdet.apis.predictors import make_predictor
     from resdet.models.converters import resolve_checkpoint
     from resdet.utils.io import safe_load
     model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
+    model = fast_path(model, inplace=True, compile=None)  # built here for inference alone; RESDET_COMPILE
     meta = safe_load(resolve_checkpoint(args.checkpoint)).get("meta", {})  # torchvision://NAME: its file
     names = meta.get("classes") if isinstance(meta, dict) else None
     cat_ids = meta.get("cat_ids") if isinstance(meta, dict) else None

@@ -5,7 +5,6 @@ as a ``.pt2``; ``--format onnx`` translates it with ``torch.onnx.export(..., dyn
 """
 from __future__ import annotations
 
-import copy
 import io
 import os
 from typing import Any
@@ -14,7 +13,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from ..models.detectors.fast_inference import freeze_eval_batch_norm, fuse_frozen_bn, is_eval_batch_norm
+from ..models.detectors.fast_inference import fold_batch_norm, is_eval_batch_norm, optimize_for_inference
 from ..utils.io import atomic_write_bytes
 from .errors import ExportError
 from .wrappers import ClassifierGraph, DetectorGraph, check_exportable
@@ -36,22 +35,22 @@ def _nms_fake(dets, scores, iou_threshold):
 def freeze_batch_norm(model: nn.Module) -> nn.Module:
     """``model`` itself when it has no BatchNorm running on its statistics; else a copy whose
     BatchNorm layers are ``FrozenBatchNorm2d`` with those statistics, folded into the preceding
-    convolutions where there is one (``freeze_eval_batch_norm``, ``fuse_frozen_bn``). A config
+    convolutions where there is one (``fold_batch_norm``). A config
     trained with plain BN (e.g. frcnn_r50_c4_bccd.py) keeps it in eval mode, where it is the
     same affine map; its functional form guards on the (data-dependent) number of RoIs, so the
     graph gets the folded form. Outputs agree up to float rounding."""
     if not any(is_eval_batch_norm(m) for m in model.modules()):
         return model
-    model = copy.deepcopy(model)
-    freeze_eval_batch_norm(model)
-    fuse_frozen_bn(model)
-    return model
+    return fold_batch_norm(model)
 
 
-def graph_module(model: nn.Module, cfg: Any = None) -> nn.Module:
-    """The wrapper module exported for ``model``: ``DetectorGraph`` or ``ClassifierGraph``."""
+def graph_module(model: nn.Module, cfg: Any = None, fold_bn: bool = True) -> nn.Module:
+    """The wrapper module exported for ``model``: ``DetectorGraph`` or ``ClassifierGraph``
+    around its inference fast path (``optimize_for_inference``: a copy, ``model`` left as it
+    is, unless it is optimised already), or with ``fold_bn=False`` around ``model`` as it is
+    (BatchNorm on its statistics still frozen and folded: ``freeze_batch_norm``)."""
     kind = check_exportable(model, cfg)
-    model = freeze_batch_norm(model)
+    model = optimize_for_inference(model) if fold_bn else freeze_batch_norm(model)
     wrapper = DetectorGraph(model, cfg) if kind == "detector" else ClassifierGraph(model)
     return wrapper.eval()
 
@@ -74,11 +73,13 @@ def dynamic_shapes(kind: str) -> dict:
     return {"images": {0: Dim.DYNAMIC(min=1, max=1024), 2: height, 3: width}}
 
 
-def export_program(model: nn.Module, cfg: Any = None) -> tuple[torch.export.ExportedProgram, str, torch.Tensor]:
+def export_program(model: nn.Module, cfg: Any = None,
+                   fold_bn: bool = True) -> tuple[torch.export.ExportedProgram, str, torch.Tensor]:
     """``(ExportedProgram with dynamic H and W, kind, example input)`` of ``model`` in eval mode
-    (``cfg``: its config, for the test pipeline's resize; default ``model.cfg``)."""
+    (``cfg``: its config, for the test pipeline's resize; default ``model.cfg``), on its
+    inference fast path unless ``fold_bn=False`` (see ``graph_module``)."""
     cfg = cfg if cfg is not None else getattr(model, "cfg", None)
-    wrapper = graph_module(model, cfg)
+    wrapper = graph_module(model, cfg, fold_bn=fold_bn)
     kind = "detector" if isinstance(wrapper, DetectorGraph) else "classifier"
     example = example_input(kind, model)
     try:

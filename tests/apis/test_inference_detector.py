@@ -66,3 +66,32 @@ def test_class_names_from_the_val_dataset_or_the_model(detector):
         assert result["class_names"] == [["x", "y", "z", "u", "v"][label] for label in result["labels"].tolist()]
     finally:
         del detector.class_names
+
+
+def _runs_the_fast_path(model: torch.nn.Module) -> bool:
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from resdet.models.detectors import is_inference_optimized
+    return is_inference_optimized(model) and model.channels_last \
+        and model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last) \
+        and not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
+
+
+def test_inference_runs_the_fast_path_on_a_copy(detector, monkeypatch):
+    """inference_detector and the demo's predictor run the folded, channels_last
+    model (the same detections as ``optimize_for_inference``'s); the caller's model keeps its
+    checkpoint's layout."""
+    from resdet.apis import detect, optimize_for_inference
+    from resdet.apis.predictors import make_predictor
+    ran = []
+    real = detect.fast_path
+    monkeypatch.setattr(detect, "fast_path", lambda model, **kw: ran.append(real(model, **kw)) or ran[-1])
+    img = np.random.default_rng(2).integers(0, 255, (72, 90, 3), dtype=np.uint8)
+    result = inference_detector(detector, img)
+    assert len(ran) == 1 and ran[0] is not detector and _runs_the_fast_path(ran[0])
+    assert not detector.channels_last and not hasattr(detector, "inference_optimized")
+    reference = inference_detector(optimize_for_inference(detector), img)
+    assert torch.equal(result["boxes"], reference["boxes"]) and torch.equal(result["scores"], reference["scores"])
+    predictor = make_predictor(detector)
+    assert _runs_the_fast_path(predictor.model) and predictor.model is not detector
+    assert torch.equal(predictor.predict([img])[0]["boxes"], result["boxes"])

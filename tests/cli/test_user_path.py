@@ -138,7 +138,7 @@ def test_trained_detector_loads_from_an_empty_folder(tmp_path):
     assert torch.allclose(got["boxes"], expected["boxes"]) and torch.allclose(got["scores"], expected["scores"])
     # in-process too: the missing init_cfg file is not touched by init_model
     again = init_model("configs/shapes_frcnn.py", ckpt, cfg_options={
-        "model.init_cfg.checkpoint": str(tmp_path / "no" / "such.pth")}, fast=False)  # the checkpoint's layout
+        "model.init_cfg.checkpoint": str(tmp_path / "no" / "such.pth")})
     assert torch.equal(again.backbone.conv1.weight, model.backbone.conv1.weight)
 
 

@@ -64,3 +64,27 @@ def test_demo_draws_with_the_onnx_file_alone(c4_export, photos, tmp_path, capsys
     assert "drawn" in printed and ("a " in printed or "b " in printed or "c " in printed)  # metadata names
     drawn = cv2.imread(out)
     assert drawn.shape == photos[0].shape and (drawn != cv2.imread(image_path)).any()
+
+
+def test_export_traces_the_fast_path_unless_told_not_to(tmp_path, monkeypatch):
+    """``resdet export`` builds the model and hands its inference fast path (BN folded,
+    channels_last) to the tracer; ``--no-fold-bn`` hands the checkpoint's layout."""
+    from resdet import deploy
+    from resdet.deploy import ExportError
+    from resdet.models.detectors import is_inference_optimized
+    torch.manual_seed(0)
+    ckpt = str(tmp_path / "det.pth")
+    atomic_save({"model": init_model("shapes_frcnn").state_dict(), "meta": {}}, ckpt)
+    traced = []
+
+    def stop(model, cfg=None, fold_bn=True):  # record what would be traced, skip the tracing
+        traced.append((model, fold_bn))
+        raise ExportError("stopped by the test")
+    monkeypatch.setattr(deploy, "export_program", stop)
+    out = str(tmp_path / "det.onnx")
+    assert export_main(["shapes_frcnn", ckpt, "--out", out]) == 2
+    assert export_main(["shapes_frcnn", ckpt, "--out", out, "--no-fold-bn"]) == 2
+    (fast, fold), (plain, no_fold) = traced
+    assert fold and is_inference_optimized(fast) and fast.channels_last
+    assert not any(type(m).__name__ == "FrozenBatchNorm2d" for m in fast.modules())
+    assert not no_fold and not is_inference_optimized(plain) and not plain.channels_last

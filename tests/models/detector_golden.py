@@ -138,7 +138,7 @@ def fingerprint(name: str) -> dict:
         result["detections"] = _summary(model(images))
         result["detections_meta"] = _summary(model(images, meta))
         if hasattr(model, "preprocessor") and hasattr(model, "channels_last"):
-            optimize_for_inference(model)
+            model = optimize_for_inference(model)
             result["fast_detections"] = _summary(model(images, meta))
     return result
 

@@ -229,3 +229,20 @@ def test_masks_go_to_the_results_file_as_rle_with_mapped_category_ids():
     assert entry["image_id"] == 3 and entry["category_id"] == 18 and entry["bbox"] == [4.0, 5.0, 8.0, 5.0]
     assert int(mask_utils.area(entry["segmentation"])) == 40 and entry["segmentation"]["size"] == [20, 30]
     assert predictor.categories() == [{"id": 17, "name": "cat"}, {"id": 18, "name": "dog"}]
+
+
+def test_demo_runs_the_fast_path(tmp_path, monkeypatch, capsys):
+    """``resdet demo`` builds the detector and runs it folded and channels_last."""
+    from resdet.apis import predictors
+    from resdet.cli.demo import main
+    from resdet.models.detectors import is_inference_optimized
+    made = []
+    real = predictors.make_predictor
+    monkeypatch.setattr(predictors, "make_predictor", lambda model, **kw: made.append(real(model, **kw)) or made[-1])
+    ckpt = _checkpoint(tmp_path, "shapes_frcnn", "det.pth")
+    image = _image(tmp_path / "in" / "x.jpg")
+    assert main(["shapes_frcnn", ckpt, image, "--out", str(tmp_path / "out"), *FAST]) == 0
+    assert "drew detections on 1 image(s)" in capsys.readouterr().out
+    model = made[0].model
+    assert is_inference_optimized(model) and model.channels_last
+    assert not any(type(m).__name__ == "FrozenBatchNorm2d" for m in model.modules())

@@ -224,7 +224,7 @@ val_evaluator = dict(type='TopKError', topk=(1, 5))
     assert json.loads(out_json.read_text())["top1_err"] == numbers["top1_err"]
 
 
-def test_model_mode_detector_out_file_round_trip(eval_tool, tmp_path, capsys):
+def test_model_mode_detector_out_file_round_trip(eval_tool, tmp_path, capsys, monkeypatch):
     import torch
 
     from resdet.apis.model import init_model
@@ -244,13 +244,21 @@ test_dataloader = dict(batch_size=2, num_workers=0, collate='det_collate',
                                     num_images=3, image_size=64, filter_empty=False))
 """)
     torch.manual_seed(0)
-    model = init_model(cfg_path, fast=False)  # the checkpoint's own layout, to save (BN not folded)
+    model = init_model(cfg_path)
     ckpt = str(tmp_path / "det.pth")
     atomic_save({"model": model.state_dict()}, ckpt)
+    from resdet.apis import evaluate
+    from resdet.models.detectors import is_inference_optimized
+    ran = []
+    real = evaluate.run_inference
+    monkeypatch.setattr(evaluate, "run_inference", lambda model, *a, **kw: ran.append(model) or real(model, *a, **kw))
     out_file, out_json = tmp_path / "dets.json", tmp_path / "m.json"
     rc, out, err = _run(eval_tool, [cfg_path, ckpt, "--metric", "mAP@[.5:.95]", "--out", str(out_file),
                                     "--json", str(out_json), "--device", "cpu", "--backend", "pycocotools"], capsys)
     assert rc == 0, err
+    # resdet eval runs the fast path: BN (plain, here) folded, channels_last
+    assert len(ran) == 1 and is_inference_optimized(ran[0]) and ran[0].channels_last
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in ran[0].modules())
     model_numbers = json.loads(out_json.read_text())
     dets = json.loads(out_file.read_text())
     ann_file = os.path.join(data_root, "val", "annotations.json")

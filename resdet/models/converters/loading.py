@@ -157,13 +157,6 @@ def describe_mismatch(missing: list[str], unexpected: list[str], mismatched: lis
     return "; ".join(parts)
 
 
-def _looks_bn_folded(missing: list[str], unexpected: list[str]) -> bool:
-    """BN statistics missing and, instead, only biases of layers that have none in the model:
-    the layout ``optimize_for_inference`` leaves (BN folded into the preceding convolutions)."""
-    return bool(unexpected) and all(k.endswith(".bias") for k in unexpected) \
-        and any(k.endswith(".running_mean") for k in missing)
-
-
 def _modules(keys) -> list[str]:
     return sorted({k.split(".", 1)[0] for k in keys})
 
@@ -217,10 +210,6 @@ def load_weights(model: nn.Module, checkpoint: str | Mapping, strict: bool = Tru
         problems.append(f"a checkpoint of another architecture? (its modules: {', '.join(_modules(state_dict))}; "
                         f"{model_name}'s: {', '.join(_modules(model_state))})")
         limit = 3
-    if _looks_bn_folded(missing, unexpected):
-        problems.append("the checkpoint's BN layers are folded into its convolutions: it was saved from a "
-                        "model on the inference fast path (init_model's default); save from "
-                        "init_model(..., fast=False), or from the training checkpoint")
     if missing:
         problems.append(f"missing keys: {_list(missing, limit)}")
     if unexpected:

@@ -4,10 +4,14 @@ and (optionally) compiled convolution stacks.
 Folding relies on the torchvision-style layout of resdet's backbones and heads: a
 ``FrozenBatchNorm2d`` that directly follows a ``Conv2d`` among its parent's children (``conv1``
 then ``bn1``, ``downsample.0`` then ``downsample.1``) normalises that convolution's output.
-The folded model gives the same outputs up to float rounding and is for inference only.
+The folded model gives the same outputs up to float rounding and is for inference only:
+``optimize_for_inference`` returns it as a new model (or, asked to, changes the model in place)
+and the inference entry points (``inference_detector``, ``resdet eval`` / ``demo`` / ``export``)
+apply it themselves, so a model built by ``init_model`` keeps its checkpoint's layout.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -16,7 +20,7 @@ import torch
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
-from ...utils.errors import ConfigError
+from ...utils.errors import CheckpointError, ConfigError, TrainingError
 from ..backbones.norm import frozen_batchnorm_like
 
 
@@ -25,9 +29,9 @@ def fold_conv_frozen_bn(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> nn.Conv2d:
     """A new ``Conv2d`` computing ``bn(conv(x))``."""
     # in float64, so the folded weights are the exact products rounded once
     scale = bn.weight.double() * (bn.running_var.double() + bn.eps).rsqrt()
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
-    fused = fused.to(device=conv.weight.device, dtype=conv.weight.dtype)
+    fused = nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                               conv.padding, conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+                               device=conv.weight.device, dtype=conv.weight.dtype)  # every value is set below
     fused.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
     bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(bn.running_mean, dtype=torch.float64)
     fused.bias.copy_((bias - bn.running_mean.double()) * scale + bn.bias.double())
@@ -44,35 +48,41 @@ def is_eval_batch_norm(module: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def freeze_eval_batch_norm(module: nn.Module) -> int:
-    """Replace, in place, every BatchNorm layer of ``module`` that runs on its statistics (a
-    model trained with plain or synchronised BN, in eval mode) by a ``FrozenBatchNorm2d`` with
-    the same statistics and affine parameters, so ``fuse_frozen_bn`` can fold it. Returns the
-    number replaced."""
-    count = 0
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            if not is_eval_batch_norm(child):
+def _fold_plan(model: nn.Module) -> dict[int, nn.Module]:
+    """``{id(module): replacement}`` for folding ``model``'s BN, leaving ``model`` as it is: each
+    ``Conv2d`` followed among its parent's children by a frozen BN (or a BN on its running
+    statistics) becomes the folded ``Conv2d`` and that BN ``nn.Identity``; a BN on its
+    statistics that follows no convolution becomes a ``FrozenBatchNorm2d``."""
+    plan: dict[int, nn.Module] = {}
+    for parent in model.modules():
+        children = list(parent.children())
+        for conv, bn in zip(children, children[1:]):
+            if not isinstance(conv, nn.Conv2d):
                 continue
-            setattr(parent, name, frozen_batchnorm_like(child))
-            count += 1
-    return count
+            frozen = bn if isinstance(bn, FrozenBatchNorm2d) else None
+            if frozen is None and is_eval_batch_norm(bn):
+                frozen = frozen_batchnorm_like(bn)
+            if frozen is not None and conv.out_channels == frozen.weight.numel():
+                plan[id(conv)], plan[id(bn)] = fold_conv_frozen_bn(conv, frozen), nn.Identity()
+        for child in children:
+            if id(child) not in plan and is_eval_batch_norm(child):
+                plan[id(child)] = frozen_batchnorm_like(child)
+    return plan
 
 
-def fuse_frozen_bn(module: nn.Module) -> int:
-    """Fold every ``Conv2d`` -> ``FrozenBatchNorm2d`` sibling pair in ``module`` (in place; the
-    BN becomes ``nn.Identity``). Returns the number of folded pairs."""
-    count = 0
-    for child in module.children():
-        count += fuse_frozen_bn(child)
-    names = [name for name, _ in module.named_children()]
-    for first, second in zip(names, names[1:]):
-        conv, bn = getattr(module, first), getattr(module, second)
-        if isinstance(conv, nn.Conv2d) and isinstance(bn, FrozenBatchNorm2d) and conv.out_channels == bn.weight.numel():
-            setattr(module, first, fold_conv_frozen_bn(conv, bn))
-            setattr(module, second, nn.Identity())
-            count += 1
-    return count
+def fold_batch_norm(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """``model`` with its frozen BN, and its BN on running statistics (a model trained with plain
+    or synchronised BN, in eval mode: the same fixed map), folded into the preceding
+    convolutions (``_fold_plan``): a copy, or with ``inplace`` ``model`` itself changed. The
+    copy shares nothing with ``model`` and never clones the weights that folding replaces."""
+    plan = _fold_plan(model)
+    if not inplace:
+        return copy.deepcopy(model, memo=dict(plan))  # deepcopy takes a memo entry as the copy
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if id(child) in plan:
+                setattr(parent, name, plan[id(child)])
+    return model
 
 
 log = logging.getLogger(__name__)
@@ -193,17 +203,66 @@ def compile_cost_s(model: nn.Module) -> float:
                if isinstance(m.__dict__.get("forward"), CompiledForward))
 
 
-def optimize_for_inference(model: nn.Module, fuse_bn: bool = True, channels_last: bool = True,
-                           compile: bool | None = False) -> nn.Module:
-    """Eval mode, frozen BN (and plain BN, which eval mode makes the same fixed map) folded,
-    ``channels_last`` weights (and inputs, for a detector with a ``channels_last`` attribute),
-    and with ``compile`` (``None``: ``RESDET_COMPILE``) the convolution stacks compiled
-    (``compile_for_inference``). Returns ``model`` (changed in place; its state_dict no longer
-    matches the unfolded layout, so it is for inference only)."""
-    model.eval()
+def has_fast_path(model: nn.Module) -> bool:
+    """A detector that batches its own inputs (a ``preprocessor``) and can hand them to its
+    convolutions in ``channels_last`` (a ``channels_last`` switch): Faster / Mask R-CNN. The
+    inference entry points run such a model through ``optimize_for_inference``."""
+    return hasattr(model, "channels_last") and hasattr(model, "preprocessor")
+
+
+def is_inference_optimized(model: nn.Module) -> bool:
+    """Whether ``model`` came out of ``optimize_for_inference``."""
+    return bool(getattr(model, "inference_optimized", False))
+
+
+def _refuse_training(module: nn.Module, args) -> None:
+    if module.training:
+        raise TrainingError(
+            f"this {type(module).__name__} was optimised for inference (BN folded into its convolutions), "
+            f"so training it would not train the model its checkpoint describes; train the model you "
+            f"passed to optimize_for_inference (it is left as it was), e.g. init_model(config, checkpoint)")
+
+
+def _refuse_state_dict(module: nn.Module, prefix: str, keep_vars: bool) -> None:
+    raise CheckpointError(
+        f"this {type(module).__name__} was optimised for inference: its BN layers are folded into its "
+        f"convolutions, a layout no checkpoint loader reads back; save the state_dict of the model you "
+        f"passed to optimize_for_inference (it is left as it was), e.g. init_model(config, checkpoint)")
+
+
+def optimize_for_inference(model: nn.Module, *, inplace: bool = False, fuse_bn: bool = True,
+                           channels_last: bool = True, compile: bool | None = False) -> nn.Module:
+    """The inference fast path of ``model``, for inference only: eval mode, frozen BN (and plain
+    BN, which eval mode makes the same fixed map) folded into the preceding convolutions (in
+    float64, rounded once), ``channels_last`` weights (and inputs, for a detector with a
+    ``channels_last`` switch), and with ``compile`` (``None``: the ``RESDET_COMPILE``
+    environment variable) its convolution stacks compiled (``compile_for_inference``). The
+    outputs are the same up to float rounding.
+
+    Like ``torch.ao.quantization.fuse_modules``, it returns a new model and leaves ``model`` as
+    it was (its layout is still its checkpoint's: train it, save it, optimise it again); with
+    ``inplace=True`` it changes ``model`` itself and returns it (no copy: for a caller that built
+    the model for inference alone, as ``resdet eval``, ``demo`` and ``export`` do). A model
+    already optimised comes back as it is.
+
+    The optimised model refuses to run in training mode (``TrainingError``) and to give a
+    ``state_dict`` (``CheckpointError``): both would be of the folded layout, not of the model
+    the checkpoint describes.
+    """
+    if is_inference_optimized(model):
+        if compile_requested(compile):
+            compile_for_inference(model)
+        return model
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()  # folding reads BN in eval mode
     if fuse_bn:
-        freeze_eval_batch_norm(model)
-        fuse_frozen_bn(model)
+        optimized = fold_batch_norm(model, inplace=inplace)
+    else:
+        optimized = model if inplace else copy.deepcopy(model)
+    if not inplace:
+        for module, training in modes:  # the caller's model exactly as it was
+            module.training = training
+    model = optimized.eval()
     if channels_last:
         model.to(memory_format=torch.channels_last)
         if hasattr(model, "channels_last"):
@@ -211,4 +270,6 @@ def optimize_for_inference(model: nn.Module, fuse_bn: bool = True, channels_last
     if compile_requested(compile):
         compile_for_inference(model)
     model.inference_optimized = True
+    model.register_forward_pre_hook(_refuse_training)
+    model.register_state_dict_pre_hook(_refuse_state_dict)
     return model
