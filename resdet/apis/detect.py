@@ -48,9 +48,9 @@ def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] |
 
     Args:
         model: a detector (e.g. from ``init_model``). A Faster / Mask R-CNN runs on its fast path
-            (``optimize_for_inference``: BN folded, ``channels_last``) as a copy made for this
-            call, ``model`` itself left as it is; pass ``optimize_for_inference(model)`` to
-            make that copy once when calling in a loop.
+            (``optimize_for_inference``: BN folded, ``channels_last``) as a copy, ``model`` itself
+            left as it is; the copy is made once and reused while ``model`` is unchanged (its
+            weights and settings), so calling in a loop costs one folding.
         cfg: the config whose test pipeline is applied (default: ``model.cfg``, the config
             ``init_model`` built the model from); ``pipeline`` overrides both.
         images: a path, an ``H x W x 3`` uint8 RGB array, a ``3 x H x W`` tensor (uint8, or

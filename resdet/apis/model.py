@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import warnings
+import weakref
 
 import torch
 from mmengine.config import Config
@@ -133,7 +135,37 @@ def init_model(config: str | dict | Config, checkpoint: str | None = None,
 def fast_path(model: nn.Module, *, inplace: bool = False, compile: bool | None = False) -> nn.Module:
     """The model an inference entry point runs for ``model``: a Faster / Mask R-CNN through
     ``optimize_for_inference`` (a copy unless ``inplace``; one already optimised as it is),
-    any other model (classifiers, localizers) as it is."""
-    if has_fast_path(model):
-        return optimize_for_inference(model, inplace=inplace, compile=compile)
-    return model
+    any other model (classifiers, localizers) as it is.
+
+    The copy is kept for the next call while ``model`` is unchanged (same tensors, no in-place
+    update of any weight, same plain settings such as ``roi_heads.score_thresh``), so calling
+    ``inference_detector(model, image)`` in a loop folds once, not at every image."""
+    if not has_fast_path(model):
+        return model
+    if inplace:
+        return optimize_for_inference(model, inplace=True, compile=compile)
+    token = _state_token(model)
+    cached = _FAST_COPIES.get(model)
+    if cached is not None and cached[0] == token and not compile:
+        return cached[1]
+    optimized = optimize_for_inference(model, compile=compile)
+    _FAST_COPIES[model] = (token, optimized)
+    return optimized
+
+
+# model -> (its state token, its optimised copy); an entry goes with its model
+_FAST_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _state_token(model: nn.Module) -> tuple:
+    """What the optimised copy depends on: every tensor (identity and in-place version) and the
+    plain settings of every module (thresholds, sizes, flags other than ``training``)."""
+    # an inference tensor (made under torch.inference_mode) has no version counter
+    tensors = tuple((id(t), -1 if t.is_inference() else t._version)
+                    for t in itertools.chain(model.parameters(), model.buffers()))
+    settings = tuple((name, key, repr(value)) for name, module in model.named_modules()
+                     for key, value in vars(module).items()
+                     if key != "training" and not key.startswith("_")
+                     and (isinstance(value, _PLAIN) or isinstance(value, (tuple, list, dict))))
+    return tensors, settings

@@ -95,3 +95,33 @@ def test_inference_runs_the_fast_path_on_a_copy(detector, monkeypatch):
     predictor = make_predictor(detector)
     assert _runs_the_fast_path(predictor.model) and predictor.model is not detector
     assert torch.equal(predictor.predict([img])[0]["boxes"], result["boxes"])
+
+
+def test_the_fast_copy_is_made_once_and_again_when_the_model_changes(detector):
+    """Called in a loop, inference_detector folds the model once; a change of a weight or of a
+    setting (the score threshold) is seen by the next call."""
+    from resdet.apis import model as model_api
+    img = np.random.default_rng(3).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    first = inference_detector(detector, img)
+    copy_ = model_api._FAST_COPIES[detector][1]
+    again = inference_detector(detector, img)
+    assert model_api._FAST_COPIES[detector][1] is copy_ and torch.equal(first["scores"], again["scores"])
+    old = detector.roi_heads.score_thresh
+    try:
+        detector.roi_heads.score_thresh = 0.5
+        higher = inference_detector(detector, img)
+        assert model_api._FAST_COPIES[detector][1] is not copy_
+        assert len(higher["scores"]) < len(first["scores"]) and bool((higher["scores"] > 0.5).all())
+    finally:
+        detector.roi_heads.score_thresh = old
+    weight = detector.roi_heads.box_predictor.cls_score.bias
+    saved = weight.detach().clone()
+    try:
+        with torch.no_grad():
+            weight.add_(1.0)
+        shifted = inference_detector(detector, img)
+        assert not torch.equal(shifted["scores"], first["scores"])
+    finally:
+        with torch.no_grad():
+            weight.copy_(saved)
+    assert torch.equal(inference_detector(detector, img)["scores"], first["scores"])
