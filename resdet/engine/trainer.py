@@ -10,6 +10,7 @@ ranks, the data stream is sharded by ``DistributedTrainSampler``, logged metrics
 over ranks and only rank 0 writes files. See ``docs/CONTRACTS.md`` for the config schema and
 ``docs/distributed.md`` for multi-node runs, stop signals, elastic restarts and the work-dir lock.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,7 @@ from ..registry import MODELS
 from ..utils import dist
 from ..utils.device import resolve_device
 from ..utils.errors import TrainingError
-from ..utils.io import atomic_write_json, remove_stale_temporaries
+from ..utils.io import atomic_write_json
 from . import workdir_lock
 from .amp import build_grad_scaler, effective_amp
 from .checkpoint import save_checkpoint, set_seed
@@ -82,12 +83,24 @@ class Trainer:
 
     config_class: type[TrainConfig] = TrainConfig
 
-    def __init__(self, model: dict | nn.Module, work_dir: str, train_dataloader: dict,
-                 optimizer: dict | None = None, param_scheduler: Any = None, train_cfg: dict | None = None,
-                 val_dataloader: dict | None = None, val_evaluator: Any = None,
-                 load_from: str | None = None, load_strict: bool = True, resume: Any = None,
-                 custom_hooks: list | None = None, config_text: str | None = None,
-                 classes: list[str] | None = None, device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        model: dict | nn.Module,
+        work_dir: str,
+        train_dataloader: dict,
+        optimizer: dict | None = None,
+        param_scheduler: Any = None,
+        train_cfg: dict | None = None,
+        val_dataloader: dict | None = None,
+        val_evaluator: Any = None,
+        load_from: str | None = None,
+        load_strict: bool = True,
+        resume: Any = None,
+        custom_hooks: list | None = None,
+        config_text: str | None = None,
+        classes: list[str] | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
         """Every value is checked first, then the parts are built in this order (each step
         needs the ones before it): work dir (lock) and seeds, the training set (the run's
         length), the model (its random init follows the seed), optimizer, schedule and grad
@@ -95,8 +108,14 @@ class Trainer:
         self.distributed = dist.init_distributed()
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.device = resolve_device(device, "device")  # None: cuda:LOCAL_RANK if available, else cpu
-        self.cfg = check_engine_config(train_cfg or {}, train_dataloader, val_dataloader, optimizer,
-                                       device=self.device, config_class=self.config_class)
+        self.cfg = check_engine_config(
+            train_cfg or {},
+            train_dataloader,
+            val_dataloader,
+            optimizer,
+            device=self.device,
+            config_class=self.config_class,
+        )
         self.amp, self.work_dir = effective_amp(self.cfg.amp, self.device), os.path.abspath(work_dir)
         self.config_text, self.classes = config_text, classes
         self.logger = setup_logger(self.work_dir, self.rank)  # train.log opens at its first line
@@ -112,8 +131,9 @@ class Trainer:
 
         resume_path, resume_ckpt = find_resume(self.work_dir, resume, self.logger)
         self.load_report: dict | None = None
-        self.model = self._prepare_model(self.build_model(model), load_from, load_strict,
-                                         from_scratch=resume_ckpt is None)
+        self.model = self._prepare_model(
+            self.build_model(model), load_from, load_strict, from_scratch=resume_ckpt is None
+        )
         check_num_classes(self.model, self.train_dataset, model if isinstance(model, dict) else {})
         self.optimizer = self.build_optimizer(self.model, optimizer)
         self.scheduler = self.build_scheduler(self.optimizer, param_scheduler)
@@ -127,8 +147,13 @@ class Trainer:
         self.metrics = self.build_metrics(val_evaluator) if self.val_loader is not None else None
         self.hooks = self.build_hooks(custom_hooks)
         if self.rank == 0:
-            save_run_info(self.work_dir, config_text, self.device, self.world_size,
-                          resumed_iter=self.iter if resume_ckpt is not None else None)
+            save_run_info(
+                self.work_dir,
+                config_text,
+                self.device,
+                self.world_size,
+                resumed_iter=self.iter if resume_ckpt is not None else None,
+            )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -143,8 +168,9 @@ class Trainer:
 
     def build_train_loader(self) -> Loader:
         """The training stream from iteration ``self.iter`` on (a resumed run continues it)."""
-        return build_dataloader(self.train_loader_cfg, training=True, seed=self.seed,
-                                start_iter=self.iter, dataset=self.train_dataset)
+        return build_dataloader(
+            self.train_loader_cfg, training=True, seed=self.seed, start_iter=self.iter, dataset=self.train_dataset
+        )
 
     def build_val_loader(self, cfg: dict | None) -> Loader | None:
         return None if cfg is None else build_dataloader(cfg, training=False, seed=self.seed)
@@ -170,22 +196,17 @@ class Trainer:
         """Logger, checkpoint and (with a validation loader) eval hooks, TensorBoard's and
         ``custom_hooks``, in ``priority`` order."""
         cfg = self.cfg
-        hooks = [LoggerHook(cfg.log_interval, tensorboard=cfg.tensorboard),
-                 CheckpointHook(cfg.checkpoint_interval, keep_last=cfg.keep_last)]
+        hooks = [
+            LoggerHook(cfg.log_interval, tensorboard=cfg.tensorboard),
+            CheckpointHook(cfg.checkpoint_interval, keep_last=cfg.keep_last),
+        ]
         if self.val_loader is not None:
             hooks.append(EvalHook(cfg.val_interval, save_best=cfg.save_best, rule=cfg.rule))
         return build_hooks(hooks + tensorboard_hooks(cfg.tensorboard, custom_hooks) + list(custom_hooks or []))
 
     def _claim_work_dir(self) -> weakref.finalize | None:
-        """One run per work dir: global rank 0 holds the lock (``resdet.engine.workdir_lock``),
-        then removes what a killed checkpoint write left behind."""
-        if self.rank != 0:
-            return None
-        lock = weakref.finalize(self, workdir_lock.release, workdir_lock.acquire(self.work_dir))
-        for tmp, size in remove_stale_temporaries(self.work_dir):
-            self.logger.info("removed %s (%.1f MB), a temporary file left by an interrupted write",
-                             tmp, size / 2 ** 20)
-        return lock
+        """One run per work dir: global rank 0 holds the lock (``resdet.engine.workdir_lock``)."""
+        return workdir_lock.claim(self, self.work_dir, self.logger) if self.rank == 0 else None
 
     def _run_length(self) -> tuple[int, int]:
         """``(iters_per_epoch, max_iters)``: ``max_epochs`` counts epochs of the total batch."""
@@ -235,17 +256,21 @@ class Trainer:
         if self.cfg.compile:
             parts = None if self.cfg.compile is True else tuple(self.cfg.compile)
             self.compiled_parts = compile_for_training(model, parts)
-            self.logger.info("train_cfg.compile: %s compiled for training (the first step pays the "
-                             "one-time cost; a part that fails to compile runs eagerly)",
-                             ", ".join(self.compiled_parts) or "no part")
+            self.logger.info(
+                "train_cfg.compile: %s compiled for training (the first step pays the "
+                "one-time cost; a part that fails to compile runs eagerly)",
+                ", ".join(self.compiled_parts) or "no part",
+            )
         return model
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         if not self.distributed:
             return model
         return nn.parallel.DistributedDataParallel(
-            model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-            find_unused_parameters=bool(self.cfg.find_unused_parameters))
+            model,
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=bool(self.cfg.find_unused_parameters),
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_state(self, val_pending: bool = False) -> dict:
@@ -253,8 +278,9 @@ class Trainer:
         written just before this iteration's validation (a resume validates first)."""
         return training_state(self, val_pending)
 
-    def save_checkpoint(self, name: str, keep_last: int | None = None, update_pointer: bool = True,
-                        val_pending: bool = False) -> str:
+    def save_checkpoint(
+        self, name: str, keep_last: int | None = None, update_pointer: bool = True, val_pending: bool = False
+    ) -> str:
         state = self.checkpoint_state(val_pending)
         path = os.path.join(self.work_dir, name)
         if self.rank == 0:
@@ -280,8 +306,15 @@ class Trainer:
         return self.skipped_before + int(round(summed.item()))
 
     def validate(self) -> dict[str, float]:
-        results = run_inference(self.model, self.val_loader, self.metrics, self.device, amp=self.amp,
-                                channels_last=self.cfg.channels_last, description="validation")
+        results = run_inference(
+            self.model,
+            self.val_loader,
+            self.metrics,
+            self.device,
+            amp=self.amp,
+            channels_last=self.cfg.channels_last,
+            description="validation",
+        )
         self.scheduler.observe_val(self.iter, results)
         self.call_hooks("after_val", results)
         self.last_val = results
@@ -301,9 +334,16 @@ class Trainer:
         ``'checkpoint'`` (the final checkpoint) and ``'iter'``."""
         self.last_val: dict[str, float] = {}
         loader = self.build_train_loader()
-        self.logger.info("training %s from iter %d to %d on %s x%d (%d iters/epoch, batch %d per rank)",
-                         type(unwrap_model(self.model)).__name__, self.iter, self.max_iters, self.device,
-                         self.world_size, self.iters_per_epoch, loader.batch_size_per_rank)
+        self.logger.info(
+            "training %s from iter %d to %d on %s x%d (%d iters/epoch, batch %d per rank)",
+            type(unwrap_model(self.model)).__name__,
+            self.iter,
+            self.max_iters,
+            self.device,
+            self.world_size,
+            self.iters_per_epoch,
+            loader.batch_size_per_rank,
+        )
         if self.iter >= self.max_iters:
             self.logger.info("nothing to do: checkpoint is at iteration %d >= max_iters", self.iter)
             return {"checkpoint": self.last_checkpoint, "iter": self.iter}
@@ -370,8 +410,7 @@ class Trainer:
         with ``clip_grad``, ``'grad_norm'`` (before clipping). A subclass overrides it for
         another update rule; skips, stop signals, the schedule and hooks stay with the loop.
         """
-        losses = forward_batch(self.ddp_model, batch, self.device, amp=self.amp,
-                               channels_last=self.cfg.channels_last)
+        losses = forward_batch(self.ddp_model, batch, self.device, amp=self.amp, channels_last=self.cfg.channels_last)
         total = sum_losses(losses)
         watched = self.check_losses(total, losses)
         self.optimizer.zero_grad(set_to_none=True)
@@ -401,5 +440,6 @@ class Trainer:
             raise NonFiniteLossError(
                 f"non-finite loss at iteration {self.iter + 1} ({values}); stopping. Last good checkpoint: "
                 f"{self.last_checkpoint or 'none (no checkpoint written yet)'}. Lower the learning rate, "
-                "add warm-up or gradient clipping (train_cfg.clip_grad), then --resume")
+                "add warm-up or gradient clipping (train_cfg.clip_grad), then --resume"
+            )
         return dict(zip(keys, reduced[1:]))

@@ -12,6 +12,7 @@ byte-range locks, which the server keeps per client, so runs on two hosts exclud
 too.) Under DDP only global rank 0 takes the lock. Trainers of one process share it (a
 process does not exclude itself: tests and notebooks build several trainers on one dir).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -19,8 +20,10 @@ import logging
 import os
 import socket
 import time
+import weakref
 
 from ..utils.errors import ResdetError
+from ..utils.io import remove_stale_temporaries
 
 LOCK_NAME = ".resdet.lock"
 logger = logging.getLogger("resdet")
@@ -59,11 +62,15 @@ def acquire(work_dir: str) -> str:
         os.close(fd)
         raise WorkDirBusyError(
             f"work dir {work_dir} is in use by another training run ({_describe(holder)}; lock file "
-            f"{path}); wait for it to end or stop it, or give this run another --work-dir") from None
+            f"{path}); wait for it to end or stop it, or give this run another --work-dir"
+        ) from None
     previous = _read(fd)
     if previous:  # the content is cleared on release: a dead run left it
-        logger.warning("work dir lock %s was left by a run that did not end cleanly (%s); taking it over",
-                       path, _describe(previous))
+        logger.warning(
+            "work dir lock %s was left by a run that did not end cleanly (%s); taking it over",
+            path,
+            _describe(previous),
+        )
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid={os.getpid()} host={socket.gethostname()} started={stamp}\n".encode(), 0)
@@ -87,3 +94,12 @@ def release(path: str | None) -> None:
         os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing drops the flock
+
+
+def claim(owner: object, work_dir: str, logger: logging.Logger) -> weakref.finalize:
+    """Lock ``work_dir`` for as long as ``owner`` lives (released when it is collected or the
+    process exits), then remove the temporary files a killed checkpoint write left there."""
+    lock = weakref.finalize(owner, release, acquire(work_dir))
+    for tmp, size in remove_stale_temporaries(work_dir):
+        logger.info("removed %s (%.1f MB), a temporary file left by an interrupted write", tmp, size / 2**20)
+    return lock

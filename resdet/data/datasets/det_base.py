@@ -23,6 +23,7 @@ one applies):
   recorded size that disagrees with the pixels is repaired per image (see
   ``annotation_frame``: rescaled, or taken as pixel coordinates, then clipped) and counted.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,48 +51,25 @@ from .annotation_frame import (
     apply_frame_to_polygons,
     choose_frame,
 )
+from .det_cleaning import (  # noqa: F401 (the counted kinds are read from here too)
+    CLIPPED,
+    DROPPED_BOXES,
+    EXIF_MOVED,
+    FILTERED_EMPTY,
+    MISSING_FILES,
+    SIZE_MISMATCH,
+    UNREADABLE,
+    clean_boxes,
+    empty_dataset_message,
+    moved_boxes,
+    summary_text,
+    usable_boxes,
+)
 from .det_records import _BASE_KEYS, RecordBuilder, RecordView
 
 logger = logging.getLogger("resdet")
 
-# counted problems (keys of ``DetectionDataset.stats``)
-DROPPED_BOXES = "invalid boxes dropped (zero-area, inverted, NaN or outside)"
-MISSING_FILES = "missing image files skipped"
-FILTERED_EMPTY = "images without objects filtered"
-UNREADABLE = "unreadable images skipped"
-SIZE_MISMATCH = "size_mismatch"
-EXIF_MOVED = "annotations moved with the EXIF orientation"
-CLIPPED = "boxes clipped to the image"
 RECORDS_VERSION = 1  # of the records' layout and parsing rules: part of every cache key
-
-
-def clean_boxes(boxes: np.ndarray, height: float | np.ndarray, width: float | np.ndarray,
-                min_size: float = 1e-3) -> tuple[np.ndarray, np.ndarray, int]:
-    """Clip ``N x 4`` xyxy boxes to the image (``height``/``width``: scalars, or ``N`` sizes
-    of each box's image) and find the unusable ones.
-
-    Returns ``(clipped_boxes, keep, num_clipped)``: ``keep`` is False for boxes with a
-    NaN/inf coordinate, an inverted or zero-area extent, or no overlap with the image;
-    ``num_clipped`` counts kept boxes that reached outside the image.
-    """
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    finite = np.isfinite(boxes).all(1)
-    safe = np.where(finite[:, None], boxes, 0.0).astype(np.float32)
-    clipped = safe.copy()
-    clipped[:, 0::2] = np.clip(clipped[:, 0::2], 0, np.reshape(width, (-1, 1)))
-    clipped[:, 1::2] = np.clip(clipped[:, 1::2], 0, np.reshape(height, (-1, 1)))
-    keep = finite & (clipped[:, 2] - clipped[:, 0] > min_size) & (clipped[:, 3] - clipped[:, 1] > min_size)
-    moved = _moved(clipped, safe)
-    return clipped, keep, int((moved & keep).sum())
-
-
-def _moved(clipped: np.ndarray, safe: np.ndarray) -> np.ndarray:
-    return np.abs(clipped - safe).max(1) > 1e-3 if len(safe) else np.zeros(0, dtype=bool)
-
-
-def _usable(boxes: np.ndarray) -> np.ndarray:
-    """Finite boxes with an extent: what a wrong recorded size may still save."""
-    return np.isfinite(boxes).all(1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
 
 
 class DetectionDataset(Dataset):
@@ -114,11 +92,18 @@ class DetectionDataset(Dataset):
     class_names: list[str]
     label_to_cat_id: list[Any]
 
-    def __init__(self, pipeline: Sequence[dict] | None = None, filter_empty: bool = True,
-                 strict: bool = True, with_masks: bool = False, exif_annotations: str = "auto") -> None:
+    def __init__(
+        self,
+        pipeline: Sequence[dict] | None = None,
+        filter_empty: bool = True,
+        strict: bool = True,
+        with_masks: bool = False,
+        exif_annotations: str = "auto",
+    ) -> None:
         if exif_annotations not in EXIF_ANNOTATION_MODES:
-            raise ValueError(f"exif_annotations must be one of {', '.join(EXIF_ANNOTATION_MODES)}, "
-                             f"got {exif_annotations!r}")
+            raise ValueError(
+                f"exif_annotations must be one of {', '.join(EXIF_ANNOTATION_MODES)}, got {exif_annotations!r}"
+            )
         self.pipeline = build_pipeline(pipeline)
         self.filter_empty = filter_empty
         self.strict = strict
@@ -150,8 +135,15 @@ class DetectionDataset(Dataset):
         if len(examples) < 2:
             examples.append(where)
 
-    def _add_boxes(self, record: dict, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray,
-                   segms: list | None = None, where: str | None = None) -> None:
+    def _add_boxes(
+        self,
+        record: dict,
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        ignore: np.ndarray,
+        segms: list | None = None,
+        where: str | None = None,
+    ) -> None:
         """Clean one image's boxes, count the clipped/dropped ones, store the rest.
 
         ``record`` holds ``img_id, file, height, width`` (and any extra scalar fields a
@@ -169,50 +161,91 @@ class DetectionDataset(Dataset):
         self.stats[DROPPED_BOXES] += dropped
         if dropped:
             self._example(DROPPED_BOXES, where or record["file"])
-        usable = _usable(boxes) if (num_clipped or dropped) else np.zeros(len(boxes), bool)
+        usable = usable_boxes(boxes) if (num_clipped or dropped) else np.zeros(len(boxes), bool)
         extras = {k: [v] for k, v in record.items() if k not in _BASE_KEYS}
         record.update(boxes=clipped[keep], labels=labels[keep], ignore=ignore[keep])  # for the caller
-        self._builder.add_images([record["img_id"]], [record["file"]], [record["height"]], [record["width"]],
-                                 [int(keep.sum())], [bool(num_clipped or dropped)], [int(usable.sum())], extras)
-        self._builder.kept.add(clipped[keep], labels[keep], ignore[keep],
-                               None if segms is None else [s for s, k in zip(segms, keep) if k])
-        self._builder.unclipped.add(boxes[usable], labels[usable], ignore[usable],
-                                    None if segms is None else [s for s, u in zip(segms, usable) if u])
+        self._builder.add_images(
+            [record["img_id"]],
+            [record["file"]],
+            [record["height"]],
+            [record["width"]],
+            [int(keep.sum())],
+            [bool(num_clipped or dropped)],
+            [int(usable.sum())],
+            extras,
+        )
+        self._builder.kept.add(
+            clipped[keep], labels[keep], ignore[keep], None if segms is None else [s for s, k in zip(segms, keep) if k]
+        )
+        self._builder.unclipped.add(
+            boxes[usable],
+            labels[usable],
+            ignore[usable],
+            None if segms is None else [s for s, u in zip(segms, usable) if u],
+        )
 
-    def _add_images(self, img_ids: list, files: list[str], heights: np.ndarray, widths: np.ndarray,
-                    inst_image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray,
-                    segms: list | None, where: list[str]) -> None:
+    def _add_images(
+        self,
+        img_ids: list,
+        files: list[str],
+        heights: np.ndarray,
+        widths: np.ndarray,
+        inst_image: np.ndarray,
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        ignore: np.ndarray,
+        segms: list | None,
+        where: list[str],
+    ) -> None:
         """``_add_boxes`` for many images at once (same results, vectorised): instance ``j``
         belongs to image ``inst_image[j]`` (ascending); ``where[k]`` names image ``k``."""
         n = len(img_ids)
         heights, widths = np.asarray(heights, np.int64), np.asarray(widths, np.int64)
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         clipped, keep, num_clipped = clean_boxes(boxes, heights[inst_image], widths[inst_image])
-        changed = ~keep | (_moved(clipped, np.where(np.isfinite(boxes), boxes, 0)) & keep)
+        changed = ~keep | (moved_boxes(clipped, np.where(np.isfinite(boxes), boxes, 0)) & keep)
         self.stats[CLIPPED] += num_clipped
         self.stats[DROPPED_BOXES] += int((~keep).sum())
         for k in np.unique(inst_image[~keep])[:2]:
             self._example(DROPPED_BOXES, where[int(k)])
         has_unclipped = np.bincount(inst_image[changed], minlength=n) > 0
-        usable = _usable(boxes) & has_unclipped[inst_image]
-        self._builder.add_images(img_ids, files, heights, widths, np.bincount(inst_image[keep], minlength=n),
-                                 has_unclipped, np.bincount(inst_image[usable], minlength=n))
+        usable = usable_boxes(boxes) & has_unclipped[inst_image]
+        self._builder.add_images(
+            img_ids,
+            files,
+            heights,
+            widths,
+            np.bincount(inst_image[keep], minlength=n),
+            has_unclipped,
+            np.bincount(inst_image[usable], minlength=n),
+        )
         for mask, target, values in ((keep, self._builder.kept, clipped), (usable, self._builder.unclipped, boxes)):
-            target.add(values[mask], labels[mask], ignore[mask],
-                       None if segms is None else [s for s, m in zip(segms, mask) if m])
+            target.add(
+                values[mask],
+                labels[mask],
+                ignore[mask],
+                None if segms is None else [s for s, m in zip(segms, mask) if m],
+            )
 
-    def _load_records(self, name: str, sources: list[str], options: dict, parse, cache_dir,
-                      stat_sources=(), meta=None) -> dict:
+    def _load_records(
+        self, name: str, sources: list[str], options: dict, parse, cache_dir, stat_sources=(), meta=None
+    ) -> dict:
         """Run ``parse()`` (which adds every image) through the record cache; the parse-time
         counts and examples travel in the cache, so ``stats`` and warnings are the same
         either way. ``meta()`` gives extra JSON-able facts to keep (returned)."""
+
         def build() -> FlatRecords:
             parse()
             extra = dict(stats=dict(self.stats), examples=self._examples, extra=meta() if meta else {})
             return self._builder.finish(extra)
 
-        options = dict(options, version=RECORDS_VERSION, with_masks=self.with_masks, strict=self.strict,
-                       dataset=type(self).__name__)
+        options = dict(
+            options,
+            version=RECORDS_VERSION,
+            with_masks=self.with_masks,
+            strict=self.strict,
+            dataset=type(self).__name__,
+        )
         self._store = cached_records(name, sources, options, build, cache_dir, stat_sources)
         self._builder = RecordBuilder(self.with_masks)  # parsing leftovers are not kept
         self.stats.clear()
@@ -234,9 +267,11 @@ class DetectionDataset(Dataset):
         for row in range(listed):
             file = view.file(row)
             if not os.path.isfile(file):
-                self._problem(MISSING_FILES,
-                              f"image file {file} (image id {view.img_id(row)!r}) listed in "
-                              f"{source} does not exist", MissingImageError)
+                self._problem(
+                    MISSING_FILES,
+                    f"image file {file} (image id {view.img_id(row)!r}) listed in {source} does not exist",
+                    MissingImageError,
+                )
                 continue
             if self.filter_empty and not has_object[row]:
                 self.stats[FILTERED_EMPTY] += 1
@@ -246,37 +281,13 @@ class DetectionDataset(Dataset):
         self.img_ids = [view.img_id(row) for row in kept]
         heights, widths = self._store["height"][kept], self._store["width"][kept]
         self.aspect_ratios = (widths.astype(np.float64) / heights.astype(np.float64)).tolist()
-        summary = self._summary()
+        summary = summary_text(self.stats, self._examples)
         if not self.records:
-            raise DataError(self._empty_message(source, listed, summary, empty_hint))
+            raise DataError(empty_dataset_message(type(self).__name__, source, listed, self.stats, summary, empty_hint))
         if summary:
             message = f"{type(self).__name__} {source}: {summary}"
             warnings.warn(message, UserWarning, stacklevel=3)
             logger.warning(message)
-
-    def _summary(self) -> str:
-        """``"3 kind, 1 other kind; first cases: kind: where; ..."``."""
-        counts = [(kind, count) for kind, count in sorted(self.stats.items()) if count]
-        text = ", ".join(f"{count} {kind}" for kind, count in counts)
-        cases = [f"{kind}: {'; '.join(self._examples[kind])}" for kind, _ in counts if self._examples.get(kind)]
-        return text + (f"; first cases: {' | '.join(cases)}" if cases else "")
-
-    def _empty_message(self, source: str, listed: int, summary: str, empty_hint: str) -> str:
-        name = type(self).__name__
-        if listed == 0:
-            return (f"{name}: {source} yields 0 images: it lists no usable image"
-                    + (f" ({empty_hint})" if empty_hint else "") + (f"; {summary}" if summary else ""))
-        reasons = [f"{listed} images read"]
-        if self.stats[FILTERED_EMPTY]:
-            reasons.append(f"{self.stats[FILTERED_EMPTY]} filtered because they have no (non-ignored) object "
-                           "(filter_empty=True; check the annotations' image_id / category_id / boxes)")
-        if self.stats[MISSING_FILES]:
-            reasons.append(f"{self.stats[MISSING_FILES]} skipped because their file does not exist "
-                           "(check the image folder)")
-        if empty_hint:
-            reasons.append(empty_hint)
-        return f"{name}: {source} yields 0 images after filtering: " + ", ".join(reasons) + \
-            (f" [all counts: {summary}]" if summary else "")
 
     # ----------------------------------------------------------------- interface
     def __len__(self) -> int:
@@ -300,8 +311,7 @@ class DetectionDataset(Dataset):
             return PolygonMasks(segms)
         bitmaps = []
         for s in segms:
-            bitmaps.append(PolygonMasks([s]).to_bitmap(h, w) if isinstance(s, list)
-                           else rles_to_bitmaps([s], h, w))
+            bitmaps.append(PolygonMasks([s]).to_bitmap(h, w) if isinstance(s, list) else rles_to_bitmaps([s], h, w))
         return np.concatenate(bitmaps, 0) if bitmaps else np.zeros((0, h, w), dtype=np.uint8)
 
     def get_ann(self, idx: int) -> dict:
@@ -309,9 +319,13 @@ class DetectionDataset(Dataset):
         ``img_id, orig_size, boxes (N x 4 xyxy float32), labels, ignore`` and, with masks,
         ``masks`` (``N x H x W`` uint8)."""
         record = self.records[idx]
-        ann = dict(img_id=record["img_id"], orig_size=(record["height"], record["width"]),
-                   boxes=record["boxes"].copy(), labels=record["labels"].copy(),
-                   ignore=record["ignore"].copy())
+        ann = dict(
+            img_id=record["img_id"],
+            orig_size=(record["height"], record["width"]),
+            boxes=record["boxes"].copy(),
+            labels=record["labels"].copy(),
+            ignore=record["ignore"].copy(),
+        )
         if self.with_masks:
             ann["masks"] = masks_to_bitmaps(self._masks_of(record), record["height"], record["width"])
         return ann
@@ -323,10 +337,12 @@ class DetectionDataset(Dataset):
             return decode_image(record["file"])
         except ImageReadError as err:
             if self.strict:
-                raise type(err)(f"{err} (image id {record['img_id']!r}; pass strict=False to skip "
-                                "unreadable images and count them)") from err
-            self.skips.report(UNREADABLE, record["file"],
-                              f"{type(self).__name__}: skipping image id {record['img_id']!r}: {err}")
+                raise type(err)(
+                    f"{err} (image id {record['img_id']!r}; pass strict=False to skip unreadable images and count them)"
+                ) from err
+            self.skips.report(
+                UNREADABLE, record["file"], f"{type(self).__name__}: skipping image id {record['img_id']!r}: {err}"
+            )
             return Skipped(idx, record["file"], f"unreadable image: {err}", img_id=record["img_id"])
 
     def load_sample(self, idx: int) -> dict | Skipped:
@@ -342,13 +358,20 @@ class DetectionDataset(Dataset):
         source = record.get("unclipped") or record
         frame = Frame()
         if decoded.orientation != 1 or (h, w) != recorded:
-            frame = choose_frame(recorded, (h, w), decoded.stored_size, decoded.orientation, source["boxes"],
-                                 self.exif_annotations)
-        sample = dict(img=img, img_id=record["img_id"], orig_size=(h, w), img_path=record["file"],
-                      scale_factor=(1.0, 1.0), flip=False, img_shape=(h, w))
+            frame = choose_frame(
+                recorded, (h, w), decoded.stored_size, decoded.orientation, source["boxes"], self.exif_annotations
+            )
+        sample = dict(
+            img=img,
+            img_id=record["img_id"],
+            orig_size=(h, w),
+            img_path=record["file"],
+            scale_factor=(1.0, 1.0),
+            flip=False,
+            img_shape=(h, w),
+        )
         if frame.identity:
-            sample.update(boxes=record["boxes"].copy(), labels=record["labels"].copy(),
-                          ignore=record["ignore"].copy())
+            sample.update(boxes=record["boxes"].copy(), labels=record["labels"].copy(), ignore=record["ignore"].copy())
             if self.with_masks:
                 sample["masks"] = self._masks_of(record)
             return sample
@@ -370,16 +393,25 @@ class DetectionDataset(Dataset):
         h, w = size
         if frame.orientation != 1:
             self.stats[EXIF_MOVED] += 1
-            logger.debug("image file %s: EXIF orientation %d; annotations made on the stored pixels moved "
-                         "with the image", record["file"], orientation)
+            logger.debug(
+                "image file %s: EXIF orientation %d; annotations made on the stored pixels moved with the image",
+                record["file"],
+                orientation,
+            )
         if frame.mismatch:
-            how = ("boxes taken as pixel coordinates (they do not fit the recorded size)" if frame.pixel_coordinates
-                   else f"annotations rescaled by {frame.scale[0]:.3g} x {frame.scale[1]:.3g}")
-            self.skips.report(SIZE_MISMATCH, record["file"],
-                              f"{type(self).__name__}: image file {record['file']} (image id {record['img_id']!r}) "
-                              f"is {w}x{h} but its annotation says {record['width']}x{record['height']}"
-                              f"{' (after EXIF rotation)' if frame.orientation in (5, 6, 7, 8) else ''}; {how}, "
-                              "then clipped")
+            how = (
+                "boxes taken as pixel coordinates (they do not fit the recorded size)"
+                if frame.pixel_coordinates
+                else f"annotations rescaled by {frame.scale[0]:.3g} x {frame.scale[1]:.3g}"
+            )
+            self.skips.report(
+                SIZE_MISMATCH,
+                record["file"],
+                f"{type(self).__name__}: image file {record['file']} (image id {record['img_id']!r}) "
+                f"is {w}x{h} but its annotation says {record['width']}x{record['height']}"
+                f"{' (after EXIF rotation)' if frame.orientation in (5, 6, 7, 8) else ''}; {how}, "
+                "then clipped",
+            )
 
     def __getitem__(self, idx: int) -> dict | Skipped | None:
         sample = self.load_sample(idx)
