@@ -11,6 +11,7 @@ Each split also gets the ``shapes_meta.json`` the shapes datasets check, so a co
 the same settings (``ShapesClsDataset``, ``ShapesCocoDataset``) uses these files as they are; a
 split already holding exactly this set is left alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,13 +33,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="output root (gets train/ and val/)")
     parser.add_argument("--num-train", type=int, default=2500)
     parser.add_argument("--num-val", type=int, default=500)
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="square image side (default: 64 for cls, 256 for det/loc)")
+    parser.add_argument(
+        "--image-size", type=int, default=None, help="square image side (default: 64 for cls, 256 for det/loc)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="train uses SEED, val SEED+1")
-    parser.add_argument("--ext", choices=("png", "jpg"), default=None,
-                        help="image format (default: png for cls, jpg for det/loc)")
-    parser.add_argument("--classes", nargs="+", default=list(SHAPE_CLASSES),
-                        help=f"shape classes, a subset of {' '.join(SHAPE_CLASSES)}")
+    parser.add_argument(
+        "--ext", choices=("png", "jpg"), default=None, help="image format (default: png for cls, jpg for det/loc)"
+    )
+    parser.add_argument(
+        "--classes",
+        nargs="+",
+        default=list(SHAPE_CLASSES),
+        help=f"shape classes, a subset of {' '.join(SHAPE_CLASSES)}",
+    )
     return parser.parse_args(argv)
 
 

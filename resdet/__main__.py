@@ -1,4 +1,5 @@
 """``python -m resdet SUBCOMMAND ...``: the same as the ``resdet`` command."""
+
 import sys
 
 from .cli import main

@@ -9,6 +9,7 @@ An unknown ``type`` raises a ``KeyError`` that names the registry, the bad name
 and the closest registered names. ``COLLATE_FUNCTIONS`` holds functions: building one
 returns the function itself (its other config keys bound as keyword arguments).
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,7 +51,8 @@ def lookup(obj_type: Any, registry: Registry) -> Any:
             hint = format_hint(_closest(obj_type, registry), paren=False)
             raise UnknownTypeError(
                 f"'{obj_type}' is not registered in the resdet '{registry.name}' registry{hint} "
-                f"(registered: {', '.join(sorted(registry.module_dict)) or 'none'})")
+                f"(registered: {', '.join(sorted(registry.module_dict)) or 'none'})"
+            )
         return obj_cls
     if inspect.isclass(obj_type) or callable(obj_type):
         return obj_type
@@ -103,8 +105,9 @@ def build_from_cfg(cfg: Any, registry: Registry, default_args: dict | None = Non
     except BadArgumentError as err:  # a nested component's bad key: say where it sits
         raise BadArgumentError(f"building {getattr(obj_cls, '__name__', obj_cls)}: {err}") from err
     except TypeError as err:  # name the component so a bad key is easy to find
-        raise TypeError(f"building {getattr(obj_cls, '__name__', obj_cls)} "
-                        f"from the '{registry.name}' registry: {err}") from err
+        raise TypeError(
+            f"building {getattr(obj_cls, '__name__', obj_cls)} from the '{registry.name}' registry: {err}"
+        ) from err
 
 
 def _check_arguments(obj_cls: Any, args: dict, registry: Registry, check_missing: bool = True) -> None:
@@ -122,9 +125,11 @@ def _check_arguments(obj_cls: Any, args: dict, registry: Registry, check_missing
     accepted = [p for p in params if params[p].kind in (params[p].POSITIONAL_OR_KEYWORD, params[p].KEYWORD_ONLY)]
     for key in args:
         if key not in params:
-            raise BadArgumentError(f"{name} (the '{registry.name}' registry) has no argument '{key}'"
-                                   f"{did_you_mean(key, accepted)}; "
-                              f"it takes: {', '.join(accepted) or 'no arguments'}")
+            raise BadArgumentError(
+                f"{name} (the '{registry.name}' registry) has no argument '{key}'"
+                f"{did_you_mean(key, accepted)}; "
+                f"it takes: {', '.join(accepted) or 'no arguments'}"
+            )
     missing = [p for p in accepted if params[p].default is inspect.Parameter.empty and p not in args]
     if missing and check_missing:
         raise BadArgumentError(f"{name} (the '{registry.name}' registry) needs {', '.join(repr(m) for m in missing)}")

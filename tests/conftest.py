@@ -1,6 +1,7 @@
 """Shared fixtures. The suite runs on the small real sets in tests/fixtures/ (see its README)
 and on images drawn here; ``shared_data`` (../shared/data, or $RESDET_SHARED_DATA) only feeds
 optional larger checks and skips when it is absent."""
+
 import atexit
 import os
 import shutil
@@ -21,8 +22,7 @@ atexit.register(shutil.rmtree, _CACHE, True)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
-SHARED_DATA = os.environ.get("RESDET_SHARED_DATA",
-                             os.path.join(os.path.dirname(REPO_ROOT), "shared", "data"))
+SHARED_DATA = os.environ.get("RESDET_SHARED_DATA", os.path.join(os.path.dirname(REPO_ROOT), "shared", "data"))
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +34,10 @@ def repo_root():
 def shared_data():
     """Path of ../shared/data (the full real sets), for optional larger checks only."""
     if not os.path.isdir(SHARED_DATA):
-        pytest.skip(f"optional larger check: full data sets not found at {SHARED_DATA} "
-                    "(set RESDET_SHARED_DATA to a folder holding bccd_voc/, fruits_coco/, hymenoptera/)")
+        pytest.skip(
+            f"optional larger check: full data sets not found at {SHARED_DATA} "
+            "(set RESDET_SHARED_DATA to a folder holding bccd_voc/, fruits_coco/, hymenoptera/)"
+        )
     return SHARED_DATA
 
 
@@ -113,6 +115,7 @@ def _draw_insect(rng, cls, height, width):
 def write_imagefolder(root, seed=0):
     """Write the ImageFolder fixture (``root/{train,val}/{ants,bees}/``); returns ``root``."""
     from PIL import Image  # torchvision's dependency; writes the GIF that OpenCV cannot
+
     rng = np.random.default_rng(seed)
     count = 0
     for (split, cls), names in IMAGEFOLDER_FILES.items():

@@ -1,5 +1,6 @@
 """Every registered component is reachable through its registry's ``locations`` alone: a fresh
 process that imports nothing but ``resdet.registry`` builds each registered type by name."""
+
 import json
 import os
 import subprocess
@@ -114,8 +115,14 @@ SCRIPT = textwrap.dedent(r"""
 
 def test_every_registered_type_builds_by_name_in_a_fresh_process(tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                            env=env, cwd=str(tmp_path), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     # importing resdet.registry registers nothing: every type arrives through ``locations``

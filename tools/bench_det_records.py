@@ -9,6 +9,7 @@ process: ``json.load``, torchvision ``CocoDetection``, ``CocoDataset`` (no cache
 warm cache) with and without masks; prints the CPU seconds of the whole process (imports
 included) and of the build alone, the build's wall time, and the peak RSS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,6 +49,7 @@ print(after, after - before, wall, resource.getrusage(resource.RUSAGE_SELF).ru_m
 def generate(out: str, num_images: int, seed: int = 0) -> str:
     import numpy as np
     from pycocotools import mask as mask_utils
+
     rng = np.random.default_rng(seed)
     img_dir = os.path.join(out, "images")
     os.makedirs(img_dir, exist_ok=True)
@@ -60,11 +62,16 @@ def generate(out: str, num_images: int, seed: int = 0) -> str:
         for _ in range(int(rng.poisson(7.3))):
             cx, cy = rng.uniform(20, w - 20), rng.uniform(20, h - 20)
             r = rng.uniform(5, min(cx, cy, w - cx, h - cy, 150))
-            ann = dict(id=len(annotations) + 1, image_id=i + 1, category_id=int(rng.integers(1, 81)),
-                       bbox=[round(cx - r, 2), round(cy - r, 2), round(2 * r, 2), round(2 * r, 2)], area=3.1 * r * r)
+            ann = dict(
+                id=len(annotations) + 1,
+                image_id=i + 1,
+                category_id=int(rng.integers(1, 81)),
+                bbox=[round(cx - r, 2), round(cy - r, 2), round(2 * r, 2), round(2 * r, 2)],
+                area=3.1 * r * r,
+            )
             if rng.random() < 0.01:
                 box = np.zeros((h, w), np.uint8, order="F")
-                box[int(cy - r):int(cy + r), int(cx - r):int(cx + r)] = 1
+                box[int(cy - r) : int(cy + r), int(cx - r) : int(cx + r)] = 1
                 rle = mask_utils.encode(box)
                 ann.update(iscrowd=1, segmentation=dict(size=[h, w], counts=rle["counts"].decode()))
             else:
@@ -93,12 +100,20 @@ def main() -> None:
     print(f"{ann_file}: {size:.0f} MiB")
     for name in args.cases:
         imports, build = CASES[name]
-        code = PROBE.format(ann=ann_file, img=os.path.join(args.out, "images"), cache=cache, cold="cold" in name,
-                            imports=imports, build=build)
+        code = PROBE.format(
+            ann=ann_file,
+            img=os.path.join(args.out, "images"),
+            cache=cache,
+            cold="cold" in name,
+            imports=imports,
+            build=build,
+        )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         total, cpu, wall, rss = (float(v) for v in out.split()[-4:])
-        print(f"{name:32s} process cpu {total:6.2f} s  build cpu {cpu:6.2f} s  build wall {wall:6.2f} s  "
-              f"peak RSS {rss:5.2f} GiB")
+        print(
+            f"{name:32s} process cpu {total:6.2f} s  build cpu {cpu:6.2f} s  build wall {wall:6.2f} s  "
+            f"peak RSS {rss:5.2f} GiB"
+        )
 
 
 if __name__ == "__main__":

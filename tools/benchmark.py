@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.benchmark`` (also ``resdet benchmark``); see its docstring."""
+
 import os
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.convert_weights`` (also ``resdet convert-weights``); see its docstring."""
+
 import os
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.demo`` (also ``resdet demo``); see its docstring."""
+
 import os
 import sys
 

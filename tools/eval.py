@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.eval`` (also ``resdet eval``); see its docstring."""
+
 import os
 import sys
 

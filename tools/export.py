@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.export`` (also ``resdet export``); see its docstring."""
+
 import os
 import sys
 

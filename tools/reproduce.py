@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.reproduce`` (also ``resdet reproduce``); see its docstring."""
+
 import os
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.train_cls`` (also ``resdet train-cls``); see its docstring."""
+
 import os
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.train_det`` (also ``resdet train-det``); see its docstring."""
+
 import os
 import sys
 

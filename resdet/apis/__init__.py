@@ -1,4 +1,5 @@
 """High-level entry points. Each helper module adds its own import line here."""
+
 from .model import fast_path, init_model, optimize_for_inference  # noqa: F401
 from .detect import inference_detector  # noqa: F401
 from .classify import inference_classifier  # noqa: F401

@@ -7,6 +7,7 @@ masks, ignored (crowd / difficult) boxes dashed, a localization image's class in
 Classification sets (ImageFolder, the synthetic shapes, CIFAR-10) give one contact sheet per
 class: a grid of that class's first images under its name.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,9 +26,12 @@ from ..registry import DATASETS
 from ..utils.errors import ConfigError, DataError, ResdetError
 from ..visualization import class_name, contact_sheet, draw_detections, save_image
 
-SPLITS = {"train": ("train_dataloader",), "val": ("val_dataloader", "test_dataloader"),
-          "test": ("test_dataloader", "val_dataloader")}
-DEFAULT_MAX_DETECTION = 20      # pictures
+SPLITS = {
+    "train": ("train_dataloader",),
+    "val": ("val_dataloader", "test_dataloader"),
+    "test": ("test_dataloader", "val_dataloader"),
+}
+DEFAULT_MAX_DETECTION = 20  # pictures
 DEFAULT_MAX_CLASSIFICATION = 16  # images per class sheet
 
 
@@ -36,6 +40,7 @@ class BrowseReport:
     """What ``browse_dataset`` did: ``kind`` (``'detection'`` or ``'classification'``),
     the ``written`` picture paths, the config key of the dataset, the dataset's description,
     the samples ``skipped`` as unreadable and, for classification, the classes without images."""
+
     kind: str
     written: list[str]
     dataset_key: str
@@ -55,8 +60,7 @@ def dataset_config(cfg: Any, split: str = "train") -> tuple[str, dict]:
         if loader and loader.get("dataset"):
             dataset = loader["dataset"]
             return f"{key}.dataset", dataset.to_dict() if hasattr(dataset, "to_dict") else copy.deepcopy(dataset)
-    raise ConfigError(f"the config has no {' or '.join(k + '.dataset' for k in SPLITS[split])} "
-                      f"for split {split!r}")
+    raise ConfigError(f"the config has no {' or '.join(k + '.dataset' for k in SPLITS[split])} for split {split!r}")
 
 
 def without_pipelines(dataset_cfg: dict) -> dict:
@@ -112,10 +116,17 @@ def draw_ground_truth(sample: dict, class_names: list[str] | None) -> np.ndarray
         img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     image_label = sample.get("label")
     caption = None if image_label is None else f"image class: {class_name(image_label, class_names)}"
-    return draw_detections(img, sample.get("boxes", np.zeros((0, 4), np.float32)),
-                           sample.get("labels", np.zeros(0, np.int64)), scores=None, masks=sample.get("masks"),
-                           class_names=class_names, ignore=sample.get("ignore"), caption=caption,
-                           caption_label=image_label)
+    return draw_detections(
+        img,
+        sample.get("boxes", np.zeros((0, 4), np.float32)),
+        sample.get("labels", np.zeros(0, np.int64)),
+        scores=None,
+        masks=sample.get("masks"),
+        class_names=class_names,
+        ignore=sample.get("ignore"),
+        caption=caption,
+        caption_label=image_label,
+    )
 
 
 def _browse_detection(dataset, out_dir: str, max_samples: int, ext: str, report: BrowseReport) -> None:
@@ -132,8 +143,9 @@ def _browse_detection(dataset, out_dir: str, max_samples: int, ext: str, report:
         report.written.append(path)
 
 
-def _browse_classification(dataset, out_dir: str, max_samples: int, ext: str, report: BrowseReport,
-                           max_classes: int | None, stage: str) -> None:
+def _browse_classification(
+    dataset, out_dir: str, max_samples: int, ext: str, report: BrowseReport, max_classes: int | None, stage: str
+) -> None:
     names = display_names(dataset)
     labels = list(dataset.labels)
     num_classes = max(len(names), max(labels) + 1 if labels else 0)
@@ -160,9 +172,16 @@ def _browse_classification(dataset, out_dir: str, max_samples: int, ext: str, re
         report.written.append(path)
 
 
-def browse_dataset(cfg: Any, out_dir: str, split: str = "train", max_samples: int | None = None,
-                   use_pipeline: bool = True, seed: int | None = 0, ext: str = "png",
-                   max_classes: int | None = None) -> BrowseReport:
+def browse_dataset(
+    cfg: Any,
+    out_dir: str,
+    split: str = "train",
+    max_samples: int | None = None,
+    use_pipeline: bool = True,
+    seed: int | None = 0,
+    ext: str = "png",
+    max_classes: int | None = None,
+) -> BrowseReport:
     """Draw the ground truth of the config's ``split`` dataset into ``out_dir``.
 
     Detection datasets: the first ``max_samples`` readable samples (default 20), one

@@ -2,6 +2,7 @@
 per-pixel mean of a training set (``compute_pixel_mean`` / ``resolve_pixel_mean``) that
 ``tools/train_cls.py`` loads into ``model.mean`` (the paper's per-pixel mean subtraction).
 """
+
 from __future__ import annotations
 
 import copy
@@ -53,8 +54,10 @@ def _to_hwc_uint8(image: Any) -> np.ndarray:
             raise ValueError(f"a tensor image must be 3 x H x W, got shape {tuple(image.shape)}")
         image = image.detach().cpu()
         if image.is_floating_point():
-            raise TypeError("tensor images must be uint8 (0..255); float tensors are taken as "
-                            "normalised model inputs: call the model directly")
+            raise TypeError(
+                "tensor images must be uint8 (0..255); float tensors are taken as "
+                "normalised model inputs: call the model directly"
+            )
         return image.permute(1, 2, 0).numpy()
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
@@ -63,8 +66,9 @@ def _to_hwc_uint8(image: Any) -> np.ndarray:
 
 
 @torch.inference_mode()
-def inference_classifier(model: nn.Module, images: Any, topk: int = 5,
-                         pipeline: Sequence[dict] | None = None) -> list[dict] | dict:
+def inference_classifier(
+    model: nn.Module, images: Any, topk: int = 5, pipeline: Sequence[dict] | None = None
+) -> list[dict] | dict:
     """Classify images with a classifier in eval mode (e.g. from ``init_model``).
 
     Args:
@@ -80,7 +84,8 @@ def inference_classifier(model: nn.Module, images: Any, topk: int = 5,
     the model's config names its classes.
     """
     single = isinstance(images, (str, os.PathLike, np.ndarray)) or (
-        isinstance(images, torch.Tensor) and images.dim() == 3)
+        isinstance(images, torch.Tensor) and images.dim() == 3
+    )
     if isinstance(images, torch.Tensor) and images.dim() == 4:
         items = list(images)
     else:
@@ -106,8 +111,15 @@ def _keep_sample(sample):
     return sample
 
 
-def compute_pixel_mean(dataset_cfg: dict, size: int = 32, resize: int | None = None, crop: int | None = None,
-                       max_images: int | None = None, seed: int = 0, num_workers: int = 0) -> torch.Tensor:
+def compute_pixel_mean(
+    dataset_cfg: dict,
+    size: int = 32,
+    resize: int | None = None,
+    crop: int | None = None,
+    max_images: int | None = None,
+    seed: int = 0,
+    num_workers: int = 0,
+) -> torch.Tensor:
     """The mean image of a dataset, ``3 x size x size`` float32 (RGB, 0..255).
 
     Images pass through ``ResizeShortestEdge(resize)`` and ``CenterCrop(crop)`` when given
@@ -130,16 +142,22 @@ def compute_pixel_mean(dataset_cfg: dict, size: int = 32, resize: int | None = N
         indices = np.arange(len(dataset))
         if max_images is not None and max_images < len(dataset):
             indices = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:max_images])
-        loader = DataLoader(Subset(dataset, [int(i) for i in indices]), batch_size=None,
-                            num_workers=int(num_workers), collate_fn=_keep_sample)
+        loader = DataLoader(
+            Subset(dataset, [int(i) for i in indices]),
+            batch_size=None,
+            num_workers=int(num_workers),
+            collate_fn=_keep_sample,
+        )
         total, count = None, 0
         for sample in loader:  # decoded in worker processes
             if is_skipped(sample):
                 continue
             img = sample["img"].astype(np.float64)
             if total is not None and img.shape != total.shape:
-                raise ValueError(f"pixel mean needs images of one size, got {img.shape} and {total.shape}; "
-                                 "set pixel_mean.resize and pixel_mean.crop")
+                raise ValueError(
+                    f"pixel mean needs images of one size, got {img.shape} and {total.shape}; "
+                    "set pixel_mean.resize and pixel_mean.crop"
+                )
             total = img if total is None else total + img
             count += 1
         if not count:
@@ -173,7 +191,11 @@ def resolve_pixel_mean(cfg: Any, work_dir: str) -> torch.Tensor | None:
     mean = safe_load(cache)["pixel_mean"]
     configured = torch.as_tensor(cfg.model.get("mean", (0, 0, 0)), dtype=torch.float32)
     if configured.shape != mean.shape:
-        logger.warning("model.mean in the config has shape %s but the computed per-pixel mean is %s: "
-                       "building the model from the config file alone will not load this checkpoint's "
-                       "mean", tuple(configured.shape), tuple(mean.shape))
+        logger.warning(
+            "model.mean in the config has shape %s but the computed per-pixel mean is %s: "
+            "building the model from the config file alone will not load this checkpoint's "
+            "mean",
+            tuple(configured.shape),
+            tuple(mean.shape),
+        )
     return mean

@@ -1,5 +1,6 @@
 """``inference_detector``: run a detector on image files, arrays or tensors with its
 config's test pipeline; results come back in original image pixels."""
+
 from __future__ import annotations
 
 import logging
@@ -34,16 +35,23 @@ def _to_rgb_array(image: Any, index: int) -> np.ndarray:
         return np.ascontiguousarray(t.permute(1, 2, 0).numpy())
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-        raise ValueError(f"image {index}: expected a path, an H x W x 3 uint8 RGB array or a "
-                         f"3 x H x W tensor, got {type(image).__name__} of shape {getattr(arr, 'shape', None)} "
-                         f"and dtype {getattr(arr, 'dtype', None)}")
+        raise ValueError(
+            f"image {index}: expected a path, an H x W x 3 uint8 RGB array or a "
+            f"3 x H x W tensor, got {type(image).__name__} of shape {getattr(arr, 'shape', None)} "
+            f"and dtype {getattr(arr, 'dtype', None)}"
+        )
     return np.ascontiguousarray(arr)
 
 
 @torch.inference_mode()
-def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] | None = None,
-                       batch_size: int = 4, cfg: Any = None,
-                       class_names: Sequence[str] | None = None) -> list[dict] | dict:
+def inference_detector(
+    model: nn.Module,
+    images: Any,
+    pipeline: Sequence[dict] | None = None,
+    batch_size: int = 4,
+    cfg: Any = None,
+    class_names: Sequence[str] | None = None,
+) -> list[dict] | dict:
     """Detect objects in one image or a list of them.
 
     Args:
@@ -81,31 +89,54 @@ def inference_detector(model: nn.Module, images: Any, pipeline: Sequence[dict] |
     try:
         for start in range(0, len(items), batch_size):
             inputs, metas = [], []
-            for offset, image in enumerate(items[start:start + batch_size]):
+            for offset, image in enumerate(items[start : start + batch_size]):
                 img = _to_rgb_array(image, start + offset)
                 h, w = img.shape[:2]
-                sample = transforms(dict(img=img, img_id=start + offset, orig_size=(h, w),
-                                         scale_factor=(1.0, 1.0), flip=False, img_shape=(h, w)))
+                sample = transforms(
+                    dict(
+                        img=img,
+                        img_id=start + offset,
+                        orig_size=(h, w),
+                        scale_factor=(1.0, 1.0),
+                        flip=False,
+                        img_shape=(h, w),
+                    )
+                )
                 inputs.append(torch.from_numpy(np.ascontiguousarray(sample["img"])).permute(2, 0, 1).to(device))
-                metas.append(dict(img_id=sample["img_id"], orig_size=tuple(sample["orig_size"]),
-                                  img_shape=tuple(sample["img_shape"]),
-                                  scale_factor=tuple(sample["scale_factor"]), flip=bool(sample["flip"])))
+                metas.append(
+                    dict(
+                        img_id=sample["img_id"],
+                        orig_size=tuple(sample["orig_size"]),
+                        img_shape=tuple(sample["img_shape"]),
+                        scale_factor=tuple(sample["scale_factor"]),
+                        flip=bool(sample["flip"]),
+                    )
+                )
             outputs = model(inputs, metas)
             for out in outputs:
                 result = {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
                 if "labels" in result:
-                    result["class_names"] = [class_name(label, names)
-                                             for label in np.asarray(result["labels"]).reshape(-1).tolist()]
+                    result["class_names"] = [
+                        class_name(label, names) for label in np.asarray(result["labels"]).reshape(-1).tolist()
+                    ]
                 results.append(result)
     finally:
         model.train(was_training)
     return results[0] if single else results
 
 
-def draw_and_save(model: nn.Module, image_paths: Sequence[str], out_dir: str, score_thr: float = 0.5,
-                  class_names: Sequence[str] | None = None, pipeline: Sequence[dict] | None = None,
-                  top_k: int | None = None, verbose: bool = False, cfg: Any = None,
-                  ext: str | None = None) -> list[str]:
+def draw_and_save(
+    model: nn.Module,
+    image_paths: Sequence[str],
+    out_dir: str,
+    score_thr: float = 0.5,
+    class_names: Sequence[str] | None = None,
+    pipeline: Sequence[dict] | None = None,
+    top_k: int | None = None,
+    verbose: bool = False,
+    cfg: Any = None,
+    ext: str | None = None,
+) -> list[str]:
     """Detect objects in ``image_paths`` and write annotated copies (boxes and class names with
     scores in a colour per class, translucent outlined masks, a legend when many classes show);
     returns the written paths.
@@ -130,8 +161,16 @@ def draw_and_save(model: nn.Module, image_paths: Sequence[str], out_dir: str, sc
         result = inference_detector(model, [path], pipeline=pipeline, cfg=cfg, class_names=names)[0]
         k = len(result["labels"]) if top_k is None and "class_boxes" in result else top_k
         image = imread_rgb(path)
-        drawn = draw_detections(image, result["boxes"], result["labels"], result["scores"],
-                                masks=result.get("masks"), class_names=names, score_thr=score_thr, top_k=k)
+        drawn = draw_detections(
+            image,
+            result["boxes"],
+            result["labels"],
+            result["scores"],
+            masks=result.get("masks"),
+            class_names=names,
+            score_thr=score_thr,
+            top_k=k,
+        )
         save_image(drawn, out)
         written.append(out)
         if verbose:
@@ -159,8 +198,9 @@ def _name_list(value: Any) -> list[str] | None:
     return None
 
 
-def class_names_of(cfg: Any = None, model: nn.Module | None = None,
-                   class_names: Sequence[str] | None = None) -> list[str] | None:
+def class_names_of(
+    cfg: Any = None, model: nn.Module | None = None, class_names: Sequence[str] | None = None
+) -> list[str] | None:
     """The label names of a detector, first found of: ``class_names``; ``model.class_names``;
     the config's ``classes``; the ``classes`` of its val, test or train dataset (or of a
     ``ConcatDataset``'s first part); ``None`` when none is known."""
@@ -185,14 +225,24 @@ def class_names_of(cfg: Any = None, model: nn.Module | None = None,
 
 def format_detection_results(results: dict) -> str:
     """One line of the headline numbers of a detection evaluation (COCO or VOC keys)."""
-    names = {"bbox_AP": "mAP@[.5:.95]", "bbox_AP50": "mAP@0.5", "bbox_AP75": "mAP@0.75",
-             "segm_AP": "segm mAP@[.5:.95]", "segm_AP50": "segm mAP@0.5"}
-    parts = [f"{label} {results[key]:.4f}" for key, label in names.items()
-             if isinstance(results.get(key), float)]
-    parts += [f"{key} {value:.4f}" for key, value in results.items()
-              if key.startswith("voc_mAP") and "/" not in key and isinstance(value, float)]
-    parts += [f"{key} {results[key]:.4f}" for key in ("loc_top1_err", "loc_top5_err", "loc_oracle_err")
-              if isinstance(results.get(key), float)]  # localizers (configs/loc_*.py)
+    names = {
+        "bbox_AP": "mAP@[.5:.95]",
+        "bbox_AP50": "mAP@0.5",
+        "bbox_AP75": "mAP@0.75",
+        "segm_AP": "segm mAP@[.5:.95]",
+        "segm_AP50": "segm mAP@0.5",
+    }
+    parts = [f"{label} {results[key]:.4f}" for key, label in names.items() if isinstance(results.get(key), float)]
+    parts += [
+        f"{key} {value:.4f}"
+        for key, value in results.items()
+        if key.startswith("voc_mAP") and "/" not in key and isinstance(value, float)
+    ]
+    parts += [
+        f"{key} {results[key]:.4f}"
+        for key in ("loc_top1_err", "loc_top5_err", "loc_oracle_err")
+        if isinstance(results.get(key), float)
+    ]  # localizers (configs/loc_*.py)
     return ", ".join(parts)
 
 
@@ -207,7 +257,8 @@ def check_init_checkpoints(cfg: Any) -> None:
                 f"model.init_cfg.{key}: checkpoint {path} does not exist (relative paths are from "
                 f"{os.getcwd()}). Produce it with tools/train_cls.py or tools/convert_weights.py, point "
                 f"--cfg-options model.init_cfg.{key}=PATH at it, or train from random weights with "
-                f"--cfg-options model.init_cfg=None")
+                f"--cfg-options model.init_cfg=None"
+            )
 
 
 def ensure_pretrained(cfg: Any) -> str | None:
@@ -222,8 +273,9 @@ def ensure_pretrained(cfg: Any) -> str | None:
     checkpoint = pretrain["checkpoint"]
     if os.path.isfile(checkpoint):
         return checkpoint
-    logging.getLogger("resdet").info("pretrained checkpoint %s missing: running %s first",
-                                     checkpoint, pretrain["config"])
+    logging.getLogger("resdet").info(
+        "pretrained checkpoint %s missing: running %s first", checkpoint, pretrain["config"]
+    )
     print(f"pretraining stage: {checkpoint} not found, training {pretrain['config']} first", flush=True)
     cls_cfg = load_config(pretrain["config"], dict(pretrain.get("cfg_options") or {}) or None)
     work_dir = os.path.dirname(checkpoint) or "."
@@ -231,8 +283,10 @@ def ensure_pretrained(cfg: Any) -> str | None:
     barrier()
     produced = results.get("checkpoint")
     if not os.path.isfile(checkpoint):
-        raise ConfigError(f"the pretraining stage {pretrain['config']} finished but {checkpoint} does "
-                                f"not exist (it wrote {produced}); set pretrain.checkpoint accordingly")
+        raise ConfigError(
+            f"the pretraining stage {pretrain['config']} finished but {checkpoint} does "
+            f"not exist (it wrote {produced}); set pretrain.checkpoint accordingly"
+        )
     scores = ", ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
     print(f"pretraining stage done: {scores}; checkpoint {checkpoint}", flush=True)
     return checkpoint

@@ -8,6 +8,7 @@ runs ``resdet.engine.inference.run_inference`` -- on every rank under torchrun, 
 metrics gathering predictions over ranks. ``report`` prints the tables (rank 0) and writes
 ``--json`` atomically.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,12 +29,21 @@ from .model import fast_path, init_model
 DETECTION_METRICS = ("CocoMetric", "VOCMetric", "LocalizationError")  # metrics that can write --out
 
 
-def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] | None = None,
-                   cfg_options: dict | None = None, device: str | None = None,
-                   results_file: str | None = None, backend: str = "auto",
-                   voc_ap_method: str = "auto", voc_plus_one: bool = True,
-                   amp: str | None = None, workers: int = 1,
-                   test_mode: str | None = None, compile: bool | None = None) -> tuple[list[Any], dict[str, float]]:
+def evaluate_model(
+    config: str,
+    checkpoint: str | None,
+    metrics: Sequence[str] | None = None,
+    cfg_options: dict | None = None,
+    device: str | None = None,
+    results_file: str | None = None,
+    backend: str = "auto",
+    voc_ap_method: str = "auto",
+    voc_plus_one: bool = True,
+    amp: str | None = None,
+    workers: int = 1,
+    test_mode: str | None = None,
+    compile: bool | None = None,
+) -> tuple[list[Any], dict[str, float]]:
     """Run ``checkpoint`` on the config's test set; returns ``(metrics, results)``.
 
     ``metrics``: ``--metric`` strings; default: the config's ``test_evaluator`` /
@@ -67,8 +77,15 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
     loader = build_dataloader(loader_cfg, training=False, seed=seed)
     dataset = loader.raw_dataset
     if metrics:
-        built = build_metrics(list(metrics), dataset, backend=backend, results_file=results_file,
-                              voc_ap_method=voc_ap_method, voc_plus_one=voc_plus_one, workers=workers)
+        built = build_metrics(
+            list(metrics),
+            dataset,
+            backend=backend,
+            results_file=results_file,
+            voc_ap_method=voc_ap_method,
+            voc_plus_one=voc_plus_one,
+            workers=workers,
+        )
     else:
         evaluator = cfg.get("test_evaluator") or cfg.get("val_evaluator")
         if not evaluator:
@@ -82,8 +99,10 @@ def evaluate_model(config: str, checkpoint: str | None, metrics: Sequence[str] |
                     break
         built = build_metrics(items, dataset)
     if results_file and not any(getattr(m, "results_file", None) for m in built):
-        raise ValueError("--out writes detections; it needs a detection or localization metric "
-                         "(mAP@[.5:.95], segm-mAP@[.5:.95], mAP@0.5, loc-err)")
+        raise ValueError(
+            "--out writes detections; it needs a detection or localization metric "
+            "(mAP@[.5:.95], segm-mAP@[.5:.95], mAP@0.5, loc-err)"
+        )
     results = run_inference(model, loader, built, device=device, amp=amp)
     # run_inference counts images per rank; report the totals over ranks
     counts = dist.all_gather_object((results.get("num_images", 0), results.get("num_skipped", 0)))

@@ -17,6 +17,7 @@ format (``image_id``, ``category_id`` = the dataset's category id, ``bbox`` xywh
 "file_name", "width", "height"(, "frame")}], "categories": [{"id", "name"}]}`` mapping each
 ``image_id`` to its file (and frame of a video).
 """
+
 from __future__ import annotations
 
 import os
@@ -42,6 +43,7 @@ class InferenceSummary:
     """What ``inference_inputs`` did: ``written`` output files (pictures, videos, json),
     ``images`` / ``frames`` processed, ``skipped`` ``(path, reason)`` of unreadable images,
     and the results list written to ``out_json`` (``results``) with its ``images`` table."""
+
     written: list[str] = field(default_factory=list)
     images: int = 0
     frames: int = 0
@@ -52,12 +54,19 @@ class InferenceSummary:
 
 def _batches(items: Sequence, size: int) -> Iterable[Sequence]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class _Run:
-    def __init__(self, predictor: Any, out: str | None, batch_size: int, verbose: bool,
-                 progress: Progress, echo: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        predictor: Any,
+        out: str | None,
+        batch_size: int,
+        verbose: bool,
+        progress: Progress,
+        echo: Callable[[str], None],
+    ) -> None:
         self.predictor, self.out, self.batch_size = predictor, out, max(int(batch_size), 1)
         self.verbose, self.progress, self.echo = verbose, progress, echo
         self.summary = InferenceSummary()
@@ -116,13 +125,30 @@ class _Run:
             source.capture.release()
         if writer is not None:
             stem = os.path.splitext(target)[0]
-            atomic_write_json({"video": path, "fps": source.fps, "width": source.width, "height": source.height,
-                               "num_frames": index, "frames": frames_json}, stem + ".json", indent=None)
+            atomic_write_json(
+                {
+                    "video": path,
+                    "fps": source.fps,
+                    "width": source.width,
+                    "height": source.height,
+                    "num_frames": index,
+                    "frames": frames_json,
+                },
+                stem + ".json",
+                indent=None,
+            )
             self.summary.written += [target, stem + ".json"]
             self.echo(f"{target}: {index} frame(s) at {source.fps:g} fps, {source.width}x{source.height}")
 
-    def _frames(self, chunk: list[np.ndarray], start: int, path: str, writer: VideoWriter | None,
-                frames_json: list[dict], show: bool) -> bool:
+    def _frames(
+        self,
+        chunk: list[np.ndarray],
+        start: int,
+        path: str,
+        writer: VideoWriter | None,
+        frames_json: list[dict],
+        show: bool,
+    ) -> bool:
         """Predict, draw and write one batch of frames; True when the viewer asked to stop."""
         results = self.predictor.predict(chunk)
         stop = False
@@ -141,11 +167,21 @@ class _Run:
         return stop
 
 
-def inference_inputs(model: Any, items: Sequence[InputItem | str], out: str | None = None, *,
-                     out_json: str | None = None, batch_size: int = 4, ext: str | None = None,
-                     score_thr: float = 0.5, top_k: int | None = None, verbose: bool = False,
-                     show: bool | None = None, max_frames: int | None = None,
-                     echo: Callable[[str], None] = print) -> InferenceSummary:
+def inference_inputs(
+    model: Any,
+    items: Sequence[InputItem | str],
+    out: str | None = None,
+    *,
+    out_json: str | None = None,
+    batch_size: int = 4,
+    ext: str | None = None,
+    score_thr: float = 0.5,
+    top_k: int | None = None,
+    verbose: bool = False,
+    show: bool | None = None,
+    max_frames: int | None = None,
+    echo: Callable[[str], None] = print,
+) -> InferenceSummary:
     """Run a model over images, folders, globs, list files, videos or a webcam::
 
         summary = inference_inputs(init_model(cfg, ckpt), ["photos/", "clip.mp4"], "out/", out_json="dets.json")
@@ -196,8 +232,10 @@ def inference_inputs(model: Any, items: Sequence[InputItem | str], out: str | No
             run.video(source, items[i].path, None if shown else targets[i], show=shown)
     summary = run.summary
     if not summary.images and not summary.frames:
-        raise DataError(f"no input could be read ({len(summary.skipped)} skipped: "
-                        f"{'; '.join(f'{p}: {r}' for p, r in summary.skipped[:3])})")
+        raise DataError(
+            f"no input could be read ({len(summary.skipped)} skipped: "
+            f"{'; '.join(f'{p}: {r}' for p, r in summary.skipped[:3])})"
+        )
     if out_json:
         write_results_json(summary.results, out_json)
         table = os.path.splitext(out_json)[0] + ".images.json"

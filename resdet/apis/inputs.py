@@ -9,6 +9,7 @@ Input arguments, each one of:
 - ``@FILE``: a text file listing inputs, one per line (``#`` starts a comment; relative
   paths are relative to the list file's folder); a line may itself be a folder or a glob.
 """
+
 from __future__ import annotations
 
 import glob
@@ -36,6 +37,7 @@ class InputItem:
     """One input: ``path``, ``kind`` (``'image'`` / ``'video'`` / ``'webcam'``) and ``name``,
     the relative name its outputs get (the path below a folder that was given, else the file
     name; a webcam ``webcam<index>``)."""
+
     path: str
     kind: str
     name: str
@@ -74,21 +76,25 @@ def _walk(folder: str, exts: tuple[str, ...]) -> list[InputItem]:
 
 def _read_list_file(path: str) -> list[str]:
     if not os.path.isfile(path):
-        raise DataError(f"list file {path} not found (relative paths are from {os.getcwd()}); "
-                        "@FILE names a text file with one image, video, folder or glob per line")
+        raise DataError(
+            f"list file {path} not found (relative paths are from {os.getcwd()}); "
+            "@FILE names a text file with one image, video, folder or glob per line"
+        )
     base = os.path.dirname(os.path.abspath(path))
     with open(path, encoding="utf-8") as fh:
         lines = [line.strip() for line in fh]
-    return [line if os.path.isabs(line) else os.path.join(base, line)
-            for line in lines if line and not line.startswith("#")]
+    return [
+        line if os.path.isabs(line) else os.path.join(base, line) for line in lines if line and not line.startswith("#")
+    ]
 
 
 def _expand(spec: str, exts: tuple[str, ...], source: str) -> list[InputItem]:
     if os.path.isdir(spec):
         found = _walk(spec, exts)
         if not found:
-            raise DataError(f"folder {spec} holds no file with extension {', '.join(exts)}{source}; "
-                            "choose others with --input-ext")
+            raise DataError(
+                f"folder {spec} holds no file with extension {', '.join(exts)}{source}; choose others with --input-ext"
+            )
         return found
     if os.path.isfile(spec):  # an explicit file is taken whatever its extension
         return [InputItem(spec, _kind(spec), os.path.basename(spec))]
@@ -102,15 +108,19 @@ def _expand(spec: str, exts: tuple[str, ...], source: str) -> list[InputItem]:
             elif _extension(match) in exts:
                 found.append(InputItem(match, _kind(match), os.path.relpath(match, root)))
         if not found:
-            raise DataError(f"glob {spec!r}{source} matches no file with extension {', '.join(exts)} "
-                            f"(relative paths are from {os.getcwd()})")
+            raise DataError(
+                f"glob {spec!r}{source} matches no file with extension {', '.join(exts)} "
+                f"(relative paths are from {os.getcwd()})"
+            )
         return found
-    raise DataError(f"input {spec}{source} not found: not a file, folder or glob (relative paths are "
-                    f"from {os.getcwd()})")
+    raise DataError(
+        f"input {spec}{source} not found: not a file, folder or glob (relative paths are from {os.getcwd()})"
+    )
 
 
-def collect_inputs(specs: Sequence[str], input_exts: str | Sequence[str] | None = None,
-                   input_list: str | None = None) -> list[InputItem]:
+def collect_inputs(
+    specs: Sequence[str], input_exts: str | Sequence[str] | None = None, input_list: str | None = None
+) -> list[InputItem]:
     """Expand input arguments (see the module docstring) into ``InputItem``s, in the given order,
     folders and globs sorted by path. ``input_list``: a list file (as ``@FILE``).
     Raises ``DataError`` naming the first argument that is not found or expands to nothing."""
@@ -155,8 +165,10 @@ class VideoSource:
         self.capture = cv2.VideoCapture(source)
         what = f"webcam {source}" if isinstance(source, int) else f"video {source}"
         if not self.capture.isOpened():
-            raise DataError(f"cannot open {what}: not a readable video (OpenCV's backends could not decode "
-                            "it) or the device is absent/busy")
+            raise DataError(
+                f"cannot open {what}: not a readable video (OpenCV's backends could not decode "
+                "it) or the device is absent/busy"
+            )
         fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.0 < fps < 1000.0 else 30.0  # webcams often report 0
         self.width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))

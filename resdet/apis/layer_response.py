@@ -1,6 +1,7 @@
 """The paper's Fig. 7 measurement: the standard deviation of each 3x3 layer's response (the
 output of the BN after a 3x3 convolution, before the nonlinearity / addition) over a dataset.
 Used by ``resdet layer-response`` and ``resdet reproduce``."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -43,6 +44,7 @@ def layer_response_std(model: nn.Module, batches: Iterable, max_images: int | No
             stats[index][0] += float(out.sum())
             stats[index][1] += float((out * out).sum())
             stats[index][2] += out.numel()
+
         return fn
 
     handles = [bn.register_forward_hook(hook(i)) for i, (_, bn) in enumerate(layers)]
@@ -52,7 +54,7 @@ def layer_response_std(model: nn.Module, batches: Iterable, max_images: int | No
         for batch in batches:
             inputs = batch["inputs"] if isinstance(batch, dict) else batch
             if max_images is not None:
-                inputs = inputs[:max(max_images - seen, 0)]
+                inputs = inputs[: max(max_images - seen, 0)]
             if len(inputs) == 0:
                 break
             model(inputs)

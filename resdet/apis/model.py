@@ -1,4 +1,5 @@
 """``init_model``: build a model from a config file or a short name, load weights, eval mode."""
+
 from __future__ import annotations
 
 import copy
@@ -27,21 +28,31 @@ CIFAR10_STD = (62.993, 62.089, 66.705)
 def _short_names() -> dict[str, dict]:
     names: dict[str, dict] = {}
     for depth in _RESNET_DEPTHS:
-        names[f"resnet{depth}"] = dict(type="ImageClassifier", num_classes=1000, backbone=dict(
-            type="ResNet", depth=depth, shortcut="B", stride_in_1x1=True))
+        names[f"resnet{depth}"] = dict(
+            type="ImageClassifier",
+            num_classes=1000,
+            backbone=dict(type="ResNet", depth=depth, shortcut="B", stride_in_1x1=True),
+        )
     for depth in (18, 34):
-        names[f"plain{depth}"] = dict(type="ImageClassifier", num_classes=1000, backbone=dict(
-            type="ResNet", depth=depth, plain=True, stride_in_1x1=True))
+        names[f"plain{depth}"] = dict(
+            type="ImageClassifier",
+            num_classes=1000,
+            backbone=dict(type="ResNet", depth=depth, plain=True, stride_in_1x1=True),
+        )
     for prefix, depths, plain in (("resnet", _CIFAR_DEPTHS, False), ("plain", _PLAIN_CIFAR_DEPTHS, True)):
         for depth in depths:
             names[f"{prefix}{depth}_cifar"] = dict(
-                type="ImageClassifier", num_classes=10, mean=CIFAR10_MEAN, std=CIFAR10_STD,
-                backbone=dict(type="CifarResNet", depth=depth, shortcut="A", plain=plain))
+                type="ImageClassifier",
+                num_classes=10,
+                mean=CIFAR10_MEAN,
+                std=CIFAR10_STD,
+                backbone=dict(type="CifarResNet", depth=depth, shortcut="A", plain=plain),
+            )
     for depth in (16, 19):
         for batch_norm in (False, True):
             names[f"vgg{depth}" + ("_bn" if batch_norm else "")] = dict(
-                type="ImageClassifier", num_classes=1000,
-                backbone=dict(type="VGG", depth=depth, batch_norm=batch_norm))
+                type="ImageClassifier", num_classes=1000, backbone=dict(type="VGG", depth=depth, batch_norm=batch_norm)
+            )
     return names
 
 
@@ -63,8 +74,7 @@ def get_config(config: str | dict | Config, cfg_options: dict | None = None) -> 
     elif isinstance(config, dict):
         cfg = Config(dict(model=copy.deepcopy(config)) if "type" in config else copy.deepcopy(config))
     elif not isinstance(config, str):
-        raise TypeError(f"config must be a path, a short model name, a dict or a Config, "
-                        f"got {type(config).__name__}")
+        raise TypeError(f"config must be a path, a short model name, a dict or a Config, got {type(config).__name__}")
     elif os.path.isfile(config):
         cfg = load_config(config)
     elif config in SHORT_NAMES:
@@ -73,8 +83,10 @@ def get_config(config: str | dict | Config, cfg_options: dict | None = None) -> 
         try:
             resolve_config_path(config)
         except FileNotFoundError:
-            raise ConfigError(f"unknown model {config!r}: not a config file and not a short name; "
-                             f"allowed short names: {', '.join(SHORT_NAMES)}") from None
+            raise ConfigError(
+                f"unknown model {config!r}: not a config file and not a short name; "
+                f"allowed short names: {', '.join(SHORT_NAMES)}"
+            ) from None
         cfg = load_config(config)
     if cfg_options:
         merge_options(cfg, cfg_options)
@@ -83,9 +95,15 @@ def get_config(config: str | dict | Config, cfg_options: dict | None = None) -> 
     return cfg
 
 
-def init_model(config: str | dict | Config, checkpoint: str | None = None,
-               device: str | torch.device = "cpu", cfg_options: dict | None = None,
-               strict: bool = True, fast: bool | None = None, compile: bool | None = None) -> nn.Module:
+def init_model(
+    config: str | dict | Config,
+    checkpoint: str | None = None,
+    device: str | torch.device = "cpu",
+    cfg_options: dict | None = None,
+    strict: bool = True,
+    fast: bool | None = None,
+    compile: bool | None = None,
+) -> nn.Module:
     """Build ``cfg.model`` from the MODELS registry, load ``checkpoint`` if given, and return
     the model in eval mode on ``device``, with its checkpoint's layout: ``state_dict()`` saves a
     checkpoint ``init_model`` reads back, and ``model.train()`` fine-tunes it.
@@ -124,9 +142,13 @@ def init_model(config: str | dict | Config, checkpoint: str | None = None,
     model.cfg = cfg
     model = model.to(device).eval()
     if fast is not None or compile is not None:
-        warnings.warn("init_model(fast=..., compile=...) is deprecated: init_model returns the model with its "
-                      "checkpoint's layout; call resdet.apis.optimize_for_inference(model, compile=...) for "
-                      "the inference fast path", FutureWarning, stacklevel=2)
+        warnings.warn(
+            "init_model(fast=..., compile=...) is deprecated: init_model returns the model with its "
+            "checkpoint's layout; call resdet.apis.optimize_for_inference(model, compile=...) for "
+            "the inference fast path",
+            FutureWarning,
+            stacklevel=2,
+        )
         if (fast or compile) and torch.device(device).type != "meta":
             model = fast_path(model, inplace=True, compile=compile)
     return model
@@ -162,10 +184,15 @@ def _state_token(model: nn.Module) -> tuple:
     """What the optimised copy depends on: every tensor (identity and in-place version) and the
     plain settings of every module (thresholds, sizes, flags other than ``training``)."""
     # an inference tensor (made under torch.inference_mode) has no version counter
-    tensors = tuple((id(t), -1 if t.is_inference() else t._version)
-                    for t in itertools.chain(model.parameters(), model.buffers()))
-    settings = tuple((name, key, repr(value)) for name, module in model.named_modules()
-                     for key, value in vars(module).items()
-                     if key != "training" and not key.startswith("_")
-                     and (isinstance(value, _PLAIN) or isinstance(value, (tuple, list, dict))))
+    tensors = tuple(
+        (id(t), -1 if t.is_inference() else t._version) for t in itertools.chain(model.parameters(), model.buffers())
+    )
+    settings = tuple(
+        (name, key, repr(value))
+        for name, module in model.named_modules()
+        for key, value in vars(module).items()
+        if key != "training"
+        and not key.startswith("_")
+        and (isinstance(value, _PLAIN) or isinstance(value, (tuple, list, dict)))
+    )
     return tensors, settings

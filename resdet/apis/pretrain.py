@@ -15,6 +15,7 @@ different one aside (``final.pth`` -> ``final.stale.pth``) so that the stage tra
 saying why; ``reuse=True`` (``train-det --reuse-pretrained``) keeps it whatever it was trained
 with.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,11 +30,27 @@ from ..utils.io import CheckpointError, safe_load
 # keys that do not change the trained weights: a difference in them does not make the
 # checkpoint stale (dotted paths; a top-level name drops the whole section)
 IGNORED_KEYS = (
-    "work_dir", "val_dataloader", "val_evaluator", "test_dataloader", "test_evaluator", "val_pipeline",
-    "test_pipeline", "demo", "train_cfg.log_interval", "train_cfg.val_interval",
-    "train_cfg.checkpoint_interval", "train_cfg.keep_last", "train_cfg.save_best", "train_cfg.rule",
-    "train_cfg.tensorboard", "train_cfg.threads", "train_cfg.compile", "train_dataloader.num_workers",
-    "train_dataloader.persistent_workers", "train_dataloader.pin_memory", "train_dataloader.prefetch_factor",
+    "work_dir",
+    "val_dataloader",
+    "val_evaluator",
+    "test_dataloader",
+    "test_evaluator",
+    "val_pipeline",
+    "test_pipeline",
+    "demo",
+    "train_cfg.log_interval",
+    "train_cfg.val_interval",
+    "train_cfg.checkpoint_interval",
+    "train_cfg.keep_last",
+    "train_cfg.save_best",
+    "train_cfg.rule",
+    "train_cfg.tensorboard",
+    "train_cfg.threads",
+    "train_cfg.compile",
+    "train_dataloader.num_workers",
+    "train_dataloader.persistent_workers",
+    "train_dataloader.pin_memory",
+    "train_dataloader.prefetch_factor",
 )
 
 
@@ -44,8 +61,7 @@ def config_values(text: str) -> dict[str, Any] | None:
         tree = ast.parse(text)
         values = {}
         for node in tree.body:
-            if not (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and isinstance(node.targets[0], ast.Name)):
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
                 return None
             values[node.targets[0].id] = _safe_value(node.value)
         return values
@@ -120,17 +136,21 @@ def check_pretrained(cfg: Any, reuse: bool = False) -> str | None:
     elif not differences:
         line = f"pretraining stage: reusing {checkpoint}, trained with the same config ({pretrain['config']})"
     elif reuse:
-        line = (f"pretraining stage: reusing {checkpoint} as asked (--reuse-pretrained), although it was "
-                f"trained with another config ({'; '.join(differences)})")
+        line = (
+            f"pretraining stage: reusing {checkpoint} as asked (--reuse-pretrained), although it was "
+            f"trained with another config ({'; '.join(differences)})"
+        )
     else:
         stale = stale_path(checkpoint)
         barrier()  # every rank has read the checkpoint before it moves
         if is_main_process():
             os.replace(checkpoint, stale)
         barrier()
-        line = (f"pretraining stage: {checkpoint} was trained with another config than {pretrain['config']} "
-                f"now ({'; '.join(differences)}): training it again (the old file is kept as {stale}; "
-                f"--reuse-pretrained uses the existing checkpoint as it is)")
+        line = (
+            f"pretraining stage: {checkpoint} was trained with another config than {pretrain['config']} "
+            f"now ({'; '.join(differences)}): training it again (the old file is kept as {stale}; "
+            f"--reuse-pretrained uses the existing checkpoint as it is)"
+        )
     logging.getLogger("resdet").info(line)
     print(line, flush=True)
     return line

@@ -6,6 +6,7 @@ convention), in safetensors (default) or a ``.pth`` that ``torch.load(weights_on
 ``init_model(config, published_file)``, ``resdet eval`` and ``resdet demo`` load it like any
 checkpoint; its content checksum is verified on load.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,8 +51,10 @@ def publish_checkpoint(checkpoint: str, out: str, fmt: str | None = None) -> dic
         raise CheckpointError(f"publish format {fmt!r} unknown; allowed: {', '.join(FORMATS)}")
     source = safe_load(checkpoint)
     state = extract_state_dict(source, checkpoint)
-    obj = {"model": {k: v.detach().cpu() for k, v in state.items()},
-           "meta": published_meta(source if isinstance(source, dict) else {}, checkpoint)}
+    obj = {
+        "model": {k: v.detach().cpu() for k, v in state.items()},
+        "meta": published_meta(source if isinstance(source, dict) else {}, checkpoint),
+    }
     if fmt == "safetensors":
         data = safetensors_bytes(obj)
     else:
@@ -63,5 +66,10 @@ def publish_checkpoint(checkpoint: str, out: str, fmt: str | None = None) -> dic
     if os.path.dirname(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
     atomic_write_bytes(data, path)
-    return {"path": path, "sha256": digest, "bytes": len(data), "source_bytes": os.path.getsize(checkpoint),
-            "num_tensors": len(obj["model"])}
+    return {
+        "path": path,
+        "sha256": digest,
+        "bytes": len(data),
+        "source_bytes": os.path.getsize(checkpoint),
+        "num_tensors": len(obj["model"]),
+    }

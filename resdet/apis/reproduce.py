@@ -12,6 +12,7 @@ Every run trains in ``work_root/<name>_it<iterations>_s<seed>`` with the engine'
 (resuming there when interrupted; a finished run is reused). ``results.json`` and the figures
 go to ``out_dir``.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,14 @@ from .model import init_model
 EXPERIMENTS = ("degradation", "response", "shortcuts")
 DEGRADATION_RUNS = ("plain20", "plain56", "resnet20", "resnet56")
 SHORTCUT_RUNS = {"A": "resnet20", "B": "resnet20_b", "C": "resnet20_c"}
-LABELS = {"plain20": "plain-20", "plain56": "plain-56", "resnet20": "ResNet-20", "resnet56": "ResNet-56",
-          "resnet20_b": "ResNet-20 (B)", "resnet20_c": "ResNet-20 (C)"}
+LABELS = {
+    "plain20": "plain-20",
+    "plain56": "plain-56",
+    "resnet20": "ResNet-20",
+    "resnet56": "ResNet-56",
+    "resnet20_b": "ResNet-20 (B)",
+    "resnet20_c": "ResNet-20 (C)",
+}
 TAIL_FRACTION = 0.1  # train_err = mean over the last 10% of iterations
 
 
@@ -47,6 +54,7 @@ class ReproduceSettings:
     """What a reproduction run depends on. ``iterations`` sets the schedule: lr / 10 at 50% and
     75% (the paper's 32k / 48k of 64k), ``val_points`` test evaluations, ``log_interval``
     iterations per logged training error."""
+
     iterations: int = 1000
     seed: int = 0
     batch_size: int = 64
@@ -86,13 +94,13 @@ def run_config(name: str, settings: ReproduceSettings) -> dict:
         model["mean"] = mean
         # a plain dict and our own config text: mmengine's pretty_text (yapf) takes seconds on
         # the 3 x 32 x 32 mean lists of these configs
-        trainer = Trainer.from_config(cfg.to_dict(), work_dir=work_dir, resume="auto", model=model,
-                                      config_text=config_text(cfg, name))
+        trainer = Trainer.from_config(
+            cfg.to_dict(), work_dir=work_dir, resume="auto", model=model, config_text=config_text(cfg, name)
+        )
         trainer.train()
         atomic_write_json(wanted, stamp)
     summary = summarise_metrics(os.path.join(work_dir, "metrics.jsonl"), s.iterations)
-    return dict(summary, work_dir=work_dir, checkpoint=final, config=cfg,
-                minutes=(time.perf_counter() - start) / 60)
+    return dict(summary, work_dir=work_dir, checkpoint=final, config=cfg, minutes=(time.perf_counter() - start) / 60)
 
 
 def config_text(cfg, name: str) -> str:
@@ -108,23 +116,36 @@ def _run_config_file(name: str, s: ReproduceSettings):
     cfg = load_config(f"repro_{name}")
     loader = cfg.train_dataloader
     loader.batch_size = s.batch_size
-    for dataset, count, in ((loader.dataset, s.num_train), (cfg.val_dataloader.dataset, s.num_test)):
+    for (
+        dataset,
+        count,
+    ) in ((loader.dataset, s.num_train), (cfg.val_dataloader.dataset, s.num_test)):
         dataset.update(data_root=s.data_root, num_images=count)
     cfg.param_scheduler.milestones = schedule(s.iterations)
-    cfg.train_cfg.update(max_iters=s.iterations, seed=s.seed, log_interval=s.log_interval, threads=s.threads,
-                         val_interval=max(1, s.iterations // s.val_points),
-                         checkpoint_interval=max(1, s.iterations // 4), keep_last=1)
+    cfg.train_cfg.update(
+        max_iters=s.iterations,
+        seed=s.seed,
+        log_interval=s.log_interval,
+        threads=s.threads,
+        val_interval=max(1, s.iterations // s.val_points),
+        checkpoint_interval=max(1, s.iterations // 4),
+        keep_last=1,
+    )
     return cfg
 
 
 def _train_in_worker(name: str, settings: dict) -> dict:
     """One run in a worker process (its output goes to ``work_root/<name>.log``)."""
     import contextlib
+
     s = ReproduceSettings(**settings)
     torch.set_num_threads(s.threads or 1)
     os.makedirs(s.work_root, exist_ok=True)
-    with open(os.path.join(s.work_root, f"{name}.log"), "a", encoding="utf-8") as out, \
-            contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    with (
+        open(os.path.join(s.work_root, f"{name}.log"), "a", encoding="utf-8") as out,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+    ):
         run = run_config(name, s)
     return {k: v for k, v in run.items() if k != "config"}
 
@@ -142,6 +163,7 @@ def train_runs(names: list[str], settings: ReproduceSettings, log: Callable[[str
         return runs
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+
     for split, count in (("train", s.num_train), ("test", s.num_test)):  # generate once, before the workers
         DATASETS.build(dict(type="Proxy32Dataset", data_root=s.data_root, split=split, num_images=count))
     order = sorted(names, key=lambda n: -int("".join(c for c in n.split("_")[0] if c.isdigit())))
@@ -156,8 +178,10 @@ def train_runs(names: list[str], settings: ReproduceSettings, log: Callable[[str
 
 
 def _log_run(log: Callable[[str], None], name: str, run: dict, where: str | None = None) -> None:
-    log(f"[reproduce] {LABELS[name]}: train error {run['train_err']:.2f}%, test error {run['test_err']:.2f}% "
-        f"({run['minutes']:.1f} min{', log ' + where if where else ''})")
+    log(
+        f"[reproduce] {LABELS[name]}: train error {run['train_err']:.2f}%, test error {run['test_err']:.2f}% "
+        f"({run['minutes']:.1f} min{', log ' + where if where else ''})"
+    )
 
 
 def _same_settings(stamped: dict | None, wanted: dict) -> bool:
@@ -189,8 +213,11 @@ def summarise_metrics(metrics_path: str, iterations: int) -> dict:
         weighted, covered, previous = weighted + err * span, covered + span, it
     train_err = weighted / covered if covered else train[-1][1]
     scale = 100.0 if max(e for _, e in test) <= 1.0 else 1.0  # TopKError reports fractions or %
-    return dict(train_err=100.0 * train_err, test_err=scale * test[-1][1],
-                curves=dict(train=[(i, 100.0 * e) for i, e in train], test=[(i, scale * e) for i, e in test]))
+    return dict(
+        train_err=100.0 * train_err,
+        test_err=scale * test[-1][1],
+        curves=dict(train=[(i, 100.0 * e) for i, e in train], test=[(i, scale * e) for i, e in test]),
+    )
 
 
 def measure_responses(runs: dict[str, dict], settings: ReproduceSettings) -> dict[str, list[float]]:
@@ -202,13 +229,13 @@ def measure_responses(runs: dict[str, dict], settings: ReproduceSettings) -> dic
         loader_cfg.update(num_workers=0)
         loader = build_dataloader(loader_cfg, training=False)
         model = init_model(cfg, run["checkpoint"])
-        curves[name] = layer_response_std(model, ({"inputs": b["inputs"]} for b in loader),
-                                          settings.max_response_images)
+        curves[name] = layer_response_std(
+            model, ({"inputs": b["inputs"]} for b in loader), settings.max_response_images
+        )
     return curves
 
 
-def reproduce(settings: ReproduceSettings, only: str | None = None,
-              log: Callable[[str], None] = print) -> dict:
+def reproduce(settings: ReproduceSettings, only: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Run the experiments (all, or ``only`` one of ``EXPERIMENTS``), write ``results.json``
     and the figures into ``settings.out_dir`` (results of experiments not run are kept from
     an existing ``results.json``), and return the results dict."""
@@ -223,31 +250,47 @@ def reproduce(settings: ReproduceSettings, only: str | None = None,
     start = time.perf_counter()
     needed = list(DEGRADATION_RUNS) if only in (None, "degradation", "response") else []
     needed += [n for n in SHORTCUT_RUNS.values() if only in (None, "shortcuts") and n not in needed]
-    log(f"[reproduce] {len(needed)} runs of {s.iterations} iterations (seed {s.seed}, "
-        f"{s.workers} process{'es' if s.workers > 1 else ''} at once)")
+    log(
+        f"[reproduce] {len(needed)} runs of {s.iterations} iterations (seed {s.seed}, "
+        f"{s.workers} process{'es' if s.workers > 1 else ''} at once)"
+    )
     runs = train_runs(needed, s, log)
     if only in (None, "degradation"):
         results["degradation"] = {n: _errors(runs[n]) for n in DEGRADATION_RUNS}
-        plot_error_curves({"plain networks": {LABELS[n]: runs[n]["curves"] for n in ("plain20", "plain56")},
-                           "ResNets (option A)": {LABELS[n]: runs[n]["curves"] for n in ("resnet20", "resnet56")}},
-                          os.path.join(s.out_dir, "degradation.png"))
+        plot_error_curves(
+            {
+                "plain networks": {LABELS[n]: runs[n]["curves"] for n in ("plain20", "plain56")},
+                "ResNets (option A)": {LABELS[n]: runs[n]["curves"] for n in ("resnet20", "resnet56")},
+            },
+            os.path.join(s.out_dir, "degradation.png"),
+        )
     if only in (None, "response"):
         log("[reproduce] layer responses on the test split")
         results["layer_response"] = measure_responses({n: runs[n] for n in DEGRADATION_RUNS}, s)
-        plot_layer_responses({LABELS[n]: v for n, v in results["layer_response"].items()},
-                             os.path.join(s.out_dir, "layer_response.png"))
+        plot_layer_responses(
+            {LABELS[n]: v for n, v in results["layer_response"].items()}, os.path.join(s.out_dir, "layer_response.png")
+        )
     if only in (None, "shortcuts"):
         results["shortcuts"] = {option: _errors(runs[name]) for option, name in SHORTCUT_RUNS.items()}
-        plot_error_curves({"ResNet-20, shortcut options": {f"option {o}": runs[n]["curves"]
-                                                           for o, n in SHORTCUT_RUNS.items()}},
-                          os.path.join(s.out_dir, "shortcuts.png"))
-    results["meta"] = dict(seed=s.seed, iterations=s.iterations, batch_size=s.batch_size,
-                           lr_steps=schedule(s.iterations), num_train=s.num_train, num_test=s.num_test,
-                           workers=s.workers, threads_per_worker=s.threads or (1 if s.workers > 1 else None),
-                           minutes=round((time.perf_counter() - start) / 60, 2),
-                           run_minutes={n: round(r["minutes"], 2) for n, r in runs.items()},
-                           experiments=list(EXPERIMENTS) if only is None else [only],
-                           units="percent", machine=_machine())
+        plot_error_curves(
+            {"ResNet-20, shortcut options": {f"option {o}": runs[n]["curves"] for o, n in SHORTCUT_RUNS.items()}},
+            os.path.join(s.out_dir, "shortcuts.png"),
+        )
+    results["meta"] = dict(
+        seed=s.seed,
+        iterations=s.iterations,
+        batch_size=s.batch_size,
+        lr_steps=schedule(s.iterations),
+        num_train=s.num_train,
+        num_test=s.num_test,
+        workers=s.workers,
+        threads_per_worker=s.threads or (1 if s.workers > 1 else None),
+        minutes=round((time.perf_counter() - start) / 60, 2),
+        run_minutes={n: round(r["minutes"], 2) for n, r in runs.items()},
+        experiments=list(EXPERIMENTS) if only is None else [only],
+        units="percent",
+        machine=_machine(),
+    )
     atomic_write_json(results, results_path)
     log(f"[reproduce] wrote {results_path} ({results['meta']['minutes']:.1f} min)")
     return results

@@ -11,6 +11,7 @@ the model would take with every layer at the conv peak and everything else (RoIA
 pre- and post-processing) free. Over torchvision's measured time it bounds the inference ratio
 any implementation of the same computation reaches on this machine.
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,6 +46,12 @@ def backbone_efficiency(model, image: torch.Tensor, device: torch.device, repeat
     with counter:
         model([image])
     model_macs = counter.get_total_flops() / 2
-    return {"backbone_gmacs": macs / 1e9, "backbone_ms": seconds * 1000, "backbone_gflops": achieved,
-            "conv_peak_gflops": peak, "backbone_efficiency": achieved / peak,
-            "model_gmacs": model_macs / 1e9, "floor_ms": 2 * model_macs / peak / 1e6}
+    return {
+        "backbone_gmacs": macs / 1e9,
+        "backbone_ms": seconds * 1000,
+        "backbone_gflops": achieved,
+        "conv_peak_gflops": peak,
+        "backbone_efficiency": achieved / peak,
+        "model_gmacs": model_macs / 1e9,
+        "floor_ms": 2 * model_macs / peak / 1e6,
+    }

@@ -6,6 +6,7 @@ resident set size while it runs the workload (``peak_mb``, Linux ``VmHWM`` after
 it through ``/proc/self/clear_refs``; elsewhere the process's lifetime peak from
 ``getrusage``). Weights are random: memory does not depend on their values.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -56,9 +57,11 @@ def _build(spec: dict):
     torch.manual_seed(0)
     if spec["impl"] == "torchvision":
         from ._tv import tv_r50_fpn_detector
+
         return tv_r50_fpn_detector(spec["kind"], num_classes=81, min_size=spec["height"], max_size=spec["width"])
     from ..models.detectors import optimize_for_inference
     from ..registry import MODELS
+
     model = MODELS.build(_load(cfg_ref)(num_classes=80, min_size=spec["height"], max_size=spec["width"]))
     if spec["mode"] == "infer":
         model = optimize_for_inference(model, inplace=True, compile=bool(spec.get("compile")))
@@ -102,7 +105,7 @@ def child(spec: dict) -> dict:
     _workload(spec, model)
     peak = _status_mb("VmHWM") if exact else None
     if peak is None:  # ru_maxrss: KiB on Linux, bytes on macOS
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 if sys.platform != "darwin" else 2 ** 20)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 if sys.platform != "darwin" else 2**20)
     return {"base_mb": base, "peak_mb": peak, "peak_is_workload_only": exact}
 
 
@@ -110,8 +113,9 @@ def measure(spec: dict) -> dict:
     """Runs ``spec`` (kind, impl, mode, height, width, threads; or ``call``: a
     ``"module:function"`` given the spec) in a fresh interpreter."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)], capture_output=True, text=True,
-                          env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", __name__, json.dumps(spec)], capture_output=True, text=True, env=env, check=False
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"memory measurement {spec} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")

@@ -1,6 +1,7 @@
 """The onnxruntime row of ``resdet benchmark det``: a built resdet detector exported to a
 temporary ONNX file (``resdet.deploy``), timed with onnxruntime on the same images, with its
 detections returned for a parity check against the PyTorch model."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,14 @@ def _hwc(image: Any) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def onnxruntime_row(model: nn.Module, cfg: Any, images: Sequence[np.ndarray], iters: int = 5, warmup: int = 1,
-                    threads: int | None = None) -> dict[str, Any]:
+def onnxruntime_row(
+    model: nn.Module,
+    cfg: Any,
+    images: Sequence[np.ndarray],
+    iters: int = 5,
+    warmup: int = 1,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """Export ``model`` (eval mode, as benchmarked: e.g. BN folded) with ``cfg``'s test
     pipeline to a temporary ``.onnx`` file and time onnxruntime (CPU) on ``images``
     (uint8 RGB, ``H x W x 3`` arrays or ``3 x H x W`` tensors; one call per image, as the
@@ -51,5 +58,9 @@ def onnxruntime_row(model: nn.Module, cfg: Any, images: Sequence[np.ndarray], it
         passes = time_calls(lambda: [runner.detect(image) for image in images], iters, warmup=max(warmup - 1, 0))
     finally:
         os.remove(path)
-    return {"ms_per_image": passes.median * 1000.0 / len(images), "export_s": export_s, "detections": detections,
-            "onnx_bytes": size}
+    return {
+        "ms_per_image": passes.median * 1000.0 / len(images),
+        "export_s": export_s,
+        "detections": detections,
+        "onnx_bytes": size,
+    }

@@ -5,6 +5,7 @@ Inference is batch 1 (resdet on its fast path: frozen BN folded, channels_last,
 ``torch.inference_mode``; torchvision on [0, 1] floats as it expects); the training step is
 batch 2 (the image and its mirror): forward, backward and an SGD step. Times are medians.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,14 @@ def box_targets(images: list[torch.Tensor], device: torch.device) -> list[dict]:
     out = []
     for image in images:
         h, w = image.shape[-2:]
-        boxes = torch.tensor([[0.1 * w, 0.1 * h, 0.5 * w, 0.6 * h], [0.4 * w, 0.3 * h, 0.9 * w, 0.9 * h],
-                              [0.2 * w, 0.5 * h, 0.35 * w, 0.7 * h]], device=device)
+        boxes = torch.tensor(
+            [
+                [0.1 * w, 0.1 * h, 0.5 * w, 0.6 * h],
+                [0.4 * w, 0.3 * h, 0.9 * w, 0.9 * h],
+                [0.2 * w, 0.5 * h, 0.35 * w, 0.7 * h],
+            ],
+            device=device,
+        )
         out.append({"boxes": boxes, "labels": torch.tensor([1, 5, 17], device=device)})
     return out
 
@@ -90,11 +97,18 @@ def _train_step(model: torch.nn.Module, inputs: list[torch.Tensor], targets: lis
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
+
     return step
 
 
-def bench_inference(tv_model, ours, device: torch.device, opts: PairOptions, image: torch.Tensor,
-                    check: Callable[[dict, dict], dict] | None = None) -> dict:
+def bench_inference(
+    tv_model,
+    ours,
+    device: torch.device,
+    opts: PairOptions,
+    image: torch.Tensor,
+    check: Callable[[dict, dict], dict] | None = None,
+) -> dict:
     """Inference timings (batch 1): torchvision, resdet's default fast path, and with
     ``--bf16`` / ``--compile`` those variants; the detections are paired before timing."""
     result: dict = {}
@@ -157,28 +171,43 @@ def onnxruntime_times(fast, image: torch.Tensor, expected: dict, tv_inf: float, 
     moves from the preprocessor to the test pipeline the export reads (the same shorter-side
     rule; the benchmark image is already at that size, so it is a no-op either way)."""
     from ._onnx_row import onnxruntime_row
+
     model = copy.deepcopy(fast)
     pre = model.preprocessor
     pipeline = [dict(type="ResizeShortestEdge", short_edge_length=pre.min_size, max_size=pre.max_size)]
     pre.min_size = pre.max_size = None
-    row = onnxruntime_row(model, Config(dict(test_pipeline=pipeline)), [image.cpu()], iters=opts.iters,
-                          warmup=opts.warmup, threads=opts.threads)
+    row = onnxruntime_row(
+        model,
+        Config(dict(test_pipeline=pipeline)),
+        [image.cpu()],
+        iters=opts.iters,
+        warmup=opts.warmup,
+        threads=opts.threads,
+    )
     got = {k: torch.from_numpy(v) for k, v in row["detections"][0].items()}
     pairs = pair_detections(expected, got)
-    return {"ms": row["ms_per_image"], "ratio": row["ms_per_image"] / 1000.0 / tv_inf, "export_s": row["export_s"],
-            "max_box_diff": pairs["max_box_diff"], "max_score_diff": pairs["max_score_diff"],
-            "unpaired": pairs["unpaired"], "count": list(pairs["count"])}
+    return {
+        "ms": row["ms_per_image"],
+        "ratio": row["ms_per_image"] / 1000.0 / tv_inf,
+        "export_s": row["export_s"],
+        "max_box_diff": pairs["max_box_diff"],
+        "max_score_diff": pairs["max_score_diff"],
+        "unpaired": pairs["unpaired"],
+        "count": list(pairs["count"]),
+    }
 
 
-def bench_train(tv_model, ours, device: torch.device, opts: PairOptions, image: torch.Tensor,
-                make_targets: Callable = box_targets) -> dict:
+def bench_train(
+    tv_model, ours, device: torch.device, opts: PairOptions, image: torch.Tensor, make_targets: Callable = box_targets
+) -> dict:
     images = [image, image.flip(-1)]
     tv_targets = make_targets(images, device)
     ours_targets = [dict(t, labels=t["labels"] - 1) for t in tv_targets]  # resdet labels are 0-based
     tv_model.train()
     ours.train()
-    tv_train = time_calls(_train_step(tv_model, [i.float() / 255 for i in images], tv_targets),
-                          opts.train_iters, 1, device).median
+    tv_train = time_calls(
+        _train_step(tv_model, [i.float() / 255 for i in images], tv_targets), opts.train_iters, 1, device
+    ).median
     ours_train = time_calls(_train_step(ours, images, ours_targets), opts.train_iters, 1, device).median
     times = {"torchvision": tv_train, "resdet": ours_train, "ratio": ours_train / tv_train}
     if opts.compile_train:
@@ -202,15 +231,31 @@ def bench_memory(kind: str, opts: PairOptions) -> dict:
     for mode in ("infer", "train"):
         row = {}
         for impl in ("torchvision", "resdet"):
-            row[impl] = measure(dict(kind=kind, impl=impl, mode=mode, height=opts.height, width=opts.width,
-                                     threads=opts.threads, tune_malloc=malloc_tuned()))
+            row[impl] = measure(
+                dict(
+                    kind=kind,
+                    impl=impl,
+                    mode=mode,
+                    height=opts.height,
+                    width=opts.width,
+                    threads=opts.threads,
+                    tune_malloc=malloc_tuned(),
+                )
+            )
         row["ratio"] = row["resdet"]["peak_mb"] / row["torchvision"]["peak_mb"]
         out[mode] = row
     return out
 
 
-def bench_pair(tv_model, ours, device: torch.device, opts: PairOptions, make_targets: Callable = box_targets,
-               check: Callable[[dict, dict], dict] | None = None, kind: str | None = None) -> dict:
+def bench_pair(
+    tv_model,
+    ours,
+    device: torch.device,
+    opts: PairOptions,
+    make_targets: Callable = box_targets,
+    check: Callable[[dict, dict], dict] | None = None,
+    kind: str | None = None,
+) -> dict:
     """Times both models; ``check(expected, got)`` may add agreement figures of the two outputs."""
     g = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (3, opts.height, opts.width), generator=g, dtype=torch.uint8).to(device)
@@ -223,10 +268,18 @@ def bench_pair(tv_model, ours, device: torch.device, opts: PairOptions, make_tar
     return result
 
 
-def pair_main(argv, prog: str, doc: str, title: str, kind: str, cfg_fn: Callable[..., dict],
-              bf16: bool, make_targets: Callable = box_targets,
-              check: Callable[[dict, dict], dict] | None = None,
-              describe_check: Callable[[dict], str] = lambda res: "") -> int:
+def pair_main(
+    argv,
+    prog: str,
+    doc: str,
+    title: str,
+    kind: str,
+    cfg_fn: Callable[..., dict],
+    bf16: bool,
+    make_targets: Callable = box_targets,
+    check: Callable[[dict, dict], dict] | None = None,
+    describe_check: Callable[[dict], str] = lambda res: "",
+) -> int:
     """The command line of a pair benchmark: parse, time on each selected device, print, save.
     ``kind``: ``'det'`` or ``'mask'``; ``cfg_fn(num_classes, min_size, max_size)`` gives resdet's
     config of the same model."""
@@ -235,16 +288,19 @@ def pair_main(argv, prog: str, doc: str, title: str, kind: str, cfg_fn: Callable
     opts = PairOptions.from_args(args)
     results = []
     for device in selected_devices(parser, args):
-        tv_model, ours = build_pair(kind, cfg_fn(num_classes=80, min_size=opts.height, max_size=opts.width),
-                                    device, opts.height, opts.width)
+        tv_model, ours = build_pair(
+            kind, cfg_fn(num_classes=80, min_size=opts.height, max_size=opts.width), device, opts.height, opts.width
+        )
         res = bench_pair(tv_model, ours, device, opts, make_targets=make_targets, check=check, kind=kind)
         results.append(res)
-        print(f"[{device_name(device)}, malloc: {res['allocator']}] {title}, {opts.height}x{opts.width}; "
-              f"detections tv/resdet: "
-              f"{res['check_num_dets'][0]}/{res['check_num_dets'][1]} (unpaired {res['check_unpaired']}, "
-              f"swapped at the top-100 cut {res['check_boundary_swaps']}, "
-              f"max box diff {res['max_box_diff']:.2g} px, max score diff {res['max_score_diff']:.2g})"
-              f"{describe_check(res)}")
+        print(
+            f"[{device_name(device)}, malloc: {res['allocator']}] {title}, {opts.height}x{opts.width}; "
+            f"detections tv/resdet: "
+            f"{res['check_num_dets'][0]}/{res['check_num_dets'][1]} (unpaired {res['check_unpaired']}, "
+            f"swapped at the top-100 cut {res['check_boundary_swaps']}, "
+            f"max box diff {res['max_box_diff']:.2g} px, max score diff {res['max_score_diff']:.2g})"
+            f"{describe_check(res)}"
+        )
         print_times(res)
     if args.json:
         atomic_write_json(results, args.json)
@@ -253,29 +309,43 @@ def pair_main(argv, prog: str, doc: str, title: str, kind: str, cfg_fn: Callable
 
 def pair_parser(prog: str, doc: str, bf16: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="all", choices=["all", "cpu", "cuda"],
-                        help="'all': the CPU, and the GPU when there is one")
+    parser.add_argument(
+        "--device", default="all", choices=["all", "cpu", "cuda"], help="'all': the CPU, and the GPU when there is one"
+    )
     parser.add_argument("--iters", type=int, default=PairOptions.iters, help="timed inference calls per model")
     parser.add_argument("--warmup", type=int, default=PairOptions.warmup)
-    parser.add_argument("--train-iters", type=int, default=PairOptions.train_iters,
-                        help="timed training steps per model")
+    parser.add_argument(
+        "--train-iters", type=int, default=PairOptions.train_iters, help="timed training steps per model"
+    )
     parser.add_argument("--height", type=int, default=PairOptions.height)
     parser.add_argument("--width", type=int, default=PairOptions.width)
     if bf16:
         parser.add_argument("--bf16", action="store_true", help="also time resdet under bf16 autocast")
-    parser.add_argument("--compile", action="store_true",
-                        help="also time resdet with its convolution stacks compiled (torch.compile; the "
-                             "one-time cost is reported separately)")
-    parser.add_argument("--compile-train", action="store_true",
-                        help="also time resdet's training step with train_cfg.compile's parts compiled "
-                             "(the first step's compile time is reported separately)")
-    parser.add_argument("--onnxruntime", action="store_true",
-                        help="also export resdet's model to ONNX and time onnxruntime on the CPU "
-                             "(needs resdet[export])")
-    parser.add_argument("--efficiency", action="store_true",
-                        help="also report the backbone's achieved GFLOP/s against a large conv timed in the same run")
-    parser.add_argument("--no-memory", action="store_true",
-                        help="skip the peak-RSS measurements (each runs in a process of its own)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time resdet with its convolution stacks compiled (torch.compile; the "
+        "one-time cost is reported separately)",
+    )
+    parser.add_argument(
+        "--compile-train",
+        action="store_true",
+        help="also time resdet's training step with train_cfg.compile's parts compiled "
+        "(the first step's compile time is reported separately)",
+    )
+    parser.add_argument(
+        "--onnxruntime",
+        action="store_true",
+        help="also export resdet's model to ONNX and time onnxruntime on the CPU (needs resdet[export])",
+    )
+    parser.add_argument(
+        "--efficiency",
+        action="store_true",
+        help="also report the backbone's achieved GFLOP/s against a large conv timed in the same run",
+    )
+    parser.add_argument(
+        "--no-memory", action="store_true", help="skip the peak-RSS measurements (each runs in a process of its own)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     return parser

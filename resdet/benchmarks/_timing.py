@@ -1,6 +1,7 @@
 """The one timer of the benchmarks: untimed warm-up calls, then timed repeats (the device
 synchronised around each, so a GPU call is timed to its end), summarised as median / mean /
 best / total seconds."""
+
 from __future__ import annotations
 
 import statistics
@@ -40,8 +41,7 @@ class Timing:
         return sum(self.seconds)
 
 
-def time_calls(fn: Callable[[], object], repeats: int, warmup: int = 1,
-               device: torch.device | None = None) -> Timing:
+def time_calls(fn: Callable[[], object], repeats: int, warmup: int = 1, device: torch.device | None = None) -> Timing:
     """Call ``fn`` ``warmup`` times untimed, then ``max(repeats, 1)`` times, each timed from a
     synchronised ``device`` to the end of its queued work."""
     for _ in range(warmup):

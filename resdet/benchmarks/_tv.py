@@ -11,6 +11,7 @@ variance are those of its input on one random batch, so activations stay normali
 the 50 layers instead of growing layer after layer (which saturates the scores and makes
 float rounding decide the ranking).
 """
+
 from __future__ import annotations
 
 import torch

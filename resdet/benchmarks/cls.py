@@ -12,6 +12,7 @@ Both run in this process; by default one torchvision step runs after every resde
 (each timed on its own, GPU synchronised), so both sides see the same machine load; the
 ratio resdet / torchvision is printed (>= 1.0 means resdet is at least as fast).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,6 +78,7 @@ class _PlainImages(Dataset):
 class _Timer(Hook):
     """Times resdet iterations ``warmup+1 .. warmup+iters``; with ``peer`` set, runs one peer
     step after every resdet iteration (timed separately), so both see the same machine load."""
+
     priority = 99
 
     def __init__(self, warmup: int, iters: int, peer: TorchvisionLoop | None = None) -> None:
@@ -100,23 +102,35 @@ class _Timer(Hook):
         self.mark = time.perf_counter()
 
 
-def run_resdet(dataset: InMemoryImages, args: ClsBenchOptions, device: torch.device,
-               peer: TorchvisionLoop | None = None):
+def run_resdet(
+    dataset: InMemoryImages, args: ClsBenchOptions, device: torch.device, peer: TorchvisionLoop | None = None
+):
     """resdet img/s (and the interleaved peer's img/s when ``peer`` is given)."""
     from ..engine.trainer import Trainer
+
     timer = _Timer(args.warmup, args.iters, peer)
     with tempfile.TemporaryDirectory() as work_dir:
         trainer = Trainer(
-            model=dict(type="ImageClassifier", num_classes=1000,
-                       backbone=dict(type="ResNet", depth=50, stride_in_1x1=False)),
+            model=dict(
+                type="ImageClassifier", num_classes=1000, backbone=dict(type="ResNet", depth=50, stride_in_1x1=False)
+            ),
             work_dir=work_dir,
-            train_dataloader=dict(batch_size=args.batch, num_workers=args.num_workers, dataset=dataset,
-                                  collate="cls_collate"),
+            train_dataloader=dict(
+                batch_size=args.batch, num_workers=args.num_workers, dataset=dataset, collate="cls_collate"
+            ),
             optimizer=dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=1e-4),
-            train_cfg=dict(max_iters=args.warmup + args.iters, log_interval=10 ** 9, checkpoint_interval=0,
-                           amp=args.amp, channels_last=args.channels_last, seed=0,
-                           cudnn_benchmark=device.type == "cuda"),
-            custom_hooks=[timer], device=str(device))
+            train_cfg=dict(
+                max_iters=args.warmup + args.iters,
+                log_interval=10**9,
+                checkpoint_interval=0,
+                amp=args.amp,
+                channels_last=args.channels_last,
+                seed=0,
+                cudnn_benchmark=device.type == "cuda",
+            ),
+            custom_hooks=[timer],
+            device=str(device),
+        )
         trainer.hooks = [h for h in trainer.hooks if type(h).__name__ != "CheckpointHook"]  # no 100 MB write
         trainer.logger.setLevel(logging.WARNING)
         trainer.train()
@@ -130,6 +144,7 @@ class TorchvisionLoop:
 
     def __init__(self, dataset: InMemoryImages, args: ClsBenchOptions, device: torch.device) -> None:
         import torchvision
+
         torch.manual_seed(0)
         self.model = torchvision.models.resnet50(weights=None).to(device)
         if args.channels_last:
@@ -138,8 +153,14 @@ class TorchvisionLoop:
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
         self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-        self.loader = DataLoader(_PlainImages(dataset), batch_size=args.batch, shuffle=True, drop_last=True,
-                                 num_workers=args.num_workers, pin_memory=device.type == "cuda")
+        self.loader = DataLoader(
+            _PlainImages(dataset),
+            batch_size=args.batch,
+            shuffle=True,
+            drop_last=True,
+            num_workers=args.num_workers,
+            pin_memory=device.type == "cuda",
+        )
         self.iterator = iter(self.loader)
         self.args, self.device = args, device
 
@@ -182,17 +203,27 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=1, help="measure this many times; report the best")
-    parser.add_argument("--sequential", action="store_true",
-                        help="run resdet then torchvision (default: interleave one step of each, so "
-                             "both see the same load on a shared machine)")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run resdet then torchvision (default: interleave one step of each, so "
+        "both see the same load on a shared machine)",
+    )
     args = parser.parse_args(argv)
     if args.iters < 1 or args.warmup < 1 or args.repeats < 1:
         parser.error("--iters, --warmup and --repeats must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    opts = ClsBenchOptions(iters=args.iters, warmup=args.warmup, batch=args.batch, size=args.size, amp=args.amp,
-                           channels_last=args.channels_last, num_workers=args.num_workers)
+    opts = ClsBenchOptions(
+        iters=args.iters,
+        warmup=args.warmup,
+        batch=args.batch,
+        size=args.size,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        num_workers=args.num_workers,
+    )
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     dataset = InMemoryImages(num=args.batch * 2, size=args.size)
@@ -206,9 +237,11 @@ def main(argv=None) -> int:
         speed["resdet"] = max(speed["resdet"], resdet_speed)
         speed["torchvision"] = max(speed["torchvision"], peer_speed)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
-    print(f"ResNet-50 training, batch {args.batch}, {args.size}x{args.size}, amp={args.amp}, "
-          f"channels_last={args.channels_last}, {args.iters} timed iters after {args.warmup} warm-up, "
-          f"best of {args.repeats}, {'sequential' if args.sequential else 'interleaved'}, {name}")
+    print(
+        f"ResNet-50 training, batch {args.batch}, {args.size}x{args.size}, amp={args.amp}, "
+        f"channels_last={args.channels_last}, {args.iters} timed iters after {args.warmup} warm-up, "
+        f"best of {args.repeats}, {'sequential' if args.sequential else 'interleaved'}, {name}"
+    )
     print(f"  resdet Trainer (ImageClassifier/ResNet-50): {speed['resdet']:8.2f} img/s")
     print(f"  torchvision resnet50, plain loop:           {speed['torchvision']:8.2f} img/s")
     print(f"  ratio resdet / torchvision:                 {speed['resdet'] / speed['torchvision']:8.3f}")

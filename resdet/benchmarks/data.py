@@ -27,6 +27,7 @@ fresh process:
 The summary holds the ratios resdet / peer (CPU time, peak memory; <= 1.0: resdet is not
 worse) and the memory growth of the loaders. Linux only (``/proc``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,6 +65,7 @@ class DataBenchOptions:
 class BuildRow:
     """One index build in a fresh process: CPU and wall seconds, resident memory after the
     imports (``base_mb``) and at the peak of the build (``peak_mb``), images indexed."""
+
     cpu_s: float
     wall_s: float
     base_mb: float
@@ -74,6 +76,7 @@ class BuildRow:
 @dataclass
 class LoaderMemory:
     """PSS rows (first batch, then each quarter) of one loader over part of a pass."""
+
     workers: int
     dataset_images: int
     images: int
@@ -98,14 +101,20 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 def summarize(result: DataBenchResult) -> dict:
     """The flat figures of ``--json``: ratios resdet / peer and the loaders' memory growth."""
     b, s = result.builds, {}
-    for ours, peer in (("resdet_det", "torchvision"), ("resdet_mask", "torchvision"), ("resdet_mask", "pycocotools"),
-                       ("resdet_mask_again", "resdet_mask"), ("resdet_cls", "torchvision_cls")):
+    for ours, peer in (
+        ("resdet_det", "torchvision"),
+        ("resdet_mask", "torchvision"),
+        ("resdet_mask", "pycocotools"),
+        ("resdet_mask_again", "resdet_mask"),
+        ("resdet_cls", "torchvision_cls"),
+    ):
         if ours in b and peer in b:
             s[f"{ours}_vs_{peer}_cpu"] = _ratio(b[ours].cpu_s, b[peer].cpu_s)
             s[f"{ours}_vs_{peer}_peak"] = _ratio(b[ours].peak_mb, b[peer].peak_mb)
             # what the index itself adds on top of the imports (torch is imported in every child)
-            s[f"{ours}_vs_{peer}_index_mb"] = _ratio(b[ours].peak_mb - b[ours].base_mb,
-                                                      b[peer].peak_mb - b[peer].base_mb)
+            s[f"{ours}_vs_{peer}_index_mb"] = _ratio(
+                b[ours].peak_mb - b[ours].base_mb, b[peer].peak_mb - b[peer].base_mb
+            )
     for name, row in b.items():
         s[f"{name}_cpu_s"], s[f"{name}_peak_mb"] = row.cpu_s, row.peak_mb
     for name, loader in result.loaders.items():
@@ -127,12 +136,12 @@ def run(options: DataBenchOptions, log=print) -> DataBenchResult:
     root = os.path.abspath(options.data_dir)
     log(f"data set: {options.images} COCO-like images under {root}/coco_like (generated once per settings)")
     ann_file, img_dir = ensure_coco_like(os.path.join(root, "coco_like"), options.images, options.seed)
-    files = {"ann_file": ann_file, "img_dir": img_dir,
-             "ann_file_mb": os.path.getsize(ann_file) / 2 ** 20}
+    files = {"ann_file": ann_file, "img_dir": img_dir, "ann_file_mb": os.path.getsize(ann_file) / 2**20}
     if "cls" not in options.skip:
         log(f"data set: {options.cls_images} ImageFolder images in 1000 classes under {root}/imagefolder_like")
-        files["cls_dir"] = ensure_imagefolder_like(os.path.join(root, "imagefolder_like"), options.cls_images,
-                                                   seed=options.seed)
+        files["cls_dir"] = ensure_imagefolder_like(
+            os.path.join(root, "imagefolder_like"), options.cls_images, seed=options.seed
+        )
     result = DataBenchResult(options=asdict(options), files=files)
     # a record cache of this run's own: the first builds parse (cold), the second one and the
     # loaders read what they left (resdet's cache is per node; RESDET_CACHE_DIR points it here)
@@ -159,13 +168,23 @@ def _measure_all(options: DataBenchOptions, result: DataBenchResult, files: dict
     if "loader" not in options.skip:
         for what in ("resdet_mask",) + (("resdet_cls",) if "cls" not in options.skip else ()):
             log(f"loader memory: {what}, {options.workers} workers, {options.pass_fraction:g} of a pass ...")
-            result.loaders[what] = LoaderMemory(**measure(dict(
-                files, call=f"{_CHILD}:loader_memory", what=what, workers=options.workers,
-                batch_size=options.batch_size, pass_fraction=options.pass_fraction)))
+            result.loaders[what] = LoaderMemory(
+                **measure(
+                    dict(
+                        files,
+                        call=f"{_CHILD}:loader_memory",
+                        what=what,
+                        workers=options.workers,
+                        batch_size=options.batch_size,
+                        pass_fraction=options.pass_fraction,
+                    )
+                )
+            )
     if "throughput" not in options.skip:
         log(f"throughput: {options.throughput_images} images, resdet vs torchvision reference transforms ...")
-        result.throughput = measure(dict(files, call=f"{_CHILD}:throughput", images=options.throughput_images,
-                                         batch_size=options.batch_size))
+        result.throughput = measure(
+            dict(files, call=f"{_CHILD}:throughput", images=options.throughput_images, batch_size=options.batch_size)
+        )
 
 
 def _fmt(value, spec: str = ".2f") -> str:
@@ -174,45 +193,66 @@ def _fmt(value, spec: str = ".2f") -> str:
 
 def report(result: DataBenchResult) -> str:
     """The printed table."""
-    lines = [f"annotation file {result.files['ann_file']} ({result.files['ann_file_mb']:.0f} MB)", "",
-             f"{'index build (fresh process)':32s} {'CPU s':>8s} {'wall s':>8s} {'base MB':>9s} {'peak MB':>9s} "
-             f"{'images':>9s}"]
+    lines = [
+        f"annotation file {result.files['ann_file']} ({result.files['ann_file_mb']:.0f} MB)",
+        "",
+        f"{'index build (fresh process)':32s} {'CPU s':>8s} {'wall s':>8s} {'base MB':>9s} {'peak MB':>9s} "
+        f"{'images':>9s}",
+    ]
     for name, row in result.builds.items():
-        lines.append(f"{name:32s} {row.cpu_s:8.1f} {row.wall_s:8.1f} {row.base_mb:9.0f} {row.peak_mb:9.0f} "
-                     f"{row.items:9d}")
+        lines.append(
+            f"{name:32s} {row.cpu_s:8.1f} {row.wall_s:8.1f} {row.base_mb:9.0f} {row.peak_mb:9.0f} {row.items:9d}"
+        )
     for name, loader in result.loaders.items():
-        lines += ["", f"loader {name}: {loader.workers} persistent workers, {loader.images} of "
-                      f"{loader.dataset_images} images in {loader.seconds:.0f} s",
-                  f"{'pass':>8s} {'images':>8s} {'main PSS':>9s} {'workers PSS':>12s} {'total PSS':>10s}  "
-                  "private MB per worker"]
+        lines += [
+            "",
+            f"loader {name}: {loader.workers} persistent workers, {loader.images} of "
+            f"{loader.dataset_images} images in {loader.seconds:.0f} s",
+            f"{'pass':>8s} {'images':>8s} {'main PSS':>9s} {'workers PSS':>12s} {'total PSS':>10s}  "
+            "private MB per worker",
+        ]
         for row in loader.rows:
-            lines.append(f"{row['fraction']:8.4f} {row['images']:8d} {row['main_pss_mb']:9.0f} "
-                         f"{row['workers_pss_mb']:12.0f} {row['total_pss_mb']:10.0f}  "
-                         + " ".join(f"{v:.0f}" for v in row["worker_private_mb"]))
+            lines.append(
+                f"{row['fraction']:8.4f} {row['images']:8d} {row['main_pss_mb']:9.0f} "
+                f"{row['workers_pss_mb']:12.0f} {row['total_pss_mb']:10.0f}  "
+                + " ".join(f"{v:.0f}" for v in row["worker_private_mb"])
+            )
     if result.throughput:
         lines += ["", "one worker's throughput (decode, augment, collate), images per CPU second"]
         for name, row in result.throughput.items():
             lines.append(f"{name:32s} {row['images_per_s']:8.1f}  ({row['images']} images, {row['cpu_s']:.1f} s)")
     lines += ["", "summary (ratios resdet / peer; <= 1.0: resdet is not worse)"]
-    lines += [f"  {k}: {_fmt(v, '.3f') if isinstance(v, float) else v}" for k, v in result.summary.items()
-              if "_vs_" in k or k.endswith(("ratio", "growth", "growth_mb"))]
+    lines += [
+        f"  {k}: {_fmt(v, '.3f') if isinstance(v, float) else v}"
+        for k, v in result.summary.items()
+        if "_vs_" in k or k.endswith(("ratio", "growth", "growth_mb"))
+    ]
     return "\n".join(lines)
 
 
 def parse_args(argv=None) -> DataBenchOptions:
     defaults = DataBenchOptions()
-    parser = argparse.ArgumentParser(prog="resdet benchmark data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="resdet benchmark data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=defaults.images, help="COCO-like image entries")
     parser.add_argument("--cls-images", type=int, default=defaults.cls_images, help="ImageFolder images")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="generator seed")
     parser.add_argument("--data-dir", default=defaults.data_dir, help="where the generated sets live (reused)")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="DataLoader workers")
-    parser.add_argument("--pass-fraction", type=float, default=defaults.pass_fraction,
-                        help="share of one pass the loader-memory runs iterate (0 < f <= 1)")
+    parser.add_argument(
+        "--pass-fraction",
+        type=float,
+        default=defaults.pass_fraction,
+        help="share of one pass the loader-memory runs iterate (0 < f <= 1)",
+    )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="loader batch size")
-    parser.add_argument("--throughput-images", type=int, default=defaults.throughput_images,
-                        help="images timed for the pipeline throughput")
+    parser.add_argument(
+        "--throughput-images",
+        type=int,
+        default=defaults.throughput_images,
+        help="images timed for the pipeline throughput",
+    )
     parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {', '.join(PARTS)}")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -225,9 +265,18 @@ def parse_args(argv=None) -> DataBenchOptions:
     for name in ("images", "cls_images", "workers", "batch_size", "throughput_images"):
         if getattr(args, name) < (0 if name == "workers" else 1):
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be positive")
-    return DataBenchOptions(images=args.images, cls_images=args.cls_images, seed=args.seed, data_dir=args.data_dir,
-                            workers=args.workers, pass_fraction=args.pass_fraction, batch_size=args.batch_size,
-                            throughput_images=args.throughput_images, skip=skip, json=args.json)
+    return DataBenchOptions(
+        images=args.images,
+        cls_images=args.cls_images,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        workers=args.workers,
+        pass_fraction=args.pass_fraction,
+        batch_size=args.batch_size,
+        throughput_images=args.throughput_images,
+        skip=skip,
+        json=args.json,
+    )
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,7 @@ channels_last, ``torch.inference_mode``); ``--bf16`` adds a bf16-autocast resdet
 are random (torchvision ``weights=None`` under a fixed seed; no downloads), so both models
 see the same number of proposals; the detection counts are reported before timing.
 """
+
 from __future__ import annotations
 
 from ..models.converters.torchvision_det import tv_fpn_model_cfg
@@ -19,5 +20,6 @@ from ._pair import pair_main
 
 
 def main(argv=None) -> int:
-    return pair_main(argv, "tools/benchmark.py det", __doc__, "Faster R-CNN R50-FPN", "det",
-                     tv_fpn_model_cfg, bf16=True)
+    return pair_main(
+        argv, "tools/benchmark.py det", __doc__, "Faster R-CNN R50-FPN", "det", tv_fpn_model_cfg, bf16=True
+    )

@@ -11,6 +11,7 @@ torchvision (<= 1.0: resdet is not slower). resdet's inference uses its fast pat
 folded, channels_last, ``torch.inference_mode``) and torchvision-compatible pasting. Weights
 are random (seed 0, no downloads); before timing, the detections are compared.
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,7 +46,17 @@ def mask_agreement(expected: dict, got: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    return pair_main(argv, "tools/benchmark.py mask", __doc__, "Mask R-CNN R50-FPN", "mask",
-                     tv_mask_model_cfg, bf16=False, make_targets=mask_targets, check=mask_agreement,
-                     describe_check=lambda res: "; share of masks with IoU >= 0.99 "
-                                                f"{res.get('check_masks_iou_ge_0.99', float('nan')):.2f}")
+    return pair_main(
+        argv,
+        "tools/benchmark.py mask",
+        __doc__,
+        "Mask R-CNN R50-FPN",
+        "mask",
+        tv_mask_model_cfg,
+        bf16=False,
+        make_targets=mask_targets,
+        check=mask_agreement,
+        describe_check=lambda res: (
+            f"; share of masks with IoU >= 0.99 {res.get('check_masks_iou_ge_0.99', float('nan')):.2f}"
+        ),
+    )

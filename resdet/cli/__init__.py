@@ -4,6 +4,7 @@ Each subcommand is a module of this package with ``main(argv) -> int``; ``tools/
 thin wrappers of the same functions, so ``python tools/train_det.py CONFIG`` and
 ``resdet train-det CONFIG`` are one program.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,9 +37,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     width = max(len(name) for name in SUBCOMMANDS)
-    lines = ["usage: resdet SUBCOMMAND [options]   (resdet SUBCOMMAND --help for its options)",
-             "(in a clone, python tools/X.py runs the same programs: tools/train_det.py = resdet train-det)", "",
-             "subcommands:"]
+    lines = [
+        "usage: resdet SUBCOMMAND [options]   (resdet SUBCOMMAND --help for its options)",
+        "(in a clone, python tools/X.py runs the same programs: tools/train_det.py = resdet train-det)",
+        "",
+        "subcommands:",
+    ]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 
@@ -50,11 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if argv[0] in ("-V", "--version"):
         from .. import __version__
+
         print(f"resdet {__version__}")
         return 0
     name = argv[0]
     if name not in SUBCOMMANDS:
         from ..utils.hints import did_you_mean
+
         hint = did_you_mean(name, SUBCOMMANDS, paren=False)
         print(f"resdet: unknown subcommand '{name}'{hint}\n\n{_usage()}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@ checkpoint: ``resdet.utils.errors.ResdetError``) end in one line on stderr and e
 ``--debug`` or ``RESDET_DEBUG=1`` shows their traceback. A full disk (ENOSPC / EDQUOT) met by a
 write that does not go through ``resdet.utils.io`` (which names the file itself) is one line
 too. Any other exception is a bug and keeps its traceback."""
+
 from __future__ import annotations
 
 import errno
@@ -32,6 +33,7 @@ def one_line(err: BaseException) -> str:
 def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Decorate a subcommand's ``main(argv) -> int`` with the handler (``name``: its name in
     ``resdet NAME``, used as the message prefix)."""
+
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def run(argv: Sequence[str] | None = None) -> int:
@@ -51,8 +53,13 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
                 if debug or err.errno not in DISK_FULL or getattr(err, "resdet_stdout", False):
                     raise
                 where = f" writing {err.filename}" if err.filename else ""
-                print(f"resdet {name}: error: {os.strerror(err.errno).lower()}{where}; free some space on "
-                      "that disk or write elsewhere", file=sys.stderr)
+                print(
+                    f"resdet {name}: error: {os.strerror(err.errno).lower()}{where}; free some space on "
+                    "that disk or write elsewhere",
+                    file=sys.stderr,
+                )
                 return 2
+
         return run
+
     return wrap

@@ -19,6 +19,7 @@ gallery.png and gallery/*.png (ground truth dashed, detections coloured by error
 confusion matrix and the gallery count detections scoring at least --score-thr; the error
 breakdown and the PR curves use every detection, as AP does.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,13 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ann", help="a COCO instances json as ground truth (instead of a config)")
     parser.add_argument("--img-dir", help="folder of the --ann images, for the gallery (default: the json's folder)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--score-thr", type=float, default=0.5,
-                        help="minimum score in the confusion matrix and the gallery (default 0.5)")
+    parser.add_argument(
+        "--score-thr",
+        type=float,
+        default=0.5,
+        help="minimum score in the confusion matrix and the gallery (default 0.5)",
+    )
     parser.add_argument("--iou-thr", type=float, default=0.5, help="foreground IoU (default 0.5, TIDE's)")
     parser.add_argument("--bg-iou", type=float, default=0.1, help="background IoU (default 0.1, TIDE's)")
     parser.add_argument("--top", type=int, default=12, help="images in the gallery (default 12)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "pycocotools", "faster"),
-                        help="COCO AP backend (default auto: faster-coco-eval)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "pycocotools", "faster"),
+        help="COCO AP backend (default auto: faster-coco-eval)",
+    )
     parser.add_argument("--device", default=None, help="device of the model run (default cuda if available)")
     add_cfg_options_arg(parser)
     return parser
@@ -74,22 +83,35 @@ def main(argv=None) -> int:
         ground_truth_from_config,
         ground_truth_from_json,
     )
+
     results = args.results
     if args.checkpoint:
         results = os.path.join(args.out, "results.json")
-        detect_and_save_results(args.config, args.checkpoint, results, cfg_options=args.cfg_options,
-                                device=args.device)
+        detect_and_save_results(args.config, args.checkpoint, results, cfg_options=args.cfg_options, device=args.device)
         print(f"detections of {args.checkpoint} written to {results}")
-    gt = ground_truth_from_json(args.ann, args.img_dir) if args.ann else \
-        ground_truth_from_config(args.config, args.cfg_options)
-    report = analyze_results(gt, results, args.out, score_thr=args.score_thr, iou_thr=args.iou_thr,
-                             bg_iou=args.bg_iou, top_images=args.top, backend=args.backend)
+    gt = (
+        ground_truth_from_json(args.ann, args.img_dir)
+        if args.ann
+        else ground_truth_from_config(args.config, args.cfg_options)
+    )
+    report = analyze_results(
+        gt,
+        results,
+        args.out,
+        score_thr=args.score_thr,
+        iou_thr=args.iou_thr,
+        bg_iou=args.bg_iou,
+        top_images=args.top,
+        backend=args.backend,
+    )
     print(report["table"])
     for note in report.get("notes", []):
         print(note)
-    print(f"{report['num_detections']} detections on {report['num_images']} images "
-          f"({report['num_objects']} objects) analysed; {len(report['written'])} files in "
-          f"{os.path.join(os.path.normpath(args.out), '')}")
+    print(
+        f"{report['num_detections']} detections on {report['num_images']} images "
+        f"({report['num_objects']} objects) analysed; {len(report['written'])} files in "
+        f"{os.path.join(os.path.normpath(args.out), '')}"
+    )
     return 0
 
 

@@ -1,8 +1,9 @@
 """Benchmarks: resdet against its peer (torchvision, pycocotools) in one run, as ratios.
 
-    resdet benchmark MODE [options]      # MODE: one of the modules in resdet/benchmarks/
-    resdet benchmark MODE --help
+resdet benchmark MODE [options]      # MODE: one of the modules in resdet/benchmarks/
+resdet benchmark MODE --help
 """
+
 import importlib
 import pkgutil
 import sys

@@ -4,6 +4,7 @@ Tables 7/8) from their work dirs' ``metrics.jsonl`` (last ``"mode": "val"`` reco
     resdet compare-runs work_dirs/frcnn_vgg16_coco work_dirs/frcnn_r101_coco
     resdet compare-runs RUN... --keys bbox_AP50 bbox_AP --markdown
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,13 @@ from resdet.engine.logger import metrics_path, read_metrics
 from resdet.utils.errors import DataError
 
 DEFAULT_KEYS = ("bbox_AP50", "bbox_AP", "bbox_AP75", "segm_AP", "voc_mAP50", "top1_err", "top5_err", "loc_err")
-LABELS = {"bbox_AP50": "mAP@0.5", "bbox_AP": "mAP@[.5:.95]", "bbox_AP75": "mAP@0.75",
-          "segm_AP": "segm mAP@[.5:.95]", "voc_mAP50": "VOC mAP@0.5"}
+LABELS = {
+    "bbox_AP50": "mAP@0.5",
+    "bbox_AP": "mAP@[.5:.95]",
+    "bbox_AP75": "mAP@0.75",
+    "segm_AP": "segm mAP@[.5:.95]",
+    "voc_mAP50": "VOC mAP@0.5",
+}
 
 
 def last_val_record(work_dir: str) -> dict:

@@ -18,6 +18,7 @@ detections_per_img detections. --size is the network input (after the test resiz
 the size divisor), by default the config's test resize: shorter side x longest side (e.g. 800 x
 1333). --json prints one JSON object (``params``, ``flops`` in multiply-adds, and ``parts``).
 """
+
 import argparse
 import json
 import sys
@@ -43,21 +44,35 @@ def detector_input_size(cfg) -> tuple[int, int]:
     if preprocessor.get("min_size") is not None:
         short, longest = preprocessor["min_size"], preprocessor.get("max_size")
     if short is None:
-        raise ConfigError("the config has no test resize (ResizeShortestEdge or DetPreprocessor min_size); "
-                          "give the network input with --size H W")
+        raise ConfigError(
+            "the config has no test resize (ResizeShortestEdge or DetPreprocessor min_size); "
+            "give the network input with --size H W"
+        )
     return int(short), int(longest or short)
 
 
 @command("complexity")
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="resdet complexity", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="resdet complexity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model", help="short model name or config")
-    parser.add_argument("--size", "--shape", dest="size", type=int, nargs=2, metavar=("H", "W"), default=None,
-                        help="input height and width (default: 224 224, 32 32 for CIFAR nets, a detector's "
-                             "test resize)")
-    parser.add_argument("--part", default=None, metavar="NAME",
-                        help="count only this submodule (one image tensor in), e.g. 'backbone' of a detector")
+    parser.add_argument(
+        "--size",
+        "--shape",
+        dest="size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=None,
+        help="input height and width (default: 224 224, 32 32 for CIFAR nets, a detector's test resize)",
+    )
+    parser.add_argument(
+        "--part",
+        default=None,
+        metavar="NAME",
+        help="count only this submodule (one image tensor in), e.g. 'backbone' of a detector",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_cfg_options_arg(parser)
     args = parser.parse_args(argv)
@@ -78,8 +93,10 @@ def main(argv=None) -> int:
             try:
                 model = model.get_submodule(args.part)
             except AttributeError:
-                parser.error(f"{args.model} has no submodule {args.part!r}; top-level parts: "
-                             f"{', '.join(name for name, _ in model.named_children())}")
+                parser.error(
+                    f"{args.model} has no submodule {args.part!r}; top-level parts: "
+                    f"{', '.join(name for name, _ in model.named_children())}"
+                )
         try:
             result = get_model_complexity(model, input_shape=(channels, height, width))
         except ValueError as err:

@@ -8,6 +8,7 @@ The input is read with weights_only=True (pickled code is refused). The output l
 ``resdet.apis.init_model(cfg, checkpoint=OUT)``; its ``meta['config']`` holds the model config
 (torchvision ResNets use the v1.5 layout, ``stride_in_1x1=False``).
 """
+
 import argparse
 import json
 import sys
@@ -37,8 +38,17 @@ def main(argv=None) -> int:
     except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(json.dumps({"output": args.output, "src": summary["src"], "arch": summary["arch"],
-                      "num_tensors": summary["num_tensors"], "model": summary["model"]}))
+    print(
+        json.dumps(
+            {
+                "output": args.output,
+                "src": summary["src"],
+                "arch": summary["arch"],
+                "num_tensors": summary["num_tensors"],
+                "model": summary["model"],
+            }
+        )
+    )
     return 0
 
 

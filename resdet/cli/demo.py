@@ -33,6 +33,7 @@ class names come from its metadata; no config, checkpoint or resdet model code).
 
     resdet demo --backend onnxruntime bccd.onnx img1.jpg img2.jpg --out demo_out
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,39 +51,75 @@ BACKENDS = ("pytorch", "onnxruntime")
 
 def build_parser(onnx: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=BACKENDS, default="pytorch",
-                        help="pytorch (CONFIG CHECKPOINT INPUT...) or onnxruntime (MODEL.onnx INPUT...)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="pytorch",
+        help="pytorch (CONFIG CHECKPOINT INPUT...) or onnxruntime (MODEL.onnx INPUT...)",
+    )
     if onnx:
         parser.add_argument("model", help="a detector exported with `resdet export --format onnx`")
     else:
         parser.add_argument("config", help="config file, or a name in configs/")
         parser.add_argument("checkpoint", help="model checkpoint (.pth)")
-    parser.add_argument("inputs", nargs="*", metavar="INPUT",
-                        help="image or video files, folders, quoted globs ('dir/*.jpg'), @LIST files")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="image or video files, folders, quoted globs ('dir/*.jpg'), @LIST files",
+    )
     parser.add_argument("--input-list", metavar="FILE", help="a text file listing inputs, one per line (as @FILE)")
-    parser.add_argument("--input-ext", metavar="EXTS", default=None,
-                        help="extensions taken from folders and globs, comma-separated (default: "
-                             "jpg,jpeg,png,bmp,tif,tiff,webp and the video formats mp4,avi,mov,mkv,...)")
-    parser.add_argument("--webcam", type=int, metavar="INDEX", default=None,
-                        help="read camera INDEX (0: the first) instead of / besides files")
-    parser.add_argument("--out", default=None,
-                        help="folder for the annotated copies and videos, or for a single image the output "
-                             "file (e.g. result.png; its extension sets the format)")
-    parser.add_argument("--out-json", metavar="FILE", default=None,
-                        help="write every detection as a COCO results file (+ FILE's .images.json)")
-    parser.add_argument("--categories", metavar="FILE.json", default=None,
-                        help="a COCO json whose categories give --out-json its category ids (default: the "
-                             "config's test annotation file when readable, else label + 1)")
-    parser.add_argument("--ext", choices=OUTPUT_FORMATS, default=None,
-                        help="format of the copies (default: the input's own: .png stays .png, .jpg stays "
-                             ".jpg; other formats become .png)")
+    parser.add_argument(
+        "--input-ext",
+        metavar="EXTS",
+        default=None,
+        help="extensions taken from folders and globs, comma-separated (default: "
+        "jpg,jpeg,png,bmp,tif,tiff,webp and the video formats mp4,avi,mov,mkv,...)",
+    )
+    parser.add_argument(
+        "--webcam",
+        type=int,
+        metavar="INDEX",
+        default=None,
+        help="read camera INDEX (0: the first) instead of / besides files",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder for the annotated copies and videos, or for a single image the output "
+        "file (e.g. result.png; its extension sets the format)",
+    )
+    parser.add_argument(
+        "--out-json",
+        metavar="FILE",
+        default=None,
+        help="write every detection as a COCO results file (+ FILE's .images.json)",
+    )
+    parser.add_argument(
+        "--categories",
+        metavar="FILE.json",
+        default=None,
+        help="a COCO json whose categories give --out-json its category ids (default: the "
+        "config's test annotation file when readable, else label + 1)",
+    )
+    parser.add_argument(
+        "--ext",
+        choices=OUTPUT_FORMATS,
+        default=None,
+        help="format of the copies (default: the input's own: .png stays .png, .jpg stays "
+        ".jpg; other formats become .png)",
+    )
     parser.add_argument("--batch-size", type=int, default=4, help="images / frames per forward pass (default 4)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop each video / webcam after N frames")
     parser.add_argument("--score-thr", type=float, default=0.5, help="minimum score drawn (default 0.5)")
-    parser.add_argument("--top-k", type=int, default=None,
-                        help="draw the K highest-scoring predictions whatever --score-thr (default: all "
-                             "guesses of a localization model, --score-thr alone for detectors; a "
-                             "classifier's top 5 classes)")
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        help="draw the K highest-scoring predictions whatever --score-thr (default: all "
+        "guesses of a localization model, --score-thr alone for detectors; a "
+        "classifier's top 5 classes)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no line per image")
     parser.add_argument("--device", default="cpu")
     add_cfg_options_arg(parser)
@@ -104,11 +141,17 @@ def _check_arguments(parser: argparse.ArgumentParser, args) -> None:
     if args.out is None and args.out_json is None and args.webcam is None:
         parser.error("give --out DIR (annotated copies) and/or --out-json FILE (detections)")
     if args.out is not None and is_image_file_path(args.out):
-        several = len(args.inputs) != 1 or args.input_list or args.webcam is not None \
-            or os.path.isdir(args.inputs[0]) or any(c in args.inputs[0] for c in "*?[@")
+        several = (
+            len(args.inputs) != 1
+            or args.input_list
+            or args.webcam is not None
+            or os.path.isdir(args.inputs[0])
+            or any(c in args.inputs[0] for c in "*?[@")
+        )
         if several:
-            parser.error(f"--out {args.out} names one file but several inputs were given; "
-                         "pass a folder for several images")
+            parser.error(
+                f"--out {args.out} names one file but several inputs were given; pass a folder for several images"
+            )
         if args.ext and not same_format(os.path.splitext(args.out)[1], args.ext):
             parser.error(f"--out {args.out} and --ext {args.ext} disagree; give one of them")
 
@@ -118,12 +161,15 @@ def draw_with_onnxruntime(args, items) -> list[str]:
     from resdet.data.image_io import imread_rgb
     from resdet.deploy.runtime import OnnxModel
     from resdet.visualization import draw_detections, output_paths, save_image, select_detections
+
     if not os.path.isfile(args.model):
         raise DataError(f"model file not found: {args.model} (relative paths are from {os.getcwd()})")
     videos = [item.path for item in items if item.kind != "image"]
     if videos or args.out is None:
-        raise DataError("--backend onnxruntime draws images into --out; videos and webcams need the "
-                        f"pytorch backend ({', '.join(videos) or 'no --out given'})")
+        raise DataError(
+            "--backend onnxruntime draws images into --out; videos and webcams need the "
+            f"pytorch backend ({', '.join(videos) or 'no --out given'})"
+        )
     model = OnnxModel(args.model)
     names = model.class_names or None
     paths = [item.path for item in items]
@@ -131,13 +177,23 @@ def draw_with_onnxruntime(args, items) -> list[str]:
     for path, out in zip(paths, output_paths(paths, args.out, args.ext)):
         image = imread_rgb(path)
         result = model.detect(image)
-        drawn = draw_detections(image, result["boxes"], result["labels"], result["scores"], masks=result.get("masks"),
-                                class_names=names, score_thr=args.score_thr, top_k=args.top_k)
+        drawn = draw_detections(
+            image,
+            result["boxes"],
+            result["labels"],
+            result["scores"],
+            masks=result.get("masks"),
+            class_names=names,
+            score_thr=args.score_thr,
+            top_k=args.top_k,
+        )
         save_image(drawn, out)
         written.append(out)
         shown = select_detections(result["scores"], len(result["boxes"]), score_thr=args.score_thr, top_k=args.top_k)
-        items_text = [f"{names[int(result['labels'][i])] if names else int(result['labels'][i])} "
-                      f"{float(result['scores'][i]):.3f}" for i in list(shown)[:10]]
+        items_text = [
+            f"{names[int(result['labels'][i])] if names else int(result['labels'][i])} {float(result['scores'][i]):.3f}"
+            for i in list(shown)[:10]
+        ]
         print(f"{out}: {len(shown)} drawn" + (": " + "; ".join(items_text) if items_text else ""))
     return written
 
@@ -159,6 +215,7 @@ def main(argv=None) -> int:
     if args.out_json:
         check_output_path(args.out_json, what="--out-json")
     from resdet.apis.inputs import InputItem, collect_inputs
+
     items = collect_inputs(args.inputs, args.input_ext, args.input_list) if args.inputs or args.input_list else []
     if args.webcam is not None:
         items.append(InputItem(str(args.webcam), "webcam", f"webcam{args.webcam}"))
@@ -171,6 +228,7 @@ def main(argv=None) -> int:
     from resdet.apis.predictors import make_predictor
     from resdet.models.converters import resolve_checkpoint
     from resdet.utils.io import safe_load
+
     model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
     model = fast_path(model, inplace=True, compile=None)  # built here for inference alone; RESDET_COMPILE
     meta = safe_load(resolve_checkpoint(args.checkpoint)).get("meta", {})  # torchvision://NAME: its file
@@ -178,21 +236,35 @@ def main(argv=None) -> int:
     cat_ids = meta.get("cat_ids") if isinstance(meta, dict) else None
     if args.categories:
         from resdet.apis.predictors import categories_of_json
+
         cat_ids = [c["id"] for c in categories_of_json(args.categories, names)]
-    predictor = make_predictor(model, class_names=names, score_thr=args.score_thr, top_k=args.top_k,
-                               cat_ids=cat_ids)
-    summary = inference_inputs(predictor, items, args.out, out_json=args.out_json, batch_size=args.batch_size,
-                               ext=args.ext, verbose=not args.quiet, max_frames=args.max_frames)
+    predictor = make_predictor(model, class_names=names, score_thr=args.score_thr, top_k=args.top_k, cat_ids=cat_ids)
+    summary = inference_inputs(
+        predictor,
+        items,
+        args.out,
+        out_json=args.out_json,
+        batch_size=args.batch_size,
+        ext=args.ext,
+        verbose=not args.quiet,
+        max_frames=args.max_frames,
+    )
     what = "classified" if predictor.kind == "classifier" else "drew detections on"
     counts = f"{summary.images} image(s)" + (f" and {summary.frames} video frame(s)" if summary.frames else "")
     skipped = f"; skipped {len(summary.skipped)} unreadable" if summary.skipped else ""
     print(f"{what} {counts} in {_where(args, summary.written)}{skipped}")
     if args.out_json:
         source = getattr(predictor, "cat_ids_from", "given")
-        ids = "" if source == "given" else f"; category ids from {source}" + (
-            " (--categories FILE.json gives a dataset's own)" if source == "label + 1" else "")
-        print(f"{len(summary.results)} detection(s) written to {args.out_json} (images: "
-              f"{os.path.splitext(args.out_json)[0]}.images.json{ids})")
+        ids = (
+            ""
+            if source == "given"
+            else f"; category ids from {source}"
+            + (" (--categories FILE.json gives a dataset's own)" if source == "label + 1" else "")
+        )
+        print(
+            f"{len(summary.results)} detection(s) written to {args.out_json} (images: "
+            f"{os.path.splitext(args.out_json)[0]}.images.json{ids})"
+        )
     return 0
 
 

@@ -13,6 +13,7 @@ names, resdet's version and the config's name in their metadata; opset 18. The m
 `init_model` builds, on its inference fast path (`optimize_for_inference`: frozen BN folded into
 the convolutions; `--no-fold-bn` keeps them apart). See docs/export.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,15 +30,18 @@ FORMATS = ("onnx", "torch-export")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="resdet export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="resdet export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", help="config file, a name in configs/, or a short model name")
-    parser.add_argument("checkpoint", help="checkpoint (.pth) to export, or torchvision://NAME "
-                        "(resdet weights --list)")
+    parser.add_argument("checkpoint", help="checkpoint (.pth) to export, or torchvision://NAME (resdet weights --list)")
     parser.add_argument("--format", choices=FORMATS, default="onnx", help="onnx (default) or torch-export (.pt2)")
     parser.add_argument("--out", required=True, help="output file (.onnx or .pt2); written atomically")
-    parser.add_argument("--no-fold-bn", action="store_true",
-                        help="export without the inference fast path (frozen BN kept apart from the convolutions)")
+    parser.add_argument(
+        "--no-fold-bn",
+        action="store_true",
+        help="export without the inference fast path (frozen BN kept apart from the convolutions)",
+    )
     add_cfg_options_arg(parser)
     return parser
 
@@ -60,13 +64,17 @@ def main(argv=None) -> int:
     if args.format == "onnx":
         props = export_onnx(model, args.out, cfg=model.cfg, class_names=names, program=program)
         count = len(json.loads(props["class_names"]))
-        print(f"wrote {args.out}: ONNX opset 18, {props['model_type']} ({props['kind']}), {count} class names, "
-              f"{os.path.getsize(args.out) / 1e6:.1f} MB")
+        print(
+            f"wrote {args.out}: ONNX opset 18, {props['model_type']} ({props['kind']}), {count} class names, "
+            f"{os.path.getsize(args.out) / 1e6:.1f} MB"
+        )
     else:
         save_program(program[0], args.out)
         kind = program[1]
-        print(f"wrote {args.out}: torch.export program of {type(model).__name__} ({kind}), dynamic height and "
-              f"width, {os.path.getsize(args.out) / 1e6:.1f} MB")
+        print(
+            f"wrote {args.out}: torch.export program of {type(model).__name__} ({kind}), dynamic height and "
+            f"width, {os.path.getsize(args.out) / 1e6:.1f} MB"
+        )
     return 0
 
 

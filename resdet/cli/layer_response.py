@@ -10,6 +10,7 @@ The std of a layer is taken over all its output elements (images, channels, posi
 up to ``--max-images`` images of the config's validation set, with BN in inference mode.
 Each checkpoint is built with the config given, or with ``--configs`` (one per checkpoint).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,16 @@ def main(argv=None) -> int:
     from resdet.apis import init_model
     from resdet.data.loader import build_dataloader
     from resdet.utils.config import add_cfg_options_arg, load_config
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="config of the models (and of the validation data)")
     parser.add_argument("checkpoints", nargs="+", help="one or more checkpoints")
-    parser.add_argument("--configs", nargs="+", default=None,
-                        help="one config per checkpoint (e.g. plain-20 and ResNet-20); the data comes "
-                             "from the first positional config")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=None,
+        help="one config per checkpoint (e.g. plain-20 and ResNet-20); the data comes from the first positional config",
+    )
     parser.add_argument("--labels", nargs="+", default=None, help="legend names (default: file paths)")
     parser.add_argument("--out", required=True, help="output PNG")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the stds here")

@@ -15,6 +15,7 @@ Runs of different kinds go into side-by-side panels. ``--train-key`` / ``--val-k
 keys for every run; a run without them is drawn without that curve (and a warning). The
 drawing lives in ``resdet.visualization.curves``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,16 +32,17 @@ def main(argv=None) -> int:
     parser.add_argument("work_dirs", nargs="+", help="work dirs (or metrics.jsonl files) of the runs")
     parser.add_argument("--out", required=True, help="output image (PNG, PDF, SVG)")
     parser.add_argument("--labels", nargs="+", default=None, help="legend names (default: dir names)")
-    parser.add_argument("--train-key", default=None,
-                        help="training record key (thin lines; default: train_err, else loss)")
-    parser.add_argument("--val-key", default=None,
-                        help="validation record key (bold lines; default: top1_err, bbox_AP, ... as logged)")
+    parser.add_argument(
+        "--train-key", default=None, help="training record key (thin lines; default: train_err, else loss)"
+    )
+    parser.add_argument(
+        "--val-key", default=None, help="validation record key (bold lines; default: top1_err, bbox_AP, ... as logged)"
+    )
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
     check_output_path(args.out, what="--out")
     try:
-        counts = plot_curves(args.work_dirs, args.out, args.labels, args.train_key, args.val_key,
-                             title=args.title)
+        counts = plot_curves(args.work_dirs, args.out, args.labels, args.train_key, args.val_key, title=args.title)
     except (OSError, ValueError) as err:
         print(f"plot-curves: error: {err}", file=sys.stderr)
         return 2
@@ -48,8 +50,10 @@ def main(argv=None) -> int:
         print(f"plot-curves: warning: {message}", file=sys.stderr)
     for label, n in counts.items():
         drawn = {c["mode"]: f"{c['key']}, last {c['last']:.4g}" for c in counts.curves if c["run"] == label}
-        print(f"{label}: {n['train']} training points ({drawn.get('train', '-')}), "
-              f"{n['val']} validation points ({drawn.get('val', '-')})")
+        print(
+            f"{label}: {n['train']} training points ({drawn.get('train', '-')}), "
+            f"{n['val']} validation points ({drawn.get('val', '-')})"
+        )
     for axis in counts.axes:
         print(f"panel {axis['panel']} {axis['side']} axis: {axis['ylabel']}")
     print(f"wrote {args.out}")

@@ -10,6 +10,7 @@ components do not take, e.g. ``model.roi_head.x=1``, is an error naming the clos
 ``train_cfg``, loader and optimizer keys and values; dataset arguments); ``--no-check`` prints
 without checking.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,8 +85,12 @@ def check_config(cfg: Config) -> None:
         except (TypeError, ValueError, KeyError) as err:
             raise ConfigError(f"model: {err.args[0] if isinstance(err, KeyError) and err.args else err}") from None
     loaders = {key: _plain(cfg.get(key)) for key in ("train_dataloader", "val_dataloader")}
-    check_engine_config(_plain(cfg.get("train_cfg")), loaders["train_dataloader"], loaders["val_dataloader"],
-                        _plain(cfg.get("optimizer")))  # train_cfg: TrainConfig's keys and checks
+    check_engine_config(
+        _plain(cfg.get("train_cfg")),
+        loaders["train_dataloader"],
+        loaders["val_dataloader"],
+        _plain(cfg.get("optimizer")),
+    )  # train_cfg: TrainConfig's keys and checks
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
         for dataset in _dataset_configs(cfg.get(key)):
             if not isinstance(dataset.get("type"), str):  # a class given directly: nothing to look up
@@ -100,12 +105,16 @@ def check_config(cfg: Config) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", help="config file, or the name of a shipped config (see --list)")
-    parser.add_argument("--diff", action="store_true",
-                        help="print only the keys whose values differ from the config's _base_ files")
+    parser.add_argument(
+        "--diff", action="store_true", help="print only the keys whose values differ from the config's _base_ files"
+    )
     parser.add_argument("--list", action="store_true", help="list the shipped config names and exit")
-    parser.add_argument("--no-check", action="store_true",
-                        help="print without checking the keys against the components (e.g. a config for "
-                             "components registered by your own code)")
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="print without checking the keys against the components (e.g. a config for "
+        "components registered by your own code)",
+    )
     add_cfg_options_arg(parser)
     return parser
 

@@ -16,6 +16,7 @@ one thread each (robust on CPU cores shared with other jobs), in --work-root (fi
 are reused, interrupted ones resume); results.json, degradation.png, layer_response.png and
 shortcuts.png go to --out. See docs/reproduction.md for the measured numbers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,20 +30,33 @@ SMOKE = dict(iterations=2, batch_size=8, num_train=40, num_test=20, val_points=1
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("degradation", "response", "shortcuts"), default=None,
-                        help="run one experiment (response uses the degradation runs)")
+    parser.add_argument(
+        "--only",
+        choices=("degradation", "response", "shortcuts"),
+        default=None,
+        help="run one experiment (response uses the degradation runs)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="training seed (the data set is fixed)")
     parser.add_argument("--iterations", type=int, default=None, help="iterations per run (default 1000)")
     parser.add_argument("--batch-size", type=int, default=None, help="default 64")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="training processes at once (default 4, one thread each; 1: all in this process)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads per training process (default 1 with --workers > 1, else torch's)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="training processes at once (default 4, one thread each; 1: all in this process)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads per training process (default 1 with --workers > 1, else torch's)",
+    )
     parser.add_argument("--out", default=None, help="results.json and figures (default docs/reproduction)")
     parser.add_argument("--work-root", default=None, help="training runs (default work_dirs/reproduce)")
     parser.add_argument("--data-root", default=None, help="the generated proxy set (default data/proxy32)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="a few iterations on tiny data into --out (default: a temporary folder)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few iterations on tiny data into --out (default: a temporary folder)"
+    )
     return parser
 
 
@@ -54,28 +68,46 @@ def main(argv=None) -> int:
     import tempfile
 
     from resdet.apis.reproduce import ReproduceSettings, reproduce
+
     settings = ReproduceSettings(seed=args.seed, workers=4)
     if args.smoke:
         scratch = args.out or tempfile.mkdtemp(prefix="resdet_reproduce_smoke_")
-        settings = ReproduceSettings(seed=args.seed, out_dir=scratch, work_root=os.path.join(scratch, "runs"),
-                                     data_root=os.path.join(scratch, "data"), workers=1, **SMOKE)
-    for key, value in (("iterations", args.iterations), ("batch_size", args.batch_size), ("workers", args.workers),
-                       ("threads", args.threads), ("out_dir", args.out), ("work_root", args.work_root),
-                       ("data_root", args.data_root)):
+        settings = ReproduceSettings(
+            seed=args.seed,
+            out_dir=scratch,
+            work_root=os.path.join(scratch, "runs"),
+            data_root=os.path.join(scratch, "data"),
+            workers=1,
+            **SMOKE,
+        )
+    for key, value in (
+        ("iterations", args.iterations),
+        ("batch_size", args.batch_size),
+        ("workers", args.workers),
+        ("threads", args.threads),
+        ("out_dir", args.out),
+        ("work_root", args.work_root),
+        ("data_root", args.data_root),
+    ):
         if value is not None:
             setattr(settings, key, value)
     results = reproduce(settings, only=args.only)
     for experiment in ("degradation", "shortcuts"):
         for name, errors in (results.get(experiment) or {}).items():
-            print(f"{experiment:12s} {name:9s} train error {errors['train_err']:6.2f}%  "
-                  f"test error {errors['test_err']:6.2f}%")
+            print(
+                f"{experiment:12s} {name:9s} train error {errors['train_err']:6.2f}%  "
+                f"test error {errors['test_err']:6.2f}%"
+            )
     for name, stds in (results.get("layer_response") or {}).items():
         print(f"response     {name:9s} {len(stds)} layers, mean std {sum(stds) / len(stds):.3f}")
     print(f"results: {os.path.join(settings.out_dir, 'results.json')}")
     if args.smoke:  # the smoke run checks that every output was produced
         missing = [k for k in ("degradation", "layer_response", "shortcuts") if not results.get(k)]
-        missing += [f for f in ("degradation.png", "layer_response.png", "shortcuts.png")
-                    if not os.path.isfile(os.path.join(settings.out_dir, f))]
+        missing += [
+            f
+            for f in ("degradation.png", "layer_response.png", "shortcuts.png")
+            if not os.path.isfile(os.path.join(settings.out_dir, f))
+        ]
         if missing:
             print(f"smoke run: missing {', '.join(missing)}", file=sys.stderr)
             return 1

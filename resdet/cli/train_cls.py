@@ -9,6 +9,7 @@
 Batch sizes in configs are totals over all processes. Configs with a ``pixel_mean`` entry get
 the training set's per-pixel mean loaded into ``model.mean`` (computed once per work dir).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,7 @@ def main(argv=None) -> int:
     from resdet.apis.classify import resolve_pixel_mean
     from resdet.engine import Trainer
     from resdet.utils.dist import init_distributed, is_main_process
+
     init_distributed()
     work_dir = resolve_work_dir(args, cfg)
     overrides = {}

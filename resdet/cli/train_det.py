@@ -16,6 +16,7 @@ line says so); one trained with another config (e.g. a short run) is moved aside
 ``demo = dict(num_images, score_thr)`` draws detections of the first validation images into
 ``<work_dir>/demo/``. Batch sizes in configs are totals over all processes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,13 +36,21 @@ from resdet.utils.config import (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = build_train_parser(__doc__, "shapes_frcnn")
-    parser.add_argument("--pretrain-cfg-options", nargs="+", action=CfgOptionsAction, default=None,
-                        metavar="KEY=VALUE",
-                        help="override keys of the pretraining stage's config (the config's "
-                             "pretrain.config), e.g. train_cfg.max_iters=200")
-    parser.add_argument("--reuse-pretrained", action="store_true",
-                        help="use the existing pretraining checkpoint even if the config it records differs "
-                             "from the pretraining stage's (by default such a checkpoint is trained again)")
+    parser.add_argument(
+        "--pretrain-cfg-options",
+        nargs="+",
+        action=CfgOptionsAction,
+        default=None,
+        metavar="KEY=VALUE",
+        help="override keys of the pretraining stage's config (the config's "
+        "pretrain.config), e.g. train_cfg.max_iters=200",
+    )
+    parser.add_argument(
+        "--reuse-pretrained",
+        action="store_true",
+        help="use the existing pretraining checkpoint even if the config it records differs "
+        "from the pretraining stage's (by default such a checkpoint is trained again)",
+    )
     return parser
 
 
@@ -53,6 +62,7 @@ def main(argv=None) -> int:
     from resdet.engine import Trainer
     from resdet.engine.inference import unwrap_model
     from resdet.utils.dist import init_distributed, is_main_process
+
     init_distributed()
     start = time.time()
     work_dir = resolve_work_dir(args, cfg)
@@ -77,8 +87,14 @@ def main(argv=None) -> int:
         paths = [dataset.records[i]["file"] for i in range(count)] if hasattr(dataset, "records") else []
         if paths:
             out_dir = os.path.join(work_dir, "demo")
-            draw_and_save(unwrap_model(trainer.model), paths, out_dir, score_thr=float(demo.get("score_thr", 0.5)),
-                          class_names=getattr(dataset, "class_names", None), cfg=cfg)
+            draw_and_save(
+                unwrap_model(trainer.model),
+                paths,
+                out_dir,
+                score_thr=float(demo.get("score_thr", 0.5)),
+                class_names=getattr(dataset, "class_names", None),
+                cfg=cfg,
+            )
             print(f"demo: detections on {len(paths)} validation images drawn in {out_dir}/")
     print(f"total time (including any pretraining stage): {(time.time() - start) / 60:.1f} min")
     return 0

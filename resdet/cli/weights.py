@@ -14,6 +14,7 @@ once and kept beside it as ``*.resdet.pth``. Offline, copy the file named by the
 path it gives. ``RESDET_WEIGHTS_URL`` sets another download base (a mirror),
 ``RESDET_DOWNLOAD_TIMEOUT`` the seconds to wait for the server.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,29 +26,49 @@ from ._errors import command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="resdet weights", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="resdet weights", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--list", action="store_true", help="list the known weights and whether they are cached")
     action.add_argument("--download", metavar="NAME", help="fetch NAME (with or without torchvision://)")
     parser.add_argument("--no-convert", action="store_true", help="with --download: keep only the torchvision file")
-    parser.add_argument("--base-url", default=None, help="download base URL (default: $RESDET_WEIGHTS_URL, "
-                        "else https://download.pytorch.org/models/)")
-    parser.add_argument("--timeout", type=float, default=None, metavar="S",
-                        help="seconds to wait for the server (default: $RESDET_DOWNLOAD_TIMEOUT, else 60)")
+    parser.add_argument(
+        "--base-url",
+        default=None,
+        help="download base URL (default: $RESDET_WEIGHTS_URL, else https://download.pytorch.org/models/)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds to wait for the server (default: $RESDET_DOWNLOAD_TIMEOUT, else 60)",
+    )
     parser.add_argument("--json", action="store_true", help="with --list: one JSON object per line")
     return parser
 
 
 def _rows() -> list[dict]:
     from resdet.models.converters import MANIFEST, cached_path, converted_path
-    return [{"name": "torchvision://" + e.name, "config": e.config, "size_mb": e.size_mb,
-             "downloaded": os.path.isfile(cached_path(e)), "converted": os.path.isfile(converted_path(e)),
-             "path": cached_path(e), "description": e.description} for e in MANIFEST.values()]
+
+    return [
+        {
+            "name": "torchvision://" + e.name,
+            "config": e.config,
+            "size_mb": e.size_mb,
+            "downloaded": os.path.isfile(cached_path(e)),
+            "converted": os.path.isfile(converted_path(e)),
+            "path": cached_path(e),
+            "description": e.description,
+        }
+        for e in MANIFEST.values()
+    ]
 
 
 def _print_list(as_json: bool) -> None:
     from resdet.models.converters import cache_dir
+
     rows = _rows()
     if as_json:
         for row in rows:
@@ -73,6 +94,7 @@ def _progress():
         if percent != shown[0]:
             shown[0] = percent
             print(f"\r  {received / 1e6:.1f} MB" + (f" ({percent}%)" if total else ""), end="", file=sys.stderr)
+
     return report
 
 
@@ -83,8 +105,10 @@ def main(argv=None) -> int:
         _print_list(args.json)
         return 0
     from resdet.models.converters import resolve_weights
-    path = resolve_weights(args.download, converted=not args.no_convert, base_url=args.base_url,
-                           timeout=args.timeout, progress=_progress())
+
+    path = resolve_weights(
+        args.download, converted=not args.no_convert, base_url=args.base_url, timeout=args.timeout, progress=_progress()
+    )
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(path)

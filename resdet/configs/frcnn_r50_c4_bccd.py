@@ -18,12 +18,24 @@ model = dict(
     init_cfg=None,
     backbone=dict(depth=50, norm="BN", frozen_stages=-1),
     rpn=dict(anchor_generator=dict(sizes=((16, 32, 64, 128, 256),)), post_nms_top_n_test=300),
-    roi_heads=dict(box_head=dict(depth=50, norm="BN"), batch_size_per_image=64))
+    roi_heads=dict(box_head=dict(depth=50, norm="BN"), batch_size_per_image=64),
+)
 optimizer = dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=1e-4, norm_bias_decay=False)
-param_scheduler = [dict(type="LinearWarmupLR", warmup_iters=200, start_factor=0.001),
-                   dict(type="StepLR", milestones=[900, 1100], gamma=0.1)]
-train_cfg = dict(max_iters=1200, val_interval=600, checkpoint_interval=200, keep_last=2,
-                 log_interval=20, amp="bf16", clip_grad=dict(max_norm=10.0), channels_last=True, seed=0)
+param_scheduler = [
+    dict(type="LinearWarmupLR", warmup_iters=200, start_factor=0.001),
+    dict(type="StepLR", milestones=[900, 1100], gamma=0.1),
+]
+train_cfg = dict(
+    max_iters=1200,
+    val_interval=600,
+    checkpoint_interval=200,
+    keep_last=2,
+    log_interval=20,
+    amp="bf16",
+    clip_grad=dict(max_norm=10.0),
+    channels_last=True,
+    seed=0,
+)
 train_dataloader = dict(num_workers=1)
 val_dataloader = dict(num_workers=1)
 work_dir = "work_dirs/frcnn_r50_c4_bccd"

@@ -10,8 +10,11 @@ _base_ = ["./frcnn_r50_c4_bccd.py"]
 model = dict(
     init_cfg=dict(_delete_=True, checkpoint="work_dirs/resnet50_imagenet/final.pth", src="resdet_cls"),
     backbone=dict(norm="FrozenBN", frozen_stages=1),
-    roi_heads=dict(box_head=dict(norm="FrozenBN")))
+    roi_heads=dict(box_head=dict(norm="FrozenBN")),
+)
 optimizer = dict(lr=0.005)
-param_scheduler = [dict(type="LinearWarmupLR", warmup_iters=100, start_factor=0.01),
-                   dict(type="StepLR", milestones=[900], gamma=0.1)]
+param_scheduler = [
+    dict(type="LinearWarmupLR", warmup_iters=100, start_factor=0.01),
+    dict(type="StepLR", milestones=[900], gamma=0.1),
+]
 work_dir = "work_dirs/frcnn_r50_c4_bccd_imagenet"

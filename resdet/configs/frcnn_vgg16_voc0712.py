@@ -4,8 +4,11 @@
 _base_ = ["./_base_/models/frcnn_vgg16.py", "./_base_/datasets/voc0712.py"]
 model = dict(num_classes=20, init_cfg=dict(checkpoint="work_dirs/vgg16_imagenet/final.pth", src="resdet_cls"))
 optimizer = dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=1e-4, norm_bias_decay=True)
-param_scheduler = [dict(type="LinearWarmupLR", warmup_iters=500, start_factor=0.001),
-                   dict(type="StepLR", milestones=[18750], gamma=0.1)]
-train_cfg = dict(max_iters=25000, val_interval=5000, checkpoint_interval=5000, keep_last=3,
-                 log_interval=50, amp=None, seed=0)
+param_scheduler = [
+    dict(type="LinearWarmupLR", warmup_iters=500, start_factor=0.001),
+    dict(type="StepLR", milestones=[18750], gamma=0.1),
+]
+train_cfg = dict(
+    max_iters=25000, val_interval=5000, checkpoint_interval=5000, keep_last=3, log_interval=50, amp=None, seed=0
+)
 work_dir = "work_dirs/frcnn_vgg16_voc0712"

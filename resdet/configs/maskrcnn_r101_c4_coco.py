@@ -4,12 +4,13 @@
 #   python tools/train_det.py configs/maskrcnn_r101_c4_coco.py
 #   python tools/eval.py configs/maskrcnn_r101_c4_coco.py work_dirs/maskrcnn_r101_c4_coco/final.pth \
 #       --metric "mAP@[.5:.95]" --metric "segm-mAP@[.5:.95]"
-_base_ = ["./_base_/models/maskrcnn_r101_c4.py", "./_base_/datasets/coco_instance.py",
-          "./_base_/schedules/coco_1x.py"]
+_base_ = ["./_base_/models/maskrcnn_r101_c4.py", "./_base_/datasets/coco_instance.py", "./_base_/schedules/coco_1x.py"]
 
 model = dict(num_classes=80)
-train_pipeline = [dict(type="ResizeShortestEdge", short_edge_length=600, max_size=1000),
-                  dict(type="DetRandomFlip", prob=0.5)]
+train_pipeline = [
+    dict(type="ResizeShortestEdge", short_edge_length=600, max_size=1000),
+    dict(type="DetRandomFlip", prob=0.5),
+]
 test_pipeline = [dict(type="ResizeShortestEdge", short_edge_length=600, max_size=1000)]
 train_dataloader = dict(batch_size=16, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

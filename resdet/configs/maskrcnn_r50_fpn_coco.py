@@ -3,12 +3,13 @@
 #   python tools/train_det.py configs/maskrcnn_r50_fpn_coco.py
 #   python tools/eval.py configs/maskrcnn_r50_fpn_coco.py work_dirs/maskrcnn_r50_fpn_coco/final.pth \
 #       --metric "mAP@[.5:.95]" --metric "segm-mAP@[.5:.95]"
-_base_ = ["./_base_/models/maskrcnn_r50_fpn.py", "./_base_/datasets/coco_instance.py",
-          "./_base_/schedules/coco_1x.py"]
+_base_ = ["./_base_/models/maskrcnn_r50_fpn.py", "./_base_/datasets/coco_instance.py", "./_base_/schedules/coco_1x.py"]
 
 model = dict(num_classes=80)
-train_pipeline = [dict(type="ResizeShortestEdge", short_edge_length=800, max_size=1333),
-                  dict(type="DetRandomFlip", prob=0.5)]
+train_pipeline = [
+    dict(type="ResizeShortestEdge", short_edge_length=800, max_size=1333),
+    dict(type="DetRandomFlip", prob=0.5),
+]
 test_pipeline = [dict(type="ResizeShortestEdge", short_edge_length=800, max_size=1333)]
 train_dataloader = dict(batch_size=16, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

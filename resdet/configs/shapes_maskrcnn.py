@@ -13,8 +13,15 @@ model = dict(
     paste_mode="continuous",
     roi_heads=dict(
         type="MaskRoIHeads",
-        mask_pooler=dict(type="RoIPooler", featmap_names=("c4",), output_size=14, pool_type="align",
-                         sampling_ratio=2, aligned=True, spatial_scale=1.0 / 16),
+        mask_pooler=dict(
+            type="RoIPooler",
+            featmap_names=("c4",),
+            output_size=14,
+            pool_type="align",
+            sampling_ratio=2,
+            aligned=True,
+            spatial_scale=1.0 / 16,
+        ),
         mask_head=dict(type="MaskHead", in_channels=256, num_convs=2, conv_dim=128),
     ),
 )

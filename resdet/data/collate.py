@@ -5,6 +5,7 @@ loader wraps it in ``SkipCollate``, which removes the samples a dataset could no
 (``Skipped`` markers, or ``None``) first and adds ``num_skipped``. Images stay uint8 until
 they reach the model's device; the model normalises them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -36,12 +37,16 @@ def cls_collate(samples: Sequence[dict]) -> dict:
     All images of a batch must have the same size (crop/resize in the pipeline).
     """
     if not samples:
-        return {"inputs": torch.empty(0, 3, 0, 0, dtype=torch.uint8),
-                "targets": {"labels": torch.empty(0, dtype=torch.int64)}}
+        return {
+            "inputs": torch.empty(0, 3, 0, 0, dtype=torch.uint8),
+            "targets": {"labels": torch.empty(0, dtype=torch.int64)},
+        }
     sizes = {np.shape(s["img"])[:2] for s in samples}
     if len(sizes) > 1:
-        raise ValueError(f"cls_collate needs images of one size per batch, got sizes {sorted(sizes)}; "
-                         "add a crop or resize transform to the pipeline")
+        raise ValueError(
+            f"cls_collate needs images of one size per batch, got sizes {sorted(sizes)}; "
+            "add a crop or resize transform to the pipeline"
+        )
     first = samples[0]["img"]
     if isinstance(first, torch.Tensor):
         inputs = torch.stack([s["img"] for s in samples])
@@ -71,15 +76,17 @@ def det_collate(samples: Sequence[dict]) -> dict:
         image = _image_chw(sample["img"])
         inputs.append(image)
         boxes = _as_tensor(sample.get("boxes", np.zeros((0, 4), np.float32)), torch.float32).reshape(-1, 4)
-        target = {"boxes": boxes,
-                  "labels": _as_tensor(sample.get("labels", np.zeros(0, np.int64)), torch.int64).reshape(-1)}
+        target = {
+            "boxes": boxes,
+            "labels": _as_tensor(sample.get("labels", np.zeros(0, np.int64)), torch.int64).reshape(-1),
+        }
         ignore = sample.get("ignore")
-        target["ignore"] = (torch.zeros(len(boxes), dtype=torch.bool) if ignore is None
-                            else _as_tensor(ignore, torch.bool).reshape(-1))
+        target["ignore"] = (
+            torch.zeros(len(boxes), dtype=torch.bool) if ignore is None else _as_tensor(ignore, torch.bool).reshape(-1)
+        )
         masks = sample.get("masks")
         if masks is not None:
-            target["masks"] = (_as_tensor(masks, torch.uint8)
-                               if isinstance(masks, (np.ndarray, torch.Tensor)) else masks)
+            target["masks"] = _as_tensor(masks, torch.uint8) if isinstance(masks, (np.ndarray, torch.Tensor)) else masks
         for key in ("img_id", *META_KEYS):  # the model reads META_KEYS as one ImageMeta per image
             if key in sample:
                 target[key] = sample[key]

@@ -10,6 +10,7 @@ The orientation is the EXIF tag 0x0112 (1..8; 1 = stored as displayed) of a JPEG
 segment, a PNG's ``eXIf`` chunk or a WebP's EXIF chunk; ``width``/``height`` are those of
 the *stored* pixels (before the orientation is applied).
 """
+
 from __future__ import annotations
 
 import struct
@@ -46,9 +47,9 @@ def exif_orientation(tiff: bytes) -> int:
     endian = "<" if tiff[:2] == b"II" else ">"
     try:
         offset = struct.unpack(endian + "I", tiff[4:8])[0]
-        (count,) = struct.unpack(endian + "H", tiff[offset:offset + 2])
+        (count,) = struct.unpack(endian + "H", tiff[offset : offset + 2])
         for i in range(min(count, 512)):
-            entry = tiff[offset + 2 + 12 * i: offset + 14 + 12 * i]
+            entry = tiff[offset + 2 + 12 * i : offset + 14 + 12 * i]
             tag, kind = struct.unpack(endian + "HH", entry[:4])
             if tag == EXIF_ORIENTATION_TAG and kind == 3:  # SHORT
                 value = struct.unpack(endian + "H", entry[8:10])[0]
@@ -124,6 +125,7 @@ def _read_with_pillow(path: str) -> ImageHeader | None:
     """Pillow's lazy open (header only). Pillow refuses sizes above its own limit itself
     (``DecompressionBombError``), which the caller reports."""
     from PIL import Image
+
     with Image.open(path) as im:
         width, height = im.size
         fmt = (im.format or "").lower()

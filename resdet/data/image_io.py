@@ -17,6 +17,7 @@
 Every failure -- missing, empty, truncated, not an image, too large, an OpenCV error
 inside the decoder -- raises ``ImageReadError`` naming the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -110,8 +111,10 @@ def to_uint8(pixels: np.ndarray, path: str) -> np.ndarray:
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[..., 0]
     if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
-        raise ImageReadError(f"image file {path} has samples of shape {pixels.shape}; expected grey, "
-                             "grey + alpha, colour or colour + alpha")
+        raise ImageReadError(
+            f"image file {path} has samples of shape {pixels.shape}; expected grey, "
+            "grey + alpha, colour or colour + alpha"
+        )
     if pixels.dtype == np.uint16:
         out = np.rint(pixels / 257.0).astype(np.uint8)
     elif pixels.dtype == np.uint8:
@@ -119,8 +122,10 @@ def to_uint8(pixels: np.ndarray, path: str) -> np.ndarray:
     else:
         values = pixels.astype(np.float64)
         if not np.isfinite(values).all():
-            raise ImageReadError(f"image file {path} holds NaN or infinite {pixels.dtype} samples; "
-                                 "only finite values can be turned into 8-bit colour")
+            raise ImageReadError(
+                f"image file {path} holds NaN or infinite {pixels.dtype} samples; "
+                "only finite values can be turned into 8-bit colour"
+            )
         low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
         if low >= 0.0 and high <= 1.0:
             values = values * 255.0
@@ -148,6 +153,7 @@ def _read_with_pillow(path: str) -> np.ndarray | None:
     """Stored pixels (no orientation applied) through Pillow; ``None`` if it fails too."""
     try:
         from PIL import Image
+
         with Image.open(path) as im:
             if im.mode in ("RGBA", "LA", "P", "PA"):
                 im = im.convert("RGBA")
@@ -168,6 +174,7 @@ def _read_with_pillow(path: str) -> np.ndarray | None:
 
 def _header(path: str, limit: int) -> ImageHeader | None:
     from PIL import Image
+
     try:
         header = read_image_header(path)
     except Image.DecompressionBombError as err:  # Pillow's own limit (formats other than JPEG/PNG)
@@ -178,7 +185,8 @@ def _header(path: str, limit: int) -> ImageHeader | None:
         raise ImageReadError(
             f"image file {path} claims {header.width} x {header.height} pixels "
             f"({header.pixels / 1e6:.0f} Mpx), above the limit of {limit} pixels (a decompression bomb, "
-            f"or set ${MAX_IMAGE_PIXELS_ENV} to allow larger images)")
+            f"or set ${MAX_IMAGE_PIXELS_ENV} to allow larger images)"
+        )
     return header
 
 
@@ -233,4 +241,4 @@ def _jpeg_truncated(data: np.ndarray, header: ImageHeader) -> bool:
     FF D9, and bytes after the marker -- trailers, appended data -- do not matter)."""
     if b"\xff\xd9" in data[-2048:].tobytes():  # the common case: the marker ends the file
         return False
-    return data[header.scan_offset:].tobytes().find(b"\xff\xd9") < 0
+    return data[header.scan_offset :].tobytes().find(b"\xff\xd9") < 0

@@ -31,6 +31,7 @@ Samplers and collate functions are built through their registries (``DATA_SAMPLE
 ``COLLATE_FUNCTIONS``); ``check_loader_config`` is the one check of a loader config's keys
 and values.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,10 +51,25 @@ from ..utils.errors import ConfigError, DataError
 from .collate import SkipCollate
 from .problems import Skipped, is_skipped
 
-LOADER_KEYS = ("batch_size", "num_workers", "dataset", "sampler", "collate", "pin_memory",
-               "prefetch_factor", "persistent_workers", "max_skipped_fraction")
-LOADER_CHECKS = {"batch_size": int_value(1), "num_workers": int_value(0), "prefetch_factor": int_value(1),
-                 "pin_memory": bool_value, "persistent_workers": bool_value, "max_skipped_fraction": fraction_value}
+LOADER_KEYS = (
+    "batch_size",
+    "num_workers",
+    "dataset",
+    "sampler",
+    "collate",
+    "pin_memory",
+    "prefetch_factor",
+    "persistent_workers",
+    "max_skipped_fraction",
+)
+LOADER_CHECKS = {
+    "batch_size": int_value(1),
+    "num_workers": int_value(0),
+    "prefetch_factor": int_value(1),
+    "pin_memory": bool_value,
+    "persistent_workers": bool_value,
+    "max_skipped_fraction": fraction_value,
+}
 DEFAULT_MAX_SKIPPED_FRACTION = 0.5
 
 
@@ -91,8 +107,9 @@ class SkipGuard:
         max_fraction: in [0, 1]; ``None`` keeps only the whole-epoch rule.
     """
 
-    def __init__(self, epoch_size: int, batch_size: int,
-                 max_fraction: float | None = DEFAULT_MAX_SKIPPED_FRACTION) -> None:
+    def __init__(
+        self, epoch_size: int, batch_size: int, max_fraction: float | None = DEFAULT_MAX_SKIPPED_FRACTION
+    ) -> None:
         self.epoch_size, self.batch_size = max(1, int(epoch_size)), int(batch_size)
         self.max_fraction = None if max_fraction is None else float(max_fraction)
         self.seen = self.skipped = 0
@@ -108,14 +125,14 @@ class SkipGuard:
         whole_epoch = self.skipped >= self.epoch_size
         too_many = self.max_fraction is not None and self.skipped > self.max_fraction * self.epoch_size
         if whole_epoch or too_many:
-            limit = (f"more than max_skipped_fraction={self.max_fraction} of an epoch" if too_many
-                     else "a whole epoch")
+            limit = f"more than max_skipped_fraction={self.max_fraction} of an epoch" if too_many else "a whole epoch"
             every = " (every sample so far)" if self.skipped == self.seen else ""
             raise DataError(
                 f"training stopped: {self.skipped} of the last {self.seen} training samples could not be read"
                 f"{every}, {limit} ({self.epoch_size} samples per epoch on this rank); unreadable: "
                 f"{'; '.join(self.examples) or 'see the warnings above'}. Fix or remove these files, or raise "
-                "train_dataloader.max_skipped_fraction")
+                "train_dataloader.max_skipped_fraction"
+            )
         if self.seen >= self.epoch_size:
             self.seen = self.skipped = 0
             self.examples = []
@@ -211,8 +228,10 @@ class SeededBatchSampler:
 def per_rank_batch_size(total: int, world_size: int, training: bool) -> int:
     """Split the TOTAL batch size over ranks (training requires an exact split)."""
     if training and int(total) % world_size:
-        raise ConfigError(f"train_dataloader.batch_size={total} is the total over all ranks and must "
-                          f"be divisible by the world size {world_size}")
+        raise ConfigError(
+            f"train_dataloader.batch_size={total} is the total over all ranks and must "
+            f"be divisible by the world size {world_size}"
+        )
     return max(1, int(total) // world_size)
 
 
@@ -239,8 +258,15 @@ class Loader(DataLoader):
     ``skip_guard`` (training), iterating raises ``DataError`` instead of yielding the batch
     that breaks the guard's rule (see ``SkipGuard``)."""
 
-    def __init__(self, dataset: Dataset, *, raw_dataset: Dataset, batch_size_per_rank: int,
-                 skip_guard: SkipGuard | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        raw_dataset: Dataset,
+        batch_size_per_rank: int,
+        skip_guard: SkipGuard | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(dataset, **kwargs)
         self._raw_dataset = raw_dataset
         self._batch_size_per_rank = int(batch_size_per_rank)
@@ -268,9 +294,16 @@ class Loader(DataLoader):
         return self._batch_size_per_rank
 
 
-def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter: int = 0,
-                     rank: int | None = None, world_size: int | None = None,
-                     dataset: Dataset | None = None, name: str = "dataloader") -> Loader:
+def build_dataloader(
+    cfg: dict,
+    training: bool = True,
+    seed: int = 0,
+    start_iter: int = 0,
+    rank: int | None = None,
+    world_size: int | None = None,
+    dataset: Dataset | None = None,
+    name: str = "dataloader",
+) -> Loader:
     """Build this rank's loader.
 
     Args:
@@ -299,15 +332,27 @@ def build_dataloader(cfg: dict, training: bool = True, seed: int = 0, start_iter
     placement = dict(dataset=dataset, rank=rank, world_size=world_size)
     if not training:
         if _is_batch_sampler(sampler_cfg):
-            raise ConfigError(f"{name}.sampler {sampler_cfg['type']!r} is a training batch sampler; use "
-                              "'InferenceSampler' for evaluation")
-        return Loader(dataset, sampler=DATA_SAMPLERS.build(sampler_cfg, default_args=placement),
-                      batch_size=batch_size, drop_last=False, **loader_args)
+            raise ConfigError(
+                f"{name}.sampler {sampler_cfg['type']!r} is a training batch sampler; use "
+                "'InferenceSampler' for evaluation"
+            )
+        return Loader(
+            dataset,
+            sampler=DATA_SAMPLERS.build(sampler_cfg, default_args=placement),
+            batch_size=batch_size,
+            drop_last=False,
+            **loader_args,
+        )
     batches = _train_batches(sampler_cfg, dict(placement, seed=seed), batch_size, start_iter)
-    guard = SkipGuard(math.ceil(len(dataset) / world_size), batch_size,
-                      cfg.get("max_skipped_fraction", DEFAULT_MAX_SKIPPED_FRACTION))
-    return Loader(SeededDataset(dataset), skip_guard=guard, **loader_args,
-                  batch_sampler=SeededBatchSampler(batches, seed, rank, world_size, start_iter * batch_size))
+    guard = SkipGuard(
+        math.ceil(len(dataset) / world_size), batch_size, cfg.get("max_skipped_fraction", DEFAULT_MAX_SKIPPED_FRACTION)
+    )
+    return Loader(
+        SeededDataset(dataset),
+        skip_guard=guard,
+        **loader_args,
+        batch_sampler=SeededBatchSampler(batches, seed, rank, world_size, start_iter * batch_size),
+    )
 
 
 def _loader_args(cfg: Any, training: bool, seed: int, rank: int, dataset: Dataset, batch_size: int) -> dict:
@@ -318,9 +363,13 @@ def _loader_args(cfg: Any, training: bool, seed: int, rank: int, dataset: Datase
     generator.manual_seed(int(seed) + 7919 * int(rank))  # workers' base seed; never the global RNG
     num_workers = int(cfg.get("num_workers", 0))
     args: dict[str, Any] = dict(
-        num_workers=num_workers, collate_fn=collate if isinstance(collate, SkipCollate) else SkipCollate(collate),
-        pin_memory=bool(cfg.get("pin_memory", torch.cuda.is_available())), generator=generator,
-        raw_dataset=dataset, batch_size_per_rank=batch_size)
+        num_workers=num_workers,
+        collate_fn=collate if isinstance(collate, SkipCollate) else SkipCollate(collate),
+        pin_memory=bool(cfg.get("pin_memory", torch.cuda.is_available())),
+        generator=generator,
+        raw_dataset=dataset,
+        batch_size_per_rank=batch_size,
+    )
     if num_workers > 0:
         args["prefetch_factor"] = int(cfg.get("prefetch_factor", 2))
         args["persistent_workers"] = bool(cfg.get("persistent_workers", not training))
@@ -335,8 +384,9 @@ def _train_batches(sampler_cfg: dict, defaults: dict, batch_size: int, start_ite
     """This rank's infinite stream of index batches, ``start_iter`` batches in: a registered
     batch sampler's (``is_batch_sampler``), or an index sampler's cut into batches."""
     if _is_batch_sampler(sampler_cfg):
-        return DATA_SAMPLERS.build(sampler_cfg, default_args=dict(defaults, batch_size=batch_size,
-                                                                  start_iter=start_iter))
+        return DATA_SAMPLERS.build(
+            sampler_cfg, default_args=dict(defaults, batch_size=batch_size, start_iter=start_iter)
+        )
     indices = DATA_SAMPLERS.build(sampler_cfg, default_args=dict(defaults, start_index=start_iter * batch_size))
     return BatchSampler(indices, batch_size, drop_last=True)
 
@@ -344,13 +394,17 @@ def _train_batches(sampler_cfg: dict, defaults: dict, batch_size: int, start_ite
 def _check_dataset(dataset: Dataset, training: bool) -> None:
     """An empty dataset, or an evaluation pipeline holding training-only transforms, cannot work."""
     if len(dataset) == 0:
-        raise DataError(f"the {'training' if training else 'evaluation'} dataset {dataset!r} has 0 samples; "
-                        "check its files and filters")
+        raise DataError(
+            f"the {'training' if training else 'evaluation'} dataset {dataset!r} has 0 samples; "
+            "check its files and filters"
+        )
     bad = [] if training else training_only_transforms(dataset)
     if bad:
-        raise ValueError(f"the evaluation dataset's pipeline holds training-only transforms {bad}: "
-                         "predictions could not be mapped back to the original image; remove them "
-                         "from the val / test pipeline")
+        raise ValueError(
+            f"the evaluation dataset's pipeline holds training-only transforms {bad}: "
+            "predictions could not be mapped back to the original image; remove them "
+            "from the val / test pipeline"
+        )
 
 
 def move_to_device(data: Any, device: torch.device, non_blocking: bool = True) -> Any:
@@ -361,8 +415,13 @@ def move_to_device(data: Any, device: torch.device, non_blocking: bool = True) -
         return {k: move_to_device(v, device, non_blocking) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
         moved = [move_to_device(v, device, non_blocking) for v in data]
-        return moved if isinstance(data, list) else type(data)(moved) if not hasattr(data, "_fields") \
+        return (
+            moved
+            if isinstance(data, list)
+            else type(data)(moved)
+            if not hasattr(data, "_fields")
             else type(data)(*moved)
+        )
     return data
 
 

@@ -14,6 +14,7 @@ counted every time but warned about once per file.
   (``collate.SkipCollate``) counts and removes these markers; ``is_skipped`` also accepts
   ``None``, which datasets of other projects and transforms that drop a sample return.
 """
+
 from __future__ import annotations
 
 import logging

@@ -22,6 +22,7 @@ when set, else ``$XDG_CACHE_HOME/resdet/records`` (``~/.cache/resdet/records``);
 and kept in memory; a string is the folder. A folder that cannot be written falls back
 to in-memory records with one warning.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -49,8 +50,7 @@ def resolve_cache_dir(cache_dir: str | bool | None = None) -> str | None:
     if isinstance(cache_dir, str) and cache_dir:
         return os.path.abspath(os.path.expanduser(cache_dir))
     if cache_dir not in (None, True):
-        raise ValueError(f"cache_dir must be a folder, None (default location) or False (no cache), "
-                         f"got {cache_dir!r}")
+        raise ValueError(f"cache_dir must be a folder, None (default location) or False (no cache), got {cache_dir!r}")
     env = os.environ.get(ENV_VAR)
     if env is not None:
         return None if env.strip().lower() in _OFF else os.path.abspath(os.path.expanduser(env))
@@ -87,10 +87,14 @@ def fingerprint(sources: Sequence[str], stat_sources: Iterable[str] = ()) -> dic
 
 def cache_path(cache_dir: str, name: str, sources: Sequence[str], options: dict) -> str:
     """``<cache_dir>/<name>-<first source's stem>-<16 hex of paths + options>.rec``."""
-    key = json.dumps(dict(name=name, sources=[os.path.abspath(s) for s in sources], options=options),
-                     sort_keys=True, default=repr)
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.splitext(os.path.basename(sources[0]))[0])[:40] \
-        if sources else "records"
+    key = json.dumps(
+        dict(name=name, sources=[os.path.abspath(s) for s in sources], options=options), sort_keys=True, default=repr
+    )
+    stem = (
+        re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.splitext(os.path.basename(sources[0]))[0])[:40]
+        if sources
+        else "records"
+    )
     return os.path.join(cache_dir, f"{name}-{stem}-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}.rec")
 
 
@@ -108,8 +112,14 @@ def _try_load(path: str, expected: dict) -> tuple[FlatRecords | None, str]:
     return records, ""
 
 
-def cached_records(name: str, sources: Sequence[str], options: dict, build: Callable[[], FlatRecords],
-                   cache_dir: str | bool | None = None, stat_sources: Iterable[str] = ()) -> FlatRecords:
+def cached_records(
+    name: str,
+    sources: Sequence[str],
+    options: dict,
+    build: Callable[[], FlatRecords],
+    cache_dir: str | bool | None = None,
+    stat_sources: Iterable[str] = (),
+) -> FlatRecords:
     """``build()``'s records through the cache (see the module docstring); ``options`` must
     hold every argument that changes the records (JSON-able values)."""
     folder = resolve_cache_dir(cache_dir)
@@ -124,8 +134,10 @@ def cached_records(name: str, sources: Sequence[str], options: dict, build: Call
         os.makedirs(folder, exist_ok=True)
         lock = open(path + ".lock", "a+b")  # noqa: SIM115 - held until the file is in place
     except OSError as err:
-        message = f"record cache folder {folder} is not usable ({err}); records kept in memory " \
-                  f"(set {ENV_VAR} or cache_dir= to a writable folder, or False to silence this)"
+        message = (
+            f"record cache folder {folder} is not usable ({err}); records kept in memory "
+            f"(set {ENV_VAR} or cache_dir= to a writable folder, or False to silence this)"
+        )
         warnings.warn(message, UserWarning, stacklevel=3)
         return build()
     with lock:  # closing the file releases the flock
@@ -142,7 +154,8 @@ def cached_records(name: str, sources: Sequence[str], options: dict, build: Call
         try:
             built.save(path)
         except OSError as err:
-            warnings.warn(f"record cache {path} could not be written ({err}); records kept in memory",
-                          UserWarning, stacklevel=3)
+            warnings.warn(
+                f"record cache {path} could not be written ({err}); records kept in memory", UserWarning, stacklevel=3
+            )
             return built
         return FlatRecords.load(path, verify=False)

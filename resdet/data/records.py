@@ -22,6 +22,7 @@ API:
   file is truncated, damaged (a blake2b of the data is checked) or not a records file
   (callers rebuild).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -90,7 +91,7 @@ class FlatRecords:
     def row(self, name: str, i: int) -> np.ndarray:
         """Row ``i`` of the ragged field ``name`` (a view, no copy)."""
         offsets = self.arrays[name + OFFSETS]
-        return self.arrays[name][offsets[i]:offsets[i + 1]]
+        return self.arrays[name][offsets[i] : offsets[i + 1]]
 
     def string(self, name: str, i: int) -> str:
         """Row ``i`` of the string field ``name``."""
@@ -112,8 +113,14 @@ class FlatRecords:
             parts += [b"\0" * (entries[name]["offset"] - position), np.ascontiguousarray(array).tobytes()]
             position = entries[name]["offset"] + array.nbytes
         data = b"".join(parts)
-        header = json.dumps(dict(meta=self.meta, arrays=entries, data_bytes=len(data),
-                                 blake2b=hashlib.blake2b(data, digest_size=16).hexdigest())).encode()
+        header = json.dumps(
+            dict(
+                meta=self.meta,
+                arrays=entries,
+                data_bytes=len(data),
+                blake2b=hashlib.blake2b(data, digest_size=16).hexdigest(),
+            )
+        ).encode()
         head = MAGIC + struct.pack("<Q", len(header)) + header
         atomic_write_bytes(head + b"\0" * (-len(head) % _ALIGN) + data, path)
         return path
@@ -129,22 +136,25 @@ class FlatRecords:
                 raise RecordFileError(f"records file {path} is truncated ({size} bytes)")
             buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            if buf[:len(MAGIC)] != MAGIC:
+            if buf[: len(MAGIC)] != MAGIC:
                 raise RecordFileError(f"records file {path} is not a resdet records file (version {MAGIC!r})")
-            (length,) = struct.unpack("<Q", buf[len(MAGIC):len(MAGIC) + 8])
-            header = json.loads(bytes(buf[len(MAGIC) + 8:len(MAGIC) + 8 + length]))
+            (length,) = struct.unpack("<Q", buf[len(MAGIC) : len(MAGIC) + 8])
+            header = json.loads(bytes(buf[len(MAGIC) + 8 : len(MAGIC) + 8 + length]))
             start = -(-(len(MAGIC) + 8 + length) // _ALIGN) * _ALIGN
             if start + int(header["data_bytes"]) != size:
-                raise RecordFileError(f"records file {path} is truncated or padded: {size} bytes, "
-                                      f"its header says {start + int(header['data_bytes'])}")
+                raise RecordFileError(
+                    f"records file {path} is truncated or padded: {size} bytes, "
+                    f"its header says {start + int(header['data_bytes'])}"
+                )
             if verify and hashlib.blake2b(memoryview(buf)[start:], digest_size=16).hexdigest() != header["blake2b"]:
                 raise RecordFileError(f"records file {path} is damaged (its checksum does not match its data)")
             arrays = {}
             for name, entry in header["arrays"].items():
                 dtype, shape = np.dtype(entry["dtype"]), tuple(entry["shape"])
                 count = int(np.prod(shape, dtype=np.int64))
-                arrays[name] = np.frombuffer(buf, dtype=dtype, count=count,
-                                             offset=start + int(entry["offset"])).reshape(shape)
+                arrays[name] = np.frombuffer(
+                    buf, dtype=dtype, count=count, offset=start + int(entry["offset"])
+                ).reshape(shape)
         except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError) as err:
             raise RecordFileError(f"records file {path} is damaged: {type(err).__name__}: {err}") from err
         records = cls(arrays, header["meta"])

@@ -17,6 +17,7 @@ The samplers refuse an empty dataset (``DataError`` naming it): an epoch without
 would make the infinite ones loop forever without yielding, and an evaluation of nothing
 would report numbers about nothing.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,13 +45,13 @@ def require_samples(dataset: Sized, sampler: str) -> int:
     count = len(dataset)
     if count == 0:
         described = getattr(dataset, "dataset", dataset)  # look through a seeding wrapper
-        raise DataError(f"{sampler} got an empty dataset ({described!r} has 0 samples); check the "
-                        "dataset's files and filters")
+        raise DataError(
+            f"{sampler} got an empty dataset ({described!r} has 0 samples); check the dataset's files and filters"
+        )
     return count
 
 
-def epoch_indices(num_samples: int, epoch: int, seed: int, shuffle: bool, rank: int,
-                  world_size: int) -> np.ndarray:
+def epoch_indices(num_samples: int, epoch: int, seed: int, shuffle: bool, rank: int, world_size: int) -> np.ndarray:
     """Indices (int64, length ``ceil(num_samples / world_size)``) that ``rank`` sees in ``epoch``."""
     if shuffle:
         generator = torch.Generator()
@@ -77,8 +78,15 @@ class DistributedTrainSampler(Sampler):
         start_index: number of indices this rank already consumed (resume).
     """
 
-    def __init__(self, dataset: Sized, shuffle: bool = True, seed: int = 0, rank: int | None = None,
-                 world_size: int | None = None, start_index: int = 0) -> None:
+    def __init__(
+        self,
+        dataset: Sized,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        start_index: int = 0,
+    ) -> None:
         self.num_samples = require_samples(dataset, "DistributedTrainSampler")
         self.shuffle, self.seed = bool(shuffle), int(seed)
         self.rank, self.world_size = _rank_and_world(rank, world_size)
@@ -90,8 +98,7 @@ class DistributedTrainSampler(Sampler):
     def __iter__(self) -> Iterator[int]:
         epoch, offset = divmod(self.start_index, self.per_rank)
         while True:
-            indices = epoch_indices(self.num_samples, epoch, self.seed, self.shuffle,
-                                    self.rank, self.world_size)
+            indices = epoch_indices(self.num_samples, epoch, self.seed, self.shuffle, self.rank, self.world_size)
             yield from indices[offset:].tolist()
             epoch, offset = epoch + 1, 0
 
@@ -101,8 +108,7 @@ class InferenceSampler(Sampler):
     """Contiguous shard of ``range(len(dataset))`` for this rank (sizes differ by at most 1;
     a rank's shard may be empty, the whole dataset may not: nothing would be evaluated)."""
 
-    def __init__(self, dataset: Sized, rank: int | None = None, world_size: int | None = None,
-                 **unused) -> None:
+    def __init__(self, dataset: Sized, rank: int | None = None, world_size: int | None = None, **unused) -> None:
         self.rank, self.world_size = _rank_and_world(rank, world_size)
         total = require_samples(dataset, "InferenceSampler")
         bounds = np.linspace(0, total, self.world_size + 1).round().astype(np.int64)
@@ -145,19 +151,29 @@ class AspectRatioGroupedSampler(Sampler):
         shuffle, seed, rank, world_size: as ``DistributedTrainSampler``.
         start_iter: batches this rank already consumed (resume).
     """
+
     is_batch_sampler = True
 
-    def __init__(self, dataset: Sized, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 rank: int | None = None, world_size: int | None = None, start_iter: int = 0) -> None:
+    def __init__(
+        self,
+        dataset: Sized,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        start_iter: int = 0,
+    ) -> None:
         require_samples(dataset, "AspectRatioGroupedSampler")
         ratios = getattr(dataset, "aspect_ratios", None)
         if ratios is None:
-            raise AttributeError(f"AspectRatioGroupedSampler needs dataset.aspect_ratios (w/h per "
-                                 f"image); {type(dataset).__name__} has none")
+            raise AttributeError(
+                f"AspectRatioGroupedSampler needs dataset.aspect_ratios (w/h per "
+                f"image); {type(dataset).__name__} has none"
+            )
         self.landscape = np.asarray(ratios, dtype=np.float64) >= 1.0
         if self.landscape.size != len(dataset):
-            raise ValueError(f"dataset.aspect_ratios has {self.landscape.size} entries for "
-                             f"{len(dataset)} images")
+            raise ValueError(f"dataset.aspect_ratios has {self.landscape.size} entries for {len(dataset)} images")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size, self.shuffle, self.seed = int(batch_size), bool(shuffle), int(seed)
@@ -165,8 +181,7 @@ class AspectRatioGroupedSampler(Sampler):
         self.start_iter = int(start_iter)
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        indices = epoch_indices(self.landscape.size, epoch, self.seed, self.shuffle, self.rank,
-                                self.world_size)
+        indices = epoch_indices(self.landscape.size, epoch, self.seed, self.shuffle, self.rank, self.world_size)
         return group_batches(indices, self.landscape[indices], self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:

@@ -1,4 +1,5 @@
 """The error of a model, config or file that cannot be exported or run as exported."""
+
 from __future__ import annotations
 
 from ..utils.errors import ResdetError

@@ -8,6 +8,7 @@ loads the file anyway. The file is checked with
 ``onnx.checker.check_model`` before it replaces ``out`` (written to a temporary file in the
 same folder, then renamed).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,6 +36,7 @@ def _roi_pool(input, rois, spatial_scale: float, pooled_height: int, pooled_widt
     translation torch ships for it takes the wrong number of arguments."""
     from onnxscript import INT64
     from onnxscript import opset18 as op
+
     pooled = op.MaxRoiPool(input, rois, pooled_shape=[pooled_height, pooled_width], spatial_scale=spatial_scale)
     return pooled, op.Cast(pooled, to=INT64.dtype)  # torchvision's op also returns its argmax (unused)
 
@@ -68,15 +70,23 @@ def metadata(model: nn.Module, cfg: Any, kind: str, class_names: Sequence[str] |
     """``metadata_props`` of the file (all strings): class names (JSON list), resdet's version,
     the config's name, the model type and the kind (``detector`` / ``classifier``)."""
     filename = getattr(cfg, "filename", None) if cfg is not None else None
-    return {"class_names": json.dumps(class_names_for(model, cfg, class_names)),
-            "resdet_version": str(resdet.__version__),
-            "config": os.path.basename(filename) if filename else "",
-            "model_type": type(model).__name__,
-            "kind": kind}
+    return {
+        "class_names": json.dumps(class_names_for(model, cfg, class_names)),
+        "resdet_version": str(resdet.__version__),
+        "config": os.path.basename(filename) if filename else "",
+        "model_type": type(model).__name__,
+        "kind": kind,
+    }
 
 
-def export_onnx(model: nn.Module, out: str, cfg: Any = None, class_names: Sequence[str] | None = None,
-                extra_metadata: dict[str, str] | None = None, program: tuple | None = None) -> dict[str, str]:
+def export_onnx(
+    model: nn.Module,
+    out: str,
+    cfg: Any = None,
+    class_names: Sequence[str] | None = None,
+    extra_metadata: dict[str, str] | None = None,
+    program: tuple | None = None,
+) -> dict[str, str]:
     """Export ``model`` (eval mode; e.g. ``resdet.apis.init_model``'s, BN folded) to ``out``.
 
     Detectors: input ``image`` uint8 ``3 x H x W`` RGB; outputs ``boxes`` (``N x 4`` float32
@@ -90,13 +100,24 @@ def export_onnx(model: nn.Module, out: str, cfg: Any = None, class_names: Sequen
 
     cfg = cfg if cfg is not None else getattr(model, "cfg", None)
     program, kind, example = program if program is not None else export_program(model, cfg)
-    names = list(DETECTOR_OUTPUTS) + (["masks"] if getattr(model, "has_masks", False) else []) \
-        if kind == "detector" else ["logits"]
+    names = (
+        list(DETECTOR_OUTPUTS) + (["masks"] if getattr(model, "has_masks", False) else [])
+        if kind == "detector"
+        else ["logits"]
+    )
     try:
-        onnx_program = torch.onnx.export(program, (example,), dynamic_shapes=dynamic_shapes(kind), dynamo=True,
-                                         opset_version=OPSET, input_names=["image" if kind == "detector" else "images"],
-                                         output_names=names, verbose=False, optimize=False,
-                                         custom_translation_table=_custom_translations())
+        onnx_program = torch.onnx.export(
+            program,
+            (example,),
+            dynamic_shapes=dynamic_shapes(kind),
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=["image" if kind == "detector" else "images"],
+            output_names=names,
+            verbose=False,
+            optimize=False,
+            custom_translation_table=_custom_translations(),
+        )
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ExportError(f"ONNX translation of {type(model).__name__} failed: {first}") from err

@@ -3,6 +3,7 @@
 The ExportedProgram is the one graph both formats come from: ``--format torch-export`` saves it
 as a ``.pt2``; ``--format onnx`` translates it with ``torch.onnx.export(..., dynamo=True)``.
 """
+
 from __future__ import annotations
 
 import io
@@ -73,8 +74,9 @@ def dynamic_shapes(kind: str) -> dict:
     return {"images": {0: Dim.DYNAMIC(min=1, max=1024), 2: height, 3: width}}
 
 
-def export_program(model: nn.Module, cfg: Any = None,
-                   fold_bn: bool = True) -> tuple[torch.export.ExportedProgram, str, torch.Tensor]:
+def export_program(
+    model: nn.Module, cfg: Any = None, fold_bn: bool = True
+) -> tuple[torch.export.ExportedProgram, str, torch.Tensor]:
     """``(ExportedProgram with dynamic H and W, kind, example input)`` of ``model`` in eval mode
     (``cfg``: its config, for the test pipeline's resize; default ``model.cfg``), on its
     inference fast path unless ``fold_bn=False`` (see ``graph_module``)."""

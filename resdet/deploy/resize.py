@@ -17,6 +17,7 @@ on integers (held in float64, where they are exact), on sizes that may be symbol
 Checked pixel for pixel against ``cv2.resize`` (tests/deploy/test_resize.py) for up- and
 downscaling, odd sizes and the exact 2x cases.
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@
 ``detect(image)`` takes an ``H x W x 3`` uint8 RGB array (as ``imread_rgb`` gives) and returns
 numpy ``boxes``, ``scores``, ``labels`` (and ``masks`` as bool) in that image's pixels.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,15 +27,18 @@ class OnnxModel:
         if threads:
             options.intra_op_num_threads = int(threads)
         try:
-            self.session = ort.InferenceSession(path, sess_options=options,
-                                                providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                path, sess_options=options, providers=providers or ["CPUExecutionProvider"]
+            )
         except Exception as err:  # not a file onnxruntime can load
             raise ExportError(f"{path}: onnxruntime cannot load it ({' '.join(str(err).split())[:200]})") from err
         meta = self.session.get_modelmeta().custom_metadata_map
         self.kind = meta.get("kind", "")
         if self.kind not in ("detector", "classifier"):
-            raise ExportError(f"{path}: not a resdet export (metadata 'kind' is {self.kind!r}); "
-                              "export it with `resdet export CONFIG CHECKPOINT --format onnx`")
+            raise ExportError(
+                f"{path}: not a resdet export (metadata 'kind' is {self.kind!r}); "
+                "export it with `resdet export CONFIG CHECKPOINT --format onnx`"
+            )
         self.class_names: list[str] = json.loads(meta.get("class_names", "[]"))
         self.metadata = dict(meta)
         self.input_name = self.session.get_inputs()[0].name

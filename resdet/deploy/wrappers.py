@@ -14,6 +14,7 @@ inference path; ``torch.compiler.is_exporting()`` switches the few data-dependen
 their graph forms), so these wrappers only add the steps ``inference_detector`` does outside
 the model. ``check_exportable`` names what cannot go into a graph.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,14 +40,18 @@ def pipeline_resize_of(cfg: Any) -> tuple[int, int | None] | None:
     for step in inference_pipeline_of(cfg):
         kind = step.get("type")
         if kind != "ResizeShortestEdge" or resize is not None:
-            raise ExportError(f"test pipeline step {kind!r} cannot be exported: the graph reproduces one "
-                              "ResizeShortestEdge (one size, bilinear) and nothing else")
+            raise ExportError(
+                f"test pipeline step {kind!r} cannot be exported: the graph reproduces one "
+                "ResizeShortestEdge (one size, bilinear) and nothing else"
+            )
         sizes = step.get("short_edge_length", 600)
         sizes = [sizes] if isinstance(sizes, (int, float)) else list(sizes)
         if len(sizes) != 1 or step.get("interpolation", "bilinear") != "bilinear":
-            raise ExportError(f"test pipeline ResizeShortestEdge(short_edge_length={step.get('short_edge_length')!r}, "
-                              f"interpolation={step.get('interpolation', 'bilinear')!r}) cannot be exported: "
-                              "one size and bilinear interpolation only")
+            raise ExportError(
+                f"test pipeline ResizeShortestEdge(short_edge_length={step.get('short_edge_length')!r}, "
+                f"interpolation={step.get('interpolation', 'bilinear')!r}) cannot be exported: "
+                "one size and bilinear interpolation only"
+            )
         max_size = step.get("max_size", 1000)
         resize = (int(sizes[0]), None if max_size is None else int(max_size))
     return resize
@@ -61,13 +66,20 @@ def check_exportable(model: nn.Module, cfg: Any) -> str:
             raise ExportError(f"ImageClassifier test_cfg {dict(tta)} (test-time augmentation) cannot be exported")
         return "classifier"
     if not isinstance(model, FasterRCNN):
-        hint = (" (not yet: its ranked class guesses with a box each need their own output contract; "
-                "see docs/export.md)" if isinstance(model, Localizer) else "")
-        raise ExportError(f"model type {kind!r} cannot be exported{hint}; supported: ImageClassifier, "
-                          "FasterRCNN and its subclasses (MaskRCNN)")
+        hint = (
+            " (not yet: its ranked class guesses with a box each need their own output contract; see docs/export.md)"
+            if isinstance(model, Localizer)
+            else ""
+        )
+        raise ExportError(
+            f"model type {kind!r} cannot be exported{hint}; supported: ImageClassifier, "
+            "FasterRCNN and its subclasses (MaskRCNN)"
+        )
     if model.uses_tta():
-        raise ExportError(f"{kind} test_cfg {model.test_cfg} (test-time flip / scales / box refinement) "
-                          "cannot be exported; remove it with --cfg-options model.test_cfg=None")
+        raise ExportError(
+            f"{kind} test_cfg {model.test_cfg} (test-time flip / scales / box refinement) "
+            "cannot be exported; remove it with --cfg-options model.test_cfg=None"
+        )
     pipeline_resize_of(cfg)
     return "detector"
 
@@ -103,15 +115,22 @@ class DetectorGraph(nn.Module):
         if self.resize is not None:
             new_h, new_w = resize_shape(height, width, *self.resize)
             resized = resize_bilinear_uint8(image, new_h, new_w)
-            meta = ImageMeta(orig_size=(height, width), img_shape=(new_h, new_w),
-                             scale_factor=_scale_factor((new_h, new_w), (height, width)))
+            meta = ImageMeta(
+                orig_size=(height, width),
+                img_shape=(new_h, new_w),
+                scale_factor=_scale_factor((new_h, new_w), (height, width)),
+            )
         if self.model_resize is None:
             det = self.detector.detect([resized])[0]
         else:  # DetPreprocessor: normalise, then bilinear (align_corners=False)
             in_h, in_w = resized.shape[-2], resized.shape[-1]
             net_h, net_w = preprocessor_resize_shape(in_h, in_w, *self.model_resize)
-            resized = F.interpolate(self.detector.preprocessor.normalize(resized)[None], size=(net_h, net_w),
-                                    mode="bilinear", align_corners=False)[0]
+            resized = F.interpolate(
+                self.detector.preprocessor.normalize(resized)[None],
+                size=(net_h, net_w),
+                mode="bilinear",
+                align_corners=False,
+            )[0]
             det = self.detector.detect([resized])[0]
             # back to the pipeline's image pixels, as detect() inverts the preprocessor's resize
             det = replace(det, boxes=unscale_boxes(det.boxes, _scale_factor((net_h, net_w), (in_h, in_w))))

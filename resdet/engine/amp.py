@@ -6,6 +6,7 @@ Elsewhere (an AVX2-only CPU, say) oneDNN emulates bf16 and a training step runs 
 than in fp32 (ResNet-18, 64 px, batch 32 on 2 AVX2 cores: 0.4 s fp32 against 4-30 s bf16), so
 ``amp='bf16'`` falls back to fp32 there with a warning (``RESDET_CPU_BF16=1`` forces bf16).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,18 +27,25 @@ def check_amp_device(amp: Any, device: torch.device | str, key: str = "train_cfg
     faster); refused for training and evaluation alike, before anything is built."""
     if amp == "fp16" and torch.device(device).type != "cuda":
         way_out = "--amp bf16" if key.startswith("--") else f"--cfg-options {key}=bf16 (or None)"
-        raise ConfigError(f"{key}='fp16' needs a CUDA GPU but this run is on {torch.device(device)}; "
-                          f"use {way_out} on the CPU")
+        raise ConfigError(
+            f"{key}='fp16' needs a CUDA GPU but this run is on {torch.device(device)}; use {way_out} on the CPU"
+        )
 
 
 def effective_amp(amp: str | None, device: torch.device) -> str | None:
     """The autocast mode a run uses for the configured ``amp``: ``'bf16'`` on a CPU without
     native bf16 becomes ``None`` (fp32), with a warning."""
-    if amp == "bf16" and device.type == "cpu" and not cpu_has_native_bf16() \
-            and os.environ.get("RESDET_CPU_BF16") != "1":
-        warnings.warn("amp='bf16' ignored: this CPU has no native bf16 (no AVX512-BF16 or AMX), where bf16 "
-                      "autocast runs many times slower than fp32; running in fp32 (RESDET_CPU_BF16=1 forces bf16)",
-                      stacklevel=2)
+    if (
+        amp == "bf16"
+        and device.type == "cpu"
+        and not cpu_has_native_bf16()
+        and os.environ.get("RESDET_CPU_BF16") != "1"
+    ):
+        warnings.warn(
+            "amp='bf16' ignored: this CPU has no native bf16 (no AVX512-BF16 or AMX), where bf16 "
+            "autocast runs many times slower than fp32; running in fp32 (RESDET_CPU_BF16=1 forces bf16)",
+            stacklevel=2,
+        )
         return None
     return amp
 

@@ -16,6 +16,7 @@ it) like a truncated one and says which checkpoint it resumes from instead. ``me
 records the optimizer class, so ``check_resume_fits`` can tell a resume under a changed config
 (another model, another optimizer) from a damaged file.
 """
+
 from __future__ import annotations
 
 import glob
@@ -44,8 +45,12 @@ def get_rng_state() -> dict:
     py_state = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "python": {"version": py_state[0], "state": list(py_state[1]), "gauss_next": py_state[2]},
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -55,7 +60,7 @@ def get_rng_state() -> dict:
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -66,8 +71,15 @@ def set_seed(seed: int, deterministic: bool = False) -> None:
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     np_state = state["numpy"]
-    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
-                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
@@ -95,8 +107,9 @@ def candidate_checkpoints(work_dir: str) -> list[str]:
     final = os.path.join(work_dir, "final.pth")
     if os.path.isfile(final):
         candidates.append(final)
-    iters = sorted(glob.glob(os.path.join(work_dir, "iter_*.pth")),
-                   key=lambda p: checkpoint_iter(p) or -1, reverse=True)
+    iters = sorted(
+        glob.glob(os.path.join(work_dir, "iter_*.pth")), key=lambda p: checkpoint_iter(p) or -1, reverse=True
+    )
     candidates.extend(iters)
     seen, ordered = set(), []
     for path in candidates:
@@ -112,8 +125,9 @@ def load_training_checkpoint(path: str) -> dict:
     ckpt = safe_load(path)
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"checkpoint {path} is not a resdet training checkpoint (needs keys "
-                              f"{', '.join(REQUIRED_KEYS)}; has {keys})")
+        raise CheckpointError(
+            f"checkpoint {path} is not a resdet training checkpoint (needs keys {', '.join(REQUIRED_KEYS)}; has {keys})"
+        )
     return ckpt
 
 
@@ -135,12 +149,18 @@ def find_latest_valid(work_dir: str) -> tuple[str | None, dict | None]:
         if refused:
             names = ", ".join(os.path.basename(p) for p, _ in refused)
             logger.warning("resuming from %s instead of %s (refused above)", path, names)
-            warnings.warn(f"resuming from {path} instead of {names} (refused: "
-                          + "; ".join(e for _, e in refused) + ")", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"resuming from {path} instead of {names} (refused: " + "; ".join(e for _, e in refused) + ")",
+                UserWarning,
+                stacklevel=2,
+            )
         return path, ckpt
     if refused:
-        raise CheckpointError(f"no usable checkpoint in {work_dir}: " + "; ".join(e for _, e in refused)
-                              + "; start again in a new work dir, or resume from a copy of a good checkpoint")
+        raise CheckpointError(
+            f"no usable checkpoint in {work_dir}: "
+            + "; ".join(e for _, e in refused)
+            + "; start again in a new work dir, or resume from a copy of a good checkpoint"
+        )
     return None, None
 
 
@@ -149,8 +169,9 @@ def _optimizer_difference(ckpt: dict, optimizer: torch.optim.Optimizer) -> str |
     current = type(optimizer).__name__
     saved_name = (ckpt.get("meta") or {}).get("optimizer")
     if isinstance(saved_name, str):
-        return None if saved_name == current else \
-            f"the checkpoint's optimizer is {saved_name}, the config's is {current}"
+        return (
+            None if saved_name == current else f"the checkpoint's optimizer is {saved_name}, the config's is {current}"
+        )
     # a checkpoint without meta['optimizer']: compare the hyperparameters of the first param group
     # (another torch version only ever adds keys; another optimizer also lacks some of the config's)
     groups = (ckpt.get("optimizer") or {}).get("param_groups") or []
@@ -159,8 +180,10 @@ def _optimizer_difference(ckpt: dict, optimizer: torch.optim.Optimizer) -> str |
     saved_keys = set(groups[0]) - {"params", "initial_lr"}
     current_keys = set(optimizer.param_groups[0]) - {"params", "initial_lr"}
     if saved_keys - current_keys and current_keys - saved_keys:
-        return (f"the checkpoint's optimizer has hyperparameters {', '.join(sorted(saved_keys - current_keys))}, "
-                f"not the config's {current} ({', '.join(sorted(current_keys - saved_keys))})")
+        return (
+            f"the checkpoint's optimizer has hyperparameters {', '.join(sorted(saved_keys - current_keys))}, "
+            f"not the config's {current} ({', '.join(sorted(current_keys - saved_keys))})"
+        )
     return None
 
 
@@ -169,7 +192,8 @@ def mismatch_error(path: str, what: str) -> CheckpointError:
     return CheckpointError(
         f"checkpoint {path} does not match the config: {what}. --resume only continues the same run; "
         f"to train with the changed config use a new work dir (--work-dir), or set load_from='{path}' "
-        "to start from its weights only (load_strict=False skips the weights that do not fit)")
+        "to start from its weights only (load_strict=False skips the weights that do not fit)"
+    )
 
 
 def check_resume_fits(path: str, ckpt: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -186,15 +210,17 @@ def check_resume_fits(path: str, ckpt: dict, model: torch.nn.Module, optimizer: 
         raise mismatch_error(path, difference)
 
 
-def save_checkpoint(path: str, ckpt: dict, work_dir: str, keep_last: int | None = None,
-                    update_pointer: bool = True) -> None:
+def save_checkpoint(
+    path: str, ckpt: dict, work_dir: str, keep_last: int | None = None, update_pointer: bool = True
+) -> None:
     """Write ``ckpt`` atomically, point ``last_checkpoint`` at it, prune old ``iter_*.pth``."""
     atomic_save(ckpt, path)
     if update_pointer:
         atomic_write_text(os.path.basename(path) + "\n", os.path.join(work_dir, LAST_CHECKPOINT))
     if keep_last is not None and keep_last > 0:
-        iters = sorted(glob.glob(os.path.join(work_dir, "iter_*.pth")),
-                       key=lambda p: checkpoint_iter(p) or -1, reverse=True)
+        iters = sorted(
+            glob.glob(os.path.join(work_dir, "iter_*.pth")), key=lambda p: checkpoint_iter(p) or -1, reverse=True
+        )
         for old in iters[keep_last:]:
             try:
                 os.remove(old)

@@ -1,4 +1,5 @@
 """The check that the model predicts as many classes as the training set has."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,7 +31,9 @@ def check_num_classes(model: nn.Module, dataset: Any, model_cfg: dict) -> None:
         return
     names = list(getattr(dataset, "class_names", None) or [])
     shown = f" ({', '.join(map(str, names[:10]))}{', ...' if len(names) > 10 else ''})" if names else ""
-    raise ConfigError(f"{_num_classes_key(model_cfg)} = {model_classes} but the training set "
-                      f"({type(dataset).__name__}) has {data_classes} classes{shown}; set "
-                      f"{_num_classes_key(model_cfg)}={data_classes} (e.g. --cfg-options "
-                      f"{_num_classes_key(model_cfg)}={data_classes}) or fix the dataset's classes")
+    raise ConfigError(
+        f"{_num_classes_key(model_cfg)} = {model_classes} but the training set "
+        f"({type(dataset).__name__}) has {data_classes} classes{shown}; set "
+        f"{_num_classes_key(model_cfg)}={data_classes} (e.g. --cfg-options "
+        f"{_num_classes_key(model_cfg)}={data_classes}) or fix the dataset's classes"
+    )

@@ -2,6 +2,7 @@
 (``train_cfg.max_iters=abc``, ``train_dataloader.batch_size=0``, ``optimizer.lr=-1``) ends in
 one ``ConfigError`` naming the key, the value and what is allowed, not in a traceback from
 deep inside the loop. The ``train_cfg`` keys and their checks are ``TrainConfig``'s."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -15,13 +16,20 @@ from .amp import check_amp_device  # noqa: F401  (re-exported: evaluate_model us
 from .train_config import TrainConfig
 
 OPTIMIZER_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "lr": _number(), "momentum": _number(positive=False), "weight_decay": _number(positive=False),
+    "lr": _number(),
+    "momentum": _number(positive=False),
+    "weight_decay": _number(positive=False),
 }
 
 
-def check_engine_config(train_cfg: Any, train_dataloader: Any, val_dataloader: Any = None,
-                        optimizer: Any = None, device: torch.device | str | None = None,
-                        config_class: type[TrainConfig] = TrainConfig) -> TrainConfig | None:
+def check_engine_config(
+    train_cfg: Any,
+    train_dataloader: Any,
+    val_dataloader: Any = None,
+    optimizer: Any = None,
+    device: torch.device | str | None = None,
+    config_class: type[TrainConfig] = TrainConfig,
+) -> TrainConfig | None:
     """Raise ``ConfigError`` for the first unknown key or value of the wrong type or range;
     return the checked ``train_cfg`` (``None`` when there is none). ``device``: the training
     device, against which ``train_cfg.amp`` is checked."""

@@ -19,6 +19,7 @@ validates first (``redo_pending_validation``), so the plateau schedule, ``best.p
 (``after_iter`` sees the step counted). Every rank calls every hook (collectives inside stay
 in step); only rank 0 writes files.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,6 +68,7 @@ def _every(it: int, interval: int | None) -> bool:
 class LoggerHook(Hook):
     """Averages the loss dict over ``interval`` iterations and over ranks; writes
     ``metrics.jsonl`` (see ``resdet.engine.logger``), log lines and the TTY progress bar."""
+
     priority = 10
 
     def __init__(self, interval: int = 50, tensorboard: bool = False) -> None:
@@ -86,8 +88,13 @@ class LoggerHook(Hook):
             self.writer.truncate_after(trainer.iter, drop_val_at_end=trainer.val_pending)
         # the bar (a terminal only: the periodic log lines below are the plain form) and the
         # log lines come from rank 0 only (other ranks share its terminal)
-        self.display = Progress(trainer.max_iters, "train", stream=sys.stdout, start=trainer.iter,
-                                enabled=dist.is_main_process() and is_terminal(sys.stdout))
+        self.display = Progress(
+            trainer.max_iters,
+            "train",
+            stream=sys.stdout,
+            start=trainer.iter,
+            enabled=dist.is_main_process() and is_terminal(sys.stdout),
+        )
         if self.display.live:
             point_console_at(sys.stdout)  # rich's proxy now: log lines print above the bar
         self.start_iter, self.start_time = trainer.iter, time.perf_counter()
@@ -115,20 +122,31 @@ class LoggerHook(Hook):
         steps = max(it - getattr(self, "_last_logged", self.start_iter), 1)
         record = {"mode": "train", "iter": it, "epoch": trainer.epoch, "lr": trainer.current_lr()}
         record.update({k: float(v) for k, v in zip(keys, values)})
-        record.update({"time": self.time_sum / steps, "data_time": self.data_time_sum / steps,
-                       "eta_s": float(eta), "num_skipped": int(trainer.total_skipped())})
+        record.update(
+            {
+                "time": self.time_sum / steps,
+                "data_time": self.data_time_sum / steps,
+                "eta_s": float(eta),
+                "num_skipped": int(trainer.total_skipped()),
+            }
+        )
         if torch.cuda.is_available() and trainer.device.type == "cuda":
-            record["memory_mb"] = int(torch.cuda.max_memory_allocated(trainer.device) / 2 ** 20)
+            record["memory_mb"] = int(torch.cuda.max_memory_allocated(trainer.device) / 2**20)
         self._last_logged = it
         self.sums, self.count, self.time_sum, self.data_time_sum = {}, 0, 0.0, 0.0
         if self.writer is not None:
             self.writer.write(record)
-        shown = {k: v for k, v in record.items()
-                 if k not in ("mode", "iter", "epoch", "eta_s", "time", "data_time", "num_skipped")}
+        shown = {
+            k: v
+            for k, v in record.items()
+            if k not in ("mode", "iter", "epoch", "eta_s", "time", "data_time", "num_skipped")
+        }
         if dist.is_main_process():
-            trainer.logger.info(f"iter {it}/{trainer.max_iters} epoch {trainer.epoch} {format_fields(shown)} "
-                                f"time {record['time']:.3f}s data {record['data_time']:.3f}s "
-                                f"eta {format_seconds(eta)} skipped {record['num_skipped']}")
+            trainer.logger.info(
+                f"iter {it}/{trainer.max_iters} epoch {trainer.epoch} {format_fields(shown)} "
+                f"time {record['time']:.3f}s data {record['data_time']:.3f}s "
+                f"eta {format_seconds(eta)} skipped {record['num_skipped']}"
+            )
 
     def after_val(self, trainer, results: dict[str, float]) -> None:
         record = {"mode": "val", "iter": trainer.iter, "epoch": trainer.epoch}
@@ -178,6 +196,7 @@ class EvalHook(Hook):
         rule: ``'less'`` or ``'greater'`` is better (``None``: from the metric for ``'auto'``,
             else ``'less'`` for keys containing ``err``/``loss`` and ``'greater'`` otherwise).
     """
+
     priority = 50
 
     def __init__(self, interval: int = 1000, save_best: str | None = "auto", rule: str | None = None) -> None:
@@ -207,8 +226,9 @@ class EvalHook(Hook):
         if not self.save_best:
             return
         if self.save_best not in results:
-            raise KeyError(f"save_best='{self.save_best}' is not among the validation results "
-                           f"({', '.join(sorted(results))})")
+            raise KeyError(
+                f"save_best='{self.save_best}' is not among the validation results ({', '.join(sorted(results))})"
+            )
         value = float(results[self.save_best])
         best = trainer.best_score
         better = best is None or (value < best if self.rule == "less" else value > best)
@@ -223,6 +243,7 @@ class EvalHook(Hook):
 class CheckpointHook(Hook):
     """``iter_<N>.pth`` every ``interval`` iterations (the last ``keep_last`` kept), before
     that iteration's validation, and ``final.pth`` at the end."""
+
     priority = 40
 
     def __init__(self, interval: int = 1000, keep_last: int | None = 3) -> None:
@@ -243,8 +264,7 @@ def redo_pending_validation(trainer) -> None:
     hooks = [h for h in trainer.hooks if isinstance(h, EvalHook) and h.due(trainer)]
     if not trainer.val_pending or not hooks:
         return
-    trainer.logger.info("the checkpoint of iteration %d was written before its validation: validating",
-                        trainer.iter)
+    trainer.logger.info("the checkpoint of iteration %d was written before its validation: validating", trainer.iter)
     for hook in hooks:
         hook.validate(trainer)
     trainer.val_pending = False

@@ -4,6 +4,7 @@ Used by the validation hook and by ``tools/eval.py``. All ranks run it over thei
 (``InferenceSampler``); each metric's ``compute`` gathers over ranks, so every rank returns
 the same numbers.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,15 +27,25 @@ logger = logging.getLogger("resdet")
 
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The module inside DDP / DataParallel wrappers."""
-    return model.module if hasattr(model, "module") and isinstance(
-        model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
+    return (
+        model.module
+        if hasattr(model, "module") and isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel))
+        else model
+    )
 
 
 @torch.no_grad()
-def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch.device | str | None = None,
-                  amp: str | None = None, channels_last: bool = False,
-                  log_interval: int = 0, show_progress: bool = True,
-                  description: str = "inference") -> dict[str, float]:
+def run_inference(
+    model: nn.Module,
+    dataloader: Any,
+    metrics: Any,
+    device: torch.device | str | None = None,
+    amp: str | None = None,
+    channels_last: bool = False,
+    log_interval: int = 0,
+    show_progress: bool = True,
+    description: str = "inference",
+) -> dict[str, float]:
     """Evaluate ``model`` on ``dataloader`` with ``metrics``.
 
     Args:
@@ -67,8 +78,9 @@ def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch
     num_skipped = num_images = 0
     start = time.perf_counter()
     total = len(dataloader) if hasattr(dataloader, "__len__") else None
-    progress = Progress(total, description, enabled=show_progress and dist.is_main_process(),
-                        interval_s=30.0, stream=sys.stdout)
+    progress = Progress(
+        total, description, enabled=show_progress and dist.is_main_process(), interval_s=30.0, stream=sys.stdout
+    )
     try:
         for index, batch in enumerate(dataloader):
             num_skipped += int(batch.get("num_skipped", 0))
@@ -81,8 +93,12 @@ def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch
                 metric.process(outputs, batch["targets"])
             progress.update(1, images=num_images)
             if log_interval and (index + 1) % log_interval == 0:
-                logger.info("inference: %d batches, %d images, %.3f s/batch", index + 1, num_images,
-                            (time.perf_counter() - start) / (index + 1))
+                logger.info(
+                    "inference: %d batches, %d images, %.3f s/batch",
+                    index + 1,
+                    num_images,
+                    (time.perf_counter() - start) / (index + 1),
+                )
     finally:
         progress.close()
         model.train(was_training)
@@ -93,8 +109,10 @@ def run_inference(model: nn.Module, dataloader: Any, metrics: Any, device: torch
         computed = metric.compute()
         clash = set(computed) & set(results)
         if clash:
-            raise KeyError(f"metrics {type(metric).__name__} reports keys {sorted(clash)} that an "
-                           "earlier metric already reported; give them distinct prefixes")
+            raise KeyError(
+                f"metrics {type(metric).__name__} reports keys {sorted(clash)} that an "
+                "earlier metric already reported; give them distinct prefixes"
+            )
         results.update(computed)
     results["num_skipped"] = num_skipped
     results["num_images"] = num_images
@@ -108,4 +126,3 @@ def primary_metric(metrics: Sequence[Any]) -> tuple[str | None, str]:
         if key:
             return key, "greater" if getattr(metric, "higher_is_better", True) else "less"
     return None, "less"
-

@@ -18,6 +18,7 @@ validation error as e.g. ``top1_err`` of ``mode == "val"`` lines.
 The console may go away during a run (``| head``, a ``tee`` that exits, a closed terminal):
 the console handler then goes quiet, says so once in ``train.log`` and the run goes on.
 """
+
 from __future__ import annotations
 
 import ast
@@ -144,11 +145,13 @@ class MetricsWriter:
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
+
                 self.tb = SummaryWriter(os.path.join(work_dir, "tensorboard"))
             except ImportError:
                 logging.getLogger(LOGGER_NAME).warning(
                     "train_cfg.tensorboard=True but the 'tensorboard' package is not installed "
-                    "(pip install tensorboard); writing metrics.jsonl only")
+                    "(pip install tensorboard); writing metrics.jsonl only"
+                )
 
     def truncate_after(self, iteration: int, drop_val_at_end: bool = False) -> None:
         """Keep only records with ``iter <= iteration`` (all are dropped for ``iteration == 0``);
@@ -181,8 +184,11 @@ def point_console_at(stream) -> None:
     """Send the ``resdet`` logger's console lines to ``stream`` (e.g. rich's proxy of stdout
     while a progress bar is on screen, so lines print above the bar instead of through it)."""
     for handler in logging.getLogger(LOGGER_NAME).handlers:
-        if getattr(handler, "_resdet", False) and isinstance(handler, logging.StreamHandler) \
-                and not isinstance(handler, logging.FileHandler):
+        if (
+            getattr(handler, "_resdet", False)
+            and isinstance(handler, logging.StreamHandler)
+            and not isinstance(handler, logging.FileHandler)
+        ):
             handler.setStream(stream)
 
 
@@ -206,13 +212,14 @@ class RepeatedWarnings:
             self.counts[key] = self.counts.get(key, 0) + 1
             if self.counts[key] == 1:
                 previous(message, category, filename, lineno, file, line)
+
         warnings.showwarning = show
         return self
 
     def __exit__(self, *exc) -> None:
         self._catcher.__exit__(*exc)
         repeated = sorted(((n, k) for k, n in self.counts.items() if n > 1), reverse=True)
-        for count, (category, text) in repeated[:self.max_summary]:
+        for count, (category, text) in repeated[: self.max_summary]:
             short = text if len(text) <= 160 else text[:157] + "..."
             self.logger.warning("%s repeated %d times: %s", category, count, short)
         if len(repeated) > self.max_summary:
@@ -224,12 +231,21 @@ def environment_info(device: torch.device, world_size: int) -> dict:
     import torchvision
 
     from .. import __version__
-    info = {"resdet": __version__, "python": platform.python_version(), "platform": platform.platform(),
-            "torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": numpy.__version__,
-            "device": str(device), "world_size": int(world_size), "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-            "num_threads": torch.get_num_threads(),
-            "start_time": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+
+    info = {
+        "resdet": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "device": str(device),
+        "world_size": int(world_size),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        "num_threads": torch.get_num_threads(),
+        "start_time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    }
     if device.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(device)
     return info
@@ -241,8 +257,13 @@ _RESUMED_CONFIG_RE = re.compile(r"^config\.resumed-(\d+)\.py$")
 def _config_value(node: ast.AST):
     """A config expression as nested dicts / lists of literals, read without running it
     (``dict(a=1)`` and ``{'a': 1}`` become dicts; anything else its source text)."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" \
-            and not node.args and all(kw.arg for kw in node.keywords):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "dict"
+        and not node.args
+        and all(kw.arg for kw in node.keywords)
+    ):
         return {kw.arg: _config_value(kw.value) for kw in node.keywords}
     if isinstance(node, ast.Dict) and all(isinstance(k, ast.Constant) for k in node.keys):
         return {k.value: _config_value(v) for k, v in zip(node.keys, node.values)}
@@ -282,24 +303,27 @@ def config_differences(old_text: str, new_text: str) -> list[str]:
         old, new = _config_leaves(old_text), _config_leaves(new_text)
     except (SyntaxError, ValueError, RecursionError):
         old_lines, new_lines = old_text.splitlines(), new_text.splitlines()
-        return [f"line {i + 1}" for i in range(max(len(old_lines), len(new_lines)))
-                if (old_lines[i:i + 1] or [None]) != (new_lines[i:i + 1] or [None])]
+        return [
+            f"line {i + 1}"
+            for i in range(max(len(old_lines), len(new_lines)))
+            if (old_lines[i : i + 1] or [None]) != (new_lines[i : i + 1] or [None])
+        ]
     changed = [k for k in new if k not in old or old[k] != new[k]]
     return changed + [k for k in old if k not in new]
 
 
 def _newest_saved_config(work_dir: str) -> str | None:
     """``config.resumed-<N>.py`` with the largest N, else ``config.py``, else ``None``."""
-    resumed = [(int(m.group(1)), name) for name in os.listdir(work_dir)
-               for m in [_RESUMED_CONFIG_RE.match(name)] if m]
+    resumed = [(int(m.group(1)), name) for name in os.listdir(work_dir) for m in [_RESUMED_CONFIG_RE.match(name)] if m]
     if resumed:
         return os.path.join(work_dir, max(resumed)[1])
     path = os.path.join(work_dir, "config.py")
     return path if os.path.isfile(path) else None
 
 
-def save_run_info(work_dir: str, config_text: str | None, device: torch.device, world_size: int,
-                  resumed_iter: int | None = None) -> None:
+def save_run_info(
+    work_dir: str, config_text: str | None, device: torch.device, world_size: int, resumed_iter: int | None = None
+) -> None:
     """``config.py`` (the full config text) and ``env.json`` (versions, device) in the work dir.
 
     A resumed run (``resumed_iter`` set) keeps the ``config.py`` of the first run: when its
@@ -319,6 +343,12 @@ def save_run_info(work_dir: str, config_text: str | None, device: torch.device, 
                 shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
                 logging.getLogger(LOGGER_NAME).warning(
                     "resuming with a changed config: %d key%s differ%s from %s (%s); kept it, saved this "
-                    "run's config as %s", len(keys), "" if len(keys) == 1 else "s", "s" if len(keys) == 1 else "",
-                    os.path.basename(previous), shown or "formatting only", os.path.basename(path))
+                    "run's config as %s",
+                    len(keys),
+                    "" if len(keys) == 1 else "s",
+                    "s" if len(keys) == 1 else "",
+                    os.path.basename(previous),
+                    shown or "formatting only",
+                    os.path.basename(path),
+                )
     atomic_write_json(environment_info(device, world_size), os.path.join(work_dir, "env.json"))

@@ -6,6 +6,7 @@ second param group without weight decay. ``type`` may name any ``torch.optim`` o
 (``'SGD'``, ``'AdamW'``, ...); the remaining keys are its keyword arguments. Optimizers that
 take ``foreach`` get ``foreach=True`` unless the config says otherwise (or asks for ``fused``).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -28,8 +29,11 @@ def split_decay_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Pa
             if not param.requires_grad or id(param) in seen:
                 continue
             seen.add(id(param))
-            (no_decay if is_norm(module) or name == "bias" or isinstance(
-                module, (nn.GroupNorm, nn.LayerNorm)) else decay).append(param)
+            (
+                no_decay
+                if is_norm(module) or name == "bias" or isinstance(module, (nn.GroupNorm, nn.LayerNorm))
+                else decay
+            ).append(param)
     return decay, no_decay
 
 
@@ -39,11 +43,17 @@ def build_optimizer(model: nn.Module, cfg: dict | None = None) -> torch.optim.Op
     opt_type = cfg.pop("type", "SGD")
     opt_cls = getattr(torch.optim, opt_type, None)
     if not (isinstance(opt_cls, type) and issubclass(opt_cls, torch.optim.Optimizer)):
-        names = sorted(n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)
-                       and issubclass(getattr(torch.optim, n), torch.optim.Optimizer) and n != "Optimizer")
+        names = sorted(
+            n
+            for n in dir(torch.optim)
+            if isinstance(getattr(torch.optim, n), type)
+            and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)
+            and n != "Optimizer"
+        )
         hint = did_you_mean(opt_type, names)
-        raise ConfigError(f"optimizer.type '{opt_type}' is not a torch.optim optimizer{hint}; allowed values: "
-                          f"{', '.join(names)}")
+        raise ConfigError(
+            f"optimizer.type '{opt_type}' is not a torch.optim optimizer{hint}; allowed values: {', '.join(names)}"
+        )
     if "lr" not in cfg:
         raise ConfigError(f"optimizer config needs 'lr' (got keys {sorted(cfg)})")
     for key, value in OPTIMIZER_DEFAULTS.get(opt_type, {}).items():

@@ -16,6 +16,7 @@ and are told what happened:
 ``LRScheduler`` applies the product to an optimizer and round-trips its state through
 checkpoints (plain Python types only).
 """
+
 from __future__ import annotations
 
 import math
@@ -105,8 +106,15 @@ class PlateauLR(LRSchedule):
         threshold: relative improvement needed to count as better.
     """
 
-    def __init__(self, metric: str = "top1_err", mode: str = "min", patience: int = 2,
-                 factor: float = 0.1, min_lr: float = 0.0, threshold: float = 1e-4) -> None:
+    def __init__(
+        self,
+        metric: str = "top1_err",
+        mode: str = "min",
+        patience: int = 2,
+        factor: float = 0.1,
+        min_lr: float = 0.0,
+        threshold: float = 1e-4,
+    ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"PlateauLR.mode must be 'min' or 'max', got {mode!r}")
         self.metric, self.mode, self.patience = metric, mode, int(patience)
@@ -125,8 +133,10 @@ class PlateauLR(LRSchedule):
 
     def observe_val(self, it: int, results: dict[str, float]) -> None:
         if self.metric not in results:
-            raise KeyError(f"PlateauLR watches '{self.metric}' but validation returned "
-                           f"{', '.join(sorted(results)) or 'nothing'}; set param_scheduler.metric")
+            raise KeyError(
+                f"PlateauLR watches '{self.metric}' but validation returned "
+                f"{', '.join(sorted(results)) or 'nothing'}; set param_scheduler.metric"
+            )
         value = float(results[self.metric])
         if self._better(value):
             self.best, self.bad_evals = value, 0
@@ -162,8 +172,14 @@ class WarmupUntilLR(LRSchedule):
         max_warmup_iters: switch at this iteration at the latest (``None``: no limit).
     """
 
-    def __init__(self, warmup_lr: float = 0.01, threshold: float = 0.8, metric: str = "train_err",
-                 window: int = 20, max_warmup_iters: int | None = None) -> None:
+    def __init__(
+        self,
+        warmup_lr: float = 0.01,
+        threshold: float = 0.8,
+        metric: str = "train_err",
+        window: int = 20,
+        max_warmup_iters: int | None = None,
+    ) -> None:
         if window < 1:
             raise ValueError(f"WarmupUntilLR.window must be >= 1, got {window}")
         self.warmup_lr, self.threshold, self.train_metric = float(warmup_lr), float(threshold), metric
@@ -175,12 +191,15 @@ class WarmupUntilLR(LRSchedule):
         if self.switched_at is not None:
             return
         if self.train_metric not in metrics:
-            raise KeyError(f"WarmupUntilLR watches '{self.train_metric}' but the model's loss dict has "
-                           f"{', '.join(sorted(metrics))}")
+            raise KeyError(
+                f"WarmupUntilLR watches '{self.train_metric}' but the model's loss dict has "
+                f"{', '.join(sorted(metrics))}"
+            )
         self.recent.append(float(metrics[self.train_metric]))
         full = len(self.recent) == self.window
-        if (full and sum(self.recent) / self.window < self.threshold) or \
-                (self.max_warmup_iters is not None and it + 1 >= self.max_warmup_iters):
+        if (full and sum(self.recent) / self.window < self.threshold) or (
+            self.max_warmup_iters is not None and it + 1 >= self.max_warmup_iters
+        ):
             self.switched_at = int(it) + 1  # the first iteration at the base rate
 
     def factor(self, it: int, base_lr: float) -> float:
@@ -199,8 +218,9 @@ class WarmupUntilLR(LRSchedule):
 class LRScheduler:
     """Sets each param group's ``lr`` to ``initial_lr * prod(factors)`` before every iteration."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, schedules: Sequence[LRSchedule | dict] | dict | None,
-                 max_iters: int) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, schedules: Sequence[LRSchedule | dict] | dict | None, max_iters: int
+    ) -> None:
         if schedules is None:
             schedules = []
         elif isinstance(schedules, (dict, LRSchedule)):
@@ -240,14 +260,17 @@ class LRScheduler:
             schedule.observe_val(it, results)
 
     def state_dict(self) -> dict:
-        return {"base_lrs": list(self.base_lrs),
-                "schedules": [{"type": type(s).__name__, "state": s.state_dict()} for s in self.schedules]}
+        return {
+            "base_lrs": list(self.base_lrs),
+            "schedules": [{"type": type(s).__name__, "state": s.state_dict()} for s in self.schedules],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         saved = state.get("schedules", [])
         names = [type(s).__name__ for s in self.schedules]
         if [s["type"] for s in saved] != names:
-            raise ValueError(f"checkpoint scheduler has schedules {[s['type'] for s in saved]} but the "
-                             f"config has {names}")
+            raise ValueError(
+                f"checkpoint scheduler has schedules {[s['type'] for s in saved]} but the config has {names}"
+            )
         for schedule, entry in zip(self.schedules, saved):
             schedule.load_state_dict(entry["state"])

@@ -27,6 +27,7 @@ without console output (``train.log`` keeps everything), as under ``nohup``.
 a worker died and torchrun (``--max-restarts``) restarted the group, the trainer resumes
 from the newest checkpoint of the work dir by itself.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,10 @@ class TrainingPreempted(SystemExit):
         self.signal_name, self.iteration, self.checkpoint = signal_name, iteration, checkpoint
 
     def __str__(self) -> str:
-        return (f"stopped by {self.signal_name} after iteration {self.iteration}; checkpoint "
-                f"{self.checkpoint}; continue with --resume")
+        return (
+            f"stopped by {self.signal_name} after iteration {self.iteration}; checkpoint "
+            f"{self.checkpoint}; continue with --resume"
+        )
 
 
 def restart_count() -> int:

@@ -1,6 +1,7 @@
 """The pieces of a step: a collate batch moved to the device (4-d images in channels-last
 memory format when asked) and fed to the model under autocast (training and inference alike),
 the one rule that sums a loss dict, gradient clipping and the per-iteration all-reduce."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,9 @@ from ..utils import dist
 from .amp import autocast_context
 
 
-def forward_batch(model: nn.Module, batch: dict, device: torch.device, amp: str | None = None,
-                  channels_last: bool = False) -> Any:
+def forward_batch(
+    model: nn.Module, batch: dict, device: torch.device, amp: str | None = None, channels_last: bool = False
+) -> Any:
     """``model(inputs, targets)`` for a collate dict ``{'inputs', 'targets', ...}``.
 
     Args:
@@ -55,8 +57,7 @@ def all_reduce_scalars(values: list, device: torch.device) -> list[float]:
     return dist.all_reduce_mean(stacked).tolist()
 
 
-def clip_gradients(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                   clip: float | dict) -> torch.Tensor:
+def clip_gradients(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, clip: float | dict) -> torch.Tensor:
     """Clip the gradients of ``optimizer``'s parameters to ``clip`` (a max norm or
     ``dict(max_norm=..., norm_type=...)``), unscaled first; the total norm before clipping."""
     clip = dict(max_norm=float(clip)) if isinstance(clip, (int, float)) else dict(clip)

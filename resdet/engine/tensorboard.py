@@ -15,6 +15,7 @@ loader's own pipeline and collate function, so the model sees exactly what valid
 ``custom_hooks=[dict(type='TensorBoardImagesHook', num_images=8, score_thr=0.5)]`` replaces the
 default one.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,9 @@ def _enlarge(img: torch.Tensor) -> tuple[torch.Tensor, float]:
     return F.interpolate(img[None].float(), size=size, mode="nearest")[0].to(torch.uint8), factor
 
 
-def draw_detections_chw(img: torch.Tensor, output: dict, target: dict, names: list[str] | None,
-                        score_thr: float) -> torch.Tensor:
+def draw_detections_chw(
+    img: torch.Tensor, output: dict, target: dict, names: list[str] | None, score_thr: float
+) -> torch.Tensor:
     """``img``: the pipeline's ``3 x H x W`` uint8 image; ``output``: a detector's
     prediction for it (``boxes`` ``N x 4`` xyxy in original-image pixels, ``scores``,
     ``labels``); ``target``: its meta (``scale_factor`` (w, h), ``flip``). Returns the
@@ -57,15 +59,18 @@ def draw_detections_chw(img: torch.Tensor, output: dict, target: dict, names: li
     # predictions are in the original image: forward through the pipeline's resize and flip
     boxes = ImageMeta.from_dict(target, image_shape=img.shape[-2:]).boxes_to_image(boxes)
     img, factor = _enlarge(img.cpu())
-    labels = [f"{class_name(label, names)} {float(s):.2f}"
-              for label, s in zip(output["labels"][keep].tolist(), output["scores"][keep].tolist())]
+    labels = [
+        f"{class_name(label, names)} {float(s):.2f}"
+        for label, s in zip(output["labels"][keep].tolist(), output["scores"][keep].tolist())
+    ]
     if not labels:
         return img
     return draw_bounding_boxes(img, boxes * factor, labels=labels, colors="yellow", width=2)
 
 
-def draw_classification_chw(img: torch.Tensor, logits: torch.Tensor, label: int | None,
-                            names: list[str] | None) -> torch.Tensor:
+def draw_classification_chw(
+    img: torch.Tensor, logits: torch.Tensor, label: int | None, names: list[str] | None
+) -> torch.Tensor:
     """``img`` ``3 x H x W`` uint8 and its ``C`` logits: the picture framed green (right) or
     red (wrong), labelled ``guess probability (true: name)``."""
     img, _ = _enlarge(img.cpu())
@@ -79,8 +84,14 @@ def draw_classification_chw(img: torch.Tensor, logits: torch.Tensor, label: int 
 
 
 @torch.no_grad()
-def validation_previews(model: torch.nn.Module, loader: Any, num_images: int, device: torch.device,
-                        amp: str | None = None, score_thr: float = 0.3) -> list[torch.Tensor]:
+def validation_previews(
+    model: torch.nn.Module,
+    loader: Any,
+    num_images: int,
+    device: torch.device,
+    amp: str | None = None,
+    score_thr: float = 0.3,
+) -> list[torch.Tensor]:
     """The first ``num_images`` images of ``loader``'s dataset with ``model``'s predictions
     drawn, each ``3 x H x W`` uint8."""
     dataset = loader.raw_dataset
@@ -104,10 +115,13 @@ def validation_previews(model: torch.nn.Module, loader: Any, num_images: int, de
     images = [torch.as_tensor(s["img"]).permute(2, 0, 1).contiguous() for s in samples]
     if isinstance(outputs, torch.Tensor):  # a classifier: N x C logits
         labels = batch["targets"].get("labels") if isinstance(batch["targets"], dict) else None
-        return [draw_classification_chw(img, outputs[i], None if labels is None else int(labels[i]), names)
-                for i, img in enumerate(images[:len(outputs)])]
-    return [draw_detections_chw(img, out, tgt, names, score_thr)
-            for img, out, tgt in zip(images, outputs, batch["targets"])]
+        return [
+            draw_classification_chw(img, outputs[i], None if labels is None else int(labels[i]), names)
+            for i, img in enumerate(images[: len(outputs)])
+        ]
+    return [
+        draw_detections_chw(img, out, tgt, names, score_thr) for img, out, tgt in zip(images, outputs, batch["targets"])
+    ]
 
 
 @HOOKS.register_module()
@@ -115,6 +129,7 @@ class TensorBoardImagesHook(Hook):
     """After each validation, the first ``num_images`` validation images with the model's
     predictions (detections above ``score_thr``), as TensorBoard images ``val_images/<i>`` at
     the current iteration, in ``<work_dir>/tensorboard``."""
+
     priority = 60  # after the logger has written the validation numbers
 
     def __init__(self, num_images: int = 4, score_thr: float = 0.3) -> None:
@@ -133,8 +148,14 @@ class TensorBoardImagesHook(Hook):
     def after_val(self, trainer, results: dict[str, float]) -> None:
         if self.writer is None:
             return
-        pictures = validation_previews(trainer.model, trainer.val_loader, self.num_images, trainer.device,
-                                       amp=trainer.amp, score_thr=self.score_thr)
+        pictures = validation_previews(
+            trainer.model,
+            trainer.val_loader,
+            self.num_images,
+            trainer.device,
+            amp=trainer.amp,
+            score_thr=self.score_thr,
+        )
         for index, picture in enumerate(pictures):
             self.writer.add_image(f"val_images/{index}", picture, trainer.iter, dataformats="CHW")
         self.writer.flush()

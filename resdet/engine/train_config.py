@@ -10,6 +10,7 @@ expected an integer >= 1 or None``). A trainer with keys of its own subclasses t
 (``extra: int = config_field(1, int_value(1))``) and sets ``Trainer.config_class``.
 ``trainer_arguments`` reads a whole config into the ``Trainer``'s arguments.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -32,8 +33,9 @@ def _clip_grad(value: Any) -> str | None:
 
 
 def _compile(value: Any) -> str | None:
-    if isinstance(value, bool) or (isinstance(value, (list, tuple)) and value
-                                   and all(isinstance(v, str) and v for v in value)):
+    if isinstance(value, bool) or (
+        isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value)
+    ):
         return None
     return "True, False, or a list of submodule names (e.g. ['backbone', 'neck'])"
 
@@ -70,6 +72,7 @@ class TrainConfig:
         threads: CPU intra-op threads of this process (``None``: torch's default).
         compile: ``torch.compile`` the model's parts for training (``True`` or their names).
     """
+
     max_iters: int | None = config_field(None, int_value(1, optional=True))
     max_epochs: int | None = config_field(None, int_value(1, optional=True))
     val_interval: int = config_field(1000, int_value(0))  # 0: only at the end
@@ -128,14 +131,24 @@ def trainer_arguments(cfg: Any, work_dir: str | None = None, resume: Any = None)
             text = cfg.pretty_text
         except Exception:  # yapf cannot format some configs; keep the raw file text
             text = getattr(cfg, "text", None)
-    to_dict = (lambda v: v.to_dict() if hasattr(v, "to_dict") else v)
+    to_dict = lambda v: v.to_dict() if hasattr(v, "to_dict") else v
     for key in ("model", "train_dataloader"):
         if get(key) is None:
             raise KeyError(f"config has no '{key}'")
     hooks = get("custom_hooks") or []
-    return dict(model=to_dict(get("model")), work_dir=work_dir, train_dataloader=to_dict(get("train_dataloader")),
-                optimizer=to_dict(get("optimizer")), param_scheduler=to_dict(get("param_scheduler")),
-                train_cfg=to_dict(get("train_cfg")), val_dataloader=to_dict(get("val_dataloader")),
-                val_evaluator=to_dict(get("val_evaluator")), load_from=get("load_from"),
-                load_strict=bool(get("load_strict", True)), resume=resume,
-                custom_hooks=[to_dict(h) for h in hooks], config_text=text, classes=get("classes"))
+    return dict(
+        model=to_dict(get("model")),
+        work_dir=work_dir,
+        train_dataloader=to_dict(get("train_dataloader")),
+        optimizer=to_dict(get("optimizer")),
+        param_scheduler=to_dict(get("param_scheduler")),
+        train_cfg=to_dict(get("train_cfg")),
+        val_dataloader=to_dict(get("val_dataloader")),
+        val_evaluator=to_dict(get("val_evaluator")),
+        load_from=get("load_from"),
+        load_strict=bool(get("load_strict", True)),
+        resume=resume,
+        custom_hooks=[to_dict(h) for h in hooks],
+        config_text=text,
+        classes=get("classes"),
+    )

@@ -4,6 +4,7 @@ background row and column, the TIDE-style breakdown of AP lost by error type
 results against a COCO ground truth. Numbers only (json-ready); ``resdet.visualization``
 draws them and ``resdet analyze`` writes both.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,8 +28,9 @@ def precision_recall(is_tp: np.ndarray, scores: np.ndarray, num_gt: int) -> tupl
     return precision, recall
 
 
-def interpolated_precision(precision: np.ndarray, recall: np.ndarray,
-                           scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def interpolated_precision(
+    precision: np.ndarray, recall: np.ndarray, scores: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """COCO's precision at the 101 recalls r in {0, 0.01, ..., 1}: the best precision at a recall
     >= r (0 where that recall is never reached), and the score threshold that reaches r (NaN
     where never reached), from per-detection ``precision`` / ``recall`` / descending ``scores``."""
@@ -59,16 +61,21 @@ def pr_curves(dets: Sequence[dict], analysis: ErrorAnalysis, cat_ids: Sequence) 
         num_gt = int(((gt_cats == cat) & ~analysis.gt_crowd).sum()) if len(gt_cats) else 0
         precision, recall = precision_recall(analysis.det_type[mine] == "tp", scores[mine], num_gt)
         curve, thresholds = interpolated_precision(precision, recall, np.sort(scores[mine])[::-1])
-        curves[cat] = {"recall": RECALL_POINTS.round(2).tolist(), "precision": curve.round(5).tolist(),
-                       "score": [None if np.isnan(t) else round(float(t), 5) for t in thresholds],
-                       "ap50": float(curve.mean()) if num_gt else None,
-                       "max_recall": float(recall[-1]) if len(recall) else 0.0,
-                       "num_gt": num_gt, "num_dets": int(mine.sum())}
+        curves[cat] = {
+            "recall": RECALL_POINTS.round(2).tolist(),
+            "precision": curve.round(5).tolist(),
+            "score": [None if np.isnan(t) else round(float(t), 5) for t in thresholds],
+            "ap50": float(curve.mean()) if num_gt else None,
+            "max_recall": float(recall[-1]) if len(recall) else 0.0,
+            "num_gt": num_gt,
+            "num_dets": int(mine.sum()),
+        }
     return curves
 
 
-def confusion_matrix(gt: Any, dets: Sequence[dict], cat_ids: Sequence, iou_thr: float = FG_IOU,
-                     score_thr: float = 0.5) -> np.ndarray:
+def confusion_matrix(
+    gt: Any, dets: Sequence[dict], cat_ids: Sequence, iou_thr: float = FG_IOU, score_thr: float = 0.5
+) -> np.ndarray:
     """``(C + 1) x (C + 1)`` counts: row = ground-truth class, column = predicted class, in
     ``cat_ids`` order, the last row / column background. Per image, detections scoring at least
     ``score_thr`` are matched in descending score to an unmatched object with IoU >= ``iou_thr``:
@@ -126,8 +133,16 @@ def image_errors(dets: Sequence[dict], analysis: ErrorAnalysis, score_thr: float
     return counts
 
 
-def analyze_detections(gt: Any, dets: Sequence[dict], *, score_thr: float = 0.5, iou_thr: float = FG_IOU,
-                       bg_iou: float = 0.1, backend: str = "auto", top_images: int = 12) -> dict:
+def analyze_detections(
+    gt: Any,
+    dets: Sequence[dict],
+    *,
+    score_thr: float = 0.5,
+    iou_thr: float = FG_IOU,
+    bg_iou: float = 0.1,
+    backend: str = "auto",
+    top_images: int = 12,
+) -> dict:
     """Everything ``resdet analyze`` reports, json-ready: ``categories`` (``[{'id', 'name'}]``),
     ``errors`` (``ap50``, ``dAP`` and ``counts`` per error type, ``fg_iou``, ``bg_iou``),
     ``pr_curves`` (per category name), ``confusion`` (``labels`` with ``background`` last,
@@ -144,23 +159,34 @@ def analyze_detections(gt: Any, dets: Sequence[dict], *, score_thr: float = 0.5,
     matrix = confusion_matrix(gt, dets, cat_ids, iou_thr=iou_thr, score_thr=score_thr)
     per_image = image_errors(dets, analysis, score_thr=score_thr)
     worst = sorted(per_image.items(), key=lambda item: (-item[1]["errors"], str(item[0])))[:top_images]
-    return {"num_images": len(gt.getImgIds()), "num_detections": len(dets),
-            "num_objects": int((~analysis.gt_crowd).sum()),
-            "categories": [{"id": c, "name": names[c]} for c in cat_ids],
-            "errors": breakdown,
-            "pr_curves": {names[c]: curve for c, curve in curves.items()},
-            "confusion": {"labels": [names[c] for c in cat_ids] + ["background"], "matrix": matrix.tolist(),
-                          "iou_thr": iou_thr, "score_thr": score_thr},
-            "worst_images": [{"image_id": image_id, **entry} for image_id, entry in worst if entry["errors"]],
-            "analysis": analysis}
+    return {
+        "num_images": len(gt.getImgIds()),
+        "num_detections": len(dets),
+        "num_objects": int((~analysis.gt_crowd).sum()),
+        "categories": [{"id": c, "name": names[c]} for c in cat_ids],
+        "errors": breakdown,
+        "pr_curves": {names[c]: curve for c, curve in curves.items()},
+        "confusion": {
+            "labels": [names[c] for c in cat_ids] + ["background"],
+            "matrix": matrix.tolist(),
+            "iou_thr": iou_thr,
+            "score_thr": score_thr,
+        },
+        "worst_images": [{"image_id": image_id, **entry} for image_id, entry in worst if entry["errors"]],
+        "analysis": analysis,
+    }
 
 
 def format_breakdown(errors: dict) -> str:
     """The error table: count and dAP (AP points) per type, under the AP50 it starts from."""
-    lines = [f"AP@0.5 {100 * errors['ap50']:.2f}; AP gained by fixing each error type "
-             f"(TIDE, foreground IoU {errors.get('fg_iou', FG_IOU)}, background IoU {errors.get('bg_iou', 0.1)}):",
-             f"  {'error type':<38} {'count':>7} {'dAP':>7}"]
+    lines = [
+        f"AP@0.5 {100 * errors['ap50']:.2f}; AP gained by fixing each error type "
+        f"(TIDE, foreground IoU {errors.get('fg_iou', FG_IOU)}, background IoU {errors.get('bg_iou', 0.1)}):",
+        f"  {'error type':<38} {'count':>7} {'dAP':>7}",
+    ]
     for kind in ERROR_TYPES:
-        lines.append(f"  {ERROR_NAMES[kind] + ' (' + kind + ')':<38} {errors['counts'][kind]:>7d} "
-                     f"{100 * errors['dAP'][kind]:>7.2f}")
+        lines.append(
+            f"  {ERROR_NAMES[kind] + ' (' + kind + ')':<38} {errors['counts'][kind]:>7d} "
+            f"{100 * errors['dAP'][kind]:>7.2f}"
+        )
     return "\n".join(lines)

@@ -23,6 +23,7 @@ already matched (or claimed by a higher-scoring fix): then suppressed; ``both``,
 AP is COCO's AP at IoU 0.5 (101-point interpolation, mean over categories with ground truth),
 computed by ``resdet.evaluation.coco_api.evaluate_coco``.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -37,8 +38,14 @@ from .coco_api import coco_from_dict, evaluate_coco
 
 FG_IOU, BG_IOU = 0.5, 0.1
 ERROR_TYPES = ("cls", "loc", "both", "dupe", "bkg", "miss")
-ERROR_NAMES = {"cls": "classification", "loc": "localisation", "both": "classification + localisation",
-               "dupe": "duplicate", "bkg": "background", "miss": "missed"}
+ERROR_NAMES = {
+    "cls": "classification",
+    "loc": "localisation",
+    "both": "classification + localisation",
+    "dupe": "duplicate",
+    "bkg": "background",
+    "miss": "missed",
+}
 SUPPRESSED_BY_FIX = ("both", "dupe", "bkg")
 
 
@@ -49,6 +56,7 @@ class ErrorAnalysis:
     ``det_target`` (index into ``gt_anns`` of its matched / blamed ground truth, -1 for none),
     ``det_iou`` (the IoU with that target); per ground truth (``gt_anns`` order): ``gt_matched``
     (by a true positive), ``gt_missed``, ``gt_crowd``."""
+
     gt_anns: list[dict]
     det_type: np.ndarray
     det_target: np.ndarray
@@ -89,8 +97,9 @@ def _classify_fp(k: int, same: np.ndarray, iou: np.ndarray, fg_iou: float, bg_io
     return "bkg", -1
 
 
-def analyze_errors(gt: Any, dets: Sequence[dict], fg_iou: float = FG_IOU, bg_iou: float = BG_IOU,
-                   max_dets: int = 100) -> ErrorAnalysis:
+def analyze_errors(
+    gt: Any, dets: Sequence[dict], fg_iou: float = FG_IOU, bg_iou: float = BG_IOU, max_dets: int = 100
+) -> ErrorAnalysis:
     """Match ``dets`` (validated COCO results: ``image_id``, ``category_id``, ``bbox`` xywh,
     ``score``) to the ground truth ``gt`` (pycocotools ``COCO``) and type every error (see the
     module docstring)."""

@@ -5,6 +5,7 @@ gathers what every rank saw, drops images that a distributed sampler padded in t
 (same ``img_id`` / sample index), evaluates on rank 0 and broadcasts the numbers, so
 all ranks return the same ``dict[str, float]``.
 """
+
 from __future__ import annotations
 
 import abc
@@ -118,8 +119,9 @@ class BaseMetric(abc.ABC):
         if keys is None:
             keys = [("sample", dist.get_rank(), self._next_index + i) for i in range(count)]
         if len(keys) != count:
-            raise ValueError(f"{type(self).__name__}: {count} predictions but {len(keys)} "
-                             f"image ids in the batch targets")
+            raise ValueError(
+                f"{type(self).__name__}: {count} predictions but {len(keys)} image ids in the batch targets"
+            )
         self._next_index += count
         return keys
 
@@ -139,8 +141,9 @@ def mean_of_finite(values: Iterable[float]) -> float:
     return float(array.mean()) if array.size else 0.0
 
 
-def format_class_table(title: str, names: list[str], values: list[float],
-                       extra: dict[str, list] | None = None, columns: int = 3) -> str:
+def format_class_table(
+    title: str, names: list[str], values: list[float], extra: dict[str, list] | None = None, columns: int = 3
+) -> str:
     """A compact per-class table: ``name  value`` cells, ``columns`` per row (values x100)."""
     cells = []
     for i, (name, value) in enumerate(zip(names, values)):
@@ -151,5 +154,5 @@ def format_class_table(title: str, names: list[str], values: list[float],
     head = f"{'class':<18} {'AP':>5}" + ("".join(f" {k:>6}" for k in extra) if extra else "")
     lines = [title, " | ".join([head] * min(columns, max(len(cells), 1)))]
     for start in range(0, len(cells), columns):
-        lines.append(" | ".join(cells[start:start + columns]))
+        lines.append(" | ".join(cells[start : start + columns]))
     return "\n".join(lines)

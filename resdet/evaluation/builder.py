@@ -9,6 +9,7 @@
 ``loc-err``            ``LocalizationError``
 =====================  =========================================================
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,8 +25,14 @@ from resdet.utils.hints import close_names, format_hint
 _BOX_METRICS = ("CocoMetric", "VOCMetric", "LocalizationError")
 
 METRIC_STRINGS = ("top1", "top5", "mAP@[.5:.95]", "segm-mAP@[.5:.95]", "mAP@0.5", "loc-err")
-_ALIASES = {"bbox": "mAP@[.5:.95]", "segm": "segm-mAP@[.5:.95]", "mAP": "mAP@[.5:.95]",
-            "mAP@.5": "mAP@0.5", "mAP50": "mAP@0.5", "loc": "loc-err"}
+_ALIASES = {
+    "bbox": "mAP@[.5:.95]",
+    "segm": "segm-mAP@[.5:.95]",
+    "mAP": "mAP@[.5:.95]",
+    "mAP@.5": "mAP@0.5",
+    "mAP50": "mAP@0.5",
+    "loc": "loc-err",
+}
 
 
 def canonical_metric(name: str) -> str:
@@ -33,16 +40,25 @@ def canonical_metric(name: str) -> str:
     name = _ALIASES.get(name, name)
     if name not in METRIC_STRINGS:
         folded = {m.lower(): m for m in (*METRIC_STRINGS, *_ALIASES)}  # 'TOP1' -> 'top1'
-        close = list(dict.fromkeys(_ALIASES.get(folded[c], folded[c])
-                                   for c in close_names(name.lower(), folded, n=2, cutoff=0.4)))
+        close = list(
+            dict.fromkeys(
+                _ALIASES.get(folded[c], folded[c]) for c in close_names(name.lower(), folded, n=2, cutoff=0.4)
+            )
+        )
         hint = format_hint(close, paren=False)
         raise ConfigError(f"unknown metric {name!r}{hint} (allowed: {', '.join(METRIC_STRINGS)})")
     return name
 
 
-def metric_configs(names: Sequence[str], coco_style: bool, backend: str = "auto",
-                   results_file: str | None = None, voc_ap_method: str = "auto",
-                   voc_plus_one: bool = True, workers: int = 1) -> list[dict]:
+def metric_configs(
+    names: Sequence[str],
+    coco_style: bool,
+    backend: str = "auto",
+    results_file: str | None = None,
+    voc_ap_method: str = "auto",
+    voc_plus_one: bool = True,
+    workers: int = 1,
+) -> list[dict]:
     """The METRICS config dicts for ``names`` (duplicates merged)."""
     wanted = [canonical_metric(n) for n in names]
     configs: list[dict] = []
@@ -51,16 +67,26 @@ def metric_configs(names: Sequence[str], coco_style: bool, backend: str = "auto"
         configs.append(dict(type="TopKError", topk=topk))
     if "mAP@[.5:.95]" in wanted or ("mAP@0.5" in wanted and coco_style):
         primary = "AP" if "mAP@[.5:.95]" in wanted else "AP50"
-        configs.append(dict(type="CocoMetric", iou_type="bbox", backend=backend,
-                            results_file=results_file, primary=primary, workers=workers))
+        configs.append(
+            dict(
+                type="CocoMetric",
+                iou_type="bbox",
+                backend=backend,
+                results_file=results_file,
+                primary=primary,
+                workers=workers,
+            )
+        )
         results_file = None  # one metric writes the predictions
     if "segm-mAP@[.5:.95]" in wanted:
-        configs.append(dict(type="CocoMetric", iou_type="segm", backend=backend,
-                            results_file=results_file, workers=workers))
+        configs.append(
+            dict(type="CocoMetric", iou_type="segm", backend=backend, results_file=results_file, workers=workers)
+        )
         results_file = None
     if "mAP@0.5" in wanted and not coco_style:
-        configs.append(dict(type="VOCMetric", ap_method=voc_ap_method, plus_one=voc_plus_one,
-                            results_file=results_file))
+        configs.append(
+            dict(type="VOCMetric", ap_method=voc_ap_method, plus_one=voc_plus_one, results_file=results_file)
+        )
         results_file = None
     if "loc-err" in wanted:
         configs.append(dict(type="LocalizationError", results_file=results_file))
@@ -81,8 +107,7 @@ def build_metrics(metrics: str | dict | Sequence[Any], dataset: Any = None, **op
     configs = metric_configs(strings, coco_style, **options) if strings else []
     built = [METRICS.build(dict(cfg)) if isinstance(cfg, dict) else cfg for cfg in configs + others]
     for metric in built:
-        if not isinstance(metric, BaseMetric) and not all(
-                hasattr(metric, a) for a in ("process", "compute")):
+        if not isinstance(metric, BaseMetric) and not all(hasattr(metric, a) for a in ("process", "compute")):
             raise TypeError(f"{type(metric).__name__} is not a metric (needs process/compute)")
     if dataset is not None:
         for metric in built:
@@ -96,8 +121,12 @@ def _check_fits(metric: Any, dataset: Any) -> None:
     kind = type(metric).__name__
     is_detection_data = callable(getattr(dataset, "get_ann", None))
     if kind in _BOX_METRICS and not is_detection_data:
-        raise ConfigError(f"{kind} scores boxes, but {type(dataset).__name__} is a classification dataset "
-                          f"(no boxes); use --metric top1 / top5 for a classifier")
+        raise ConfigError(
+            f"{kind} scores boxes, but {type(dataset).__name__} is a classification dataset "
+            f"(no boxes); use --metric top1 / top5 for a classifier"
+        )
     if kind == "TopKError" and is_detection_data and not hasattr(dataset, "labels"):
-        raise ConfigError(f"TopKError scores image labels, but {type(dataset).__name__} is a detection "
-                          f"dataset; use --metric mAP@[.5:.95] or mAP@0.5 for a detector")
+        raise ConfigError(
+            f"TopKError scores image labels, but {type(dataset).__name__} is a detection "
+            f"dataset; use --metric mAP@[.5:.95] or mAP@0.5 for a detector"
+        )

@@ -5,6 +5,7 @@ Predictions: ``N x C`` logits (or probabilities: only the ranking matters); targ
 samples a distributed sampler padded in are counted once). Result keys ``top1_err``,
 ``top5_err``, ... as fractions in [0, 1]; ``topk_num_samples``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
@@ -26,13 +27,15 @@ def label_ranks(logits: torch.Tensor | np.ndarray, labels: torch.Tensor | np.nda
     logits = torch.as_tensor(logits).detach().float().cpu()
     labels = torch.as_tensor(labels).detach().long().cpu().reshape(-1)
     if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
-        raise ValueError(f"TopKError: expected N x C scores and N labels, got {tuple(logits.shape)} "
-                         f"and {tuple(labels.shape)}")
+        raise ValueError(
+            f"TopKError: expected N x C scores and N labels, got {tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
     if labels.numel() and (labels.min() < 0 or labels.max() >= logits.shape[1]):
-        raise ValueError(f"TopKError: labels must be in 0..{logits.shape[1] - 1}, got "
-                         f"{labels.min().item()}..{labels.max().item()}")
+        raise ValueError(
+            f"TopKError: labels must be in 0..{logits.shape[1] - 1}, got {labels.min().item()}..{labels.max().item()}"
+        )
     true_scores = logits.gather(1, labels[:, None])
-    others_at_least = (logits >= true_scores).sum(1) - 1   # scores >= the true one, itself excluded
+    others_at_least = (logits >= true_scores).sum(1) - 1  # scores >= the true one, itself excluded
     return others_at_least.numpy().astype(np.int64)
 
 

@@ -12,6 +12,7 @@ VOC-style or synthetic sets can be scored with COCO AP too). Result keys: ``bbox
 ``segm_...``) and ``bbox_AP/<class name>``; values in [0, 1], -1 where pycocotools has no
 ground truth for an area range.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
@@ -55,8 +56,14 @@ def coco_from_dataset(dataset: Any) -> tuple[Any, dict]:
         labels = np.asarray(ann["labels"]).reshape(-1).tolist()
         ignore = np.asarray(ann.get("ignore", np.zeros(len(boxes), bool))).reshape(-1).tolist()
         for j, (box, label, crowd) in enumerate(zip(xywh.tolist(), labels, ignore)):
-            entry = {"id": len(annotations) + 1, "image_id": coco_id, "category_id": int(label) + 1,
-                     "bbox": box, "area": box[2] * box[3], "iscrowd": int(bool(crowd))}
+            entry = {
+                "id": len(annotations) + 1,
+                "image_id": coco_id,
+                "category_id": int(label) + 1,
+                "bbox": box,
+                "area": box[2] * box[3],
+                "iscrowd": int(bool(crowd)),
+            }
             if rles is not None:
                 entry["segmentation"] = rles[j]
                 entry["area"] = float(mask_utils.area(rles[j]))
@@ -66,8 +73,7 @@ def coco_from_dataset(dataset: Any) -> tuple[Any, dict]:
             annotations.append(entry)
     names = list(getattr(dataset, "class_names", []))
     num_classes = max(len(names), max((a["category_id"] for a in annotations), default=0))
-    categories = [{"id": k + 1, "name": names[k] if k < len(names) else str(k)}
-                  for k in range(num_classes)]
+    categories = [{"id": k + 1, "name": names[k] if k < len(names) else str(k)} for k in range(num_classes)]
     data = {"images": images, "annotations": annotations, "categories": categories}
     return coco_from_dict(data, f"{type(dataset).__name__} ground truth"), id_map
 
@@ -86,8 +92,15 @@ class CocoMetric(BaseMetric):
         workers: pycocotools backend: evaluate categories in this many forked processes.
     """
 
-    def __init__(self, iou_type: str = "bbox", backend: str = "auto", results_file: str | None = None,
-                 classwise: bool = True, primary: str = "AP", workers: int = 1) -> None:
+    def __init__(
+        self,
+        iou_type: str = "bbox",
+        backend: str = "auto",
+        results_file: str | None = None,
+        classwise: bool = True,
+        primary: str = "AP",
+        workers: int = 1,
+    ) -> None:
         super().__init__()
         if iou_type not in ("bbox", "segm"):
             raise ValueError(f"CocoMetric: iou_type must be 'bbox' or 'segm', got {iou_type!r}")
@@ -110,20 +123,22 @@ class CocoMetric(BaseMetric):
         else:
             self.coco, self._img_id_map = coco_from_dataset(dataset)
             self.label_to_cat_id = [c["id"] for c in self.coco.dataset["categories"]]
-        self.class_names = list(getattr(dataset, "class_names", [])) or \
-            [str(c) for c in self.label_to_cat_id]
+        self.class_names = list(getattr(dataset, "class_names", [])) or [str(c) for c in self.label_to_cat_id]
         return self
 
     def process(self, predictions: Sequence[dict], targets: Any) -> None:
         keys = self._sample_keys(targets, len(predictions))
         for key, pred in zip(keys, predictions):
-            payload = {"boxes": to_numpy(pred["boxes"], np.float32).reshape(-1, 4),
-                       "scores": to_numpy(pred["scores"], np.float32).reshape(-1),
-                       "labels": to_numpy(pred["labels"], np.int64).reshape(-1)}
+            payload = {
+                "boxes": to_numpy(pred["boxes"], np.float32).reshape(-1, 4),
+                "scores": to_numpy(pred["scores"], np.float32).reshape(-1),
+                "labels": to_numpy(pred["labels"], np.int64).reshape(-1),
+            }
             if self.iou_type == "segm" or (self.results_file and "masks" in pred):
                 if "masks" not in pred:
-                    raise ValueError("CocoMetric(iou_type='segm'): the model's predictions have no "
-                                     "'masks' (is it a Mask R-CNN?)")
+                    raise ValueError(
+                        "CocoMetric(iou_type='segm'): the model's predictions have no 'masks' (is it a Mask R-CNN?)"
+                    )
                 payload["rles"] = masks_to_rles(to_numpy(pred["masks"]))
             self._records.append((key, payload))
 
@@ -131,13 +146,21 @@ class CocoMetric(BaseMetric):
         if self.coco is None and self.dataset is not None and _has_coco(self.dataset):
             self.coco = self.dataset.coco
         if self.coco is None:
-            raise RuntimeError("CocoMetric: call bind(dataset) before compute() (the ground truth "
-                               "comes from the dataset)")
+            raise RuntimeError(
+                "CocoMetric: call bind(dataset) before compute() (the ground truth comes from the dataset)"
+            )
         results = []
         for img_id, payload in records:
-            results.extend(detections_to_coco_results(
-                img_id, payload["boxes"], payload["scores"], payload["labels"],
-                self.label_to_cat_id, payload.get("rles")))
+            results.extend(
+                detections_to_coco_results(
+                    img_id,
+                    payload["boxes"],
+                    payload["scores"],
+                    payload["labels"],
+                    self.label_to_cat_id,
+                    payload.get("rles"),
+                )
+            )
         if self.results_file and dist.is_main_process():
             write_results_json(results, self.results_file)
         if self._img_id_map is not None:
@@ -148,10 +171,20 @@ class CocoMetric(BaseMetric):
                 entry["image_id"] = self._img_id_map[entry["image_id"]]
         if self.iou_type == "segm":
             results = [r for r in results if "segmentation" in r]
-        img_ids = list(self._img_id_map.values()) if self._img_id_map is not None \
+        img_ids = (
+            list(self._img_id_map.values())
+            if self._img_id_map is not None
             else list(getattr(self.dataset, "img_ids", None) or self.coco.getImgIds())
-        evaluated = evaluate_coco(self.coco, results, iou_type=self.iou_type, backend=self.backend,
-                                  img_ids=img_ids, cat_ids=self.label_to_cat_id, workers=self.workers)
+        )
+        evaluated = evaluate_coco(
+            self.coco,
+            results,
+            iou_type=self.iou_type,
+            backend=self.backend,
+            img_ids=img_ids,
+            cat_ids=self.label_to_cat_id,
+            workers=self.workers,
+        )
         names = dict(zip(self.label_to_cat_id, self.class_names))
         return coco_metrics_dict(evaluated, self.iou_type, names if self.classwise else None)
 
@@ -161,8 +194,10 @@ class CocoMetric(BaseMetric):
 
 def _has_coco(dataset: Any) -> bool:
     """Whether ``dataset`` offers a pycocotools ``COCO`` (a lazy property counts, unread)."""
-    return isinstance(getattr(type(dataset), "coco", None), property) or \
-        getattr(dataset, "__dict__", {}).get("coco") is not None
+    return (
+        isinstance(getattr(type(dataset), "coco", None), property)
+        or getattr(dataset, "__dict__", {}).get("coco") is not None
+    )
 
 
 def coco_metrics_dict(evaluated: dict, iou_type: str, cat_names: dict | None) -> dict[str, float]:
@@ -179,8 +214,9 @@ def format_coco_results(results: dict[str, float], iou_type: str) -> str:
     stats = [results[f"{iou_type}_{name}"] for name in STAT_NAMES]
     text = format_coco_summary(stats, iou_type)
     prefix = f"{iou_type}_AP/"
-    per_class = {k[len(prefix):]: v for k, v in results.items() if k.startswith(prefix)}
+    per_class = {k[len(prefix) :]: v for k, v in results.items() if k.startswith(prefix)}
     if per_class:
-        text += "\n" + format_class_table(f"per-category {iou_type} AP@[.5:.95] (%)",
-                                          list(per_class), list(per_class.values()))
+        text += "\n" + format_class_table(
+            f"per-category {iou_type} AP@[.5:.95] (%)", list(per_class), list(per_class.values())
+        )
     return text

@@ -11,6 +11,7 @@ re-parse), and the results ``COCO`` object is built without ``loadRes``'s per-de
 bounding-box polygons and its quadratic-in-memory id assertion (ids are validated once, up
 front, in ``resdet.evaluation.results``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,15 +28,21 @@ from pycocotools.cocoeval import COCOeval
 from resdet.evaluation.results import ResultsError, load_json_file
 
 BACKENDS = ("auto", "pycocotools", "faster")
-STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl",
-              "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 _STAT_LINES = (  # (kind, IoU, area, maxDets) of COCOeval.summarize(), in order
-    ("AP", "0.50:0.95", "all", 100), ("AP", "0.50", "all", 100), ("AP", "0.75", "all", 100),
-    ("AP", "0.50:0.95", "small", 100), ("AP", "0.50:0.95", "medium", 100),
-    ("AP", "0.50:0.95", "large", 100), ("AR", "0.50:0.95", "all", 1),
-    ("AR", "0.50:0.95", "all", 10), ("AR", "0.50:0.95", "all", 100),
-    ("AR", "0.50:0.95", "small", 100), ("AR", "0.50:0.95", "medium", 100),
-    ("AR", "0.50:0.95", "large", 100))
+    ("AP", "0.50:0.95", "all", 100),
+    ("AP", "0.50", "all", 100),
+    ("AP", "0.75", "all", 100),
+    ("AP", "0.50:0.95", "small", 100),
+    ("AP", "0.50:0.95", "medium", 100),
+    ("AP", "0.50:0.95", "large", 100),
+    ("AR", "0.50:0.95", "all", 1),
+    ("AR", "0.50:0.95", "all", 10),
+    ("AR", "0.50:0.95", "all", 100),
+    ("AR", "0.50:0.95", "small", 100),
+    ("AR", "0.50:0.95", "medium", 100),
+    ("AR", "0.50:0.95", "large", 100),
+)
 
 
 def faster_available() -> bool:
@@ -53,22 +60,31 @@ def resolve_backend(backend: str = "auto") -> str:
     if backend == "auto":
         return "faster" if faster_available() else "pycocotools"
     if backend == "faster" and not faster_available():
-        raise ImportError("backend='faster' needs the faster-coco-eval package: "
-                          "pip install faster-coco-eval  (a dependency of resdet; reinstall resdet)")
+        raise ImportError(
+            "backend='faster' needs the faster-coco-eval package: "
+            "pip install faster-coco-eval  (a dependency of resdet; reinstall resdet)"
+        )
     return backend
 
 
 def coco_from_dict(data: dict, path: str = "<ground truth>") -> COCO:
     """A pycocotools ``COCO`` from an instances dict, after checking its structure."""
     if not isinstance(data, dict):
-        raise ResultsError(f"ground truth {path} is not a COCO instances file: expected a json "
-                           f"object with 'images', 'annotations', 'categories', got {type(data).__name__}")
+        raise ResultsError(
+            f"ground truth {path} is not a COCO instances file: expected a json "
+            f"object with 'images', 'annotations', 'categories', got {type(data).__name__}"
+        )
     missing = [k for k in ("images", "annotations", "categories") if not isinstance(data.get(k), list)]
     if missing:
-        raise ResultsError(f"ground truth {path} is not a COCO instances file: "
-                           f"missing list(s) {missing} (keys present: {sorted(data)[:10]})")
-    for key, fields in (("images", ("id",)), ("categories", ("id",)),
-                        ("annotations", ("id", "image_id", "category_id", "bbox"))):
+        raise ResultsError(
+            f"ground truth {path} is not a COCO instances file: "
+            f"missing list(s) {missing} (keys present: {sorted(data)[:10]})"
+        )
+    for key, fields in (
+        ("images", ("id",)),
+        ("categories", ("id",)),
+        ("annotations", ("id", "image_id", "category_id", "bbox")),
+    ):
         for i, entry in enumerate(data[key]):
             absent = [f for f in fields if not isinstance(entry, dict) or f not in entry]
             if absent:
@@ -120,6 +136,7 @@ def _faster_gt(gt: COCO) -> Any:
     cached = getattr(gt, "_resdet_faster_gt", None)
     if cached is None:
         import faster_coco_eval
+
         cached = faster_coco_eval.COCO(gt.dataset)
         cached.print_function = lambda *args, **kwargs: None
         gt._resdet_faster_gt = cached
@@ -147,6 +164,7 @@ def _pycocotools_in_processes(evaluator: COCOeval, workers: int) -> bool:
     COCOeval, so the arrays -- and ``summarize()`` -- are exactly the single-process ones).
     Returns False (nothing done) where fork is unavailable."""
     import multiprocessing
+
     if "fork" not in multiprocessing.get_all_start_methods():
         return False
     params = evaluator.params
@@ -168,14 +186,25 @@ def _pycocotools_in_processes(evaluator: COCOeval, workers: int) -> bool:
     for chunk, (prec, rec, score) in zip(chunks, parts):
         index = [position[c] for c in sorted(chunk)]
         precision[:, :, index], recall[:, index], scores[:, :, index] = prec, rec, score
-    evaluator.eval = {"params": params, "counts": [num_t, num_r, num_k, num_a, num_m],
-                      "precision": precision, "recall": recall, "scores": scores}
+    evaluator.eval = {
+        "params": params,
+        "counts": [num_t, num_r, num_k, num_a, num_m],
+        "precision": precision,
+        "recall": recall,
+        "scores": scores,
+    }
     return True
 
 
-def evaluate_coco(gt: COCO, anns: list[dict], iou_type: str = "bbox", backend: str = "auto",
-                  img_ids: Sequence | None = None, cat_ids: Sequence | None = None,
-                  workers: int = 1) -> dict[str, Any]:
+def evaluate_coco(
+    gt: COCO,
+    anns: list[dict],
+    iou_type: str = "bbox",
+    backend: str = "auto",
+    img_ids: Sequence | None = None,
+    cat_ids: Sequence | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
     """Evaluate validated COCO-format results against ``gt``.
 
     Args:
@@ -197,10 +226,10 @@ def evaluate_coco(gt: COCO, anns: list[dict], iou_type: str = "bbox", backend: s
     backend = resolve_backend(backend)
     if backend == "faster":
         import faster_coco_eval
+
         gt_api = _faster_gt(gt)
         dt_api = _results_coco(gt_api, anns, faster_coco_eval.COCO)
-        evaluator = faster_coco_eval.COCOeval_faster(gt_api, dt_api, iou_type,
-                                                     print_function=lambda *a, **k: None)
+        evaluator = faster_coco_eval.COCOeval_faster(gt_api, dt_api, iou_type, print_function=lambda *a, **k: None)
     else:
         dt_api = _results_coco(gt, anns, COCO)
         evaluator = COCOeval(gt, dt_api, iou_type)
@@ -209,8 +238,12 @@ def evaluate_coco(gt: COCO, anns: list[dict], iou_type: str = "bbox", backend: s
     if cat_ids is not None:
         evaluator.params.catIds = sorted(cat_ids)
     with contextlib.redirect_stdout(io.StringIO()):
-        if not (backend == "pycocotools" and workers > 1 and len(evaluator.params.catIds) > 1
-                and _pycocotools_in_processes(evaluator, workers)):
+        if not (
+            backend == "pycocotools"
+            and workers > 1
+            and len(evaluator.params.catIds) > 1
+            and _pycocotools_in_processes(evaluator, workers)
+        ):
             evaluator.evaluate()
             evaluator.accumulate()
         evaluator.summarize()
@@ -220,8 +253,7 @@ def evaluate_coco(gt: COCO, anns: list[dict], iou_type: str = "bbox", backend: s
         values = precision[:, :, k, 0, -1]
         values = values[values > -1]
         per_class[cat_id] = float(values.mean()) if values.size else float("nan")
-    return {"stats": [float(s) for s in list(evaluator.stats)[:12]], "per_class_ap": per_class,
-            "backend": backend}
+    return {"stats": [float(s) for s in list(evaluator.stats)[:12]], "per_class_ap": per_class, "backend": backend}
 
 
 def format_coco_summary(stats: Sequence[float], iou_type: str = "bbox") -> str:
@@ -229,8 +261,9 @@ def format_coco_summary(stats: Sequence[float], iou_type: str = "bbox") -> str:
     lines = [f"COCO {iou_type} evaluation"]
     for (kind, iou, area, max_dets), value in zip(_STAT_LINES, stats):
         title = "Average Precision" if kind == "AP" else "Average Recall"
-        lines.append(f" {title:<18} ({kind}) @[ IoU={iou:<9} | area={area:>6s} | "
-                     f"maxDets={max_dets:>3d} ] = {value:0.3f}")
+        lines.append(
+            f" {title:<18} ({kind}) @[ IoU={iou:<9} | area={area:>6s} | maxDets={max_dets:>3d} ] = {value:0.3f}"
+        )
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ class ``c``) must reach the IoU; the image is correct if that holds for any of i
 ground-truth classes. Result keys: ``loc_top1_err``, ``loc_top5_err``, ``loc_oracle_err``,
 ``cls_top1_err``, ``cls_top5_err`` (fractions) and ``loc_num_samples``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
@@ -36,40 +37,42 @@ from resdet.utils import dist
 _FLAGS = ("loc_top1", "loc_top5", "loc_oracle", "cls_top1", "cls_top5")
 
 
-def localization_flags(pred: dict, gt_labels: np.ndarray, gt_boxes: np.ndarray,
-                       iou_thr: float = 0.5, topk: int = 5) -> tuple[bool, ...]:
+def localization_flags(
+    pred: dict, gt_labels: np.ndarray, gt_boxes: np.ndarray, iou_thr: float = 0.5, topk: int = 5
+) -> tuple[bool, ...]:
     """Correctness of one image: ``(loc_top1, loc_top5, loc_oracle, cls_top1, cls_top5)``."""
     labels = to_numpy(pred["labels"], np.int64).reshape(-1)
     scores = to_numpy(pred["scores"], np.float64).reshape(-1)
     boxes = to_numpy(pred["boxes"], np.float64).reshape(-1, 4)
     if not (len(labels) == len(scores) == len(boxes)):
-        raise ValueError(f"LocalizationError: a prediction needs as many labels, scores and boxes; "
-                         f"got {len(labels)}, {len(scores)}, {len(boxes)}")
+        raise ValueError(
+            f"LocalizationError: a prediction needs as many labels, scores and boxes; "
+            f"got {len(labels)}, {len(scores)}, {len(boxes)}"
+        )
     gt_labels = np.asarray(gt_labels, np.int64).reshape(-1)
     gt_boxes = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
     order = np.argsort(-scores, kind="stable")[:topk]
     labels, boxes = labels[order], boxes[order]
-    class_ok = np.isin(labels, gt_labels)                                 # k
-    same = labels[:, None] == gt_labels[None, :]                          # k x M
-    box_ok = ((pairwise_iou(boxes, gt_boxes) >= iou_thr) & same).any(1)   # k
+    class_ok = np.isin(labels, gt_labels)  # k
+    same = labels[:, None] == gt_labels[None, :]  # k x M
+    box_ok = ((pairwise_iou(boxes, gt_boxes) >= iou_thr) & same).any(1)  # k
     hit = class_ok & box_ok
     class_boxes = pred.get("class_boxes")
     oracle = False
     for c in np.unique(gt_labels):
         if class_boxes is not None:
-            box = to_numpy(class_boxes, np.float64).reshape(-1, 4)[c:c + 1]
+            box = to_numpy(class_boxes, np.float64).reshape(-1, 4)[c : c + 1]
         else:
             all_labels = to_numpy(pred["labels"], np.int64).reshape(-1)
             of_class = np.flatnonzero(all_labels == c)
             if of_class.size == 0:
                 continue
             best = of_class[np.argmax(scores[of_class])]
-            box = to_numpy(pred["boxes"], np.float64).reshape(-1, 4)[best:best + 1]
+            box = to_numpy(pred["boxes"], np.float64).reshape(-1, 4)[best : best + 1]
         if (pairwise_iou(box, gt_boxes[gt_labels == c]) >= iou_thr).any():
             oracle = True
             break
-    return (bool(hit[:1].any()), bool(hit.any()), oracle,
-            bool(class_ok[:1].any()), bool(class_ok.any()))
+    return (bool(hit[:1].any()), bool(hit.any()), oracle, bool(class_ok[:1].any()), bool(class_ok.any()))
 
 
 @METRICS.register_module()
@@ -105,8 +108,10 @@ class LocalizationError(BaseMetric):
             ann = self.dataset.get_ann(self._index[key])
             return np.asarray(ann["labels"]), np.asarray(ann["boxes"])
         if target is None or "labels" not in target or "boxes" not in target:
-            raise KeyError(f"LocalizationError: no ground truth for image {key!r}: bind a dataset "
-                           f"with get_ann/img_ids or pass targets with 'labels' and 'boxes'")
+            raise KeyError(
+                f"LocalizationError: no ground truth for image {key!r}: bind a dataset "
+                f"with get_ann/img_ids or pass targets with 'labels' and 'boxes'"
+            )
         return to_numpy(target["labels"]), to_numpy(target["boxes"])
 
     def process(self, predictions: Sequence[dict], targets: Any) -> None:
@@ -119,9 +124,12 @@ class LocalizationError(BaseMetric):
 
     def _top_guesses(self, pred: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         scores = to_numpy(pred["scores"], np.float64).reshape(-1)
-        order = np.argsort(-scores, kind="stable")[:self.topk]
-        return (to_numpy(pred["labels"], np.int64).reshape(-1)[order], scores[order],
-                to_numpy(pred["boxes"], np.float64).reshape(-1, 4)[order])
+        order = np.argsort(-scores, kind="stable")[: self.topk]
+        return (
+            to_numpy(pred["labels"], np.int64).reshape(-1)[order],
+            scores[order],
+            to_numpy(pred["boxes"], np.float64).reshape(-1, 4)[order],
+        )
 
     def _write_results(self, records: list[tuple[Hashable, Any]]) -> None:
         names = list(getattr(self.dataset, "class_names", None) or [])
@@ -135,35 +143,44 @@ class LocalizationError(BaseMetric):
         if self.results_file and dist.is_main_process():
             self._write_results(records)
         flags = np.asarray([f for _, (f, _) in records], dtype=bool).reshape(-1, len(_FLAGS))
-        out = {f"{name}_err": (float(1.0 - flags[:, i].mean()) if len(flags) else 0.0)
-               for i, name in enumerate(_FLAGS)}
+        out = {f"{name}_err": (float(1.0 - flags[:, i].mean()) if len(flags) else 0.0) for i, name in enumerate(_FLAGS)}
         out["loc_num_samples"] = int(len(flags))
         return out
 
     def format_table(self, results: dict[str, float]) -> str:
         pct = {k: 100 * v for k, v in results.items() if k.endswith("_err")}
-        return (f"localization ({results['loc_num_samples']} images, IoU >= {self.iou_thr}): "
-                f"top-1 loc error {pct['loc_top1_err']:.2f}%, top-{self.topk} loc error "
-                f"{pct['loc_top5_err']:.2f}%, GT-class-known error {pct['loc_oracle_err']:.2f}% "
-                f"(classification: top-1 {pct['cls_top1_err']:.2f}%, top-{self.topk} "
-                f"{pct['cls_top5_err']:.2f}%)")
+        return (
+            f"localization ({results['loc_num_samples']} images, IoU >= {self.iou_thr}): "
+            f"top-1 loc error {pct['loc_top1_err']:.2f}%, top-{self.topk} loc error "
+            f"{pct['loc_top5_err']:.2f}%, GT-class-known error {pct['loc_oracle_err']:.2f}% "
+            f"(classification: top-1 {pct['cls_top1_err']:.2f}%, top-{self.topk} "
+            f"{pct['cls_top5_err']:.2f}%)"
+        )
 
 
-def predictions_to_loc_results(predictions: Sequence[dict], img_ids: Sequence, class_names: Sequence[str]
-                               ) -> list[dict]:
+def predictions_to_loc_results(
+    predictions: Sequence[dict], img_ids: Sequence, class_names: Sequence[str]
+) -> list[dict]:
     """Localization predictions (``labels``, ``scores``, ``boxes`` xyxy per image) -> a
     COCO-results-style list: one ``{'image_id', 'category_id' (the class id, e.g. the wnid),
     'bbox' [x, y, w, h], 'score'}`` per class guess."""
     out = []
     for pred, img_id in zip(predictions, img_ids):
-        out.extend(detections_to_coco_results(img_id, to_numpy(pred["boxes"], np.float64).reshape(-1, 4),
-                                              to_numpy(pred["scores"], np.float64).reshape(-1),
-                                              to_numpy(pred["labels"], np.int64).reshape(-1), class_names))
+        out.extend(
+            detections_to_coco_results(
+                img_id,
+                to_numpy(pred["boxes"], np.float64).reshape(-1, 4),
+                to_numpy(pred["scores"], np.float64).reshape(-1),
+                to_numpy(pred["labels"], np.int64).reshape(-1),
+                class_names,
+            )
+        )
     return out
 
 
-def evaluate_loc_results_file(root: str, results: str | list, split: str = "val", iou_thr: float = 0.5,
-                              topk: int = 5, **dataset_kwargs) -> dict:
+def evaluate_loc_results_file(
+    root: str, results: str | list, split: str = "val", iou_thr: float = 0.5, topk: int = 5, **dataset_kwargs
+) -> dict:
     """Score a localization results file (``predictions_to_loc_results``' format; ``category_id``
     a class id string or a 1-based label) against the ILSVRC-layout ground truth at ``root``.
     Images without results count as wrong. Returns ``LocalizationError``'s numbers plus
@@ -181,8 +198,10 @@ def evaluate_loc_results_file(root: str, results: str | list, split: str = "val"
             label = dataset.cat_id_to_label[cat] if isinstance(cat, str) else int(cat) - 1
             score, (x, y, w, h) = float(entry["score"]), (float(v) for v in entry["bbox"])
         except (KeyError, TypeError, ValueError) as err:
-            raise ResultsError(f"localization result {entry!r}: {type(err).__name__} {err} (needs image_id, "
-                               "category_id (class id or 1-based label), bbox [x, y, w, h], score)") from None
+            raise ResultsError(
+                f"localization result {entry!r}: {type(err).__name__} {err} (needs image_id, "
+                "category_id (class id or 1-based label), bbox [x, y, w, h], score)"
+            ) from None
         if img not in index or not 0 <= label < len(dataset.class_names):
             raise ResultsError(f"localization result for image {img!r}, class {cat!r}: not in {dataset.img_dir}")
         grouped.setdefault(index[img], []).append((label, score, [x, y, x + w, y + h]))
@@ -190,9 +209,13 @@ def evaluate_loc_results_file(root: str, results: str | list, split: str = "val"
     predictions, targets = [], []
     for n, img_id in enumerate(dataset.img_ids):
         rows = grouped.get(n, [])
-        predictions.append({"labels": np.asarray([r[0] for r in rows], np.int64),
-                            "scores": np.asarray([r[1] for r in rows], np.float64),
-                            "boxes": np.asarray([r[2] for r in rows], np.float64).reshape(-1, 4)})
+        predictions.append(
+            {
+                "labels": np.asarray([r[0] for r in rows], np.int64),
+                "scores": np.asarray([r[1] for r in rows], np.float64),
+                "boxes": np.asarray([r[2] for r in rows], np.float64).reshape(-1, 4),
+            }
+        )
         targets.append({"img_id": img_id})
     metric.process(predictions, targets)
     numbers = metric.compute()

@@ -7,6 +7,7 @@ from a VOC root and split (``load_voc_gt``). Result keys: ``voc_mAP50`` and
 ``voc_AP50/<class>`` (values in [0, 1]; a class without non-difficult ground truth has
 AP nan and is left out of the mean).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,28 @@ from resdet.evaluation.voc_ap import voc_eval
 from resdet.registry import METRICS
 from resdet.utils import dist
 
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-               "sheep", "sofa", "train", "tvmonitor")
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 class VOCGroundTruth:
@@ -35,8 +55,16 @@ class VOCGroundTruth:
     ``M x 4`` continuous xyxy: the xml's ``xmin - 1, ymin - 1, xmax, ymax``), ``labels``,
     ``difficult``, ``class_names``; ``root`` and ``split`` where it came from."""
 
-    def __init__(self, img_ids: list, boxes: list, labels: list, difficult: list,
-                 class_names: Sequence[str], root: str = "", split: str = "") -> None:
+    def __init__(
+        self,
+        img_ids: list,
+        boxes: list,
+        labels: list,
+        difficult: list,
+        class_names: Sequence[str],
+        root: str = "",
+        split: str = "",
+    ) -> None:
         self.img_ids, self.boxes, self.labels, self.difficult = img_ids, boxes, labels, difficult
         self.class_names = list(class_names)
         self.root, self.split = root, split
@@ -56,12 +84,15 @@ def _parse_xml(path: str) -> list[tuple[str, list[float], bool]]:
         try:
             coords = [float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
         except (TypeError, ValueError):
-            raise ResultsError(f"VOC annotation {path}: object {i} ({name}) has a missing or "
-                               f"non-numeric bndbox coordinate") from None
+            raise ResultsError(
+                f"VOC annotation {path}: object {i} ({name}) has a missing or non-numeric bndbox coordinate"
+            ) from None
         difficult = difficult_flag(obj.findtext("difficult"))  # the dataset's rule (CONTRACTS.md)
         if difficult is None:
-            raise ResultsError(f"VOC annotation {path}: object {i} ({name}) has <difficult> "
-                               f"{obj.findtext('difficult')!r}; it must be 0 or 1")
+            raise ResultsError(
+                f"VOC annotation {path}: object {i} ({name}) has <difficult> "
+                f"{obj.findtext('difficult')!r}; it must be 0 or 1"
+            )
         objects.append((name.strip(), coords, difficult))
     return objects
 
@@ -77,16 +108,22 @@ def load_voc_gt(root: str, split: str = "test", class_names: Sequence[str] | Non
     split_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
     if not os.path.isfile(split_file):
         main = os.path.join(root, "ImageSets", "Main")
-        found = sorted(f[:-4] for f in os.listdir(main) if f.endswith(".txt") and "_" not in f) \
-            if os.path.isdir(main) else []
-        raise ResultsError(f"VOC root {root} has no split file {split_file} "
-                           f"(splits found: {found or 'none'}; pass --split)")
+        found = (
+            sorted(f[:-4] for f in os.listdir(main) if f.endswith(".txt") and "_" not in f)
+            if os.path.isdir(main)
+            else []
+        )
+        raise ResultsError(
+            f"VOC root {root} has no split file {split_file} (splits found: {found or 'none'}; pass --split)"
+        )
     with open(split_file, encoding="utf-8") as fh:
         stems = [line.split()[0] for line in fh if line.strip()]
     repeated = sorted(stem for stem, count in Counter(stems).items() if count > 1)
     if repeated:
-        raise ResultsError(f"VOC split file {split_file} lists {len(repeated)} id(s) more than once "
-                           f"(e.g. {repeated[:3]}): each image would be evaluated more than once")
+        raise ResultsError(
+            f"VOC split file {split_file} lists {len(repeated)} id(s) more than once "
+            f"(e.g. {repeated[:3]}): each image would be evaluated more than once"
+        )
     parsed = []
     for stem in stems:
         xml = os.path.join(root, "Annotations", f"{stem}.xml")
@@ -99,8 +136,7 @@ def load_voc_gt(root: str, split: str = "test", class_names: Sequence[str] | Non
     name_to_label = {name: i for i, name in enumerate(class_names)}
     unknown = sorted(names_found - set(name_to_label))
     if unknown:
-        raise ResultsError(f"VOC root {root}: object names {unknown} are not among the classes "
-                           f"{list(class_names)}")
+        raise ResultsError(f"VOC root {root}: object names {unknown} are not among the classes {list(class_names)}")
     boxes, labels, difficult = [], [], []
     for objects in parsed:
         coords = np.asarray([c for _, c, _ in objects], dtype=np.float64).reshape(-1, 4)
@@ -120,21 +156,40 @@ def default_ap_method(source: Any) -> str:
     return "area"
 
 
-def evaluate_voc(gt: VOCGroundTruth, det_image: np.ndarray, det_boxes: np.ndarray,
-                 det_labels: np.ndarray, det_scores: np.ndarray, iou_thr: float = 0.5,
-                 ap_method: str = "auto", plus_one: bool = True) -> dict[str, float]:
+def evaluate_voc(
+    gt: VOCGroundTruth,
+    det_image: np.ndarray,
+    det_boxes: np.ndarray,
+    det_labels: np.ndarray,
+    det_scores: np.ndarray,
+    iou_thr: float = 0.5,
+    ap_method: str = "auto",
+    plus_one: bool = True,
+) -> dict[str, float]:
     """VOC AP of detections given as arrays (``det_image`` = index into ``gt.img_ids``)."""
     method = default_ap_method(gt) if ap_method == "auto" else ap_method
-    out = voc_eval(gt.boxes, gt.labels, gt.difficult, det_image, det_boxes, det_labels, det_scores,
-                   num_classes=len(gt.class_names), iou_thr=iou_thr, method=method, plus_one=plus_one)
+    out = voc_eval(
+        gt.boxes,
+        gt.labels,
+        gt.difficult,
+        det_image,
+        det_boxes,
+        det_labels,
+        det_scores,
+        num_classes=len(gt.class_names),
+        iou_thr=iou_thr,
+        method=method,
+        plus_one=plus_one,
+    )
     tag = f"{round(iou_thr * 100):d}"
     missing = [n for n, ap in zip(gt.class_names, out["ap"]) if not np.isfinite(ap)]
     if missing:
-        warnings.warn(f"VOC evaluation: classes without (non-difficult) ground truth, left out of "
-                      f"the mean: {missing}", stacklevel=2)
+        warnings.warn(
+            f"VOC evaluation: classes without (non-difficult) ground truth, left out of the mean: {missing}",
+            stacklevel=2,
+        )
     results = {f"voc_mAP{tag}": mean_of_finite(out["ap"])}
-    for name, ap, n_gt, n_det, rec in zip(gt.class_names, out["ap"], out["num_gts"],
-                                          out["num_dets"], out["recall"]):
+    for name, ap, n_gt, n_det, rec in zip(gt.class_names, out["ap"], out["num_gts"], out["num_dets"], out["recall"]):
         results[f"voc_AP{tag}/{name}"] = float(ap)
         results[f"voc_num_gts/{name}"] = int(n_gt)
         results[f"voc_num_dets/{name}"] = int(n_det)
@@ -146,15 +201,18 @@ def evaluate_voc(gt: VOCGroundTruth, det_image: np.ndarray, det_boxes: np.ndarra
 def format_voc_results(results: dict[str, float]) -> str:
     """Per-class table (#gt, #det, recall, AP) and the mAP line."""
     key = next(k for k in results if k.startswith("voc_mAP"))
-    tag = key[len("voc_mAP"):]
+    tag = key[len("voc_mAP") :]
     prefix = f"voc_AP{tag}/"
-    names = [k[len(prefix):] for k in results if k.startswith(prefix)]
+    names = [k[len(prefix) :] for k in results if k.startswith(prefix)]
     method = "11-point (VOC2007)" if results.get("voc_ap_method_11point") else "area (VOC2010+)"
-    extra = {"#gt": [results[f"voc_num_gts/{n}"] for n in names],
-             "#det": [results[f"voc_num_dets/{n}"] for n in names],
-             "recall": [f"{100 * results[f'voc_recall{tag}/{n}']:.1f}" for n in names]}
-    table = format_class_table(f"VOC AP@0.{tag} per class (%), {method}", names,
-                               [results[prefix + n] for n in names], extra=extra, columns=1)
+    extra = {
+        "#gt": [results[f"voc_num_gts/{n}"] for n in names],
+        "#det": [results[f"voc_num_dets/{n}"] for n in names],
+        "recall": [f"{100 * results[f'voc_recall{tag}/{n}']:.1f}" for n in names],
+    }
+    table = format_class_table(
+        f"VOC AP@0.{tag} per class (%), {method}", names, [results[prefix + n] for n in names], extra=extra, columns=1
+    )
     return table + f"\nmAP@0.{tag} = {100 * results[key]:.2f}"
 
 
@@ -171,8 +229,9 @@ class VOCMetric(BaseMetric):
             ids = the dataset's ids, category ids = class names).
     """
 
-    def __init__(self, iou_thr: float = 0.5, ap_method: str = "auto", plus_one: bool = True,
-                 results_file: str | None = None) -> None:
+    def __init__(
+        self, iou_thr: float = 0.5, ap_method: str = "auto", plus_one: bool = True, results_file: str | None = None
+    ) -> None:
         super().__init__()
         if ap_method not in ("auto", "11point", "area"):
             raise ValueError(f"VOCMetric: ap_method must be 'auto', '11point' or 'area', got {ap_method!r}")
@@ -201,9 +260,16 @@ class VOCMetric(BaseMetric):
     def process(self, predictions: Sequence[dict], targets: Any) -> None:
         keys = self._sample_keys(targets, len(predictions))
         for key, pred in zip(keys, predictions):
-            self._records.append((key, {"boxes": to_numpy(pred["boxes"], np.float32).reshape(-1, 4),
-                                        "scores": to_numpy(pred["scores"], np.float32).reshape(-1),
-                                        "labels": to_numpy(pred["labels"], np.int64).reshape(-1)}))
+            self._records.append(
+                (
+                    key,
+                    {
+                        "boxes": to_numpy(pred["boxes"], np.float32).reshape(-1, 4),
+                        "scores": to_numpy(pred["scores"], np.float32).reshape(-1),
+                        "labels": to_numpy(pred["labels"], np.int64).reshape(-1),
+                    },
+                )
+            )
 
     def evaluate(self, records: list[tuple[Hashable, Any]]) -> dict[str, float]:
         if self.gt is None:
@@ -211,18 +277,27 @@ class VOCMetric(BaseMetric):
         if self.results_file and dist.is_main_process():
             results = []
             for img_id, p in records:
-                results.extend(detections_to_coco_results(img_id, p["boxes"], p["scores"], p["labels"],
-                                                          self.gt.class_names))
+                results.extend(
+                    detections_to_coco_results(img_id, p["boxes"], p["scores"], p["labels"], self.gt.class_names)
+                )
             write_results_json(results, self.results_file)
         unknown = [k for k, _ in records if k not in self.gt.index]
         if unknown:
             raise KeyError(f"VOCMetric: predictions for image ids not in the dataset: {unknown[:5]}")
         counts = [len(p["scores"]) for _, p in records]
         det_image = np.repeat([self.gt.index[k] for k, _ in records], counts).astype(np.int64)
-        cat = (lambda key: np.concatenate([p[key] for _, p in records]) if records else np.zeros(0))
+        cat = lambda key: np.concatenate([p[key] for _, p in records]) if records else np.zeros(0)
         boxes = cat("boxes").reshape(-1, 4)
-        return evaluate_voc(self.gt, det_image, boxes, cat("labels").astype(np.int64), cat("scores"),
-                            iou_thr=self.iou_thr, ap_method=self.ap_method, plus_one=self.plus_one)
+        return evaluate_voc(
+            self.gt,
+            det_image,
+            boxes,
+            cat("labels").astype(np.int64),
+            cat("scores"),
+            iou_thr=self.iou_thr,
+            ap_method=self.ap_method,
+            plus_one=self.plus_one,
+        )
 
     def format_table(self, results: dict[str, float]) -> str:
         return format_voc_results(results)

@@ -16,6 +16,7 @@ a VOC xml stores them) and widths are ``x2 - x1 + 1``. For continuous boxes the 
 shifts cancel, so ``plus_one=False`` (plain continuous IoU) gives the same IoU up to float
 rounding; ``plus_one`` reproduces the devkit's arithmetic literally.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,7 +51,7 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "
     precision = np.asarray(precision, dtype=np.float64)
     if method == "11point":
         thresholds = np.linspace(0.0, 1.0, 11)
-        reached = recall[None, :] >= thresholds[:, None]                       # 11 x K
+        reached = recall[None, :] >= thresholds[:, None]  # 11 x K
         best = np.where(reached, precision[None, :], -np.inf).max(axis=1, initial=-np.inf)
         return float(np.where(np.isfinite(best), best, 0.0).sum() / 11.0)
     if method != "area":
@@ -62,10 +63,17 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "
     return float(((mrec[changes + 1] - mrec[changes]) * mpre[changes + 1]).sum())
 
 
-def match_detections(gt_boxes: list[np.ndarray], gt_labels: list[np.ndarray],
-                     gt_difficult: list[np.ndarray], det_image: np.ndarray, det_boxes: np.ndarray,
-                     det_labels: np.ndarray, det_scores: np.ndarray, iou_thr: float = 0.5,
-                     plus_one: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def match_detections(
+    gt_boxes: list[np.ndarray],
+    gt_labels: list[np.ndarray],
+    gt_difficult: list[np.ndarray],
+    det_image: np.ndarray,
+    det_boxes: np.ndarray,
+    det_labels: np.ndarray,
+    det_scores: np.ndarray,
+    iou_thr: float = 0.5,
+    plus_one: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Devkit matching of all detections at once.
 
     Args:
@@ -84,13 +92,13 @@ def match_detections(gt_boxes: list[np.ndarray], gt_labels: list[np.ndarray],
     if n == 0:
         return order, tp, fp
     images = np.asarray(det_image)[order]
-    by_image = np.argsort(images, kind="stable")          # score order kept inside an image
+    by_image = np.argsort(images, kind="stable")  # score order kept inside an image
     starts = np.flatnonzero(np.r_[True, images[by_image][1:] != images[by_image][:-1]])
     ends = np.r_[starts[1:], n]
     boxes = np.asarray(det_boxes, dtype=np.float64)[order]
     labels = np.asarray(det_labels)[order]
     for start, end in zip(starts, ends):
-        rows = by_image[start:end]                        # positions in the ranked list
+        rows = by_image[start:end]  # positions in the ranked list
         image = images[rows[0]]
         gboxes, glabels = gt_boxes[image], gt_labels[image]
         if len(glabels) == 0:
@@ -111,24 +119,48 @@ def match_detections(gt_boxes: list[np.ndarray], gt_labels: list[np.ndarray],
     return order, tp, fp
 
 
-def voc_eval(gt_boxes: list[np.ndarray], gt_labels: list[np.ndarray], gt_difficult: list[np.ndarray],
-             det_image: np.ndarray, det_boxes: np.ndarray, det_labels: np.ndarray,
-             det_scores: np.ndarray, num_classes: int, iou_thr: float = 0.5,
-             method: str = "area", plus_one: bool = False) -> dict[str, np.ndarray]:
+def voc_eval(
+    gt_boxes: list[np.ndarray],
+    gt_labels: list[np.ndarray],
+    gt_difficult: list[np.ndarray],
+    det_image: np.ndarray,
+    det_boxes: np.ndarray,
+    det_labels: np.ndarray,
+    det_scores: np.ndarray,
+    num_classes: int,
+    iou_thr: float = 0.5,
+    method: str = "area",
+    plus_one: bool = False,
+) -> dict[str, np.ndarray]:
     """Per-class VOC AP.
 
     Returns ``{'ap': C (nan for a class without non-difficult GT), 'num_gts': C,
     'num_dets': C, 'recall': C (final recall)}``.
     """
-    order, tp, fp = match_detections(gt_boxes, gt_labels, gt_difficult, det_image, det_boxes,
-                                     det_labels, det_scores, iou_thr=iou_thr, plus_one=plus_one)
-    all_labels = np.concatenate([np.asarray(lab, dtype=np.int64).reshape(-1) for lab in gt_labels]) \
-        if gt_labels else np.zeros(0, np.int64)
-    all_difficult = np.concatenate([np.asarray(d, dtype=bool).reshape(-1) for d in gt_difficult]) \
-        if gt_difficult else np.zeros(0, bool)
+    order, tp, fp = match_detections(
+        gt_boxes,
+        gt_labels,
+        gt_difficult,
+        det_image,
+        det_boxes,
+        det_labels,
+        det_scores,
+        iou_thr=iou_thr,
+        plus_one=plus_one,
+    )
+    all_labels = (
+        np.concatenate([np.asarray(lab, dtype=np.int64).reshape(-1) for lab in gt_labels])
+        if gt_labels
+        else np.zeros(0, np.int64)
+    )
+    all_difficult = (
+        np.concatenate([np.asarray(d, dtype=bool).reshape(-1) for d in gt_difficult])
+        if gt_difficult
+        else np.zeros(0, bool)
+    )
     num_gts = np.bincount(all_labels[~all_difficult], minlength=num_classes)[:num_classes]
     ranked_labels = np.asarray(det_labels, dtype=np.int64)[order]
-    counted = tp | fp                                      # drop detections on difficult boxes
+    counted = tp | fp  # drop detections on difficult boxes
     ap = np.full(num_classes, np.nan)
     recall_final = np.zeros(num_classes)
     num_dets = np.bincount(ranked_labels, minlength=num_classes)[:num_classes]

@@ -5,6 +5,7 @@ writing); everything inside resdet uses ``xyxy``. The geometry itself comes from
 ``torchvision.ops``; these helpers add the image-level bookkeeping (clip, flip, rescale;
 mapping predictions back to the original image is ``image_meta``'s).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -13,8 +14,18 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms, box_area, box_convert, box_iou, clip_boxes_to_image, nms  # noqa: F401
 
-__all__ = ["box_area", "box_iou", "box_ioa", "clip_boxes", "grouped_nms", "flip_boxes", "scale_boxes",
-           "nonempty_mask", "xyxy_to_xywh", "xywh_to_xyxy"]
+__all__ = [
+    "box_area",
+    "box_iou",
+    "box_ioa",
+    "clip_boxes",
+    "grouped_nms",
+    "flip_boxes",
+    "scale_boxes",
+    "nonempty_mask",
+    "xyxy_to_xywh",
+    "xywh_to_xyxy",
+]
 
 
 def xyxy_to_xywh(boxes: Tensor) -> Tensor:
@@ -78,5 +89,3 @@ def scale_boxes(boxes: Tensor, w_scale: float, h_scale: float) -> Tensor:
 def nonempty_mask(boxes: Tensor, min_size: float = 0.0) -> Tensor:
     """``N`` bool: both sides of the box longer than ``min_size``."""
     return ((boxes[:, 2] - boxes[:, 0]) > min_size) & ((boxes[:, 3] - boxes[:, 1]) > min_size)
-
-

@@ -11,6 +11,7 @@ typed ``ImageMeta`` per image, the only place where the dict form is read.
 
 Crops (``DetRandomCrop``) are not undone: predictions stay in the window's pixels.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -92,8 +93,11 @@ class ImageMeta:
         img_shape = meta.get("img_shape")
         if img_shape is None and flip and image_shape is None:
             raise KeyError("image meta has 'flip' but no 'img_shape' to mirror in; add img_shape (h, w)")
-        img_shape = _size(img_shape, "img_shape") if img_shape is not None else (
-            _size(image_shape, "image shape") if image_shape is not None else None)
+        img_shape = (
+            _size(img_shape, "img_shape")
+            if img_shape is not None
+            else (_size(image_shape, "image shape") if image_shape is not None else None)
+        )
         orig_size = _size(meta["orig_size"], "orig_size") if meta.get("orig_size") is not None else None
         if orig_size is None and img_shape is None:
             raise KeyError(f"image meta needs 'orig_size' or 'img_shape' (h, w); got keys {sorted(meta)}")
@@ -117,8 +121,7 @@ class ImageMeta:
         return flip_boxes(boxes, float(self.img_shape[1])) if self.flip else boxes
 
 
-def image_metas(images: Sequence[Tensor], metas: Sequence[Mapping | ImageMeta | None] | None = None
-                ) -> list[ImageMeta]:
+def image_metas(images: Sequence[Tensor], metas: Sequence[Mapping | ImageMeta | None] | None = None) -> list[ImageMeta]:
     """One ``ImageMeta`` per ``3 x H x W`` image: given as such, read from a dict carrying any
     of ``META_KEYS`` (collated targets, ``inference_detector``'s meta), else the identity of
     the image (predictions stay in its pixels)."""

@@ -9,6 +9,7 @@ Boxes are float32 ``N x 4`` ``xyxy`` pixels of the batch the model ran on (after
 preprocessor's resize), unless a field says otherwise. The classes hold tensors only and check
 sizes that need no device synchronisation.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -71,8 +72,13 @@ class SampledRoIs:
     num_pos: int
 
     def __post_init__(self) -> None:
-        _check_rows("SampledRoIs", len(self.boxes), labels=self.labels, matched_idxs=self.matched_idxs,
-                    reg_targets=self.reg_targets)
+        _check_rows(
+            "SampledRoIs",
+            len(self.boxes),
+            labels=self.labels,
+            matched_idxs=self.matched_idxs,
+            reg_targets=self.reg_targets,
+        )
         if not 0 <= self.num_pos <= len(self.boxes):
             raise ValueError(f"SampledRoIs: num_pos={self.num_pos} for {len(self.boxes)} RoIs")
 
@@ -82,17 +88,17 @@ class SampledRoIs:
     @property
     def positive_boxes(self) -> Tensor:
         """``num_pos x 4`` foreground RoIs."""
-        return self.boxes[:self.num_pos]
+        return self.boxes[: self.num_pos]
 
     @property
     def positive_labels(self) -> Tensor:
         """``num_pos`` classes (``0..C-1``) of the foreground RoIs."""
-        return self.labels[:self.num_pos]
+        return self.labels[: self.num_pos]
 
     @property
     def positive_matched_idxs(self) -> Tensor:
         """``num_pos`` indices of the foreground RoIs' objects among the image's target boxes."""
-        return self.matched_idxs[:self.num_pos]
+        return self.matched_idxs[: self.num_pos]
 
 
 def positive_rows(samples: Sequence[SampledRoIs], device: torch.device | str) -> Tensor:
@@ -123,8 +129,14 @@ class Detections:
     masks: Tensor | None = None
 
     def __post_init__(self) -> None:
-        _check_rows("Detections", self.boxes.shape[0], scores=self.scores, labels=self.labels,
-                    mask_probs=self.mask_probs, masks=self.masks)
+        _check_rows(
+            "Detections",
+            self.boxes.shape[0],
+            scores=self.scores,
+            labels=self.labels,
+            mask_probs=self.mask_probs,
+            masks=self.masks,
+        )
 
     def __len__(self) -> int:
         return len(self.boxes)

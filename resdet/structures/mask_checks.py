@@ -13,6 +13,7 @@ Two kinds of problems:
 Nothing here calls into pycocotools with unchecked input, so a bad file never ends in a
 crash deep inside its C code.
 """
+
 from __future__ import annotations
 
 import logging
@@ -78,8 +79,12 @@ def _check_polygons(polygons: list, height: int, width: int, where: str) -> Mask
         except (TypeError, ValueError):
             return MaskCheck(None, counts, f"{where}: polygon part {part_index} is not a list of numbers")
         if not np.isfinite(coords).all() or coords.size % 2:
-            return MaskCheck(None, counts, f"{where}: polygon part {part_index} has "
-                             f"{'non-finite coordinates' if coords.size % 2 == 0 else 'an odd number of coordinates'}")
+            return MaskCheck(
+                None,
+                counts,
+                f"{where}: polygon part {part_index} has "
+                f"{'non-finite coordinates' if coords.size % 2 == 0 else 'an odd number of coordinates'}",
+            )
         points = coords.reshape(-1, 2)
         if len(points) < 3:
             counts[FEW_POINTS] += 1
@@ -133,16 +138,20 @@ def _check_rle(rle: dict, height: int, width: int, where: str) -> MaskCheck:
     if not isinstance(size, (list, tuple)) or len(size) != 2:
         return MaskCheck(None, error=f"{where}: RLE has no valid 'size' [height, width] (got {size!r})")
     if [int(size[0]), int(size[1])] != [height, width]:
-        return MaskCheck(None, error=f"{where}: RLE size {list(size)} disagrees with the image size "
-                                     f"[{height}, {width}]")
+        return MaskCheck(
+            None, error=f"{where}: RLE size {list(size)} disagrees with the image size [{height}, {width}]"
+        )
     counts = rle.get("counts")
     try:
         runs = [int(c) for c in counts] if isinstance(counts, list) else rle_string_counts(counts)
     except (TypeError, ValueError) as err:
         return MaskCheck(None, error=f"{where}: RLE counts are malformed ({err})")
     if (runs and min(runs) < 0) or sum(runs) != height * width:
-        return MaskCheck(None, error=f"{where}: RLE counts add up to {sum(runs)} pixels (with "
-                                     f"{sum(r < 0 for r in runs)} negative runs), not {height} x {width}")
+        return MaskCheck(
+            None,
+            error=f"{where}: RLE counts add up to {sum(runs)} pixels (with "
+            f"{sum(r < 0 for r in runs)} negative runs), not {height} x {width}",
+        )
     if sum(runs[1::2]) == 0:
         return MaskCheck(None, Counter({EMPTY_RLE: 1}))
     return MaskCheck(rle)
@@ -156,8 +165,11 @@ def _check_one(segmentation: Any, height: int, width: int, where: str) -> MaskCh
         return _check_polygons(segmentation, int(height), int(width), where)
     if isinstance(segmentation, dict) and "counts" in segmentation:
         return _check_rle(segmentation, int(height), int(width), where)
-    return MaskCheck(None, error=f"{where}: unsupported segmentation of type {type(segmentation).__name__} "
-                                 "(expected a list of polygons or an RLE dict with 'counts' and 'size')")
+    return MaskCheck(
+        None,
+        error=f"{where}: unsupported segmentation of type {type(segmentation).__name__} "
+        "(expected a list of polygons or an RLE dict with 'counts' and 'size')",
+    )
 
 
 def check_segmentation(segmentation: Any, height: int, width: int, where: str) -> MaskCheck:
@@ -190,8 +202,9 @@ def _flat_polygons(segm: Any) -> bool:
     return isinstance(segm, list) and bool(segm) and all(isinstance(p, (list, tuple)) for p in segm)
 
 
-def check_segmentations(segmentations: Sequence, heights: Sequence[int], widths: Sequence[int],
-                        where: Callable[[int], str]) -> MaskChecks:
+def check_segmentations(
+    segmentations: Sequence, heights: Sequence[int], widths: Sequence[int], where: Callable[[int], str]
+) -> MaskChecks:
     """``check_segmentation`` for ``N`` segmentations at once (same results, same counts):
     polygon parts are checked as arrays, a fixed number of numpy calls per chunk of 8192.
     ``heights`` / ``widths`` (``N``) are the images' sizes; ``where(i)`` names input ``i`` in
@@ -205,8 +218,9 @@ def check_segmentations(segmentations: Sequence, heights: Sequence[int], widths:
         elif segm is not None and not (isinstance(segm, list) and not segm):
             _record(result, index, _check_one(segm, heights[index], widths[index], where(index)))
     for start in range(0, len(polygon_items), _CHUNK):
-        _check_polygon_chunk(result, np.asarray(polygon_items[start:start + _CHUNK], dtype=np.int64),
-                             heights, widths, where)
+        _check_polygon_chunk(
+            result, np.asarray(polygon_items[start : start + _CHUNK], dtype=np.int64), heights, widths, where
+        )
     result.errors.sort(key=lambda e: e[0])
     return result
 
@@ -218,8 +232,9 @@ def _record(result: MaskChecks, index: int, check: MaskCheck) -> None:
         result.errors.append((index, check.error))
 
 
-def _check_polygon_chunk(result: MaskChecks, items: np.ndarray, heights: np.ndarray, widths: np.ndarray,
-                         where: Callable[[int], str]) -> None:
+def _check_polygon_chunk(
+    result: MaskChecks, items: np.ndarray, heights: np.ndarray, widths: np.ndarray, where: Callable[[int], str]
+) -> None:
     segms = [result.segmentations[i] for i in items.tolist()]
     parts = [p for s in segms for p in s]
     try:
@@ -237,7 +252,7 @@ def _check_polygon_chunk(result: MaskChecks, items: np.ndarray, heights: np.ndar
     np.minimum.at(cutoff, part_item[is_error], np.flatnonzero(is_error))
     counted = codes[(np.arange(len(parts)) < cutoff[part_item]) & ~is_error]
     for code, name in _PART_PROBLEMS.items():
-        if (number := int((counted == code).sum())):
+        if number := int((counted == code).sum()):
             result.counts[name] += number
     kept = codes == PART_OK
     kept_per_item = np.bincount(part_item[kept], minlength=len(segms))
@@ -245,8 +260,9 @@ def _check_polygon_chunk(result: MaskChecks, items: np.ndarray, heights: np.ndar
     for k in np.flatnonzero(cutoff < len(parts)).tolist():
         part = int(cutoff[k])
         problem = "an odd number of coordinates" if codes[part] == PART_ODD else "non-finite coordinates"
-        result.errors.append((int(items[k]), f"{where(int(items[k]))}: polygon part {part - first_part[k]} "
-                                             f"has {problem}"))
+        result.errors.append(
+            (int(items[k]), f"{where(int(items[k]))}: polygon part {part - first_part[k]} has {problem}")
+        )
         result.segmentations[items[k]] = None
     empty = (kept_per_item == 0) & (cutoff == len(parts))
     if empty.any():
@@ -273,16 +289,20 @@ def drop_empty_masks(sample: dict) -> dict:
         if key in sample and sample[key] is not None and len(sample[key]) == len(keep):
             sample[key] = sample[key][keep]
     TRANSFORM_DROPS[EMPTY_AFTER_TRANSFORM] += int(empty.sum())
-    message = (f"image {sample.get('img_id')!r}: {int(empty.sum())} instance(s) dropped because their mask is "
-               f"empty after the transforms ({TRANSFORM_DROPS[EMPTY_AFTER_TRANSFORM]} so far in this process)")
+    message = (
+        f"image {sample.get('img_id')!r}: {int(empty.sum())} instance(s) dropped because their mask is "
+        f"empty after the transforms ({TRANSFORM_DROPS[EMPTY_AFTER_TRANSFORM]} so far in this process)"
+    )
     warnings.warn(message, UserWarning, stacklevel=2)
     logger.warning(message)
     return sample
 
 
 def _where(dataset, ann: dict, img_id: Any) -> str:
-    return (f"annotation id {ann.get('id')!r} of image id {img_id!r} in "
-            f"{getattr(dataset, 'ann_file', type(dataset).__name__)}")
+    return (
+        f"annotation id {ann.get('id')!r} of image id {img_id!r} in "
+        f"{getattr(dataset, 'ann_file', type(dataset).__name__)}"
+    )
 
 
 def checked_annotation(dataset, ann: dict, img_id: Any, height: int, width: int) -> dict | None:
@@ -302,16 +322,18 @@ def checked_annotation(dataset, ann: dict, img_id: Any, height: int, width: int)
     return dict(ann, segmentation=check.segmentation)
 
 
-def checked_annotations(dataset, anns: Sequence[dict], img_ids: Sequence, heights: Sequence[int],
-                        widths: Sequence[int]) -> list[dict | None]:
+def checked_annotations(
+    dataset, anns: Sequence[dict], img_ids: Sequence, heights: Sequence[int], widths: Sequence[int]
+) -> list[dict | None]:
     """``checked_annotation`` for ``N`` annotations at once (``img_ids``, ``heights``,
     ``widths``: of each annotation's image), with the same results, counts and errors (in
     input order; strict mode raises at the first). Returns per annotation the annotation
     itself when its segmentation is unchanged, a copy with the repaired segmentation, or
     ``None`` to drop the instance. Call it once per file (or per large block of annotations):
     the polygon checks cost a fixed number of numpy calls per 8192 annotations."""
-    batch = check_segmentations([ann.get("segmentation") for ann in anns], heights, widths,
-                                lambda i: _where(dataset, anns[i], img_ids[i]))
+    batch = check_segmentations(
+        [ann.get("segmentation") for ann in anns], heights, widths, lambda i: _where(dataset, anns[i], img_ids[i])
+    )
     dataset.stats.update(batch.counts)
     for _, message in batch.errors:
         dataset._problem("annotations with inconsistent masks skipped", message)

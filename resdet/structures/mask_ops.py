@@ -16,6 +16,7 @@ Two sampling conventions are offered:
     resized to ``x1 - x0 + 1`` pixels with ``align_corners=False``) -- what torchvision's
     Mask R-CNN weights were evaluated with.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,8 +27,9 @@ from torchvision.ops import roi_align
 PASTE_MODES = ("continuous", "torchvision")
 
 
-def crop_masks_to_boxes(gt_masks: Tensor, boxes: Tensor, gt_index: Tensor, size: int = 28,
-                        box_scale: tuple[float, float] = (1.0, 1.0)) -> Tensor:
+def crop_masks_to_boxes(
+    gt_masks: Tensor, boxes: Tensor, gt_index: Tensor, size: int = 28, box_scale: tuple[float, float] = (1.0, 1.0)
+) -> Tensor:
     """Mask-head targets: the part of ground-truth bitmap ``gt_index[r]`` under box ``r``,
     resampled (RoIAlign, bilinear, half-pixel aligned) to ``size x size`` and binarised at 0.5.
 
@@ -52,8 +54,7 @@ def crop_masks_to_boxes(gt_masks: Tensor, boxes: Tensor, gt_index: Tensor, size:
     return (crops[:, 0] >= 0.5).float()
 
 
-def _continuous_weights(starts: Tensor, ends: Tensor, origin: Tensor, length: int,
-                        mask_size: int) -> Tensor:
+def _continuous_weights(starts: Tensor, ends: Tensor, origin: Tensor, length: int, mask_size: int) -> Tensor:
     """``K x length x M`` bilinear weights of pixels ``origin + arange(length)`` of boxes
     spanning ``[starts, ends)``. Pixels whose centre lies inside the box sample the mask
     (clamped to its edge cells, so a box-filling mask fills the box); the others get 0."""
@@ -68,8 +69,9 @@ def _continuous_weights(starts: Tensor, ends: Tensor, origin: Tensor, length: in
     return weights * inside[..., None]
 
 
-def _torchvision_weights(box_lo: Tensor, box_len: Tensor, origin: Tensor, length: int,
-                         mask_size: int, limit: int) -> Tensor:
+def _torchvision_weights(
+    box_lo: Tensor, box_len: Tensor, origin: Tensor, length: int, mask_size: int, limit: int
+) -> Tensor:
     """``K x length x (M + 2)`` weights reproducing ``F.interpolate(padded, size=box_len,
     mode='bilinear', align_corners=False)`` placed at integer offset ``box_lo``."""
     padded = mask_size + 2
@@ -89,8 +91,9 @@ def _torchvision_weights(box_lo: Tensor, box_len: Tensor, origin: Tensor, length
     return weights * inside[..., None]
 
 
-def paste_masks_dense(mask_probs: Tensor, boxes: Tensor, height, width, threshold: float = 0.5,
-                      mode: str = "continuous") -> Tensor:
+def paste_masks_dense(
+    mask_probs: Tensor, boxes: Tensor, height, width, threshold: float = 0.5, mode: str = "continuous"
+) -> Tensor:
     """``paste_masks`` with every box's window the whole image: the same weights per pixel,
     no sizes read from tensor values (``height`` / ``width`` may be symbolic), so it traces
     into an exported graph. Memory is ``K x height x width`` floats."""
@@ -116,8 +119,15 @@ def paste_masks_dense(mask_probs: Tensor, boxes: Tensor, height, width, threshol
     return torch.bmm(wy, torch.bmm(probs, wx.transpose(1, 2))) > threshold
 
 
-def paste_masks(mask_probs: Tensor, boxes: Tensor, height: int, width: int, threshold: float = 0.5,
-                mode: str = "continuous", max_chunk_elements: int = 1 << 24) -> Tensor:
+def paste_masks(
+    mask_probs: Tensor,
+    boxes: Tensor,
+    height: int,
+    width: int,
+    threshold: float = 0.5,
+    mode: str = "continuous",
+    max_chunk_elements: int = 1 << 24,
+) -> Tensor:
     """Paste ``K x M x M`` mask probabilities into ``K x height x width`` bool masks.
 
     Args:
@@ -149,8 +159,9 @@ def paste_masks(mask_probs: Tensor, boxes: Tensor, height: int, width: int, thre
         last = torch.minimum(ints[:, 2:] + 1, lo.new_tensor([width, height]))
     else:
         first = boxes[:, :2].floor().clamp(min=0).to(torch.int64)
-        last = torch.minimum(boxes[:, 2:].ceil().to(torch.int64) + 1,
-                             torch.tensor([width, height], device=boxes.device))
+        last = torch.minimum(
+            boxes[:, 2:].ceil().to(torch.int64) + 1, torch.tensor([width, height], device=boxes.device)
+        )
     extent = (last - first).clamp(min=1)  # K x (w, h) of each box's window
     # chunks of boxes bound the window memory; each chunk is one batched op
     chunk = max(1, max_chunk_elements // max(1, int(extent[:, 0].max()) * int(extent[:, 1].max())))

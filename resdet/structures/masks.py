@@ -10,6 +10,7 @@ A sample's ``masks`` is therefore either
     per instance, in absolute pixel coordinates, or
   * ``np.ndarray`` of shape ``N x H x W`` (uint8 0/1).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,8 +25,7 @@ class PolygonMasks:
     (each ``[x0, y0, x1, y1, ...]``, at least 3 vertices) in absolute pixel coordinates."""
 
     def __init__(self, polygons: Sequence[Sequence[Any]]) -> None:
-        self.polygons = [[np.asarray(p, dtype=np.float32).reshape(-1) for p in inst]
-                         for inst in polygons]
+        self.polygons = [[np.asarray(p, dtype=np.float32).reshape(-1) for p in inst] for inst in polygons]
 
     def __len__(self) -> int:
         return len(self.polygons)
@@ -41,8 +41,7 @@ class PolygonMasks:
 
     def scale(self, w_scale: float, h_scale: float) -> PolygonMasks:
         factors = np.array([w_scale, h_scale], dtype=np.float32)
-        return PolygonMasks([[(p.reshape(-1, 2) * factors).reshape(-1) for p in inst]
-                             for inst in self.polygons])
+        return PolygonMasks([[(p.reshape(-1, 2) * factors).reshape(-1) for p in inst] for inst in self.polygons])
 
     def flip_horizontal(self, width: float) -> PolygonMasks:
         out = []
@@ -64,8 +63,7 @@ class PolygonMasks:
 
 
 def _valid_polygons(polygons: Sequence[np.ndarray]) -> list[list[float]]:
-    return [np.asarray(p, dtype=np.float64).reshape(-1).tolist() for p in polygons
-            if np.asarray(p).size >= 6]
+    return [np.asarray(p, dtype=np.float64).reshape(-1).tolist() for p in polygons if np.asarray(p).size >= 6]
 
 
 def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int) -> dict:
@@ -77,8 +75,7 @@ def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int
     return mask_utils.merge(rles)
 
 
-def polygons_to_bitmaps(instances: Sequence[Sequence[Sequence[float]]], height: int,
-                        width: int) -> np.ndarray:
+def polygons_to_bitmaps(instances: Sequence[Sequence[Sequence[float]]], height: int, width: int) -> np.ndarray:
     """Polygons of ``N`` instances -> ``N x height x width`` uint8 bitmaps."""
     if len(instances) == 0:
         return np.zeros((0, height, width), dtype=np.uint8)
@@ -98,8 +95,10 @@ def segmentation_to_rle(segmentation: Any, height: int, width: int) -> dict:
         if isinstance(rle["counts"], str):
             rle["counts"] = rle["counts"].encode("ascii")
         return rle
-    raise ValueError(f"unsupported segmentation of type {type(segmentation).__name__}; expected a "
-                     "list of polygons or an RLE dict with 'counts' and 'size'")
+    raise ValueError(
+        f"unsupported segmentation of type {type(segmentation).__name__}; expected a "
+        "list of polygons or an RLE dict with 'counts' and 'size'"
+    )
 
 
 def rle_runs(counts: str | bytes | Sequence[int]) -> np.ndarray:

@@ -5,6 +5,7 @@ whose scores differ in the last bits; their order is not part of the result. Det
 paired greedily in the expected order: each with the unpaired detection of the same label
 whose box is closest (largest coordinate difference).
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,6 +45,11 @@ def pair_detections(expected: dict, got: dict, boundary_margin: float = 1e-3) ->
             continue
         box_diff = max(box_diff, float(dist.min()))
         score_diff = max(score_diff, float((scores_g[j] - scores_e[i]).abs()))
-    return {"count": (len(boxes_e), len(boxes_g)), "unpaired": order.count(-1), "order": order,
-            "max_box_diff": box_diff, "max_score_diff": score_diff, "boundary_swaps": swaps}
-
+    return {
+        "count": (len(boxes_e), len(boxes_g)),
+        "unpaired": order.count(-1),
+        "order": order,
+        "max_box_diff": box_diff,
+        "max_score_diff": score_diff,
+        "boundary_swaps": swaps,
+    }

@@ -12,6 +12,7 @@ its own angular wedge; wedges only meet at the centre, which no edge passes thro
 per part and true of most outlines; the other parts get the all-pairs proper-crossing test
 (the same orientation arithmetic as before, grouped by point count, in bounded chunks).
 """
+
 from __future__ import annotations
 
 import functools
@@ -145,12 +146,12 @@ def pairs_cross(rings: np.ndarray) -> np.ndarray:
     if block:
         pair = _pair_mask(n)
         for r0 in range(0, m, block):
-            t = _straddles(xs[r0:r0 + block], ys[r0:r0 + block], slice(0, n), slice(0, n))
-            found[r0:r0 + block] = (t & t.transpose(0, 2, 1) & pair).any((1, 2))
+            t = _straddles(xs[r0 : r0 + block], ys[r0 : r0 + block], slice(0, n), slice(0, n))
+            found[r0 : r0 + block] = (t & t.transpose(0, 2, 1) & pair).any((1, 2))
         return found
     rows = max(1, _PAIR_BUDGET // n)
     for r in range(m):  # one long ring at a time, in bands of rows
-        x, y = xs[r:r + 1], ys[r:r + 1]
+        x, y = xs[r : r + 1], ys[r : r + 1]
         for r0 in range(0, n, rows):
             band = slice(r0, min(n, r0 + rows))
             pair = np.arange(n)[None] >= np.arange(band.start, band.stop)[:, None] + 2
@@ -183,8 +184,7 @@ def self_intersecting(points: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return result
 
 
-def classify_parts(coords: np.ndarray, offsets: np.ndarray, heights: np.ndarray,
-                   widths: np.ndarray) -> np.ndarray:
+def classify_parts(coords: np.ndarray, offsets: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
     """One ``PART_*`` code per part (int8, ``P``); ``heights`` / ``widths`` (``P``) are the
     sizes of the images the parts belong to."""
     lengths = np.diff(offsets)
@@ -206,8 +206,7 @@ def classify_parts(coords: np.ndarray, offsets: np.ndarray, heights: np.ndarray,
     counts = lengths[live] // 2
     starts, _ = _point_runs(counts)
     low, high = np.minimum.reduceat(points, starts, axis=0), np.maximum.reduceat(points, starts, axis=0)
-    outside = ((high[:, 0] <= 0) | (high[:, 1] <= 0) | (low[:, 0] >= widths[live])
-               | (low[:, 1] >= heights[live]))
+    outside = (high[:, 0] <= 0) | (high[:, 1] <= 0) | (low[:, 0] >= widths[live]) | (low[:, 1] >= heights[live])
     codes[live[outside]] = PART_OUTSIDE
     inside = ~outside
     if not inside.any():

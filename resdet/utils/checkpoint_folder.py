@@ -4,6 +4,7 @@ A training work dir holds several checkpoints (``final.pth``, ``best*.pth``, the
 ``iter_N.pth``) and which one a user means is a choice (the end of training or the best
 validation score), so a folder is refused, not guessed, and the message names the files to
 pass instead."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,9 @@ def checkpoints_in_folder(folder: str) -> list[tuple[str, str]]:
     likely first: ``final.pth``, ``best*.pth``, the latest ``iter_N.pth``, then any other
     checkpoint file (sorted by name)."""
     try:
-        names = sorted(n for n in os.listdir(folder) if n.endswith(_SUFFIXES)
-                       and os.path.isfile(os.path.join(folder, n)))
+        names = sorted(
+            n for n in os.listdir(folder) if n.endswith(_SUFFIXES) and os.path.isfile(os.path.join(folder, n))
+        )
     except OSError:
         return []
     found: list[tuple[str, str]] = []
@@ -39,9 +41,10 @@ def folder_message(folder: str, limit: int = 4) -> str:
     """One line: ``folder`` is a folder; the checkpoint files inside it to pass instead."""
     found = checkpoints_in_folder(folder)
     if not found:
-        return (f"checkpoint {folder} is a folder, not a checkpoint file, and holds no checkpoint "
-                f"({', '.join('*' + s for s in _SUFFIXES)}); pass the path of a checkpoint file")
+        return (
+            f"checkpoint {folder} is a folder, not a checkpoint file, and holds no checkpoint "
+            f"({', '.join('*' + s for s in _SUFFIXES)}); pass the path of a checkpoint file"
+        )
     listed = "; ".join(f"{path} ({what})" if what else path for path, what in found[:limit])
     more = f"; and {len(found) - limit} more" if len(found) > limit else ""
-    return (f"checkpoint {folder} is a folder, not a checkpoint file; pass one of the checkpoints "
-            f"in it: {listed}{more}")
+    return f"checkpoint {folder} is a folder, not a checkpoint file; pass one of the checkpoints in it: {listed}{more}"

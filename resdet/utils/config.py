@@ -1,5 +1,6 @@
 """Config loading shared by every tool: mmengine ``Config`` files with ``_base_``
 inheritance, plus ``--cfg-options key=value ...`` overrides."""
+
 from __future__ import annotations
 
 import argparse
@@ -50,9 +51,11 @@ def parse_option_value(key: str, text: str) -> Any:
     try:
         return DictAction._parse_iterable(text)
     except (RecursionError, ValueError, AssertionError, IndexError) as err:
-        raise ConfigError(f"--cfg-options {key}={text}: cannot read the value ({type(err).__name__}); "
-                          f"write a Python literal, e.g. {key}=[1, 2] or {key}=dict(type='StepLR', "
-                          f"milestones=[100])") from None
+        raise ConfigError(
+            f"--cfg-options {key}={text}: cannot read the value ({type(err).__name__}); "
+            f"write a Python literal, e.g. {key}=[1, 2] or {key}=dict(type='StepLR', "
+            f"milestones=[100])"
+        ) from None
 
 
 class CfgOptionsAction(argparse.Action):
@@ -73,9 +76,14 @@ class CfgOptionsAction(argparse.Action):
 def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
     """Give a tool the shared ``--cfg-options`` flag."""
     parser.add_argument(
-        "--cfg-options", nargs="+", action=CfgOptionsAction, default=None, metavar="KEY=VALUE",
+        "--cfg-options",
+        nargs="+",
+        action=CfgOptionsAction,
+        default=None,
+        metavar="KEY=VALUE",
         help="override config keys, e.g. train_cfg.max_iters=100 "
-             "model.backbone.depth=50 'optimizer.lr=0.01' (lists: key=[a,b])")
+        "model.backbone.depth=50 'optimizer.lr=0.01' (lists: key=[a,b])",
+    )
 
 
 SHIPPED_PREFIX = "resdet::"  # in a user's _base_: a shipped config, e.g. "resdet::_base_/models/frcnn_r50_fpn.py"
@@ -92,11 +100,13 @@ def _install_shipped_prefix() -> None:
 
     def get_cfg_path(cfg_path: str, filename: str):
         if isinstance(cfg_path, str) and cfg_path.startswith(SHIPPED_PREFIX):
-            name = cfg_path[len(SHIPPED_PREFIX):]
+            name = cfg_path[len(SHIPPED_PREFIX) :]
             path = os.path.join(CONFIG_DIR, name if name.endswith(".py") else name + ".py")
             if not os.path.isfile(path):
-                raise ConfigError(f"{filename}: _base_ {cfg_path!r} is not a shipped config (looked for {path}); "
-                                  f"see `resdet print-config --list`")
+                raise ConfigError(
+                    f"{filename}: _base_ {cfg_path!r} is not a shipped config (looked for {path}); "
+                    f"see `resdet print-config --list`"
+                )
             return path, None
         return original(cfg_path, filename)
 
@@ -109,8 +119,7 @@ _install_shipped_prefix()
 
 def shipped_config_names() -> list[str]:
     """Names of the configs shipped with resdet (``frcnn_r101_coco``, ...), ``_base_`` excluded."""
-    return sorted(name[:-3] for name in os.listdir(CONFIG_DIR)
-                  if name.endswith(".py") and not name.startswith("_"))
+    return sorted(name[:-3] for name in os.listdir(CONFIG_DIR) if name.endswith(".py") and not name.startswith("_"))
 
 
 def resolve_config_path(path_or_name: str) -> str:
@@ -123,15 +132,17 @@ def resolve_config_path(path_or_name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
     if name.startswith("configs/"):
-        name = name[len("configs/"):]
+        name = name[len("configs/") :]
     for candidate in (name, name + ".py"):
         full = os.path.join(CONFIG_DIR, candidate)
         if os.path.isfile(full):
             return full
     close = close_names(os.path.splitext(os.path.basename(name))[0], shipped_config_names(), n=3)
     hint = f"; closest shipped configs: {', '.join(close)}" if close else ""
-    raise FileNotFoundError(f"config '{path_or_name}' not found: not a file (relative to {os.getcwd()}) "
-                            f"and not a config shipped in {CONFIG_DIR}{hint}")
+    raise FileNotFoundError(
+        f"config '{path_or_name}' not found: not a file (relative to {os.getcwd()}) "
+        f"and not a config shipped in {CONFIG_DIR}{hint}"
+    )
 
 
 def _base_files(path: str) -> list[str]:
@@ -151,9 +162,13 @@ def _base_files(path: str) -> list[str]:
             except (ValueError, TypeError, SyntaxError, RecursionError):
                 return []
             names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else []
-            return [os.path.join(CONFIG_DIR, n[len(SHIPPED_PREFIX):] + ("" if n.endswith(".py") else ".py"))
-                    if n.startswith(SHIPPED_PREFIX) else os.path.join(os.path.dirname(path), n)
-                    for n in names if isinstance(n, str)]
+            return [
+                os.path.join(CONFIG_DIR, n[len(SHIPPED_PREFIX) :] + ("" if n.endswith(".py") else ".py"))
+                if n.startswith(SHIPPED_PREFIX)
+                else os.path.join(os.path.dirname(path), n)
+                for n in names
+                if isinstance(n, str)
+            ]
     return []
 
 
@@ -163,9 +178,11 @@ def check_base_chain(path: str, chain: tuple[str, ...] = (), done: set | None = 
     done = set() if done is None else done
     real = os.path.realpath(path)
     if real in chain:
-        loop = [os.path.relpath(p) if len(os.path.relpath(p)) < len(p) else p for p in chain[chain.index(real):]]
-        raise ConfigError(f"config _base_ cycle: {' -> '.join(loop + [loop[0]])}; a config cannot inherit from "
-                          "itself: remove one of these _base_ entries")
+        loop = [os.path.relpath(p) if len(os.path.relpath(p)) < len(p) else p for p in chain[chain.index(real) :]]
+        raise ConfigError(
+            f"config _base_ cycle: {' -> '.join(loop + [loop[0]])}; a config cannot inherit from "
+            "itself: remove one of these _base_ entries"
+        )
     if real in done:
         return
     for base in _base_files(real):
@@ -186,15 +203,22 @@ def _refuse_json_data_file(path: str) -> None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"config {path} is not readable json: {err}") from None
     except (RecursionError, MemoryError):
-        raise ConfigError(f"config {path} is nested too deeply to be read (json deeper than Python's "
-                          "recursion limit); it is not a config: pass a .py config") from None
+        raise ConfigError(
+            f"config {path} is nested too deeply to be read (json deeper than Python's "
+            "recursion limit); it is not a config: pass a .py config"
+        ) from None
     keys = [k for k in _ANNOTATION_KEYS if isinstance(data, dict) and k in data]
     if keys or isinstance(data, list):
-        what = ("a COCO annotation file (it has " + ", ".join(repr(k) for k in keys) + ")" if keys
-                else "a json list (a results or annotation file)")
-        raise ConfigError(f"{path} is {what}, not a config: pass a config (a .py file or a shipped name, see "
-                          "`resdet print-config --list`) and give this file as its dataset's ann_file, e.g. "
-                          f"--cfg-options train_dataloader.dataset.ann_file={path}")
+        what = (
+            "a COCO annotation file (it has " + ", ".join(repr(k) for k in keys) + ")"
+            if keys
+            else "a json list (a results or annotation file)"
+        )
+        raise ConfigError(
+            f"{path} is {what}, not a config: pass a config (a .py file or a shipped name, see "
+            "`resdet print-config --list`) and give this file as its dataset's ann_file, e.g. "
+            f"--cfg-options train_dataloader.dataset.ann_file={path}"
+        )
 
 
 def load_config(path_or_name: str, cfg_options: dict | None = None) -> Config:
@@ -209,8 +233,10 @@ def load_config(path_or_name: str, cfg_options: dict | None = None) -> Config:
     try:
         cfg = Config.fromfile(path)
     except (RecursionError, MemoryError):
-        raise ConfigError(f"config {path} is nested too deeply to be read (deeper than Python's recursion "
-                          "limit); write it as a flat .py config") from None
+        raise ConfigError(
+            f"config {path} is nested too deeply to be read (deeper than Python's recursion "
+            "limit); write it as a flat .py config"
+        ) from None
     except SyntaxError as err:
         where = err.filename if err.filename and os.path.isfile(err.filename) else path
         raise ConfigError(f"config {where}, line {err.lineno}: {err.msg}") from None
@@ -230,8 +256,10 @@ def merge_options(cfg: Config, cfg_options: dict) -> None:
             cfg.merge_from_dict({key: value})
         except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
             parent = key.rsplit(".", 1)[0] if "." in key else key
-            raise ConfigError(f"--cfg-options {key}={value!r} does not fit the config ({type(err).__name__}: "
-                              f"{err}); check that {parent} exists and is a dict or list") from None
+            raise ConfigError(
+                f"--cfg-options {key}={value!r} does not fit the config ({type(err).__name__}: "
+                f"{err}); check that {parent} exists and is a dict or list"
+            ) from None
 
 
 def parse_args_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None):
@@ -243,15 +271,21 @@ def parse_args_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] 
 
 def build_train_parser(description: str, example_config: str) -> argparse.ArgumentParser:
     """The arguments every training tool takes: CONFIG, --work-dir, --resume [PATH], --cfg-options."""
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help=f"config file, or a name in configs/ (e.g. {example_config})")
-    parser.add_argument("--work-dir", default=None,
-                        help="where checkpoints and logs go (default: the config's work_dir, else "
-                             "work_dirs/<config name>)")
-    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="PATH",
-                        help="resume from PATH, or without PATH from the newest readable checkpoint "
-                             "of the work dir")
+    parser.add_argument(
+        "--work-dir",
+        default=None,
+        help="where checkpoints and logs go (default: the config's work_dir, else work_dirs/<config name>)",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="PATH",
+        help="resume from PATH, or without PATH from the newest readable checkpoint of the work dir",
+    )
     add_cfg_options_arg(parser)
     return parser
 

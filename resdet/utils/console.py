@@ -17,6 +17,7 @@ when its console goes away and keeps writing ``train.log``. ``run_guarded`` is t
 Only errors raised by writes to ``sys.stdout`` count (the wrapper marks them): a full disk
 under an output file stays the error it is.
 """
+
 from __future__ import annotations
 
 import errno
@@ -89,8 +90,11 @@ def run_guarded(prog: str, call: Callable[[], int]) -> int:
         silence_stdout(real)  # what the buffer still holds goes nowhere, quietly
         if err.errno == errno.EPIPE:
             return EXIT_BROKEN_PIPE
-        print(f"{prog}: error: cannot write to standard output ({err.strerror or err}); "
-              "send the output to a file or a pipe that accepts it", file=sys.stderr)
+        print(
+            f"{prog}: error: cannot write to standard output ({err.strerror or err}); "
+            "send the output to a file or a pipe that accepts it",
+            file=sys.stderr,
+        )
         return 2
     finally:
         if isinstance(sys.stdout, _MarkingStdout):

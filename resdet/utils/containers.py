@@ -1,4 +1,5 @@
 """Small helpers for the shapes values arrive in (one item, a sequence, a tensor, ``None``)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -6,6 +6,7 @@ GPU, ``cuda:7`` on a 2-GPU node) is a ``DeviceError`` naming the value, what thi
 has and the way out, before any model is built -- not torch's traceback from the first
 ``.to(device)``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,9 +49,13 @@ def resolve_device(device: str | torch.device | None, what: str = "--device") ->
         raise DeviceError(f"{what} {device!r}: resdet runs on {_FORMS}; {available_devices()}")
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:
-        raise DeviceError(f"{what} {device!r} asks for a CUDA GPU but {available_devices()} "
-                          f"(or its driver is not usable); use {what} cpu")
+        raise DeviceError(
+            f"{what} {device!r} asks for a CUDA GPU but {available_devices()} "
+            f"(or its driver is not usable); use {what} cpu"
+        )
     if parsed.index is not None and parsed.index >= count:
-        raise DeviceError(f"{what} {device!r} does not exist: {available_devices()}; use {what} cuda:0"
-                          + (f" .. cuda:{count - 1}" if count > 1 else ""))
+        raise DeviceError(
+            f"{what} {device!r} does not exist: {available_devices()}; use {what} cuda:0"
+            + (f" .. cuda:{count - 1}" if count > 1 else "")
+        )
     return parsed

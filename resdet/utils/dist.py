@@ -13,6 +13,7 @@ process with ``LOCAL_RANK == 0`` while the node's other processes wait::
 torchrun's ``GROUP_RANK`` (so two "nodes" on one machine are two nodes), else SLURM's
 ``SLURM_NODEID``, else the host name.
 """
+
 from __future__ import annotations
 
 import os
@@ -120,12 +121,19 @@ def _warn_shared_store() -> None:
     """torchrun (c10d rendezvous) shares its agent's TCPStore with the workers and keeps it over
     restarts: the restarted workers can read the previous attempt's addresses and fail to
     connect. Setting ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` gives each attempt its own store."""
-    if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", 0) or 0) > 0 \
-            and os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true" \
-            and os.environ.get(SHARED_STORE_OFF, "0") != "1" and os.environ.get("RANK", "0") == "0":
-        warnings.warn(f"torchrun --max-restarts > 0 with the shared rendezvous store: a restarted "
-                      f"group may fail to connect (stale addresses of the previous attempt); export "
-                      f"{SHARED_STORE_OFF}=1 before torchrun (docs/distributed.md)", RuntimeWarning, stacklevel=3)
+    if (
+        int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", 0) or 0) > 0
+        and os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+        and os.environ.get(SHARED_STORE_OFF, "0") != "1"
+        and os.environ.get("RANK", "0") == "0"
+    ):
+        warnings.warn(
+            f"torchrun --max-restarts > 0 with the shared rendezvous store: a restarted "
+            f"group may fail to connect (stale addresses of the previous attempt); export "
+            f"{SHARED_STORE_OFF}=1 before torchrun (docs/distributed.md)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def all_gather_object(obj: Any) -> list[Any]:

@@ -5,6 +5,7 @@ The ``resdet`` command turns each into one line on stderr and exit code 2 (``--d
 traceback. Each class also derives from the built-in error it refines, so existing
 ``except ValueError`` / ``except RuntimeError`` handlers keep working.
 """
+
 from __future__ import annotations
 
 

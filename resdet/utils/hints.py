@@ -1,5 +1,6 @@
 """'Did you mean ...?' hints for errors about a misspelt name (a config key, a registered
 type, a subcommand, a metric): one wording everywhere."""
+
 from __future__ import annotations
 
 import difflib

@@ -19,6 +19,7 @@ the file's bytes also lets a file be rewritten (another zip layout, another torc
 without a new checksum. Cost: 0.06-0.14 s per 100 MB of tensors (ResNet-50 weights, a
 2-core CPU with SHA extensions), once at save and once at load.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,8 +47,14 @@ from .errors import CheckpointError  # noqa: F401  (re-exported: raised by safe_
 from .outputs import OUTPUT_ERRNOS, OutputError, check_output_path, output_error  # noqa: F401
 
 # flags of the temporary file: never follow a planted link, never reuse an existing file
-_TMP_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-              | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+_TMP_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 # what the file's mode asks for; the kernel removes the umask bits (or applies the folder's
 # default ACL), exactly as for open(path, "w")
 FILE_MODE = 0o666
@@ -223,22 +230,27 @@ def verify_checksum(obj: Any, path: str) -> bool | None:
     if recorded is None:
         if "resdet_version" in meta and os.path.abspath(path) not in _NOTED_UNVERIFIED:
             _NOTED_UNVERIFIED.add(os.path.abspath(path))
-            note = (f"checkpoint {path} has no checksum (written by resdet "
-                    f"{meta.get('resdet_version')}, before checksums were recorded): loaded without "
-                    "checking it for damage")
+            note = (
+                f"checkpoint {path} has no checksum (written by resdet "
+                f"{meta.get('resdet_version')}, before checksums were recorded): loaded without "
+                "checking it for damage"
+            )
             logger.info(note)
             warnings.warn(note, UserWarning, stacklevel=3)
         return None
     if not isinstance(recorded, str) or not recorded.startswith(f"{_CHECKSUM_ALGORITHM}:"):
-        raise CheckpointError(f"checkpoint {path} is damaged: its meta['checksum'] is not a "
-                              f"'{_CHECKSUM_ALGORITHM}:<hex>' value ({str(recorded)[:40]!r}); use another "
-                              "checkpoint or copy this one again from its source")
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its meta['checksum'] is not a "
+            f"'{_CHECKSUM_ALGORITHM}:<hex>' value ({str(recorded)[:40]!r}); use another "
+            "checkpoint or copy this one again from its source"
+        )
     actual = content_checksum(obj)
     if actual != recorded:
         raise CheckpointError(
             f"checkpoint {path} is damaged: its content no longer matches the {_CHECKSUM_ALGORITHM} checksum "
             "recorded when it was written (changed on disk or in a copy since); use another checkpoint or "
-            "copy this one again from its source")
+            "copy this one again from its source"
+        )
     return True
 
 
@@ -274,9 +286,11 @@ def atomic_save_figure(fig: Any, path: str, dpi: int = 120) -> None:
 
 
 # torch's own words on the refused object (its advice to retry unsafely is left out)
-_REFUSED_WHAT = (re.compile(r"Unsupported global: GLOBAL ([\w.]+)"),
-                 re.compile(r"unsupported GLOBAL ([\w.]+)"),
-                 re.compile(r"Unsupported operand (\d+)"))
+_REFUSED_WHAT = (
+    re.compile(r"Unsupported global: GLOBAL ([\w.]+)"),
+    re.compile(r"unsupported GLOBAL ([\w.]+)"),
+    re.compile(r"Unsupported operand (\d+)"),
+)
 
 
 def _refusal_reason(err: BaseException) -> str:
@@ -318,19 +332,23 @@ def _load_safetensors(path: str, map_location: str | torch.device) -> dict:
     with open(path, "rb") as fh:
         header_len = int.from_bytes(fh.read(8), "little")
     if not 2 <= header_len <= size - 8:  # read before the file: a damaged length claims up to 16 EiB
-        raise CheckpointError(f"checkpoint {path} is not a readable safetensors file: its header length field "
-                              f"says {header_len} bytes but the file holds {size} bytes in all (cut short or "
-                              "damaged); use another file or copy this one again from its source")
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable safetensors file: its header length field "
+            f"says {header_len} bytes but the file holds {size} bytes in all (cut short or "
+            "damaged); use another file or copy this one again from its source"
+        )
     try:
         with open(path, "rb") as fh:
             data = fh.read()
         tensors = dict(sorted(load_safetensors_bytes(data).items()))
         header_len = int.from_bytes(data[:8], "little")
-        metadata = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+        metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
         meta = json.loads(metadata.get(SAFETENSORS_META_KEY, "{}"))
     except (SafetensorError, ValueError, OSError) as err:
-        raise CheckpointError(f"checkpoint {path} is truncated or not a readable safetensors file ({err}); "
-                              "use another file or copy this one again from its source") from None
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a readable safetensors file ({err}); "
+            "use another file or copy this one again from its source"
+        ) from None
     if map_location not in (None, "cpu"):
         tensors = {k: v.to(map_location) for k, v in tensors.items()}
     return {"model": tensors, "meta": meta} if meta else tensors
@@ -358,11 +376,14 @@ def safe_load(path: str, map_location: str | torch.device = "cpu", verify: bool 
         raise CheckpointError(
             f"checkpoint {path} was refused: {_refusal_reason(err)}, and a checkpoint may hold only "
             "tensors and plain Python types, so loading it could run code hidden in the file; it was not "
-            "loaded. Use a checkpoint written by resdet (or convert the original weights)") from None
+            "loaded. Use a checkpoint written by resdet (or convert the original weights)"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, SafetensorError) as err:
-        raise CheckpointError(f"checkpoint {path} is truncated or not a torch checkpoint "
-                              f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
-                              "use another checkpoint or copy this one again from its source") from err
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a torch checkpoint "
+            f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+            "use another checkpoint or copy this one again from its source"
+        ) from err
     if verify:
         verify_checksum(obj, path)
     return obj

@@ -16,6 +16,7 @@ memory of the training step 38-63 % higher (freed blocks are reused in place, an
 fragments), so tcmalloc (the same speed, +5 % memory) is the better choice where it can be
 installed.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -28,7 +29,7 @@ MALLOC_ENV = "RESDET_MALLOC"
 # mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
 TOP_PAD = 256 << 20  # grow the heap in steps of 256 MiB: fewer brk calls (untouched pages cost nothing)
-TRIM_THRESHOLD = 2 ** 31 - 1  # the largest value mallopt takes: never give the heap's top back
+TRIM_THRESHOLD = 2**31 - 1  # the largest value mallopt takes: never give the heap's top back
 
 _tuned = False
 
@@ -75,8 +76,10 @@ def tune_malloc() -> bool:
     libc = _glibc()
     if libc is None:
         return False
-    ok = all(libc.mallopt(param, value) == 1 for param, value in
-             ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_TOP_PAD, TOP_PAD)))
+    ok = all(
+        libc.mallopt(param, value) == 1
+        for param, value in ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_TOP_PAD, TOP_PAD))
+    )
     _tuned = ok
     return ok
 

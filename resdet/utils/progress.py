@@ -9,6 +9,7 @@ installs), plain periodic lines when the output is not a terminal (CI, nohup, a 
 
 Only rank 0 should show progress; pass ``enabled=False`` elsewhere.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -58,9 +59,16 @@ class Progress:
         start: steps already done (a resumed run).
     """
 
-    def __init__(self, total: int | None, description: str, stream: TextIO | None = None,
-                 interval_s: float = 10.0, logger: logging.Logger | None = None, enabled: bool = True,
-                 start: int = 0) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        description: str,
+        stream: TextIO | None = None,
+        interval_s: float = 10.0,
+        logger: logging.Logger | None = None,
+        enabled: bool = True,
+        start: int = 0,
+    ) -> None:
         self.total, self.description = (int(total) if total is not None else None), description
         self.stream = stream if stream is not None else sys.stdout
         self.interval_s, self.logger, self.enabled = float(interval_s), logger, bool(enabled)
@@ -78,22 +86,31 @@ class Progress:
     def _start_rich(self) -> None:
         if _LIVE:  # a bar is already on screen (validation inside training): add a line to it
             self._rich, self._owner = _LIVE[-1], False
-            self._task = self._rich.add_task(self.description, total=self.total, completed=self.start,
-                                             rate="", extra="")
+            self._task = self._rich.add_task(
+                self.description, total=self.total, completed=self.start, rate="", extra=""
+            )
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
         from rich.progress import Progress as RichProgress
+
         console = Console(file=self.stream)
-        self._rich = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
-                                  TimeRemainingColumn(), TextColumn("{task.fields[extra]}"),
-                                  console=console, transient=False)
+        self._rich = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[extra]}"),
+            console=console,
+            transient=False,
+        )
         self._rich.start()
         self._owner = True
         _LIVE.append(self._rich)
-        self._task = self._rich.add_task(self.description, total=self.total, completed=self.start,
-                                         rate="", extra="")
+        self._task = self._rich.add_task(self.description, total=self.total, completed=self.start, rate="", extra="")
 
     # ------------------------------------------------------------------ public
     @property
@@ -123,8 +140,9 @@ class Progress:
         if not self.enabled:
             return
         if self._rich is not None:
-            self._rich.update(self._task, completed=self.done, rate=f"{self.rate:.3g} it/s",
-                              extra=format_fields(self.fields))
+            self._rich.update(
+                self._task, completed=self.done, rate=f"{self.rate:.3g} it/s", extra=format_fields(self.fields)
+            )
             return
         now = time.perf_counter()
         finished = self.total is not None and self.done >= self.total

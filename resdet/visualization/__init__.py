@@ -1,5 +1,6 @@
 """Visualisation: detections and ground truth (boxes in a colour per class, labels that stay in
 the image, translucent outlined masks, a legend), contact sheets, atomic picture saving."""
+
 from .draw import class_name, draw_detections, draw_masks, select_detections  # noqa: F401
 from .layout import auto_font_scale, layout_labels  # noqa: F401
 from .palette import class_color, color_palette  # noqa: F401

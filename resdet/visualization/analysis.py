@@ -1,6 +1,7 @@
 """Pictures of a detection analysis (``resdet.evaluation.analysis``): per-class precision-recall
 curves, the confusion matrix and the AP lost per error type (matplotlib, the optional extra
 ``plots``), and images with their ground truth and typed detections (OpenCV)."""
+
 from __future__ import annotations
 
 import math
@@ -14,11 +15,27 @@ from .draw import _dashed_rectangle, draw_panel, draw_text_box
 from .layout import auto_font_scale, auto_thickness, fit_text, label_size, layout_labels
 
 # RGB colour of each kind of box in the error pictures
-KIND_COLOURS = {"tp": (40, 200, 60), "cls": (255, 140, 0), "loc": (255, 220, 0), "both": (190, 90, 255),
-                "dupe": (0, 200, 230), "bkg": (240, 40, 40), "gt": (255, 255, 255), "miss": (255, 60, 160)}
+KIND_COLOURS = {
+    "tp": (40, 200, 60),
+    "cls": (255, 140, 0),
+    "loc": (255, 220, 0),
+    "both": (190, 90, 255),
+    "dupe": (0, 200, 230),
+    "bkg": (240, 40, 40),
+    "gt": (255, 255, 255),
+    "miss": (255, 60, 160),
+}
 MAX_AXES = 16  # classes drawn as separate matplotlib axes in pr_curves.png
-KIND_LABELS = {"tp": "correct", "cls": "wrong class", "loc": "poor box", "both": "class+box", "dupe": "duplicate",
-               "bkg": "background", "gt": "ground truth", "miss": "missed object"}
+KIND_LABELS = {
+    "tp": "correct",
+    "cls": "wrong class",
+    "loc": "poor box",
+    "both": "class+box",
+    "dupe": "duplicate",
+    "bkg": "background",
+    "gt": "ground truth",
+    "miss": "missed object",
+}
 
 
 def matplotlib_available() -> bool:
@@ -31,8 +48,10 @@ def matplotlib_available() -> bool:
 
 def _pyplot():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -49,7 +68,7 @@ def plot_pr_curves(curves: Mapping[str, Mapping], out: str, dpi: int = 100) -> N
     cols = min(4, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.9 * rows), squeeze=False)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.axis("off")
     for ax, name in zip(axes.flat, names):
         curve = curves[name]
@@ -57,8 +76,10 @@ def plot_pr_curves(curves: Mapping[str, Mapping], out: str, dpi: int = 100) -> N
         if curve["num_dets"]:
             ax.step(recall, precision, where="post", linewidth=2.0, color="C0")
         ap = curve.get("ap50")
-        ax.set_title(f"{name}: AP50 {100 * ap:.1f} ({curve['num_gt']} obj.)" if ap is not None
-                     else f"{name}: no ground truth", fontsize=9)
+        ax.set_title(
+            f"{name}: AP50 {100 * ap:.1f} ({curve['num_gt']} obj.)" if ap is not None else f"{name}: no ground truth",
+            fontsize=9,
+        )
         ax.set_xlim(0, 1.0)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("recall", fontsize=8)
@@ -86,8 +107,14 @@ def _plot_pr_grid(plt, curves: Mapping[str, Mapping], out: str, dpi: int) -> Non
         if curve["num_dets"]:
             ax.step(x0 + recall, y0 + precision, where="post", linewidth=1.4, color="C0")
         ap = curve.get("ap50")
-        ax.text(x0 + 0.5, y0 + 1.04, f"{name}: {100 * ap:.1f}" if ap is not None else f"{name}: no GT",
-                ha="center", va="bottom", fontsize=7)
+        ax.text(
+            x0 + 0.5,
+            y0 + 1.04,
+            f"{name}: {100 * ap:.1f}" if ap is not None else f"{name}: no GT",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
     ax.set_xlim(-0.05, cols * step_x)
     ax.set_ylim(-(rows - 1) * step_y - 0.05, 1.3)
     ax.axis("off")
@@ -97,8 +124,9 @@ def _plot_pr_grid(plt, curves: Mapping[str, Mapping], out: str, dpi: int) -> Non
     plt.close(fig)
 
 
-def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], out: str,
-                          title: str = "", dpi: int = 100) -> None:
+def plot_confusion_matrix(
+    matrix: Sequence[Sequence[int]], labels: Sequence[str], out: str, title: str = "", dpi: int = 100
+) -> None:
     """Rows: ground truth, columns: prediction (``background`` last in both); colours are row
     fractions, numbers are counts (shown up to 30 classes)."""
     plt = _pyplot()
@@ -118,8 +146,15 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     else:
         for (r, c), value in np.ndenumerate(counts):
             if value:
-                ax.text(c, r, str(value), ha="center", va="center", fontsize=7,
-                        color="white" if fractions[r, c] > 0.5 else "black")
+                ax.text(
+                    c,
+                    r,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if fractions[r, c] > 0.5 else "black",
+                )
     # margins in inches for the class names (tight_layout is slow with 80 classes)
     fig.subplots_adjust(left=1.4 / (size + 1.0), bottom=1.4 / size, right=1 - 0.2 / (size + 1.0), top=1 - 0.4 / size)
     atomic_save_figure(fig, out, dpi=dpi)
@@ -132,12 +167,21 @@ def plot_error_breakdown(errors: Mapping, out: str, dpi: int = 100) -> None:
     kinds = list(errors["dAP"])
     values = [100 * errors["dAP"][k] for k in kinds]
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    bars = ax.bar([KIND_LABELS.get(k, k) if k != "miss" else "missed" for k in kinds], values,
-                  color=[tuple(c / 255 for c in KIND_COLOURS.get(k, (120, 120, 120))) for k in kinds],
-                  edgecolor="black", linewidth=0.5)
+    bars = ax.bar(
+        [KIND_LABELS.get(k, k) if k != "miss" else "missed" for k in kinds],
+        values,
+        color=[tuple(c / 255 for c in KIND_COLOURS.get(k, (120, 120, 120))) for k in kinds],
+        edgecolor="black",
+        linewidth=0.5,
+    )
     for bar, kind in zip(bars, kinds):
-        ax.annotate(f"n={errors['counts'][kind]}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            f"n={errors['counts'][kind]}",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_ylabel("AP50 gained by fixing (points)")
     ax.set_title(f"AP50 {100 * errors['ap50']:.1f}: where the rest goes (TIDE error types)", fontsize=10)
     ax.tick_params(axis="x", labelsize=8)
@@ -147,9 +191,18 @@ def plot_error_breakdown(errors: Mapping, out: str, dpi: int = 100) -> None:
     plt.close(fig)
 
 
-def draw_error_image(image: np.ndarray, gt_boxes, gt_names: Sequence[str], gt_missed, det_boxes,
-                     det_names: Sequence[str], det_scores, det_kinds: Sequence[str],
-                     title: str | None = None, min_side: int = 480) -> np.ndarray:
+def draw_error_image(
+    image: np.ndarray,
+    gt_boxes,
+    gt_names: Sequence[str],
+    gt_missed,
+    det_boxes,
+    det_names: Sequence[str],
+    det_scores,
+    det_kinds: Sequence[str],
+    title: str | None = None,
+    min_side: int = 480,
+) -> np.ndarray:
     """A copy of ``image`` (``H x W x 3`` uint8 RGB) with its ground truth (dashed: white, or
     pink when missed) and detections (solid, coloured by kind: ``tp`` or an error type, labelled
     ``kind: class score``); boxes ``N x 4`` xyxy in the image's pixels. A legend lists the kinds
@@ -167,21 +220,43 @@ def draw_error_image(image: np.ndarray, gt_boxes, gt_names: Sequence[str], gt_mi
     missed = np.asarray(gt_missed, bool).reshape(-1)
     for box, is_missed in zip(gt_boxes, missed):
         colour = KIND_COLOURS["miss" if is_missed else "gt"]
-        _dashed_rectangle(canvas, (int(round(box[0])), int(round(box[1]))), (int(round(box[2])), int(round(box[3]))),
-                          colour, thickness)
+        _dashed_rectangle(
+            canvas,
+            (int(round(box[0])), int(round(box[1]))),
+            (int(round(box[2])), int(round(box[3]))),
+            colour,
+            thickness,
+        )
     order = np.argsort(-np.asarray(det_scores, np.float64), kind="mergesort")
     for i in order[::-1]:
         box = det_boxes[i]
-        cv2.rectangle(canvas, (int(round(box[0])), int(round(box[1]))), (int(round(box[2])), int(round(box[3]))),
-                      KIND_COLOURS.get(det_kinds[i], (128, 128, 128)), thickness, lineType=cv2.LINE_AA)
-    shown = sorted({det_kinds[i] for i in order} | ({"gt"} if (~missed).any() else set())
-                   | ({"miss"} if missed.any() else set()), key=list(KIND_COLOURS).index)
+        cv2.rectangle(
+            canvas,
+            (int(round(box[0])), int(round(box[1]))),
+            (int(round(box[2])), int(round(box[3]))),
+            KIND_COLOURS.get(det_kinds[i], (128, 128, 128)),
+            thickness,
+            lineType=cv2.LINE_AA,
+        )
+    shown = sorted(
+        {det_kinds[i] for i in order} | ({"gt"} if (~missed).any() else set()) | ({"miss"} if missed.any() else set()),
+        key=list(KIND_COLOURS).index,
+    )
     rows = ([(None, title)] if title else []) + [(KIND_COLOURS[k], KIND_LABELS[k]) for k in shown]
     occupied = [draw_panel(canvas, rows, font_scale, np.concatenate([det_boxes, gt_boxes]))] if rows else []
-    labelled = [(det_boxes[i], f"{det_kinds[i]}: {det_names[i]} {float(det_scores[i]):.2f}",
-                 KIND_COLOURS.get(det_kinds[i], (128, 128, 128))) for i in order]
-    labelled += [(box, f"missed: {name}", KIND_COLOURS["miss"])
-                 for box, name, is_missed in zip(gt_boxes, gt_names, missed) if is_missed]
+    labelled = [
+        (
+            det_boxes[i],
+            f"{det_kinds[i]}: {det_names[i]} {float(det_scores[i]):.2f}",
+            KIND_COLOURS.get(det_kinds[i], (128, 128, 128)),
+        )
+        for i in order
+    ]
+    labelled += [
+        (box, f"missed: {name}", KIND_COLOURS["miss"])
+        for box, name, is_missed in zip(gt_boxes, gt_names, missed)
+        if is_missed
+    ]
     texts = [fit_text(text, font_scale, w) for _, text, _ in labelled]
     rects = layout_labels([b for b, _, _ in labelled], [label_size(t, s)[:2] for t, s in texts], (h, w), occupied)
     for (_, _, colour), (text, scale), rect in reversed(list(zip(labelled, texts, rects))):

@@ -12,6 +12,7 @@ The keys default to what each run logged:
 Runs of different kinds go into side-by-side panels; a run without the chosen keys is drawn
 without that curve (and a warning).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,9 +26,14 @@ from .plots import BOLD, THIN, pyplot
 TRAIN_KEYS = ("train_err", "loss")
 VAL_KEYS = ("top1_err", "loc_top1_err", "bbox_AP", "segm_AP", "voc_mAP50", "top5_err", "loc_top5_err")
 # y-axis names of the validation scores (COCO / VOC evaluators' result keys)
-SCORE_NAMES = {"bbox_AP": "COCO box mAP@[.5:.95]", "bbox_AP50": "COCO box mAP@0.5",
-               "bbox_AP75": "COCO box mAP@0.75", "segm_AP": "COCO mask mAP@[.5:.95]",
-               "segm_AP50": "COCO mask mAP@0.5", "voc_mAP50": "VOC mAP@0.5"}
+SCORE_NAMES = {
+    "bbox_AP": "COCO box mAP@[.5:.95]",
+    "bbox_AP50": "COCO box mAP@0.5",
+    "bbox_AP75": "COCO box mAP@0.75",
+    "segm_AP": "COCO mask mAP@[.5:.95]",
+    "segm_AP50": "COCO mask mAP@0.5",
+    "voc_mAP50": "VOC mAP@0.5",
+}
 
 
 class CurveCounts(dict):
@@ -170,9 +176,15 @@ def _panels(runs: list[dict]) -> list[list[str]]:
     return panels or [[]]
 
 
-def plot_curves(work_dirs: list[str], out: str, labels: list[str] | None = None,
-                train_key: str | None = None, val_key: str | None = None, percent: bool | None = None,
-                title: str | None = None) -> CurveCounts:
+def plot_curves(
+    work_dirs: list[str],
+    out: str,
+    labels: list[str] | None = None,
+    train_key: str | None = None,
+    val_key: str | None = None,
+    percent: bool | None = None,
+    title: str | None = None,
+) -> CurveCounts:
     """Draw the curves of every run into ``out`` (PNG, PDF, SVG by extension).
 
     Args:
@@ -190,19 +202,26 @@ def plot_curves(work_dirs: list[str], out: str, labels: list[str] | None = None,
     for mode, key in (("train", train_key), ("val", val_key)):
         present = sorted({k for recs in all_records for k in _keys_of(recs, mode)})
         if key is not None and key not in present:
-            raise ValueError(f"no run logged '{key}' in its {mode} records; keys present: "
-                             f"{', '.join(present) or 'none'}")
-    runs = [dict(label=label, path=metrics_path(d), colour=f"C{i % 10}", records=recs,
-                 curves=_run_curves(recs, train_key, val_key, percent))
-            for i, (label, d, recs) in enumerate(zip(labels, work_dirs, all_records))]
+            raise ValueError(
+                f"no run logged '{key}' in its {mode} records; keys present: {', '.join(present) or 'none'}"
+            )
+    runs = [
+        dict(
+            label=label,
+            path=metrics_path(d),
+            colour=f"C{i % 10}",
+            records=recs,
+            curves=_run_curves(recs, train_key, val_key, percent),
+        )
+        for i, (label, d, recs) in enumerate(zip(labels, work_dirs, all_records))
+    ]
     panels = _panels(runs)
     counts = _count(runs)
     plt = pyplot()
     fig, grid = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
     for index, quantities in enumerate(panels):
         members = [run for run in runs if run["panel"] == index]
-        _draw_panel(grid[0][index], index, quantities, members, percent,
-                    title if len(panels) == 1 else None, counts)
+        _draw_panel(grid[0][index], index, quantities, members, percent, title if len(panels) == 1 else None, counts)
     if title and len(panels) > 1:
         fig.suptitle(title)
     fig.tight_layout()
@@ -217,19 +236,27 @@ def _count(runs: list[dict]) -> CurveCounts:
     for run in runs:
         counts[run["label"]] = {"train": 0, "val": 0}
         if not run["curves"]:
-            counts.warnings.append(f"{run['label']}: nothing to plot in {run['path']} "
-                                   f"({len(run['records'])} records)")
+            counts.warnings.append(f"{run['label']}: nothing to plot in {run['path']} ({len(run['records'])} records)")
         for mode, key, _, iters, _ in run["curves"]:
             counts[run["label"]][mode] = len(iters)
             if not iters:
                 present = _keys_of(run["records"], mode)
-                counts.warnings.append(f"{run['label']}: no {mode} '{key}' values in {run['path']} "
-                                       f"({mode} keys: {', '.join(present) or 'none'})")
+                counts.warnings.append(
+                    f"{run['label']}: no {mode} '{key}' values in {run['path']} "
+                    f"({mode} keys: {', '.join(present) or 'none'})"
+                )
     return counts
 
 
-def _draw_panel(base, index: int, quantities: list[str], members: list[dict], percent: bool | None,
-                title: str | None, counts: CurveCounts) -> None:
+def _draw_panel(
+    base,
+    index: int,
+    quantities: list[str],
+    members: list[dict],
+    percent: bool | None,
+    title: str | None,
+    counts: CurveCounts,
+) -> None:
     """One panel: a y axis per quantity (the second one a twin on the right), the curves of
     its ``members``, a title and a legend; every line and axis drawn is added to ``counts``."""
     from matplotlib.lines import Line2D
@@ -243,22 +270,44 @@ def _draw_panel(base, index: int, quantities: list[str], members: list[dict], pe
         keys = list(dict.fromkeys(c[1] for _, c in lines))
         ylabel = _ylabel(quantity, keys, any(_scale(c[2], percent) != 1 for _, c in lines))
         for run, (mode, key, _, iters, values) in lines:
-            ax.plot(iters, values, color=run["colour"], linewidth=THIN if mode == "train" else BOLD,
-                    alpha=0.8 if mode == "train" else 1.0)
-            counts.curves.append({"run": run["label"], "mode": mode, "key": key, "points": len(iters),
-                                  "last": values[-1], "ylabel": ylabel})
+            ax.plot(
+                iters,
+                values,
+                color=run["colour"],
+                linewidth=THIN if mode == "train" else BOLD,
+                alpha=0.8 if mode == "train" else 1.0,
+            )
+            counts.curves.append(
+                {
+                    "run": run["label"],
+                    "mode": mode,
+                    "key": key,
+                    "points": len(iters),
+                    "last": values[-1],
+                    "ylabel": ylabel,
+                }
+            )
             drawn[mode].append(key)
         ax.set_ylabel(ylabel)
         if quantity == "score":
             ax.set_ylim(bottom=0)
-        counts.axes.append({"panel": index, "side": "left" if side == 0 else "right",
-                            "xlabel": "iterations", "ylabel": ylabel, "keys": keys})
+        counts.axes.append(
+            {
+                "panel": index,
+                "side": "left" if side == 0 else "right",
+                "xlabel": "iterations",
+                "ylabel": ylabel,
+                "keys": keys,
+            }
+        )
     base.set_xlabel("iterations")
     base.xaxis.set_major_locator(MaxNLocator(integer=True))
     base.grid(alpha=0.3)
-    parts = [f"{'thin: training' if mode == 'train' else 'bold: validation'} "
-             f"{', '.join(dict.fromkeys(keys))}" for mode, keys in drawn.items() if keys]
+    parts = [
+        f"{'thin: training' if mode == 'train' else 'bold: validation'} {', '.join(dict.fromkeys(keys))}"
+        for mode, keys in drawn.items()
+        if keys
+    ]
     base.set_title(title or ", ".join(parts) or "no curves")
     # on the top axes (the twin, if any) so no curve hides it
-    ax.legend(handles=[Line2D([], [], color=run["colour"], linewidth=BOLD, label=run["label"])
-                       for run in members])
+    ax.legend(handles=[Line2D([], [], color=run["colour"], linewidth=BOLD, label=run["label"]) for run in members])

@@ -1,6 +1,7 @@
 """Drawing detections and ground truth on images: boxes in a stable colour per class, labels
 that stay inside the image and avoid each other, translucent masks with outlines, and a
 legend (class name + colour swatch) when many classes are drawn."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ def select_detections(scores, num: int, score_thr: float = 0.5, top_k: int | Non
     if top_k is not None:
         if top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {top_k}")
-        return order[:int(top_k)]
+        return order[: int(top_k)]
     return order[scores[order] >= score_thr]
 
 
@@ -65,8 +66,9 @@ def as_bitmaps(masks: Any, height: int, width: int) -> np.ndarray | None:
     return arr > 0.5
 
 
-def draw_masks(canvas: np.ndarray, masks: np.ndarray, colors: Sequence[Sequence[int]], alpha: float = 0.45,
-               outline: int = 1) -> np.ndarray:
+def draw_masks(
+    canvas: np.ndarray, masks: np.ndarray, colors: Sequence[Sequence[int]], alpha: float = 0.45, outline: int = 1
+) -> np.ndarray:
     """Blend each of ``masks`` (``N x H x W`` bool) into ``canvas`` (in place) in its colour with
     opacity ``alpha``, then outline its contours (holes included) ``outline`` px wide."""
     if len(masks) == 0:
@@ -90,8 +92,13 @@ def _dashed_rectangle(canvas: np.ndarray, p1: tuple[int, int], p2: tuple[int, in
         for start in range(0, length + 1, 2 * dash):
             end = min(start + dash, length)
             t0, t1 = start / max(length, 1), end / max(length, 1)
-            cv2.line(canvas, (int(round(ax + (bx - ax) * t0)), int(round(ay + (by - ay) * t0))),
-                     (int(round(ax + (bx - ax) * t1)), int(round(ay + (by - ay) * t1))), colour, thickness)
+            cv2.line(
+                canvas,
+                (int(round(ax + (bx - ax) * t0)), int(round(ay + (by - ay) * t0))),
+                (int(round(ax + (bx - ax) * t1)), int(round(ay + (by - ay) * t1))),
+                colour,
+                thickness,
+            )
 
 
 def draw_text_box(canvas: np.ndarray, rect: tuple, text: str, background, font_scale: float) -> None:
@@ -99,12 +106,25 @@ def draw_text_box(canvas: np.ndarray, rect: tuple, text: str, background, font_s
     x0, y0, x1, y1 = rect
     cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), tuple(int(c) for c in background), -1)
     baseline = label_size(text, font_scale)[2]
-    cv2.putText(canvas, text, (x0 + 1, y1 - 1 - baseline), FONT, font_scale, text_color_on(background),
-                text_thickness(font_scale), lineType=cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        text,
+        (x0 + 1, y1 - 1 - baseline),
+        FONT,
+        font_scale,
+        text_color_on(background),
+        text_thickness(font_scale),
+        lineType=cv2.LINE_AA,
+    )
 
 
-def draw_panel(canvas: np.ndarray, rows: Sequence[tuple[Any, str]], font_scale: float,
-               boxes: Sequence[Sequence[float]] = (), occupied: Sequence[tuple] = ()) -> tuple:
+def draw_panel(
+    canvas: np.ndarray,
+    rows: Sequence[tuple[Any, str]],
+    font_scale: float,
+    boxes: Sequence[Sequence[float]] = (),
+    occupied: Sequence[tuple] = (),
+) -> tuple:
     """A dark, translucent panel of ``rows`` (``(RGB swatch colour or None, text)``: a legend or a
     caption) in the image corner that hides the fewest ``boxes``; in columns when it would be
     taller than the image. Draws in place and returns the panel's rectangle."""
@@ -127,17 +147,36 @@ def draw_panel(canvas: np.ndarray, rows: Sequence[tuple[Any, str]], font_scale: 
         if colour is not None:
             cv2.rectangle(canvas, (cx + 1, cy + 1), (cx + swatch, cy + swatch), tuple(int(c) for c in colour), -1)
         tx = cx + 2 + swatch + (3 if swatch else 0)
-        cv2.putText(canvas, text, (tx, cy + row_h - 1 - baseline), FONT, font_scale, (255, 255, 255),
-                    text_thickness(font_scale), lineType=cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            text,
+            (tx, cy + row_h - 1 - baseline),
+            FONT,
+            font_scale,
+            (255, 255, 255),
+            text_thickness(font_scale),
+            lineType=cv2.LINE_AA,
+        )
     return rect
 
 
-def draw_detections(image: np.ndarray, boxes, labels, scores=None, masks=None,
-                    class_names: Sequence[str] | None = None, score_thr: float = 0.5,
-                    mask_alpha: float = 0.45, thickness: int | None = None,
-                    font_scale: float | None = None, top_k: int | None = None, ignore=None,
-                    legend: bool | None = None, caption: str | None = None,
-                    caption_label: int | None = None) -> np.ndarray:
+def draw_detections(
+    image: np.ndarray,
+    boxes,
+    labels,
+    scores=None,
+    masks=None,
+    class_names: Sequence[str] | None = None,
+    score_thr: float = 0.5,
+    mask_alpha: float = 0.45,
+    thickness: int | None = None,
+    font_scale: float | None = None,
+    top_k: int | None = None,
+    ignore=None,
+    legend: bool | None = None,
+    caption: str | None = None,
+    caption_label: int | None = None,
+) -> np.ndarray:
     """Draw detections (or ground truth) on a copy of ``image``.
 
     Args:
@@ -224,4 +263,3 @@ def draw_detections(image: np.ndarray, boxes, labels, scores=None, masks=None,
         if texts[k]:
             draw_text_box(canvas, rects[k], texts[k], colours[order[k]], scales[k])
     return canvas
-

@@ -2,6 +2,7 @@
 inside the image and out of each other's way, and corner panels (legend, caption) placed where
 they hide the fewest boxes. Pure geometry: rectangles are ``(x0, y0, x1, y1)`` integer pixels,
 ``x1`` / ``y1`` exclusive."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -63,8 +64,9 @@ def _clamp(value: float, low: int, high: int) -> int:
     return int(min(max(int(round(value)), low), max(low, high)))
 
 
-def label_candidates(box: Sequence[float], size: tuple[int, int], image_size: tuple[int, int],
-                     max_shifts: int = 6) -> list[Rect]:
+def label_candidates(
+    box: Sequence[float], size: tuple[int, int], image_size: tuple[int, int], max_shifts: int = 6
+) -> list[Rect]:
     """Positions for a ``size = (w, h)`` label of ``box`` (xyxy) in an image of
     ``image_size = (H, W)``, best first: above the box's top-left corner when there is room,
     else inside it; then, nearest first, inside its top, shifted up or down by whole label
@@ -90,8 +92,9 @@ def label_candidates(box: Sequence[float], size: tuple[int, int], image_size: tu
     return out
 
 
-def place_label(box: Sequence[float], size: tuple[int, int], image_size: tuple[int, int],
-                occupied: Sequence[Rect] = ()) -> Rect:
+def place_label(
+    box: Sequence[float], size: tuple[int, int], image_size: tuple[int, int], occupied: Sequence[Rect] = ()
+) -> Rect:
     """The first of ``label_candidates`` that overlaps no rectangle of ``occupied`` (earlier
     labels, a legend); when every one does, the one overlapping least."""
     best, best_overlap = None, None
@@ -104,8 +107,12 @@ def place_label(box: Sequence[float], size: tuple[int, int], image_size: tuple[i
     return best
 
 
-def layout_labels(boxes: Sequence[Sequence[float]], sizes: Sequence[tuple[int, int]],
-                  image_size: tuple[int, int], occupied: Sequence[Rect] = ()) -> list[Rect]:
+def layout_labels(
+    boxes: Sequence[Sequence[float]],
+    sizes: Sequence[tuple[int, int]],
+    image_size: tuple[int, int],
+    occupied: Sequence[Rect] = (),
+) -> list[Rect]:
     """Rectangles of the labels of ``boxes`` (sizes ``(w, h)``), placed in the given order
     (most important first): each avoids ``occupied`` and the labels placed before it."""
     taken = list(occupied)
@@ -117,8 +124,13 @@ def layout_labels(boxes: Sequence[Sequence[float]], sizes: Sequence[tuple[int, i
     return rects
 
 
-def place_panel(size: tuple[int, int], image_size: tuple[int, int], boxes: Sequence[Sequence[float]] = (),
-                occupied: Sequence[Rect] = (), margin: int = 2) -> Rect:
+def place_panel(
+    size: tuple[int, int],
+    image_size: tuple[int, int],
+    boxes: Sequence[Sequence[float]] = (),
+    occupied: Sequence[Rect] = (),
+    margin: int = 2,
+) -> Rect:
     """A corner for a ``size = (w, h)`` panel: the one covering the least box area and the
     fewest ``occupied`` pixels (ties: top-right, top-left, bottom-right, bottom-left)."""
     height, width = image_size

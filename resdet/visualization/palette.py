@@ -1,4 +1,5 @@
 """Class colours: one stable colour per label, whatever else is drawn on the picture."""
+
 from __future__ import annotations
 
 import colorsys

@@ -1,6 +1,7 @@
 """Figures of the paper's style drawn from numbers already computed (no model code here):
 training curves (thin = training error, bold = test error, as Figs. 1, 4 and 6) and layer
 responses in layer order and sorted by magnitude (Fig. 7). Written atomically as PNG."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -14,13 +15,16 @@ Points = Sequence[tuple[float, float]]
 def pyplot():
     """``matplotlib.pyplot`` on the Agg backend (imported on first use: matplotlib is optional)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
-def plot_error_curves(panels: Mapping[str, Mapping[str, Mapping[str, Points]]], out: str,
-                      ylabel: str = "error (%)", dpi: int = 100) -> None:
+def plot_error_curves(
+    panels: Mapping[str, Mapping[str, Mapping[str, Points]]], out: str, ylabel: str = "error (%)", dpi: int = 100
+) -> None:
     """One panel per ``panels`` key (its title), one colour per run; ``{'train': [(iter, err)],
     'test': [(iter, err)]}`` of each run drawn thin (training) and bold (test), errors in %."""
     plt = pyplot()
@@ -33,8 +37,15 @@ def plot_error_curves(panels: Mapping[str, Mapping[str, Mapping[str, Points]]], 
             if train:
                 ax.plot([p[0] for p in train], [p[1] for p in train], color=colour, linewidth=THIN, alpha=0.8)
             if test:
-                ax.plot([p[0] for p in test], [p[1] for p in test], color=colour, linewidth=BOLD, label=label,
-                        marker="o", markersize=3)
+                ax.plot(
+                    [p[0] for p in test],
+                    [p[1] for p in test],
+                    color=colour,
+                    linewidth=BOLD,
+                    label=label,
+                    marker="o",
+                    markersize=3,
+                )
         ax.set_title(title)
         ax.set_xlabel("iteration (thin: training error, bold: test error)")
         ax.set_ylabel(ylabel)

@@ -1,5 +1,6 @@
 """Writing pictures: atomic saves, and where the annotated copy of an input image goes (a
 folder or a single file; the input's format kept unless another is asked for)."""
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,9 @@ def output_paths(inputs: Sequence[str], out: str, ext: str | None = None) -> lis
     """
     if is_image_file_path(out):
         if len(inputs) != 1:
-            raise ValueError(f"--out {out} is a file name, but {len(inputs)} images were given; "
-                             "pass a folder for several images")
+            raise ValueError(
+                f"--out {out} is a file name, but {len(inputs)} images were given; pass a folder for several images"
+            )
         if ext and not same_format(os.path.splitext(out)[1], ext):
             raise ValueError(f"--out {out} and --ext {ext} disagree; give one of them")
         return [out]

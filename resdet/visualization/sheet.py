@@ -1,4 +1,5 @@
 """Contact sheets: a grid of images under a title bar (one class of a classification set)."""
+
 from __future__ import annotations
 
 import math
@@ -24,12 +25,18 @@ def fit_tile(image: np.ndarray, tile: int) -> np.ndarray:
     out = np.empty((tile, tile, 3), np.uint8)
     out[:] = TILE_BACKGROUND
     y0, x0 = (tile - nh) // 2, (tile - nw) // 2
-    out[y0:y0 + nh, x0:x0 + nw] = resized
+    out[y0 : y0 + nh, x0 : x0 + nw] = resized
     return out
 
 
-def contact_sheet(images: Sequence[np.ndarray], title: str, tile: int = 128, columns: int | None = None,
-                  gap: int = 4, font_scale: float = 0.5) -> np.ndarray:
+def contact_sheet(
+    images: Sequence[np.ndarray],
+    title: str,
+    tile: int = 128,
+    columns: int | None = None,
+    gap: int = 4,
+    font_scale: float = 0.5,
+) -> np.ndarray:
     """A ``H x W x 3`` uint8 RGB grid of ``images`` (each ``h x w x 3`` uint8 RGB, fitted into
     ``tile`` px squares, ``columns`` per row: default about square, at most 8) under a dark
     title bar reading ``title``."""
@@ -43,10 +50,18 @@ def contact_sheet(images: Sequence[np.ndarray], title: str, tile: int = 128, col
     sheet[:] = BACKGROUND
     text, scale = fit_text(title, font_scale, width - 2 * gap)
     baseline = label_size(text, scale)[2]
-    cv2.putText(sheet, text, (gap, bar_h - 4 - baseline), FONT, scale, (255, 255, 255), text_thickness(scale),
-                lineType=cv2.LINE_AA)
+    cv2.putText(
+        sheet,
+        text,
+        (gap, bar_h - 4 - baseline),
+        FONT,
+        scale,
+        (255, 255, 255),
+        text_thickness(scale),
+        lineType=cv2.LINE_AA,
+    )
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
         y, x = bar_h + gap + r * (tile + gap), gap + c * (tile + gap)
-        sheet[y:y + tile, x:x + tile] = fit_tile(np.asarray(image, np.uint8), tile)
+        sheet[y : y + tile, x : x + tile] = fit_tile(np.asarray(image, np.uint8), tile)
     return sheet

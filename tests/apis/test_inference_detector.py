@@ -56,8 +56,16 @@ def test_class_names_from_the_val_dataset_or_the_model(detector):
     from mmengine.config import Config
 
     from resdet.apis.detect import class_names_of
-    cfg = Config(dict(val_dataloader=dict(dataset=dict(type="ConcatDataset", datasets=[
-        dict(type="VOCDataset", classes=["RBC", "WBC", "Platelets"])]))))
+
+    cfg = Config(
+        dict(
+            val_dataloader=dict(
+                dataset=dict(
+                    type="ConcatDataset", datasets=[dict(type="VOCDataset", classes=["RBC", "WBC", "Platelets"])]
+                )
+            )
+        )
+    )
     assert class_names_of(cfg) == ["RBC", "WBC", "Platelets"]
     assert class_names_of(Config(dict(classes="data/imagenet/synsets.txt"))) is None  # a file, not names
     detector.class_names = ["x", "y", "z", "u", "v"]  # e.g. a checkpoint's meta['classes']
@@ -72,9 +80,13 @@ def _runs_the_fast_path(model: torch.nn.Module) -> bool:
     from torchvision.ops import FrozenBatchNorm2d
 
     from resdet.models.detectors import is_inference_optimized
-    return is_inference_optimized(model) and model.channels_last \
-        and model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last) \
+
+    return (
+        is_inference_optimized(model)
+        and model.channels_last
+        and model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
         and not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
+    )
 
 
 def test_inference_runs_the_fast_path_on_a_copy(detector, monkeypatch):
@@ -83,6 +95,7 @@ def test_inference_runs_the_fast_path_on_a_copy(detector, monkeypatch):
     checkpoint's layout."""
     from resdet.apis import detect, optimize_for_inference
     from resdet.apis.predictors import make_predictor
+
     ran = []
     real = detect.fast_path
     monkeypatch.setattr(detect, "fast_path", lambda model, **kw: ran.append(real(model, **kw)) or ran[-1])
@@ -101,6 +114,7 @@ def test_the_fast_copy_is_made_once_and_again_when_the_model_changes(detector):
     """Called in a loop, inference_detector folds the model once; a change of a weight or of a
     setting (the score threshold) is seen by the next call."""
     from resdet.apis import model as model_api
+
     img = np.random.default_rng(3).integers(0, 255, (64, 80, 3), dtype=np.uint8)
     first = inference_detector(detector, img)
     copy_ = model_api._FAST_COPIES[detector][1]

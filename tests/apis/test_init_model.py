@@ -1,4 +1,5 @@
 """resdet.apis.init_model: short names, config files, checkpoints, errors."""
+
 import pytest
 import torch
 
@@ -8,9 +9,16 @@ from resdet.models.backbones import VGG, CifarResNet, ResNet
 from resdet.utils.io import atomic_save
 
 
-@pytest.mark.parametrize("name,backbone_type,num_classes", [
-    ("resnet18", ResNet, 1000), ("plain34", ResNet, 1000), ("resnet110_cifar", CifarResNet, 10),
-    ("plain56_cifar", CifarResNet, 10), ("vgg16_bn", VGG, 1000)])
+@pytest.mark.parametrize(
+    "name,backbone_type,num_classes",
+    [
+        ("resnet18", ResNet, 1000),
+        ("plain34", ResNet, 1000),
+        ("resnet110_cifar", CifarResNet, 10),
+        ("plain56_cifar", CifarResNet, 10),
+        ("vgg16_bn", VGG, 1000),
+    ],
+)
 def test_short_names(name, backbone_type, num_classes):
     model = init_model(name, device="meta" if name.startswith(("vgg", "plain34")) else "cpu")
     assert isinstance(model.backbone, backbone_type) and model.num_classes == num_classes
@@ -30,8 +38,10 @@ def test_short_name_table():
 
 def test_config_file_and_cfg_options(tmp_path):
     cfg = tmp_path / "tiny.py"
-    cfg.write_text("model = dict(type='ImageClassifier', num_classes=4,\n"
-                   "             backbone=dict(type='CifarResNet', depth=20))\n")
+    cfg.write_text(
+        "model = dict(type='ImageClassifier', num_classes=4,\n"
+        "             backbone=dict(type='CifarResNet', depth=20))\n"
+    )
     model = init_model(str(cfg), cfg_options={"model.backbone.depth": 32, "model.num_classes": 3})
     assert model.backbone.depth == 32 and model.head.fc.out_features == 3
     with torch.no_grad():
@@ -42,8 +52,10 @@ def test_resdet_checkpoint_roundtrip(tmp_path):
     torch.manual_seed(1)
     trained = init_model("resnet20_cifar")
     path = str(tmp_path / "final.pth")
-    atomic_save({"model": trained.state_dict(), "optimizer": {}, "iter": 5,
-                 "meta": {"config": "", "resdet_version": "0.1.0"}}, path)
+    atomic_save(
+        {"model": trained.state_dict(), "optimizer": {}, "iter": 5, "meta": {"config": "", "resdet_version": "0.1.0"}},
+        path,
+    )
     torch.manual_seed(2)
     loaded = init_model("resnet20_cifar", checkpoint=path)
     assert loaded.checkpoint_report["source"] == "resdet"
@@ -75,8 +87,10 @@ def _spread_bn_statistics(model: torch.nn.Module) -> None:
 
 def _detect(model: torch.nn.Module) -> list[dict]:
     g = torch.Generator().manual_seed(0)
-    images = [torch.randint(0, 256, (3, 80, 112), generator=g, dtype=torch.uint8),
-              torch.randint(0, 256, (3, 96, 64), generator=g, dtype=torch.uint8)]
+    images = [
+        torch.randint(0, 256, (3, 80, 112), generator=g, dtype=torch.uint8),
+        torch.randint(0, 256, (3, 96, 64), generator=g, dtype=torch.uint8),
+    ]
     with torch.no_grad():
         return model(images)
 
@@ -88,6 +102,7 @@ def test_a_model_is_what_its_checkpoint_says(tmp_path):
 
     from resdet.registry import MODELS
     from resdet.utils.config import load_config
+
     torch.manual_seed(0)
     model = init_model("shapes_frcnn")
     _spread_bn_statistics(model)
@@ -123,6 +138,7 @@ def test_optimize_for_inference_returns_a_folded_copy():
 
     from resdet.apis import optimize_for_inference
     from resdet.utils.errors import CheckpointError, TrainingError
+
     torch.manual_seed(0)
     model = init_model("shapes_frcnn")
     _spread_bn_statistics(model)
@@ -141,14 +157,17 @@ def test_optimize_for_inference_returns_a_folded_copy():
         fast.state_dict()
     fast.train()
     with pytest.raises(TrainingError, match="optimised for inference.*train the model you passed"):
-        fast([torch.zeros(3, 64, 64, dtype=torch.uint8)], [{"boxes": torch.zeros(0, 4),
-                                                             "labels": torch.zeros(0, dtype=torch.long)}])
+        fast(
+            [torch.zeros(3, 64, 64, dtype=torch.uint8)],
+            [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}],
+        )
     same = optimize_for_inference(model, inplace=True)
     assert same is model and model.channels_last and not isinstance(model.backbone.bn1, FrozenBatchNorm2d)
 
 
 def test_fast_argument_is_deprecated():
     from resdet.models.detectors import is_inference_optimized
+
     with pytest.warns(FutureWarning, match="optimize_for_inference"):
         fast = init_model("shapes_frcnn", fast=True)
     assert is_inference_optimized(fast) and fast.channels_last

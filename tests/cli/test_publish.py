@@ -1,5 +1,6 @@
 """``resdet publish``: a smaller weights-only file, named by its sha256, that init_model, eval
 and demo load with identical outputs; damage is detected."""
+
 import hashlib
 import json
 import os
@@ -15,18 +16,31 @@ from resdet.utils.io import safe_load
 
 
 def _data_options(root):
-    return [f"train_dataloader.dataset.data_root={root}", f"val_dataloader.dataset.data_root={root}",
-            "train_dataloader.dataset.num_images=4", "val_dataloader.dataset.num_images=2",
-            "train_dataloader.dataset.image_size=64", "val_dataloader.dataset.image_size=64",
-            "train_dataloader.num_workers=0", "val_dataloader.num_workers=0", "train_dataloader.batch_size=2"]
+    return [
+        f"train_dataloader.dataset.data_root={root}",
+        f"val_dataloader.dataset.data_root={root}",
+        "train_dataloader.dataset.num_images=4",
+        "val_dataloader.dataset.num_images=2",
+        "train_dataloader.dataset.image_size=64",
+        "val_dataloader.dataset.image_size=64",
+        "train_dataloader.num_workers=0",
+        "val_dataloader.num_workers=0",
+        "train_dataloader.batch_size=2",
+    ]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("publish")
     work = base / "work"
-    options = ["pretrain=None", "model.init_cfg=None", "train_cfg.max_iters=2", "train_cfg.val_interval=100",
-               "demo=None", *_data_options(str(base / "shapes"))]
+    options = [
+        "pretrain=None",
+        "model.init_cfg=None",
+        "train_cfg.max_iters=2",
+        "train_cfg.val_interval=100",
+        "demo=None",
+        *_data_options(str(base / "shapes")),
+    ]
     assert train_det.main(["shapes_frcnn", "--work-dir", str(work), "--cfg-options", *options]) == 0
     return base, str(work / "final.pth"), options
 
@@ -73,8 +87,10 @@ def test_eval_and_demo_take_the_published_file(trained, tmp_path, capsys):
         assert eval_cli.main(["shapes_frcnn", ckpt, "--json", json_path, "--cfg-options", *data]) == 0
         numbers.append(json.load(open(json_path)))
     assert numbers[0]["bbox_AP"] == numbers[1]["bbox_AP"] and numbers[0]["num_images"] == 2
-    images = sorted(os.path.join(base, "shapes", "val", "images", n)
-                    for n in os.listdir(os.path.join(base, "shapes", "val", "images")))
+    images = sorted(
+        os.path.join(base, "shapes", "val", "images", n)
+        for n in os.listdir(os.path.join(base, "shapes", "val", "images"))
+    )
     assert demo.main(["shapes_frcnn", path, images[0], "--out", str(tmp_path / "demo"), "--score-thr", "0"]) == 0
     assert len(os.listdir(tmp_path / "demo")) == 1
 

@@ -1,6 +1,7 @@
 """Classification datasets: ImageNet folder layout (a drawn ImageFolder fixture; the full
 hymenoptera photos as an optional check), flat ILSVRC val with a label file, unreadable images,
 CIFAR-10 python batches, the synthetic shapes set."""
+
 import os
 import pickle
 import shutil
@@ -108,13 +109,21 @@ def write_fake_cifar(root, per_batch=20, test=10, seed=0):
     rng = np.random.default_rng(seed)
     os.makedirs(root, exist_ok=True)
     for name, count in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", test)]:
-        batch = {b"batch_label": name.encode(), b"labels": [int(v) for v in rng.integers(0, 10, count)],
-                 b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
-                 b"filenames": [f"{i}.png".encode() for i in range(count)]}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [int(v) for v in rng.integers(0, 10, count)],
+            b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
+            b"filenames": [f"{i}.png".encode() for i in range(count)],
+        }
         with open(os.path.join(root, name), "wb") as fh:
             pickle.dump(batch, fh)
-    meta = {b"label_names": [n.encode() for n in ("airplane", "automobile", "bird", "cat", "deer", "dog",
-                                                    "frog", "horse", "ship", "truck")], b"num_vis": 3072}
+    meta = {
+        b"label_names": [
+            n.encode()
+            for n in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+        ],
+        b"num_vis": 3072,
+    }
     with open(os.path.join(root, "batches.meta"), "wb") as fh:
         pickle.dump(meta, fh)
 
@@ -164,6 +173,7 @@ def test_generation_lock_waits_for_another_run_and_breaks_stale_locks(tmp_path):
     import time
 
     from resdet.data.synthetic.cache import generation_lock as _generation_lock
+
     split = str(tmp_path / "train")
     lock = split + ".lock"
     open(lock, "w").close()  # another run is generating

@@ -3,6 +3,7 @@ CLS-LOC, shapes loc) is identical to the one the list-of-tuples storage gave, au
 included (numpy's RNG seeded per sample, read in a shuffled order): the golden digests in
 ``tests/fixtures/cls_samples_golden.json`` were written by ``tests/data/cls_golden.py``
 before the storage became arrays."""
+
 import json
 import os
 import sys
@@ -21,8 +22,21 @@ def built(tmp_path_factory):
         return build_all(str(tmp_path_factory.mktemp("golden")))
 
 
-@pytest.mark.parametrize("name", ["imagefolder_train", "imagefolder_val", "flat_val", "cifar_train", "cifar_test",
-                                  "proxy32", "shapes_cls", "ilsvrc_train", "ilsvrc_val", "shapes_loc"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "imagefolder_train",
+        "imagefolder_val",
+        "flat_val",
+        "cifar_train",
+        "cifar_test",
+        "proxy32",
+        "shapes_cls",
+        "ilsvrc_train",
+        "ilsvrc_val",
+        "shapes_loc",
+    ],
+)
 def test_samples_identical_to_the_list_storage(built, name):
     with open(GOLDEN) as fh:
         golden = json.load(fh)[name]
@@ -39,14 +53,17 @@ def test_samples_identical_when_read_from_the_cache(built, tmp_path):
     from cls_golden import AUG
 
     from resdet.data.datasets import ImageFolder, ImageNetLocDataset
+
     with open(GOLDEN) as fh:
         golden = json.load(fh)
     folder = built["imagefolder_train"][1]
     ilsvrc = built["ilsvrc_train"][1]
-    makers = {"imagefolder_train": lambda: ImageFolder(os.path.join(folder, "train"), pipeline=AUG,
-                                                       cache_dir=str(tmp_path)),
-              "ilsvrc_train": lambda: ImageNetLocDataset(ilsvrc, "train", strict=False, cache_dir=str(tmp_path),
-                                                         pipeline=[dict(type="BoxRandomCrop", size=24)])}
+    makers = {
+        "imagefolder_train": lambda: ImageFolder(os.path.join(folder, "train"), pipeline=AUG, cache_dir=str(tmp_path)),
+        "ilsvrc_train": lambda: ImageNetLocDataset(
+            ilsvrc, "train", strict=False, cache_dir=str(tmp_path), pipeline=[dict(type="BoxRandomCrop", size=24)]
+        ),
+    }
     for name, make in makers.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

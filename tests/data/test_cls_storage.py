@@ -1,6 +1,7 @@
 """Classification storage at scale, asserted at small size: the ImageFolder index is cached
 and reused, rebuilt when a class folder changes; symlink loops list each image once; the
 index pickles as its file path (spawn workers map it); forked workers do not copy it."""
+
 import os
 import pickle
 import warnings
@@ -59,8 +60,13 @@ def test_symlink_loop_lists_each_image_once(tmp_path):
         ds = ImageFolder(root, cache_dir=False)
     rel = [os.path.relpath(path, root) for path, _ in ds.samples]
     # 'also_bees' is reached before bees/ itself (sorted): the images are listed once, as ants
-    assert rel == ["ants/also_bees/img_00000.png", "ants/also_bees/img_00001.png", "ants/img_00000.png",
-                   "ants/img_00001.png", "ants/nested/deep.png"]
+    assert rel == [
+        "ants/also_bees/img_00000.png",
+        "ants/also_bees/img_00001.png",
+        "ants/img_00000.png",
+        "ants/img_00001.png",
+        "ants/nested/deep.png",
+    ]
     assert ds.labels == [0] * 5 and ds.index.meta["skipped_dirs"] == 2
 
 
@@ -75,6 +81,7 @@ def test_index_pickles_as_its_file(tmp_path):
     whole = pickle.loads(pickle.dumps(ds))  # what a spawn worker receives (pipeline included)
     assert len(pickle.dumps(ds)) < 5000 and whole.samples[599] == ds.samples[599]
     from data.test_cls_datasets import write_fake_cifar
+
     write_fake_cifar(str(tmp_path / "cifar"))
     cifar = CIFAR10(str(tmp_path / "cifar"), cache_dir=str(tmp_path / "cache"))
     assert len(pickle.dumps(cifar.index)) < 1000 < cifar.images.nbytes
@@ -120,8 +127,13 @@ def _worker_growth_kb(dataset, batch_size=100, warmup_batches=5):
     """Growth of each forked worker's private memory from the end of its ``warmup_batches``-th
     batch to the end of its last one (first batches: imports, buffers, allocator pools)."""
     seen = {}
-    loader = DataLoader(_Probe(dataset, batch_size), batch_size=batch_size, num_workers=2, collate_fn=list,
-                        multiprocessing_context="fork")
+    loader = DataLoader(
+        _Probe(dataset, batch_size),
+        batch_size=batch_size,
+        num_workers=2,
+        collate_fn=list,
+        multiprocessing_context="fork",
+    )
     for batch in loader:
         for worker, _, kb in batch:
             if kb is not None:

@@ -1,4 +1,5 @@
 """Geometry and statistics of the paper's classification transforms."""
+
 import numpy as np
 import pytest
 
@@ -30,8 +31,9 @@ def test_cifar_pad_and_crop_matches_padded_image():
 
 def test_imagenet_scale_augmentation_and_crop():
     np.random.seed(1)
-    resize = TRANSFORMS.build(dict(type="ResizeShortestEdge", short_edge_length=(256, 480),
-                                   sample_mode="range", max_size=None))
+    resize = TRANSFORMS.build(
+        dict(type="ResizeShortestEdge", short_edge_length=(256, 480), sample_mode="range", max_size=None)
+    )
     crop = RandomCrop(224)
     shorter = []
     for _ in range(30):

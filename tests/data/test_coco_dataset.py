@@ -12,8 +12,7 @@ from resdet.registry import DATASETS
 
 
 def _fruits(root, **kwargs):
-    return CocoDataset(ann_file=os.path.join(root, "annotations.json"), img_dir=os.path.join(root, "images"),
-                       **kwargs)
+    return CocoDataset(ann_file=os.path.join(root, "annotations.json"), img_dir=os.path.join(root, "images"), **kwargs)
 
 
 def test_fruits_interface_and_category_mapping(fruits_root):
@@ -46,8 +45,9 @@ def test_fruits_full_set(shared_data):
 
 
 def test_fruits_masks_from_polygons(fruits_root):
-    ds = _fruits(fruits_root, with_masks=True,
-                 pipeline=[dict(type="ResizeShortestEdge", short_edge_length=150, max_size=400)])
+    ds = _fruits(
+        fruits_root, with_masks=True, pipeline=[dict(type="ResizeShortestEdge", short_edge_length=150, max_size=400)]
+    )
     sample = ds[0]
     n = len(sample["boxes"])
     assert sample["img"].shape == (150, 200, 3) and sample["img_shape"] == (150, 200)
@@ -70,13 +70,13 @@ def _write_bad_set(tmp_path, missing_file=False, corrupt_file=False, unknown_cat
         cv2.imwrite(str(img_dir / f"{i}.png"), np.full((40, 50, 3), 30 * i, dtype=np.uint8))
         images.append(dict(id=10 + i, file_name=f"{i}.png", height=40, width=50))
     anns = [
-        dict(id=1, image_id=10, category_id=7, bbox=[5, 5, 10, 10], iscrowd=0),     # good
-        dict(id=2, image_id=10, category_id=7, bbox=[5, 5, 0, 10], iscrowd=0),      # zero width
-        dict(id=3, image_id=10, category_id=9, bbox=[40, 30, 20, 20], iscrowd=0),   # clipped
-        dict(id=4, image_id=11, category_id=9, bbox=[60, 5, 5, 5], iscrowd=0),      # outside
-        dict(id=5, image_id=11, category_id=9, bbox=[None, 5, 5, 5], iscrowd=0),    # NaN
-        dict(id=6, image_id=12, category_id=9, bbox=[1, 1, 20, 20], iscrowd=1),     # crowd
-        dict(id=7, image_id=12, category_id=9, bbox=[2, 2, 8, -4], iscrowd=0),      # inverted
+        dict(id=1, image_id=10, category_id=7, bbox=[5, 5, 10, 10], iscrowd=0),  # good
+        dict(id=2, image_id=10, category_id=7, bbox=[5, 5, 0, 10], iscrowd=0),  # zero width
+        dict(id=3, image_id=10, category_id=9, bbox=[40, 30, 20, 20], iscrowd=0),  # clipped
+        dict(id=4, image_id=11, category_id=9, bbox=[60, 5, 5, 5], iscrowd=0),  # outside
+        dict(id=5, image_id=11, category_id=9, bbox=[None, 5, 5, 5], iscrowd=0),  # NaN
+        dict(id=6, image_id=12, category_id=9, bbox=[1, 1, 20, 20], iscrowd=1),  # crowd
+        dict(id=7, image_id=12, category_id=9, bbox=[2, 2, 8, -4], iscrowd=0),  # inverted
     ]
     if unknown_cat:
         anns.append(dict(id=8, image_id=12, category_id=99, bbox=[1, 1, 5, 5], iscrowd=0))
@@ -150,8 +150,11 @@ def test_corrupt_image_raises_or_is_skipped(tmp_path):
 
 
 def test_concat_and_registry(fruits_root, tmp_path):
-    cfg = dict(type="CocoDataset", ann_file=os.path.join(fruits_root, "annotations.json"),
-               img_dir=os.path.join(fruits_root, "images"))
+    cfg = dict(
+        type="CocoDataset",
+        ann_file=os.path.join(fruits_root, "annotations.json"),
+        img_dir=os.path.join(fruits_root, "images"),
+    )
     both = DATASETS.build(dict(type="ConcatDataset", datasets=[cfg, cfg]))
     assert len(both) == 10 and len(both.img_ids) == 10 and len(both.aspect_ratios) == 10
     assert both.class_names == ["date", "fig", "hazelnut"]
@@ -168,8 +171,10 @@ def test_labels_follow_the_order_of_the_given_classes(fruits_root):
     """A config that lists its classes out of category-id order gets labels in its own order,
     so the names it stores for the demo and the labels agree."""
     from resdet.data.datasets import CocoDataset
-    ds = CocoDataset(os.path.join(fruits_root, "annotations.json"), os.path.join(fruits_root, "images"),
-                     classes=("hazelnut", "date"))
+
+    ds = CocoDataset(
+        os.path.join(fruits_root, "annotations.json"), os.path.join(fruits_root, "images"), classes=("hazelnut", "date")
+    )
     by_id = {c["id"]: c["name"] for c in ds.coco.cats.values()}
     assert ds.class_names == ["hazelnut", "date"]
     assert [by_id[i] for i in ds.label_to_cat_id] == ["hazelnut", "date"]

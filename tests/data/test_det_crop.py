@@ -20,14 +20,21 @@ def _sample(with_polygons=True, h=80, w=120):
     """Three instances: a triangle, a concave 'L' (two pieces for instance 2) and a box."""
     img = np.arange(h * w * 3, dtype=np.int64).reshape(h, w, 3).astype(np.uint8)
     polys = [
-        [[10, 10, 70, 15, 30, 60]],                                   # triangle
+        [[10, 10, 70, 15, 30, 60]],  # triangle
         [[60, 30, 110, 30, 110, 40, 75, 40, 75, 75, 60, 75], [5, 65, 20, 65, 20, 78, 5, 78]],  # L + square
-        [[90, 2, 118, 2, 118, 20, 90, 20]],                           # top-right box
+        [[90, 2, 118, 2, 118, 20, 90, 20]],  # top-right box
     ]
     boxes = np.array([[10, 10, 70, 60], [5, 30, 110, 78], [90, 2, 118, 20]], dtype=np.float32)
     masks = PolygonMasks(polys) if with_polygons else polygons_to_bitmaps(PolygonMasks(polys).polygons, h, w)
-    return dict(img=img, img_id=7, orig_size=(h, w), boxes=boxes, labels=np.array([0, 1, 2], dtype=np.int64),
-                ignore=np.array([False, True, False]), masks=masks)
+    return dict(
+        img=img,
+        img_id=7,
+        orig_size=(h, w),
+        boxes=boxes,
+        labels=np.array([0, 1, 2], dtype=np.int64),
+        ignore=np.array([False, True, False]),
+        masks=masks,
+    )
 
 
 def _known_crop(window):
@@ -95,8 +102,7 @@ def test_dropped_instances_drop_from_every_field(with_polygons):
 
 def test_drop_center_outside():
     # window x 25..105, y 5..65: every centre ((40, 35), (57.5, 54), (104, 11)) is inside
-    crop = DetRandomCrop(crop_size=(60, 80), crop_type="absolute", allow_negative_crop=True,
-                         drop_center_outside=True)
+    crop = DetRandomCrop(crop_size=(60, 80), crop_type="absolute", allow_negative_crop=True, drop_center_outside=True)
     crop.draw_window = lambda height, width: (25, 5, 80, 60)
     assert crop(_sample())["labels"].tolist() == [0, 1, 2]
     # window x 25..95: instance 2 (x 90..118) still overlaps, but its centre x 104 is outside
@@ -110,8 +116,13 @@ def test_drop_center_outside():
 def test_retry_keeps_an_object_and_is_deterministic():
     h, w = 200, 200
     img = np.zeros((h, w, 3), np.uint8)
-    base = dict(img=img, boxes=np.array([[180, 180, 195, 195]], np.float32), labels=np.array([3]),
-                ignore=np.array([False]), masks=PolygonMasks([[[180, 180, 195, 180, 195, 195, 180, 195]]]))
+    base = dict(
+        img=img,
+        boxes=np.array([[180, 180, 195, 195]], np.float32),
+        labels=np.array([3]),
+        ignore=np.array([False]),
+        masks=PolygonMasks([[[180, 180, 195, 180, 195, 195, 180, 195]]]),
+    )
 
     def fresh():
         return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in base.items()}
@@ -142,8 +153,9 @@ def test_retry_keeps_an_object_and_is_deterministic():
 
 
 def test_relative_range_sizes_and_config_errors():
-    crop = TRANSFORMS.build(dict(type="DetRandomCrop", crop_size=(0.5, 0.25), crop_type="relative_range",
-                                 allow_negative_crop=True))
+    crop = TRANSFORMS.build(
+        dict(type="DetRandomCrop", crop_size=(0.5, 0.25), crop_type="relative_range", allow_negative_crop=True)
+    )
     np.random.seed(0)
     shapes = [crop(_sample())["img_shape"] for _ in range(30)]
     hs, ws = np.array([s[0] for s in shapes]), np.array([s[1] for s in shapes])
@@ -162,13 +174,23 @@ def test_relative_range_sizes_and_config_errors():
 
 def test_training_pipeline_through_coco_dataset(fruits_root):
     root = fruits_root
-    pipeline = [dict(type="ResizeShortestEdge", short_edge_length=300, max_size=500),
-                dict(type="DetRandomCrop", crop_size=(0.5, 0.5), crop_type="relative_range"),
-                dict(type="DetRandomFlip", prob=0.5)]
-    ds = CocoDataset(ann_file=os.path.join(root, "annotations.json"), img_dir=os.path.join(root, "images"),
-                     pipeline=pipeline, with_masks=True)
-    plain = CocoDataset(ann_file=os.path.join(root, "annotations.json"), img_dir=os.path.join(root, "images"),
-                        pipeline=pipeline[:1], with_masks=True)
+    pipeline = [
+        dict(type="ResizeShortestEdge", short_edge_length=300, max_size=500),
+        dict(type="DetRandomCrop", crop_size=(0.5, 0.5), crop_type="relative_range"),
+        dict(type="DetRandomFlip", prob=0.5),
+    ]
+    ds = CocoDataset(
+        ann_file=os.path.join(root, "annotations.json"),
+        img_dir=os.path.join(root, "images"),
+        pipeline=pipeline,
+        with_masks=True,
+    )
+    plain = CocoDataset(
+        ann_file=os.path.join(root, "annotations.json"),
+        img_dir=os.path.join(root, "images"),
+        pipeline=pipeline[:1],
+        with_masks=True,
+    )
     np.random.seed(0)
     samples = [ds[i % len(ds)] for i in range(6)]  # 5 photos: the first is cropped twice, differently
     cropped = 0
@@ -183,7 +205,7 @@ def test_training_pipeline_through_coco_dataset(fruits_root):
         cropped += (h, w) != full["img"].shape[:2]
         if not s["flip"]:  # the crop is a window of the resized image
             x0, y0 = s["crop_offset"]
-            assert np.array_equal(s["img"], full["img"][y0:y0 + h, x0:x0 + w])
+            assert np.array_equal(s["img"], full["img"][y0 : y0 + h, x0 : x0 + w])
         # each mask's tight box lies inside its (clipped) gt box, with a rasterisation margin
         for box, m in zip(s["boxes"], s["masks"]):
             ys, xs = np.nonzero(m)
@@ -199,11 +221,17 @@ def test_training_pipeline_through_coco_dataset(fruits_root):
 
 def test_training_only_crop_rejected_in_an_evaluation_loader(fruits_root):
     from resdet.data.loader import build_dataloader
+
     root = fruits_root
-    ds = dict(type="CocoDataset", ann_file=os.path.join(root, "annotations.json"),
-              img_dir=os.path.join(root, "images"),
-              pipeline=[dict(type="ResizeShortestEdge", short_edge_length=64, max_size=96),
-                        dict(type="DetRandomCrop", crop_size=(0.5, 0.5), crop_type="relative")])
+    ds = dict(
+        type="CocoDataset",
+        ann_file=os.path.join(root, "annotations.json"),
+        img_dir=os.path.join(root, "images"),
+        pipeline=[
+            dict(type="ResizeShortestEdge", short_edge_length=64, max_size=96),
+            dict(type="DetRandomCrop", crop_size=(0.5, 0.5), crop_type="relative"),
+        ],
+    )
     cfg = dict(batch_size=2, dataset=ds, collate="det_collate")
     with pytest.raises(ValueError, match="training-only transforms \\['DetRandomCrop'\\]"):
         build_dataloader(cfg, training=False, rank=0, world_size=1)

@@ -20,8 +20,15 @@ def _sample(h=60, w=100):
     masks = np.zeros((2, h, w), dtype=np.uint8)
     masks[0, 5:30, 10:40] = 1
     masks[1, 20:59, 50:99] = 1
-    return dict(img=img, img_id=1, orig_size=(h, w), boxes=boxes, labels=np.array([0, 1]),
-                ignore=np.zeros(2, dtype=bool), masks=masks)
+    return dict(
+        img=img,
+        img_id=1,
+        orig_size=(h, w),
+        boxes=boxes,
+        labels=np.array([0, 1]),
+        ignore=np.zeros(2, dtype=bool),
+        masks=masks,
+    )
 
 
 def test_resize_shape_rule():
@@ -62,8 +69,13 @@ def test_flip_twice_is_identity_and_flip_boxes():
 def test_polygons_follow_resize_and_flip_then_rasterise():
     s = _sample()
     s["masks"] = PolygonMasks([[[10, 5, 40, 5, 40, 30, 10, 30]], [[50, 20, 99, 20, 99, 59, 50, 59]]])
-    pipeline = build_pipeline([dict(type="ResizeShortestEdge", short_edge_length=120, max_size=None),
-                               dict(type="DetRandomFlip", prob=1.0), dict(type="RasterizeMasks")])
+    pipeline = build_pipeline(
+        [
+            dict(type="ResizeShortestEdge", short_edge_length=120, max_size=None),
+            dict(type="DetRandomFlip", prob=1.0),
+            dict(type="RasterizeMasks"),
+        ]
+    )
     out = pipeline(s)
     assert out["masks"].shape == (2, 120, 200)
     ys, xs = np.nonzero(out["masks"][0])

@@ -1,4 +1,5 @@
 """imread_rgb: every kind of image file comes out as H x W x 3 uint8 RGB; bad files raise."""
+
 import io
 
 import cv2

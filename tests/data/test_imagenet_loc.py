@@ -1,4 +1,5 @@
 """ILSVRC CLS-LOC layout reading, bad inputs, loc_collate, the box crop, the shapes stand-in."""
+
 import os
 
 import cv2
@@ -16,8 +17,11 @@ CLIPPED = pytest.mark.filterwarnings("ignore:.*boxes clipped to the image")
 
 def write_xml(path, objects, size=(40, 30)):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    objs = "".join(f"<object><name>{n}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
-                   f"<ymax>{b[3]}</ymax></bndbox></object>" for n, b in objects)
+    objs = "".join(
+        f"<object><name>{n}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
+        f"<ymax>{b[3]}</ymax></bndbox></object>"
+        for n, b in objects
+    )
     with open(path, "w") as fh:
         fh.write(f"<annotation><size><width>{size[0]}</width><height>{size[1]}</height></size>{objs}</annotation>")
 
@@ -50,7 +54,7 @@ def test_official_layout_train_and_val(tmp_path):
         train = ImageNetLocDataset(root, "train")
     assert train.class_names == ["n01", "n02"] and len(train) == 3 and train.num_unannotated == 1
     ann = train.get_ann(train.img_ids.index("n01_1"))
-    assert ann["boxes"].tolist() == [[5, 5, 40, 20]] and ann["labels"].tolist() == [0]   # clipped to w=40
+    assert ann["boxes"].tolist() == [[5, 5, 40, 20]] and ann["labels"].tolist() == [0]  # clipped to w=40
     unboxed = train[train.img_ids.index("n01_2")]
     assert unboxed["label"] == 0 and unboxed["boxes"].shape == (0, 4)
     with pytest.raises(FileNotFoundError, match="val_0002.xml"):
@@ -88,11 +92,19 @@ def test_loc_collate_and_metric_binding(tmp_path):
     assert batch["num_skipped"] == 1
     assert [t["image_labels"].tolist() for t in batch["targets"]] == [[0], [0], [1]]
     metric = LocalizationError(topk=2).bind(ds)
-    preds = [{"labels": torch.tensor([1, 0]), "scores": torch.tensor([0.9, 0.1]),
-              "boxes": torch.tensor([[0.0, 0, 1, 1], [5, 5, 40, 20]])},                 # right at top-2
-             {"labels": torch.tensor([0, 1]), "scores": torch.tensor([0.6, 0.4]), "boxes": torch.zeros(2, 4)},
-             {"labels": torch.tensor([1, 0]), "scores": torch.tensor([0.8, 0.2]),
-              "boxes": torch.tensor([[20.0, 5, 30, 25], [0, 0, 1, 1]])}]                # right at top-1
+    preds = [
+        {
+            "labels": torch.tensor([1, 0]),
+            "scores": torch.tensor([0.9, 0.1]),
+            "boxes": torch.tensor([[0.0, 0, 1, 1], [5, 5, 40, 20]]),
+        },  # right at top-2
+        {"labels": torch.tensor([0, 1]), "scores": torch.tensor([0.6, 0.4]), "boxes": torch.zeros(2, 4)},
+        {
+            "labels": torch.tensor([1, 0]),
+            "scores": torch.tensor([0.8, 0.2]),
+            "boxes": torch.tensor([[20.0, 5, 30, 25], [0, 0, 1, 1]]),
+        },
+    ]  # right at top-1
     metric.process(preds, batch["targets"])
     out = metric.compute()
     assert out["loc_top1_err"] == pytest.approx(2 / 3) and out["loc_top5_err"] == pytest.approx(1 / 3)
@@ -100,11 +112,12 @@ def test_loc_collate_and_metric_binding(tmp_path):
 
 def test_box_random_crop_shifts_clips_and_ignores():
     np.random.seed(0)
-    y0, x0 = np.random.randint(0, 41), np.random.randint(0, 41)     # the crop's draws, same order
+    y0, x0 = np.random.randint(0, 41), np.random.randint(0, 41)  # the crop's draws, same order
     np.random.seed(0)
     boxes = np.array([[10, 10, 90, 90], [0, 0, 12, 12], [95, 95, 99, 99]], np.float32)
-    sample = dict(img=np.zeros((100, 100, 3), np.uint8), boxes=boxes, labels=np.array([3, 3, 3]),
-                  ignore=np.zeros(3, bool))
+    sample = dict(
+        img=np.zeros((100, 100, 3), np.uint8), boxes=boxes, labels=np.array([3, 3, 3]), ignore=np.zeros(3, bool)
+    )
     out = BoxRandomCrop(size=60, min_visible=0.3)(sample)
     assert out["img"].shape == (60, 60, 3) and out["img_shape"] == (60, 60)
     expected = (boxes - [x0, y0, x0, y0]).clip(0, 60)
@@ -113,8 +126,9 @@ def test_box_random_crop_shifts_clips_and_ignores():
     area = (expected[:, 2] - expected[:, 0]) * (expected[:, 3] - expected[:, 1])
     assert out["ignore"].tolist() == (area < 0.3 * np.array([6400, 144, 16]))[visible].tolist()
     assert out["labels"].tolist() == [3] * int(visible.sum())
-    small = BoxRandomCrop(size=64)(dict(img=np.zeros((20, 30, 3), np.uint8), labels=np.array([0]),
-                                        boxes=np.array([[0, 0, 30, 20]], np.float32)))
+    small = BoxRandomCrop(size=64)(
+        dict(img=np.zeros((20, 30, 3), np.uint8), labels=np.array([0]), boxes=np.array([[0, 0, 30, 20]], np.float32))
+    )
     assert small["img"].shape == (64, 64, 3) and small["boxes"].tolist() == [[0, 0, 30, 20]]
 
 
@@ -126,11 +140,12 @@ def test_shapes_stand_in_is_deterministic_and_one_box_per_image(tmp_path):
         ann = a.get_ann(i)
         assert len(ann["boxes"]) == 1 and ann["labels"][0] == a[i]["label"]
         w, h = ann["boxes"][0, 2:] - ann["boxes"][0, :2]
-        assert 64 * 0.25 < max(w, h) <= 64                                   # the dominant shape
+        assert 64 * 0.25 < max(w, h) <= 64  # the dominant shape
         assert np.array_equal(a[i]["img"], b[i]["img"])
     train = ShapesLocDataset(str(tmp_path / "a"), "train", num_images=5, image_size=64)
     assert sorted(os.listdir(tmp_path / "a" / "Data" / "CLS-LOC" / "train")) == sorted(
-        {train.class_names[r["label"]] for r in train.records})
+        {train.class_names[r["label"]] for r in train.records}
+    )
 
 
 @CLIPPED
@@ -139,12 +154,21 @@ def test_results_file_round_trip(tmp_path):
 
     from resdet.evaluation.localization import evaluate_loc_results_file, predictions_to_loc_results
     from resdet.evaluation.results import ResultsError
+
     root = make_ilsvrc(str(tmp_path))
     write_xml(str(tmp_path / "Annotations/CLS-LOC/val/val_0002.xml"), [("n01", (0, 0, 20, 20))])
-    preds = [{"labels": torch.tensor([1, 0]), "scores": torch.tensor([0.7, 0.3]),
-              "boxes": torch.tensor([[3.0, 4, 13, 14], [0, 0, 5, 5]])},      # val_0001 (n02): right at top-1
-             {"labels": torch.tensor([1, 0]), "scores": torch.tensor([0.6, 0.4]),
-              "boxes": torch.tensor([[0.0, 0, 20, 20], [30, 20, 40, 30]])}]   # val_0002 (n01): box of n01 wrong
+    preds = [
+        {
+            "labels": torch.tensor([1, 0]),
+            "scores": torch.tensor([0.7, 0.3]),
+            "boxes": torch.tensor([[3.0, 4, 13, 14], [0, 0, 5, 5]]),
+        },  # val_0001 (n02): right at top-1
+        {
+            "labels": torch.tensor([1, 0]),
+            "scores": torch.tensor([0.6, 0.4]),
+            "boxes": torch.tensor([[0.0, 0, 20, 20], [30, 20, 40, 30]]),
+        },
+    ]  # val_0002 (n01): box of n01 wrong
     rows = predictions_to_loc_results(preds, ["val_0001", "val_0002"], ["n01", "n02"])
     assert rows[0] == {"image_id": "val_0001", "category_id": "n02", "score": 0.7, "bbox": [3.0, 4.0, 10.0, 10.0]}
     path = tmp_path / "loc.json"
@@ -152,7 +176,7 @@ def test_results_file_round_trip(tmp_path):
     out = evaluate_loc_results_file(root, str(path), split="val")
     assert out["loc_num_samples"] == 2 and out["loc_top1_err"] == 0.5 and out["loc_top5_err"] == 0.5
     assert out["cls_top5_err"] == 0.0 and "top-5 loc error 50.00%" in out["table"]
-    out = evaluate_loc_results_file(root, rows[:1], split="val")                   # val_0002 missing: wrong
+    out = evaluate_loc_results_file(root, rows[:1], split="val")  # val_0002 missing: wrong
     assert out["loc_top5_err"] == 0.5
     with pytest.raises(ResultsError, match="val_0009"):
         evaluate_loc_results_file(root, [dict(rows[0], image_id="val_0009")], split="val")

@@ -1,4 +1,5 @@
 """Samplers, collate functions and build_dataloader (order, sharding, resume, skipped samples)."""
+
 import itertools
 
 import numpy as np
@@ -54,8 +55,7 @@ def test_distributed_train_sampler_shards_and_resumes():
     resumed = _take(iter(DistributedTrainSampler(range(10), seed=3, rank=1, world_size=2, start_index=7)), 8)
     assert resumed == ranks[1][7:15]
     padded = _take(iter(DistributedTrainSampler(range(5), seed=0, rank=1, world_size=2)), 3)
-    assert len(set(_take(iter(DistributedTrainSampler(range(5), seed=0, rank=0, world_size=2)), 3))
-               | set(padded)) == 5
+    assert len(set(_take(iter(DistributedTrainSampler(range(5), seed=0, rank=0, world_size=2)), 3)) | set(padded)) == 5
 
 
 def test_inference_sampler_covers_each_index_once():
@@ -73,8 +73,7 @@ def test_aspect_ratio_grouping_and_resume():
         assert len({data.aspect_ratios[i] >= 1 for i in batch}) == 1
     first_epoch = sampler.epoch_batches(0)
     assert set(sum(first_epoch, [])) == set(range(20))  # every image in the epoch
-    resumed = _take(iter(AspectRatioGroupedSampler(data, batch_size=3, seed=1, rank=0, world_size=1,
-                                                   start_iter=5)), 7)
+    resumed = _take(iter(AspectRatioGroupedSampler(data, batch_size=3, seed=1, rank=0, world_size=1, start_iter=5)), 7)
     assert resumed == batches[5:12]
     assert DATA_SAMPLERS.get("AspectRatioGroupedSampler") is AspectRatioGroupedSampler
     with pytest.raises(AttributeError, match="aspect_ratios"):
@@ -88,18 +87,35 @@ def test_skip_collate_counts_and_removes_markers():
     assert batch["inputs"].shape == (1, 3, 4, 5) and batch["inputs"].dtype == torch.uint8
     assert batch["targets"]["labels"].tolist() == [2] and batch["num_skipped"] == 1 and "skipped" not in batch
     stand_in = dict(good, label=5)
-    marked = collate([Skipped(3, "a/3.png", "unreadable image: empty"),
-                      Skipped(4, "b.png", "unreadable image: cut", img_id=4, replacement=stand_in), good])
+    marked = collate(
+        [
+            Skipped(3, "a/3.png", "unreadable image: empty"),
+            Skipped(4, "b.png", "unreadable image: cut", img_id=4, replacement=stand_in),
+            good,
+        ]
+    )
     assert marked["targets"]["labels"].tolist() == [5, 2]  # the stand-in in the marker's place
     assert marked["num_skipped"] == 2 and marked["skipped"] == ["a/3.png", "b.png (image id 4)"]
     assert collate([good])["num_skipped"] == 0
     with pytest.raises(ValueError, match="one size"):
-        cls_collate([{"img": np.zeros((4, 5, 3), np.uint8), "label": 0},
-                     {"img": np.zeros((5, 4, 3), np.uint8), "label": 0}])
+        cls_collate(
+            [{"img": np.zeros((4, 5, 3), np.uint8), "label": 0}, {"img": np.zeros((5, 4, 3), np.uint8), "label": 0}]
+        )
     img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    det = SkipCollate(det_collate)([None, {"img": img, "boxes": np.array([[0, 0, 2, 1]], np.float32),
-                                           "labels": np.array([4]), "img_id": 9, "orig_size": (4, 6),
-                                           "scale_factor": (0.5, 0.5), "masks": np.ones((1, 2, 3), np.uint8)}])
+    det = SkipCollate(det_collate)(
+        [
+            None,
+            {
+                "img": img,
+                "boxes": np.array([[0, 0, 2, 1]], np.float32),
+                "labels": np.array([4]),
+                "img_id": 9,
+                "orig_size": (4, 6),
+                "scale_factor": (0.5, 0.5),
+                "masks": np.ones((1, 2, 3), np.uint8),
+            },
+        ]
+    )
     assert det["num_skipped"] == 1 and len(det["inputs"]) == 1
     assert torch.equal(det["inputs"][0], torch.from_numpy(img).permute(2, 0, 1))
     target = det["targets"][0]
@@ -122,22 +138,34 @@ def test_collate_functions_and_samplers_build_through_their_registries():
     with pytest.raises(ConfigError, match="did you mean 'cls_collate'"):
         build_dataloader(cfg, training=False, rank=0, world_size=1)
     with pytest.raises(ConfigError, match=r"did you mean 'InferenceSampler'"):
-        build_dataloader(dict(cfg, collate="cls_collate", sampler=dict(type="InferenceSamplr")), training=False,
-                         rank=0, world_size=1)
-    with pytest.raises(ConfigError, match=r"DistributedTrainSampler \(the 'data sampler' registry\) has no "
-                                          r"argument 'shufle' \(did you mean 'shuffle'\?\)"):
-        build_dataloader(dict(cfg, collate="cls_collate", sampler=dict(type="DistributedTrainSampler", shufle=False)),
-                         training=True, rank=0, world_size=1)
+        build_dataloader(
+            dict(cfg, collate="cls_collate", sampler=dict(type="InferenceSamplr")), training=False, rank=0, world_size=1
+        )
+    with pytest.raises(
+        ConfigError,
+        match=r"DistributedTrainSampler \(the 'data sampler' registry\) has no "
+        r"argument 'shufle' \(did you mean 'shuffle'\?\)",
+    ):
+        build_dataloader(
+            dict(cfg, collate="cls_collate", sampler=dict(type="DistributedTrainSampler", shufle=False)),
+            training=True,
+            rank=0,
+            world_size=1,
+        )
     with pytest.raises(ConfigError, match=r"val_dataloader.sampler 'AspectRatioGroupedSampler' is a training"):
-        build_dataloader(dict(cfg, collate="cls_collate", sampler=dict(type="AspectRatioGroupedSampler")),
-                         training=False, rank=0, world_size=1, name="val_dataloader")
+        build_dataloader(
+            dict(cfg, collate="cls_collate", sampler=dict(type="AspectRatioGroupedSampler")),
+            training=False,
+            rank=0,
+            world_size=1,
+            name="val_dataloader",
+        )
 
 
 def _batches(loader, count):
     out = []
     for batch in _take(iter(loader), count):
-        out.append((batch["targets"]["labels"].tolist(), batch["inputs"][:, 0, 0, 0].tolist(),
-                    batch["num_skipped"]))
+        out.append((batch["targets"]["labels"].tolist(), batch["inputs"][:, 0, 0, 0].tolist(), batch["num_skipped"]))
     return out
 
 

@@ -1,5 +1,6 @@
 """The batched mask checks (``check_segmentations`` / ``checked_annotations``) give exactly what
 the one-at-a-time checks give: same cleaned segmentations, counts and errors, in order."""
+
 from collections import Counter
 
 import numpy as np
@@ -20,8 +21,8 @@ from resdet.structures.mask_checks import (
 from resdet.structures.polygon_checks import pairs_cross, self_intersecting, star_simple
 
 SQUARE = [10.0, 10.0, 50.0, 10.0, 50.0, 40.0, 10.0, 40.0]
-BOWTIE = [10.0, 10.0, 50.0, 40.0, 50.0, 10.0, 10.0, 40.0]          # edges 0 and 2 cross
-COLLINEAR = [0.0, 0.0, 10.0, 10.0, 20.0, 20.0, 30.0, 30.0]         # zero area, nothing crosses
+BOWTIE = [10.0, 10.0, 50.0, 40.0, 50.0, 10.0, 10.0, 40.0]  # edges 0 and 2 cross
+COLLINEAR = [0.0, 0.0, 10.0, 10.0, 20.0, 20.0, 30.0, 30.0]  # zero area, nothing crosses
 OUTSIDE_PART = [200.0, 200.0, 260.0, 200.0, 260.0, 250.0]
 # a C shape: simple, but not star-shaped around its vertex mean (the all-pairs path decides)
 C_SHAPE = [0, 0, 30, 0, 30, 5, 5, 5, 5, 25, 30, 25, 30, 30, 0, 30]
@@ -31,9 +32,11 @@ LOOP = [0, 0, 40, 0, 40, 40, 20, 40, 20, -10, 10, -10, 10, 20, 0, 20]
 
 def _crosses_reference(points: np.ndarray) -> bool:
     """Plain-Python proper crossing of two non-adjacent edges (independent of the arrays)."""
+
     def orient(p, q, r):
         value = (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
         return (value > 0) - (value < 0)
+
     n = len(points)
     edges = [(points[k], points[(k + 1) % n]) for k in range(n)]
     for i in range(n):
@@ -47,14 +50,18 @@ def _crosses_reference(points: np.ndarray) -> bool:
 
 
 def test_hand_built_polygons_get_their_problem():
-    cases = [([SQUARE], None, {}), ([BOWTIE], None, {SELF_INTERSECTING: 1, NO_VALID_MASK: 1}),
-             ([COLLINEAR], None, {ZERO_AREA: 1, NO_VALID_MASK: 1}),
-             ([OUTSIDE_PART], None, {OUTSIDE: 1, NO_VALID_MASK: 1}),
-             ([[1.0, 2.0, 3.0, 4.0]], None, {FEW_POINTS: 1, NO_VALID_MASK: 1}),
-             ([C_SHAPE], None, {}), ([LOOP], None, {SELF_INTERSECTING: 1, NO_VALID_MASK: 1}),
-             ([SQUARE, [1.0, float("nan"), 3.0, 4.0, 5.0, 6.0]], "polygon part 1 has non-finite coordinates", {}),
-             ([SQUARE + [1.0]], "polygon part 0 has an odd number of coordinates", {}),
-             ([[1.0, "a", 2.0, 3.0, 4.0, 5.0]], "polygon part 0 is not a list of numbers", {})]
+    cases = [
+        ([SQUARE], None, {}),
+        ([BOWTIE], None, {SELF_INTERSECTING: 1, NO_VALID_MASK: 1}),
+        ([COLLINEAR], None, {ZERO_AREA: 1, NO_VALID_MASK: 1}),
+        ([OUTSIDE_PART], None, {OUTSIDE: 1, NO_VALID_MASK: 1}),
+        ([[1.0, 2.0, 3.0, 4.0]], None, {FEW_POINTS: 1, NO_VALID_MASK: 1}),
+        ([C_SHAPE], None, {}),
+        ([LOOP], None, {SELF_INTERSECTING: 1, NO_VALID_MASK: 1}),
+        ([SQUARE, [1.0, float("nan"), 3.0, 4.0, 5.0, 6.0]], "polygon part 1 has non-finite coordinates", {}),
+        ([SQUARE + [1.0]], "polygon part 0 has an odd number of coordinates", {}),
+        ([[1.0, "a", 2.0, 3.0, 4.0, 5.0]], "polygon part 0 is not a list of numbers", {}),
+    ]
     for segm, error, counts in cases:
         check = check_segmentation(segm, 60, 80, "here")
         assert check.counts == Counter(counts), segm
@@ -73,7 +80,7 @@ def test_batch_equals_one_at_a_time_on_random_and_bad_input():
     segms = []
     for k in range(400):
         n = int(rng.integers(2, 14))
-        if k % 4 == 0:    # random point clouds: often self-intersecting
+        if k % 4 == 0:  # random point clouds: often self-intersecting
             part = rng.uniform(-20, 100, 2 * n)
         elif k % 4 == 1:  # random-radius outlines: simple, often not star-shaped around their mean
             angles = np.sort(rng.uniform(0, 2 * np.pi, n))
@@ -84,8 +91,16 @@ def test_batch_equals_one_at_a_time_on_random_and_bad_input():
         else:
             part = np.round(rng.uniform(0, 80, 2 * n), 2)
         segms.append([part.tolist()] + ([SQUARE] if k % 7 == 0 else []))
-    segms += [None, [], {"size": [60, 80], "counts": [4800]}, {"size": [60, 80], "counts": [100, 4700]},
-              [[1.0, float("inf"), 2, 3, 4, 5]], [SQUARE, [1.0, 2.0, 3.0]], "bad", [[[1.0, 2.0]] * 3]]
+    segms += [
+        None,
+        [],
+        {"size": [60, 80], "counts": [4800]},
+        {"size": [60, 80], "counts": [100, 4700]},
+        [[1.0, float("inf"), 2, 3, 4, 5]],
+        [SQUARE, [1.0, 2.0, 3.0]],
+        "bad",
+        [[[1.0, 2.0]] * 3],
+    ]
     heights, widths = [60] * len(segms), [80] * len(segms)
     batch = check_segmentations(segms, heights, widths, lambda i: f"item {i}")
     expected_counts, expected_errors = Counter(), []
@@ -135,15 +150,21 @@ class _Dataset:
 
 
 def test_checked_annotations_matches_checked_annotation():
-    anns = [dict(id=1, segmentation=[SQUARE]), dict(id=2, segmentation=[BOWTIE, SQUARE]),
-            dict(id=3, segmentation=[BOWTIE]), dict(id=4, segmentation=[SQUARE + [1.0]]),
-            dict(id=5, segmentation={"size": [60, 80], "counts": [100, 4700]}), dict(id=6, bbox=[1, 2, 3, 4])]
+    anns = [
+        dict(id=1, segmentation=[SQUARE]),
+        dict(id=2, segmentation=[BOWTIE, SQUARE]),
+        dict(id=3, segmentation=[BOWTIE]),
+        dict(id=4, segmentation=[SQUARE + [1.0]]),
+        dict(id=5, segmentation={"size": [60, 80], "counts": [100, 4700]}),
+        dict(id=6, bbox=[1, 2, 3, 4]),
+    ]
     one_by_one, batched = _Dataset(strict=False), _Dataset(strict=False)
     expected = [checked_annotation(one_by_one, a, 7, 60, 80) for a in anns]
     got = checked_annotations(batched, anns, [7] * len(anns), [60] * len(anns), [80] * len(anns))
     assert got == expected and batched.stats == one_by_one.stats and batched.problems == one_by_one.problems
     assert got[0] is anns[0] and got[1]["segmentation"] == [SQUARE] and got[2] is None and got[3] is None
-    assert batched.problems == ["annotation id 4 of image id 7 in ann.json: polygon part 0 has an odd number "
-                                "of coordinates"]
+    assert batched.problems == [
+        "annotation id 4 of image id 7 in ann.json: polygon part 0 has an odd number of coordinates"
+    ]
     with pytest.raises(ValueError, match="annotation id 4 of image id 7"):
         checked_annotations(_Dataset(strict=True), anns, [7] * 6, [60] * 6, [80] * 6)

@@ -2,6 +2,7 @@
 same records from the cache as from the json, stale / damaged caches rebuilt with one
 warning, concurrent builders, no pycocotools COCO in the train set, and DataLoader workers
 that share the records instead of copying them."""
+
 import json
 import os
 import pickle
@@ -32,8 +33,16 @@ def write_coco(root, num_images=12, instances=4, vertices=8, seed=0, size=32):
             t = np.sort(rng.uniform(0, 2 * np.pi, vertices))
             c, r = rng.uniform(8, size - 8, 2), rng.uniform(3, 7)
             poly = np.stack([c[0] + r * np.cos(t), c[1] + r * np.sin(t)], 1).reshape(-1).round(2).tolist()
-            anns.append(dict(id=len(anns) + 1, image_id=i + 1, category_id=1 + j % 2, iscrowd=0, segmentation=[poly],
-                             bbox=[c[0] - r, c[1] - r, 2 * r, 2 * r]))
+            anns.append(
+                dict(
+                    id=len(anns) + 1,
+                    image_id=i + 1,
+                    category_id=1 + j % 2,
+                    iscrowd=0,
+                    segmentation=[poly],
+                    bbox=[c[0] - r, c[1] - r, 2 * r, 2 * r],
+                )
+            )
     anns[0]["bbox"] = [-3, -2, 10, 10]  # clipped
     anns[1]["bbox"] = [5, 5, 0, 4]  # dropped
     anns[2].update(iscrowd=1, segmentation=dict(size=[size, size], counts=[40, 30, size * size - 70]))
@@ -121,7 +130,7 @@ def test_damaged_cache_rebuilds_with_one_warning(tmp_path, damage):
     path = _build(ann_file, img_dir, cache)[0]._store.path
     data = bytearray(open(path, "rb").read())
     if damage == "truncate":
-        data = data[:len(data) // 2]
+        data = data[: len(data) // 2]
     elif damage == "flip":
         data[-100] ^= 0x40
     else:
@@ -136,6 +145,7 @@ def test_damaged_cache_rebuilds_with_one_warning(tmp_path, damage):
 def _build_slowly(ann_file, img_dir, cache, log, out):
     """A builder whose parse takes 1.5 s, so two of them are inside the build window together."""
     import time
+
     original = CocoDataset._parse
 
     def slow_parse(self, classes):
@@ -143,6 +153,7 @@ def _build_slowly(ann_file, img_dir, cache, log, out):
             fh.write("parsed\n")
         time.sleep(1.5)
         return original(self, classes)
+
     CocoDataset._parse = slow_parse
     ds, messages = _build(ann_file, img_dir, cache)
     with open(out, "w") as fh:
@@ -151,6 +162,7 @@ def _build_slowly(ann_file, img_dir, cache, log, out):
 
 def test_two_concurrent_builders_give_one_valid_cache(tmp_path):
     import multiprocessing
+
     ann_file, img_dir = write_coco(str(tmp_path))
     cache, log = str(tmp_path / "cache"), str(tmp_path / "parses.log")
     context = multiprocessing.get_context("fork")
@@ -173,6 +185,7 @@ def test_two_concurrent_builders_give_one_valid_cache(tmp_path):
 
 def test_train_set_holds_no_pycocotools_coco(tmp_path):
     from pycocotools.coco import COCO
+
     ann_file, img_dir = write_coco(str(tmp_path))
     ds, _ = _build(ann_file, img_dir, str(tmp_path / "cache"))
 
@@ -181,9 +194,17 @@ def test_train_set_holds_no_pycocotools_coco(tmp_path):
             return True
         if depth > 3:
             return False
-        children = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple, set)) else \
-            vars(obj).values() if hasattr(obj, "__dict__") and not isinstance(obj, type) else ()
+        children = (
+            obj.values()
+            if isinstance(obj, dict)
+            else obj
+            if isinstance(obj, (list, tuple, set))
+            else vars(obj).values()
+            if hasattr(obj, "__dict__") and not isinstance(obj, type)
+            else ()
+        )
         return any(reachable(child, depth + 1) for child in children)
+
     assert not reachable(ds)
     assert isinstance(ds.coco, COCO) and ds.coco.getImgIds() == ds.img_ids  # built on demand for evaluation
     assert not reachable(pickle.loads(pickle.dumps(ds)))  # and never shipped to workers
@@ -217,8 +238,9 @@ class _Probe(torch.utils.data.Dataset):
 
 
 def _worker_growth_kib(probe):
-    loader = torch.utils.data.DataLoader(probe, batch_size=1, num_workers=2, multiprocessing_context="fork",
-                                         collate_fn=lambda batch: batch[0])
+    loader = torch.utils.data.DataLoader(
+        probe, batch_size=1, num_workers=2, multiprocessing_context="fork", collate_fn=lambda batch: batch[0]
+    )
     growth = {}
     for pid, kib in loader:
         growth[pid] = max(kib, growth.get(pid, 0))
@@ -234,8 +256,10 @@ def test_forked_workers_share_the_records(tmp_path):
     ann_file, img_dir = write_coco(str(tmp_path), num_images=150, instances=40, vertices=40, size=24)
     ds, _ = _build(ann_file, img_dir, str(tmp_path / "cache"))
     flat = _worker_growth_kib(_Probe(ds))
-    python_records = [dict(ds.records[i], segms=[[p.tolist() for p in s] for s in ds.records[i]["segms"]
-                                                 if isinstance(s, list)]) for i in range(len(ds))]
+    python_records = [
+        dict(ds.records[i], segms=[[p.tolist() for p in s] for s in ds.records[i]["segms"] if isinstance(s, list)])
+        for i in range(len(ds))
+    ]
     objects = _worker_growth_kib(_Probe(ds, python_records))
     bound = 6 << 10
     assert flat < bound < objects, (flat, objects)
@@ -245,6 +269,7 @@ def test_coco_metric_on_the_dataset_matches_the_official_stats(tmp_path):
     """``CocoMetric`` bound to a ``CocoDataset`` reads its (lazily built) COCO at evaluation and
     reproduces pycocotools' numbers for cocoapi's fixture."""
     from resdet.evaluation import CocoMetric
+
     root = os.path.join(FIXTURES, "coco_eval_fixture")
     ann_file = os.path.join(root, "instances_val2014_100.json")
     img_dir = str(tmp_path / "images")  # get_ann never decodes: empty files do
@@ -261,15 +286,22 @@ def test_coco_metric_on_the_dataset_matches_the_official_stats(tmp_path):
     for img_id in ds.img_ids:
         dets = per_image.get(img_id, [])
         xywh = torch.tensor([d["bbox"] for d in dets], dtype=torch.float64).reshape(-1, 4)
-        preds.append(dict(boxes=torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1).float(),
-                          scores=torch.tensor([d["score"] for d in dets]).reshape(-1),
-                          labels=torch.tensor([ds.label_to_cat_id.index(d["category_id"]) for d in dets],
-                                              dtype=torch.long).reshape(-1)))
+        preds.append(
+            dict(
+                boxes=torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1).float(),
+                scores=torch.tensor([d["score"] for d in dets]).reshape(-1),
+                labels=torch.tensor(
+                    [ds.label_to_cat_id.index(d["category_id"]) for d in dets], dtype=torch.long
+                ).reshape(-1),
+            )
+        )
     metric.process(preds, [dict(img_id=i) for i in ds.img_ids])
     results = metric.compute()
     expected = json.load(open(os.path.join(root, "expected_stats.json")))["bbox"]
-    got = [results[f"bbox_{k}"] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl",
-                                          "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")]
+    got = [
+        results[f"bbox_{k}"]
+        for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+    ]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
@@ -290,6 +322,7 @@ def test_spawned_workers_map_the_cache_instead_of_a_copy(tmp_path):
 
 def test_cache_location_rules(tmp_path, monkeypatch):
     from resdet.data.record_cache import resolve_cache_dir
+
     monkeypatch.setenv("RESDET_CACHE_DIR", str(tmp_path / "env"))
     assert resolve_cache_dir(None) == str(tmp_path / "env")
     assert resolve_cache_dir(str(tmp_path / "arg")) == str(tmp_path / "arg")

@@ -1,5 +1,6 @@
 """The synthetic shapes generator: deterministic bytes, valid COCO json (pycocotools),
 visible-region masks consistent with boxes and areas, the localization flavour."""
+
 import hashlib
 import json
 import os
@@ -32,8 +33,9 @@ def test_same_seed_same_bytes(tmp_path):
     # a larger set starts with the images of a smaller one
     generate_shapes_det(str(tmp_path / "d"), num_images=8, image_size=96, seed=5)
     for name in ("000000.jpg", "000005.jpg"):
-        assert (tmp_path / "d" / "images" / name).read_bytes() == \
-            (tmp_path / "a" / "det" / "images" / name).read_bytes()
+        assert (tmp_path / "d" / "images" / name).read_bytes() == (
+            tmp_path / "a" / "det" / "images" / name
+        ).read_bytes()
 
 
 def test_det_json_is_valid_coco(tmp_path):
@@ -59,8 +61,11 @@ def test_det_json_is_valid_coco(tmp_path):
     assert float(mask_utils.area(rle["segmentation"])) == rle["area"]
     # results in the COCO results format evaluate against it (a perfect detector scores 1.0)
     from pycocotools.cocoeval import COCOeval
-    dets = [dict(image_id=a["image_id"], category_id=a["category_id"], bbox=a["bbox"], score=1.0)
-            for a in coco.anns.values()]
+
+    dets = [
+        dict(image_id=a["image_id"], category_id=a["category_id"], bbox=a["bbox"], score=1.0)
+        for a in coco.anns.values()
+    ]
     evaluator = COCOeval(coco, coco.loadRes(dets), "bbox")
     evaluator.evaluate()
     evaluator.accumulate()
@@ -98,18 +103,35 @@ def test_localization_flavour(tmp_path):
 def test_cli_and_coco_dataset_read_the_det_set(tmp_path, repo_root):
     import subprocess
     import sys
-    out = subprocess.run([sys.executable, os.path.join(repo_root, "datasets", "generate_shapes.py"), "det",
-                          "--out", str(tmp_path), "--num-train", "4", "--num-val", "2", "--image-size", "64"],
-                         capture_output=True, text=True, check=True)
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(repo_root, "datasets", "generate_shapes.py"),
+            "det",
+            "--out",
+            str(tmp_path),
+            "--num-train",
+            "4",
+            "--num-val",
+            "2",
+            "--image-size",
+            "64",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "generated 4 + 2 det images" in out.stdout
     from resdet.data.datasets import CocoDataset
-    ds = CocoDataset(str(tmp_path / "train" / "annotations.json"), str(tmp_path / "train" / "images"),
-                     with_masks=True)
+
+    ds = CocoDataset(str(tmp_path / "train" / "annotations.json"), str(tmp_path / "train" / "images"), with_masks=True)
     sample = ds[0]
     assert len(ds) == 4 and sample["img"].shape == (64, 64, 3)
     assert sample["masks"].shape[0] == len(sample["boxes"]) >= 1
     # the dataset a config builds with the same settings adopts the files instead of regenerating
     from resdet.data.datasets import ShapesCocoDataset
+
     ann = tmp_path / "val" / "annotations.json"
     stamp = os.path.getmtime(ann)
     val = ShapesCocoDataset(str(tmp_path), "val", num_images=2, image_size=64, seed=0)  # val: seed + 1
@@ -118,6 +140,7 @@ def test_cli_and_coco_dataset_read_the_det_set(tmp_path, repo_root):
 
 def test_shapes_coco_dataset_regenerates_when_settings_change(tmp_path):
     from resdet.data.datasets import ShapesCocoDataset
+
     root = str(tmp_path)
     first = ShapesCocoDataset(root, "train", num_images=3, image_size=64, seed=0)
     ann = os.path.join(root, "train", "annotations.json")
@@ -126,7 +149,8 @@ def test_shapes_coco_dataset_regenerates_when_settings_change(tmp_path):
     assert os.path.getmtime(ann) == stamp and len(again) == len(first)  # reused
     bigger = ShapesCocoDataset(root, "train", num_images=3, image_size=96, seed=0)  # same count, other size
     assert tuple(bigger.get_ann(0)["orig_size"]) == (96, 96) and bigger[0]["img"].shape[:2] == (96, 96)
-    other = ShapesCocoDataset(root, "train", num_images=3, image_size=96, seed=0,
-                              generator_kwargs=dict(max_instances=1))
+    other = ShapesCocoDataset(
+        root, "train", num_images=3, image_size=96, seed=0, generator_kwargs=dict(max_instances=1)
+    )
     assert all(len(other.get_ann(i)["boxes"]) <= 1 for i in range(len(other)))
     assert len(os.listdir(os.path.join(root, "train", "images"))) == 3

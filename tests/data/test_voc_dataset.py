@@ -63,8 +63,9 @@ def test_bccd_full_set_counts(shared_data):
     with pytest.warns(UserWarning, match="1 invalid boxes dropped"):
         assert len(VOCDataset(root=root, split="val", classes=BCCD_CLASSES)) == 87
     with pytest.warns(UserWarning):
-        union = ConcatDataset([dict(type="VOCDataset", root=root, split=s, classes=BCCD_CLASSES)
-                               for s in ("train", "val")])
+        union = ConcatDataset(
+            [dict(type="VOCDataset", root=root, split=s, classes=BCCD_CLASSES) for s in ("train", "val")]
+        )
     assert len(union) == 292 and set(union.img_ids) == set(ds.img_ids)
 
 
@@ -105,8 +106,9 @@ def test_difficult_unknown_class_and_missing_image(bccd_root, tmp_path):
 def test_voc0712_style_union(bccd_root):
     root = bccd_root
     with pytest.warns(UserWarning):
-        union = ConcatDataset([dict(type="VOCDataset", root=root, split=s, classes=BCCD_CLASSES)
-                               for s in ("train", "val")])
+        union = ConcatDataset(
+            [dict(type="VOCDataset", root=root, split=s, classes=BCCD_CLASSES) for s in ("train", "val")]
+        )
     assert len(union) == 7  # train (3) then val (4)
     assert union.img_ids[:3] == ["BloodImage_00001", "BloodImage_00003", "BloodImage_00343"]
     assert set(union.img_ids) == {line.strip() for line in open(os.path.join(root, "ImageSets/Main/trainval.txt"))}

@@ -1,4 +1,5 @@
 """Fixtures of the export tests: two real photos, and the tiny C4 detector exported once."""
+
 import glob
 import os
 
@@ -20,6 +21,7 @@ def photos(repo_root):
 def c4_export(repo_root, tmp_path_factory):
     """The tiny C4 detector's one export program, saved as .pt2 and translated to ONNX."""
     from resdet.deploy import export_onnx, export_program, save_program
+
     model = build_tiny(repo_root, "c4")
     folder = tmp_path_factory.mktemp("c4_export")
     program = export_program(model)

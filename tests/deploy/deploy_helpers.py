@@ -2,6 +2,7 @@
 proposals, small test resize), random weights under a fixed seed with the class scores scaled
 so they detect, on the fast path ``resdet export`` uses (frozen BN folded); and the comparison
 of two detection sets."""
+
 import os
 
 import numpy as np
@@ -11,19 +12,27 @@ from resdet.apis import init_model
 from resdet.models.detectors import optimize_for_inference
 
 TEST_RESIZE = [dict(type="ResizeShortestEdge", short_edge_length=160, max_size=224)]
-SMALL = {"model.num_classes": 3, "model.rpn.pre_nms_top_n_test": 300, "model.rpn.post_nms_top_n_test": 40,
-         "test_pipeline": TEST_RESIZE}
+SMALL = {
+    "model.num_classes": 3,
+    "model.rpn.pre_nms_top_n_test": 300,
+    "model.rpn.post_nms_top_n_test": 40,
+    "test_pipeline": TEST_RESIZE,
+}
 RESNET18 = {"model.backbone.depth": 18, "model.backbone.norm": "FrozenBN"}
 CONFIGS = {
-    "c4": ("frcnn_r50_c4_bccd.py", {**RESNET18, "model.roi_heads.box_head.depth": 18,
-                                    "model.roi_heads.box_head.norm": "FrozenBN"}),
+    "c4": (
+        "frcnn_r50_c4_bccd.py",
+        {**RESNET18, "model.roi_heads.box_head.depth": 18, "model.roi_heads.box_head.norm": "FrozenBN"},
+    ),
     "vgg": ("frcnn_vgg16_voc0712.py", {"model.roi_heads.box_head.fc_dim": 64}),
     "fpn": ("frcnn_r50_fpn_coco.py", RESNET18),
     "mask_c4": ("maskrcnn_r101_c4_coco.py", {**RESNET18, "model.roi_heads.box_head.depth": 18}),
     "mask_fpn": ("maskrcnn_r50_fpn_fruits.py", RESNET18),
     # torchvision-compatible: the model resizes (DetPreprocessor min_size / max_size), no pipeline resize
-    "mask_tv": ("maskrcnn_r50_fpn_tv.py", {**RESNET18, "test_pipeline": [], "model.preprocessor.min_size": 150,
-                                           "model.preprocessor.max_size": 210}),
+    "mask_tv": (
+        "maskrcnn_r50_fpn_tv.py",
+        {**RESNET18, "test_pipeline": [], "model.preprocessor.min_size": 150, "model.preprocessor.max_size": 210},
+    ),
 }
 
 
@@ -41,8 +50,11 @@ def build_tiny(repo_root: str, kind: str, seed: int = 0):
 
 
 def _as_numpy(result: dict) -> dict:
-    return {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
-            for k, v in result.items() if k in ("boxes", "scores", "labels", "masks")}
+    return {
+        k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
+        for k, v in result.items()
+        if k in ("boxes", "scores", "labels", "masks")
+    }
 
 
 def assert_same_detections(ref: dict, got: dict, limit: int = 100) -> None:
@@ -57,12 +69,17 @@ def assert_same_detections(ref: dict, got: dict, limit: int = 100) -> None:
     floor = ref["scores"].min() + 1e-3 if count == limit else -1.0
     used = np.zeros(count, dtype=bool)
     for i in np.argsort(-ref["scores"]):
-        close = ((got["labels"] == ref["labels"][i]) & ~used
-                 & (np.abs(got["scores"] - ref["scores"][i]) <= 1e-3)
-                 & (np.abs(got["boxes"] - ref["boxes"][i]).max(axis=1) <= 0.05))
+        close = (
+            (got["labels"] == ref["labels"][i])
+            & ~used
+            & (np.abs(got["scores"] - ref["scores"][i]) <= 1e-3)
+            & (np.abs(got["boxes"] - ref["boxes"][i]).max(axis=1) <= 0.05)
+        )
         if not close.any():
-            assert ref["scores"][i] <= floor, (f"detection {i} (label {ref['labels'][i]}, score "
-                                               f"{ref['scores'][i]:.4f}, box {ref['boxes'][i]}) not reproduced")
+            assert ref["scores"][i] <= floor, (
+                f"detection {i} (label {ref['labels'][i]}, score "
+                f"{ref['scores'][i]:.4f}, box {ref['boxes'][i]}) not reproduced"
+            )
             continue
         j = int(np.flatnonzero(close)[np.argmin(np.abs(got["boxes"][close] - ref["boxes"][i]).max(axis=1))])
         used[j] = True

@@ -1,6 +1,7 @@
 """``resdet export`` writes a validated file with the checkpoint's class names; what cannot be
 exported is one error line and no file; ``resdet demo --backend onnxruntime`` draws from the
 exported file alone."""
+
 import json
 import os
 
@@ -26,6 +27,7 @@ def test_export_classifier_with_checkpoint_class_names(tmp_path):
     out = str(tmp_path / "cls.onnx")
     assert export_main(["resnet20_cifar", ckpt, "--format", "onnx", "--out", out]) == 0
     import onnx
+
     proto = onnx.load(out)
     onnx.checker.check_model(proto)
     assert proto.opset_import[0].version >= 17
@@ -58,8 +60,9 @@ def test_demo_draws_with_the_onnx_file_alone(c4_export, photos, tmp_path, capsys
     image_path = str(tmp_path / "photo.png")
     cv2.imwrite(image_path, cv2.cvtColor(photos[0], cv2.COLOR_RGB2BGR))
     out = str(tmp_path / "drawn.png")
-    assert demo_main(["--backend", "onnxruntime", c4_export["onnx"], image_path, "--out", out,
-                      "--score-thr", "0.3"]) == 0
+    assert (
+        demo_main(["--backend", "onnxruntime", c4_export["onnx"], image_path, "--out", out, "--score-thr", "0.3"]) == 0
+    )
     printed = capsys.readouterr().out
     assert "drawn" in printed and ("a " in printed or "b " in printed or "c " in printed)  # metadata names
     drawn = cv2.imread(out)
@@ -72,6 +75,7 @@ def test_export_traces_the_fast_path_unless_told_not_to(tmp_path, monkeypatch):
     from resdet import deploy
     from resdet.deploy import ExportError
     from resdet.models.detectors import is_inference_optimized
+
     torch.manual_seed(0)
     ckpt = str(tmp_path / "det.pth")
     atomic_save({"model": init_model("shapes_frcnn").state_dict(), "meta": {}}, ckpt)
@@ -80,6 +84,7 @@ def test_export_traces_the_fast_path_unless_told_not_to(tmp_path, monkeypatch):
     def stop(model, cfg=None, fold_bn=True):  # record what would be traced, skip the tracing
         traced.append((model, fold_bn))
         raise ExportError("stopped by the test")
+
     monkeypatch.setattr(deploy, "export_program", stop)
     out = str(tmp_path / "det.onnx")
     assert export_main(["shapes_frcnn", ckpt, "--out", out]) == 2

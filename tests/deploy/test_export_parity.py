@@ -1,6 +1,7 @@
 """ONNX files and .pt2 programs give the detections of ``inference_detector``: each layout
 exported once, two real photos of different sizes through the same file (fp32; see
 ``assert_same_detections`` for the tolerances)."""
+
 import json
 
 import numpy as np
@@ -65,6 +66,7 @@ def test_benchmark_onnxruntime_row_times_the_same_detections(c4_export, photos):
     """``resdet benchmark det --onnxruntime``'s row: exported, timed, and its detections are
     those of the PyTorch model (the benchmark pairs them with torchvision's)."""
     from resdet.benchmarks._onnx_row import onnxruntime_row
+
     model = c4_export["model"]
     row = onnxruntime_row(model, None, photos[:1], iters=1, warmup=0)
     assert row["ms_per_image"] > 0 and row["export_s"] > 0 and row["onnx_bytes"] > 1e5

@@ -2,6 +2,7 @@
 the model, export with that resize in the graph: one program of the tiny Mask R-CNN, as ONNX
 and ``.pt2``, gives ``inference_detector``'s detections and masks on two photos of other sizes
 than the one it was traced with."""
+
 import pytest
 import torch
 from deploy_helpers import assert_same_detections, build_tiny

@@ -1,4 +1,5 @@
 """The graph form of the test pipeline's resize gives OpenCV's pixels and sizes exactly."""
+
 import cv2
 import numpy as np
 import pytest

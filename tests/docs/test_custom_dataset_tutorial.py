@@ -31,6 +31,7 @@ says. The rules:
 Blocks without a language (folder trees) are prose. After the run, the files the page says
 its commands write are checked too.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,15 +53,26 @@ FIXTURES = os.path.join(REPO, "tests", "fixtures")
 _RESIZE = "[dict(type='ResizeShortestEdge', short_edge_length=128, max_size=192)]"
 # fewer proposals and detections at test time: random weights detect 100 things per image
 _TEST_TINY = ["model.rpn.post_nms_top_n_test=100", "model.roi_heads.detections_per_img=10"]
-_VAL_TINY = ["val_dataloader.batch_size=1", "val_dataloader.num_workers=0",
-             f"val_dataloader.dataset.pipeline={_RESIZE}", *_TEST_TINY]
+_VAL_TINY = [
+    "val_dataloader.batch_size=1",
+    "val_dataloader.num_workers=0",
+    f"val_dataloader.dataset.pipeline={_RESIZE}",
+    *_TEST_TINY,
+]
 TINY = {  # rule 6: appended to commands starting with `resdet <subcommand>`
-    "train-det": ["train_cfg.max_iters=2", "train_cfg.val_interval=2", "train_cfg.checkpoint_interval=2",
-                  "train_cfg.log_interval=1",
-                  "train_cfg.save_best=None",  # no best.pth: one 350 MB file less to write
-                  "train_dataloader.batch_size=1", "train_dataloader.num_workers=0",
-                  f"train_dataloader.dataset.pipeline={_RESIZE}", "model.rpn.post_nms_top_n_train=200",
-                  "model.roi_heads.batch_size_per_image=64", *_VAL_TINY],
+    "train-det": [
+        "train_cfg.max_iters=2",
+        "train_cfg.val_interval=2",
+        "train_cfg.checkpoint_interval=2",
+        "train_cfg.log_interval=1",
+        "train_cfg.save_best=None",  # no best.pth: one 350 MB file less to write
+        "train_dataloader.batch_size=1",
+        "train_dataloader.num_workers=0",
+        f"train_dataloader.dataset.pipeline={_RESIZE}",
+        "model.rpn.post_nms_top_n_train=200",
+        "model.roi_heads.batch_size_per_image=64",
+        *_VAL_TINY,
+    ],
     "eval": _VAL_TINY,
     "demo": [f"test_pipeline={_RESIZE}", *_TEST_TINY],
 }
@@ -92,8 +104,10 @@ class Ran:
         return any(line == quoted or line.endswith(" " + quoted) for line in lines)
 
     def describe(self) -> str:
-        return (f"$ {self.command}\nexit code {self.returncode}\n--- stdout (end) ---\n{self.stdout[-3000:]}"
-                f"\n--- stderr (end) ---\n{self.stderr[-3000:]}")
+        return (
+            f"$ {self.command}\nexit code {self.returncode}\n--- stdout (end) ---\n{self.stdout[-3000:]}"
+            f"\n--- stderr (end) ---\n{self.stderr[-3000:]}"
+        )
 
 
 def parse_blocks(text: str) -> list[Block]:
@@ -164,8 +178,13 @@ def make_env(bin_dir: str) -> dict:
     os.chmod(shim, os.stat(shim).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     env = dict(os.environ)
     env.pop("RESDET_DEBUG", None)
-    env.update(PATH=bin_dir + os.pathsep + env.get("PATH", ""), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    env.update(
+        PATH=bin_dir + os.pathsep + env.get("PATH", ""),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        MPLBACKEND="Agg",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -191,7 +210,8 @@ def check_quoted_output(quoted: Block, ran: Ran) -> bool:
         assert ran.returncode == 2, f"{where}: the command should fail with exit code 2\n{ran.describe()}"
         assert stderr_lines and stderr_lines[-1] == errors[0], (
             f"{where}: the quoted error is not what resdet printed\nquoted:  {errors[0]}\n"
-            f"printed: {stderr_lines[-1] if stderr_lines else '(nothing)'}\n{ran.describe()}")
+            f"printed: {stderr_lines[-1] if stderr_lines else '(nothing)'}\n{ran.describe()}"
+        )
     for line in lines:
         assert ran.printed(line), f"{where}: quoted line not in the output:\n{line}\n{ran.describe()}"
     return bool(errors)
@@ -282,16 +302,18 @@ def test_custom_dataset_tutorial_runs_as_written(tmp_path):
 
 def test_tutorial_rules():
     """The parsing and sizing rules the run relies on."""
-    text = "intro\n<!-- not run: needs a file -->\n```python\n# a.py\nx = 1\n```\n\n```bash\nresdet eval a.py \\\n" \
-           "  ckpt --metric mAP@0.5   # note\n```\n```text\nout\n```\n"
+    text = (
+        "intro\n<!-- not run: needs a file -->\n```python\n# a.py\nx = 1\n```\n\n```bash\nresdet eval a.py \\\n"
+        "  ckpt --metric mAP@0.5   # note\n```\n```text\nout\n```\n"
+    )
     blocks = parse_blocks(text)
     assert [(b.lang, b.not_run) for b in blocks] == [("python", "needs a file"), ("bash", None), ("text", None)]
     commands = bash_commands(blocks[1].lines)
     assert commands == ["resdet eval a.py    ckpt --metric mAP@0.5   # note"]
     resized = sized(commands[0])
     assert "# note" not in resized and resized.startswith("resdet eval a.py")
-    assert shlex.split(resized)[-len(TINY["eval"]) - 1:] == ["--cfg-options", *TINY["eval"]]
-    assert sized('(cd data && resdet train-det x.py)') == '(cd data && resdet train-det x.py)'
+    assert shlex.split(resized)[-len(TINY["eval"]) - 1 :] == ["--cfg-options", *TINY["eval"]]
+    assert sized("(cd data && resdet train-det x.py)") == "(cd data && resdet train-det x.py)"
     for options in TINY.values():  # KEY=VALUE pairs whose values parse the way --cfg-options reads them
         for option in options:
             key, value = option.split("=", 1)

@@ -1,4 +1,5 @@
 """Tiny model, dataset and metric for the engine tests (registered under test-only names)."""
+
 from __future__ import annotations
 
 import warnings
@@ -27,8 +28,9 @@ def single_thread():
 class EngineTinyNet(nn.Module):
     """uint8 ``N x 3 x 4 x 4`` -> MLP (no BN; optional dropout) -> ``N x num_classes``."""
 
-    def __init__(self, num_classes: int = 3, hidden: int = 16, dropout: float = 0.0,
-                 nan_at_call: int | None = None) -> None:
+    def __init__(
+        self, num_classes: int = 3, hidden: int = 16, dropout: float = 0.0, nan_at_call: int | None = None
+    ) -> None:
         super().__init__()
         self.fc1 = nn.Linear(48, hidden)
         self.drop = nn.Dropout(dropout)
@@ -57,8 +59,16 @@ class EngineTinyDataset(Dataset):
     Indices in ``bad`` are "unreadable": ``None`` (strict=False, with a warning) or an error.
     """
 
-    def __init__(self, num: int = 32, num_classes: int = 3, bad=(), strict: bool = False,
-                 seed: int = 0, augment: bool = True, size: int = 4) -> None:
+    def __init__(
+        self,
+        num: int = 32,
+        num_classes: int = 3,
+        bad=(),
+        strict: bool = False,
+        seed: int = 0,
+        augment: bool = True,
+        size: int = 4,
+    ) -> None:
         rng = np.random.default_rng(seed)
         self.images = rng.integers(0, 256, size=(num, size, size, 3), dtype=np.uint8)
         self.labels = np.arange(num) % num_classes
@@ -81,6 +91,7 @@ class EngineTinyDataset(Dataset):
 
 class EngineTinyAccuracy:
     """A METRICS-protocol metric: top-1 error (rank-gathered)."""
+
     primary_key, higher_is_better = "top1_err", False
 
     def __init__(self) -> None:
@@ -99,33 +110,53 @@ class EngineTinyAccuracy:
 
     def compute(self) -> dict:
         from resdet.utils import dist
+
         counts = dist.all_gather_object((self.wrong, self.total))
         wrong, total = sum(c[0] for c in counts), sum(c[1] for c in counts)
         return {"top1_err": wrong / max(total, 1), "count": total}
 
 
-def tiny_config(work_dir: str, max_iters: int = 6, batch_size: int = 8, num_workers: int = 0,
-                dropout: float = 0.0, val: bool = False, **train_cfg) -> dict:
+def tiny_config(
+    work_dir: str,
+    max_iters: int = 6,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    dropout: float = 0.0,
+    val: bool = False,
+    **train_cfg,
+) -> dict:
     """Keyword arguments of ``Trainer`` for a tiny run."""
     cfg = dict(
         model=dict(type="EngineTinyNet", dropout=dropout),
         work_dir=work_dir,
-        train_dataloader=dict(batch_size=batch_size, num_workers=num_workers,
-                              dataset=dict(type="EngineTinyDataset", num=32), collate="cls_collate"),
+        train_dataloader=dict(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            dataset=dict(type="EngineTinyDataset", num=32),
+            collate="cls_collate",
+        ),
         optimizer=dict(type="SGD", lr=0.1, momentum=0.9, weight_decay=1e-4),
         param_scheduler=dict(type="StepLR", milestones=[4], gamma=0.1),
-        train_cfg=dict(dict(max_iters=max_iters, log_interval=2, checkpoint_interval=3, keep_last=2,
-                            val_interval=3, seed=0), **train_cfg),
-        device="cpu")
+        train_cfg=dict(
+            dict(max_iters=max_iters, log_interval=2, checkpoint_interval=3, keep_last=2, val_interval=3, seed=0),
+            **train_cfg,
+        ),
+        device="cpu",
+    )
     if val:
-        cfg["val_dataloader"] = dict(batch_size=8, num_workers=0, collate="cls_collate",
-                                     dataset=dict(type="EngineTinyDataset", num=16, seed=1, augment=False))
+        cfg["val_dataloader"] = dict(
+            batch_size=8,
+            num_workers=0,
+            collate="cls_collate",
+            dataset=dict(type="EngineTinyDataset", num=16, seed=1, augment=False),
+        )
         cfg["val_evaluator"] = EngineTinyAccuracy()
     return cfg
 
 
 def weights(trainer) -> dict[str, torch.Tensor]:
     from resdet.engine.inference import unwrap_model
+
     return {k: v.detach().clone() for k, v in unwrap_model(trainer.model).state_dict().items()}
 
 
@@ -135,6 +166,7 @@ class Crash(RuntimeError):
 
 class CrashAfter(Hook):
     """Simulates a killed run: raises after ``iteration`` finished iterations."""
+
     priority = 100
 
     def __init__(self, iteration):

@@ -1,5 +1,6 @@
 """amp='bf16' on a CPU runs bf16 autocast only where the CPU has native bf16; elsewhere (oneDNN
 emulates it, many times slower than fp32) the run falls back to fp32 with a warning."""
+
 import warnings
 
 import pytest

@@ -1,5 +1,6 @@
 """A closed standard output (``| head``, a ``tee`` that exits, ``> /dev/full``) never stops a
 run nor prints a traceback; a second run on a busy work dir is refused by the command."""
+
 import os
 import subprocess
 import sys
@@ -27,11 +28,11 @@ def tiny_cls(tmp_path, repo_root):
     """A CIFAR ResNet-8 on 8 generated 16 x 16 shapes: 12 iterations, a line each."""
     path, base = tmp_path / "tiny_cls.py", os.path.join(repo_root, "configs", "_base_")
     path.write_text(f"""
-_base_ = [{base + '/models/cifar_resnet.py'!r}, {base + '/datasets/shapes_cls.py'!r},
-          {base + '/schedules/shapes_cls.py'!r}]
+_base_ = [{base + "/models/cifar_resnet.py"!r}, {base + "/datasets/shapes_cls.py"!r},
+          {base + "/schedules/shapes_cls.py"!r}]
 model = dict(num_classes=5, mean=(128.0, 128.0, 128.0), std=(64.0, 64.0, 64.0), backbone=dict(depth=8))
 train_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(
-    data_root={str(tmp_path / 'data')!r}, num_images=8, image_size=16, pipeline=[]))
+    data_root={str(tmp_path / "data")!r}, num_images=8, image_size=16, pipeline=[]))
 val_dataloader = None
 param_scheduler = [dict(type="LinearWarmupLR", warmup_iters=1, start_factor=0.1), dict(type="CosineLR", min_lr=0.0)]
 train_cfg = dict(max_iters=12, checkpoint_interval=5, keep_last=1, log_interval=1, amp=None, channels_last=False)
@@ -70,10 +71,19 @@ def test_print_config_into_a_closed_pipe_is_quiet(tiny_cls):
 def test_eval_into_a_full_device_is_one_line(repo_root):
     fixture = os.path.join(repo_root, "tests", "fixtures", "coco_eval_fixture")
     with open("/dev/full", "w") as full:
-        proc = _resdet("eval", "--ann", os.path.join(fixture, "instances_val2014_100.json"), "--results",
-                       os.path.join(fixture, "instances_val2014_fakebbox100_results.json"), "--metric", "bbox",
-                       stdout=full, stderr=subprocess.PIPE)
+        proc = _resdet(
+            "eval",
+            "--ann",
+            os.path.join(fixture, "instances_val2014_100.json"),
+            "--results",
+            os.path.join(fixture, "instances_val2014_fakebbox100_results.json"),
+            "--metric",
+            "bbox",
+            stdout=full,
+            stderr=subprocess.PIPE,
+        )
         _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2
-    assert err.count("\n") == 1 and err.startswith("resdet eval: error: cannot write to standard "
-                                                   "output (No space left on device)"), err
+    assert err.count("\n") == 1 and err.startswith(
+        "resdet eval: error: cannot write to standard output (No space left on device)"
+    ), err

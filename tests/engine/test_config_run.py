@@ -1,5 +1,6 @@
 """A run built from a config (CONTRACTS.md schema) with the real classifier, metric and
 warm-up rule; progress display; run_inference on its own."""
+
 import io
 import json
 
@@ -15,17 +16,20 @@ from resdet.evaluation import build_metrics
 
 def _config(work_dir):
     data = dict(type="EngineTinyDataset", num=16, size=8, num_classes=10)
-    return Config(dict(
-        model=dict(type="ImageClassifier", num_classes=10,
-                   backbone=dict(type="CifarResNet", depth=8)),
-        train_dataloader=dict(batch_size=4, num_workers=0, dataset=data, collate="cls_collate"),
-        val_dataloader=dict(batch_size=8, num_workers=0, collate="cls_collate",
-                            dataset=dict(data, augment=False, seed=1)),
-        val_evaluator=dict(type="TopKError", topk=(1, 5)),
-        optimizer=dict(type="SGD", lr=0.1, momentum=0.9, weight_decay=1e-4, norm_bias_decay=False),
-        param_scheduler=[dict(type="WarmupUntilLR", warmup_lr=0.01, threshold=0.8, window=2)],
-        train_cfg=dict(max_iters=4, val_interval=2, checkpoint_interval=2, log_interval=1, seed=0),
-        work_dir=work_dir))
+    return Config(
+        dict(
+            model=dict(type="ImageClassifier", num_classes=10, backbone=dict(type="CifarResNet", depth=8)),
+            train_dataloader=dict(batch_size=4, num_workers=0, dataset=data, collate="cls_collate"),
+            val_dataloader=dict(
+                batch_size=8, num_workers=0, collate="cls_collate", dataset=dict(data, augment=False, seed=1)
+            ),
+            val_evaluator=dict(type="TopKError", topk=(1, 5)),
+            optimizer=dict(type="SGD", lr=0.1, momentum=0.9, weight_decay=1e-4, norm_bias_decay=False),
+            param_scheduler=[dict(type="WarmupUntilLR", warmup_lr=0.01, threshold=0.8, window=2)],
+            train_cfg=dict(max_iters=4, val_interval=2, checkpoint_interval=2, log_interval=1, seed=0),
+            work_dir=work_dir,
+        )
+    )
 
 
 def test_from_config_trains_validates_and_saves_config(tmp_path):
@@ -53,6 +57,7 @@ def test_run_inference_matches_manual_evaluation(tmp_path):
     cfg = _config(str(tmp_path / "run"))
     torch.manual_seed(0)
     from resdet.registry import MODELS
+
     model = MODELS.build(cfg.model.to_dict()).eval()
     loader = build_dataloader(cfg.val_dataloader.to_dict(), training=False, rank=0, world_size=1)
     metrics = build_metrics(cfg.val_evaluator.to_dict(), loader.raw_dataset)
@@ -91,6 +96,7 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(tmp_path, monkeypatch)
     class Tty(io.StringIO):
         def isatty(self):
             return True
+
     monkeypatch.delenv("RESDET_NO_PROGRESS", raising=False)
     shown, _, _ = _run_tiny(tmp_path, "tty", Tty(), monkeypatch)
     assert "train" in shown and "4/4" in shown and "lr" in shown  # the bar, with loss and lr
@@ -105,5 +111,3 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(tmp_path, monkeypatch)
     # validation: a headline plus the metric's table, each line short
     assert "validation at iter 3" in log
     assert max(len(line) for line in log.splitlines()) <= 300
-
-

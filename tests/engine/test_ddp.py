@@ -1,4 +1,5 @@
 """2-process CPU DDP (gloo) matches 1 process with the same global batch; only rank 0 writes."""
+
 import json
 import os
 import socket
@@ -23,17 +24,20 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world_size: int, port: int, base: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size), RANK=str(rank), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     import torch.distributed as dist
+
     try:
         # each rank gets its own work dir here, so we can see which rank wrote files
         trainer = Trainer(**tiny_config(os.path.join(base, f"rank{rank}"), **KWARGS))
         result = trainer.train()
-        torch.save({"weights": weights(trainer), "result": {k: v for k, v in result.items()
-                                                             if isinstance(v, (int, float))}},
-                   os.path.join(base, f"out{rank}.pt"))
+        torch.save(
+            {"weights": weights(trainer), "result": {k: v for k, v in result.items() if isinstance(v, (int, float))}},
+            os.path.join(base, f"out{rank}.pt"),
+        )
     finally:
         dist.destroy_process_group()
 
@@ -58,8 +62,9 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     # only rank 0 wrote files
     assert not os.path.exists(os.path.join(base, "rank1"))
     rank0 = sorted(os.listdir(os.path.join(base, "rank0")))
-    assert {"final.pth", "iter_3.pth", "metrics.jsonl", "env.json", "train.log", "last_checkpoint",
-            "best.pth"} <= set(rank0)
+    assert {"final.pth", "iter_3.pth", "metrics.jsonl", "env.json", "train.log", "last_checkpoint", "best.pth"} <= set(
+        rank0
+    )
     with open(os.path.join(base, "rank0", "env.json")) as fh:
         assert json.load(fh)["world_size"] == 2
     # logged losses are averaged over ranks: equal to the single process's log

@@ -1,5 +1,6 @@
 """``metrics.jsonl``: one reader (``read_metrics``) for the writer's truncation on resume,
 ``plot-curves``, ``compare-runs`` and ``reproduce``; a line cut by a kill is skipped."""
+
 import json
 
 import pytest

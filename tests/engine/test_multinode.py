@@ -1,6 +1,7 @@
 """torchrun on one machine (CPU, gloo): two "nodes" (two torchrun processes meeting at a c10d
 rendezvous on 127.0.0.1), and an elastic restart after a worker is killed with SIGKILL.
 The program they run is ``torchrun_worker.py`` (a tiny run: 32 samples, 8 iterations, batch 8)."""
+
 import json
 import os
 import socket
@@ -27,12 +28,30 @@ def _free_port() -> int:
 
 
 def _torchrun(launch: list[str], port: int, work: str, *worker_args: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "torch.distributed.run", *launch, "--rdzv-backend", "c10d",
-               "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", f"resdet-test-{port}",
-               "--monitor-interval", "0.2", WORKER, work, *worker_args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *launch,
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv-id",
+        f"resdet-test-{port}",
+        "--monitor-interval",
+        "0.2",
+        WORKER,
+        work,
+        *worker_args,
+    ]
     # each restart attempt gets its own rendezvous store (docs/distributed.md, "Elastic restarts")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), OMP_NUM_THREADS="1",
-               TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+        OMP_NUM_THREADS="1",
+        TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1",
+    )
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
@@ -74,7 +93,7 @@ def test_two_nodes_train_and_evaluate_as_one_group(two_nodes):
     assert [s["world_size"] for s in seen] == [2, 2]
     # 4 samples per rank and iteration, 4 iterations per epoch: each epoch sees every sample once
     for epoch in (0, 1):
-        both = [i for s in seen for i in s["seen"][epoch * 16:(epoch + 1) * 16]]
+        both = [i for s in seen for i in s["seen"][epoch * 16 : (epoch + 1) * 16]]
         assert sorted(both) == list(range(32)), epoch
     assert seen[0]["seen"][:16] != seen[1]["seen"][:16]
     # validation is gathered over the ranks: each reports the whole 16-image set, the same error
@@ -85,7 +104,13 @@ def test_two_nodes_train_and_evaluate_as_one_group(two_nodes):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     # one writer: every record once; node-local work done once per node
     assert [(r["mode"], r["iter"]) for r in _records(two_nodes)] == [
-        ("train", 2), ("train", 4), ("val", 4), ("train", 6), ("train", 8), ("val", 8)]
+        ("train", 2),
+        ("train", 4),
+        ("val", 4),
+        ("train", 6),
+        ("train", 8),
+        ("val", 8),
+    ]
     assert _json(os.path.join(two_nodes, "env.json"))["world_size"] == 2
     assert [_read(os.path.join(two_nodes, f"node_{n}.txt")) for n in (0, 1)] == ["0\n", "1\n"]
     log = _read(os.path.join(two_nodes, "train.log"))
@@ -98,8 +123,12 @@ def test_killed_worker_restarts_the_group_and_ends_with_the_same_weights(two_nod
     # global rank 1 SIGKILLs itself after iteration 5 (iter_4.pth is the newest checkpoint); its
     # agent restarts the group and the other node's agent follows (without counting a restart:
     # TORCHELASTIC_RESTART_COUNT differs between the nodes, the trainer resumes on both anyway)
-    _finish([_torchrun(["--nnodes", "2", "--nproc_per_node", "1", "--max-restarts", "1"], port, work,
-                       "--kill-at", "5") for _ in range(2)])
+    _finish(
+        [
+            _torchrun(["--nnodes", "2", "--nproc_per_node", "1", "--max-restarts", "1"], port, work, "--kill-at", "5")
+            for _ in range(2)
+        ]
+    )
     out = os.path.join(work, "out")
     seen = {name.split("_")[1]: name for name in os.listdir(out) if name.startswith("seen")}
     assert sorted(seen) == ["rank0", "rank1"] and "restart1" in seen["rank1"] + seen["rank0"]

@@ -1,4 +1,5 @@
 """Stop signals (SLURM preemption), checkpoint before validation, one run per work dir."""
+
 import json
 import multiprocessing
 import os
@@ -26,6 +27,7 @@ def _read(path) -> str:
 class SignalAt(Hook):
     """Sends ``sig`` after ``iteration`` to this process and, like SLURM (which signals every
     process of the job), to the DataLoader's worker processes."""
+
     priority = 100
 
     def __init__(self, iteration, sig=signal.SIGTERM):
@@ -88,9 +90,11 @@ def test_second_signal_while_saving_does_not_corrupt_the_checkpoint(tmp_path, mo
         calls.append(path)
         os.kill(os.getpid(), signal.SIGTERM)
         real_save(obj, path)
+
     monkeypatch.setattr(ckpt_module, "atomic_save", save_with_second_signal)
-    trainer = Trainer(**tiny_config(work, max_iters=8, checkpoint_interval=100),
-                      custom_hooks=[SignalAt(4, signal.SIGUSR1)])
+    trainer = Trainer(
+        **tiny_config(work, max_iters=8, checkpoint_interval=100), custom_hooks=[SignalAt(4, signal.SIGUSR1)]
+    )
     with pytest.raises(TrainingPreempted) as info:
         trainer.train()
     assert info.value.signal_name == "SIGUSR1" and info.value.iteration == 4
@@ -152,8 +156,9 @@ def test_second_run_on_a_work_dir_refuses_and_a_dead_runs_lock_is_taken_over(tmp
     work = str(tmp_path / "run")
     os.makedirs(work)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, work], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=env)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, work], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(WorkDirBusyError) as info:
@@ -177,6 +182,7 @@ def test_second_run_on_a_work_dir_refuses_and_a_dead_runs_lock_is_taken_over(tmp
 
 def test_hangup_quiets_the_console_and_the_run_goes_on(tmp_path, monkeypatch):
     from resdet.engine import logger as logger_module
+
     silenced = []
     monkeypatch.setattr(logger_module, "silence_stdout", lambda stream: silenced.append(stream))
     work = str(tmp_path / "run")
@@ -202,13 +208,17 @@ class SignalRankAt(SignalAt):
 
 
 def _ddp_worker(rank, port, base):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     import torch.distributed as tdist
+
     try:
-        trainer = Trainer(**tiny_config(os.path.join(base, "work"), max_iters=8, checkpoint_interval=100),
-                          custom_hooks=[SignalRankAt(3, rank=1)])
+        trainer = Trainer(
+            **tiny_config(os.path.join(base, "work"), max_iters=8, checkpoint_interval=100),
+            custom_hooks=[SignalRankAt(3, rank=1)],
+        )
         try:
             trainer.train()
             outcome = "finished"
@@ -223,6 +233,7 @@ def _ddp_worker(rank, port, base):
 def test_a_signal_on_one_rank_stops_every_rank_at_the_same_iteration(tmp_path):
     import torch.multiprocessing as mp
     from test_ddp import _free_port
+
     mp.start_processes(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True, start_method="fork")
     outcomes = [_read(tmp_path / f"rank{r}.txt") for r in (0, 1)]
     assert outcomes == ["stopped 3 a stop signal on another rank", "stopped 3 SIGUSR1"]

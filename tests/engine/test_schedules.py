@@ -1,4 +1,5 @@
 """LR schedules: exact values of the fixed rules; the data-driven rules fire when, and only when, due."""
+
 import math
 
 import pytest
@@ -19,7 +20,8 @@ def _scheduler(schedules, lr=0.1, max_iters=100):
 def test_step_cosine_and_linear_warmup_values():
     sched, opt = _scheduler(dict(type="StepLR", milestones=[32000, 48000]), max_iters=64000)
     assert [sched.lr_at(i)[0] for i in (0, 31999, 32000, 47999, 48000, 63999)] == pytest.approx(
-        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    )
     sched.step(40000)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01)
     sched, _ = _scheduler(dict(type="CosineLR", min_lr=0.001), max_iters=100)
@@ -30,8 +32,9 @@ def test_step_cosine_and_linear_warmup_values():
     sched, _ = _scheduler(dict(type="LinearWarmupLR", warmup_iters=10, start_factor=0.1))
     assert [sched.lr_at(i)[0] for i in (0, 5, 10, 50)] == pytest.approx([0.01, 0.055, 0.1, 0.1])
     # composition: warm-up then steps multiply
-    sched, _ = _scheduler([dict(type="LinearWarmupLR", warmup_iters=10, start_factor=0.5),
-                           dict(type="StepLR", milestones=[5], gamma=0.1)])
+    sched, _ = _scheduler(
+        [dict(type="LinearWarmupLR", warmup_iters=10, start_factor=0.5), dict(type="StepLR", milestones=[5], gamma=0.1)]
+    )
     assert sched.lr_at(6)[0] == pytest.approx(0.1 * (0.5 + 0.5 * 0.6) * 0.1)
 
 

@@ -1,4 +1,5 @@
 """The training loop on CPU: exact resume, corrupt checkpoints, skipped samples, NaN stop, AMP."""
+
 import json
 import os
 
@@ -142,8 +143,10 @@ def test_load_from_reports_unmatched_keys(tmp_path):
     with pytest.raises(CheckpointError, match="fc2.weight"):
         Trainer(**cfg, load_from=os.path.join(work, "final.pth"))
     trainer = Trainer(**cfg, load_from=os.path.join(work, "final.pth"), load_strict=False)
-    assert sorted(trainer.load_report["mismatched"]) == ["fc2.bias: checkpoint (3,) vs model (5,)",
-                                                         "fc2.weight: checkpoint (3, 16) vs model (5, 16)"]
+    assert sorted(trainer.load_report["mismatched"]) == [
+        "fc2.bias: checkpoint (3,) vs model (5,)",
+        "fc2.weight: checkpoint (3, 16) vs model (5, 16)",
+    ]
     source = safe_load(os.path.join(work, "final.pth"))["model"]
     assert torch.equal(weights(trainer)["fc1.weight"], source["fc1.weight"])
 
@@ -163,8 +166,14 @@ def test_threads_option_sets_and_validates_cpu_threads(tmp_path):
 
 
 def test_grad_clipping_bounds_the_update_and_keep_last_prunes(tmp_path):
-    cfg = tiny_config(str(tmp_path / "clip"), max_iters=9, checkpoint_interval=2, keep_last=2,
-                      clip_grad=dict(max_norm=1e-3), log_interval=1)
+    cfg = tiny_config(
+        str(tmp_path / "clip"),
+        max_iters=9,
+        checkpoint_interval=2,
+        keep_last=2,
+        clip_grad=dict(max_norm=1e-3),
+        log_interval=1,
+    )
     cfg["optimizer"] = dict(type="SGD", lr=1.0, momentum=0.0, weight_decay=0.0)
     cfg["param_scheduler"] = None
     trainer = Trainer(**cfg)
@@ -197,8 +206,9 @@ def test_compile_option_trains_like_eager(tmp_path):
     eager = Trainer(**tiny_config(str(tmp_path / "eager"), max_iters=4, val_interval=4, val=True))
     start = weights(eager)
     eager_result = eager.train()
-    compiled = Trainer(**tiny_config(str(tmp_path / "compiled"), max_iters=4, val_interval=4, val=True,
-                                     compile=["fc1", "fc2"]))
+    compiled = Trainer(
+        **tiny_config(str(tmp_path / "compiled"), max_iters=4, val_interval=4, val=True, compile=["fc1", "fc2"])
+    )
     assert sorted(compiled.compiled_parts) == ["fc1", "fc2"]
     compiled_result = compiled.train()
     for name, part in compiled.compiled_parts.items():

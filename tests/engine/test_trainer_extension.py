@@ -1,5 +1,6 @@
 """Extending the trainer: ``TrainConfig`` (one place for train_cfg keys and checks), a subclass
 overriding ``run_step`` / ``build_optimizer`` / ``config_class``, and the hooks' call points."""
+
 import json
 import os
 from dataclasses import dataclass
@@ -25,15 +26,24 @@ def test_train_config_defaults_unknown_keys_and_values():
     cfg = TrainConfig.from_dict(dict(max_iters=5, amp="bf16"), device="cpu")
     assert (cfg.max_iters, cfg.val_interval, cfg.keep_last, cfg.amp, cfg.save_best) == (5, 1000, 3, "bf16", "auto")
     assert list(cfg.as_dict()) == TrainConfig.keys() and len(TrainConfig.keys()) == 19
-    with pytest.raises(ConfigError, match=r"^unknown train_cfg keys \['val_intervl'\] "
-                       r"\(did you mean 'val_interval'\?\); "
-                                          r"allowed keys: max_iters, max_epochs, val_interval"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^unknown train_cfg keys \['val_intervl'\] "
+        r"\(did you mean 'val_interval'\?\); "
+        r"allowed keys: max_iters, max_epochs, val_interval",
+    ):
         TrainConfig.from_dict(dict(max_iters=5, val_intervl=3))
-    with pytest.raises(ConfigError, match=r"^train_cfg.max_iters = 0 \(int\) is not valid: "
-                                            r"expected an integer >= 1 or None$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^train_cfg.max_iters = 0 \(int\) is not valid: "
+        r"expected an integer >= 1 or None$",
+    ):
         TrainConfig(max_iters=0)
-    with pytest.raises(ConfigError, match=r"^train_cfg.rule = 'better' \(str\) is not valid: expected one of None, "
-                                          r"'less', 'greater'$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^train_cfg.rule = 'better' \(str\) is not valid: expected one of None, "
+        r"'less', 'greater'$",
+    ):
         TrainConfig(max_iters=1, rule="better")
     with pytest.raises(ConfigError, match="train_cfg needs max_iters"):
         TrainConfig.from_dict(None)
@@ -48,6 +58,7 @@ class NormConfig(TrainConfig):
 
 class NormLoggingTrainer(Trainer):
     """Logs the weights' total norm after each update, when its own train_cfg key says so."""
+
     config_class = NormConfig
 
     def __init__(self, **kwargs):
@@ -73,8 +84,11 @@ def test_subclass_run_step_and_train_cfg_key_are_used(tmp_path):
     assert records[-1]["weight_norm"] == pytest.approx(final_norm, rel=1e-5)
     assert records[0]["weight_norm"] != pytest.approx(final_norm, rel=1e-5)  # the weights moved
     assert all(r["loss"] == pytest.approx(r["loss_cls"]) for r in records)  # the base step's values stay
-    with pytest.raises(ConfigError, match=r"train_cfg.log_weight_norm = 'yes' \(str\) is not valid: "
-                                            r"expected True or False"):
+    with pytest.raises(
+        ConfigError,
+        match=r"train_cfg.log_weight_norm = 'yes' \(str\) is not valid: "
+        r"expected True or False",
+    ):
         NormLoggingTrainer(**tiny_config(str(tmp_path / "bad"), log_weight_norm="yes"))
     with pytest.raises(ConfigError, match=r"unknown train_cfg keys \['log_weight_norm'\]"):
         Trainer(**tiny_config(str(tmp_path / "plain"), log_weight_norm=True))  # not a key of the base config
@@ -129,9 +143,21 @@ class Calls(Hook):
 
 def test_hook_call_points_in_order(tmp_path):
     hook = Calls()
-    Trainer(**tiny_config(str(tmp_path / "hooks"), max_iters=2, checkpoint_interval=1, val_interval=2, val=True),
-            custom_hooks=[hook]).train()
+    Trainer(
+        **tiny_config(str(tmp_path / "hooks"), max_iters=2, checkpoint_interval=1, val_interval=2, val=True),
+        custom_hooks=[hook],
+    ).train()
     logged = "['loss', 'loss_cls', 'train_err']"
-    assert hook.calls == ["before_train", "before_iter 0", "checkpoint iter_1.pth", f"after_iter 1 {logged}",
-                          "before_iter 1", f"after_iter 2 {logged}", "val 2", "checkpoint best.pth",
-                          "checkpoint final.pth", "after_train", "on_exit"]
+    assert hook.calls == [
+        "before_train",
+        "before_iter 0",
+        "checkpoint iter_1.pth",
+        f"after_iter 1 {logged}",
+        "before_iter 1",
+        f"after_iter 2 {logged}",
+        "val 2",
+        "checkpoint best.pth",
+        "checkpoint final.pth",
+        "after_train",
+        "on_exit",
+    ]

@@ -7,6 +7,7 @@ Writes ``seen_rank<R>_restart<K>.json`` (the sample indices this rank loaded) an
 rank 1 kills itself with SIGKILL after iteration N of the first attempt (torchrun's restart
 count 0), as the OOM killer or a failed node would.
 """
+
 import argparse
 import json
 import os
@@ -60,8 +61,7 @@ def main() -> None:
             fh.write(f"{rank}\n")
     dist.local_barrier()
     assert os.path.isfile(node_file)
-    cfg = tiny_config(args.work_dir, max_iters=8, val=True, checkpoint_interval=2, log_interval=2,
-                      val_interval=4)
+    cfg = tiny_config(args.work_dir, max_iters=8, val=True, checkpoint_interval=2, log_interval=2, val_interval=4)
     cfg["train_dataloader"]["dataset"]["type"] = "EngineRecordingDataset"
     hooks = [KillAt(args.kill_at)] if args.kill_at is not None else []
     trainer = Trainer(**cfg, custom_hooks=hooks)

@@ -1,4 +1,5 @@
 """Top-k error and ImageNet localization error on hand-made cases; metric strings."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,10 +9,14 @@ from resdet.evaluation.classification import label_ranks
 
 
 def test_topk_error_hand_case():
-    logits = torch.tensor([[5.0, 1, 0, 0, 0, 0],    # label 0: rank 0
-                           [5.0, 4, 3, 2, 1, 0],    # label 2: rank 2
-                           [0.0, 1, 2, 3, 4, 5],    # label 0: rank 5 (last)
-                           [1.0, 1, 1, 1, 1, 1]])   # tie everywhere: worst rank
+    logits = torch.tensor(
+        [
+            [5.0, 1, 0, 0, 0, 0],  # label 0: rank 0
+            [5.0, 4, 3, 2, 1, 0],  # label 2: rank 2
+            [0.0, 1, 2, 3, 4, 5],  # label 0: rank 5 (last)
+            [1.0, 1, 1, 1, 1, 1],
+        ]
+    )  # tie everywhere: worst rank
     labels = torch.tensor([0, 2, 0, 3])
     assert label_ranks(logits, labels).tolist() == [0, 2, 5, 5]
     metric = TopKError(topk=(1, 5))
@@ -36,8 +41,11 @@ def test_metric_strings_merge_and_errors():
 
 
 def _pred(labels, scores, boxes, class_boxes=None):
-    out = dict(labels=torch.tensor(labels), scores=torch.tensor(scores, dtype=torch.float32),
-               boxes=torch.tensor(boxes, dtype=torch.float32))
+    out = dict(
+        labels=torch.tensor(labels),
+        scores=torch.tensor(scores, dtype=torch.float32),
+        boxes=torch.tensor(boxes, dtype=torch.float32),
+    )
     if class_boxes is not None:
         out["class_boxes"] = torch.tensor(class_boxes, dtype=torch.float32)
     return out
@@ -48,11 +56,11 @@ def test_localization_error_hand_cases():
     good, bad = [10, 10, 50, 50], [60, 60, 90, 90]
     half = [10, 10, 50, 30]  # IoU exactly 0.5 counts as correct (>= 0.5)
     preds = [
-        _pred([3, 1, 2], [0.9, 0.5, 0.1], [good, bad, bad]),                 # top-1 correct
-        _pred([1, 3, 2], [0.9, 0.5, 0.1], [bad, half, bad]),                 # correct at rank 2
-        _pred([3, 1], [0.9, 0.5], [bad, good]),                              # class right, box wrong
+        _pred([3, 1, 2], [0.9, 0.5, 0.1], [good, bad, bad]),  # top-1 correct
+        _pred([1, 3, 2], [0.9, 0.5, 0.1], [bad, half, bad]),  # correct at rank 2
+        _pred([3, 1], [0.9, 0.5], [bad, good]),  # class right, box wrong
         _pred([0, 1, 2, 4, 5, 3], [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [bad] * 5 + [good]),  # 6th guess
-        _pred([1], [0.9], [bad], class_boxes=[bad, bad, bad, good, bad]),    # oracle box right
+        _pred([1], [0.9], [bad], class_boxes=[bad, bad, bad, good, bad]),  # oracle box right
     ]
     targets = [dict(img_id=i, labels=torch.tensor([3]), boxes=torch.tensor(gt_box)) for i in range(5)]
     metric = LocalizationError()
@@ -79,10 +87,16 @@ def test_localization_ground_truth_from_bound_dataset():
 
         def get_ann(self, idx):  # two boxes of class 7 in the second image
             boxes = [[[0, 0, 20, 20]], [[0, 0, 20, 20], [50, 50, 100, 100]]][idx]
-            return dict(img_id=self.img_ids[idx], orig_size=(100, 100),
-                        boxes=np.array(boxes, np.float32), labels=np.full(len(boxes), 7))
+            return dict(
+                img_id=self.img_ids[idx],
+                orig_size=(100, 100),
+                boxes=np.array(boxes, np.float32),
+                labels=np.full(len(boxes), 7),
+            )
 
     metric = build_metrics("loc-err", LocDataset())[0]
-    metric.process([_pred([7], [1.0], [[0, 0, 20, 21]]), _pred([7], [1.0], [[52, 50, 100, 100]])],
-                   [dict(img_id="n01_1"), dict(img_id="n01_2")])
+    metric.process(
+        [_pred([7], [1.0], [[0, 0, 20, 21]]), _pred([7], [1.0], [[52, 50, 100, 100]])],
+        [dict(img_id="n01_1"), dict(img_id="n01_2")],
+    )
     assert metric.compute()["loc_top1_err"] == 0.0

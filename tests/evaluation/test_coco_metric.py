@@ -1,5 +1,6 @@
 """COCO AP: parity with pycocotools on the official fixture, through the Metric interface
 (bind/process/compute with a fake detection dataset, rank gathering with a duplicate)."""
+
 import contextlib
 import io
 import json
@@ -53,9 +54,13 @@ class FakeCocoDataset:
         anns = self.coco.imgToAnns[img["id"]]
         boxes = np.array([a["bbox"] for a in anns], np.float32).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
-        return dict(img_id=img["id"], orig_size=(img["height"], img["width"]), boxes=boxes,
-                    labels=np.array([self.label_to_cat_id.index(a["category_id"]) for a in anns], np.int64),
-                    ignore=np.array([a["iscrowd"] for a in anns], bool))
+        return dict(
+            img_id=img["id"],
+            orig_size=(img["height"], img["width"]),
+            boxes=boxes,
+            labels=np.array([self.label_to_cat_id.index(a["category_id"]) for a in anns], np.int64),
+            ignore=np.array([a["iscrowd"] for a in anns], bool),
+        )
 
 
 def _predictions_by_image(results, label_to_cat_id):
@@ -66,9 +71,11 @@ def _predictions_by_image(results, label_to_cat_id):
     out = {}
     for img_id, dets in per_image.items():
         xywh = torch.tensor([d["bbox"] for d in dets], dtype=torch.float64)
-        out[img_id] = dict(boxes=torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1).float(),
-                           scores=torch.tensor([d["score"] for d in dets]),
-                           labels=torch.tensor([label_to_cat_id.index(d["category_id"]) for d in dets]))
+        out[img_id] = dict(
+            boxes=torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1).float(),
+            scores=torch.tensor([d["score"] for d in dets]),
+            labels=torch.tensor([label_to_cat_id.index(d["category_id"]) for d in dets]),
+        )
     return out
 
 
@@ -104,23 +111,31 @@ def test_summary_has_the_twelve_lines(expected):
 
 def _run_metric(metric, preds, img_ids):
     for start in range(0, len(img_ids), 7):  # batches of 7 images
-        chunk = img_ids[start:start + 7]
-        metric.process([preds.get(i, dict(boxes=torch.zeros(0, 4), scores=torch.zeros(0),
-                                          labels=torch.zeros(0, dtype=torch.long))) for i in chunk],
-                       [dict(img_id=i) for i in chunk])
+        chunk = img_ids[start : start + 7]
+        metric.process(
+            [
+                preds.get(
+                    i, dict(boxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0, dtype=torch.long))
+                )
+                for i in chunk
+            ],
+            [dict(img_id=i) for i in chunk],
+        )
 
 
 def test_metric_interface_matches_fixture_with_rank_duplicate(fixture_dir, expected, monkeypatch, tmp_path):
     gt = load_coco_gt(os.path.join(fixture_dir, "instances_val2014_100.json"))
     dataset = FakeCocoDataset(gt)
-    preds = _predictions_by_image(_load(fixture_dir, "instances_val2014_fakebbox100_results.json"),
-                                  dataset.label_to_cat_id)
+    preds = _predictions_by_image(
+        _load(fixture_dir, "instances_val2014_fakebbox100_results.json"), dataset.label_to_cat_id
+    )
     out_file = tmp_path / "dets.json"
-    rank0, rank1 = [build_metrics("mAP@[.5:.95]", dataset, backend="pycocotools",
-                                  results_file=str(out_file))[0] for _ in range(2)]
+    rank0, rank1 = [
+        build_metrics("mAP@[.5:.95]", dataset, backend="pycocotools", results_file=str(out_file))[0] for _ in range(2)
+    ]
     assert isinstance(rank0, CocoMetric) and rank0.primary_key == "bbox_AP"
     ids = dataset.img_ids
-    _run_metric(rank0, preds, ids[:51])           # image ids[50] seen by both "ranks"
+    _run_metric(rank0, preds, ids[:51])  # image ids[50] seen by both "ranks"
     _run_metric(rank1, preds, ids[50:])
     monkeypatch.setattr(dist, "all_gather_object", lambda obj: [rank0._records, rank1._records])
     results = rank0.compute()
@@ -139,8 +154,11 @@ def test_metric_interface_matches_fixture_with_rank_duplicate(fixture_dir, expec
 def test_segm_metric_equals_pycocotools_on_same_predictions(fixture_dir):
     gt = load_coco_gt(os.path.join(fixture_dir, "instances_val2014_100.json"))
     dataset = FakeCocoDataset(gt)
-    segm = [r for r in _load(fixture_dir, "instances_val2014_fakesegm100_results.json")
-            if r["image_id"] in set(dataset.img_ids[:12])]
+    segm = [
+        r
+        for r in _load(fixture_dir, "instances_val2014_fakesegm100_results.json")
+        if r["image_id"] in set(dataset.img_ids[:12])
+    ]
     metric = CocoMetric(iou_type="segm", backend="pycocotools").bind(dataset)
     by_image = defaultdict(list)
     for r in segm:
@@ -150,12 +168,25 @@ def test_segm_metric_equals_pycocotools_on_same_predictions(fixture_dir):
         masks = mask_utils.decode([d["segmentation"] for d in dets]).transpose(2, 0, 1)
         boxes = mask_utils.toBbox([d["segmentation"] for d in dets])
         boxes[:, 2:] += boxes[:, :2]
-        metric.process([dict(boxes=torch.tensor(boxes), scores=torch.tensor([d["score"] for d in dets]),
-                             labels=torch.tensor([dataset.label_to_cat_id.index(d["category_id"]) for d in dets]),
-                             masks=torch.tensor(masks[:, None], dtype=torch.float32))], [dict(img_id=img_id)])
+        metric.process(
+            [
+                dict(
+                    boxes=torch.tensor(boxes),
+                    scores=torch.tensor([d["score"] for d in dets]),
+                    labels=torch.tensor([dataset.label_to_cat_id.index(d["category_id"]) for d in dets]),
+                    masks=torch.tensor(masks[:, None], dtype=torch.float32),
+                )
+            ],
+            [dict(img_id=img_id)],
+        )
         for d, box in zip(dets, boxes):
-            reference.append(dict(d, bbox=[round(v, 3) for v in [box[0], box[1], box[2] - box[0], box[3] - box[1]]],
-                                  score=round(d["score"], 5)))
+            reference.append(
+                dict(
+                    d,
+                    bbox=[round(v, 3) for v in [box[0], box[1], box[2] - box[0], box[3] - box[1]]],
+                    score=round(d["score"], 5),
+                )
+            )
     results = metric.compute()
     with contextlib.redirect_stdout(io.StringIO()):
         ev = COCOeval(gt, gt.loadRes(reference), "segm")
@@ -177,22 +208,36 @@ def test_coco_metric_from_dataset_without_coco_index():
             return 2
 
         def get_ann(self, idx):
-            boxes = [np.array([[10, 10, 50, 50], [60, 60, 90, 100]], np.float32),
-                     np.array([[0, 0, 20, 30]], np.float32)][idx]
+            boxes = [
+                np.array([[10, 10, 50, 50], [60, 60, 90, 100]], np.float32),
+                np.array([[0, 0, 20, 30]], np.float32),
+            ][idx]
             labels = [np.array([0, 1]), np.array([1])][idx]
-            return dict(img_id=self.img_ids[idx], orig_size=(120, 100), boxes=boxes, labels=labels,
-                        ignore=np.zeros(len(labels), bool))
+            return dict(
+                img_id=self.img_ids[idx],
+                orig_size=(120, 100),
+                boxes=boxes,
+                labels=labels,
+                ignore=np.zeros(len(labels), bool),
+            )
 
     ds = TinyDataset()
     metric = build_metrics(["mAP@[.5:.95]"], ds, backend="pycocotools")[0]
     for idx in range(2):
         ann = ds.get_ann(idx)
-        metric.process([dict(boxes=torch.tensor(ann["boxes"]), scores=torch.ones(len(ann["labels"])),
-                             labels=torch.tensor(ann["labels"]))], [dict(img_id=ann["img_id"])])
+        metric.process(
+            [
+                dict(
+                    boxes=torch.tensor(ann["boxes"]),
+                    scores=torch.ones(len(ann["labels"])),
+                    labels=torch.tensor(ann["labels"]),
+                )
+            ],
+            [dict(img_id=ann["img_id"])],
+        )
     results = metric.compute()
     assert results["bbox_AP"] == pytest.approx(1.0)
     assert results["bbox_AP/dog"] == pytest.approx(1.0)
     metric.reset()  # no detections at all -> 0 AP
-    metric.process([dict(boxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0))],
-                   [dict(img_id="a")])
+    metric.process([dict(boxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0))], [dict(img_id="a")])
     assert metric.compute()["bbox_AP"] == 0.0

@@ -1,5 +1,6 @@
 """Two real gloo ranks: predictions gathered, a padded duplicate counted once, same numbers
 on every rank (CocoMetric on the COCO fixture, TopKError with sample indices)."""
+
 import json
 import os
 import socket
@@ -18,8 +19,7 @@ def _free_port():
 
 
 def _worker(rank, world_size, port, fixture_dir, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
     torch.set_num_threads(1)
     tdist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
@@ -46,11 +46,18 @@ def _worker(rank, world_size, port, fixture_dir, out_dir):
         for img_id in mine:
             dets = per_image.get(img_id, [])
             xywh = np.array([d["bbox"] for d in dets], np.float64).reshape(-1, 4)
-            metric.process([dict(boxes=torch.tensor(np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]),
-                                 scores=torch.tensor([d["score"] for d in dets]),
-                                 labels=torch.tensor([dataset.label_to_cat_id.index(d["category_id"])
-                                                      for d in dets], dtype=torch.long))],
-                           [dict(img_id=img_id)])
+            metric.process(
+                [
+                    dict(
+                        boxes=torch.tensor(np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]),
+                        scores=torch.tensor([d["score"] for d in dets]),
+                        labels=torch.tensor(
+                            [dataset.label_to_cat_id.index(d["category_id"]) for d in dets], dtype=torch.long
+                        ),
+                    )
+                ],
+                [dict(img_id=img_id)],
+            )
         topk = TopKError(topk=(1,))
         # samples 0..3, rank 1 repeats sample 1 (padding); only sample 3 is wrong -> 1 error in 4
         logits = torch.eye(4)
@@ -68,8 +75,9 @@ def _worker(rank, world_size, port, fixture_dir, out_dir):
 def test_two_gloo_ranks_gather_and_dedupe(coco_eval_root, tmp_path):
     fixture_dir = coco_eval_root
     # fork: the workers inherit the imported modules (spawn would re-import torch twice)
-    mp.start_processes(_worker, args=(2, _free_port(), fixture_dir, str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")
+    mp.start_processes(
+        _worker, args=(2, _free_port(), fixture_dir, str(tmp_path)), nprocs=2, join=True, start_method="fork"
+    )
     rank0 = json.loads((tmp_path / "rank0.json").read_text())
     rank1 = json.loads((tmp_path / "rank1.json").read_text())
     assert rank0 == rank1

@@ -9,6 +9,7 @@ intended, and say so in the commit) with ``python tests/models/detector_golden.p
 Images are tiny (the configs' own sizes, except that a preprocessor resizing to 800 is told to
 resize to 96..160), the RPN keeps few proposals, and the score threshold is 0 so that random
 weights give detections."""
+
 from __future__ import annotations
 
 import glob
@@ -22,8 +23,7 @@ import torch
 from resdet.registry import MODELS
 from resdet.utils.config import CONFIG_DIR, load_config
 
-GOLDEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures",
-                      "detector_golden.json")
+GOLDEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "detector_golden.json")
 DETECTOR_TYPES = ("FasterRCNN", "MaskRCNN", "Localizer")
 TOP = 12  # detections kept per image (highest scores)
 # fewer proposals than the configs' 1000-2000 (a C4 head runs conv5 on each): seconds, not minutes
@@ -60,14 +60,23 @@ def _model_cfg(name: str) -> dict:
 
 def _batch(num_classes: int, masks: bool, localizer: bool):
     g = torch.Generator().manual_seed(0)
-    images = [torch.randint(0, 256, (3, 96, 128), generator=g, dtype=torch.uint8),
-              torch.randint(0, 256, (3, 112, 96), generator=g, dtype=torch.uint8)]
-    boxes = [torch.tensor([[10.0, 12.0, 60.0, 70.0], [40.0, 30.0, 120.0, 90.0]]),
-             torch.tensor([[20.0, 20.0, 80.0, 90.0], [0.0, 0.0, 30.0, 30.0]])]
+    images = [
+        torch.randint(0, 256, (3, 96, 128), generator=g, dtype=torch.uint8),
+        torch.randint(0, 256, (3, 112, 96), generator=g, dtype=torch.uint8),
+    ]
+    boxes = [
+        torch.tensor([[10.0, 12.0, 60.0, 70.0], [40.0, 30.0, 120.0, 90.0]]),
+        torch.tensor([[20.0, 20.0, 80.0, 90.0], [0.0, 0.0, 30.0, 30.0]]),
+    ]
     targets = []
     for i, (image, box) in enumerate(zip(images, boxes)):
-        target = {"boxes": box, "labels": torch.tensor([0, min(2, num_classes - 1)]) if i == 0
-                  else torch.tensor([min(1, num_classes - 1), 0]), "ignore": torch.tensor([False, i == 1])}
+        target = {
+            "boxes": box,
+            "labels": torch.tensor([0, min(2, num_classes - 1)])
+            if i == 0
+            else torch.tensor([min(1, num_classes - 1), 0]),
+            "ignore": torch.tensor([False, i == 1]),
+        }
         if masks:
             m = torch.zeros(2, *image.shape[-2:], dtype=torch.uint8)
             for j, (x0, y0, x1, y1) in enumerate(box.int().tolist()):
@@ -76,8 +85,10 @@ def _batch(num_classes: int, masks: bool, localizer: bool):
         if localizer:
             target["image_labels"] = target["labels"][:1].clone()
         targets.append(target)
-    meta = [{"img_shape": (96, 128), "scale_factor": (2.0, 2.0), "flip": True, "orig_size": (48, 64)},
-            {"img_shape": (112, 96), "scale_factor": (0.5, 0.5), "flip": False, "orig_size": (224, 192)}]
+    meta = [
+        {"img_shape": (96, 128), "scale_factor": (2.0, 2.0), "flip": True, "orig_size": (48, 64)},
+        {"img_shape": (112, 96), "scale_factor": (0.5, 0.5), "flip": False, "orig_size": (224, 192)},
+    ]
     return images, targets, meta
 
 
@@ -96,9 +107,13 @@ def _summary(outputs: list[dict]) -> list[dict]:
     for out in outputs:
         scores = out["scores"].float()
         order = torch.argsort(scores, descending=True, stable=True)[:TOP]
-        row = dict(count=int(scores.numel()), score_sum=float(scores.sum()),
-                   boxes=out["boxes"][order].float().tolist(), scores=scores[order].tolist(),
-                   labels=out["labels"][order].tolist())
+        row = dict(
+            count=int(scores.numel()),
+            score_sum=float(scores.sum()),
+            boxes=out["boxes"][order].float().tolist(),
+            scores=scores[order].tolist(),
+            labels=out["labels"][order].tolist(),
+        )
         if "masks" in out:
             row["mask_pixels"] = int(out["masks"].sum())
         if "class_boxes" in out:
@@ -118,6 +133,7 @@ def _tame(model: torch.nn.Module) -> None:
 
 def fingerprint(name: str) -> dict:
     from resdet.models.detectors import optimize_for_inference
+
     torch.manual_seed(0)
     cfg = _model_cfg(name)
     model = MODELS.build(cfg)

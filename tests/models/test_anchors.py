@@ -1,4 +1,5 @@
 """Anchor generator: counts, shapes, values, torchvision's layout."""
+
 import torch
 from torchvision.models.detection.anchor_utils import AnchorGenerator as TVAnchorGenerator
 from torchvision.models.detection.image_list import ImageList

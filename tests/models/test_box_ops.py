@@ -1,4 +1,5 @@
 """Box structures, box coder, matcher and sampler."""
+
 import math
 
 import pytest
@@ -14,8 +15,9 @@ def test_xywh_round_trip_and_flip():
     assert torch.equal(xywh_to_xyxy(xyxy_to_xywh(boxes)), boxes)
     assert torch.equal(flip_boxes(boxes, 100.0), torch.tensor([[50.0, 20.0, 90.0, 80.0]]))
     assert torch.equal(flip_boxes(flip_boxes(boxes, 100.0), 100.0), boxes)
-    assert torch.equal(clip_boxes(torch.tensor([[-5.0, 3.0, 120.0, 70.0]]), (60, 100)),
-                       torch.tensor([[0.0, 3.0, 100.0, 60.0]]))
+    assert torch.equal(
+        clip_boxes(torch.tensor([[-5.0, 3.0, 120.0, 70.0]]), (60, 100)), torch.tensor([[0.0, 3.0, 100.0, 60.0]])
+    )
 
 
 def test_box_ioa():
@@ -56,8 +58,7 @@ def test_box_coder_round_trip_and_values():
 def test_matcher_thresholds_best_match_and_ignore():
     matcher = Matcher((0.3, 0.7), allow_low_quality_matches=True)
     # 2 objects x 5 predictions
-    iou = torch.tensor([[0.8, 0.5, 0.1, 0.0, 0.2],
-                        [0.0, 0.1, 0.4, 0.0, 0.1]])
+    iou = torch.tensor([[0.8, 0.5, 0.1, 0.0, 0.2], [0.0, 0.1, 0.4, 0.0, 0.1]])
     matched, labels = matcher(iou)
     assert matched.tolist() == [0, 0, 1, 0, 0]
     # 0.8 positive, 0.5 between -> ignored, 0.4 is object 1's best -> positive, 0.0 / 0.2 negative
@@ -78,10 +79,10 @@ def test_sampler_fractions():
     torch.manual_seed(0)
     sampler = BalancedSampler(batch_size_per_image=256, positive_fraction=0.5)
     labels = torch.full((3, 5000), 0, dtype=torch.int8)
-    labels[0, :1000] = 1       # many positives: capped at 128
-    labels[1, :20] = 1         # few positives: all taken, negatives fill to 256
+    labels[0, :1000] = 1  # many positives: capped at 128
+    labels[1, :20] = 1  # few positives: all taken, negatives fill to 256
     labels[2, :] = -1
-    labels[2, :10] = 0         # almost everything ignored: only 10 negatives exist
+    labels[2, :10] = 0  # almost everything ignored: only 10 negatives exist
     pos, neg = sampler(labels)
     assert pos.sum(1).tolist() == [128, 20, 0]
     assert neg.sum(1).tolist() == [128, 236, 10]

@@ -1,4 +1,5 @@
 """CIFAR ResNets (Sec. 4.2, Table 6)."""
+
 import pytest
 import torch
 
@@ -11,8 +12,9 @@ TABLE6_PARAMS = {20: 0.27e6, 32: 0.46e6, 44: 0.66e6, 56: 0.85e6, 110: 1.7e6, 120
 
 def classifier_params(depth: int, **backbone) -> int:
     with torch.device("meta"):  # ResNet-1202 without allocating or running it
-        model = MODELS.build(dict(type="ImageClassifier", num_classes=10,
-                                  backbone=dict(type="CifarResNet", depth=depth, **backbone)))
+        model = MODELS.build(
+            dict(type="ImageClassifier", num_classes=10, backbone=dict(type="CifarResNet", depth=depth, **backbone))
+        )
     return sum(p.numel() for p in model.parameters())
 
 
@@ -43,7 +45,10 @@ def test_feature_maps_32_16_8():
     with torch.no_grad():
         out = model(torch.randn(2, 3, 32, 32))
     assert {k: tuple(v.shape) for k, v in out.items()} == {
-        "layer1": (2, 16, 32, 32), "layer2": (2, 32, 16, 16), "layer3": (2, 64, 8, 8)}
+        "layer1": (2, 16, 32, 32),
+        "layer2": (2, 32, 16, 16),
+        "layer3": (2, 64, 8, 8),
+    }
     assert model.out_channels == {"layer1": 16, "layer2": 32, "layer3": 64}
 
 

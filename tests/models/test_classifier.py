@@ -1,4 +1,5 @@
 """ImageClassifier: preprocessor, train/eval calling convention, heads."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,8 +9,9 @@ from resdet.registry import MODELS
 
 
 def cifar20(**kwargs):
-    return MODELS.build(dict(type="ImageClassifier", num_classes=10,
-                             backbone=dict(type="CifarResNet", depth=20), **kwargs))
+    return MODELS.build(
+        dict(type="ImageClassifier", num_classes=10, backbone=dict(type="CifarResNet", depth=20), **kwargs)
+    )
 
 
 def test_eval_returns_logits_and_train_returns_losses():
@@ -60,16 +62,16 @@ def test_preprocessor_per_pixel_mean_is_saved_and_resized():
 
 
 def test_resnet_and_vgg_heads():
-    resnet = MODELS.build(dict(type="ImageClassifier", num_classes=7,
-                               backbone=dict(type="ResNet", depth=18))).eval()
+    resnet = MODELS.build(dict(type="ImageClassifier", num_classes=7, backbone=dict(type="ResNet", depth=18))).eval()
     assert resnet.head.fc.weight.shape == (7, 512)
     with torch.no_grad():
         assert resnet(torch.randn(2, 3, 64, 64)).shape == (2, 7)
     with torch.device("meta"):
         vgg = ImageClassifier(backbone=dict(type="VGG", depth=16), num_classes=5)
     assert vgg.head.fc6.weight.shape == (4096, 512 * 7 * 7) and vgg.head.fc8.weight.shape == (5, 4096)
-    small = ImageClassifier(backbone=dict(type="VGG", depth=16), num_classes=5,
-                            head=dict(type="VGGClsHead", hidden_channels=64)).eval()
+    small = ImageClassifier(
+        backbone=dict(type="VGG", depth=16), num_classes=5, head=dict(type="VGGClsHead", hidden_channels=64)
+    ).eval()
     with torch.no_grad():
         assert small(torch.randn(1, 3, 32, 32)).shape == (1, 5)
 

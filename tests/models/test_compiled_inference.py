@@ -1,5 +1,6 @@
 """The optional compiled fast path: same detections as eager, a clean fallback when compiling
 fails, eager under autograd, and ``strip_compiled`` restores the eager forwards."""
+
 import copy
 
 import pytest
@@ -44,7 +45,9 @@ def test_failed_compile_falls_back_to_eager_once(repo_root, monkeypatch):
     def broken_compile(fn, **kwargs):
         def run(*args, **kw):
             raise RuntimeError("no C++ compiler found")
+
         return run
+
     monkeypatch.setattr(fast_inference.torch, "compile", broken_compile)
     model = _fast_model(repo_root)
     images, _ = images_and_targets()
@@ -70,7 +73,9 @@ def test_gradients_and_strip_use_the_eager_forward(repo_root, monkeypatch):
         def run(*args, **kw):
             calls.append(1)
             return fn(*args, **kw)
+
         return run
+
     monkeypatch.setattr(fast_inference.torch, "compile", counting_compile)
     model = _fast_model(repo_root)
     compile_for_inference(model, parts=("backbone",))
@@ -96,16 +101,23 @@ def test_environment_variable_turns_compiling_on(monkeypatch):
 
 def test_pairing_tolerates_order_and_a_near_tie_at_the_cut():
     from resdet.structures.matching import pair_detections
+
     boxes = torch.tensor([[0.0, 0, 10, 10], [20, 20, 40, 40], [5, 5, 50, 50], [60, 0, 90, 30]])
     expected = {"boxes": boxes, "scores": torch.tensor([0.9, 0.8, 0.8, 0.30]), "labels": torch.tensor([1, 2, 2, 0])}
-    swapped = {"boxes": boxes[[0, 2, 1, 3]] + 0.004, "scores": torch.tensor([0.9, 0.8, 0.8, 0.30]),
-               "labels": torch.tensor([1, 2, 2, 0])}
+    swapped = {
+        "boxes": boxes[[0, 2, 1, 3]] + 0.004,
+        "scores": torch.tensor([0.9, 0.8, 0.8, 0.30]),
+        "labels": torch.tensor([1, 2, 2, 0]),
+    }
     pairs = pair_detections(expected, swapped)
     assert pairs["order"] == [0, 2, 1, 3] and pairs["max_box_diff"] == pytest.approx(0.004, abs=1e-5)
     assert pairs["count"] == (4, 4) and pairs["unpaired"] == 0 and pairs["max_score_diff"] == 0
     # the last one differs: another box at (almost) the same lowest score made the cut
-    cut = dict(swapped, boxes=torch.cat([swapped["boxes"][:3], torch.tensor([[0.0, 60, 30, 90]])]),
-               scores=torch.tensor([0.9, 0.8, 0.8, 0.3004]))
+    cut = dict(
+        swapped,
+        boxes=torch.cat([swapped["boxes"][:3], torch.tensor([[0.0, 60, 30, 90]])]),
+        scores=torch.tensor([0.9, 0.8, 0.8, 0.3004]),
+    )
     pairs = pair_detections(expected, cut)
     assert pairs["boundary_swaps"] == 1 and pairs["max_box_diff"] < 0.01
     # the same difference far above the cut is a real disagreement

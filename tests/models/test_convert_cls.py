@@ -1,4 +1,5 @@
 """torchvision classifier weights -> resdet: identical logits, layouts, formats, refusals."""
+
 import os
 import pickle
 
@@ -33,8 +34,9 @@ def tv_resnet18():
 
 
 def resdet_from(arch: str, **backbone) -> nn.Module:
-    return MODELS.build(dict(type="ImageClassifier", num_classes=1000,
-                             backbone=dict(type="ResNet", depth=int(arch[6:]), **backbone)))
+    return MODELS.build(
+        dict(type="ImageClassifier", num_classes=1000, backbone=dict(type="ResNet", depth=int(arch[6:]), **backbone))
+    )
 
 
 @pytest.mark.parametrize("arch,size", [("resnet18", 64), ("resnet50", 64), ("vgg16", 32)])
@@ -42,9 +44,13 @@ def test_same_logits_as_torchvision(arch, size):
     tv = torchvision_model(arch)
     sd = tv.state_dict()
     assert identify_checkpoint(sd) == ("torchvision", arch)
-    cfg = dict(type="ImageClassifier", num_classes=1000,
-               backbone=dict(type="VGG", depth=16, batch_norm=arch.endswith("_bn")) if arch.startswith("vgg")
-               else dict(type="ResNet", depth=int(arch[6:]), stride_in_1x1=False))
+    cfg = dict(
+        type="ImageClassifier",
+        num_classes=1000,
+        backbone=dict(type="VGG", depth=16, batch_norm=arch.endswith("_bn"))
+        if arch.startswith("vgg")
+        else dict(type="ResNet", depth=int(arch[6:]), stride_in_1x1=False),
+    )
     model = MODELS.build(cfg)
     report = load_weights(model, sd)
     assert report["missing"] == report["unexpected"] == report["mismatched"] == []
@@ -54,7 +60,8 @@ def test_same_logits_as_torchvision(arch, size):
         assert (model(x) - tv(x)).abs().max().item() <= 1e-4
         uint8 = torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8)
         normalised = torchvision.transforms.functional.normalize(
-            uint8.float() / 255, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+            uint8.float() / 255, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+        )
         assert (model(uint8) - tv(normalised)).abs().max().item() <= 1e-4
 
 
@@ -73,8 +80,12 @@ def test_v15_checkpoint_into_msra_model_switches_layout_with_warning(tmp_path):
 @pytest.mark.parametrize("wrap", ["bare", "model", "state_dict", "ddp"])
 def test_checkpoint_wrappers(tmp_path, tv_resnet18, wrap):
     sd = tv_resnet18.state_dict()
-    obj = {"bare": sd, "model": {"model": sd, "meta": {"note": "x"}}, "state_dict": {"state_dict": sd},
-           "ddp": {f"module.{k}": v for k, v in sd.items()}}[wrap]
+    obj = {
+        "bare": sd,
+        "model": {"model": sd, "meta": {"note": "x"}},
+        "state_dict": {"state_dict": sd},
+        "ddp": {f"module.{k}": v for k, v in sd.items()},
+    }[wrap]
     path = str(tmp_path / "ckpt.pth")
     torch.save(obj, path)
     model = init_model("resnet18", checkpoint=path)
@@ -134,6 +145,7 @@ def test_pickled_code_and_garbage_are_refused(tmp_path, monkeypatch):
 
 def test_convert_weights_cli_output_loads(tmp_path, tv_resnet18, capsys):
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("convert_weights", os.path.join(TOOLS, "convert_weights.py"))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)

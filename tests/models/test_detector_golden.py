@@ -1,6 +1,7 @@
 """Every shipped detector config builds the same weights, computes the same losses and gives
 the same detections as recorded in ``tests/fixtures/detector_golden.json`` (see
 ``detector_golden.py``): the guard of behaviour-preserving refactors of the models."""
+
 import json
 import math
 

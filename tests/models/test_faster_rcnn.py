@@ -1,5 +1,6 @@
 """Faster R-CNN: the C4 / VGG / FPN layouts build, train and predict; outputs map back to
 the original image; test-time flip / multi-scale / box refinement; init from classifiers."""
+
 import copy
 
 import pytest
@@ -20,8 +21,13 @@ def tiny_cfg(name: str, repo_root: str) -> dict:
     channels follow the backbone (derived from its output_shape())."""
     cfg = load_config(f"{repo_root}/configs/_base_/models/{name}.py").model.to_dict()
     cfg["num_classes"] = NUM_CLASSES
-    cfg["rpn"].update(pre_nms_top_n_train=400, post_nms_top_n_train=64, pre_nms_top_n_test=300,
-                      post_nms_top_n_test=32, batch_size_per_image=64)
+    cfg["rpn"].update(
+        pre_nms_top_n_train=400,
+        post_nms_top_n_train=64,
+        pre_nms_top_n_test=300,
+        post_nms_top_n_test=32,
+        batch_size_per_image=64,
+    )
     cfg["roi_heads"].update(batch_size_per_image=32)
     if name == "frcnn_r101_c4":
         cfg["backbone"]["depth"] = 18
@@ -35,12 +41,22 @@ def tiny_cfg(name: str, repo_root: str) -> dict:
 
 def images_and_targets():
     g = torch.Generator().manual_seed(0)
-    images = [torch.randint(0, 256, (3, 128, 128), generator=g, dtype=torch.uint8),
-              torch.randint(0, 256, (3, 96, 112), generator=g, dtype=torch.uint8)]
-    targets = [{"boxes": torch.tensor([[10.0, 12.0, 60.0, 70.0], [40.0, 30.0, 120.0, 110.0]]),
-                "labels": torch.tensor([0, 2]), "ignore": torch.tensor([False, False])},
-               {"boxes": torch.tensor([[20.0, 20.0, 80.0, 90.0], [0.0, 0.0, 30.0, 30.0]]),
-                "labels": torch.tensor([1, 0]), "ignore": torch.tensor([False, True])}]
+    images = [
+        torch.randint(0, 256, (3, 128, 128), generator=g, dtype=torch.uint8),
+        torch.randint(0, 256, (3, 96, 112), generator=g, dtype=torch.uint8),
+    ]
+    targets = [
+        {
+            "boxes": torch.tensor([[10.0, 12.0, 60.0, 70.0], [40.0, 30.0, 120.0, 110.0]]),
+            "labels": torch.tensor([0, 2]),
+            "ignore": torch.tensor([False, False]),
+        },
+        {
+            "boxes": torch.tensor([[20.0, 20.0, 80.0, 90.0], [0.0, 0.0, 30.0, 30.0]]),
+            "labels": torch.tensor([1, 0]),
+            "ignore": torch.tensor([False, True]),
+        },
+    ]
     return images, targets
 
 
@@ -79,8 +95,11 @@ def test_training_with_an_image_without_objects(repo_root):
     torch.manual_seed(0)
     model = MODELS.build(tiny_cfg("frcnn_r50_fpn", repo_root)).train()
     images, targets = images_and_targets()
-    targets[1] = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
-                  "ignore": torch.zeros(0, dtype=torch.bool)}
+    targets[1] = {
+        "boxes": torch.zeros(0, 4),
+        "labels": torch.zeros(0, dtype=torch.int64),
+        "ignore": torch.zeros(0, dtype=torch.bool),
+    }
     losses = model(images, targets)
     assert all(torch.isfinite(v) for v in losses.values())
     assert losses["loss_rpn_bbox"] > 0 and losses["loss_bbox"] > 0  # image 0 still has objects
@@ -91,6 +110,7 @@ def test_fused_fast_path_gives_the_same_detections(repo_root, norm):
     """Frozen BN (the pretrained recipe) and plain BN in eval mode (a model trained from
     scratch, e.g. frcnn_r50_c4_bccd.py) are both folded into the convolutions."""
     from resdet.models.detectors import optimize_for_inference
+
     torch.manual_seed(0)
     cfg = tiny_cfg("frcnn_r101_c4", repo_root)
     cfg["backbone"]["norm"] = cfg["roi_heads"]["box_head"]["norm"] = norm
@@ -125,8 +145,10 @@ def test_c4_layout_matches_the_paper(repo_root):
     assert list(feats) == ["c4"] and feats["c4"].shape == (1, 1024, 4, 6)  # stride 16
     assert model.roi_heads.box_head(torch.zeros(2, 1024, 14, 14)).shape == (2, 2048)
     assert model.roi_heads.box_head.res5[0].conv1.stride == (2, 2)  # MSRA layout: stride in the 1x1
-    assert (model.rpn.pre_nms_top_n, model.rpn.post_nms_top_n) == ({True: 12000, False: 6000},
-                                                                   {True: 2000, False: 1000})
+    assert (model.rpn.pre_nms_top_n, model.rpn.post_nms_top_n) == (
+        {True: 12000, False: 6000},
+        {True: 2000, False: 1000},
+    )
 
 
 def test_outputs_mapped_back_to_original(repo_root):
@@ -136,8 +158,10 @@ def test_outputs_mapped_back_to_original(repo_root):
     images, _ = images_and_targets()
     with torch.no_grad():
         plain = model(images)
-        meta = [{"img_shape": (128, 128), "scale_factor": (2.0, 2.0), "flip": True, "orig_size": (64, 64)},
-                {"img_shape": (96, 112), "scale_factor": (0.5, 0.5), "flip": False, "orig_size": (192, 224)}]
+        meta = [
+            {"img_shape": (128, 128), "scale_factor": (2.0, 2.0), "flip": True, "orig_size": (64, 64)},
+            {"img_shape": (96, 112), "scale_factor": (0.5, 0.5), "flip": False, "orig_size": (192, 224)},
+        ]
         mapped = model(images, meta)
     expected0 = flip_boxes(plain[0]["boxes"], 128.0) / 2.0
     assert torch.allclose(mapped[0]["boxes"], expected0.clamp(min=0, max=64), atol=1e-4)
@@ -146,16 +170,20 @@ def test_outputs_mapped_back_to_original(repo_root):
 
 def test_preprocessor_pads_and_resizes_like_torchvision():
     from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     pre = DetPreprocessor(mean=mean, std=std, value_scale=255.0, min_size=100, max_size=160)
     tv = GeneralizedRCNNTransform(100, 160, list(mean), list(std)).eval()
     g = torch.Generator().manual_seed(0)
-    images = [torch.randint(0, 256, (3, 50, 90), generator=g, dtype=torch.uint8),
-              torch.randint(0, 256, (3, 70, 40), generator=g, dtype=torch.uint8)]
+    images = [
+        torch.randint(0, 256, (3, 50, 90), generator=g, dtype=torch.uint8),
+        torch.randint(0, 256, (3, 70, 40), generator=g, dtype=torch.uint8),
+    ]
     batch, sizes, factors = pre(images)
     expected, _ = tv([i.float() / 255 for i in images])
-    assert sizes == [tuple(s) for s in expected.image_sizes] == [(88, 160), (175, 100)] or \
-        sizes == [tuple(s) for s in expected.image_sizes]
+    assert sizes == [tuple(s) for s in expected.image_sizes] == [(88, 160), (175, 100)] or sizes == [
+        tuple(s) for s in expected.image_sizes
+    ]
     assert batch.shape == expected.tensors.shape and batch.shape[-1] % 32 == 0 and batch.shape[-2] % 32 == 0
     assert torch.equal(batch, expected.tensors)
     assert factors[0] == pytest.approx((sizes[0][1] / 90, sizes[0][0] / 50))
@@ -200,8 +228,9 @@ def test_test_time_flip_multiscale_and_refinement(repo_root):
 def test_init_from_classification_checkpoints(tmp_path, repo_root):
     torch.manual_seed(0)
     # resdet classifier (tools/train_cls.py output) -> C4 detector: layer4 goes to the RoI head's res5
-    classifier = MODELS.build(dict(type="ImageClassifier", num_classes=5,
-                                   backbone=dict(type="ResNet", depth=18, norm="BN")))
+    classifier = MODELS.build(
+        dict(type="ImageClassifier", num_classes=5, backbone=dict(type="ResNet", depth=18, norm="BN"))
+    )
     with torch.no_grad():
         for p in classifier.parameters():
             p.normal_()
@@ -218,11 +247,16 @@ def test_init_from_classification_checkpoints(tmp_path, repo_root):
     assert torch.equal(det.backbone.layer3[0].bn1.running_var, classifier.backbone.layer3[0].bn1.running_var)
     assert torch.equal(det.backbone.conv1.weight, classifier.backbone.conv1.weight)
     # the classifier's own preprocessor and fc have no place in the detector; they are reported
-    assert sorted(det.init_report["unused"]) == ["head.fc.bias", "head.fc.weight", "preprocessor.mean",
-                                                 "preprocessor.std"]
+    assert sorted(det.init_report["unused"]) == [
+        "head.fc.bias",
+        "head.fc.weight",
+        "preprocessor.mean",
+        "preprocessor.std",
+    ]
     assert det.init_report["missing"] == [] and det.init_report["mismatched"] == []
     # torchvision VGG-16 classifier -> VGG detector: features to the backbone, fc6/fc7 to the box head
     import torchvision
+
     tv_vgg = torchvision.models.vgg16(weights=None)
     tv_vgg.classifier[0] = torch.nn.Linear(512 * 7 * 7, 64)
     tv_vgg.classifier[3] = torch.nn.Linear(64, 64)

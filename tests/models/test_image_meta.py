@@ -1,5 +1,6 @@
 """``ImageMeta``: the one typed per-image meta, read from dicts in one place, and the one
 ``postprocess`` path of the detectors (eager, ``DetectorTTA``)."""
+
 import dataclasses
 
 import pytest
@@ -13,8 +14,15 @@ from resdet.structures.image_meta import unscale_boxes
 
 
 def test_from_dict_fills_missing_keys_and_reads_tensors():
-    meta = ImageMeta.from_dict({"orig_size": torch.tensor([48, 64]), "scale_factor": torch.tensor([2.0, 2.0]),
-                                "flip": torch.tensor(True), "img_id": 7}, image_shape=(96, 128))
+    meta = ImageMeta.from_dict(
+        {
+            "orig_size": torch.tensor([48, 64]),
+            "scale_factor": torch.tensor([2.0, 2.0]),
+            "flip": torch.tensor(True),
+            "img_id": 7,
+        },
+        image_shape=(96, 128),
+    )
     assert meta == ImageMeta(orig_size=(48, 64), img_shape=(96, 128), scale_factor=(2.0, 2.0), flip=True)
     # one number is both factors; a missing size follows from the other and the scale
     assert ImageMeta.from_dict({"img_shape": (30, 50), "scale_factor": 0.5}).orig_size == (60, 100)
@@ -58,8 +66,10 @@ def test_detector_takes_dict_or_typed_meta_and_tta_wrapper_postprocesses(repo_ro
     model = MODELS.build(tiny_cfg("frcnn_r50_fpn", repo_root)).eval()
     model.roi_heads.score_thresh = 0.0
     images, _ = images_and_targets()
-    dicts = [{"img_shape": (128, 128), "scale_factor": (2.0, 2.0), "flip": True, "orig_size": (64, 64)},
-             {"img_shape": (96, 112), "scale_factor": (0.5, 0.5), "flip": False, "orig_size": (192, 224)}]
+    dicts = [
+        {"img_shape": (128, 128), "scale_factor": (2.0, 2.0), "flip": True, "orig_size": (64, 64)},
+        {"img_shape": (96, 112), "scale_factor": (0.5, 0.5), "flip": False, "orig_size": (192, 224)},
+    ]
     with torch.no_grad():
         from_dicts = model(images, dicts)
         typed = model(images, [ImageMeta.from_dict(d) for d in dicts])

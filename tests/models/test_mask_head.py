@@ -1,5 +1,6 @@
 """Mask branch: target cropping, the loss on the ground-truth class only, pasting, and the
 C4 / FPN Mask R-CNN layouts training and predicting masks in original image coordinates."""
+
 import pytest
 import torch
 
@@ -13,9 +14,13 @@ from resdet.utils.config import load_config
 def test_crop_targets_of_a_known_square():
     masks = torch.zeros(2, 100, 100, dtype=torch.uint8)
     masks[1, 30:60, 20:40] = 1  # x in [20, 40), y in [30, 60)
-    boxes = torch.tensor([[20.0, 30.0, 40.0, 60.0],    # the square itself
-                          [10.0, 30.0, 50.0, 60.0],    # twice as wide: the middle half
-                          [60.0, 60.0, 90.0, 90.0]])   # elsewhere: empty
+    boxes = torch.tensor(
+        [
+            [20.0, 30.0, 40.0, 60.0],  # the square itself
+            [10.0, 30.0, 50.0, 60.0],  # twice as wide: the middle half
+            [60.0, 60.0, 90.0, 90.0],
+        ]
+    )  # elsewhere: empty
     targets = crop_masks_to_boxes(masks, boxes, torch.tensor([1, 1, 1]), size=28)
     assert targets.shape == (3, 28, 28)
     assert targets[0].sum() == 28 * 28
@@ -65,8 +70,9 @@ def test_paste_box_filling_mask_fills_the_box():
     many = torch.rand(7, 28, 28)
     corners = torch.rand(7, 2) * 50
     many_boxes = torch.cat([corners, corners + torch.rand(7, 2) * 30 + 1], 1)
-    assert torch.equal(paste_masks(many, many_boxes, 60, 80),
-                       paste_masks(many, many_boxes, 60, 80, max_chunk_elements=1))
+    assert torch.equal(
+        paste_masks(many, many_boxes, 60, 80), paste_masks(many, many_boxes, 60, 80, max_chunk_elements=1)
+    )
     assert paste_masks(torch.zeros(0, 28, 28), torch.zeros(0, 4), 60, 80).shape == (0, 60, 80)
     with pytest.raises(ValueError, match="allowed values: continuous, torchvision"):
         paste_masks(probs, boxes, 60, 80, mode="nearest")
@@ -75,8 +81,13 @@ def test_paste_box_filling_mask_fills_the_box():
 def tiny_mask_cfg(name, repo_root):
     cfg = load_config(f"{repo_root}/configs/_base_/models/{name}.py").model.to_dict()
     cfg["num_classes"] = 3
-    cfg["rpn"].update(pre_nms_top_n_train=300, post_nms_top_n_train=48, pre_nms_top_n_test=200,
-                      post_nms_top_n_test=24, batch_size_per_image=64)
+    cfg["rpn"].update(
+        pre_nms_top_n_train=300,
+        post_nms_top_n_train=48,
+        pre_nms_top_n_test=200,
+        post_nms_top_n_test=24,
+        batch_size_per_image=64,
+    )
     cfg["roi_heads"].update(batch_size_per_image=32, detections_per_img=10)
     cfg["backbone"]["depth"] = 18  # the heads' input channels follow (derived from output_shape())
     if name == "maskrcnn_r101_c4":
@@ -91,18 +102,30 @@ def tiny_mask_cfg(name, repo_root):
 
 def _data():
     g = torch.Generator().manual_seed(0)
-    images = [torch.randint(0, 256, (3, 96, 128), generator=g, dtype=torch.uint8),
-              torch.randint(0, 256, (3, 80, 96), generator=g, dtype=torch.uint8)]
+    images = [
+        torch.randint(0, 256, (3, 96, 128), generator=g, dtype=torch.uint8),
+        torch.randint(0, 256, (3, 80, 96), generator=g, dtype=torch.uint8),
+    ]
     masks0 = torch.zeros(2, 96, 128, dtype=torch.uint8)
     masks0[0, 12:70, 10:60] = 1
     masks0[1, 30:90, 40:120] = 1
     masks1 = torch.zeros(2, 80, 96, dtype=torch.uint8)
     masks1[0, 20:70, 20:80] = 1
     masks1[1, :30, :30] = 1
-    targets = [{"boxes": torch.tensor([[10.0, 12.0, 60.0, 70.0], [40.0, 30.0, 120.0, 90.0]]),
-                "labels": torch.tensor([0, 0]), "ignore": torch.tensor([False, False]), "masks": masks0},
-               {"boxes": torch.tensor([[20.0, 20.0, 80.0, 70.0], [0.0, 0.0, 30.0, 30.0]]),
-                "labels": torch.tensor([0, 2]), "ignore": torch.tensor([False, True]), "masks": masks1}]
+    targets = [
+        {
+            "boxes": torch.tensor([[10.0, 12.0, 60.0, 70.0], [40.0, 30.0, 120.0, 90.0]]),
+            "labels": torch.tensor([0, 0]),
+            "ignore": torch.tensor([False, False]),
+            "masks": masks0,
+        },
+        {
+            "boxes": torch.tensor([[20.0, 20.0, 80.0, 70.0], [0.0, 0.0, 30.0, 30.0]]),
+            "labels": torch.tensor([0, 2]),
+            "ignore": torch.tensor([False, True]),
+            "masks": masks1,
+        },
+    ]
     return images, targets
 
 
@@ -125,8 +148,10 @@ def test_mask_rcnn_layouts_train_and_predict(name, mask_size, repo_root):
     with torch.no_grad():
         det = model.roi_heads  # the mask size of the layout
         assert det._mask_size() == mask_size
-        meta = [dict(orig_size=(192, 256), img_shape=(96, 128), scale_factor=(0.5, 0.5), flip=True),
-                dict(orig_size=(80, 96), img_shape=(80, 96), scale_factor=(1.0, 1.0), flip=False)]
+        meta = [
+            dict(orig_size=(192, 256), img_shape=(96, 128), scale_factor=(0.5, 0.5), flip=True),
+            dict(orig_size=(80, 96), img_shape=(80, 96), scale_factor=(1.0, 1.0), flip=False),
+        ]
         outputs = model(images, meta)
         plain = model(images)
     for out, size in zip(outputs, [(192, 256), (80, 96)]):

@@ -2,6 +2,7 @@
 ``configs/maskrcnn_r50_fpn_tv.py`` and give the same detections and masks: a COCO file (91
 class slots -> the 80 COCO classes) unchanged, a model fine-tuned on 3 classes with the class
 count set. Random weights under a fixed seed, small images (see ``test_tv_parity``)."""
+
 import torch
 import torchvision
 
@@ -19,6 +20,7 @@ CONFIG = "configs/maskrcnn_r50_fpn_tv.py"
 
 def test_torchvision_paste_reproduced_exactly():
     from torchvision.models.detection.roi_heads import paste_masks_in_image
+
     g = torch.Generator().manual_seed(0)
     num, height, width = 40, 90, 120
     probs = (torch.rand(num, 28, 28, generator=g) > 0.5).float()  # saturated: many exact 0.5 ties
@@ -63,8 +65,10 @@ def test_zoo_file_in_shipped_config_gives_torchvision_masks(tmp_path):
     report = model.checkpoint_report
     assert report["missing"] == [] and report["unexpected"] == [] and report["mismatched"] == []
     # mask logits: resdet class k is torchvision's channel COCO_CATEGORY_IDS[k]
-    assert torch.equal(model.roi_heads.mask_head.predictor.weight,
-                       tv.roi_heads.mask_predictor.mask_fcn_logits.weight[list(COCO_CATEGORY_IDS)])
+    assert torch.equal(
+        model.roi_heads.mask_head.predictor.weight,
+        tv.roi_heads.mask_predictor.mask_fcn_logits.weight[list(COCO_CATEGORY_IDS)],
+    )
     got = inference_detector(model, images)  # the config's test pipeline: the model resizes
     for ref, out, image in zip(expected, got, images):
         assert len(ref["boxes"]) >= 10
@@ -78,20 +82,38 @@ def test_fine_tuned_model_parity(tmp_path):
     shipped config with the class count (and, for CPU time, the sizes) set."""
     torch.manual_seed(0)
     tv = torchvision.models.detection.maskrcnn_resnet50_fpn(
-        weights=None, weights_backbone=None, num_classes=4, min_size=96, max_size=128,
-        box_score_thresh=0.0, box_detections_per_img=12, rpn_pre_nms_top_n_test=200,
-        rpn_post_nms_top_n_test=50).eval()
+        weights=None,
+        weights_backbone=None,
+        num_classes=4,
+        min_size=96,
+        max_size=128,
+        box_score_thresh=0.0,
+        box_detections_per_img=12,
+        rpn_pre_nms_top_n_test=200,
+        rpn_post_nms_top_n_test=50,
+    ).eval()
     path = str(tmp_path / "maskrcnn_fine_tuned.pth")
     torch.save(tv.state_dict(), path)
-    model = init_model(CONFIG, path, cfg_options={
-        "model.num_classes": 3, "model.preprocessor.min_size": 96, "model.preprocessor.max_size": 128,
-        "model.rpn.pre_nms_top_n_test": 200, "model.rpn.post_nms_top_n_test": 50,
-        "model.roi_heads.score_thresh": 0.0, "model.roi_heads.detections_per_img": 12})
+    model = init_model(
+        CONFIG,
+        path,
+        cfg_options={
+            "model.num_classes": 3,
+            "model.preprocessor.min_size": 96,
+            "model.preprocessor.max_size": 128,
+            "model.rpn.pre_nms_top_n_test": 200,
+            "model.rpn.post_nms_top_n_test": 50,
+            "model.roi_heads.score_thresh": 0.0,
+            "model.roi_heads.detections_per_img": 12,
+        },
+    )
     assert model.checkpoint_report["arch"] == "maskrcnn_resnet50_fpn"
     assert not model.checkpoint_report["missing"] and not model.checkpoint_report["unexpected"]
     g = torch.Generator().manual_seed(1)
-    images = [torch.randint(0, 256, (3, 90, 120), generator=g, dtype=torch.uint8),
-              torch.randint(0, 256, (3, 110, 80), generator=g, dtype=torch.uint8)]
+    images = [
+        torch.randint(0, 256, (3, 90, 120), generator=g, dtype=torch.uint8),
+        torch.randint(0, 256, (3, 110, 80), generator=g, dtype=torch.uint8),
+    ]
     with torch.no_grad():
         expected = tv([image.float() / 255 for image in images])
         ours = model(images)

@@ -1,4 +1,5 @@
 """ImageNet ResNets (Table 1): shapes, options A/B/C, plain nets, layouts, freezing, norms."""
+
 import pytest
 import torch
 from torch import nn
@@ -13,9 +14,16 @@ def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@pytest.mark.parametrize("depth,widths", [(18, (64, 128, 256, 512)), (34, (64, 128, 256, 512)),
-                                          (50, (256, 512, 1024, 2048)), (101, (256, 512, 1024, 2048)),
-                                          (152, (256, 512, 1024, 2048))])
+@pytest.mark.parametrize(
+    "depth,widths",
+    [
+        (18, (64, 128, 256, 512)),
+        (34, (64, 128, 256, 512)),
+        (50, (256, 512, 1024, 2048)),
+        (101, (256, 512, 1024, 2048)),
+        (152, (256, 512, 1024, 2048)),
+    ],
+)
 def test_every_depth_gives_c2_to_c5(depth, widths):
     # real arithmetic for the small nets, shape-only (meta device) for the deep ones
     device = "cpu" if depth <= 50 else "meta"
@@ -31,13 +39,19 @@ def test_every_depth_gives_c2_to_c5(depth, widths):
 
 
 def test_block_counts_follow_table1():
-    for depth, blocks in {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
-                          152: (3, 8, 36, 3)}.items():
+    for depth, blocks in {
+        18: (2, 2, 2, 2),
+        34: (3, 4, 6, 3),
+        50: (3, 4, 6, 3),
+        101: (3, 4, 23, 3),
+        152: (3, 8, 36, 3),
+    }.items():
         with torch.device("meta"):
             model = ResNet(depth=depth)
         assert tuple(len(getattr(model, f"layer{i}")) for i in range(1, 5)) == blocks
-        blocks_convs = sum(3 if isinstance(b, Bottleneck) else 2 for i in range(1, 5)
-                           for b in getattr(model, f"layer{i}"))
+        blocks_convs = sum(
+            3 if isinstance(b, Bottleneck) else 2 for i in range(1, 5) for b in getattr(model, f"layer{i}")
+        )
         weighted = 1 + blocks_convs  # conv1 + the convolutions on each block's main path
         assert weighted + 1 == depth  # + the fc layer of the classifier
 
@@ -65,8 +79,9 @@ def _option_a_vs_plain(depth):
     option_b, option_c = ResNet(depth=depth, shortcut="B"), ResNet(depth=depth, shortcut="C")
     assert n_params(option_a) == n_params(plain)
     assert n_params(option_a) < n_params(option_b) < n_params(option_c)
-    assert not any(isinstance(m, ZeroPadShortcut) or getattr(m, "downsample", None) is not None
-                   for m in plain.modules())
+    assert not any(
+        isinstance(m, ZeroPadShortcut) or getattr(m, "downsample", None) is not None for m in plain.modules()
+    )
 
 
 def test_resnet_params_match_torchvision_counts():

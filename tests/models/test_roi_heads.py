@@ -1,4 +1,5 @@
 """RoI heads: sampling, losses that train, post-processing, poolers; the typed hand-offs."""
+
 import pytest
 import torch
 
@@ -7,18 +8,30 @@ from resdet.structures.instances import Detections, Proposals, SampledRoIs, posi
 
 
 def _heads(**kwargs):
-    cfg = dict(box_pooler=dict(type="RoIPooler", featmap_names=("c4",), output_size=4, spatial_scale=1 / 8),
-               box_head=dict(type="FCBoxHead", in_channels=8, pooled_size=4, num_fcs=2, fc_dim=32),
-               box_predictor=dict(type="BoxPredictor"), num_classes=3, batch_size_per_image=64)
+    cfg = dict(
+        box_pooler=dict(type="RoIPooler", featmap_names=("c4",), output_size=4, spatial_scale=1 / 8),
+        box_head=dict(type="FCBoxHead", in_channels=8, pooled_size=4, num_fcs=2, fc_dim=32),
+        box_predictor=dict(type="BoxPredictor"),
+        num_classes=3,
+        batch_size_per_image=64,
+    )
     cfg.update(kwargs)
     return StandardRoIHeads(**cfg)
 
 
 def _targets():
-    return [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0], [30.0, 10.0, 60.0, 50.0]]),
-             "labels": torch.tensor([2, 1]), "ignore": torch.tensor([False, False])},
-            {"boxes": torch.tensor([[16.0, 16.0, 48.0, 48.0], [0.0, 0.0, 10.0, 10.0]]),
-             "labels": torch.tensor([0, 1]), "ignore": torch.tensor([False, True])}]
+    return [
+        {
+            "boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0], [30.0, 10.0, 60.0, 50.0]]),
+            "labels": torch.tensor([2, 1]),
+            "ignore": torch.tensor([False, False]),
+        },
+        {
+            "boxes": torch.tensor([[16.0, 16.0, 48.0, 48.0], [0.0, 0.0, 10.0, 10.0]]),
+            "labels": torch.tensor([0, 1]),
+            "ignore": torch.tensor([False, True]),
+        },
+    ]
 
 
 def _proposals(n=200, seed=0):
@@ -45,7 +58,7 @@ def test_sampling_fractions_labels_and_matches():
         assert torch.equal(labels[:num_pos], target["labels"][idx])
         assert not target["ignore"][idx].any()
     # ground truth was added as proposals: an exact GT box is among the positives with zero delta
-    assert (samples[0].reg_targets[:samples[0].num_pos].abs().sum(1) < 1e-5).any()
+    assert (samples[0].reg_targets[: samples[0].num_pos].abs().sum(1) < 1e-5).any()
 
 
 def test_roi_losses_finite_and_decreasing():
@@ -102,26 +115,44 @@ def test_pooler_single_and_multi_level():
     assert out.flatten().tolist() == [9.0, 11.0, 25.0, 27.0]  # max of each 2x2 quadrant
     multi = RoIPooler(featmap_names=("p2", "p3"), output_size=3, sampling_ratio=2, aligned=False)
     feats = {"p2": torch.randn(2, 4, 16, 16), "p3": torch.randn(2, 4, 8, 8)}
-    out = multi(feats, [torch.tensor([[0.0, 0, 10, 10]]), torch.tensor([[0.0, 0, 60, 60], [5, 5, 20, 20]])],
-                [(64, 64), (64, 64)])
+    out = multi(
+        feats,
+        [torch.tensor([[0.0, 0, 10, 10]]), torch.tensor([[0.0, 0, 60, 60], [5, 5, 20, 20]])],
+        [(64, 64), (64, 64)],
+    )
     assert out.shape == (3, 4, 3, 3)
 
 
 def test_typed_handoffs_check_sizes_and_keep_positives_first():
     boxes = torch.tensor([[0.0, 0, 10, 10], [5, 5, 20, 20], [1, 1, 4, 4]])
-    sample = SampledRoIs(boxes=boxes, labels=torch.tensor([2, 0, 3]), matched_idxs=torch.tensor([1, 0, 0]),
-                         reg_targets=torch.zeros(3, 4), num_pos=2)
+    sample = SampledRoIs(
+        boxes=boxes,
+        labels=torch.tensor([2, 0, 3]),
+        matched_idxs=torch.tensor([1, 0, 0]),
+        reg_targets=torch.zeros(3, 4),
+        num_pos=2,
+    )
     assert torch.equal(sample.positive_boxes, boxes[:2]) and sample.positive_labels.tolist() == [2, 0]
     assert sample.positive_matched_idxs.tolist() == [1, 0]
-    other = SampledRoIs(boxes=boxes[:2], labels=torch.tensor([1, 3]), matched_idxs=torch.zeros(2, dtype=torch.int64),
-                        reg_targets=torch.zeros(2, 4), num_pos=1)
+    other = SampledRoIs(
+        boxes=boxes[:2],
+        labels=torch.tensor([1, 3]),
+        matched_idxs=torch.zeros(2, dtype=torch.int64),
+        reg_targets=torch.zeros(2, 4),
+        num_pos=1,
+    )
     # rows of the positives among all sampled RoIs concatenated (image 0's 3, then image 1's 2)
     assert positive_rows([sample, other], "cpu").tolist() == [0, 1, 3]
     with pytest.raises(ValueError, match="num_pos=4"):
-        SampledRoIs(boxes=boxes, labels=torch.zeros(3), matched_idxs=torch.zeros(3), reg_targets=torch.zeros(3, 4),
-                    num_pos=4)
+        SampledRoIs(
+            boxes=boxes, labels=torch.zeros(3), matched_idxs=torch.zeros(3), reg_targets=torch.zeros(3, 4), num_pos=4
+        )
     with pytest.raises(ValueError, match="scores has 2 rows for 3 boxes"):
         Proposals(boxes=boxes, scores=torch.ones(2))
-    det = Detections(boxes=boxes, scores=torch.ones(3), labels=torch.zeros(3, dtype=torch.int64),
-                     masks=torch.zeros(3, 8, 8, dtype=torch.bool))
+    det = Detections(
+        boxes=boxes,
+        scores=torch.ones(3),
+        labels=torch.zeros(3, dtype=torch.int64),
+        masks=torch.zeros(3, 8, 8, dtype=torch.bool),
+    )
     assert list(det.to_dict()) == ["boxes", "scores", "labels", "masks"]

@@ -1,24 +1,40 @@
 """RPN: proposal selection, anchor labelling with ignore regions, losses that train."""
+
 import torch
 
 from resdet.models.dense_heads import RPN
 
 
 def _rpn(**kwargs):
-    cfg = dict(anchor_generator=dict(type="AnchorGenerator", sizes=((16, 32, 64),), aspect_ratios=(0.5, 1.0, 2.0),
-                                     strides=(8,)),
-               head=dict(type="RPNHead", in_channels=8, num_anchors=9), in_features=("c4",),
-               pre_nms_top_n_train=300, post_nms_top_n_train=50, pre_nms_top_n_test=200,
-               post_nms_top_n_test=30, batch_size_per_image=64)
+    cfg = dict(
+        anchor_generator=dict(
+            type="AnchorGenerator", sizes=((16, 32, 64),), aspect_ratios=(0.5, 1.0, 2.0), strides=(8,)
+        ),
+        head=dict(type="RPNHead", in_channels=8, num_anchors=9),
+        in_features=("c4",),
+        pre_nms_top_n_train=300,
+        post_nms_top_n_train=50,
+        pre_nms_top_n_test=200,
+        post_nms_top_n_test=30,
+        batch_size_per_image=64,
+    )
     cfg.update(kwargs)
     return RPN(**cfg)
 
 
 def _targets():
-    return [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0], [30.0, 10.0, 60.0, 50.0]]),
-             "labels": torch.tensor([0, 1]), "ignore": torch.tensor([False, False])},
-            {"boxes": torch.tensor([[-64.0, -64.0, 128.0, 128.0], [16.0, 16.0, 48.0, 48.0]]),
-             "labels": torch.tensor([0, 0]), "ignore": torch.tensor([True, False])}]
+    return [
+        {
+            "boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0], [30.0, 10.0, 60.0, 50.0]]),
+            "labels": torch.tensor([0, 1]),
+            "ignore": torch.tensor([False, False]),
+        },
+        {
+            "boxes": torch.tensor([[-64.0, -64.0, 128.0, 128.0], [16.0, 16.0, 48.0, 48.0]]),
+            "labels": torch.tensor([0, 0]),
+            "ignore": torch.tensor([True, False]),
+        },
+    ]
 
 
 def test_rpn_proposals_shapes_and_limits():
@@ -46,8 +62,9 @@ def test_rpn_anchor_labels_best_match_and_ignore():
     # image 1: a crowd box covers every anchor: nothing is negative there
     assert (labels[1] == 0).sum() == 0
     assert (labels[1] == 1).sum() >= 1
-    assert torch.equal(matched[1][labels[1] == 1], torch.tensor([[16.0, 16.0, 48.0, 48.0]]).expand(
-        int((labels[1] == 1).sum()), 4))
+    assert torch.equal(
+        matched[1][labels[1] == 1], torch.tensor([[16.0, 16.0, 48.0, 48.0]]).expand(int((labels[1] == 1).sum()), 4)
+    )
     # anchors outside the image are ignored with allowed_border=0
     rpn_border = _rpn(allowed_border=0.0).train()
     labels_b, _ = rpn_border.label_anchors(anchors, _targets(), [(64, 64), (64, 64)])

@@ -1,4 +1,5 @@
 """Test-time wrappers: 10-crop views, multi-scale averaging, ensembles, apply_test_mode."""
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +12,15 @@ from resdet.registry import MODELS
 
 def _tiny(seed=0, num_classes=4):
     torch.manual_seed(seed)
-    model = MODELS.build(dict(type="ImageClassifier", num_classes=num_classes, mean=(120.0, 110.0, 100.0),
-                              std=(60.0, 60.0, 60.0), backbone=dict(type="CifarResNet", depth=8)))
+    model = MODELS.build(
+        dict(
+            type="ImageClassifier",
+            num_classes=num_classes,
+            mean=(120.0, 110.0, 100.0),
+            std=(60.0, 60.0, 60.0),
+            backbone=dict(type="CifarResNet", depth=8),
+        )
+    )
     with torch.no_grad():  # non-trivial BN statistics so scores differ between views
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -25,8 +33,13 @@ def test_ten_crop_views_are_the_standard_crops():
     images = torch.arange(2 * 3 * 12 * 14, dtype=torch.float32).view(2, 3, 12, 14)
     views = ten_crop_views(images, 8)
     assert views.shape == (2, 10, 3, 8, 8)
-    corners = [images[..., :8, :8], images[..., :8, 6:], images[..., 4:, :8], images[..., 4:, 6:],
-               images[..., 2:10, 3:11]]
+    corners = [
+        images[..., :8, :8],
+        images[..., :8, 6:],
+        images[..., 4:, :8],
+        images[..., 4:, 6:],
+        images[..., 2:10, 3:11],
+    ]
     for i, crop in enumerate(corners):
         torch.testing.assert_close(views[:, i], crop)
         torch.testing.assert_close(views[:, 5 + i], crop.flip(-1) if i == 4 else views[:, 5 + i])
@@ -77,8 +90,13 @@ def test_multi_scale_equals_mean_of_per_scale_softmax():
 def test_ensemble_and_apply_test_mode(tmp_path):
     a, b = _tiny(2), _tiny(3)
     torch.save({"model": b.state_dict()}, tmp_path / "b.pth")
-    cfg_b = dict(type="ImageClassifier", num_classes=4, mean=(120.0, 110.0, 100.0), std=(60.0, 60.0, 60.0),
-                 backbone=dict(type="CifarResNet", depth=8))
+    cfg_b = dict(
+        type="ImageClassifier",
+        num_classes=4,
+        mean=(120.0, 110.0, 100.0),
+        std=(60.0, 60.0, 60.0),
+        backbone=dict(type="CifarResNet", depth=8),
+    )
     ensemble = EnsembleClassifier([a, cfg_b], checkpoints=[None, str(tmp_path / "b.pth")], weights=[1, 3]).eval()
     images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     with torch.no_grad():
@@ -97,6 +115,7 @@ def test_ensemble_and_apply_test_mode(tmp_path):
         apply_test_mode(model, "five_crop")
     from resdet.models.classifiers.tta import build_tta
     from resdet.utils.config import load_config
+
     cfg = load_config("resnet50_imagenet")
     assert build_tta(model, cfg) == (model, None)  # test_mode None: unchanged
     wrapped, loader = build_tta(model, cfg, "ten_crop")

@@ -9,6 +9,7 @@ slots never fire, and a few dozen confident, distinct detections per image. The 
 small and elongated so the model's resize (shorter side 800, longer side <= 1333) is bounded by
 the longer side and CPU time stays low.
 """
+
 import json
 import os
 
@@ -131,8 +132,9 @@ FAST_PATH_TOLERANCE = dict(box=0.05, score=5e-4)
 EXACT_TOLERANCE = dict(box=1e-3, score=1e-5)
 
 
-def assert_matches_torchvision(ours: dict, theirs: dict, box: float = FAST_PATH_TOLERANCE["box"],
-                               score: float = FAST_PATH_TOLERANCE["score"]) -> None:
+def assert_matches_torchvision(
+    ours: dict, theirs: dict, box: float = FAST_PATH_TOLERANCE["box"], score: float = FAST_PATH_TOLERANCE["score"]
+) -> None:
     """Same detections up to the order of near-equal scores (init_model's fast path folds BN)."""
     assert len(theirs["boxes"]) >= 10
     assert len(ours["boxes"]) == len(theirs["boxes"])
@@ -175,8 +177,11 @@ def test_eval_writes_coco_category_ids(zoo, tmp_path):
     """tools/eval.py on a tiny COCO-format set whose file lists COCO's 80 categories (real ids
     and names, shuffled): the results carry torchvision's labels, i.e. COCO's category ids."""
     path, images, expected, _ = zoo
-    categories = [{"id": cat_id, "name": name, "supercategory": "thing"}
-                  for cat_id, name in enumerate(TV_CATEGORIES) if name not in ("__background__", "N/A")]
+    categories = [
+        {"id": cat_id, "name": name, "supercategory": "thing"}
+        for cat_id, name in enumerate(TV_CATEGORIES)
+        if name not in ("__background__", "N/A")
+    ]
     assert len(categories) == 80
     np.random.default_rng(0).shuffle(categories)
     os.makedirs(tmp_path / "images")
@@ -185,15 +190,38 @@ def test_eval_writes_coco_category_ids(zoo, tmp_path):
         name = f"{index:03d}.png"
         cv2.imwrite(str(tmp_path / "images" / name), image[:, :, ::-1])  # PNG: the pixels survive
         records.append({"id": 1000 + index, "file_name": name, "height": image.shape[0], "width": image.shape[1]})
-        annotations.append({"id": index + 1, "image_id": 1000 + index, "category_id": 90, "bbox": [2, 2, 60, 20],
-                            "area": 1200, "iscrowd": 0})
+        annotations.append(
+            {
+                "id": index + 1,
+                "image_id": 1000 + index,
+                "category_id": 90,
+                "bbox": [2, 2, 60, 20],
+                "area": 1200,
+                "iscrowd": 0,
+            }
+        )
     ann_file = tmp_path / "instances.json"
     ann_file.write_text(json.dumps({"images": records, "annotations": annotations, "categories": categories}))
     out = tmp_path / "results.json"
-    rc = eval_main([CONFIG, path, "--metric", "mAP@[.5:.95]", "--out", str(out), "--device", "cpu",
-                    "--backend", "pycocotools", "--cfg-options", f"val_dataloader.dataset.ann_file={ann_file}",
-                    f"val_dataloader.dataset.img_dir={tmp_path / 'images'}", "val_dataloader.num_workers=0",
-                    "val_dataloader.batch_size=2"])
+    rc = eval_main(
+        [
+            CONFIG,
+            path,
+            "--metric",
+            "mAP@[.5:.95]",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--backend",
+            "pycocotools",
+            "--cfg-options",
+            f"val_dataloader.dataset.ann_file={ann_file}",
+            f"val_dataloader.dataset.img_dir={tmp_path / 'images'}",
+            "val_dataloader.num_workers=0",
+            "val_dataloader.batch_size=2",
+        ]
+    )
     assert rc == 0
     results = json.loads(out.read_text())
     assert len(results) == sum(len(e["boxes"]) for e in expected)
@@ -220,7 +248,7 @@ def test_convert_checkpoint_file_and_tv_config(zoo, ours, tmp_path, repo_root):
     assert torch.equal(cls_weight[11], predictor.cls_score.weight[13])  # 'stop sign', after 'N/A' 12
     assert torch.equal(cls_weight[79], predictor.cls_score.weight[90])  # 'toothbrush'
     assert torch.equal(cls_weight[80], predictor.cls_score.weight[0])
-    assert torch.equal(bbox_weight[4 * 79:], predictor.bbox_pred.weight[4 * 90:])
+    assert torch.equal(bbox_weight[4 * 79 :], predictor.bbox_pred.weight[4 * 90 :])
     # the converted file and the zoo file load into the shipped config alike
     direct = ours.state_dict()
     via_file = init_model(CONFIG, out).state_dict()
@@ -247,15 +275,18 @@ def assert_sets_the_same(cfg: dict, reference: dict, where: str = "model") -> No
 def test_class_layouts():
     """91 slots: COCO's 80 used ids, whatever the tensors; any other count: label - 1."""
     assert len(COCO_CATEGORY_IDS) == 80 and tv_class_rows(91) == list(COCO_CATEGORY_IDS)
-    assert [i for i, name in enumerate(TV_CATEGORIES) if name not in ("__background__", "N/A")] == \
-        list(COCO_CATEGORY_IDS)
+    assert [i for i, name in enumerate(TV_CATEGORIES) if name not in ("__background__", "N/A")] == list(
+        COCO_CATEGORY_IDS
+    )
     assert tv_class_rows(5) == [1, 2, 3, 4]
     assert tv_labels_to_resdet(torch.tensor([1, 13, 90, 12, 0])).tolist() == [0, 11, 79, -1, -1]
     for slots in (91, 5):
-        state = {"roi_heads.box_predictor.cls_score.weight": torch.arange(slots, dtype=torch.float32)[:, None],
-                 "roi_heads.box_predictor.cls_score.bias": torch.arange(slots, dtype=torch.float32),
-                 "roi_heads.box_predictor.bbox_pred.weight": torch.arange(4 * slots, dtype=torch.float32)[:, None],
-                 "roi_heads.box_predictor.bbox_pred.bias": torch.arange(4 * slots, dtype=torch.float32)}
+        state = {
+            "roi_heads.box_predictor.cls_score.weight": torch.arange(slots, dtype=torch.float32)[:, None],
+            "roi_heads.box_predictor.cls_score.bias": torch.arange(slots, dtype=torch.float32),
+            "roi_heads.box_predictor.bbox_pred.weight": torch.arange(4 * slots, dtype=torch.float32)[:, None],
+            "roi_heads.box_predictor.bbox_pred.bias": torch.arange(4 * slots, dtype=torch.float32),
+        }
         out = convert_fasterrcnn(state)
         rows = tv_class_rows(slots)
         assert out["roi_heads.box_predictor.cls_score.bias"].tolist() == rows + [0]
@@ -269,6 +300,7 @@ def test_fine_tuned_head_keeps_label_minus_one():
     model = MODELS.build(tv_fpn_model_cfg(num_classes=3))
     report = load_weights(model, tv.state_dict())
     assert report["missing"] == [] and report["unexpected"] == [] and report["mismatched"] == []
-    assert torch.equal(model.roi_heads.box_predictor.cls_score.weight,
-                       tv.roi_heads.box_predictor.cls_score.weight[[1, 2, 3, 0]])
+    assert torch.equal(
+        model.roi_heads.box_predictor.cls_score.weight, tv.roi_heads.box_predictor.cls_score.weight[[1, 2, 3, 0]]
+    )
     assert torch.equal(model.roi_heads.box_predictor.bbox_pred.bias, tv.roi_heads.box_predictor.bbox_pred.bias[4:])

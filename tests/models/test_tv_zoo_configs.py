@@ -1,6 +1,7 @@
 """Every shipped torchvision-compatible config (``resdet/configs/*_tv.py``) leaves the resizing to
 the model (no resize in any test pipeline, so nothing resizes twice) and names torchvision's 80
 COCO classes in category-id order, the order of the 91-slot converter's labels."""
+
 import glob
 import json
 import os
@@ -66,6 +67,7 @@ def test_coco_dataset_labels_are_the_converter_labels(repo_root, tmp_path):
     ``CocoDataset``'s contiguous labels under the tv config's classes are the converter's: label k
     is COCO id ``COCO_CATEGORY_IDS[k]``, named ``classes[k]`` (so results map back to COCO's ids)."""
     from resdet.data.datasets.coco import CocoDataset
+
     ann_file = os.path.join(repo_root, "tests", "fixtures", "coco_eval_fixture", "instances_val2014_100.json")
     if not os.path.isfile(ann_file):
         pytest.skip(f"{ann_file} not found")

@@ -1,4 +1,5 @@
 """VGG-16/19 backbones (conv5 features at stride 16) and their classifier heads."""
+
 import pytest
 import torch
 from torch import nn

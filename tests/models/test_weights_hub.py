@@ -1,6 +1,7 @@
 """Weights by name (``torchvision://NAME``): download from a local HTTP server, verify, convert
 once, cache; every failure (wrong hash, 404, timeout, truncated body, no server) is one line and
 leaves nothing in the cache. No internet: the server runs on 127.0.0.1 in a thread."""
+
 import hashlib
 import http.server
 import io
@@ -85,15 +86,29 @@ def hub(tmp_path, monkeypatch, server, tv_resnet18):
     server.files.clear()
     server.requests.clear()
     server.files[good] = ("ok", body)
-    entries = {"test_resnet18": good, "test_badhash": "test_badhash-0123abcd.pth",
-               "test_missing": "test_missing-0123abcd.pth", "test_slow": good.replace("test_", "slow_"),
-               "test_cut": good.replace("test_", "cut_")}
+    entries = {
+        "test_resnet18": good,
+        "test_badhash": "test_badhash-0123abcd.pth",
+        "test_missing": "test_missing-0123abcd.pth",
+        "test_slow": good.replace("test_", "slow_"),
+        "test_cut": good.replace("test_", "cut_"),
+    }
     server.files[entries["test_badhash"]] = ("ok", body)
     server.files[entries["test_slow"]] = ("sleep", body)
     server.files[entries["test_cut"]] = ("truncated", body[: len(body) // 2])
     for name, file in entries.items():
-        monkeypatch.setitem(MANIFEST, name, WeightsEntry(name=name, file=file, arch="resnet18", config="resnet18",
-                                                         size_mb=len(body) / 1e6, description="test entry"))
+        monkeypatch.setitem(
+            MANIFEST,
+            name,
+            WeightsEntry(
+                name=name,
+                file=file,
+                arch="resnet18",
+                config="resnet18",
+                size_mb=len(body) / 1e6,
+                description="test entry",
+            ),
+        )
     return server
 
 
@@ -123,8 +138,9 @@ def test_download_verify_convert_and_reuse(hub, tv_resnet18, monkeypatch):
 
 def test_detector_init_cfg_takes_a_name(hub, tv_resnet18):
     torch.manual_seed(1)
-    model = MODELS.build(dict(get_config("frcnn_r50_c4_bccd", {"model.backbone.depth": 18,
-                                                               "model.roi_heads.box_head.depth": 18}).model))
+    model = MODELS.build(
+        dict(get_config("frcnn_r50_c4_bccd", {"model.backbone.depth": 18, "model.roi_heads.box_head.depth": 18}).model)
+    )
     report = init_from_classifier(model, "torchvision://test_resnet18", src="resdet_cls")
     assert not report["missing"] and not report["mismatched"]
     expected = tv_resnet18[0].state_dict()
@@ -132,11 +148,14 @@ def test_detector_init_cfg_takes_a_name(hub, tv_resnet18):
     assert torch.equal(model.roi_heads.box_head.res5[0].conv1.weight, expected["layer4.0.conv1.weight"])
 
 
-@pytest.mark.parametrize("name, match", [
-    ("test_badhash", r"does not match its hash \(SHA-256 [0-9a-f]{16}\.\.\., expected 0123abcd"),
-    ("test_missing", r"HTTP 404"),
-    ("test_cut", r"cut off after \d+ of \d+ bytes"),
-])
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("test_badhash", r"does not match its hash \(SHA-256 [0-9a-f]{16}\.\.\., expected 0123abcd"),
+        ("test_missing", r"HTTP 404"),
+        ("test_cut", r"cut off after \d+ of \d+ bytes"),
+    ],
+)
 def test_failed_download_leaves_nothing(hub, name, match):
     with pytest.raises(DownloadError, match=match) as info:
         resolve_weights("torchvision://" + name)
@@ -187,8 +206,11 @@ def _class_slots(entry):
     """A stand-in for the real file's head: the tensors model_cfg reads (shapes only)."""
     if entry.classes is not None:
         return {"roi_heads.box_predictor.cls_score.weight": torch.empty(91, 1024, device="meta")}
-    return {"fc.weight": torch.empty(1000, 1, device="meta")} if entry.arch.startswith("resnet") \
+    return (
+        {"fc.weight": torch.empty(1000, 1, device="meta")}
+        if entry.arch.startswith("resnet")
         else {"classifier.6.weight": torch.empty(1000, 1, device="meta")}
+    )
 
 
 @pytest.mark.parametrize("name", [n for n in MANIFEST if not n.startswith("test_")])
@@ -214,12 +236,15 @@ def test_entry_points_take_a_name(hub, tmp_path, tv_resnet18):
     ``model.init_cfg`` lets a name through (it is fetched when the weights are loaded)."""
     from resdet.apis.detect import check_init_checkpoints
     from resdet.utils.config import ConfigError
+
     check_init_checkpoints(get_config("frcnn_r101_voc0712", {"model.init_cfg.checkpoint": "torchvision://resnet101"}))
     with pytest.raises(ConfigError, match="does not exist"):
         check_init_checkpoints(get_config("frcnn_r101_voc0712", {"model.init_cfg.checkpoint": "nope.pth"}))
     out = tmp_path / "r18.pt2"
-    assert cli_main(["export", "resnet18", "torchvision://test_resnet18", "--format", "torch-export",
-                     "--out", str(out)]) == 0
+    assert (
+        cli_main(["export", "resnet18", "torchvision://test_resnet18", "--format", "torch-export", "--out", str(out)])
+        == 0
+    )
     program = torch.export.load(str(out)).module()
     images = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8)
     with torch.no_grad():

@@ -1,6 +1,7 @@
 """``tools/reproduce.py --smoke``: every experiment of the CPU-proxy reproduction for two
 iterations on tiny generated data, as a user runs it; plus the pieces its numbers rest on
 (the proxy generator's determinism, the last-10% training error)."""
+
 import json
 import os
 import subprocess
@@ -18,8 +19,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_smoke_run_writes_results_and_figures(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "reproduce.py"), "--smoke", "--out", str(out)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", "reproduce.py"), "--smoke", "--out", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
     assert set(results["degradation"]) == {"plain20", "plain56", "resnet20", "resnet56"}
@@ -29,8 +35,12 @@ def test_smoke_run_writes_results_and_figures(tmp_path):
     # option A is the degradation run's ResNet-20 (same config, schedule and seed)
     assert results["shortcuts"]["A"] == results["degradation"]["resnet20"]
     # one std per 3x3 layer: 6n + 1 of a 6n + 2-layer net (the last layer is the fc)
-    assert {k: len(v) for k, v in results["layer_response"].items()} == \
-        {"plain20": 19, "resnet20": 19, "plain56": 55, "resnet56": 55}
+    assert {k: len(v) for k, v in results["layer_response"].items()} == {
+        "plain20": 19,
+        "resnet20": 19,
+        "plain56": 55,
+        "resnet56": 55,
+    }
     assert all(s > 0 for v in results["layer_response"].values() for s in v)
     assert results["meta"]["iterations"] == 2 and results["meta"]["seed"] == 0
     for name in ("degradation.png", "layer_response.png", "shortcuts.png"):
@@ -58,8 +68,9 @@ def test_proxy32_is_deterministic_balanced_and_seeded_per_split(tmp_path):
 
 def test_train_error_is_the_mean_over_the_last_tenth(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    lines = [dict(mode="train", iter=i, train_err=0.5 if i <= 90 else (0.2 if i <= 95 else 0.1))
-             for i in range(5, 101, 5)]
+    lines = [
+        dict(mode="train", iter=i, train_err=0.5 if i <= 90 else (0.2 if i <= 95 else 0.1)) for i in range(5, 101, 5)
+    ]
     lines += [dict(mode="val", iter=50, top1_err=0.4), dict(mode="val", iter=100, top1_err=0.3)]
     path.write_text("\n".join(json.dumps(x) for x in lines))
     summary = summarise_metrics(str(path), iterations=100)

@@ -9,6 +9,7 @@ turns a hang into a test failure.
   * a small COCO set (``coco``) with hooks to break its json;
   * a small VOC folder (``voc``) with hooks to break its XML and split file.
 """
+
 import contextlib
 import io
 import json
@@ -68,20 +69,21 @@ def jpeg_claiming(height, width):
     data = bytearray(jpeg_bytes(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)))
     pos = 2
     while True:
-        marker, length = data[pos + 1], struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        marker, length = data[pos + 1], struct.unpack(">H", data[pos + 2 : pos + 4])[0]
         if marker in (0xC0, 0xC1, 0xC2):
-            data[pos + 5:pos + 9] = struct.pack(">HH", height, width)
+            data[pos + 5 : pos + 9] = struct.pack(">HH", height, width)
             return bytes(data)
         pos += 2 + length
 
 
 def png_claiming(height, width):
     """A PNG whose IHDR says ``height x width`` with a tiny (wrong) image data chunk."""
+
     def chunk(kind, payload):
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 49))
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 49)) + chunk(b"IEND", b"")
 
 
 def _image_bytes(kind):
@@ -123,8 +125,24 @@ def _image_bytes(kind):
     raise KeyError(kind)
 
 
-IMAGE_KINDS = ("rgb_jpeg", "zero_bytes", "truncated_jpeg", "truncated_png", "text_as_jpg", "grayscale", "rgba",
-               "png16", "cmyk", "png_as_jpg", "jpeg_trailing", "exif3", "exif6", "exif8", "bomb_jpeg", "bomb_png")
+IMAGE_KINDS = (
+    "rgb_jpeg",
+    "zero_bytes",
+    "truncated_jpeg",
+    "truncated_png",
+    "text_as_jpg",
+    "grayscale",
+    "rgba",
+    "png16",
+    "cmyk",
+    "png_as_jpg",
+    "jpeg_trailing",
+    "exif3",
+    "exif6",
+    "exif8",
+    "bomb_jpeg",
+    "bomb_png",
+)
 
 
 class DataFactory:
@@ -164,8 +182,17 @@ class DataFactory:
         for i in range(num_images):
             self.picture(pattern(height, width), f"{i}.png")
             images.append(dict(id=10 + i, file_name=f"{i}.png", height=height, width=width))
-            annotations.append(dict(id=100 + i, image_id=10 + i, category_id=7, bbox=[5, 5, 20, 15], iscrowd=0,
-                                    area=300.0, segmentation=[[5, 5, 25, 5, 25, 20, 5, 20]]))
+            annotations.append(
+                dict(
+                    id=100 + i,
+                    image_id=10 + i,
+                    category_id=7,
+                    bbox=[5, 5, 20, 15],
+                    iscrowd=0,
+                    area=300.0,
+                    segmentation=[[5, 5, 25, 5, 25, 20, 5, 20]],
+                )
+            )
         return dict(images=images, annotations=annotations, categories=[dict(c) for c in COCO_CATEGORIES])
 
     def coco(self, data=None, text=None, name="ann.json"):
@@ -185,14 +212,20 @@ class DataFactory:
         for img_id in ids:
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(pattern(height, width), cv2.COLOR_RGB2BGR))
             self.write(os.path.join("voc", "JPEGImages", f"{img_id}.jpg"), buf.tobytes())
-            body = "".join(f"<object><name>{n}</name><difficult>0</difficult><bndbox><xmin>{b[0]}</xmin>"
-                           f"<ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
-                           for n, b in objects)
-            text = (f"<annotation><filename>{img_id}.jpg</filename><size><width>{width}</width>"
-                    f"<height>{height}</height><depth>3</depth></size>{body}</annotation>")
+            body = "".join(
+                f"<object><name>{n}</name><difficult>0</difficult><bndbox><xmin>{b[0]}</xmin>"
+                f"<ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+                for n, b in objects
+            )
+            text = (
+                f"<annotation><filename>{img_id}.jpg</filename><size><width>{width}</width>"
+                f"<height>{height}</height><depth>3</depth></size>{body}</annotation>"
+            )
             self.write(os.path.join("voc", "Annotations", f"{img_id}.xml"), (xml_text or {}).get(img_id, text))
-        self.write(os.path.join("voc", "ImageSets", "Main", "train.txt"),
-                   "\n".join(ids) + "\n" if split_text is None else split_text)
+        self.write(
+            os.path.join("voc", "ImageSets", "Main", "train.txt"),
+            "\n".join(ids) + "\n" if split_text is None else split_text,
+        )
         return os.path.join(self.root, "voc")
 
 
@@ -205,6 +238,7 @@ def data(tmp_path):
 def _time_limit(seconds):
     def on_alarm(signum, frame):
         raise TimeoutError(f"no result within {seconds} s: the code under test hangs")
+
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(int(seconds))
     try:

@@ -1,6 +1,7 @@
 """One rule per annotation field (docs/CONTRACTS.md, "Annotation fields: one rule each"): a
 field that breaks its rule is a ``DataError`` naming the file, the record and the field, or
 (``strict=False``) a counted skip -- never a silent reinterpretation."""
+
 import os
 import re
 
@@ -34,9 +35,13 @@ def _strict_and_lenient(data, edit, error, kind, **kwargs):
 
 
 def test_string_iscrowd_is_not_a_crowd(data):
-    ds = _strict_and_lenient(data, lambda c: c["annotations"][0].update(iscrowd="0"),
-                             r"annotation 100 of image 10 in .*ann\.json: 'iscrowd' is '0'; it must be 0 or 1",
-                             "annotations with an invalid field skipped", filter_empty=False)
+    ds = _strict_and_lenient(
+        data,
+        lambda c: c["annotations"][0].update(iscrowd="0"),
+        r"annotation 100 of image 10 in .*ann\.json: 'iscrowd' is '0'; it must be 0 or 1",
+        "annotations with an invalid field skipped",
+        filter_empty=False,
+    )
     assert ds.img_ids == [10, 11, 12] and len(ds.get_ann(0)["boxes"]) == 0 and len(ds.get_ann(1)["boxes"]) == 1
 
 
@@ -47,6 +52,7 @@ def test_valid_iscrowd_values(data, value, crowd):
             content["annotations"][0].pop("iscrowd")
         else:
             content["annotations"][0]["iscrowd"] = value
+
     ds = _coco(data, edit, filter_empty=False)
     assert ds.get_ann(0)["ignore"].tolist() == [crowd]
 
@@ -55,22 +61,32 @@ def test_valid_iscrowd_values(data, value, crowd):
 def test_string_bbox_is_dropped_counted_and_kept_out_of_evaluation(data, bbox):
     def edit(content):
         content["annotations"].append(dict(id=300, image_id=10, category_id=7, bbox=bbox, iscrowd=0, area=1.0))
+
     with pytest.warns(UserWarning, match=re.escape(f"1 {DROPPED_BOXES}")):
         ds = _coco(data, edit)
     np.testing.assert_allclose(ds.get_ann(0)["boxes"], [[5, 5, 25, 20]])  # the string one is gone
     metric = CocoMetric(iou_type="bbox").bind(ds)  # used to crash inside pycocotools
-    preds = [dict(boxes=torch.as_tensor(ds.get_ann(i)["boxes"]), scores=torch.ones(1),
-                  labels=torch.as_tensor(ds.get_ann(i)["labels"])) for i in range(len(ds))]
+    preds = [
+        dict(
+            boxes=torch.as_tensor(ds.get_ann(i)["boxes"]),
+            scores=torch.ones(1),
+            labels=torch.as_tensor(ds.get_ann(i)["labels"]),
+        )
+        for i in range(len(ds))
+    ]
     metric.process(preds, [dict(img_id=i) for i in ds.img_ids])
     assert metric.compute()["bbox_AP"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("field, value", [("width", "50"), ("height", 40.5), ("width", True), ("file_name", 3)])
 def test_image_size_and_name_must_be_numbers_and_a_string(data, field, value):
-    ds = _strict_and_lenient(data, lambda c: c["images"][0].update({field: value}),
-                             rf"image id 10 .*ann\.json has no valid 'height'/'width'/'file_name' "
-                             rf"\({field}={re.escape(repr(value))}",
-                             "images without a valid size skipped")
+    ds = _strict_and_lenient(
+        data,
+        lambda c: c["images"][0].update({field: value}),
+        rf"image id 10 .*ann\.json has no valid 'height'/'width'/'file_name' "
+        rf"\({field}={re.escape(repr(value))}",
+        "images without a valid size skipped",
+    )
     assert ds.img_ids == [11, 12]
 
 
@@ -82,8 +98,13 @@ def test_whole_float_size_is_read(data):
 def test_duplicate_image_id_is_named(data):
     def edit(content):
         content["images"].append(dict(id=11, file_name="0.png", height=40, width=50))
-    ds = _strict_and_lenient(data, edit, r"ann\.json: image id 11 appears twice in 'images' \(entries 1 and 3\)",
-                             "images with a duplicate id skipped")
+
+    ds = _strict_and_lenient(
+        data,
+        edit,
+        r"ann\.json: image id 11 appears twice in 'images' \(entries 1 and 3\)",
+        "images with a duplicate id skipped",
+    )
     assert ds.img_ids == [10, 11, 12] and ds.describe(1).split("/")[-1].startswith("1.png")
     assert len(ds.get_ann(1)["boxes"]) == 1  # the first entry keeps its boxes
 
@@ -91,16 +112,25 @@ def test_duplicate_image_id_is_named(data):
 def test_annotation_of_an_unknown_image_is_counted(data):
     def edit(content):
         content["annotations"].append(dict(id=301, image_id=99, category_id=7, bbox=[1, 1, 5, 5], iscrowd=0))
-    ds = _strict_and_lenient(data, edit, r"annotation 301 \(annotations\[3\]\) in .*ann\.json has image_id 99, "
-                                         r"which is not the id of an entry of 'images'",
-                             "annotations of images not in 'images' skipped")
+
+    ds = _strict_and_lenient(
+        data,
+        edit,
+        r"annotation 301 \(annotations\[3\]\) in .*ann\.json has image_id 99, "
+        r"which is not the id of an entry of 'images'",
+        "annotations of images not in 'images' skipped",
+    )
     assert len(ds) == 3
 
 
 def test_impossible_image_size_is_an_error_not_lost_masks(data):
-    ds = _strict_and_lenient(data, lambda c: c["images"][0].update(width=50000, height=50000),
-                             r"image id 10 .*height x width = 50000 x 50000 is more pixels than any decodable image",
-                             "images without a valid size skipped", with_masks=True)
+    ds = _strict_and_lenient(
+        data,
+        lambda c: c["images"][0].update(width=50000, height=50000),
+        r"image id 10 .*height x width = 50000 x 50000 is more pixels than any decodable image",
+        "images without a valid size skipped",
+        with_masks=True,
+    )
     assert ds.img_ids == [11, 12]
 
 
@@ -123,8 +153,11 @@ def test_voc_difficult_must_be_0_or_1(data, value):
         text = fh.read().replace("<difficult>0</difficult>", f"<difficult>{value}</difficult>")
     with open(xml, "w") as fh:
         fh.write(text)
-    with pytest.raises(DataError, match=rf"img_0\.xml, object 1 \('cat'\): <difficult> is '{value}'; "
-                                        "it must be 0 or 1"):
+    with pytest.raises(
+        DataError,
+        match=rf"img_0\.xml, object 1 \('cat'\): <difficult> is '{value}'; "
+        "it must be 0 or 1",
+    ):
         VOCDataset(root, split="train", classes=VOC)
     with pytest.warns(UserWarning, match="1 objects with an invalid <difficult> skipped"):
         ds = VOCDataset(root, split="train", classes=VOC, strict=False, filter_empty=False)

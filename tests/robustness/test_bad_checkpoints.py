@@ -6,6 +6,7 @@ Damaged files are made the way disks and copies damage them: cut short, or 4 KB 
 the middle of a tensor's bytes with the size unchanged (``torch.load`` still reads those
 without complaint; only the content checksum recorded in ``meta['checksum']`` tells).
 """
+
 import os
 import pickle
 import struct
@@ -28,8 +29,6 @@ from resdet.utils.errors import CheckpointError  # noqa: E402
 HIDDEN = 64  # fc1.weight: 64 x 48 float32 = 12 KB, room for a 4 KB flip inside one tensor
 
 
-
-
 def run_cfg(work, **kwargs):
     cfg = tiny_config(str(work), **kwargs)
     cfg["model"]["hidden"] = HIDDEN
@@ -50,7 +49,7 @@ def tensor_regions(path):
     regions = []
     for info in entries:
         assert info.compress_type == zipfile.ZIP_STORED
-        name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+        name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
         regions.append((info.header_offset + 30 + name_len + extra_len, info.file_size))
     return sorted(regions, key=lambda r: -r[1])
 
@@ -104,9 +103,10 @@ def test_bit_flipped_tensor_data_is_refused_as_damaged(tmp_path):
     flip_bytes(path)
     after = torch.load(path, weights_only=True)  # torch reads the damaged file without a word
     assert os.path.getsize(path) == size
-    assert any(not torch.equal(before["model"][k], after["model"][k]) for k in before["model"]) or \
-        any(not torch.equal(a, b) for a, b in zip(before["optimizer"]["state"][0].values(),
-                                                  after["optimizer"]["state"][0].values()))
+    assert any(not torch.equal(before["model"][k], after["model"][k]) for k in before["model"]) or any(
+        not torch.equal(a, b)
+        for a, b in zip(before["optimizer"]["state"][0].values(), after["optimizer"]["state"][0].values())
+    )
     with pytest.raises(CheckpointError, match=r"final\.pth is damaged") as err:
         load_training_checkpoint(path)
     assert path in one_line(err) and "another checkpoint" in str(err.value)
@@ -200,6 +200,7 @@ def test_a_folded_fast_path_model_gives_no_checkpoint(tmp_path):
     naming the way out; its tensors saved by hand (or a file saved by an older resdet, whose
     init_model folded) are refused by the loader, naming the BN keys it lacks."""
     from resdet.apis import optimize_for_inference
+
     torch.manual_seed(0)
     model = init_model("shapes_frcnn")
     fast = optimize_for_inference(model)
@@ -222,6 +223,7 @@ def test_resume_after_changing_the_depth_names_checkpoint_and_ways_out(tmp_path)
         out["model"] = dict(type="ImageClassifier", num_classes=3, backbone=dict(type="CifarResNet", depth=depth))
         out["train_dataloader"]["dataset"] = dict(type="EngineTinyDataset", num=16, size=8)
         return out
+
     Trainer(**cfg(8, 2)).train()
     path = str(tmp_path / "run" / "final.pth")
     with pytest.raises(CheckpointError) as err:
@@ -238,12 +240,15 @@ def test_resume_after_switching_the_optimizer(tmp_path, saved, configured):
         out = run_cfg(tmp_path / "run", max_iters=max_iters)
         out["optimizer"] = dict(type=opt, lr=1e-3)
         return out
+
     Trainer(**cfg(saved, 2)).train()
     with pytest.raises(CheckpointError) as err:
         Trainer(**cfg(configured, 4), resume=True)
     text = one_line(err)
-    assert f"final.pth does not match the config: the checkpoint's optimizer is {saved}, " \
-           f"the config's is {configured}" in text
+    assert (
+        f"final.pth does not match the config: the checkpoint's optimizer is {saved}, "
+        f"the config's is {configured}" in text
+    )
     assert "new work dir" in text and "load_from=" in text
 
 
@@ -266,8 +271,11 @@ def test_old_checkpoint_without_checksum_loads_with_a_note(tmp_path):
     del old["meta"]["checksum"], old["meta"]["optimizer"]
     torch.save(old, os.path.join(work2, "final.pth"))
     with pytest.warns(UserWarning, match="no checksum"):
-        with pytest.raises(CheckpointError, match=r"optimizer has hyperparameters .*betas.*not the config's SGD "
-                                                  r"\(.*momentum"):
+        with pytest.raises(
+            CheckpointError,
+            match=r"optimizer has hyperparameters .*betas.*not the config's SGD "
+            r"\(.*momentum",
+        ):
             Trainer(**run_cfg(work2, max_iters=4), resume=True)
 
 
@@ -295,19 +303,27 @@ def test_stale_temporary_files_are_removed_when_a_run_resumes(tmp_path):
 
 def test_resume_keeps_config_py_and_saves_the_changed_config(tmp_path):
     work = str(tmp_path / "run")
-    first = ("model = dict(type='EngineTinyNet', dropout=0.0)\n"
-             "optimizer = dict(type='SGD', lr=0.1, momentum=0.9)\ntrain_cfg = dict(max_iters=3, seed=0)\n")
+    first = (
+        "model = dict(type='EngineTinyNet', dropout=0.0)\n"
+        "optimizer = dict(type='SGD', lr=0.1, momentum=0.9)\ntrain_cfg = dict(max_iters=3, seed=0)\n"
+    )
     changed = first.replace("lr=0.1", "lr=0.05").replace("max_iters=3", "max_iters=6")
     Trainer(**run_cfg(work, max_iters=3), config_text=first).train()
-    crashed = Trainer(**run_cfg(work, max_iters=6, checkpoint_interval=4), config_text=changed,
-                      resume=True, custom_hooks=[CrashAfter(5)])
+    crashed = Trainer(
+        **run_cfg(work, max_iters=6, checkpoint_interval=4),
+        config_text=changed,
+        resume=True,
+        custom_hooks=[CrashAfter(5)],
+    )
     with pytest.raises(Crash):
         crashed.train()
     assert open(os.path.join(work, "config.py")).read() == first
     assert open(os.path.join(work, "config.resumed-3.py")).read() == changed
     log = log_of(work)
-    assert ("resuming with a changed config: 2 keys differ from config.py (optimizer.lr, "
-            "train_cfg.max_iters); kept it, saved this run's config as config.resumed-3.py") in log
+    assert (
+        "resuming with a changed config: 2 keys differ from config.py (optimizer.lr, "
+        "train_cfg.max_iters); kept it, saved this run's config as config.resumed-3.py"
+    ) in log
     # resuming again with the same (changed) config writes nothing new and warns nothing more
     Trainer(**run_cfg(work, max_iters=6), config_text=changed, resume=True)
     assert sorted(n for n in os.listdir(work) if n.startswith("config")) == ["config.py", "config.resumed-3.py"]
@@ -320,8 +336,10 @@ def test_resume_keeps_config_py_and_saves_the_changed_config(tmp_path):
 def test_config_differences_reads_without_running(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     old = "model = dict(type='A', backbone=dict(depth=20))\nsteps = [dict(type='S', m=[1, 2])]\nx = 1\n"
-    new = ("model = dict(type='A', backbone=dict(depth=32))\nsteps = [dict(type='S', m=[1, 3])]\n"
-           "y = __import__('os').system('touch PWNED')\n")
+    new = (
+        "model = dict(type='A', backbone=dict(depth=32))\nsteps = [dict(type='S', m=[1, 3])]\n"
+        "y = __import__('os').system('touch PWNED')\n"
+    )
     assert config_differences(old, new) == ["model.backbone.depth", "steps.0.m", "y", "x"]
     assert not os.path.exists("PWNED")
     assert config_differences("a = (\n", "a = 1\n") == ["line 1"]

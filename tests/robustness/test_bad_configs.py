@@ -1,5 +1,6 @@
 """Bad configs, command lines and results files, run through the real entry points: each ends
 in one line on stderr naming the key, file or value, and exit code 2 — no traceback."""
+
 import json
 import os
 import subprocess
@@ -18,9 +19,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _tiny_cls_options(root):
-    return [f"train_dataloader.dataset.data_root={root}", f"val_dataloader.dataset.data_root={root}",
-            "train_dataloader.dataset.num_images=4", "val_dataloader.dataset.num_images=2",
-            "train_dataloader.num_workers=0", "val_dataloader.num_workers=0", "train_cfg.max_iters=1"]
+    return [
+        f"train_dataloader.dataset.data_root={root}",
+        f"val_dataloader.dataset.data_root={root}",
+        "train_dataloader.dataset.num_images=4",
+        "val_dataloader.dataset.num_images=2",
+        "train_dataloader.num_workers=0",
+        "val_dataloader.num_workers=0",
+        "train_cfg.max_iters=1",
+    ]
 
 
 def _one_error_line(err: str) -> str:
@@ -42,8 +49,10 @@ TRAIN_CASES = [
     ("optimizer.lr=-1", "optimizer.lr = -1 (int) is not valid: expected a finite number > 0"),
     ("optimizer.type=SGDD", "optimizer.type 'SGDD' is not a torch.optim optimizer (did you mean 'SGD'?)"),
     ("model.backbone.deph=3", "ResNet (the 'model' registry) has no argument 'deph' (did you mean 'depth'?)"),
-    ("model.backbone.type=ResNett",
-     "'ResNett' is not registered in the resdet 'model' registry; did you mean 'ResNet'"),
+    (
+        "model.backbone.type=ResNett",
+        "'ResNett' is not registered in the resdet 'model' registry; did you mean 'ResNet'",
+    ),
     ("train_dataloader.dataset.type=ShapesClsDatset", "'ShapesClsDatset' is not registered in the resdet 'dataset'"),
     ("train_dataloader=[1", "train_dataloader must be a dict, got str '[1'"),
     ("model.num_classes=3", "model.num_classes = 3 but the training set (ShapesClsDataset) has 5 classes"),
@@ -55,8 +64,9 @@ TRAIN_CASES = [
 @pytest.mark.parametrize("option,expected", TRAIN_CASES, ids=[c[0] for c in TRAIN_CASES])
 def test_bad_training_option_is_one_line_and_exit_2(option, expected, tmp_path, capsys):
     work = tmp_path / "work"
-    rc = train_cls.main(["shapes_cls", "--work-dir", str(work), "--cfg-options",
-                         *_tiny_cls_options(str(tmp_path / "data")), option])
+    rc = train_cls.main(
+        ["shapes_cls", "--work-dir", str(work), "--cfg-options", *_tiny_cls_options(str(tmp_path / "data")), option]
+    )
     line = _one_error_line(capsys.readouterr().err)
     assert rc == 2
     assert line.startswith("resdet train-cls: error: ") and expected in line, line
@@ -101,6 +111,7 @@ def classifier_checkpoint(tmp_path_factory):
     from resdet.registry import MODELS
     from resdet.utils.config import load_config
     from resdet.utils.io import atomic_save
+
     path = tmp_path_factory.mktemp("cls") / "cls.pth"
     torch.manual_seed(0)
     model = MODELS.build(load_config("shapes_cls").model.to_dict())
@@ -109,9 +120,18 @@ def classifier_checkpoint(tmp_path_factory):
 
 
 def test_box_metric_on_a_classifier_is_a_clear_error(classifier_checkpoint, tmp_path, capsys):
-    rc = eval_cli.main(["shapes_cls", classifier_checkpoint, "--metric", "mAP@0.5", "--cfg-options",
-                        f"val_dataloader.dataset.data_root={tmp_path}", "val_dataloader.dataset.num_images=2",
-                        "val_dataloader.num_workers=0"])
+    rc = eval_cli.main(
+        [
+            "shapes_cls",
+            classifier_checkpoint,
+            "--metric",
+            "mAP@0.5",
+            "--cfg-options",
+            f"val_dataloader.dataset.data_root={tmp_path}",
+            "val_dataloader.dataset.num_images=2",
+            "val_dataloader.num_workers=0",
+        ]
+    )
     line = _one_error_line(capsys.readouterr().err)
     assert rc == 2 and "ShapesClsDataset is a classification dataset" in line and "top1" in line
 
@@ -124,10 +144,11 @@ def test_unknown_metric_string(classifier_checkpoint, capsys):
 
 @pytest.fixture()
 def coco_gt(tmp_path):
-    gt = {"images": [{"id": 1, "width": 20, "height": 10, "file_name": "a.jpg"}],
-          "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5], "area": 25,
-                           "iscrowd": 0}],
-          "categories": [{"id": 3, "name": "cat"}]}
+    gt = {
+        "images": [{"id": 1, "width": 20, "height": 10, "file_name": "a.jpg"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5], "area": 25, "iscrowd": 0}],
+        "categories": [{"id": 3, "name": "cat"}],
+    }
     path = tmp_path / "gt.json"
     path.write_text(json.dumps(gt))
     return str(path)
@@ -181,20 +202,33 @@ def test_debug_shows_the_traceback_and_bugs_keep_theirs(monkeypatch):
 
 
 def test_installed_command_prints_one_line_from_another_folder(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "resdet", "train-cls", "shapes_cls", "--cfg-options",
-                             "train_cfg.max_iters=abc"], cwd=str(tmp_path), capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=REPO), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "resdet", "train-cls", "shapes_cls", "--cfg-options", "train_cfg.max_iters=abc"],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO),
+        timeout=300,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == ("resdet train-cls: error: train_cfg.max_iters = 'abc' (str) is not valid: "
-                                      "expected an integer >= 1 or None")
+    assert result.stderr.strip() == (
+        "resdet train-cls: error: train_cfg.max_iters = 'abc' (str) is not valid: expected an integer >= 1 or None"
+    )
     assert os.listdir(tmp_path) == []  # failed before creating the work dir or generating data
 
 
 def test_bad_compile_setting_of_a_shipped_config_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "resdet", "train-cls", "shapes_cls", "--cfg-options",
-                             "train_cfg.compile=yes"], cwd=str(tmp_path), capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=REPO), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "resdet", "train-cls", "shapes_cls", "--cfg-options", "train_cfg.compile=yes"],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO),
+        timeout=300,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == ("resdet train-cls: error: train_cfg.compile = 'yes' (str) is not valid: "
-                                      "expected True, False, or a list of submodule names (e.g. ['backbone', 'neck'])")
+    assert result.stderr.strip() == (
+        "resdet train-cls: error: train_cfg.compile = 'yes' (str) is not valid: "
+        "expected True, False, or a list of submodule names (e.g. ['backbone', 'neck'])"
+    )
     assert os.listdir(tmp_path) == []

@@ -10,6 +10,7 @@ conftest.py) ends in exactly one of three outcomes, asserted here:
 
 Cases that used to hang run under ``time_limit`` so a regression fails instead of hanging.
 """
+
 import os
 import time
 import warnings
@@ -33,7 +34,7 @@ RED, GREEN, BLUE, GREY = (255, 0, 0), (0, 255, 0), (0, 0, 255), (128, 128, 128)
 
 def _colour_at(img, y, x):
     """Mean colour of a 3x3 patch (JPEG blurs block edges)."""
-    return img[max(0, y - 1):y + 2, max(0, x - 1):x + 2].reshape(-1, 3).mean(0)
+    return img[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].reshape(-1, 3).mean(0)
 
 
 def _assert_corners(img, tl, tr, bl, br, tol=40):
@@ -58,6 +59,7 @@ def _coco(data, edit=None, **kwargs):
 
 class _Empty:
     """A dataset with nothing in it (what an over-filtered set used to become)."""
+
     aspect_ratios: list = []
 
     def __len__(self):
@@ -107,7 +109,7 @@ def test_pixel_limit_follows_env_var_and_argument(data, monkeypatch):
 
 def test_decoder_error_becomes_image_read_error_naming_the_file(data, monkeypatch):
     path = data.image("bomb_png")
-    monkeypatch.setenv("RESDET_MAX_IMAGE_PIXELS", str(10 ** 12))  # past our check: OpenCV's own refusal
+    monkeypatch.setenv("RESDET_MAX_IMAGE_PIXELS", str(10**12))  # past our check: OpenCV's own refusal
     with pytest.raises(ImageReadError, match=r"bomb_png\.png cannot be decoded"):
         imread_rgb(path)
 
@@ -131,9 +133,11 @@ def test_grayscale_decodes_to_three_equal_channels(data):
 
 # displayed corners (top-left, top-right, bottom-left, bottom-right) of the stored pattern
 # (red, green / blue, grey) for EXIF 3 (180 degrees), 6 (90 clockwise), 8 (90 counter-clockwise)
-EXIF_JPEG = {3: ((40, 60), (GREY, BLUE, GREEN, RED)),
-             6: ((60, 40), (BLUE, RED, GREY, GREEN)),
-             8: ((60, 40), (GREEN, GREY, RED, BLUE))}
+EXIF_JPEG = {
+    3: ((40, 60), (GREY, BLUE, GREEN, RED)),
+    6: ((60, 40), (BLUE, RED, GREY, GREEN)),
+    8: ((60, 40), (GREEN, GREY, RED, BLUE)),
+}
 
 
 @pytest.mark.parametrize("orientation", sorted(EXIF_JPEG))
@@ -174,6 +178,7 @@ BAD_BOXES = [
 def test_bad_coco_box_is_dropped_or_clipped_and_counted(data, case, bbox, kind):
     def edit(content):
         content["annotations"].append(dict(id=200, image_id=10, category_id=9, bbox=bbox, iscrowd=0))
+
     with pytest.warns(UserWarning) as record:
         ds, ann_file = _coco(data, edit)
     assert ds.stats[kind] == 1
@@ -190,6 +195,7 @@ def test_bad_coco_box_is_dropped_or_clipped_and_counted(data, case, bbox, kind):
 def test_unknown_category_is_a_data_error_or_a_counted_skip(data):
     def edit(content):
         content["annotations"].append(dict(id=201, image_id=11, category_id=99, bbox=[1, 1, 5, 5], iscrowd=0))
+
     with pytest.raises(DataError, match=r"annotation 201 of image 11 in .*ann\.json has category_id 99"):
         _coco(data, edit)
     with pytest.warns(UserWarning, match="1 annotations with unknown category ids skipped"):
@@ -200,6 +206,7 @@ def test_unknown_category_is_a_data_error_or_a_counted_skip(data):
 def test_two_point_polygon_is_dropped_and_counted(data):
     def edit(content):
         content["annotations"][0]["segmentation"] = [[1, 1, 10, 10]]
+
     with pytest.warns(UserWarning, match="1 instances without a valid mask dropped"):
         ds, _ = _coco(data, edit, with_masks=True, filter_empty=False)
     assert ds.stats[FEW_POINTS] == 1 and ds.stats[NO_VALID_MASK] == 1
@@ -209,8 +216,12 @@ def test_two_point_polygon_is_dropped_and_counted(data):
 def test_wrong_size_rle_is_a_data_error_or_a_counted_skip(data):
     def edit(content):
         content["annotations"][0]["segmentation"] = {"size": [10, 10], "counts": [100]}
-    with pytest.raises(DataError, match=r"annotation id 100 of image id 10 in .*ann\.json: RLE size \[10, 10\] "
-                                        r"disagrees with the image size \[40, 50\]"):
+
+    with pytest.raises(
+        DataError,
+        match=r"annotation id 100 of image id 10 in .*ann\.json: RLE size \[10, 10\] "
+        r"disagrees with the image size \[40, 50\]",
+    ):
         _coco(data, edit, with_masks=True)
     with pytest.warns(UserWarning, match="1 annotations with inconsistent masks skipped"):
         ds, _ = _coco(data, edit, with_masks=True, strict=False)
@@ -221,8 +232,10 @@ def test_missing_image_file_is_named_or_skipped(data):
     def edit(content):
         content["images"].append(dict(id=13, file_name="gone.png", height=40, width=50))
         content["annotations"].append(dict(id=203, image_id=13, category_id=7, bbox=[1, 1, 5, 5]))
-    with pytest.raises(MissingImageError, match=r"gone\.png \(image id 13\) listed in .*ann\.json does not exist") \
-            as info:
+
+    with pytest.raises(
+        MissingImageError, match=r"gone\.png \(image id 13\) listed in .*ann\.json does not exist"
+    ) as info:
         _coco(data, edit)
     assert isinstance(info.value, FileNotFoundError)
     with pytest.warns(UserWarning, match="1 missing image files skipped"):
@@ -245,11 +258,17 @@ def test_json_that_is_not_an_instances_file(data):
 EMPTY_COCO = [
     ("no_images_key", lambda c: c.pop("images"), r"ann\.json yields 0 images: .*no 'images' key"),
     ("empty_images", lambda c: c.update(images=[]), r"ann\.json yields 0 images: .*'images' is empty"),
-    ("no_annotations_key", lambda c: c.pop("annotations"),
-     r"ann\.json yields 0 images after filtering: 3 images read, 3 filtered because they have no .*object"
-     r".*no 'annotations' key"),
-    ("only_crowds", lambda c: [a.update(iscrowd=1) for a in c["annotations"]],
-     r"ann\.json yields 0 images after filtering: 3 images read, 3 filtered"),
+    (
+        "no_annotations_key",
+        lambda c: c.pop("annotations"),
+        r"ann\.json yields 0 images after filtering: 3 images read, 3 filtered because they have no .*object"
+        r".*no 'annotations' key",
+    ),
+    (
+        "only_crowds",
+        lambda c: [a.update(iscrowd=1) for a in c["annotations"]],
+        r"ann\.json yields 0 images after filtering: 3 images read, 3 filtered",
+    ),
 ]
 
 
@@ -272,9 +291,11 @@ def _mismatch_set(data, recorded, boxes):
     """One 120 x 160 image whose json records ``recorded`` (h, w) and holds ``boxes`` (xywh)."""
     img = np.full((120, 160, 3), 90, np.uint8)
     data.picture(img, "big.png")
-    content = dict(images=[dict(id=1, file_name="big.png", height=recorded[0], width=recorded[1])],
-                   annotations=[dict(id=i, image_id=1, category_id=7, bbox=b, iscrowd=0) for i, b in enumerate(boxes)],
-                   categories=[dict(c) for c in [dict(id=7, name="a")]])
+    content = dict(
+        images=[dict(id=1, file_name="big.png", height=recorded[0], width=recorded[1])],
+        annotations=[dict(id=i, image_id=1, category_id=7, bbox=b, iscrowd=0) for i, b in enumerate(boxes)],
+        categories=[dict(c) for c in [dict(id=7, name="a")]],
+    )
     return data.coco(content)
 
 
@@ -284,8 +305,11 @@ def test_size_mismatch_keeps_every_instance_in_pixel_coordinates(data):
     ann_file, img_dir = _mismatch_set(data, (60, 80), boxes)
     with pytest.warns(UserWarning):  # load: boxes reaching past the recorded size
         ds = CocoDataset(ann_file, img_dir)
-    with pytest.warns(UserWarning, match=r"big\.png \(image id 1\) is 160x120 but its annotation says 80x60; "
-                                         r"boxes taken as pixel coordinates"):
+    with pytest.warns(
+        UserWarning,
+        match=r"big\.png \(image id 1\) is 160x120 but its annotation says 80x60; "
+        r"boxes taken as pixel coordinates",
+    ):
         sample = ds[0]
     expected = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes], np.float32)
     np.testing.assert_allclose(sample["boxes"], expected)  # 12 instances, not 5
@@ -310,26 +334,37 @@ def _exif_set(data, orientation, recorded, **kwargs):
     stored = np.full((60, 100, 3), 128, np.uint8)
     stored[5:25, 10:30] = RED
     data.picture(stored, "photo.jpg", exif_orientation=orientation)
-    content = dict(images=[dict(id=1, file_name="photo.jpg", height=recorded[0], width=recorded[1])],
-                   annotations=[dict(id=1, image_id=1, category_id=7, bbox=[10, 5, 20, 20], iscrowd=0,
-                                     segmentation=[[10, 5, 30, 5, 30, 25, 10, 25]])],
-                   categories=[dict(id=7, name="a")])
+    content = dict(
+        images=[dict(id=1, file_name="photo.jpg", height=recorded[0], width=recorded[1])],
+        annotations=[
+            dict(
+                id=1,
+                image_id=1,
+                category_id=7,
+                bbox=[10, 5, 20, 20],
+                iscrowd=0,
+                segmentation=[[10, 5, 30, 5, 30, 25, 10, 25]],
+            )
+        ],
+        categories=[dict(id=7, name="a")],
+    )
     ann_file, img_dir = data.coco(content)
     return CocoDataset(ann_file, img_dir, **kwargs)
 
 
 # (orientation, recorded size, exif_annotations) -> the box on the displayed image
 EXIF_DATASET = [
-    (6, (60, 100), "auto", [35, 10, 55, 30]),     # json has the stored size: rotated with the pixels
+    (6, (60, 100), "auto", [35, 10, 55, 30]),  # json has the stored size: rotated with the pixels
     (8, (60, 100), "auto", [5, 70, 25, 90]),
-    (6, (100, 60), "auto", [10, 5, 30, 25]),      # json has the displayed size: drawn on it, kept
-    (3, (60, 100), "auto", [10, 5, 30, 25]),      # 180 degrees: sizes agree, COCO convention (displayed)
-    (3, (60, 100), "stored", [70, 35, 90, 55]),   # ... unless the tool annotated the stored pixels
+    (6, (100, 60), "auto", [10, 5, 30, 25]),  # json has the displayed size: drawn on it, kept
+    (3, (60, 100), "auto", [10, 5, 30, 25]),  # 180 degrees: sizes agree, COCO convention (displayed)
+    (3, (60, 100), "stored", [70, 35, 90, 55]),  # ... unless the tool annotated the stored pixels
 ]
 
 
-@pytest.mark.parametrize("orientation, recorded, mode, box", EXIF_DATASET,
-                         ids=[f"exif{o}-{r[1]}x{r[0]}-{m}" for o, r, m, _ in EXIF_DATASET])
+@pytest.mark.parametrize(
+    "orientation, recorded, mode, box", EXIF_DATASET, ids=[f"exif{o}-{r[1]}x{r[0]}-{m}" for o, r, m, _ in EXIF_DATASET]
+)
 def test_exif_rotated_image_keeps_its_boxes_on_the_object(data, orientation, recorded, mode, box):
     ds = _exif_set(data, orientation, recorded, exif_annotations=mode, with_masks=True)
     sample = ds[0]
@@ -337,9 +372,9 @@ def test_exif_rotated_image_keeps_its_boxes_on_the_object(data, orientation, rec
     np.testing.assert_allclose(sample["boxes"], [box], atol=1e-4)
     x1, y1, x2, y2 = (int(v) for v in box)
     if mode == "stored" or recorded == (60, 100) and orientation in (6, 8):  # the box covers the red block
-        assert np.abs(sample["img"][y1 + 2:y2 - 2, x1 + 2:x2 - 2].reshape(-1, 3).mean(0) - RED).max() < 30
+        assert np.abs(sample["img"][y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].reshape(-1, 3).mean(0) - RED).max() < 30
         mask = sample["masks"][0].astype(bool)  # the polygon moved with it
-        assert mask[y1 + 1:y2 - 1, x1 + 1:x2 - 1].all() and mask.sum() <= (x2 - x1 + 1) * (y2 - y1 + 1)
+        assert mask[y1 + 1 : y2 - 1, x1 + 1 : x2 - 1].all() and mask.sum() <= (x2 - x1 + 1) * (y2 - y1 + 1)
     assert ds.stats[SIZE_MISMATCH] == 0
 
 
@@ -374,8 +409,9 @@ def test_non_numeric_voc_coordinate_names_file_object_and_field(data):
 def test_missing_voc_files_are_named(data):
     root = data.voc()
     os.remove(os.path.join(root, "Annotations", "img_0.xml"))
-    with pytest.raises(DataFileNotFoundError, match=r"img_0\.xml \(image id 'img_0' of train\.txt\) does not exist") \
-            as info:
+    with pytest.raises(
+        DataFileNotFoundError, match=r"img_0\.xml \(image id 'img_0' of train\.txt\) does not exist"
+    ) as info:
         VOCDataset(root, split="train", classes=("cat", "dog"))
     assert isinstance(info.value, FileNotFoundError)
     root = data.voc(ids=("img_2", "img_3"))
@@ -391,11 +427,15 @@ def test_empty_voc_split_file_is_a_data_error(data, time_limit):
 
 
 # =============================================================================== samplers and loaders
-@pytest.mark.parametrize("sampler", [
-    lambda ds: AspectRatioGroupedSampler(ds, batch_size=2, rank=0, world_size=1),
-    lambda ds: DistributedTrainSampler(ds, rank=0, world_size=1),
-    lambda ds: InferenceSampler(ds, rank=0, world_size=1),
-], ids=["AspectRatioGrouped", "DistributedTrain", "Inference"])
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        lambda ds: AspectRatioGroupedSampler(ds, batch_size=2, rank=0, world_size=1),
+        lambda ds: DistributedTrainSampler(ds, rank=0, world_size=1),
+        lambda ds: InferenceSampler(ds, rank=0, world_size=1),
+    ],
+    ids=["AspectRatioGrouped", "DistributedTrain", "Inference"],
+)
 def test_sampler_refuses_an_empty_dataset(time_limit, sampler):
     with time_limit(20), pytest.raises(DataError, match=r"empty dataset \(_Empty\(ann_file=nothing\.json\)"):
         next(iter(sampler(_Empty())))
@@ -403,8 +443,12 @@ def test_sampler_refuses_an_empty_dataset(time_limit, sampler):
 
 @pytest.mark.parametrize("training", [True, False])
 def test_loader_refuses_an_empty_dataset(time_limit, training):
-    cfg = dict(batch_size=2, dataset=_Empty(), collate="det_collate",
-               sampler=dict(type="AspectRatioGroupedSampler" if training else "InferenceSampler"))
+    cfg = dict(
+        batch_size=2,
+        dataset=_Empty(),
+        collate="det_collate",
+        sampler=dict(type="AspectRatioGroupedSampler" if training else "InferenceSampler"),
+    )
     with time_limit(20), pytest.raises(DataError, match=r"has 0 samples"):
         next(iter(build_dataloader(cfg, training=training, rank=0, world_size=1)))
 
@@ -421,8 +465,13 @@ def _unreadable_set(data, bad, total=3):
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_training_on_unreadable_images_stops_with_a_data_error(data, time_limit, num_workers):
     ds = _unreadable_set(data, bad=3)
-    cfg = dict(batch_size=2, num_workers=num_workers, dataset=ds, collate="det_collate",
-               sampler=dict(type="AspectRatioGroupedSampler"))
+    cfg = dict(
+        batch_size=2,
+        num_workers=num_workers,
+        dataset=ds,
+        collate="det_collate",
+        sampler=dict(type="AspectRatioGroupedSampler"),
+    )
     with time_limit(60), pytest.raises(DataError) as info, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         next(iter(build_dataloader(cfg, training=True, rank=0, world_size=1)))
@@ -448,8 +497,11 @@ def test_skip_collate_keeps_the_none_contract_and_the_fraction_is_checked():
     batch = SkipCollate(det_collate)([None, None])
     assert batch["inputs"] == [] and batch["num_skipped"] == 2
     cfg = dict(batch_size=1, dataset=list(range(3)), max_skipped_fraction=1.5)
-    with pytest.raises(ConfigError, match=r"max_skipped_fraction = 1.5 \(float\) is not valid: expected a number "
-                                          r"in \[0, 1\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"max_skipped_fraction = 1.5 \(float\) is not valid: expected a number "
+        r"in \[0, 1\]",
+    ):
         build_dataloader(cfg, training=True, rank=0, world_size=1)
 
 
@@ -471,11 +523,13 @@ def test_unreadable_and_bomb_images_in_a_dataset(data):
 # =============================================================================== warnings
 def test_masks_raise_no_numpy_copy_deprecation_warning(data):
     import pycocotools.mask as mask_utils
+
     rle = mask_utils.encode(np.asfortranarray(np.pad(np.ones((10, 10), np.uint8), ((5, 25), (5, 35)))))
     rle["counts"] = rle["counts"].decode("ascii")
 
     def edit(content):
         content["annotations"][1].update(segmentation=rle, iscrowd=1)
+
     ds, _ = _coco(data, edit, with_masks=True, filter_empty=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # NumPy 2: "__array__ implementation doesn't accept a copy keyword"
@@ -486,17 +540,30 @@ def test_masks_raise_no_numpy_copy_deprecation_warning(data):
 
 # =============================================================================== end to end
 def _fruits_argv(work, ann_file, img_dir, *extra):
-    return ["configs/maskrcnn_r50_fpn_fruits.py", "--work-dir", work, "--cfg-options",
-            f"train_dataloader.dataset.ann_file={ann_file}", f"train_dataloader.dataset.img_dir={img_dir}",
-            f"val_dataloader.dataset.ann_file={ann_file}", f"val_dataloader.dataset.img_dir={img_dir}",
-            "train_dataloader.num_workers=0", "val_dataloader.num_workers=0", "train_cfg.max_iters=2",
-            "train_cfg.val_interval=2", "train_cfg.log_interval=1", "model.num_classes=2", *extra]
+    return [
+        "configs/maskrcnn_r50_fpn_fruits.py",
+        "--work-dir",
+        work,
+        "--cfg-options",
+        f"train_dataloader.dataset.ann_file={ann_file}",
+        f"train_dataloader.dataset.img_dir={img_dir}",
+        f"val_dataloader.dataset.ann_file={ann_file}",
+        f"val_dataloader.dataset.img_dir={img_dir}",
+        "train_dataloader.num_workers=0",
+        "val_dataloader.num_workers=0",
+        "train_cfg.max_iters=2",
+        "train_cfg.val_interval=2",
+        "train_cfg.log_interval=1",
+        "model.num_classes=2",
+        *extra,
+    ]
 
 
 def _train_det_error(argv, capsys, time_limit):
     """Run ``resdet train-det`` in-process; the ``DataError`` message (raised, or printed as one
     line with exit code 2 by the command's error handler)."""
     from resdet.cli import train_det
+
     with time_limit(300), warnings.catch_warnings(record=True):  # the skip warnings: asserted elsewhere
         try:
             rc = train_det.main(argv)
@@ -507,8 +574,9 @@ def _train_det_error(argv, capsys, time_limit):
     return err
 
 
-def test_train_det_on_a_json_without_annotations_stops_with_a_data_error(data, tmp_path, capsys, repo_root,
-                                                                         time_limit, monkeypatch):
+def test_train_det_on_a_json_without_annotations_stops_with_a_data_error(
+    data, tmp_path, capsys, repo_root, time_limit, monkeypatch
+):
     monkeypatch.chdir(repo_root)
     content = data.coco_data()
     content.pop("annotations")
@@ -519,13 +587,15 @@ def test_train_det_on_a_json_without_annotations_stops_with_a_data_error(data, t
     assert not os.path.exists(os.path.join(work, "final.pth"))
 
 
-def test_train_det_on_unreadable_images_stops_with_a_data_error(data, tmp_path, capsys, repo_root, time_limit,
-                                                                monkeypatch):
+def test_train_det_on_unreadable_images_stops_with_a_data_error(
+    data, tmp_path, capsys, repo_root, time_limit, monkeypatch
+):
     monkeypatch.chdir(repo_root)
     ds = _unreadable_set(data, bad=3)
     work = str(tmp_path / "work")
-    message = _train_det_error(_fruits_argv(work, ds.ann_file, ds.img_dir, "train_dataloader.dataset.strict=False"),
-                               capsys, time_limit)
+    message = _train_det_error(
+        _fruits_argv(work, ds.ann_file, ds.img_dir, "train_dataloader.dataset.strict=False"), capsys, time_limit
+    )
     assert "training stopped: 2 of the last 2 training samples could not be read" in message
     assert "0.png" in message or "1.png" in message or "2.png" in message
     assert not any(os.path.exists(os.path.join(work, f)) for f in ("final.pth", "best.pth", "iter_2.pth"))
@@ -536,8 +606,10 @@ def test_a_missing_relative_data_path_names_the_working_directory(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataFileNotFoundError) as info:
         CocoDataset("data/coco/ann.json", "data/coco/images")
-    assert str(info.value) == ("COCO annotation file data/coco/ann.json does not exist (relative paths are read "
-                               f"from the working directory, {tmp_path})")
+    assert str(info.value) == (
+        "COCO annotation file data/coco/ann.json does not exist (relative paths are read "
+        f"from the working directory, {tmp_path})"
+    )
     with pytest.raises(DataFileNotFoundError, match=f"from the working directory, {tmp_path}"):
         VOCDataset("voc", split="train", classes=("a",))
     with pytest.raises(DataFileNotFoundError) as absolute:  # an absolute path needs no such note

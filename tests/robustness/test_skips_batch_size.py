@@ -3,6 +3,7 @@ text named .png, a link to nowhere or to itself) is counted and replaced by anot
 the dataset, drawn from the skipped one's own seed, so a batch keeps its size -- a batch of
 one sample would make BatchNorm raise on 1 x 1 maps. The replacement depends on the stream
 position alone: workers, resume and runs with nothing skipped see the same batches."""
+
 import json
 import os
 
@@ -23,8 +24,9 @@ def _records(work):
 def test_unreadable_image_is_a_counted_skip_at_any_batch_size(tmp_path, capsys, bad, batch_size):
     work = tmp_path / "w"
     iters = 8 // batch_size  # one epoch of the 8 images: the bad one is drawn exactly once
-    rc, err, _ = run(capsys, "train-cls", tiny_cfg(tmp_path, batch_size=batch_size, iters=iters, bad=bad),
-                     "--work-dir", work)
+    rc, err, _ = run(
+        capsys, "train-cls", tiny_cfg(tmp_path, batch_size=batch_size, iters=iters, bad=bad), "--work-dir", work
+    )
     assert rc == 0 and "Traceback" not in err, err
     assert (work / "final.pth").exists()
     last = _records(str(work))[-1]
@@ -49,8 +51,13 @@ class _Numbers(torch.utils.data.Dataset):
 
 
 def _stream(bad=(), batch_size=2, start_iter=0, num_workers=0, count=6):
-    cfg = dict(batch_size=batch_size, num_workers=num_workers, dataset=_Numbers(bad=bad), collate="cls_collate",
-               max_skipped_fraction=None)
+    cfg = dict(
+        batch_size=batch_size,
+        num_workers=num_workers,
+        dataset=_Numbers(bad=bad),
+        collate="cls_collate",
+        max_skipped_fraction=None,
+    )
     loader = build_dataloader(cfg, training=True, seed=3, start_iter=start_iter, rank=0, world_size=1)
     out = []
     for batch, _ in zip(loader, range(count)):
@@ -66,7 +73,8 @@ def test_replacement_keeps_batch_size_and_exact_resume_and_changes_nothing_else(
     assert skipped[0][2] == 1 and first_label not in skipped[0][0]
     assert skipped[0][0][1] == clean[0][0][1] and skipped[0][1][1] == clean[0][1][1]  # its neighbour unchanged
     # every batch without the bad index is the clean stream's, random draws included
-    assert [b for b in skipped if first_label not in b[0] and b[2] == 0] == \
-        [c for c in clean if first_label not in c[0]]
+    assert [b for b in skipped if first_label not in b[0] and b[2] == 0] == [
+        c for c in clean if first_label not in c[0]
+    ]
     assert _stream(bad=(first_label,), num_workers=2) == skipped  # workers: the same stand-in
     assert _stream(bad=(first_label,), start_iter=2, count=4) == skipped[2:]  # resume: the same

@@ -8,6 +8,7 @@ with one line on stderr and exit code 2 saying what to pass instead.
   * ``print-config --cfg-options`` with a key no component takes (it used to be accepted);
   * ``--help`` examples that said ``python tools/X.py``, which a wheel user does not have.
 """
+
 import importlib
 import os
 import subprocess
@@ -32,9 +33,15 @@ def _one_error_line(err: str) -> str:
 
 
 def _cls_data(root):
-    return [f"train_dataloader.dataset.data_root={root}", f"val_dataloader.dataset.data_root={root}",
-            "train_dataloader.dataset.num_images=4", "val_dataloader.dataset.num_images=2",
-            "train_dataloader.num_workers=0", "val_dataloader.num_workers=0", "train_dataloader.batch_size=2"]
+    return [
+        f"train_dataloader.dataset.data_root={root}",
+        f"val_dataloader.dataset.data_root={root}",
+        "train_dataloader.dataset.num_images=4",
+        "val_dataloader.dataset.num_images=2",
+        "train_dataloader.num_workers=0",
+        "val_dataloader.num_workers=0",
+        "train_dataloader.batch_size=2",
+    ]
 
 
 # ---------------------------------------------------------------- eval without a checkpoint
@@ -58,8 +65,9 @@ def test_eval_without_checkpoint_names_the_trained_one_when_it_exists(tmp_path, 
 
 
 def test_random_weights_evaluates_on_purpose_and_excludes_a_checkpoint(tmp_path, capsys):
-    rc = eval_cli.main(["shapes_cls", "--random-weights", "--metric", "top1",
-                        "--cfg-options", *_cls_data(str(tmp_path / "d"))])
+    rc = eval_cli.main(
+        ["shapes_cls", "--random-weights", "--metric", "top1", "--cfg-options", *_cls_data(str(tmp_path / "d"))]
+    )
     assert rc == 0
     assert "top-1 error" in capsys.readouterr().out
     with pytest.raises(SystemExit) as stop:
@@ -84,34 +92,60 @@ def test_folder_as_checkpoint_names_the_files_inside(work_dir, capsys):
     assert rc == 2
     assert f"checkpoint {work_dir} is a folder, not a checkpoint file" in line
     assert "does not exist" not in line
-    ordered = [line.index(os.path.join(str(work_dir), name)) for name in
-               ("final.pth", "best_accuracy_top1_iter_20.pth", "iter_20.pth")]
+    ordered = [
+        line.index(os.path.join(str(work_dir), name))
+        for name in ("final.pth", "best_accuracy_top1_iter_20.pth", "iter_20.pth")
+    ]
     assert ordered == sorted(ordered)  # most likely first: final, best, the latest iteration
     assert "iter_10.pth" not in line and "config.py" not in line
 
 
 def test_folder_without_checkpoints_says_so(tmp_path):
     from resdet.utils.errors import CheckpointError
+
     with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file, and holds no checkpoint"):
         safe_load(str(tmp_path))
 
 
 # ---------------------------------------------------------------- a stale pretraining checkpoint
 def _stage_options(root):
-    return ["train_cfg.max_iters=1", "train_cfg.val_interval=100", "train_cfg.log_interval=1", "train_cfg.amp=None",
-            "param_scheduler.0.warmup_iters=1", *_cls_data(root)]
+    return [
+        "train_cfg.max_iters=1",
+        "train_cfg.val_interval=100",
+        "train_cfg.log_interval=1",
+        "train_cfg.amp=None",
+        "param_scheduler.0.warmup_iters=1",
+        *_cls_data(root),
+    ]
 
 
 def _detector_argv(tmp_path, ckpt, *extra):
     det = str(tmp_path / "det")
-    return ["shapes_frcnn", "--work-dir", str(tmp_path / "work"), "--cfg-options",
-            f"pretrain.checkpoint={ckpt}", f"model.init_cfg.checkpoint={ckpt}", "train_cfg.max_iters=1",
-            "train_cfg.val_interval=100", "param_scheduler.0.warmup_iters=1", "demo=None", "train_cfg.amp=None",
-            f"train_dataloader.dataset.data_root={det}", f"val_dataloader.dataset.data_root={det}",
-            "train_dataloader.dataset.num_images=2", "val_dataloader.dataset.num_images=1",
-            "train_dataloader.dataset.image_size=64", "val_dataloader.dataset.image_size=64",
-            "train_dataloader.num_workers=0", "val_dataloader.num_workers=0", "train_dataloader.batch_size=2",
-            "--pretrain-cfg-options", *_stage_options(str(tmp_path / "cls")), *extra]
+    return [
+        "shapes_frcnn",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--cfg-options",
+        f"pretrain.checkpoint={ckpt}",
+        f"model.init_cfg.checkpoint={ckpt}",
+        "train_cfg.max_iters=1",
+        "train_cfg.val_interval=100",
+        "param_scheduler.0.warmup_iters=1",
+        "demo=None",
+        "train_cfg.amp=None",
+        f"train_dataloader.dataset.data_root={det}",
+        f"val_dataloader.dataset.data_root={det}",
+        "train_dataloader.dataset.num_images=2",
+        "val_dataloader.dataset.num_images=1",
+        "train_dataloader.dataset.image_size=64",
+        "val_dataloader.dataset.image_size=64",
+        "train_dataloader.num_workers=0",
+        "val_dataloader.num_workers=0",
+        "train_dataloader.batch_size=2",
+        "--pretrain-cfg-options",
+        *_stage_options(str(tmp_path / "cls")),
+        *extra,
+    ]
 
 
 def _classifier_checkpoint(path, config_text):
@@ -124,6 +158,7 @@ def _stage_text(root, **changes):
     options = dict(o.split("=", 1) for o in _stage_options(root))
     options.update(changes)
     from resdet.utils.config import parse_option_value
+
     return load_config("shapes_cls", {k: parse_option_value(k, v) for k, v in options.items()}).pretty_text
 
 
@@ -140,6 +175,7 @@ def test_stale_pretraining_checkpoint_is_trained_again(tmp_path, capsys):
     assert recorded["train_cfg"]["max_iters"] == 1  # the new checkpoint records its own config
     # ... which the next run finds equal to the stage's config, so it is reused
     from resdet.utils.config import parse_option_value
+
     stage = {k: parse_option_value(k, v) for k, v in (o.split("=", 1) for o in _stage_options(str(tmp_path / "cls")))}
     cfg = load_config("shapes_frcnn", {"pretrain.checkpoint": str(ckpt)})
     cfg.pretrain.cfg_options = stage
@@ -150,8 +186,10 @@ def test_matching_pretraining_checkpoint_is_reused_with_a_log_line(tmp_path, cap
     ckpt = tmp_path / "stage" / "final.pth"
     ckpt.parent.mkdir()
     # only keys that cannot change the weights differ (logging interval, loader workers)
-    _classifier_checkpoint(ckpt, _stage_text(str(tmp_path / "cls"), **{"train_cfg.log_interval": "50",
-                                                                        "train_dataloader.num_workers": "2"}))
+    _classifier_checkpoint(
+        ckpt,
+        _stage_text(str(tmp_path / "cls"), **{"train_cfg.log_interval": "50", "train_dataloader.num_workers": "2"}),
+    )
     before = os.path.getmtime(ckpt)
     assert train_det.main(_detector_argv(tmp_path, ckpt)) == 0
     out = capsys.readouterr().out
@@ -181,8 +219,10 @@ def test_recorded_config_is_read_without_running_code():
 # ---------------------------------------------------------------- print-config checks keys
 PRINT_CASES = [
     ("model.roi_head.x=1", "FasterRCNN (the 'model' registry) has no argument 'roi_head' (did you mean 'roi_heads'?)"),
-    ("model.roi_heads.box_head.fcdim=3",
-     "FCBoxHead (the 'model' registry) has no argument 'fcdim' (did you mean 'fc_dim'?)"),
+    (
+        "model.roi_heads.box_head.fcdim=3",
+        "FCBoxHead (the 'model' registry) has no argument 'fcdim' (did you mean 'fc_dim'?)",
+    ),
     ("train_cfg.max_iter=3", "unknown train_cfg keys ['max_iter'] (did you mean 'max_iters'?)"),
     ("train_dataloader.batchsize=2", "unknown train_dataloader keys ['batchsize'] (did you mean 'batch_size'?)"),
     ("train_dataloader.dataset.num_image=3", "ShapesCocoDataset (the 'dataset' registry) has no argument 'num_image'"),
@@ -205,8 +245,18 @@ def test_print_config_no_check_prints_anyway(capsys):
     assert "roi_head=dict(x=1)" in capsys.readouterr().out.replace(" ", "")
 
 
-@pytest.mark.parametrize("name", ["shapes_frcnn", "frcnn_r50_fpn_coco", "maskrcnn_r50_fpn_fruits",
-                                  "frcnn_vgg16_voc0712", "loc_shapes", "resnet20_cifar10", "resnet34a_imagenet"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "shapes_frcnn",
+        "frcnn_r50_fpn_coco",
+        "maskrcnn_r50_fpn_fruits",
+        "frcnn_vgg16_voc0712",
+        "loc_shapes",
+        "resnet20_cifar10",
+        "resnet34a_imagenet",
+    ],
+)
 def test_shipped_configs_pass_the_check(name):
     print_config.check_config(load_config(name))  # detectors, masks, concatenated sets, classifiers
 

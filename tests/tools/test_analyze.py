@@ -1,5 +1,6 @@
 """`resdet analyze` end to end: a generated COCO ground truth + results pair, a VOC test set named
 by a config, and a checkpoint run on a config's COCO test set first."""
+
 import csv
 import json
 import os
@@ -19,27 +20,45 @@ def _pair(tmp_path):
     error on image 1, a perfect image 2, a poor box and a missed object on image 3, background, a
     miss and a class + box error (scoring 0.3) on image 4."""
     images, anns = [], []
-    boxes = {1: [(3, [4, 4, 20, 20]), (7, [36, 30, 22, 26])], 2: [(3, [8, 8, 24, 24]), (7, [40, 10, 18, 40])],
-             3: [(7, [5, 30, 25, 25]), (3, [40, 5, 20, 20])], 4: [(3, [10, 40, 16, 16]), (7, [38, 38, 20, 20])]}
+    boxes = {
+        1: [(3, [4, 4, 20, 20]), (7, [36, 30, 22, 26])],
+        2: [(3, [8, 8, 24, 24]), (7, [40, 10, 18, 40])],
+        3: [(7, [5, 30, 25, 25]), (3, [40, 5, 20, 20])],
+        4: [(3, [10, 40, 16, 16]), (7, [38, 38, 20, 20])],
+    }
     for image_id, objects in boxes.items():
         name = f"img{image_id}.png"
         img = np.full((64, 64, 3), 60 * image_id % 255, np.uint8)
         assert cv2.imwrite(str(tmp_path / name), img)
         images.append({"id": image_id, "file_name": name, "width": 64, "height": 64})
         for cat, box in objects:
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat, "bbox": box,
-                         "area": box[2] * box[3], "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "category_id": cat,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                }
+            )
     ann_file = tmp_path / "instances.json"
     ann_file.write_text(json.dumps({"images": images, "annotations": anns, "categories": CATS}))
 
     def det(image_id, cat, box, score):
         return {"image_id": image_id, "category_id": cat, "bbox": box, "score": score}
-    dets = [det(1, 3, [4, 4, 20, 20], 0.95), det(1, 3, [5, 5, 20, 20], 0.9),        # TP + duplicate
-            det(1, 3, [36, 30, 22, 26], 0.85),                                        # cat on the dog: cls
-            det(2, 3, [8, 8, 24, 24], 0.9), det(2, 7, [40, 10, 18, 40], 0.8),         # perfect
-            det(3, 7, [15, 38, 25, 25], 0.7),                                          # poor box: loc
-            det(4, 7, [0, 0, 6, 6], 0.6), det(4, 3, [10, 40, 16, 16], 0.55),          # background + TP
-            det(4, 3, [45, 45, 20, 20], 0.3)]                                         # both, under 0.5
+
+    dets = [
+        det(1, 3, [4, 4, 20, 20], 0.95),
+        det(1, 3, [5, 5, 20, 20], 0.9),  # TP + duplicate
+        det(1, 3, [36, 30, 22, 26], 0.85),  # cat on the dog: cls
+        det(2, 3, [8, 8, 24, 24], 0.9),
+        det(2, 7, [40, 10, 18, 40], 0.8),  # perfect
+        det(3, 7, [15, 38, 25, 25], 0.7),  # poor box: loc
+        det(4, 7, [0, 0, 6, 6], 0.6),
+        det(4, 3, [10, 40, 16, 16], 0.55),  # background + TP
+        det(4, 3, [45, 45, 20, 20], 0.3),
+    ]  # both, under 0.5
     results = tmp_path / "dets.json"
     results.write_text(json.dumps(dets))
     return str(ann_file), str(results)
@@ -61,20 +80,23 @@ def test_analyze_a_results_file_against_a_coco_json(tmp_path, capsys):
     with open(out / "confusion_matrix.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["ground truth \\ predicted", "cat", "dog", "background"]
-    assert rows[1:] == [["cat", "3", "0", "1"],          # 3 found, the one on image 3 missed
-                        ["dog", "1", "1", "2"],          # taken for a cat once; 2 missed (loc + image 4)
-                        ["background", "1", "2", "0"]]   # the duplicate cat; the loc and bkg dogs
+    assert rows[1:] == [
+        ["cat", "3", "0", "1"],  # 3 found, the one on image 3 missed
+        ["dog", "1", "1", "2"],  # taken for a cat once; 2 missed (loc + image 4)
+        ["background", "1", "2", "0"],
+    ]  # the duplicate cat; the loc and bkg dogs
     assert report["confusion"]["matrix"] == [[int(v) for v in r[1:]] for r in rows[1:]]
     assert [w["image_id"] for w in report["worst_images"]] == [1, 3, 4]
     for name in ("pr_curves.png", "confusion_matrix.png", "errors.png", "gallery.png"):
         assert open(out / name, "rb").read(4) == b"\x89PNG", name
     assert sorted(os.listdir(out / "gallery")) == ["01_1.png", "02_3.png", "03_4.png"]
     drawn = cv2.imread(str(out / "gallery" / "01_1.png"))
-    assert drawn.shape == (480, 480, 3) and (drawn != 60).any()     # small pictures enlarged to draw on
+    assert drawn.shape == (480, 480, 3) and (drawn != 60).any()  # small pictures enlarged to draw on
 
 
 def test_without_matplotlib_the_numbers_and_gallery_are_still_written(tmp_path, monkeypatch, capsys):
     import resdet.apis.analyze as api
+
     monkeypatch.setattr(api, "matplotlib_available", lambda: False)
     ann, results = _pair(tmp_path)
     out = tmp_path / "analysis"
@@ -96,12 +118,16 @@ def test_usage_errors_and_bad_inputs_are_one_line(tmp_path, capsys):
 
 def test_ground_truth_from_a_voc_config_maps_image_ids(repo_root, tmp_path):
     from resdet.apis.analyze import analyze_results, ground_truth_from_config
+
     root = os.path.join(repo_root, "tests", "fixtures", "bccd_voc")
-    options = {"val_dataloader.dataset.root": root}   # the config has no test_dataloader: val is used
+    options = {"val_dataloader.dataset.root": root}  # the config has no test_dataloader: val is used
     gt = ground_truth_from_config(os.path.join(repo_root, "configs", "frcnn_r50_c4_bccd.py"), options)
     stems = {v: k for k, v in gt.id_map.items()}
-    perfect = [{"image_id": stems[a["image_id"]], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
-               for a in gt.coco.dataset["annotations"] if not a["iscrowd"]]
+    perfect = [
+        {"image_id": stems[a["image_id"]], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
+        for a in gt.coco.dataset["annotations"]
+        if not a["iscrowd"]
+    ]
     results = tmp_path / "voc.json"
     results.write_text(json.dumps(perfect))
     report = analyze_results(gt, str(results), str(tmp_path / "out"), top_images=2)
@@ -114,15 +140,23 @@ def test_analyze_a_checkpoint_runs_it_on_the_test_set_first(repo_root, fruits_ro
     from resdet.registry import MODELS
     from resdet.utils.config import load_config
     from resdet.utils.io import atomic_save
+
     torch.set_num_threads(2)
     cfg = load_config("shapes_frcnn")
     cfg.model.num_classes = 3
-    cfg.test_dataloader = dict(batch_size=2, num_workers=0, sampler=dict(type="InferenceSampler"),
-                               collate="det_collate",
-                               dataset=dict(type="CocoDataset", ann_file=os.path.join(fruits_root, "annotations.json"),
-                                            img_dir=os.path.join(fruits_root, "images"), filter_empty=False,
-                                            pipeline=[dict(type="ResizeShortestEdge", short_edge_length=160,
-                                                           max_size=200)]))
+    cfg.test_dataloader = dict(
+        batch_size=2,
+        num_workers=0,
+        sampler=dict(type="InferenceSampler"),
+        collate="det_collate",
+        dataset=dict(
+            type="CocoDataset",
+            ann_file=os.path.join(fruits_root, "annotations.json"),
+            img_dir=os.path.join(fruits_root, "images"),
+            filter_empty=False,
+            pipeline=[dict(type="ResizeShortestEdge", short_edge_length=160, max_size=200)],
+        ),
+    )
     config = str(tmp_path / "fruits_frcnn.py")
     cfg.dump(config)
     torch.manual_seed(0)

@@ -1,5 +1,6 @@
 """The det and mask benchmarks run end to end on a tiny image (smoke test; the timings
 themselves are figures for the README, never asserted)."""
+
 import json
 
 import pytest
@@ -12,12 +13,30 @@ from resdet.utils.malloc import describe as describe_malloc
 def test_pair_benchmark_reports_agreeing_models_and_ratios(module, tmp_path, monkeypatch):
     from resdet.benchmarks import _pair
     from resdet.models.detectors import compile_for_training
+
     # --compile-train with one small part compiled: the whole R50-FPN graph takes minutes to compile
-    monkeypatch.setattr(_pair, "compile_for_training",
-                        lambda model: compile_for_training(model, ("roi_heads.box_head",)))
+    monkeypatch.setattr(
+        _pair, "compile_for_training", lambda model: compile_for_training(model, ("roi_heads.box_head",))
+    )
     out = tmp_path / "bench.json"
-    argv = ["--device", "cpu", "--iters", "1", "--warmup", "0", "--train-iters", "1",
-            "--height", "96", "--width", "128", "--threads", "1", "--json", str(out)]
+    argv = [
+        "--device",
+        "cpu",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--train-iters",
+        "1",
+        "--height",
+        "96",
+        "--width",
+        "128",
+        "--threads",
+        "1",
+        "--json",
+        str(out),
+    ]
     if module is det:
         argv += ["--bf16", "--efficiency", "--compile-train"]
     else:
@@ -57,4 +76,3 @@ def test_pair_benchmark_reports_agreeing_models_and_ratios(module, tmp_path, mon
         assert "peak_rss" not in res
         if our_dets:
             assert res["check_masks_iou_ge_0.99"] >= 0.5
-

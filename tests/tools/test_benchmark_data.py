@@ -1,6 +1,7 @@
 """``resdet benchmark data`` end to end at a tiny size, run as users run it (the installed
 command, from another folder): the JSON holds real measurements whose ratios agree with the
 raw figures (the figures themselves are for docs/data_at_scale.md, never asserted)."""
+
 import json
 import os
 import subprocess
@@ -15,8 +16,25 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 def test_benchmark_data_reports_builds_loader_memory_and_throughput(tmp_path):
     out, data_dir = tmp_path / "data.json", tmp_path / "sets"
     env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    argv = ["resdet", "benchmark", "data", "--images", "300", "--cls-images", "2000", "--workers", "2",
-            "--pass-fraction", "0.1", "--throughput-images", "4", "--data-dir", str(data_dir), "--json", str(out)]
+    argv = [
+        "resdet",
+        "benchmark",
+        "data",
+        "--images",
+        "300",
+        "--cls-images",
+        "2000",
+        "--workers",
+        "2",
+        "--pass-fraction",
+        "0.1",
+        "--throughput-images",
+        "4",
+        "--data-dir",
+        str(data_dir),
+        "--json",
+        str(out),
+    ]
     proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "index build (fresh process)" in proc.stdout and "resdet_mask_vs_torchvision_cpu" in proc.stdout
@@ -25,15 +43,26 @@ def test_benchmark_data_reports_builds_loader_memory_and_throughput(tmp_path):
     assert len(images["images"]) == 300 and [c["id"] for c in images["categories"]][-3:] == [88, 89, 90]
     assert 5.0 < len(images["annotations"]) / 300 < 10.0
     builds, summary = res["builds"], res["summary"]
-    assert set(builds) == {"json", "pycocotools", "torchvision", "resdet_det", "resdet_mask", "resdet_mask_again",
-                           "torchvision_cls", "resdet_cls"}
+    assert set(builds) == {
+        "json",
+        "pycocotools",
+        "torchvision",
+        "resdet_det",
+        "resdet_mask",
+        "resdet_mask_again",
+        "torchvision_cls",
+        "resdet_cls",
+    }
     for name, row in builds.items():
         assert row["cpu_s"] > 0 and row["wall_s"] > 0 and row["peak_mb"] >= row["base_mb"] > 50, name
     assert builds["torchvision"]["items"] == 300 and builds["torchvision_cls"]["items"] == 2000
     assert 290 <= builds["resdet_mask"]["items"] <= 300  # images without annotations are filtered
     assert builds["resdet_cls"]["items"] == 2000
-    for ours, peer in (("resdet_mask", "torchvision"), ("resdet_det", "torchvision"),
-                       ("resdet_cls", "torchvision_cls")):
+    for ours, peer in (
+        ("resdet_mask", "torchvision"),
+        ("resdet_det", "torchvision"),
+        ("resdet_cls", "torchvision_cls"),
+    ):
         assert summary[f"{ours}_vs_{peer}_cpu"] == pytest.approx(builds[ours]["cpu_s"] / builds[peer]["cpu_s"])
         assert summary[f"{ours}_vs_{peer}_peak"] == pytest.approx(builds[ours]["peak_mb"] / builds[peer]["peak_mb"])
     for name, dataset_images in (("resdet_mask", builds["resdet_mask"]["items"]), ("resdet_cls", 2000)):
@@ -52,5 +81,6 @@ def test_benchmark_data_reports_builds_loader_memory_and_throughput(tmp_path):
     for name in ("resdet", "torchvision"):
         assert through[name]["images"] == 4
         assert through[name]["images_per_s"] == pytest.approx(4 / through[name]["cpu_s"])
-    assert summary["throughput_ratio"] == pytest.approx(through["resdet"]["images_per_s"]
-                                                        / through["torchvision"]["images_per_s"])
+    assert summary["throughput_ratio"] == pytest.approx(
+        through["resdet"]["images_per_s"] / through["torchvision"]["images_per_s"]
+    )

@@ -1,4 +1,5 @@
 """tools/analysis/complexity.py and resdet.models.utils.complexity against Tables 1 and 6."""
+
 import importlib.util
 import json
 import os
@@ -13,8 +14,15 @@ from resdet.models.utils.complexity import get_model_complexity
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, "tools", "analysis", "complexity.py")
-TABLE1_MACS = {"resnet18": 1.8e9, "resnet34": 3.6e9, "resnet50": 3.8e9, "resnet101": 7.6e9,
-               "resnet152": 11.3e9, "vgg16": 15.3e9, "vgg19": 19.6e9}
+TABLE1_MACS = {
+    "resnet18": 1.8e9,
+    "resnet34": 3.6e9,
+    "resnet50": 3.8e9,
+    "resnet101": 7.6e9,
+    "resnet152": 11.3e9,
+    "vgg16": 15.3e9,
+    "vgg19": 19.6e9,
+}
 TABLE6_PARAMS = {20: 0.27e6, 32: 0.46e6, 44: 0.66e6, 56: 0.85e6, 110: 1.7e6, 1202: 19.4e6}
 
 
@@ -35,8 +43,9 @@ def test_table1_multiply_adds_at_224(name):
 def test_exact_resnet50_counts_and_v15_layout():
     msra = get_model_complexity(init_model("resnet50", device="meta"))
     assert msra["params"] == 25_557_032 and msra["flops"] == 3_857_973_248
-    v15 = get_model_complexity(init_model("resnet50", device="meta",
-                                          cfg_options={"model.backbone.stride_in_1x1": False}))
+    v15 = get_model_complexity(
+        init_model("resnet50", device="meta", cfg_options={"model.backbone.stride_in_1x1": False})
+    )
     assert v15["params"] == msra["params"]
     assert 4.05e9 < v15["flops"] < 4.15e9  # the paper's remark: about 4.1 x 10^9 in the v1.5 layout
 
@@ -48,8 +57,11 @@ def test_counter_scales_with_input_and_counts_real_ops():
     fc = 512 * 1000
     assert large["flops"] - fc == 4 * (small["flops"] - fc)
     cpu = init_model("resnet20_cifar")  # a real run on CPU counts the same as the meta run
-    assert get_model_complexity(cpu, (3, 32, 32), device="cpu")["flops"] == \
-        get_model_complexity(cpu, (3, 32, 32))["flops"] == 40_551_040
+    assert (
+        get_model_complexity(cpu, (3, 32, 32), device="cpu")["flops"]
+        == get_model_complexity(cpu, (3, 32, 32))["flops"]
+        == 40_551_040
+    )
     assert cpu.backbone.conv1.weight.device.type == "cpu"
 
 
@@ -62,8 +74,13 @@ def test_table6_params(depth, capsys):
 
 
 def test_cli_json_subprocess_and_text_output(capsys):
-    out = subprocess.run([sys.executable, TOOL, "vgg16", "--json", "--shape", "224", "224"],
-                         capture_output=True, text=True, check=True, cwd="/")
+    out = subprocess.run(
+        [sys.executable, TOOL, "vgg16", "--json", "--shape", "224", "224"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    )
     result = json.loads(out.stdout)
     assert result["params"] == 138_357_544 and abs(result["flops"] / 15.3e9 - 1) < 0.025
     assert load_tool().main(["plain34", "--shape", "224", "224"]) == 0

@@ -52,13 +52,14 @@ def _grey_image(path, h=96, w=128):
 
 def test_demo_keeps_the_input_format_and_writes_a_single_file(tmp_path, capsys):
     from resdet.cli.demo import main
+
     ckpt = _tiny_detector_checkpoint(tmp_path)
     png = _grey_image(tmp_path / "shape.png")
     jpg = _grey_image(tmp_path / "photo.jpg")
     out = tmp_path / "out"
     args = ["configs/shapes_frcnn.py", ckpt, "--score-thr", "0.0"]
     assert main([*args[:2], png, jpg, "--out", str(out), *args[2:]]) == 0
-    assert sorted(os.listdir(out)) == ["photo.jpg", "shape.png"]            # each keeps its format
+    assert sorted(os.listdir(out)) == ["photo.jpg", "shape.png"]  # each keeps its format
     assert open(out / "shape.png", "rb").read(4) == b"\x89PNG"
     assert open(out / "photo.jpg", "rb").read(2) == b"\xff\xd8"
     drawn, src = cv2.imread(str(out / "shape.png")), cv2.imread(png)
@@ -82,30 +83,41 @@ def test_demo_keeps_the_input_format_and_writes_a_single_file(tmp_path, capsys):
 
 def test_draw_detections_boxes_and_masks():
     from resdet.visualization import draw_detections
+
     img = np.zeros((50, 60, 3), dtype=np.uint8)
     masks = np.zeros((2, 50, 60), dtype=np.uint8)
     masks[0, 10:20, 10:20] = 1
-    out = draw_detections(img, np.array([[5, 5, 30, 30], [35, 10, 55, 40]]), np.array([0, 1]),
-                          np.array([0.9, 0.2]), masks=masks, class_names=["x", "y"], score_thr=0.5)
+    out = draw_detections(
+        img,
+        np.array([[5, 5, 30, 30], [35, 10, 55, 40]]),
+        np.array([0, 1]),
+        np.array([0.9, 0.2]),
+        masks=masks,
+        class_names=["x", "y"],
+        score_thr=0.5,
+    )
     assert out.shape == img.shape and img.sum() == 0  # a copy is drawn on
-    assert out[15, 15].sum() > 0                      # translucent mask of the kept detection
-    assert out[25, 45].sum() == 0                     # the low-score detection is not drawn
+    assert out[15, 15].sum() > 0  # translucent mask of the kept detection
+    assert out[25, 45].sum() == 0  # the low-score detection is not drawn
 
 
 def test_pictures_are_written_atomically_and_bad_extensions_are_named(tmp_path):
     from resdet.utils.io import atomic_save_figure
     from resdet.visualization import save_image
+
     image = np.zeros((8, 10, 3), np.uint8)
-    image[..., 0] = 255                                      # pure red, RGB
+    image[..., 0] = 255  # pure red, RGB
     save_image(image, str(tmp_path / "sub" / "red.png"))
     back = cv2.imread(str(tmp_path / "sub" / "red.png"))
-    assert back.shape == (8, 10, 3) and back[0, 0].tolist() == [0, 0, 255]   # BGR on disk
+    assert back.shape == (8, 10, 3) and back[0, 0].tolist() == [0, 0, 255]  # BGR on disk
     with pytest.raises(OSError, match="bad.xyz"):
         save_image(image, str(tmp_path / "bad.xyz"))
-    assert sorted(os.listdir(tmp_path)) == ["sub"]          # no temporary or partial files left
+    assert sorted(os.listdir(tmp_path)) == ["sub"]  # no temporary or partial files left
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     atomic_save_figure(fig, str(tmp_path / "curve.png"))

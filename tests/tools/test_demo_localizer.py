@@ -1,4 +1,5 @@
 """tools/demo.py on a localization model: every top-k class guess is drawn with its box."""
+
 import importlib.util
 import os
 import re
@@ -26,8 +27,9 @@ def _tiny_loc_config(repo_root, tmp_path) -> str:
     """configs/loc_shapes.py with a CIFAR ResNet-8 classifier and a narrow RPN conv, dumped to tmp_path."""
     cfg = load_config(os.path.join(repo_root, "configs", "loc_shapes.py"))
     cfg.model.classifier = dict(type="ImageClassifier", num_classes=5, backbone=dict(type="CifarResNet", depth=8))
-    cfg.merge_from_dict({"model.cls_input_size": 32,
-                         "model.rpn.head.conv_channels": 32})  # init_cfg stays: the demo never reads it
+    cfg.merge_from_dict(
+        {"model.cls_input_size": 32, "model.rpn.head.conv_channels": 32}
+    )  # init_cfg stays: the demo never reads it
     path = str(tmp_path / "loc_tiny.py")
     cfg.dump(path)
     return path
@@ -62,10 +64,10 @@ def test_demo_draws_the_top5_guesses_of_a_localizer(repo_root, tmp_path, capsys)
         assert ": 5 drawn:" in line and len(guesses) == 5
         names = [g[0] for g in guesses]
         scores = [float(g[1]) for g in guesses]
-        assert sorted(names) == sorted(CLASSES)         # five distinct class guesses
+        assert sorted(names) == sorted(CLASSES)  # five distinct class guesses
         assert scores == sorted(scores, reverse=True) and max(scores) < 0.5  # all under --score-thr
         changed = np.abs(drawn.astype(int) - src.astype(int)).max(axis=2) > 40
-        assert 0.02 < changed.mean() < 0.9              # boxes and labels drawn, not a repaint
+        assert 0.02 < changed.mean() < 0.9  # boxes and labels drawn, not a repaint
         # the top-1 guess's box outline is drawn in its class colour (RGB palette, BGR file)
         x1, y1, x2, y2 = (int(v) for v in guesses[0][2].split(","))
         colour = palette[CLASSES.index(names[0])][::-1].astype(int)
@@ -82,8 +84,8 @@ def test_top_k_draws_the_best_k_whatever_the_threshold_with_distinct_colours():
     palette = color_palette(5)
     out = draw_detections(img, boxes, labels, scores, score_thr=0.5, top_k=3, thickness=1, font_scale=0.3)
     drawn = out[38, [20 + 40 * i for i in range(5)]].astype(int)  # bottom edge of each box (anti-aliased)
-    for i in (1, 3, 0):                                             # the 3 best: its own colour
+    for i in (1, 3, 0):  # the 3 best: its own colour
         assert np.abs(drawn[i] - palette[i]).max() < 40 and drawn[i].sum() > 200
-    assert not drawn[2].any() and not drawn[4].any()                # 4th and 5th best not drawn
+    assert not drawn[2].any() and not drawn[4].any()  # 4th and 5th best not drawn
     assert len({tuple(palette[i]) for i in range(5)}) == 5
     assert not draw_detections(img, boxes, labels, scores, score_thr=0.5).any()  # threshold alone: nothing

@@ -1,5 +1,6 @@
 """Every detection config builds and trains 2 iterations on tiny real inputs (64 px images,
 ResNet-18 in place of deeper ResNets, few RoIs) with its own pipeline, sampler and model layout."""
+
 import os
 
 import pytest
@@ -8,9 +9,18 @@ import torch
 from resdet.engine import Trainer
 from resdet.utils.config import load_config
 
-CONFIGS = ["frcnn_r101_coco", "frcnn_vgg16_coco", "frcnn_r101_voc0712", "frcnn_vgg16_voc0712",
-           "frcnn_r50_fpn_coco", "frcnn_r50_c4_bccd", "frcnn_r50_c4_bccd_imagenet", "shapes_frcnn",
-           "maskrcnn_r101_c4_coco", "maskrcnn_r50_fpn_coco"]
+CONFIGS = [
+    "frcnn_r101_coco",
+    "frcnn_vgg16_coco",
+    "frcnn_r101_voc0712",
+    "frcnn_vgg16_voc0712",
+    "frcnn_r50_fpn_coco",
+    "frcnn_r50_c4_bccd",
+    "frcnn_r50_c4_bccd_imagenet",
+    "shapes_frcnn",
+    "maskrcnn_r101_c4_coco",
+    "maskrcnn_r50_fpn_coco",
+]
 BCCD = ("RBC", "WBC", "Platelets")
 
 
@@ -49,8 +59,10 @@ def _tiny_dataset(ds, fixtures):
         return ds
     ds["pipeline"] = _tiny_pipeline(ds["pipeline"])
     if ds["type"] == "CocoDataset":
-        ds.update(ann_file=os.path.join(fixtures["fruits"], "annotations.json"),
-                  img_dir=os.path.join(fixtures["fruits"], "images"))
+        ds.update(
+            ann_file=os.path.join(fixtures["fruits"], "annotations.json"),
+            img_dir=os.path.join(fixtures["fruits"], "images"),
+        )
     elif ds["type"] == "VOCDataset":  # its val split holds a zero-area box: a warning
         ds.update(root=fixtures["bccd"], split="val", classes=BCCD)
     return ds

@@ -1,6 +1,7 @@
 """``resdet complexity`` of whole detectors and localizers: per-part counts that add up to the
 totals, the RoI heads at exactly the configured number of proposals, and the backbone against
 the paper's ResNet-50 figure."""
+
 import glob
 import json
 import os
@@ -10,8 +11,11 @@ import pytest
 from resdet.cli import main as cli_main
 from resdet.utils.config import CONFIG_DIR, load_config
 
-DETECTOR_CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(CONFIG_DIR, "*.py"))
-                          if load_config(p).model.type in ("FasterRCNN", "MaskRCNN", "Localizer"))
+DETECTOR_CONFIGS = sorted(
+    os.path.basename(p)[:-3]
+    for p in glob.glob(os.path.join(CONFIG_DIR, "*.py"))
+    if load_config(p).model.type in ("FasterRCNN", "MaskRCNN", "Localizer")
+)
 CLASSIFIER_CONFIGS = ["resnet50_imagenet", "resnet56_cifar10", "shapes_cls"]  # the per-model path
 
 
@@ -21,8 +25,9 @@ def run(capsys, *argv) -> dict:
 
 
 def test_every_detector_config_is_found():
-    assert {"frcnn_r50_fpn_tv", "maskrcnn_r101_c4_coco", "frcnn_vgg16_coco", "loc_r101_imagenet"} \
-        <= set(DETECTOR_CONFIGS)
+    assert {"frcnn_r50_fpn_tv", "maskrcnn_r101_c4_coco", "frcnn_vgg16_coco", "loc_r101_imagenet"} <= set(
+        DETECTOR_CONFIGS
+    )
 
 
 @pytest.mark.parametrize("name", DETECTOR_CONFIGS)
@@ -60,8 +65,16 @@ def test_roi_heads_at_the_configured_proposals(capsys):
     assert default["roi_heads"]["flops"] == 1000 * per_roi
     per_det = 14 * 14 * (4 * 256 * 256 * 9 + 256 * 256 * 4) + 28 * 28 * 256 * 80
     assert default["mask_head"]["flops"] == 100 * per_det
-    fewer = run(capsys, "maskrcnn_r50_fpn_tv", "--size", "64", "64", "--cfg-options",
-                "model.rpn.post_nms_top_n_test=300", "model.roi_heads.detections_per_img=50")
+    fewer = run(
+        capsys,
+        "maskrcnn_r50_fpn_tv",
+        "--size",
+        "64",
+        "64",
+        "--cfg-options",
+        "model.rpn.post_nms_top_n_test=300",
+        "model.roi_heads.detections_per_img=50",
+    )
     parts = {p["part"]: p for p in fewer["parts"]}
     assert parts["roi_heads"]["flops"] == 300 * per_roi and parts["mask_head"]["flops"] == 50 * per_det
     assert parts["backbone"] == default["backbone"] and fewer["rois"] == 300

@@ -1,4 +1,5 @@
 """tools/eval.py in results-file mode (COCO fixture, BCCD VOC photos) and its error messages."""
+
 import importlib.util
 import json
 import os
@@ -43,12 +44,27 @@ def test_coco_fixture_bbox_and_segm(eval_tool, coco_dir, tmp_path, capsys, backe
     gt = os.path.join(coco_dir, "instances_val2014_100.json")
     for iou_type, metric in (("bbox", "mAP@[.5:.95]"), ("segm", "segm-mAP@[.5:.95]")):
         out_json = tmp_path / f"{iou_type}.json"
-        rc, out, _ = _run(eval_tool, ["--ann", gt, "--results",
-                                      os.path.join(coco_dir, f"instances_val2014_fake{iou_type}100_results.json"),
-                                      "--metric", metric, "--json", str(out_json), "--backend", backend], capsys)
+        rc, out, _ = _run(
+            eval_tool,
+            [
+                "--ann",
+                gt,
+                "--results",
+                os.path.join(coco_dir, f"instances_val2014_fake{iou_type}100_results.json"),
+                "--metric",
+                metric,
+                "--json",
+                str(out_json),
+                "--backend",
+                backend,
+            ],
+            capsys,
+        )
         assert rc == 0
-        assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = " \
-               f"{expected[iou_type][0]:.3f}" in out
+        assert (
+            "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = "
+            f"{expected[iou_type][0]:.3f}" in out
+        )
         numbers = json.loads(out_json.read_text())
         got = [numbers[f"{iou_type}_{k}"] for k in expected["keys"]]
         np.testing.assert_allclose(got, expected[iou_type], atol=1e-6)
@@ -62,10 +78,19 @@ def _voc_results(gt, rng, jitter=0.0, drop=0.0):
             if rng.random() < drop:
                 continue
             box = box + rng.normal(0, jitter, 4) if jitter else box
-            results.append(dict(image_id=stem, category_id=gt.class_names[label],
-                                bbox=[float(box[0]), float(box[1]), max(float(box[2] - box[0]), 0.0),
-                                      max(float(box[3] - box[1]), 0.0)],
-                                score=float(rng.random())))
+            results.append(
+                dict(
+                    image_id=stem,
+                    category_id=gt.class_names[label],
+                    bbox=[
+                        float(box[0]),
+                        float(box[1]),
+                        max(float(box[2] - box[0]), 0.0),
+                        max(float(box[3] - box[1]), 0.0),
+                    ],
+                    score=float(rng.random()),
+                )
+            )
     return results
 
 
@@ -76,8 +101,22 @@ def _check_voc_results(eval_tool, voc_root, tmp_path, capsys, num_images, num_gt
     perfect = tmp_path / "perfect.json"
     perfect.write_text(json.dumps(_voc_results(gt, rng)))
     out_json = tmp_path / "m.json"
-    rc, out, _ = _run(eval_tool, ["--ann", voc_root, "--split", "val", "--results", str(perfect),
-                                  "--metric", "mAP@0.5", "--json", str(out_json)], capsys)
+    rc, out, _ = _run(
+        eval_tool,
+        [
+            "--ann",
+            voc_root,
+            "--split",
+            "val",
+            "--results",
+            str(perfect),
+            "--metric",
+            "mAP@0.5",
+            "--json",
+            str(out_json),
+        ],
+        capsys,
+    )
     assert rc == 0 and "mAP@0.50 = 100.00" in out
     numbers = json.loads(out_json.read_text())
     assert [numbers[f"voc_AP50/{c}"] for c in gt.class_names] == [1.0, 1.0, 1.0]
@@ -87,8 +126,24 @@ def _check_voc_results(eval_tool, voc_root, tmp_path, capsys, num_images, num_gt
     kept = _voc_results(gt, rng, jitter=4.0, drop=0.2)
     perturbed.write_text(json.dumps(kept))
     for method in ("area", "11point"):
-        rc, out, _ = _run(eval_tool, ["--ann", voc_root, "--split", "val", "--results", str(perturbed),
-                                      "--metric", "mAP@0.5", "--voc-ap", method, "--json", str(out_json)], capsys)
+        rc, out, _ = _run(
+            eval_tool,
+            [
+                "--ann",
+                voc_root,
+                "--split",
+                "val",
+                "--results",
+                str(perturbed),
+                "--metric",
+                "mAP@0.5",
+                "--voc-ap",
+                method,
+                "--json",
+                str(out_json),
+            ],
+            capsys,
+        )
         assert rc == 0
         numbers = json.loads(out_json.read_text())
         for c, count in zip(gt.class_names, num_gts):
@@ -105,8 +160,9 @@ def test_voc_results_perfect_and_perturbed(eval_tool, voc_root, tmp_path, capsys
 
 def test_voc_results_on_the_full_bccd_val(eval_tool, shared_data, tmp_path, capsys):
     """Optional larger check: all 87 BCCD val photos."""
-    _check_voc_results(eval_tool, os.path.join(shared_data, "bccd_voc"), tmp_path, capsys,
-                       num_images=87, num_gts=[83, 968, 87])
+    _check_voc_results(
+        eval_tool, os.path.join(shared_data, "bccd_voc"), tmp_path, capsys, num_images=87, num_gts=[83, 968, 87]
+    )
 
 
 def _bad(tmp_path, name, content):
@@ -148,8 +204,9 @@ def test_bad_inputs_give_clear_messages(eval_tool, coco_dir, voc_root, tmp_path,
 
     rc, _, err = _run(eval_tool, ["--ann", voc_root, "--results", ok_results, "--metric", "mAP@0.5"], capsys)
     assert rc == 2 and "ImageSets/Main/test.txt" in err and "['train', 'trainval', 'val']" in err
-    rc, _, err = _run(eval_tool, ["--ann", voc_root, "--split", "val", "--results", ok_results,
-                                  "--metric", "mAP@0.5"], capsys)
+    rc, _, err = _run(
+        eval_tool, ["--ann", voc_root, "--split", "val", "--results", ok_results, "--metric", "mAP@0.5"], capsys
+    )
     assert rc == 2 and "image_id(s) not in the ground truth" in err
 
     with pytest.raises(SystemExit):  # argparse: --out has no meaning for a results file
@@ -163,13 +220,29 @@ def test_empty_results_are_all_zero_with_warning(eval_tool, coco_dir, tmp_path, 
     out_json = tmp_path / "m.json"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rc, out, _ = _run(eval_tool, ["--ann", gt, "--results", empty, "--metric", "mAP@[.5:.95]",
-                                      "--json", str(out_json), "--backend", "pycocotools"], capsys)
+        rc, out, _ = _run(
+            eval_tool,
+            [
+                "--ann",
+                gt,
+                "--results",
+                empty,
+                "--metric",
+                "mAP@[.5:.95]",
+                "--json",
+                str(out_json),
+                "--backend",
+                "pycocotools",
+            ],
+            capsys,
+        )
     assert rc == 0
     assert any("holds no detections" in str(w.message) for w in caught)
     numbers = json.loads(out_json.read_text())
-    assert all(numbers[f"bbox_{k}"] == 0.0 for k in ("AP", "AP50", "AP75", "APs", "APm", "APl",
-                                                     "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"))
+    assert all(
+        numbers[f"bbox_{k}"] == 0.0
+        for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+    )
 
 
 # ----------------------------------------------------------------------------- model mode
@@ -187,21 +260,27 @@ def test_model_mode_classifier_top1_top5(eval_tool, tmp_path, capsys):
     from resdet.utils.config import load_config
     from resdet.utils.io import atomic_save
 
-    cfg_path = _write_config(tmp_path, f"""
+    cfg_path = _write_config(
+        tmp_path,
+        f"""
 model = dict(type='ImageClassifier', num_classes=5, mean=(128., 128., 128.), std=(64., 64., 64.),
              backbone=dict(type='CifarResNet', depth=8, shortcut='A'), head=dict(type='LinearClsHead'))
 val_dataloader = dict(batch_size=8, num_workers=0, collate='cls_collate',  # no test_dataloader: falls back
-                      dataset=dict(type='ShapesClsDataset', data_root={str(tmp_path / 'shapes')!r},
+                      dataset=dict(type='ShapesClsDataset', data_root={str(tmp_path / "shapes")!r},
                                    split='val', num_images=20, image_size=32))
 val_evaluator = dict(type='TopKError', topk=(1, 5))
-""")
+""",
+    )
     torch.manual_seed(0)
     model = init_model(cfg_path)
     ckpt = str(tmp_path / "model.pth")
     atomic_save({"model": model.state_dict()}, ckpt)
     out_json = tmp_path / "m.json"
-    rc, out, err = _run(eval_tool, [cfg_path, ckpt, "--metric", "top1", "--metric", "top5",
-                                    "--json", str(out_json), "--device", "cpu"], capsys)
+    rc, out, err = _run(
+        eval_tool,
+        [cfg_path, ckpt, "--metric", "top1", "--metric", "top5", "--json", str(out_json), "--device", "cpu"],
+        capsys,
+    )
     assert rc == 0, err
     numbers = json.loads(out_json.read_text())
     # the same numbers computed by hand from the model's logits
@@ -231,8 +310,10 @@ def test_model_mode_detector_out_file_round_trip(eval_tool, tmp_path, capsys, mo
     from resdet.utils.io import atomic_save
 
     data_root = str(tmp_path / "shapes_det")
-    cfg_path = _write_config(tmp_path, f"""
-_base_ = [{os.path.join(REPO_ROOT, 'configs', '_base_', 'models', 'frcnn_r50_fpn.py')!r}]
+    cfg_path = _write_config(
+        tmp_path,
+        f"""
+_base_ = [{os.path.join(REPO_ROOT, "configs", "_base_", "models", "frcnn_r50_fpn.py")!r}]
 model = dict(preprocessor=dict(min_size=64, max_size=64),
              backbone=dict(depth=18, norm='BN', frozen_stages=-1),
              neck=dict(in_channels=(64, 128, 256, 512), out_channels=32),
@@ -242,19 +323,37 @@ model = dict(preprocessor=dict(min_size=64, max_size=64),
 test_dataloader = dict(batch_size=2, num_workers=0, collate='det_collate',
                        dataset=dict(type='ShapesCocoDataset', data_root={data_root!r}, split='val',
                                     num_images=3, image_size=64, filter_empty=False))
-""")
+""",
+    )
     torch.manual_seed(0)
     model = init_model(cfg_path)
     ckpt = str(tmp_path / "det.pth")
     atomic_save({"model": model.state_dict()}, ckpt)
     from resdet.apis import evaluate
     from resdet.models.detectors import is_inference_optimized
+
     ran = []
     real = evaluate.run_inference
     monkeypatch.setattr(evaluate, "run_inference", lambda model, *a, **kw: ran.append(model) or real(model, *a, **kw))
     out_file, out_json = tmp_path / "dets.json", tmp_path / "m.json"
-    rc, out, err = _run(eval_tool, [cfg_path, ckpt, "--metric", "mAP@[.5:.95]", "--out", str(out_file),
-                                    "--json", str(out_json), "--device", "cpu", "--backend", "pycocotools"], capsys)
+    rc, out, err = _run(
+        eval_tool,
+        [
+            cfg_path,
+            ckpt,
+            "--metric",
+            "mAP@[.5:.95]",
+            "--out",
+            str(out_file),
+            "--json",
+            str(out_json),
+            "--device",
+            "cpu",
+            "--backend",
+            "pycocotools",
+        ],
+        capsys,
+    )
     assert rc == 0, err
     # resdet eval runs the fast path: BN (plain, here) folded, channels_last
     assert len(ran) == 1 and is_inference_optimized(ran[0]) and ran[0].channels_last
@@ -266,8 +365,22 @@ test_dataloader = dict(batch_size=2, num_workers=0, collate='det_collate',
     assert len(dets) == 3 * 10 and {d["image_id"] for d in dets} == {im["id"] for im in gt["images"]}
     assert {d["category_id"] for d in dets} <= {c["id"] for c in gt["categories"]}
     # scoring the written file gives the model-mode numbers
-    rc, _, err = _run(eval_tool, ["--ann", ann_file, "--results", str(out_file), "--metric", "mAP@[.5:.95]",
-                                  "--json", str(out_json), "--backend", "pycocotools"], capsys)
+    rc, _, err = _run(
+        eval_tool,
+        [
+            "--ann",
+            ann_file,
+            "--results",
+            str(out_file),
+            "--metric",
+            "mAP@[.5:.95]",
+            "--json",
+            str(out_json),
+            "--backend",
+            "pycocotools",
+        ],
+        capsys,
+    )
     assert rc == 0, err
     file_numbers = json.loads(out_json.read_text())
     for key in ("bbox_AP", "bbox_AP50", "bbox_AR100"):
@@ -285,29 +398,33 @@ def test_model_mode_classifier_ten_crop(eval_tool, tmp_path, capsys):
     from resdet.utils.config import load_config
     from resdet.utils.io import atomic_save
 
-    cfg_path = _write_config(tmp_path, f"""
+    cfg_path = _write_config(
+        tmp_path,
+        f"""
 model = dict(type='ImageClassifier', num_classes=5, mean=(128., 128., 128.), std=(64., 64., 64.),
              backbone=dict(type='CifarResNet', depth=8, shortcut='A'), head=dict(type='LinearClsHead'))
 val_dataloader = dict(batch_size=8, num_workers=0, collate='cls_collate',
-                      dataset=dict(type='ShapesClsDataset', data_root={str(tmp_path / 'shapes')!r},
+                      dataset=dict(type='ShapesClsDataset', data_root={str(tmp_path / "shapes")!r},
                                    split='val', num_images=12, image_size=32))
 val_evaluator = dict(type='TopKError', topk=(1, 5))
 test_mode = dict(type='TenCropClassifier', crop_size=24)
-""")
+""",
+    )
     torch.manual_seed(0)
     model = init_model(cfg_path)
     ckpt = str(tmp_path / "model.pth")
     atomic_save({"model": model.state_dict()}, ckpt)
     out_json = tmp_path / "m.json"
-    rc, _, err = _run(eval_tool, [cfg_path, ckpt, "--metric", "top1", "--json", str(out_json),
-                                  "--device", "cpu"], capsys)
+    rc, _, err = _run(
+        eval_tool, [cfg_path, ckpt, "--metric", "top1", "--json", str(out_json), "--device", "cpu"], capsys
+    )
     assert rc == 0, err
     numbers = json.loads(out_json.read_text())
     loader = build_dataloader(dict(load_config(cfg_path).val_dataloader), training=False)
     wrong = 0
     with torch.no_grad():
         for batch in loader:
-            views = ten_crop_views(batch["inputs"], 24, True)          # N x 10 x 3 x 24 x 24
+            views = ten_crop_views(batch["inputs"], 24, True)  # N x 10 x 3 x 24 x 24
             n = views.shape[0]
             probs = model(views.flatten(0, 1)).softmax(-1).view(n, 10, -1).mean(1)
             wrong += (probs.argmax(1) != batch["targets"]["labels"]).sum().item()

@@ -1,6 +1,7 @@
 """Mask R-CNN end to end on real photos: the fruits config (COCO polygons) trains a few
 iterations through the engine, then tools/eval.py reports box and mask AP in one run; the
 inference API and the demo drawing get masks in the original image size."""
+
 import importlib.util
 import json
 import os
@@ -16,22 +17,43 @@ def _tiny_fruits_cfg(repo_root, fruits_root, tmp_path):
     cfg = load_config(os.path.join(repo_root, "configs", "maskrcnn_r50_fpn_fruits.py"))
     data_root = fruits_root
     dataset = dict(ann_file=os.path.join(data_root, "annotations.json"), img_dir=os.path.join(data_root, "images"))
-    cfg.merge_from_dict({
-        "model.backbone.depth": 18,
-        "model.neck.in_channels": (64, 128, 256, 512), "model.neck.out_channels": 32,
-        "model.rpn.head.in_channels": 32, "model.roi_heads.box_head.in_channels": 32,
-        "model.roi_heads.box_head.fc_dim": 64, "model.roi_heads.mask_head.in_channels": 32,
-        "model.rpn.pre_nms_top_n_train": 300, "model.rpn.post_nms_top_n_train": 64,
-        "model.rpn.pre_nms_top_n_test": 200, "model.rpn.post_nms_top_n_test": 32,
-        "model.roi_heads.batch_size_per_image": 32, "model.roi_heads.detections_per_img": 10,
-        "model.roi_heads.mask_head.num_convs": 1, "model.roi_heads.mask_head.conv_dim": 16,
-        "train_dataloader": dict(batch_size=2, num_workers=0, dataset=dict(
-            **dataset, pipeline=[dict(type="ResizeShortestEdge", short_edge_length=96, max_size=128),
-                                 dict(type="DetRandomFlip", prob=0.5)])),
-        "val_dataloader": dict(batch_size=9, num_workers=0, dataset=dict(
-            **dataset, pipeline=[dict(type="ResizeShortestEdge", short_edge_length=96, max_size=128)])),
-        "train_cfg": dict(max_iters=2, val_interval=2, checkpoint_interval=2, log_interval=1),
-        "work_dir": str(tmp_path / "work")})
+    cfg.merge_from_dict(
+        {
+            "model.backbone.depth": 18,
+            "model.neck.in_channels": (64, 128, 256, 512),
+            "model.neck.out_channels": 32,
+            "model.rpn.head.in_channels": 32,
+            "model.roi_heads.box_head.in_channels": 32,
+            "model.roi_heads.box_head.fc_dim": 64,
+            "model.roi_heads.mask_head.in_channels": 32,
+            "model.rpn.pre_nms_top_n_train": 300,
+            "model.rpn.post_nms_top_n_train": 64,
+            "model.rpn.pre_nms_top_n_test": 200,
+            "model.rpn.post_nms_top_n_test": 32,
+            "model.roi_heads.batch_size_per_image": 32,
+            "model.roi_heads.detections_per_img": 10,
+            "model.roi_heads.mask_head.num_convs": 1,
+            "model.roi_heads.mask_head.conv_dim": 16,
+            "train_dataloader": dict(
+                batch_size=2,
+                num_workers=0,
+                dataset=dict(
+                    **dataset,
+                    pipeline=[
+                        dict(type="ResizeShortestEdge", short_edge_length=96, max_size=128),
+                        dict(type="DetRandomFlip", prob=0.5),
+                    ],
+                ),
+            ),
+            "val_dataloader": dict(
+                batch_size=9,
+                num_workers=0,
+                dataset=dict(**dataset, pipeline=[dict(type="ResizeShortestEdge", short_edge_length=96, max_size=128)]),
+            ),
+            "train_cfg": dict(max_iters=2, val_interval=2, checkpoint_interval=2, log_interval=1),
+            "work_dir": str(tmp_path / "work"),
+        }
+    )
     return cfg
 
 
@@ -49,9 +71,22 @@ def test_fruits_trains_and_evaluates_box_and_segm(repo_root, fruits_root, tmp_pa
     spec.loader.exec_module(tool)
     out_json = str(tmp_path / "metrics.json")
     results_file = str(tmp_path / "dets.json")
-    rc = tool.main([config_path, checkpoint, "--metric", "mAP@[.5:.95]", "--metric", "segm-mAP@[.5:.95]",
-                    "--json", out_json, "--out", results_file,
-                    "--cfg-options", "model.roi_heads.score_thresh=0.0"])
+    rc = tool.main(
+        [
+            config_path,
+            checkpoint,
+            "--metric",
+            "mAP@[.5:.95]",
+            "--metric",
+            "segm-mAP@[.5:.95]",
+            "--json",
+            out_json,
+            "--out",
+            results_file,
+            "--cfg-options",
+            "model.roi_heads.score_thresh=0.0",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     numbers = json.load(open(out_json))
     for key in ("bbox_AP", "segm_AP", "bbox_AP50", "segm_AP50"):
@@ -67,6 +102,7 @@ def test_fruits_trains_and_evaluates_box_and_segm(repo_root, fruits_root, tmp_pa
     from resdet.apis.detect import draw_and_save, inference_detector
     from resdet.apis.model import init_model
     from resdet.data.image_io import imread_rgb
+
     model = init_model(config_path, checkpoint, device="cpu")
     model.roi_heads.score_thresh = 0.0
     photo = os.path.join(fruits_root, "images", "0.jpg")

@@ -1,4 +1,5 @@
 """tools/slurm_train.sh parses, and its torchrun and resdet lines name options that exist."""
+
 import os
 import re
 import shutil
@@ -40,10 +41,18 @@ def test_torchrun_and_resdet_options_exist(repo_root):
     srun = _command_lines(text, "srun ")
     torchrun_part, resdet_part = srun.split(" -m resdet ")
     torchrun_options = set(re.findall(r"(?<!\S)(--[a-z][a-z0-9_-]*)", torchrun_part.split("torchrun", 1)[1]))
-    assert {"--nnodes", "--nproc-per-node", "--rdzv-backend", "--rdzv-endpoint", "--max-restarts",
-            "--signals-to-handle", "--shutdown-timeout"} <= torchrun_options
-    help_text = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--help"],
-                               capture_output=True, text=True).stdout
+    assert {
+        "--nnodes",
+        "--nproc-per-node",
+        "--rdzv-backend",
+        "--rdzv-endpoint",
+        "--max-restarts",
+        "--signals-to-handle",
+        "--shutdown-timeout",
+    } <= torchrun_options
+    help_text = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--help"], capture_output=True, text=True
+    ).stdout
     known = set(re.findall(r"--[a-z][a-z0-9_-]*", help_text))
     assert torchrun_options <= known, torchrun_options - known
     # SIGUSR1 (the --signal above) is among the signals the agents forward, and they wait
@@ -57,4 +66,5 @@ def test_torchrun_and_resdet_options_exist(repo_root):
         assert resdet_options <= set(parser._option_string_actions), resdet_options
     # the exit code the script looks for is the one the trainer uses
     from resdet.engine.signals import EXIT_PREEMPTED
+
     assert f"(exit code {EXIT_PREEMPTED})" in text

@@ -1,6 +1,7 @@
 """tools/train_cls.py end to end on an ImageFolder set (ImageNet recipe, then the 10-crop test),
 unreadable images during a run, every classification config, CIFAR batches with the
 per-pixel mean, inference_classifier and the analysis plots."""
+
 import importlib.util
 import json
 import os
@@ -31,13 +32,13 @@ def test_imagenet_recipe_on_imagefolder_then_ten_crop(imagefolder_root, repo_roo
     cfg_path = tmp_path / "imagefolder_r18.py"
     # the paper's transform classes at a small scale (shorter side 40-64, 32 x 32 crops)
     cfg_path.write_text(f"""
-_base_ = [{os.path.join(repo_root, 'configs', 'resnet18_imagenet.py')!r}]
+_base_ = [{os.path.join(repo_root, "configs", "resnet18_imagenet.py")!r}]
 model = dict(num_classes=2)
-train_dataloader = dict(batch_size=8, num_workers=0, dataset=dict(data_root={root + '/train'!r}, pipeline=[
+train_dataloader = dict(batch_size=8, num_workers=0, dataset=dict(data_root={root + "/train"!r}, pipeline=[
     dict(type="ResizeShortestEdge", short_edge_length=(40, 64), sample_mode="range", max_size=None),
     dict(type="RandomCrop", size=32), dict(type="RandomHorizontalFlip", prob=0.5),
     dict(type="PCALighting", std=0.1)]))
-val_dataloader = dict(batch_size=64, num_workers=0, dataset=dict(data_root={root + '/val'!r}, pipeline=[
+val_dataloader = dict(batch_size=64, num_workers=0, dataset=dict(data_root={root + "/val"!r}, pipeline=[
     dict(type="ResizeShortestEdge", short_edge_length=40, max_size=None), dict(type="CenterCrop", size=32)]))
 val_evaluator = dict(type="TopKError", topk=(1,))
 pixel_mean = dict(size=16, resize=40, crop=32, max_images=16)
@@ -67,10 +68,23 @@ classes = ["ants", "bees"]
     from resdet.engine.inference import run_inference
     from resdet.evaluation.classification import TopKError
     from resdet.models.classifiers import TenCropClassifier
-    loader = build_dataloader(dict(batch_size=3, num_workers=0, collate="cls_collate", dataset=dict(
-        type="ImageFolder", data_root=root + "/val", pipeline=[
-            dict(type="ResizeShortestEdge", short_edge_length=40, max_size=None),
-            dict(type="CenterCrop", size=40)])), training=False)
+
+    loader = build_dataloader(
+        dict(
+            batch_size=3,
+            num_workers=0,
+            collate="cls_collate",
+            dataset=dict(
+                type="ImageFolder",
+                data_root=root + "/val",
+                pipeline=[
+                    dict(type="ResizeShortestEdge", short_edge_length=40, max_size=None),
+                    dict(type="CenterCrop", size=40),
+                ],
+            ),
+        ),
+        training=False,
+    )
     seen = []
     wrapped = TenCropClassifier(model, crop_size=32).eval()
     original = model.forward
@@ -82,6 +96,7 @@ classes = ["ants", "bees"]
     # inference_classifier: a path, an array and a tensor give the same top-k
     path = os.path.join(root, "val", "bees", sorted(os.listdir(os.path.join(root, "val", "bees")))[0])
     from resdet.data.image_io import imread_rgb
+
     img = imread_rgb(path)
     by_path = inference_classifier(model, path, topk=2)
     by_array, by_tensor = inference_classifier(model, [img, torch.from_numpy(img).permute(2, 0, 1)], topk=2)
@@ -92,6 +107,7 @@ classes = ["ants", "bees"]
 
     # training / test error curves of the run
     from resdet.visualization import curves as plot_curves
+
     png = str(tmp_path / "curves.png")
     counts = plot_curves.plot_curves([work_dir], png)
     assert counts == {"work": {"train": 2, "val": 1}} and os.path.getsize(png) > 5000
@@ -99,6 +115,7 @@ classes = ["ants", "bees"]
 
 def test_unreadable_images_are_counted_and_the_run_continues(imagefolder_root, repo_root, tmp_path, capsys):
     import shutil
+
     data = tmp_path / "data"
     src = os.path.join(imagefolder_root, "val")
     for cls in ("ants", "bees"):
@@ -108,10 +125,10 @@ def test_unreadable_images_are_counted_and_the_run_continues(imagefolder_root, r
     (data / "ants" / "empty.jpg").write_bytes(b"")
     (data / "bees" / "text.jpg").write_bytes(b"hello")
     good = (data / "bees" / sorted(os.listdir(data / "bees"))[0]).read_bytes()
-    (data / "bees" / "cut.jpg").write_bytes(good[:len(good) // 4])
+    (data / "bees" / "cut.jpg").write_bytes(good[: len(good) // 4])
     cfg_path = tmp_path / "tiny.py"
     cfg_path.write_text(f"""
-_base_ = [{os.path.join(repo_root, 'configs', 'resnet20_cifar10.py')!r}]
+_base_ = [{os.path.join(repo_root, "configs", "resnet20_cifar10.py")!r}]
 model = dict(num_classes=2, backbone=dict(depth=8))
 train_dataloader = dict(batch_size=9, num_workers=0, dataset=dict(
     _delete_=True, type="ImageFolder", data_root={str(data)!r}, pipeline=[dict(type="Resize", size=32)]))
@@ -126,8 +143,9 @@ train_cfg = dict(max_iters=2, log_interval=1)
     assert [r["num_skipped"] for r in records] == [3, 6]  # every batch holds the whole set
     assert os.path.isfile(tmp_path / "w" / "final.pth")
     capsys.readouterr()
-    rc = train_cls.main([str(cfg_path), "--work-dir", str(tmp_path / "s"),
-                         "--cfg-options", "train_dataloader.dataset.strict=True"])
+    rc = train_cls.main(
+        [str(cfg_path), "--work-dir", str(tmp_path / "s"), "--cfg-options", "train_dataloader.dataset.strict=True"]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("resdet train-cls: error: ") and "Traceback" not in err
     assert any(name in err for name in ("empty.jpg", "text.jpg", "cut.jpg"))  # names the unreadable file
@@ -135,8 +153,10 @@ train_cfg = dict(max_iters=2, log_interval=1)
 
 PAPER_CONFIGS = {
     **{f"resnet{d}_imagenet": ("ResNet", d, "A" if d == 18 else "B", False) for d in (18, 34, 50, 101, 152)},
-    "plain18_imagenet": ("ResNet", 18, None, True), "plain34_imagenet": ("ResNet", 34, None, True),
-    "resnet34a_imagenet": ("ResNet", 34, "A", False), "resnet34b_imagenet": ("ResNet", 34, "B", False),
+    "plain18_imagenet": ("ResNet", 18, None, True),
+    "plain34_imagenet": ("ResNet", 34, None, True),
+    "resnet34a_imagenet": ("ResNet", 34, "A", False),
+    "resnet34b_imagenet": ("ResNet", 34, "B", False),
     "resnet34c_imagenet": ("ResNet", 34, "C", False),
     **{f"resnet{d}_cifar10": ("CifarResNet", d, "A", False) for d in (20, 32, 44, 56, 110, 1202)},
     **{f"plain{d}_cifar10": ("CifarResNet", d, None, True) for d in (20, 32, 44, 56, 110)},
@@ -158,7 +178,11 @@ def test_every_classification_config_builds_with_the_paper_recipe():
             assert cfg.train_dataloader.batch_size == 256 and cfg.train_cfg.max_iters == 600000
             assert cfg.param_scheduler.type == "PlateauLR" and model.preprocessor.mean.shape == (1, 3, 16, 16)
             assert [t["type"] for t in cfg.train_dataloader.dataset.pipeline] == [
-                "ResizeShortestEdge", "RandomCrop", "RandomHorizontalFlip", "PCALighting"]
+                "ResizeShortestEdge",
+                "RandomCrop",
+                "RandomHorizontalFlip",
+                "PCALighting",
+            ]
             assert cfg.train_dataloader.dataset.pipeline[0].short_edge_length == (256, 480)
         else:
             assert cfg.train_dataloader.batch_size == 128 and cfg.train_cfg.max_iters == 64000
@@ -176,21 +200,33 @@ def _fake_cifar(root, per_batch=8, test=10):
     os.makedirs(root, exist_ok=True)
     for name, count in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", test)]:
         with open(os.path.join(root, name), "wb") as fh:
-            pickle.dump({b"labels": rng.integers(0, 10, count).tolist(),
-                         b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8)}, fh)
+            pickle.dump(
+                {
+                    b"labels": rng.integers(0, 10, count).tolist(),
+                    b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
+                },
+                fh,
+            )
 
 
 def test_cifar_config_one_iteration_and_layer_responses(repo_root, tmp_path, capsys):
     data = str(tmp_path / "cifar")
     _fake_cifar(data)
     work_dir = str(tmp_path / "w")
-    options = [f"train_dataloader.dataset.data_root={data}", f"val_dataloader.dataset.data_root={data}",
-               "train_cfg.max_iters=1", "train_dataloader.batch_size=8", "train_dataloader.num_workers=0",
-               "val_dataloader.batch_size=10", "val_dataloader.num_workers=0"]
+    options = [
+        f"train_dataloader.dataset.data_root={data}",
+        f"val_dataloader.dataset.data_root={data}",
+        "train_cfg.max_iters=1",
+        "train_dataloader.batch_size=8",
+        "train_dataloader.num_workers=0",
+        "val_dataloader.batch_size=10",
+        "val_dataloader.num_workers=0",
+    ]
     train_cls = _load_tool(repo_root, "tools/train_cls.py")
     assert train_cls.main(["resnet20_cifar10", "--work-dir", work_dir, "--cfg-options", *options]) == 0
     assert "final validation: top1_err" in capsys.readouterr().out
     from resdet.data.datasets import CIFAR10
+
     expected = CIFAR10(data).images.mean(0).transpose(2, 0, 1)
     ckpt = torch.load(os.path.join(work_dir, "final.pth"), weights_only=True)
     np.testing.assert_allclose(ckpt["model"]["preprocessor.mean"][0].numpy(), expected, rtol=1e-5)
@@ -198,9 +234,27 @@ def test_cifar_config_one_iteration_and_layer_responses(repo_root, tmp_path, cap
     layer_response = _load_tool(repo_root, "tools/analysis/layer_response.py")
     png, js = str(tmp_path / "fig7.png"), str(tmp_path / "fig7.json")
     final = os.path.join(work_dir, "final.pth")
-    assert layer_response.main(["resnet20_cifar10", final, final, "--labels", "a", "b", "--out", png,
-                                "--json", js, "--max-images", "10", "--cfg-options",
-                                f"val_dataloader.dataset.data_root={data}"]) == 0
+    assert (
+        layer_response.main(
+            [
+                "resnet20_cifar10",
+                final,
+                final,
+                "--labels",
+                "a",
+                "b",
+                "--out",
+                png,
+                "--json",
+                js,
+                "--max-images",
+                "10",
+                "--cfg-options",
+                f"val_dataloader.dataset.data_root={data}",
+            ]
+        )
+        == 0
+    )
     with open(js) as fh:
         curves = json.load(fh)
     assert len(curves["a"]) == 19 and curves["a"] == curves["b"]  # stem + 2 x 9 blocks' 3x3 layers

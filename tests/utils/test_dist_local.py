@@ -1,4 +1,5 @@
 """Node-local helpers of resdet.utils.dist: 4 processes (gloo, CPU) as 2 nodes x 2."""
+
 import os
 import socket
 import time
@@ -21,11 +22,19 @@ def _wait_for(path: str, timeout_s: float = 60.0) -> None:
 
 def _worker(rank: int, port: int, base: str) -> None:
     node, local = divmod(rank, 2)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="4", RANK=str(rank),
-                      LOCAL_RANK=str(local), LOCAL_WORLD_SIZE="2", GROUP_RANK=str(node))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE="4",
+        RANK=str(rank),
+        LOCAL_RANK=str(local),
+        LOCAL_WORLD_SIZE="2",
+        GROUP_RANK=str(node),
+    )
     import torch.distributed as tdist
 
     from resdet.utils import dist
+
     dist.init_distributed()
     try:
         assert dist.is_local_main_process() == (local == 0) and dist.get_local_world_size() == 2

@@ -1,4 +1,5 @@
 """One 'did you mean' wording for every misspelt name."""
+
 from resdet.utils.hints import close_names, did_you_mean, format_hint
 
 

@@ -1,6 +1,7 @@
 """Files resdet writes get ordinary permissions (0666 less the umask: 0644 under umask 022),
 not mkstemp's 0600, while the writes stay atomic (temporary file in the folder, fsync, rename);
 a tiny classification run leaves every file of its work dir readable by others."""
+
 import json
 import os
 import stat
@@ -26,24 +27,36 @@ def _mode(path) -> int:
 
 def _figure():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.plot([0, 1], [1, 0])
     return fig
 
 
 WRITERS = {
-    "atomic_write_bytes": (lambda path: rio.atomic_write_bytes(b"\x00\x01resdet", path),
-                           lambda path: open(path, "rb").read() == b"\x00\x01resdet"),
-    "atomic_write_text": (lambda path: rio.atomic_write_text("iter_4.pth\n", path),
-                          lambda path: open(path, encoding="utf-8").read() == "iter_4.pth\n"),
-    "atomic_write_json": (lambda path: rio.atomic_write_json({"bbox_AP": 0.5}, path),
-                          lambda path: json.load(open(path)) == {"bbox_AP": 0.5}),
-    "atomic_save": (lambda path: rio.atomic_save({"model": {"w": torch.arange(3)}, "iter": 4}, path),
-                    lambda path: rio.safe_load(path)["model"]["w"].tolist() == [0, 1, 2]),
-    "atomic_save_figure": (lambda path: rio.atomic_save_figure(_figure(), path),
-                           lambda path: open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"),
+    "atomic_write_bytes": (
+        lambda path: rio.atomic_write_bytes(b"\x00\x01resdet", path),
+        lambda path: open(path, "rb").read() == b"\x00\x01resdet",
+    ),
+    "atomic_write_text": (
+        lambda path: rio.atomic_write_text("iter_4.pth\n", path),
+        lambda path: open(path, encoding="utf-8").read() == "iter_4.pth\n",
+    ),
+    "atomic_write_json": (
+        lambda path: rio.atomic_write_json({"bbox_AP": 0.5}, path),
+        lambda path: json.load(open(path)) == {"bbox_AP": 0.5},
+    ),
+    "atomic_save": (
+        lambda path: rio.atomic_save({"model": {"w": torch.arange(3)}, "iter": 4}, path),
+        lambda path: rio.safe_load(path)["model"]["w"].tolist() == [0, 1, 2],
+    ),
+    "atomic_save_figure": (
+        lambda path: rio.atomic_save_figure(_figure(), path),
+        lambda path: open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n",
+    ),
 }
 SUFFIX = {"atomic_save": ".pth", "atomic_save_figure": ".png", "atomic_write_json": ".json"}
 
@@ -109,12 +122,13 @@ def test_tiny_classification_run_leaves_a_readable_work_dir(repo_root, tmp_path,
     validation and checkpoints), then the curves picture of the run, all under umask 022:
     every file of the work dir and of the generated data set is readable by others."""
     from resdet.cli import plot_curves, train_cls
+
     data, work = tmp_path / "data", tmp_path / "work"
     cfg = tmp_path / "tiny_cls.py"
     base = os.path.join(repo_root, "configs", "_base_")
     cfg.write_text(f"""
-_base_ = [{base + '/models/cifar_resnet.py'!r}, {base + '/datasets/shapes_cls.py'!r},
-          {base + '/schedules/shapes_cls.py'!r}]
+_base_ = [{base + "/models/cifar_resnet.py"!r}, {base + "/datasets/shapes_cls.py"!r},
+          {base + "/schedules/shapes_cls.py"!r}]
 model = dict(num_classes=5, mean=(128.0, 128.0, 128.0), std=(64.0, 64.0, 64.0), backbone=dict(depth=8))
 train_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(
     data_root={str(data)!r}, num_images=8, image_size=16, pipeline=[]))
@@ -129,15 +143,22 @@ train_cfg = dict(max_iters=2, val_interval=1, checkpoint_interval=1, keep_last=2
     assert plot_curves.main([str(work), "--out", str(work / "curves.png")]) == 0
     capsys.readouterr()
     names = set(os.listdir(work))
-    assert {"config.py", "env.json", "metrics.jsonl", "train.log", "last_checkpoint", "iter_1.pth",
-            "best.pth", "final.pth", "curves.png"} <= names, names
+    assert {
+        "config.py",
+        "env.json",
+        "metrics.jsonl",
+        "train.log",
+        "last_checkpoint",
+        "iter_1.pth",
+        "best.pth",
+        "final.pth",
+        "curves.png",
+    } <= names, names
     private = []
     for root in (work, data):
         for folder, dirs, files in os.walk(root):
-            private += [os.path.join(folder, f) for f in files
-                        if _mode(os.path.join(folder, f)) & 0o044 != 0o044]
-            private += [os.path.join(folder, d) for d in dirs
-                        if _mode(os.path.join(folder, d)) & 0o055 != 0o055]
+            private += [os.path.join(folder, f) for f in files if _mode(os.path.join(folder, f)) & 0o044 != 0o044]
+            private += [os.path.join(folder, d) for d in dirs if _mode(os.path.join(folder, d)) & 0o055 != 0o055]
     assert not private, f"not readable by group/others: {private}"
     assert all(_mode(work / n) == 0o644 for n in names if (work / n).is_file())
     assert not [n for n in names if n.startswith(".tmp-")]

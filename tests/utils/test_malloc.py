@@ -1,5 +1,6 @@
 """RESDET_MALLOC=tuned: glibc keeps freed tensor memory for reuse (far fewer page faults); the
 default leaves malloc alone; a bad value is a one-line error of the command."""
+
 import json
 import os
 import subprocess
@@ -33,8 +34,9 @@ def _faults_once(env_value, iterations):
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "RESDET_MALLOC")}
     if env_value is not None:
         env["RESDET_MALLOC"] = env_value
-    out = subprocess.run([sys.executable, "-c", FAULTS, str(iterations)], env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", FAULTS, str(iterations)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -72,6 +74,7 @@ def test_describe_names_a_preloaded_malloc_and_glibc_tunables(monkeypatch):
 
 def test_bad_setting_is_a_one_line_command_error(monkeypatch, capsys):
     from resdet.cli import main
+
     monkeypatch.setenv("RESDET_MALLOC", "fast")
     assert main(["complexity", "resnet18"]) == 2
     err = capsys.readouterr().err.strip()

@@ -1,4 +1,5 @@
 """Progress: a live bar on a terminal, plain periodic lines elsewhere, nothing when disabled."""
+
 import io
 import logging
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.analyze`` (also ``resdet analyze``); see its docstring."""
+
 import os
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.compare_runs`` (also ``resdet compare-runs``); see its docstring."""
+
 import os
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.complexity`` (also ``resdet complexity``); see its docstring."""
+
 import os
 import sys
 

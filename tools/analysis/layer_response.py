@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.layer_response`` (also ``resdet layer-response``); see its docstring."""
+
 import os
 import sys
 

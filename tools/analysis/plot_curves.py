@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Thin wrapper of ``resdet.cli.plot_curves`` (also ``resdet plot-curves``); see its docstring."""
+
 import os
 import sys
 

@@ -18,6 +18,7 @@ record (COCO ``width``/``height``, VOC ``<size>``):
   is what is wrong and the boxes are kept as pixel coordinates. Boxes are clipped to the
   real image only afterwards, so nothing is lost to a wrong size.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,8 +67,13 @@ def orient_polygons(polygons: list, orientation: int, width: float, height: floa
     """COCO polygons (per instance: a list of flat ``[x0, y0, x1, y1, ...]``) moved likewise."""
     if orientation == 1:
         return polygons
-    return [[orient_points(np.asarray(p, np.float64).reshape(-1, 2), orientation, width, height).reshape(-1)
-             for p in instance] for instance in polygons]
+    return [
+        [
+            orient_points(np.asarray(p, np.float64).reshape(-1, 2), orientation, width, height).reshape(-1)
+            for p in instance
+        ]
+        for instance in polygons
+    ]
 
 
 def orient_bitmaps(masks: np.ndarray, orientation: int) -> np.ndarray:
@@ -102,8 +108,15 @@ def _landscape(height: float, width: float) -> bool:
     return width > height
 
 
-def choose_frame(recorded: tuple[int, int], decoded: tuple[int, int], stored: tuple[int, int],
-                 orientation: int, boxes: np.ndarray, mode: str = "auto", tolerance: float = 1.0) -> Frame:
+def choose_frame(
+    recorded: tuple[int, int],
+    decoded: tuple[int, int],
+    stored: tuple[int, int],
+    orientation: int,
+    boxes: np.ndarray,
+    mode: str = "auto",
+    tolerance: float = 1.0,
+) -> Frame:
     """The ``Frame`` of one image (see the module docstring).
 
     Args:
@@ -122,8 +135,11 @@ def choose_frame(recorded: tuple[int, int], decoded: tuple[int, int], stored: tu
         rotate = orientation
     elif orientation in _SWAPS and mode == "auto":
         stored_landscape, shown_landscape = _landscape(*stored), _landscape(*decoded)
-        if stored_landscape != shown_landscape and _landscape(*recorded) == stored_landscape \
-                and recorded[0] != recorded[1]:
+        if (
+            stored_landscape != shown_landscape
+            and _landscape(*recorded) == stored_landscape
+            and recorded[0] != recorded[1]
+        ):
             rotate = orientation
     height, width = recorded
     if rotate in _SWAPS:

@@ -8,6 +8,7 @@ the batch files' contents and the split settings) and memory-mapped from there: 
 workers (fork or spawn) and the ranks of a node share one copy, and the next start skips
 the unpickling.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,15 @@ from .image_folder import ClsDataset, label_records
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
-_ALLOWED_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                    ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),
+}
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
@@ -75,9 +82,16 @@ class CIFAR10(ClsDataset):
 
     SPLITS = ("train", "val", "test")
 
-    def __init__(self, data_root: str = "data/cifar10", split: str = "train", val_size: int = 0,
-                 split_seed: int = 0, pipeline: Sequence[dict] | None = None, strict: bool = False,
-                 cache_dir: str | bool | None = None) -> None:
+    def __init__(
+        self,
+        data_root: str = "data/cifar10",
+        split: str = "train",
+        val_size: int = 0,
+        split_seed: int = 0,
+        pipeline: Sequence[dict] | None = None,
+        strict: bool = False,
+        cache_dir: str | bool | None = None,
+    ) -> None:
         super().__init__(pipeline=pipeline, strict=strict)
         if split not in self.SPLITS:
             raise ValueError(f"CIFAR10 split must be one of {', '.join(self.SPLITS)}, got {split!r}")
@@ -93,12 +107,14 @@ class CIFAR10(ClsDataset):
         files = [os.path.join(root, f) for f in (("test_batch",) if split == "test" else _TRAIN_BATCHES)]
         for path in files:
             if not os.path.isfile(path):
-                raise DataFileNotFoundError(f"CIFAR batch {path} does not exist (see datasets/README.md "
-                                            "for the layout)", path)
+                raise DataFileNotFoundError(
+                    f"CIFAR batch {path} does not exist (see datasets/README.md for the layout)", path
+                )
         held_out = int(val_size) if split != "test" else 0
         options = dict(split=split, val_size=held_out, split_seed=int(split_seed) if held_out else 0, format=1)
-        self.index = cached_records("cifar10", files, options,
-                                    lambda: _build_split(files, split, held_out, split_seed), cache_dir=cache_dir)
+        self.index = cached_records(
+            "cifar10", files, options, lambda: _build_split(files, split, held_out, split_seed), cache_dir=cache_dir
+        )
         self.source_name = f"{root}/{split}"
 
     @property

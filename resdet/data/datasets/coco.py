@@ -8,6 +8,7 @@ pycocotools ``COCO`` is kept (``coco`` builds one on first use, for evaluation).
 ``ShapesCocoDataset`` is the embedded synthetic default: a COCO-json set generated on
 first use.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,6 +49,7 @@ def load_coco_api(ann_file: str, drop_ann_ids: Sequence = ()):
     annotations ``drop_ann_ids`` (those whose ``bbox`` pycocotools could not read).
     Costly: the time and memory of loading the whole file; only evaluation needs it."""
     from pycocotools.coco import COCO
+
     data = read_instances(ann_file)
     for key in ("images", "annotations", "categories"):
         data.setdefault(key, [])
@@ -60,8 +62,10 @@ def load_coco_api(ann_file: str, drop_ann_ids: Sequence = ()):
         with contextlib.redirect_stdout(io.StringIO()):
             coco.createIndex()
     except (KeyError, TypeError, AttributeError) as err:
-        raise DataError(f"COCO annotation file {ann_file} is not an instances file (entries need 'id', "
-                        f"'image_id', 'category_id'): {type(err).__name__}: {err}") from err
+        raise DataError(
+            f"COCO annotation file {ann_file} is not an instances file (entries need 'id', "
+            f"'image_id', 'category_id'): {type(err).__name__}: {err}"
+        ) from err
     return coco
 
 
@@ -95,20 +99,34 @@ class CocoDataset(DetectionDataset):
     ``get_ann`` (for metrics) stays in the file's own coordinates.
     """
 
-    def __init__(self, ann_file: str, img_dir: str, pipeline: Sequence[dict] | None = None,
-                 filter_empty: bool = True, strict: bool = True, with_masks: bool = False,
-                 classes: Sequence[str] | None = None, exif_annotations: str = "auto",
-                 cache_dir: str | bool | None = None) -> None:
-        super().__init__(pipeline=pipeline, filter_empty=filter_empty, strict=strict,
-                         with_masks=with_masks, exif_annotations=exif_annotations)
+    def __init__(
+        self,
+        ann_file: str,
+        img_dir: str,
+        pipeline: Sequence[dict] | None = None,
+        filter_empty: bool = True,
+        strict: bool = True,
+        with_masks: bool = False,
+        classes: Sequence[str] | None = None,
+        exif_annotations: str = "auto",
+        cache_dir: str | bool | None = None,
+    ) -> None:
+        super().__init__(
+            pipeline=pipeline,
+            filter_empty=filter_empty,
+            strict=strict,
+            with_masks=with_masks,
+            exif_annotations=exif_annotations,
+        )
         self.ann_file, self.img_dir = ann_file, img_dir
         self._coco = None
         if not os.path.isfile(ann_file):
             raise DataFileNotFoundError(f"COCO annotation file {ann_file} does not exist", ann_file)
         classes = None if classes is None else list(classes)
         options = dict(img_dir=os.path.abspath(img_dir), classes=classes)
-        meta = self._load_records("coco", [ann_file], options, lambda: self._parse(classes), cache_dir,
-                                  meta=lambda: self._meta)
+        meta = self._load_records(
+            "coco", [ann_file], options, lambda: self._parse(classes), cache_dir, meta=lambda: self._meta
+        )
         self._meta, self._rejected_images = {}, set()  # parsing leftovers
         self._set_classes(meta["categories"], classes)
         self._eval_drop_ann_ids = meta["eval_drop_ann_ids"]
@@ -132,8 +150,9 @@ class CocoDataset(DetectionDataset):
             names = {c["name"] for c in cats}
             unknown = [c for c in classes if c not in names]
             if unknown:
-                raise DataError(f"classes {unknown} are not categories of {self.ann_file} "
-                                f"(it has: {', '.join(sorted(names))})")
+                raise DataError(
+                    f"classes {unknown} are not categories of {self.ann_file} (it has: {', '.join(sorted(names))})"
+                )
             by_name: dict = {}
             for cat in cats:
                 by_name.setdefault(cat["name"], cat)
@@ -150,8 +169,9 @@ class CocoDataset(DetectionDataset):
         cats = categories_of(data, self.ann_file)
         skipped_cat_ids = self._set_classes(cats, classes)
         images = self._parse_images(data.get("images", []))
-        buckets, drop_ids = self._annotations_by_image(data.get("annotations", []), images,
-                                                       listed=bool(data.get("images")))
+        buckets, drop_ids = self._annotations_by_image(
+            data.get("annotations", []), images, listed=bool(data.get("images"))
+        )
         self._meta = dict(categories=cats, empty_hint=empty_hint(data), eval_drop_ann_ids=drop_ids)
         del data
         accepted = []  # (image index, annotation, label, ignore) of the annotations whose fields pass
@@ -163,9 +183,13 @@ class CocoDataset(DetectionDataset):
             buckets[k] = None  # free as we go
         anns = [entry[1] for entry in accepted]
         if self.with_masks:  # bad polygons / RLEs: dropped and counted, or a clear error (all at once)
-            anns = checked_annotations(self, anns, [images[entry[0]][0] for entry in accepted],
-                                       [images[entry[0]][2] for entry in accepted],
-                                       [images[entry[0]][3] for entry in accepted])
+            anns = checked_annotations(
+                self,
+                anns,
+                [images[entry[0]][0] for entry in accepted],
+                [images[entry[0]][2] for entry in accepted],
+                [images[entry[0]][3] for entry in accepted],
+            )
         inst_image, boxes, labels, ignore, segms = [], [], [], [], []
         for (k, _, label, ignored), ann in zip(accepted, anns):
             if ann is None:
@@ -178,11 +202,18 @@ class CocoDataset(DetectionDataset):
             labels.append(label)
             ignore.append(ignored)
             segms.append(self._segm_of(ann, images[k][2], images[k][3]) if self.with_masks else None)
-        self._add_images([i[0] for i in images], [os.path.join(self.img_dir, i[1]) for i in images],
-                         np.asarray([i[2] for i in images], np.int64), np.asarray([i[3] for i in images], np.int64),
-                         np.asarray(inst_image, np.int64), np.asarray(boxes, np.float64).reshape(-1, 4),
-                         np.asarray(labels, np.int64), np.asarray(ignore, bool), segms if self.with_masks else None,
-                         _Where(images, self.ann_file))
+        self._add_images(
+            [i[0] for i in images],
+            [os.path.join(self.img_dir, i[1]) for i in images],
+            np.asarray([i[2] for i in images], np.int64),
+            np.asarray([i[3] for i in images], np.int64),
+            np.asarray(inst_image, np.int64),
+            np.asarray(boxes, np.float64).reshape(-1, 4),
+            np.asarray(labels, np.int64),
+            np.asarray(ignore, bool),
+            segms if self.with_masks else None,
+            _Where(images, self.ann_file),
+        )
 
     def _parse_images(self, entries: list) -> list[tuple[int, str, int, int]]:
         """``(id, file_name, height, width)`` of the valid ``images``, sorted by id."""
@@ -191,25 +222,36 @@ class CocoDataset(DetectionDataset):
         for i, info in enumerate(entries):
             img_id = info.get("id") if isinstance(info, dict) else None
             if not is_int(img_id):
-                self._problem(BAD_IMAGE_ID, f"{where}: images[{i}] has 'id' {img_id!r}; an image id must be a "
-                                            "JSON integer")
+                self._problem(
+                    BAD_IMAGE_ID, f"{where}: images[{i}] has 'id' {img_id!r}; an image id must be a JSON integer"
+                )
                 continue
             if img_id in seen:
-                self._problem(DUPLICATE_IMAGE, f"{where}: image id {img_id} appears twice in 'images' (entries "
-                                               f"{seen[img_id]} and {i}); only the first is read")
+                self._problem(
+                    DUPLICATE_IMAGE,
+                    f"{where}: image id {img_id} appears twice in 'images' (entries "
+                    f"{seen[img_id]} and {i}); only the first is read",
+                )
                 continue
             seen[img_id] = i
             height, width, name = image_size(info.get("height")), image_size(info.get("width")), info.get("file_name")
-            bad = [f"{key}={info.get(key)!r}" for key, ok in (("height", height), ("width", width),
-                                                              ("file_name", isinstance(name, str) and name)) if not ok]
+            bad = [
+                f"{key}={info.get(key)!r}"
+                for key, ok in (("height", height), ("width", width), ("file_name", isinstance(name, str) and name))
+                if not ok
+            ]
             if not bad and height * width > MAX_IMAGE_PIXELS:
-                bad = [f"height x width = {height} x {width} is more pixels than any decodable image "
-                       f"({MAX_IMAGE_PIXELS})"]
+                bad = [
+                    f"height x width = {height} x {width} is more pixels than any decodable image ({MAX_IMAGE_PIXELS})"
+                ]
             if bad:
                 self._rejected_images.add(img_id)
-                self._problem(BAD_SIZE, f"image id {img_id} ({name}) in {where} has no valid 'height'/'width'/"
-                                        f"'file_name' ({', '.join(bad)}; height and width must be whole JSON "
-                                        "numbers >= 1, file_name a non-empty string)")
+                self._problem(
+                    BAD_SIZE,
+                    f"image id {img_id} ({name}) in {where} has no valid 'height'/'width'/"
+                    f"'file_name' ({', '.join(bad)}; height and width must be whole JSON "
+                    "numbers >= 1, file_name a non-empty string)",
+                )
                 continue
             images.append((img_id, name, height, width))
         images.sort(key=lambda image: image[0])
@@ -227,9 +269,12 @@ class CocoDataset(DetectionDataset):
             if k is not None:
                 buckets[k].append(ann)
             elif listed and (img_id not in self._rejected_images or not is_int(img_id)):
-                self._problem(UNKNOWN_IMAGE, f"annotation {ann.get('id') if isinstance(ann, dict) else None!r} "
-                                             f"(annotations[{i}]) in {self.ann_file} has image_id {img_id!r}, "
-                                             "which is not the id of an entry of 'images'")
+                self._problem(
+                    UNKNOWN_IMAGE,
+                    f"annotation {ann.get('id') if isinstance(ann, dict) else None!r} "
+                    f"(annotations[{i}]) in {self.ann_file} has image_id {img_id!r}, "
+                    "which is not the id of an entry of 'images'",
+                )
         return buckets, []
 
     def _annotation_fields(self, ann: dict, img_id: int, skipped_cat_ids: set) -> tuple | None:
@@ -241,8 +286,11 @@ class CocoDataset(DetectionDataset):
         label = self.cat_id_to_label.get(cat_id) if is_int(cat_id) else None
         where = f"annotation {ann.get('id')} of image {img_id} in {self.ann_file}"
         if label is None:
-            self._problem(UNKNOWN_CATEGORY, f"{where} has category_id {cat_id!r}, which is not in 'categories' "
-                                            f"(known ids: {sorted(self.cat_id_to_label)})")
+            self._problem(
+                UNKNOWN_CATEGORY,
+                f"{where} has category_id {cat_id!r}, which is not in 'categories' "
+                f"(known ids: {sorted(self.cat_id_to_label)})",
+            )
             return None
         crowd, ignored = flag(ann.get("iscrowd")), flag(ann.get("ignore"))
         if crowd is None or ignored is None:
@@ -267,8 +315,10 @@ class CocoDataset(DetectionDataset):
         return [[x1, y1, x2, y1, x2, y2, x1, y2]]
 
     def __repr__(self) -> str:
-        return (f"CocoDataset({self.ann_file}, images={len(self)}, classes={len(self.class_names)}, "
-                f"with_masks={self.with_masks})")
+        return (
+            f"CocoDataset({self.ann_file}, images={len(self)}, classes={len(self.class_names)}, "
+            f"with_masks={self.with_masks})"
+        )
 
 
 class _Where:
@@ -279,6 +329,8 @@ class _Where:
 
     def __getitem__(self, k: int) -> str:
         return f"image id {self.images[k][0]!r} in {self.ann_file}"
+
+
 @DATASETS.register_module()
 class ShapesCocoDataset(CocoDataset):
     """The embedded synthetic default: a COCO-json shapes set under ``data_root/<split>``,
@@ -295,23 +347,44 @@ class ShapesCocoDataset(CocoDataset):
         other arguments: see ``CocoDataset``.
     """
 
-    def __init__(self, data_root: str = "data/shapes_det", split: str = "train", num_images: int = 1000,
-                 image_size: int = 256, seed: int = 0, generator_kwargs: dict | None = None,
-                 pipeline: Sequence[dict] | None = None, filter_empty: bool = True, strict: bool = True,
-                 with_masks: bool = False, classes: Sequence[str] | None = None,
-                 cache_dir: str | bool | None = None) -> None:
+    def __init__(
+        self,
+        data_root: str = "data/shapes_det",
+        split: str = "train",
+        num_images: int = 1000,
+        image_size: int = 256,
+        seed: int = 0,
+        generator_kwargs: dict | None = None,
+        pipeline: Sequence[dict] | None = None,
+        filter_empty: bool = True,
+        strict: bool = True,
+        with_masks: bool = False,
+        classes: Sequence[str] | None = None,
+        cache_dir: str | bool | None = None,
+    ) -> None:
         split_dir = os.path.join(data_root, split)
         ann_file = os.path.join(split_dir, "annotations.json")
         self.split_dir = split_dir
-        ensure_shapes_det(split_dir, num_images=num_images, image_size=image_size,
-                          seed=split_seed(seed, split), generator_kwargs=generator_kwargs or {})
-        super().__init__(ann_file=ann_file, img_dir=os.path.join(split_dir, "images"), pipeline=pipeline,
-                         filter_empty=filter_empty, strict=strict, with_masks=with_masks, classes=classes,
-                         cache_dir=cache_dir)
+        ensure_shapes_det(
+            split_dir,
+            num_images=num_images,
+            image_size=image_size,
+            seed=split_seed(seed, split),
+            generator_kwargs=generator_kwargs or {},
+        )
+        super().__init__(
+            ann_file=ann_file,
+            img_dir=os.path.join(split_dir, "images"),
+            pipeline=pipeline,
+            filter_empty=filter_empty,
+            strict=strict,
+            with_masks=with_masks,
+            classes=classes,
+            cache_dir=cache_dir,
+        )
 
 
-def ensure_shapes_det(split_dir: str, num_images: int, image_size: int, seed: int,
-                      generator_kwargs: dict) -> str:
+def ensure_shapes_det(split_dir: str, num_images: int, image_size: int, seed: int, generator_kwargs: dict) -> str:
     """Generate the shapes set in ``split_dir`` unless it already holds exactly this set (same
     count, size, seed and generator options; see ``resdet.data.synthetic.cache``). Returns the
     annotations.json path."""
@@ -319,15 +392,27 @@ def ensure_shapes_det(split_dir: str, num_images: int, image_size: int, seed: in
 
     from ..synthetic.cache import ensure_generated
     from ..synthetic.shapes import generate_shapes_det
-    meta = dict(kind="shapes_det", num_images=int(num_images), image_size=int(image_size), seed=int(seed),
-                generator_kwargs=dict(sorted(generator_kwargs.items())), version=1)
+
+    meta = dict(
+        kind="shapes_det",
+        num_images=int(num_images),
+        image_size=int(image_size),
+        seed=int(seed),
+        generator_kwargs=dict(sorted(generator_kwargs.items())),
+        version=1,
+    )
 
     def clear() -> None:
         shutil.rmtree(os.path.join(split_dir, "images"), ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(split_dir, "annotations.json"))
 
-    ensure_generated(split_dir, meta, lambda: generate_shapes_det(split_dir, num_images=num_images,
-                                                                  image_size=image_size, seed=seed,
-                                                                  **generator_kwargs), clear)
+    ensure_generated(
+        split_dir,
+        meta,
+        lambda: generate_shapes_det(
+            split_dir, num_images=num_images, image_size=image_size, seed=seed, **generator_kwargs
+        ),
+        clear,
+    )
     return os.path.join(split_dir, "annotations.json")

@@ -9,6 +9,7 @@ a file ``orjson`` refuses because it holds ``NaN``/``Infinity`` literals (which 
 return the value or ``None`` for "breaks its rule"; the dataset turns ``None`` into a
 ``DataError`` (strict) or a counted skip.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,18 +42,27 @@ def read_instances(ann_file: str) -> dict:
         try:  # NaN / Infinity literals, or a byte order mark: json reads those
             data = json.loads(raw)
         except json.JSONDecodeError as err:
-            raise DataError(f"COCO annotation file {ann_file} is not valid JSON: line {err.lineno}, column "
-                            f"{err.colno}: {err.msg}") from err
+            raise DataError(
+                f"COCO annotation file {ann_file} is not valid JSON: line {err.lineno}, column {err.colno}: {err.msg}"
+            ) from err
         except UnicodeDecodeError as err:
             raise DataError(f"COCO annotation file {ann_file} is not UTF-8 text: {err}") from err
     del raw
-    bad = [k for k in ("images", "annotations", "categories")
-           if isinstance(data, dict) and not isinstance(data.get(k, []), list)]
+    bad = [
+        k
+        for k in ("images", "annotations", "categories")
+        if isinstance(data, dict) and not isinstance(data.get(k, []), list)
+    ]
     if not isinstance(data, dict) or bad:
-        what = f"a JSON {type(data).__name__}" if not isinstance(data, dict) else \
-            f"its {', '.join(repr(k) for k in bad)} not a list"
-        raise DataError(f"COCO annotation file {ann_file} is not an instances file (a JSON object with "
-                        f"'images', 'annotations' and 'categories' lists): {what}")
+        what = (
+            f"a JSON {type(data).__name__}"
+            if not isinstance(data, dict)
+            else f"its {', '.join(repr(k) for k in bad)} not a list"
+        )
+        raise DataError(
+            f"COCO annotation file {ann_file} is not an instances file (a JSON object with "
+            f"'images', 'annotations' and 'categories' lists): {what}"
+        )
     return data
 
 
@@ -87,8 +97,11 @@ def bbox_corners(bbox: Any) -> tuple[list[float], bool]:
     Anything else (missing, null, short, a string, a bool inside) gives NaN corners and
     False: the box is invalid, dropped and counted like a NaN or degenerate box (and left out
     of the evaluation ground truth, which could not read it)."""
-    if isinstance(bbox, list) and len(bbox) == 4 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
+    if (
+        isinstance(bbox, list)
+        and len(bbox) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
+    ):
         x, y, w, h = (float(v) for v in bbox)
         return [x, y, x + w, y + h], True
     return [math.nan] * 4, False
@@ -100,11 +113,12 @@ def categories_of(data: dict, ann_file: str) -> list[dict]:
     cats, seen = [], set()
     for i, cat in enumerate(data.get("categories", [])):
         if not isinstance(cat, dict) or not is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
-            raise DataError(f"COCO annotation file {ann_file}: categories[{i}] must be an object with an "
-                            f"integer 'id' and a string 'name', got {str(cat)[:120]}")
+            raise DataError(
+                f"COCO annotation file {ann_file}: categories[{i}] must be an object with an "
+                f"integer 'id' and a string 'name', got {str(cat)[:120]}"
+            )
         if cat["id"] in seen:
-            raise DataError(f"COCO annotation file {ann_file}: category id {cat['id']} appears twice in "
-                            "'categories'")
+            raise DataError(f"COCO annotation file {ann_file}: category id {cat['id']} appears twice in 'categories'")
         seen.add(cat["id"])
         cats.append(dict(id=cat["id"], name=cat["name"]))
     return sorted(cats, key=lambda c: c["id"])

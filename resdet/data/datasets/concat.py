@@ -1,4 +1,5 @@
 """Several detection datasets with the same classes read as one (VOC 07+12 trainval)."""
+
 from __future__ import annotations
 
 import bisect
@@ -24,9 +25,11 @@ class ConcatDataset(Dataset):
         first = self.datasets[0]
         for i, ds in enumerate(self.datasets[1:], start=1):
             if list(getattr(ds, "class_names", [])) != list(getattr(first, "class_names", [])):
-                raise ValueError(f"ConcatDataset: dataset {i} ({ds!r}) has classes "
-                                 f"{getattr(ds, 'class_names', None)}, dataset 0 ({first!r}) has "
-                                 f"{getattr(first, 'class_names', None)}; they must match")
+                raise ValueError(
+                    f"ConcatDataset: dataset {i} ({ds!r}) has classes "
+                    f"{getattr(ds, 'class_names', None)}, dataset 0 ({first!r}) has "
+                    f"{getattr(first, 'class_names', None)}; they must match"
+                )
         self.class_names = list(getattr(first, "class_names", []))
         self.label_to_cat_id = list(getattr(first, "label_to_cat_id", self.class_names))
         self.cumulative_sizes: list[int] = []

@@ -16,6 +16,7 @@ and ``rle`` (the RLE ``counts`` bytes, a ragged uint8 field; empty for polygons)
 ``records[i]`` back as the dict the datasets used before (``img_id, file, height, width,
 boxes, labels, ignore[, segms][, unclipped]``), built on access from the arrays.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -46,10 +47,12 @@ class _Instances:
             self.segms.extend(segms)
 
     def arrays(self, prefix: str, with_masks: bool) -> dict[str, np.ndarray]:
-        cat = (lambda parts, empty: np.concatenate(parts) if parts else empty)  # noqa: E731
-        out = {prefix + "boxes": cat(self.boxes, np.zeros((0, 4), np.float32)),
-               prefix + "labels": cat(self.labels, np.zeros(0, np.int64)),
-               prefix + "ignore": cat(self.ignore, np.zeros(0, bool))}
+        cat = lambda parts, empty: np.concatenate(parts) if parts else empty  # noqa: E731
+        out = {
+            prefix + "boxes": cat(self.boxes, np.zeros((0, 4), np.float32)),
+            prefix + "labels": cat(self.labels, np.zeros(0, np.int64)),
+            prefix + "ignore": cat(self.ignore, np.zeros(0, bool)),
+        }
         if with_masks:
             out.update(_pack_segms(self.segms, prefix))
         return out
@@ -69,9 +72,14 @@ def _pack_segms(segms: Sequence[Any], prefix: str) -> dict[str, np.ndarray]:
     counts = [s["counts"] if isinstance(s, dict) else b"" for s in segms]
     counts = [c.encode("ascii") if isinstance(c, str) else bytes(c) for c in counts]
     rle, rle_offsets = pack_ragged([np.frombuffer(c, np.uint8) for c in counts], np.uint8)
-    return {prefix + "segm_kind": kind, prefix + "segm_polys" + OFFSETS: per_instance,
-            prefix + "poly": coords, prefix + "poly" + OFFSETS: poly_offsets,
-            prefix + "rle": rle, prefix + "rle" + OFFSETS: rle_offsets}
+    return {
+        prefix + "segm_kind": kind,
+        prefix + "segm_polys" + OFFSETS: per_instance,
+        prefix + "poly": coords,
+        prefix + "poly" + OFFSETS: poly_offsets,
+        prefix + "rle": rle,
+        prefix + "rle" + OFFSETS: rle_offsets,
+    }
 
 
 class RecordBuilder:
@@ -89,9 +97,17 @@ class RecordBuilder:
         self.extras: dict[str, list] = {}
         self.kept, self.unclipped = _Instances(), _Instances()
 
-    def add_images(self, img_ids: Sequence, files: Sequence[str], heights: Sequence[int], widths: Sequence[int],
-                   counts: np.ndarray, has_unclipped: np.ndarray, unclipped_counts: np.ndarray,
-                   extras: dict | None = None) -> None:
+    def add_images(
+        self,
+        img_ids: Sequence,
+        files: Sequence[str],
+        heights: Sequence[int],
+        widths: Sequence[int],
+        counts: np.ndarray,
+        has_unclipped: np.ndarray,
+        unclipped_counts: np.ndarray,
+        extras: dict | None = None,
+    ) -> None:
         """Images in order; their instances are added (in the same order) with ``kept`` /
         ``unclipped.add``. ``counts`` / ``unclipped_counts``: instances per image."""
         self.img_ids.extend(img_ids)
@@ -160,8 +176,9 @@ class RecordView(Sequence):
 
     def record(self, row: int, segms: bool = True) -> dict:
         height, width = self.size(row)
-        record = dict(img_id=self.img_id(row), file=self.file(row), height=height, width=width,
-                      **self._instances(row, "", segms))
+        record = dict(
+            img_id=self.img_id(row), file=self.file(row), height=height, width=width, **self._instances(row, "", segms)
+        )
         if self.store["has_unclipped"][row]:
             record["unclipped"] = self._instances(row, "u_", segms)
         for key in self.extra_keys:
@@ -186,4 +203,4 @@ class RecordView(Sequence):
             return {"size": [int(s["height"][row]), int(s["width"][row])], "counts": s.row(prefix + "rle", j).tobytes()}
         polys = s[prefix + "segm_polys" + OFFSETS]
         offsets, coords = s[prefix + "poly" + OFFSETS], s[prefix + "poly"]
-        return [coords[offsets[k]:offsets[k + 1]].copy() for k in range(int(polys[j]), int(polys[j + 1]))]
+        return [coords[offsets[k] : offsets[k + 1]].copy() for k in range(int(polys[j]), int(polys[j + 1]))]

@@ -25,6 +25,7 @@ such as ``ants/again -> .`` or a second link to an already listed folder is skip
 counted (``meta['skipped_dirs']``, with the first few link paths), so every file is listed
 once; the dataset warns about them at each start. Links to files are listed like files.
 """
+
 from __future__ import annotations
 
 import os
@@ -84,8 +85,9 @@ def walk_images(root: str, top: str, extensions: tuple[str, ...], visited: set, 
     return files
 
 
-def scan_class_folders(root: str, folders: Sequence[str], class_names: Sequence[str],
-                       extensions: Sequence[str]) -> FlatRecords:
+def scan_class_folders(
+    root: str, folders: Sequence[str], class_names: Sequence[str], extensions: Sequence[str]
+) -> FlatRecords:
     """The index of ``root/<folder>/**`` for each of ``folders`` (every one in ``class_names``):
     rows sorted by class folder, then path; ``label`` is the folder's position in
     ``class_names``."""
@@ -101,16 +103,33 @@ def scan_class_folders(root: str, folders: Sequence[str], class_names: Sequence[
         counts.append(len(files))
     labels = np.repeat(np.asarray([index[n] for n in folders], np.int64), counts)
     values, offsets = pack_strings(paths)
-    return FlatRecords({"path": values, "path" + OFFSETS: offsets, "label": labels},
-                       dict(length=len(paths), skipped_dirs=len(skipped), skipped_examples=skipped[:3]))
+    return FlatRecords(
+        {"path": values, "path" + OFFSETS: offsets, "label": labels},
+        dict(length=len(paths), skipped_dirs=len(skipped), skipped_examples=skipped[:3]),
+    )
 
 
-def cached_folder_index(root: str, folders: Sequence[str], class_names: Sequence[str],
-                        extensions: Sequence[str], cache_dir: str | bool | None = None) -> FlatRecords:
+def cached_folder_index(
+    root: str,
+    folders: Sequence[str],
+    class_names: Sequence[str],
+    extensions: Sequence[str],
+    cache_dir: str | bool | None = None,
+) -> FlatRecords:
     """``scan_class_folders`` through the record cache (see the module docstring)."""
-    options = dict(root=os.path.abspath(root), folders=list(folders), classes=list(class_names),
-                   extensions=[e.lower() for e in extensions], format=INDEX_FORMAT)
+    options = dict(
+        root=os.path.abspath(root),
+        folders=list(folders),
+        classes=list(class_names),
+        extensions=[e.lower() for e in extensions],
+        format=INDEX_FORMAT,
+    )
     signal = [root] + [os.path.join(root, name) for name in folders]
-    return cached_records("imagefolder", [], options,
-                          lambda: scan_class_folders(root, folders, class_names, extensions),
-                          cache_dir=cache_dir, stat_sources=signal)
+    return cached_records(
+        "imagefolder",
+        [],
+        options,
+        lambda: scan_class_folders(root, folders, class_names, extensions),
+        cache_dir=cache_dir,
+        stat_sources=signal,
+    )

@@ -13,6 +13,7 @@ never a list of Python objects, so forked DataLoader workers share its pages ins
 copying them; the folder index is cached and memory-mapped (``folder_index``), so
 ``spawn`` / ``forkserver`` workers and the ranks of a node map one copy.
 """
+
 from __future__ import annotations
 
 import logging
@@ -140,12 +141,21 @@ class ClsDataset(Dataset):
         except ImageReadError as err:
             if self.strict:
                 raise ImageReadError(f"{err} (pass strict=False to skip unreadable images)") from err
-            self.skips.report("unreadable images skipped", source,
-                              f"{type(self).__name__}: skipping unreadable image {source}: {err}")
+            self.skips.report(
+                "unreadable images skipped", source, f"{type(self).__name__}: skipping unreadable image {source}: {err}"
+            )
             return Skipped(idx, source, f"unreadable image: {err}")
         h, w = img.shape[:2]
-        return dict(img=img, label=label, img_id=idx, orig_size=(h, w), img_path=source,
-                    img_shape=(h, w), scale_factor=(1.0, 1.0), flip=False)
+        return dict(
+            img=img,
+            label=label,
+            img_id=idx,
+            orig_size=(h, w),
+            img_path=source,
+            img_shape=(h, w),
+            scale_factor=(1.0, 1.0),
+            flip=False,
+        )
 
     def __getitem__(self, idx: int) -> dict | Skipped | None:
         sample = self.load_sample(idx)
@@ -199,14 +209,24 @@ class ImageFolder(ClsDataset):
     link farm may legitimately point twice at one folder).
     """
 
-    def __init__(self, data_root: str, ann_file: str | None = None,
-                 classes: Sequence[str] | str | None = None, label_offset: int = 0,
-                 extensions: Sequence[str] = IMG_EXTENSIONS, pipeline: Sequence[dict] | None = None,
-                 strict: bool = False, cache_dir: str | bool | None = None) -> None:
+    def __init__(
+        self,
+        data_root: str,
+        ann_file: str | None = None,
+        classes: Sequence[str] | str | None = None,
+        label_offset: int = 0,
+        extensions: Sequence[str] = IMG_EXTENSIONS,
+        pipeline: Sequence[dict] | None = None,
+        strict: bool = False,
+        cache_dir: str | bool | None = None,
+    ) -> None:
         super().__init__(pipeline=pipeline, strict=strict)
         if not os.path.isdir(data_root):
-            raise DataFileNotFoundError(f"image folder {data_root} does not exist (expected "
-                                        f"{data_root}/<class>/<image>, see datasets/README.md)", data_root)
+            raise DataFileNotFoundError(
+                f"image folder {data_root} does not exist (expected "
+                f"{data_root}/<class>/<image>, see datasets/README.md)",
+                data_root,
+            )
         self.data_root, self.ann_file = data_root, ann_file
         class_list = _read_class_list(classes)
         extensions = tuple(e.lower() for e in extensions)
@@ -216,29 +236,38 @@ class ImageFolder(ClsDataset):
             self._read_label_file(class_list, label_offset, extensions)
         self.source_name = data_root
         if not len(self):
-            raise DataFileNotFoundError(f"no images with endings {', '.join(extensions)} found under "
-                                        f"{data_root}" + (f" for {ann_file}" if ann_file else ""))
+            raise DataFileNotFoundError(
+                f"no images with endings {', '.join(extensions)} found under "
+                f"{data_root}" + (f" for {ann_file}" if ann_file else "")
+            )
 
-    def _scan_class_folders(self, class_list: list[str] | None, extensions: tuple,
-                            cache_dir: str | bool | None) -> None:
+    def _scan_class_folders(
+        self, class_list: list[str] | None, extensions: tuple, cache_dir: str | bool | None
+    ) -> None:
         found = sorted(d.name for d in os.scandir(self.data_root) if d.is_dir())
         if not found:
-            raise DataFileNotFoundError(f"{self.data_root} has no class sub-folders (expected "
-                                        f"{self.data_root}/<class>/<image>; for a flat ILSVRC val "
-                                        "folder pass ann_file=)")
+            raise DataFileNotFoundError(
+                f"{self.data_root} has no class sub-folders (expected "
+                f"{self.data_root}/<class>/<image>; for a flat ILSVRC val "
+                "folder pass ann_file=)"
+            )
         if class_list is not None:
             extra = [d for d in found if d not in set(class_list)]
             if extra:
-                raise DataError(f"sub-folders {extra[:5]} of {self.data_root} are not in the given "
-                                f"classes ({len(class_list)} names)")
+                raise DataError(
+                    f"sub-folders {extra[:5]} of {self.data_root} are not in the given "
+                    f"classes ({len(class_list)} names)"
+                )
         self.class_names = class_list if class_list is not None else found
         self.index = cached_folder_index(self.data_root, found, self.class_names, extensions, cache_dir)
         self.path_prefix = os.path.join(self.data_root, "")
         skipped = int(self.index.meta.get("skipped_dirs", 0))
         if skipped:
-            message = (f"ImageFolder {self.data_root}: {skipped} folders reached a second time through "
-                       f"symbolic links skipped (a link loop, or two links to one folder: "
-                       f"{', '.join(self.index.meta.get('skipped_examples', []))}); each image is listed once")
+            message = (
+                f"ImageFolder {self.data_root}: {skipped} folders reached a second time through "
+                f"symbolic links skipped (a link loop, or two links to one folder: "
+                f"{', '.join(self.index.meta.get('skipped_examples', []))}); each image is listed once"
+            )
             warnings.warn(message, UserWarning, stacklevel=3)
             logger.warning(message)
 
@@ -250,8 +279,10 @@ class ImageFolder(ClsDataset):
         if rows and all(len(r) == 1 for r in rows):  # one label per sorted image file
             files = sorted(f for f in os.listdir(self.data_root) if _is_image(f, extensions))
             if len(files) != len(rows):
-                raise DataError(f"{self.ann_file} has {len(rows)} labels but {self.data_root} has "
-                                 f"{len(files)} images; a one-column label file needs one line per image")
+                raise DataError(
+                    f"{self.ann_file} has {len(rows)} labels but {self.data_root} has "
+                    f"{len(files)} images; a one-column label file needs one line per image"
+                )
             rows = [[f, r[0]] for f, r in zip(files, rows)]
         labels, paths, names = [], [], class_list
         position = {name: i for i, name in reversed(list(enumerate(names or [])))}  # first one wins, as .index
@@ -264,15 +295,19 @@ class ImageFolder(ClsDataset):
             elif token in position:
                 label = position[token]
             else:
-                raise DataError(f"{self.ann_file}, line {lineno}: label {token!r} is not an integer "
-                                 "nor a name in the given classes (pass classes= for name labels)")
+                raise DataError(
+                    f"{self.ann_file}, line {lineno}: label {token!r} is not an integer "
+                    "nor a name in the given classes (pass classes= for name labels)"
+                )
             labels.append(label)
             paths.append(os.path.join(self.data_root, row[0]))
         if names is None:
             names = [str(i) for i in range(max(labels) + 1)] if labels else []
         bad = [lab for lab in labels if not 0 <= lab < len(names)]
         if bad:
-            raise DataError(f"{self.ann_file}: labels {sorted(set(bad))[:5]} are outside 0..{len(names) - 1} "
-                             f"({len(names)} classes; check label_offset and classes)")
+            raise DataError(
+                f"{self.ann_file}: labels {sorted(set(bad))[:5]} are outside 0..{len(names) - 1} "
+                f"({len(names)} classes; check label_offset and classes)"
+            )
         self.class_names = list(names)
         self.index = path_records(paths, labels)

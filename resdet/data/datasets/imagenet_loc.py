@@ -31,6 +31,7 @@ either (a file added, removed or renamed in it changes its mtime) or an XML file
 mtime) changes; as for ``ImageFolder``, an image rewritten in place under the same name is
 not seen (touch its folder, or pass ``cache_dir=False``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -87,11 +88,20 @@ class ImageNetLocDataset(DetectionDataset):
             at every start; see the module docstring).
     """
 
-    def __init__(self, root: str, split: str = "train", img_prefix: str = "Data/CLS-LOC",
-                 ann_prefix: str = "Annotations/CLS-LOC", classes: Sequence[str] | str | None = None,
-                 class_folders: bool | None = None, with_unannotated: bool = True,
-                 one_based: bool = False, pipeline: Sequence[dict] | None = None,
-                 strict: bool = True, cache_dir: str | bool | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        img_prefix: str = "Data/CLS-LOC",
+        ann_prefix: str = "Annotations/CLS-LOC",
+        classes: Sequence[str] | str | None = None,
+        class_folders: bool | None = None,
+        with_unannotated: bool = True,
+        one_based: bool = False,
+        pipeline: Sequence[dict] | None = None,
+        strict: bool = True,
+        cache_dir: str | bool | None = None,
+    ) -> None:
         self.class_folders = split == "train" if class_folders is None else bool(class_folders)
         self.with_unannotated = with_unannotated and self.class_folders
         super().__init__(pipeline=pipeline, filter_empty=not self.with_unannotated, strict=strict)
@@ -99,25 +109,42 @@ class ImageNetLocDataset(DetectionDataset):
         self.img_dir = os.path.join(root, img_prefix, split)
         self.ann_dir = os.path.join(root, ann_prefix, split)
         if not os.path.isdir(self.img_dir):
-            raise DataFileNotFoundError(f"ImageNetLocDataset: image folder {self.img_dir} does not exist "
-                                        f"(root={root!r}, img_prefix={img_prefix!r}, split={split!r})", self.img_dir)
+            raise DataFileNotFoundError(
+                f"ImageNetLocDataset: image folder {self.img_dir} does not exist "
+                f"(root={root!r}, img_prefix={img_prefix!r}, split={split!r})",
+                self.img_dir,
+            )
         self.class_names, self.readable_names = self._resolve_classes(classes, img_prefix)
         self.label_to_cat_id = list(self.class_names)
         self.cat_id_to_label = {name: i for i, name in enumerate(self.class_names)}
         self.num_unannotated = 0
-        options = dict(img_dir=os.path.abspath(self.img_dir), ann_dir=os.path.abspath(self.ann_dir),
-                       classes=self.class_names, class_folders=self.class_folders,
-                       with_unannotated=self.with_unannotated, one_based=one_based)
-        extra = self._load_records("imagenet_loc", [], options,
-                                   self._load_class_folders if self.class_folders else self._load_flat,
-                                   cache_dir, stat_sources=self._change_signal(),
-                                   meta=lambda: dict(num_unannotated=self.num_unannotated))
+        options = dict(
+            img_dir=os.path.abspath(self.img_dir),
+            ann_dir=os.path.abspath(self.ann_dir),
+            classes=self.class_names,
+            class_folders=self.class_folders,
+            with_unannotated=self.with_unannotated,
+            one_based=one_based,
+        )
+        extra = self._load_records(
+            "imagenet_loc",
+            [],
+            options,
+            self._load_class_folders if self.class_folders else self._load_flat,
+            cache_dir,
+            stat_sources=self._change_signal(),
+            meta=lambda: dict(num_unannotated=self.num_unannotated),
+        )
         self.num_unannotated = int(extra["num_unannotated"])
         self._finish_loading(self.img_dir)
         self.image_labels = np.asarray(self._store["x.label"][self.records.rows], dtype=np.int64)
         if self.num_unannotated:
-            logger.info("%s: %d of %d images have no boxes (classification only)", self.img_dir,
-                        self.num_unannotated, len(self.records))
+            logger.info(
+                "%s: %d of %d images have no boxes (classification only)",
+                self.img_dir,
+                self.num_unannotated,
+                len(self.records),
+            )
 
     # ------------------------------------------------------------------ loading
     def _resolve_classes(self, classes, img_prefix: str) -> tuple[list[str], list[str]]:
@@ -130,8 +157,10 @@ class ImageNetLocDataset(DetectionDataset):
             found = sorted(d for d in os.listdir(train_dir) if os.path.isdir(os.path.join(train_dir, d)))
             if found:
                 return found, found
-        raise DataError(f"ImageNetLocDataset: no classes given and no class folders in {train_dir}; "
-                         "pass classes=[wnids] or a class file (e.g. LOC_synset_mapping.txt)")
+        raise DataError(
+            f"ImageNetLocDataset: no classes given and no class folders in {train_dir}; "
+            "pass classes=[wnids] or a class file (e.g. LOC_synset_mapping.txt)"
+        )
 
     def _change_signal(self) -> list[str]:
         """What the cache's freshness is judged by: the split folders, their class folders and
@@ -140,24 +169,32 @@ class ImageNetLocDataset(DetectionDataset):
         if self.class_folders:
             img_folders += _sub_folders(self.img_dir)
             ann_folders += _sub_folders(self.ann_dir)
-        xmls = [e.path for folder in ann_folders if os.path.isdir(folder)
-                for e in os.scandir(folder) if e.name.endswith(".xml")]
+        xmls = [
+            e.path
+            for folder in ann_folders
+            if os.path.isdir(folder)
+            for e in os.scandir(folder)
+            if e.name.endswith(".xml")
+        ]
         return img_folders + ann_folders + sorted(xmls)
 
     def _load_class_folders(self) -> None:
         present = sorted(d for d in os.listdir(self.img_dir) if os.path.isdir(os.path.join(self.img_dir, d)))
         unknown = [d for d in present if d not in self.cat_id_to_label]
         if unknown:
-            self._problem("class folders not among the classes skipped",
-                          f"{self.img_dir} has class folders {unknown[:5]} that are not among the "
-                          f"{len(self.class_names)} classes")
+            self._problem(
+                "class folders not among the classes skipped",
+                f"{self.img_dir} has class folders {unknown[:5]} that are not among the "
+                f"{len(self.class_names)} classes",
+            )
         for wnid in present:
             if wnid not in self.cat_id_to_label:
                 continue
             folder = os.path.join(self.img_dir, wnid)
             ann_folder = os.path.join(self.ann_dir, wnid)
-            xml_stems = {f[:-4] for f in os.listdir(ann_folder) if f.endswith(".xml")} \
-                if os.path.isdir(ann_folder) else set()
+            xml_stems = (
+                {f[:-4] for f in os.listdir(ann_folder) if f.endswith(".xml")} if os.path.isdir(ann_folder) else set()
+            )
             for name in sorted(os.listdir(folder)):
                 stem, ext = os.path.splitext(name)
                 if ext.lower() not in IMG_EXTS:
@@ -172,9 +209,12 @@ class ImageNetLocDataset(DetectionDataset):
                 continue
             xml_file = os.path.join(self.ann_dir, stem + ".xml")
             if not os.path.isfile(xml_file):
-                self._problem("images without an annotation file skipped",
-                              f"annotation file {xml_file} of image {name} does not exist (a {self.split} "
-                              "image's class comes from its XML)", FileNotFoundError)
+                self._problem(
+                    "images without an annotation file skipped",
+                    f"annotation file {xml_file} of image {name} does not exist (a {self.split} "
+                    "image's class comes from its XML)",
+                    FileNotFoundError,
+                )
                 continue
             self._load_one(os.path.join(self.img_dir, name), stem, xml_file, folder_class=None)
 
@@ -191,8 +231,10 @@ class ImageNetLocDataset(DetectionDataset):
         elif len(labels):
             label = int(np.bincount(labels).argmax())
         else:
-            self._problem("validation images without a usable object skipped",
-                          f"annotation file {xml_file} has no object of a known class")
+            self._problem(
+                "validation images without a usable object skipped",
+                f"annotation file {xml_file} has no object of a known class",
+            )
             return
         if xml_file is None and not self.with_unannotated:
             return
@@ -201,8 +243,9 @@ class ImageNetLocDataset(DetectionDataset):
             if width <= 0 or height <= 0:
                 self._problem("unreadable images skipped", f"image {img_file} cannot be read", FileNotFoundError)
                 return
-        record = dict(img_id=img_id, file=img_file, height=height, width=width, label=label,
-                      annotated=xml_file is not None)
+        record = dict(
+            img_id=img_id, file=img_file, height=height, width=width, label=label, annotated=xml_file is not None
+        )
         self._add_boxes(record, boxes, labels, np.zeros(len(labels), dtype=bool))
         if not (~record["ignore"]).any():
             self.num_unannotated += 1
@@ -218,18 +261,23 @@ class ImageNetLocDataset(DetectionDataset):
         for obj in root.findall("object"):
             name = (obj.findtext("name") or "").strip()
             if folder_class is not None and name != folder_class:
-                self._problem("objects whose class disagrees with their folder skipped",
-                              f"annotation file {xml_file} has an object of class {name!r} but its image "
-                              f"lies in the folder of class {folder_class!r}")
+                self._problem(
+                    "objects whose class disagrees with their folder skipped",
+                    f"annotation file {xml_file} has an object of class {name!r} but its image "
+                    f"lies in the folder of class {folder_class!r}",
+                )
                 continue
             if name not in self.cat_id_to_label:
-                self._problem("objects of unknown classes skipped",
-                              f"annotation file {xml_file} has an object of class {name!r}, which is not "
-                              f"one of the {len(self.class_names)} classes")
+                self._problem(
+                    "objects of unknown classes skipped",
+                    f"annotation file {xml_file} has an object of class {name!r}, which is not "
+                    f"one of the {len(self.class_names)} classes",
+                )
                 continue
             bnd = obj.find("bndbox")
-            coords = [_float(bnd.find(k)) if bnd is not None else float("nan")
-                      for k in ("xmin", "ymin", "xmax", "ymax")]
+            coords = [
+                _float(bnd.find(k)) if bnd is not None else float("nan") for k in ("xmin", "ymin", "xmax", "ymax")
+            ]
             shift = 1.0 if self.one_based else 0.0
             boxes.append([coords[0] - shift, coords[1] - shift, coords[2], coords[3]])
             labels.append(self.cat_id_to_label[name])
@@ -243,5 +291,7 @@ class ImageNetLocDataset(DetectionDataset):
         return sample
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.img_dir}, images={len(self)}, classes={len(self.class_names)}, "
-                f"without boxes={self.num_unannotated})")
+        return (
+            f"{type(self).__name__}({self.img_dir}, images={len(self)}, classes={len(self.class_names)}, "
+            f"without boxes={self.num_unannotated})"
+        )

@@ -3,6 +3,7 @@ scale, rotation, colour, clutter, occlusion, noise), the CPU proxy of CIFAR-10 u
 ``resdet reproduce``. Generated on first use under ``data_root/<split>/images.npz``, held
 as one memory-mapped array in the record cache like ``CIFAR10``; splits seeded by
 ``split_seed``."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,14 @@ from .image_folder import ClsDataset, label_records
 
 def ensure_proxy32(split_dir: str, num_images: int, image_size: int, seed: int) -> str:
     """Generate ``split_dir/images.npz`` unless it already holds exactly this set; returns its path."""
-    meta = dict(preset="proxy32", num_images=int(num_images), image_size=int(image_size), seed=int(seed),
-                classes=list(PROXY32_CLASSES), version=2)
+    meta = dict(
+        preset="proxy32",
+        num_images=int(num_images),
+        image_size=int(image_size),
+        seed=int(seed),
+        classes=list(PROXY32_CLASSES),
+        version=2,
+    )
     path = os.path.join(split_dir, PROXY32_FILE)
 
     def clear() -> None:
@@ -47,16 +54,25 @@ class Proxy32Dataset(ClsDataset):
         cache_dir: the record cache folder (see ``CIFAR10``).
     """
 
-    def __init__(self, data_root: str = "data/proxy32", split: str = "train", num_images: int = 20000,
-                 image_size: int = 32, seed: int = 0, pipeline: Sequence[dict] | None = None,
-                 strict: bool = False, cache_dir: str | bool | None = None) -> None:
+    def __init__(
+        self,
+        data_root: str = "data/proxy32",
+        split: str = "train",
+        num_images: int = 20000,
+        image_size: int = 32,
+        seed: int = 0,
+        pipeline: Sequence[dict] | None = None,
+        strict: bool = False,
+        cache_dir: str | bool | None = None,
+    ) -> None:
         super().__init__(pipeline=pipeline, strict=strict)
         if num_images < 1:
             raise ValueError(f"Proxy32Dataset num_images must be positive, got {num_images}")
         split_dir = os.path.join(data_root, split)
         path = ensure_proxy32(split_dir, num_images, image_size, split_seed(seed, split))
-        self.index = cached_records("proxy32", [path], dict(format=1), lambda: _read_split(path, split_dir),
-                                    cache_dir=cache_dir)
+        self.index = cached_records(
+            "proxy32", [path], dict(format=1), lambda: _read_split(path, split_dir), cache_dir=cache_dir
+        )
         self.class_names = list(PROXY32_CLASSES)
         self.data_root, self.split = data_root, split
         self.source_name = split_dir

@@ -2,6 +2,7 @@
 (``ShapesLocDataset``) sets, generated on first use; the COCO-json detection flavour of the
 same generator is read by ``ShapesCocoDataset`` (``coco.py``). Splits are seeded by
 ``split_seed``."""
+
 from __future__ import annotations
 
 import glob
@@ -16,19 +17,30 @@ from .image_folder import ImageFolder
 from .imagenet_loc import ImageNetLocDataset
 
 
-def ensure_shapes_cls(split_dir: str, num_images: int, image_size: int, seed: int,
-                      classes: Sequence[str], ext: str = "png") -> None:
+def ensure_shapes_cls(
+    split_dir: str, num_images: int, image_size: int, seed: int, classes: Sequence[str], ext: str = "png"
+) -> None:
     """Generate ``split_dir`` unless it already holds exactly this set (see
     ``resdet.data.synthetic.cache``)."""
-    meta = dict(num_images=int(num_images), image_size=int(image_size), seed=int(seed),
-                classes=list(classes), ext=ext, version=2)
+    meta = dict(
+        num_images=int(num_images),
+        image_size=int(image_size),
+        seed=int(seed),
+        classes=list(classes),
+        ext=ext,
+        version=2,
+    )
 
     def clear() -> None:
         for stale in glob.glob(os.path.join(split_dir, "*", "[0-9]*.*")):
             os.remove(stale)  # a set generated with other settings
 
-    ensure_generated(split_dir, meta, lambda: generate_shapes_cls(split_dir, num_images, image_size=image_size,
-                                                                  seed=seed, classes=classes, ext=ext), clear)
+    ensure_generated(
+        split_dir,
+        meta,
+        lambda: generate_shapes_cls(split_dir, num_images, image_size=image_size, seed=seed, classes=classes, ext=ext),
+        clear,
+    )
 
 
 @DATASETS.register_module()
@@ -47,9 +59,17 @@ class ShapesClsDataset(ImageFolder):
         pipeline, strict: see ``ClsDataset``.
     """
 
-    def __init__(self, data_root: str = "data/shapes_cls", split: str = "train", num_images: int = 2500,
-                 image_size: int = 64, seed: int = 0, classes: Sequence[str] = SHAPE_CLASSES,
-                 pipeline: Sequence[dict] | None = None, strict: bool = False) -> None:
+    def __init__(
+        self,
+        data_root: str = "data/shapes_cls",
+        split: str = "train",
+        num_images: int = 2500,
+        image_size: int = 64,
+        seed: int = 0,
+        classes: Sequence[str] = SHAPE_CLASSES,
+        pipeline: Sequence[dict] | None = None,
+        strict: bool = False,
+    ) -> None:
         unknown = [c for c in classes if c not in SHAPE_CLASSES]
         if unknown:
             raise ValueError(f"unknown shape classes {unknown}; allowed: {', '.join(SHAPE_CLASSES)}")
@@ -64,9 +84,17 @@ class ShapesLocDataset(ImageNetLocDataset):
     the ILSVRC CLS-LOC layout under ``data_root`` (generated on first use, deterministic:
     seeds per split as ``split_seed``) and read by ``ImageNetLocDataset``."""
 
-    def __init__(self, data_root: str = "data/shapes_loc", split: str = "train", num_images: int = 1000,
-                 image_size: int = 128, seed: int = 0, classes: Sequence[str] | None = None,
-                 pipeline: Sequence[dict] | None = None, strict: bool = True) -> None:
+    def __init__(
+        self,
+        data_root: str = "data/shapes_loc",
+        split: str = "train",
+        num_images: int = 1000,
+        image_size: int = 128,
+        seed: int = 0,
+        classes: Sequence[str] | None = None,
+        pipeline: Sequence[dict] | None = None,
+        strict: bool = True,
+    ) -> None:
         classes = tuple(classes or SHAPE_CLASSES)
         ensure_shapes_loc(data_root, split, num_images, image_size, split_seed(seed, split), classes)
         super().__init__(root=data_root, split=split, classes=classes, pipeline=pipeline, strict=strict)

@@ -7,6 +7,7 @@ boxes are continuous, so 1 is subtracted from ``xmin``/``ymin`` (``xmax``/``ymax
 of these. Fields are read with one rule each (docs/CONTRACTS.md, "Annotation fields: one
 rule each"); the parsed records go through the per-node record cache (``record_cache``).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,28 @@ from ...utils.progress import Progress
 from ..problems import DataFileNotFoundError
 from .det_base import DetectionDataset
 
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-               "train", "tvmonitor")
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 @DATASETS.register_module()
@@ -49,12 +69,26 @@ class VOCDataset(DetectionDataset):
     as in ``CocoDataset``.
     """
 
-    def __init__(self, root: str, split: str = "trainval", pipeline: Sequence[dict] | None = None,
-                 classes: Sequence[str] = VOC_CLASSES, filter_empty: bool = True, strict: bool = True,
-                 keep_difficult: bool = True, img_ext: str = ".jpg", exif_annotations: str = "auto",
-                 cache_dir: str | bool | None = None) -> None:
-        super().__init__(pipeline=pipeline, filter_empty=filter_empty, strict=strict, with_masks=False,
-                         exif_annotations=exif_annotations)
+    def __init__(
+        self,
+        root: str,
+        split: str = "trainval",
+        pipeline: Sequence[dict] | None = None,
+        classes: Sequence[str] = VOC_CLASSES,
+        filter_empty: bool = True,
+        strict: bool = True,
+        keep_difficult: bool = True,
+        img_ext: str = ".jpg",
+        exif_annotations: str = "auto",
+        cache_dir: str | bool | None = None,
+    ) -> None:
+        super().__init__(
+            pipeline=pipeline,
+            filter_empty=filter_empty,
+            strict=strict,
+            with_masks=False,
+            exif_annotations=exif_annotations,
+        )
         self.root, self.split = root, split
         self.keep_difficult, self.img_ext = keep_difficult, img_ext
         self.class_names = list(classes)
@@ -62,19 +96,30 @@ class VOCDataset(DetectionDataset):
         self.cat_id_to_label = {name: i for i, name in enumerate(self.class_names)}
         list_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
         if not os.path.isfile(list_file):
-            available = sorted(f[:-4] for f in os.listdir(os.path.dirname(list_file))
-                               if f.endswith(".txt")) if os.path.isdir(os.path.dirname(list_file)) else []
-            raise DataFileNotFoundError(f"VOC image list {list_file} does not exist"
-                                        + (f" (splits there: {', '.join(available)})" if available else ""),
-                                        list_file)
+            available = (
+                sorted(f[:-4] for f in os.listdir(os.path.dirname(list_file)) if f.endswith(".txt"))
+                if os.path.isdir(os.path.dirname(list_file))
+                else []
+            )
+            raise DataFileNotFoundError(
+                f"VOC image list {list_file} does not exist"
+                + (f" (splits there: {', '.join(available)})" if available else ""),
+                list_file,
+            )
         with open(list_file, encoding="utf-8", errors="replace") as fh:
             lines = [(number, line.split()[0]) for number, line in enumerate(fh, 1) if line.strip()]
         ids = list(dict.fromkeys(img_id for _, img_id in lines))
-        options = dict(root=os.path.abspath(root), split=split, classes=self.class_names,
-                       keep_difficult=keep_difficult, img_ext=img_ext)
+        options = dict(
+            root=os.path.abspath(root),
+            split=split,
+            classes=self.class_names,
+            keep_difficult=keep_difficult,
+            img_ext=img_ext,
+        )
         xml_files = [os.path.join(root, "Annotations", f"{img_id}.xml") for img_id in ids]
-        self._load_records("voc", [list_file], options, lambda: self._parse(lines, list_file), cache_dir,
-                           stat_sources=xml_files)
+        self._load_records(
+            "voc", [list_file], options, lambda: self._parse(lines, list_file), cache_dir, stat_sources=xml_files
+        )
         self._finish_loading(list_file, "" if ids else "the image list is empty: no image id in it")
 
     def _parse(self, lines: list[tuple[int, str]], list_file: str) -> None:
@@ -83,9 +128,11 @@ class VOCDataset(DetectionDataset):
         first: dict[str, int] = {}
         for number, img_id in lines:
             if img_id in first:
-                self._problem("ids listed twice in the image list skipped",
-                              f"image list {list_file}: image id {img_id!r} on line {number} is listed already "
-                              f"on line {first[img_id]}")
+                self._problem(
+                    "ids listed twice in the image list skipped",
+                    f"image list {list_file}: image id {img_id!r} on line {number} is listed already "
+                    f"on line {first[img_id]}",
+                )
                 continue
             first[img_id] = number
         with Progress(len(first), f"indexing {list_file}", enabled=is_main_process(), interval_s=30) as progress:
@@ -97,43 +144,52 @@ class VOCDataset(DetectionDataset):
         xml_file = os.path.join(self.root, "Annotations", f"{img_id}.xml")
         img_file = os.path.join(self.root, "JPEGImages", f"{img_id}{self.img_ext}")
         if not os.path.isfile(xml_file):
-            self._problem("images without an annotation file skipped",
-                          f"annotation file {xml_file} (image id {img_id!r} of {self.split}.txt) does not exist",
-                          DataFileNotFoundError)
+            self._problem(
+                "images without an annotation file skipped",
+                f"annotation file {xml_file} (image id {img_id!r} of {self.split}.txt) does not exist",
+                DataFileNotFoundError,
+            )
             return
         try:
             root = ET.parse(xml_file).getroot()
         except (ET.ParseError, UnicodeDecodeError) as err:
-            self._problem("unparsable annotation files skipped",
-                          f"annotation file {xml_file} is not valid XML: {err}")
+            self._problem("unparsable annotation files skipped", f"annotation file {xml_file} is not valid XML: {err}")
             return
         width, height = _size_field(root.findtext("size/width")), _size_field(root.findtext("size/height"))
         if width is None or height is None:
-            self._problem("images without a valid size skipped",
-                          f"annotation file {xml_file}: <size> has <width> {root.findtext('size/width')!r}, "
-                          f"<height> {root.findtext('size/height')!r}; each must be a whole number (0 or "
-                          "absent: read from the image)")
+            self._problem(
+                "images without a valid size skipped",
+                f"annotation file {xml_file}: <size> has <width> {root.findtext('size/width')!r}, "
+                f"<height> {root.findtext('size/height')!r}; each must be a whole number (0 or "
+                "absent: read from the image)",
+            )
             return
         if width <= 0 or height <= 0:  # some exports omit <size>: read the image header
             width, height = _image_size(img_file)
         if width <= 0 or height <= 0:
-            self._problem("images without a valid size skipped",
-                          f"annotation file {xml_file} has no valid <size> and image {img_file} "
-                          "cannot be read", FileNotFoundError)
+            self._problem(
+                "images without a valid size skipped",
+                f"annotation file {xml_file} has no valid <size> and image {img_file} cannot be read",
+                FileNotFoundError,
+            )
             return
         boxes, labels, ignore = [], [], []
         for number, obj in enumerate(root.findall("object"), 1):
             name = (obj.findtext("name") or "").strip()
             if name not in self.cat_id_to_label:
-                self._problem("objects of unknown classes skipped",
-                              f"annotation file {xml_file} has an object of class {name!r}, which is not "
-                              f"one of the dataset's classes ({', '.join(self.class_names)})")
+                self._problem(
+                    "objects of unknown classes skipped",
+                    f"annotation file {xml_file} has an object of class {name!r}, which is not "
+                    f"one of the dataset's classes ({', '.join(self.class_names)})",
+                )
                 continue
             difficult = difficult_flag(obj.findtext("difficult"))
             if difficult is None:
-                self._problem("objects with an invalid <difficult> skipped",
-                              f"annotation file {xml_file}, object {number} ({name!r}): <difficult> is "
-                              f"{obj.findtext('difficult')!r}; it must be 0 or 1")
+                self._problem(
+                    "objects with an invalid <difficult> skipped",
+                    f"annotation file {xml_file}, object {number} ({name!r}): <difficult> is "
+                    f"{obj.findtext('difficult')!r}; it must be 0 or 1",
+                )
                 continue
             if difficult and not self.keep_difficult:
                 continue
@@ -147,8 +203,13 @@ class VOCDataset(DetectionDataset):
             labels.append(self.cat_id_to_label[name])
             ignore.append(difficult)
         record = dict(img_id=img_id, file=img_file, height=height, width=width)
-        self._add_boxes(record, np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                        np.asarray(labels, dtype=np.int64), np.asarray(ignore, dtype=bool), where=xml_file)
+        self._add_boxes(
+            record,
+            np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+            np.asarray(labels, dtype=np.int64),
+            np.asarray(ignore, dtype=bool),
+            where=xml_file,
+        )
 
     def _coords(self, obj, xml_file: str, number: int, name: str) -> list[float] | None:
         """``[xmin, ymin, xmax, ymax]`` of one object; a missing ``<bndbox>`` gives NaN (dropped
@@ -164,9 +225,11 @@ class VOCDataset(DetectionDataset):
             try:
                 coords.append(float(text))
             except ValueError:
-                self._problem("objects with non-numeric coordinates skipped",
-                              f"annotation file {xml_file}, object {number} ({name!r}): <bndbox><{key}> is "
-                              f"{text!r}, not a number")
+                self._problem(
+                    "objects with non-numeric coordinates skipped",
+                    f"annotation file {xml_file}, object {number} ({name!r}): <bndbox><{key}> is "
+                    f"{text!r}, not a number",
+                )
                 return None
         return coords
 
@@ -211,6 +274,7 @@ def _image_size(path: str) -> tuple[int, int]:
     """(width, height) from the image header without decoding; (0, 0) if unreadable."""
     try:
         from PIL import Image
+
         with Image.open(path) as im:
             return im.size
     except Exception:  # noqa: BLE001 - unreadable means "no size"

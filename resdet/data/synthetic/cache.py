@@ -6,6 +6,7 @@ seed, classes, generator options) is cleared and generated again instead of bein
 Independent runs sharing a folder serialise on a lock file; in distributed runs rank 0
 generates and the other ranks wait at a barrier.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,8 +71,13 @@ def read_meta(meta_path: str) -> dict | None:
         return None
 
 
-def ensure_generated(target: str, meta: dict, generate: Callable[[], object],
-                     clear: Callable[[], None] | None = None, meta_path: str | None = None) -> None:
+def ensure_generated(
+    target: str,
+    meta: dict,
+    generate: Callable[[], object],
+    clear: Callable[[], None] | None = None,
+    meta_path: str | None = None,
+) -> None:
     """Make ``target`` hold the set described by ``meta`` (json-serialisable settings).
 
     Unless ``meta_path`` (default ``target/shapes_meta.json``) already equals ``meta``: rank 0

@@ -15,6 +15,7 @@ Polygons are random outlines around a centre with radii varying per vertex; most
 convex, and many are not star-shaped around their vertex mean, so mask checks see work of the
 kind real outlines give them.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,31 +28,106 @@ import numpy as np
 from .cache import ensure_generated
 
 COCO_CATEGORIES = (
-    (1, "person"), (2, "bicycle"), (3, "car"), (4, "motorcycle"), (5, "airplane"), (6, "bus"), (7, "train"),
-    (8, "truck"), (9, "boat"), (10, "traffic light"), (11, "fire hydrant"), (13, "stop sign"),
-    (14, "parking meter"), (15, "bench"), (16, "bird"), (17, "cat"), (18, "dog"), (19, "horse"), (20, "sheep"),
-    (21, "cow"), (22, "elephant"), (23, "bear"), (24, "zebra"), (25, "giraffe"), (27, "backpack"),
-    (28, "umbrella"), (31, "handbag"), (32, "tie"), (33, "suitcase"), (34, "frisbee"), (35, "skis"),
-    (36, "snowboard"), (37, "sports ball"), (38, "kite"), (39, "baseball bat"), (40, "baseball glove"),
-    (41, "skateboard"), (42, "surfboard"), (43, "tennis racket"), (44, "bottle"), (46, "wine glass"),
-    (47, "cup"), (48, "fork"), (49, "knife"), (50, "spoon"), (51, "bowl"), (52, "banana"), (53, "apple"),
-    (54, "sandwich"), (55, "orange"), (56, "broccoli"), (57, "carrot"), (58, "hot dog"), (59, "pizza"),
-    (60, "donut"), (61, "cake"), (62, "chair"), (63, "couch"), (64, "potted plant"), (65, "bed"),
-    (67, "dining table"), (70, "toilet"), (72, "tv"), (73, "laptop"), (74, "mouse"), (75, "remote"),
-    (76, "keyboard"), (77, "cell phone"), (78, "microwave"), (79, "oven"), (80, "toaster"), (81, "sink"),
-    (82, "refrigerator"), (84, "book"), (85, "clock"), (86, "vase"), (87, "scissors"), (88, "teddy bear"),
-    (89, "hair drier"), (90, "toothbrush"))
+    (1, "person"),
+    (2, "bicycle"),
+    (3, "car"),
+    (4, "motorcycle"),
+    (5, "airplane"),
+    (6, "bus"),
+    (7, "train"),
+    (8, "truck"),
+    (9, "boat"),
+    (10, "traffic light"),
+    (11, "fire hydrant"),
+    (13, "stop sign"),
+    (14, "parking meter"),
+    (15, "bench"),
+    (16, "bird"),
+    (17, "cat"),
+    (18, "dog"),
+    (19, "horse"),
+    (20, "sheep"),
+    (21, "cow"),
+    (22, "elephant"),
+    (23, "bear"),
+    (24, "zebra"),
+    (25, "giraffe"),
+    (27, "backpack"),
+    (28, "umbrella"),
+    (31, "handbag"),
+    (32, "tie"),
+    (33, "suitcase"),
+    (34, "frisbee"),
+    (35, "skis"),
+    (36, "snowboard"),
+    (37, "sports ball"),
+    (38, "kite"),
+    (39, "baseball bat"),
+    (40, "baseball glove"),
+    (41, "skateboard"),
+    (42, "surfboard"),
+    (43, "tennis racket"),
+    (44, "bottle"),
+    (46, "wine glass"),
+    (47, "cup"),
+    (48, "fork"),
+    (49, "knife"),
+    (50, "spoon"),
+    (51, "bowl"),
+    (52, "banana"),
+    (53, "apple"),
+    (54, "sandwich"),
+    (55, "orange"),
+    (56, "broccoli"),
+    (57, "carrot"),
+    (58, "hot dog"),
+    (59, "pizza"),
+    (60, "donut"),
+    (61, "cake"),
+    (62, "chair"),
+    (63, "couch"),
+    (64, "potted plant"),
+    (65, "bed"),
+    (67, "dining table"),
+    (70, "toilet"),
+    (72, "tv"),
+    (73, "laptop"),
+    (74, "mouse"),
+    (75, "remote"),
+    (76, "keyboard"),
+    (77, "cell phone"),
+    (78, "microwave"),
+    (79, "oven"),
+    (80, "toaster"),
+    (81, "sink"),
+    (82, "refrigerator"),
+    (84, "book"),
+    (85, "clock"),
+    (86, "vase"),
+    (87, "scissors"),
+    (88, "teddy bear"),
+    (89, "hair drier"),
+    (90, "toothbrush"),
+)
 
 # (width, height, share): COCO's most frequent image sizes, the rest lumped into the nearest
-IMAGE_SIZES = ((640, 480, 0.42), (640, 427, 0.22), (480, 640, 0.10), (640, 426, 0.08), (427, 640, 0.07),
-               (640, 428, 0.04), (612, 612, 0.03), (500, 375, 0.04))
-MEAN_INSTANCES = 7.3    # per image, over all images
-EMPTY_SHARE = 0.01      # images without annotations
-CROWD_SHARE = 0.01      # instances that are crowds (uncompressed RLE)
-JPEGS_PER_SIZE = 4      # distinct files each size's image entries link to
+IMAGE_SIZES = (
+    (640, 480, 0.42),
+    (640, 427, 0.22),
+    (480, 640, 0.10),
+    (640, 426, 0.08),
+    (427, 640, 0.07),
+    (640, 428, 0.04),
+    (612, 612, 0.03),
+    (500, 375, 0.04),
+)
+MEAN_INSTANCES = 7.3  # per image, over all images
+EMPTY_SHARE = 0.01  # images without annotations
+CROWD_SHARE = 0.01  # instances that are crowds (uncompressed RLE)
+JPEGS_PER_SIZE = 4  # distinct files each size's image entries link to
 ANN_FILE = os.path.join("annotations", "instances_train2017.json")
 IMG_DIR = "train2017"
-_CHUNK = 2000           # images per json.dumps call (bounded memory, C encoder)
+_CHUNK = 2000  # images per json.dumps call (bounded memory, C encoder)
 
 
 def _images_chunk(rng: np.random.Generator, first_id: int, count: int) -> tuple[list, np.ndarray]:
@@ -61,16 +137,24 @@ def _images_chunk(rng: np.random.Generator, first_id: int, count: int) -> tuple[
     for k, s in enumerate(size_index.tolist()):
         img_id = first_id + k
         width, height = IMAGE_SIZES[s][:2]
-        images.append({"license": 1 + img_id % 8, "file_name": f"{img_id:012d}.jpg",
-                       "coco_url": f"http://images.cocodataset.org/train2017/{img_id:012d}.jpg",
-                       "height": height, "width": width, "date_captured": "2013-11-14 16:28:13",
-                       "flickr_url": f"http://farm4.staticflickr.com/{img_id % 9000}/{img_id}_z.jpg",
-                       "id": img_id})
+        images.append(
+            {
+                "license": 1 + img_id % 8,
+                "file_name": f"{img_id:012d}.jpg",
+                "coco_url": f"http://images.cocodataset.org/train2017/{img_id:012d}.jpg",
+                "height": height,
+                "width": width,
+                "date_captured": "2013-11-14 16:28:13",
+                "flickr_url": f"http://farm4.staticflickr.com/{img_id % 9000}/{img_id}_z.jpg",
+                "id": img_id,
+            }
+        )
     return images, size_index
 
 
-def _polygon(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, width: int,
-             height: int) -> list[float]:
+def _polygon(
+    rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, width: int, height: int
+) -> list[float]:
     """One outline of 10-40 points, clipped to the image, two decimals."""
     points = int(rng.integers(10, 41))
     angles = np.sort(rng.uniform(0, 2 * np.pi, points))
@@ -110,8 +194,17 @@ def _annotations(rng: np.random.Generator, image: dict, first_ann_id: int, count
             area = 0.5 * abs(float(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))))
             segmentation, crowd = [poly], 0
             bbox = np.round([xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()], 2).tolist()
-        anns.append({"segmentation": segmentation, "area": round(area, 2), "iscrowd": crowd,
-                     "image_id": image["id"], "bbox": bbox, "category_id": cat_id, "id": first_ann_id + k})
+        anns.append(
+            {
+                "segmentation": segmentation,
+                "area": round(area, 2),
+                "iscrowd": crowd,
+                "image_id": image["id"],
+                "bbox": bbox,
+                "category_id": cat_id,
+                "id": first_ann_id + k,
+            }
+        )
     return anns
 
 
@@ -124,9 +217,12 @@ def _write_annotation_file(path: str, num_images: int, seed: int) -> np.ndarray:
     lam = MEAN_INSTANCES / (1 - EMPTY_SHARE) - 1
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write('{"info": {"description": "COCO-train-shaped synthetic set (resdet)", "version": "1.0", '
-                 '"year": 2017}, "licenses": ' + json.dumps([{"id": i, "name": f"license {i}", "url": ""}
-                                                            for i in range(1, 9)]) + ', "images": [')
+        fh.write(
+            '{"info": {"description": "COCO-train-shaped synthetic set (resdet)", "version": "1.0", '
+            '"year": 2017}, "licenses": '
+            + json.dumps([{"id": i, "name": f"license {i}", "url": ""} for i in range(1, 9)])
+            + ', "images": ['
+        )
         ann_chunks = []
         for first in range(0, num_images, _CHUNK):
             images, size_index = _images_chunk(rng, first + 1, min(_CHUNK, num_images - first))
@@ -147,8 +243,11 @@ def _write_annotation_file(path: str, num_images: int, seed: int) -> np.ndarray:
                 fh.write((", " if wrote_any else "") + text)
                 wrote_any = True
             os.remove(chunk)
-        fh.write('], "categories": ' + json.dumps([{"supercategory": "thing", "id": i, "name": n}
-                                                    for i, n in COCO_CATEGORIES]) + "}")
+        fh.write(
+            '], "categories": '
+            + json.dumps([{"supercategory": "thing", "id": i, "name": n} for i, n in COCO_CATEGORIES])
+            + "}"
+        )
     os.replace(tmp, path)
     return np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
 
@@ -168,8 +267,9 @@ def _jpeg(rng: np.random.Generator, width: int, height: int) -> bytes:
     for _ in range(6):
         x, y = int(rng.integers(0, width - 8)), int(rng.integers(0, height - 8))
         color = tuple(int(c) for c in rng.integers(0, 256, 3))
-        cv2.rectangle(image, (x, y), (x + int(rng.integers(8, width // 3)), y + int(rng.integers(8, height // 3))),
-                      color, -1)
+        cv2.rectangle(
+            image, (x, y), (x + int(rng.integers(8, width // 3)), y + int(rng.integers(8, height // 3))), color, -1
+        )
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
         raise RuntimeError("OpenCV could not encode a JPEG")
@@ -218,18 +318,30 @@ def ensure_coco_like(root: str, num_images: int = 118287, seed: int = 0) -> tupl
         for name in (IMG_DIR, "_sources", "annotations"):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
-    ensure_generated(root, meta, lambda: generate_coco_like(root, num_images, seed), clear,
-                     meta_path=os.path.join(root, "coco_like_meta.json"))
+    ensure_generated(
+        root,
+        meta,
+        lambda: generate_coco_like(root, num_images, seed),
+        clear,
+        meta_path=os.path.join(root, "coco_like_meta.json"),
+    )
     return os.path.join(root, ANN_FILE), os.path.join(root, IMG_DIR)
 
 
-def ensure_imagefolder_like(root: str, num_images: int, num_classes: int = 1000, seed: int = 0,
-                            image_size: int = 32) -> str:
+def ensure_imagefolder_like(
+    root: str, num_images: int, num_classes: int = 1000, seed: int = 0, image_size: int = 32
+) -> str:
     """An ImageFolder of ``num_images`` links to ``image_size``-pixel JPEGs spread over
     ``num_classes`` folders (``n00000000`` ...), reused when generated with these settings;
     returns the folder."""
-    meta = dict(kind="imagefolder_like", num_images=int(num_images), num_classes=int(num_classes),
-                seed=int(seed), image_size=int(image_size), version=1)
+    meta = dict(
+        kind="imagefolder_like",
+        num_images=int(num_images),
+        num_classes=int(num_classes),
+        seed=int(seed),
+        image_size=int(image_size),
+        version=1,
+    )
     train = os.path.join(root, "train")
 
     def generate() -> None:

@@ -11,6 +11,7 @@ A split is stored as one ``images.npz`` (``images`` N x 32 x 32 x 3 uint8 RGB, `
 int64 N); image ``i`` is drawn from its own generator seeded by ``(seed, i)`` so the same
 seed gives the same bytes and a larger set starts with the images of a smaller one.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,7 @@ from ...utils.dist import is_main_process
 from ...utils.io import atomic_write_bytes
 from ...utils.progress import Progress
 
-PROXY32_CLASSES = ("circle", "square", "triangle", "star", "cross", "hexagon", "arrow", "ring",
-                   "crescent", "lshape")
+PROXY32_CLASSES = ("circle", "square", "triangle", "star", "cross", "hexagon", "arrow", "ring", "crescent", "lshape")
 PROXY32_FILE = "images.npz"
 _SUPERSAMPLE = 4  # shapes are drawn at 4x and area-resized: anti-aliased, sub-pixel accurate
 _PRESET_CODE = 32  # mixed into the per-image seed (other generators use other codes)
@@ -40,10 +40,12 @@ def _unit_shapes() -> dict[str, list[tuple[np.ndarray, bool]]]:
     star_r = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
     t10 = np.pi / 2 + np.arange(10) * np.pi / 5
     a, b = 0.32, 0.95
-    cross = np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b],
-                      [-a, a], [-b, a], [-b, -a], [-a, -a]])
-    arrow = np.array([[-0.95, -0.22], [0.15, -0.22], [0.15, -0.6], [0.95, 0.0], [0.15, 0.6],
-                      [0.15, 0.22], [-0.95, 0.22]])
+    cross = np.array(
+        [[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b], [-a, a], [-b, a], [-b, -a], [-a, -a]]
+    )
+    arrow = np.array(
+        [[-0.95, -0.22], [0.15, -0.22], [0.15, -0.6], [0.95, 0.0], [0.15, 0.6], [0.15, 0.22], [-0.95, 0.22]]
+    )
     lshape = np.array([[-0.7, -0.9], [-0.2, -0.9], [-0.2, 0.4], [0.7, 0.4], [0.7, 0.9], [-0.7, 0.9]])
     circle = _regular(48)
     return {
@@ -69,8 +71,9 @@ def _transform(poly: np.ndarray, cx: float, cy: float, radius: float, angle: flo
     return pts @ np.array([[c, s], [-s, c]]) * radius + np.array([cx, cy])
 
 
-def shape_mask(name: str, size: int, cx: float, cy: float, radius: float, angle: float,
-               aspect: float = 1.0) -> np.ndarray:
+def shape_mask(
+    name: str, size: int, cx: float, cy: float, radius: float, angle: float, aspect: float = 1.0
+) -> np.ndarray:
     """Coverage (``size x size`` float32 in [0, 1]) of shape ``name``; coordinates in pixels."""
     big = size * _SUPERSAMPLE
     canvas = np.zeros((big, big), dtype=np.uint8)
@@ -108,8 +111,9 @@ def _shape_colour(rng: np.random.Generator, ref: np.ndarray) -> np.ndarray:
     return np.where(ref > 127, 15.0, 240.0)
 
 
-def render_proxy32_image(seed: int, index: int, size: int = 32,
-                         classes: tuple[str, ...] = PROXY32_CLASSES) -> tuple[np.ndarray, int]:
+def render_proxy32_image(
+    seed: int, index: int, size: int = 32, classes: tuple[str, ...] = PROXY32_CLASSES
+) -> tuple[np.ndarray, int]:
     """Image ``index``: ``(size x size x 3 RGB uint8, label)``; labels cycle through the classes."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _PRESET_CODE, int(index)]))
     label = index % len(classes)
@@ -117,8 +121,14 @@ def render_proxy32_image(seed: int, index: int, size: int = 32,
     others = [c for c in classes if c != classes[label]]
     for _ in range(int(rng.integers(0, 3))):  # clutter: small distractor shapes of other classes
         r = rng.uniform(0.07, 0.13) * size
-        mask = shape_mask(str(rng.choice(others)), size, *rng.uniform(0, size, 2), r, rng.uniform(0, 2 * np.pi),
-                          rng.uniform(0.8, 1.25))
+        mask = shape_mask(
+            str(rng.choice(others)),
+            size,
+            *rng.uniform(0, size, 2),
+            r,
+            rng.uniform(0, 2 * np.pi),
+            rng.uniform(0.8, 1.25),
+        )
         _blend(img, mask, rng.uniform(0, 255, 3))
     radius = rng.uniform(0.28, 0.46) * size  # random scale
     cx, cy = rng.uniform(0.6 * radius, size - 0.6 * radius, 2)  # may be partly cut by the border
@@ -128,8 +138,14 @@ def render_proxy32_image(seed: int, index: int, size: int = 32,
     for _ in range(int(rng.integers(0, 2))):  # occlusion: a blob over part of the shape
         r = rng.uniform(0.08, 0.16) * size
         centre = np.array([cx, cy]) + rng.normal(0, radius * 0.8, 2)
-        blob = shape_mask(str(rng.choice(("circle", "square", "hexagon"))), size, *centre, r,
-                          rng.uniform(0, 2 * np.pi), rng.uniform(0.6, 1.6))
+        blob = shape_mask(
+            str(rng.choice(("circle", "square", "hexagon"))),
+            size,
+            *centre,
+            r,
+            rng.uniform(0, 2 * np.pi),
+            rng.uniform(0.6, 1.6),
+        )
         _blend(img, blob, rng.uniform(0, 255, 3))
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (3, 3), float(rng.uniform(0.3, 0.9)))
@@ -137,8 +153,9 @@ def render_proxy32_image(seed: int, index: int, size: int = 32,
     return np.clip(img, 0, 255).round().astype(np.uint8), label
 
 
-def render_proxy32(seed: int, num_images: int, size: int = 32, classes: tuple[str, ...] = PROXY32_CLASSES,
-                   description: str = "proxy32") -> tuple[np.ndarray, np.ndarray]:
+def render_proxy32(
+    seed: int, num_images: int, size: int = 32, classes: tuple[str, ...] = PROXY32_CLASSES, description: str = "proxy32"
+) -> tuple[np.ndarray, np.ndarray]:
     """``(images N x size x size x 3 uint8, labels int64 N)`` of images ``0..N-1``."""
     images = np.empty((num_images, size, size, 3), dtype=np.uint8)
     labels = np.empty(num_images, dtype=np.int64)
@@ -149,10 +166,12 @@ def render_proxy32(seed: int, num_images: int, size: int = 32, classes: tuple[st
     return images, labels
 
 
-def generate_proxy32(out_dir: str, num_images: int, size: int = 32, seed: int = 0,
-                     classes: tuple[str, ...] = PROXY32_CLASSES) -> str:
+def generate_proxy32(
+    out_dir: str, num_images: int, size: int = 32, seed: int = 0, classes: tuple[str, ...] = PROXY32_CLASSES
+) -> str:
     """Write ``out_dir/images.npz`` atomically; returns its path."""
     import io
+
     images, labels = render_proxy32(seed, num_images, size, tuple(classes), description=out_dir)
     buffer = io.BytesIO()
     np.savez(buffer, images=images, labels=labels)

@@ -16,6 +16,7 @@ polygons with anti-aliased edges, then sensor noise):
 Every image ``i`` is drawn from its own generator seeded by ``(seed, flavour, i)``, so the
 same seed gives the same bytes, and a larger set starts with the images of a smaller one.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,23 @@ def _unit_polygon(name: str) -> np.ndarray:
         return np.stack([np.cos(t) * r, np.sin(t) * r], 1)
     if name == "cross":
         a, b = 0.32, 0.95
-        return np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b],
-                         [-a, a], [-b, a], [-b, -a], [-a, -a]], dtype=np.float64)
+        return np.array(
+            [
+                [-a, -b],
+                [a, -b],
+                [a, -a],
+                [b, -a],
+                [b, a],
+                [a, a],
+                [a, b],
+                [-a, b],
+                [-a, a],
+                [-b, a],
+                [-b, -a],
+                [-a, -a],
+            ],
+            dtype=np.float64,
+        )
     raise ValueError(f"unknown shape {name!r}; allowed: {', '.join(SHAPE_CLASSES)}")
 
 
@@ -122,8 +138,9 @@ def _image_rng(seed: int, flavour: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), _FLAVOUR_CODES[flavour], int(index)]))
 
 
-def render_cls_image(seed: int, index: int, image_size: int = 64,
-                     classes: Sequence[str] = SHAPE_CLASSES) -> tuple[np.ndarray, int]:
+def render_cls_image(
+    seed: int, index: int, image_size: int = 64, classes: Sequence[str] = SHAPE_CLASSES
+) -> tuple[np.ndarray, int]:
     """Image ``index`` of the classification flavour: ``(H x W x 3 RGB uint8, label)``.
     Labels cycle through the classes so every class has the same number of images."""
     rng = _image_rng(seed, "cls", index)
@@ -136,8 +153,13 @@ def render_cls_image(seed: int, index: int, image_size: int = 64,
     return add_noise(rng, img), label
 
 
-def _place_instances(rng: np.random.Generator, img: np.ndarray, specs: list[tuple[int, float]],
-                     classes: Sequence[str], min_visible: float) -> list[dict]:
+def _place_instances(
+    rng: np.random.Generator,
+    img: np.ndarray,
+    specs: list[tuple[int, float]],
+    classes: Sequence[str],
+    min_visible: float,
+) -> list[dict]:
     """Draw ``specs`` (label, radius) in order, re-drawing a placement (up to 10 tries) that
     would leave an earlier instance less than ``min_visible`` of its area visible; a shape
     that never fits is dropped. Returns instances with ``label``, ``poly``, ``visible`` mask."""
@@ -148,8 +170,7 @@ def _place_instances(rng: np.random.Generator, img: np.ndarray, specs: list[tupl
             cx, cy = rng.uniform(radius, w - radius), rng.uniform(radius, h - radius)
             poly = shape_polygon(classes[label], cx, cy, radius, rng.uniform(0, 2 * np.pi))
             mask = polygon_mask(poly, h, w)
-            ok = all(((inst["visible"] & (1 - mask)).sum() >= min_visible * inst["full_area"])
-                     for inst in placed)
+            ok = all(((inst["visible"] & (1 - mask)).sum() >= min_visible * inst["full_area"]) for inst in placed)
             if ok and mask.sum() > 0:
                 break
         else:
@@ -161,9 +182,15 @@ def _place_instances(rng: np.random.Generator, img: np.ndarray, specs: list[tupl
     return placed
 
 
-def render_det_image(seed: int, index: int, image_size: int = 256, flavour: str = "det",
-                     classes: Sequence[str] = SHAPE_CLASSES, max_instances: int = 4,
-                     min_visible: float = 0.5) -> tuple[np.ndarray, list[dict], int]:
+def render_det_image(
+    seed: int,
+    index: int,
+    image_size: int = 256,
+    flavour: str = "det",
+    classes: Sequence[str] = SHAPE_CLASSES,
+    max_instances: int = 4,
+    min_visible: float = 0.5,
+) -> tuple[np.ndarray, list[dict], int]:
     """Image ``index`` of the ``det`` or ``loc`` flavour.
 
     Returns ``(img H x W x 3 RGB uint8, instances, dominant_label)``; each instance has
@@ -175,14 +202,14 @@ def render_det_image(seed: int, index: int, image_size: int = 256, flavour: str 
     num_classes = len(classes)
     if flavour == "det":
         count = int(rng.integers(1, max_instances + 1))
-        specs = [(int(rng.integers(num_classes)), rng.uniform(0.08, 0.22) * image_size)
-                 for _ in range(count)]
+        specs = [(int(rng.integers(num_classes)), rng.uniform(0.08, 0.22) * image_size) for _ in range(count)]
     elif flavour == "loc":
         main = int(rng.integers(num_classes))
         others = [c for c in range(num_classes) if c != main] or [main]
         specs = [(main, rng.uniform(0.2, 0.34) * image_size)]
-        specs += [(int(rng.choice(others)), rng.uniform(0.04, 0.08) * image_size)
-                  for _ in range(int(rng.integers(1, 4)))]
+        specs += [
+            (int(rng.choice(others)), rng.uniform(0.04, 0.08) * image_size) for _ in range(int(rng.integers(1, 4)))
+        ]
     else:
         raise ValueError(f"flavour must be 'det' or 'loc', got {flavour!r}")
     instances = _place_instances(rng, img, specs, classes, min_visible)
@@ -214,8 +241,14 @@ def generation_progress(num_images: int, out_dir: str) -> Progress:
     return Progress(num_images, f"generating {out_dir}", enabled=is_main_process())
 
 
-def generate_shapes_cls(out_dir: str, num_images: int, image_size: int = 64, seed: int = 0,
-                        classes: Sequence[str] = SHAPE_CLASSES, ext: str = "png") -> dict:
+def generate_shapes_cls(
+    out_dir: str,
+    num_images: int,
+    image_size: int = 64,
+    seed: int = 0,
+    classes: Sequence[str] = SHAPE_CLASSES,
+    ext: str = "png",
+) -> dict:
     """Write ``num_images`` classification images as ``out_dir/<class>/<index>.<ext>``.
     Returns ``{'out_dir', 'num_images', 'classes'}``."""
     ext = _check_ext(ext)
@@ -234,6 +267,7 @@ def _coco_segmentation(inst: dict) -> dict | list:
     if int(inst["visible"].sum()) == inst["full_area"]:
         return [[round(float(v), 2) for v in inst["poly"].reshape(-1)]]
     from pycocotools import mask as mask_utils
+
     rle = mask_utils.encode(np.asfortranarray(inst["visible"]))
     return dict(size=[int(s) for s in rle["size"]], counts=rle["counts"].decode("ascii"))
 
@@ -241,13 +275,22 @@ def _coco_segmentation(inst: dict) -> dict | list:
 def _polygon_area(polygons: list, image_size: int) -> int:
     """Pixel area of COCO polygons as pycocotools rasterises them (what COCOeval uses)."""
     from pycocotools import mask as mask_utils
+
     rles = mask_utils.frPyObjects(polygons, image_size, image_size)
     return int(mask_utils.area(mask_utils.merge(rles)))
 
 
-def generate_shapes_det(out_dir: str, num_images: int, image_size: int = 256, seed: int = 0,
-                        flavour: str = "det", classes: Sequence[str] = SHAPE_CLASSES,
-                        max_instances: int = 4, min_visible: float = 0.5, ext: str = "jpg") -> str:
+def generate_shapes_det(
+    out_dir: str,
+    num_images: int,
+    image_size: int = 256,
+    seed: int = 0,
+    flavour: str = "det",
+    classes: Sequence[str] = SHAPE_CLASSES,
+    max_instances: int = 4,
+    min_visible: float = 0.5,
+    ext: str = "jpg",
+) -> str:
     """Write a COCO-format shapes set: ``out_dir/images/<index>.<ext>`` and
     ``out_dir/annotations.json`` (boxes and masks of the visible regions, category ids
     1..C). ``flavour='loc'`` gives the localization variant. Returns the json path.
@@ -255,6 +298,7 @@ def generate_shapes_det(out_dir: str, num_images: int, image_size: int = 256, se
     The json is written last (atomically), so its presence marks a complete set.
     """
     from ...utils.io import atomic_write_json
+
     ext = _check_ext(ext)
     if flavour not in ("det", "loc"):
         raise ValueError(f"flavour must be 'det' or 'loc', got {flavour!r}")
@@ -263,8 +307,9 @@ def generate_shapes_det(out_dir: str, num_images: int, image_size: int = 256, se
     images, annotations = [], []
     progress = generation_progress(num_images, out_dir)
     for index in range(num_images):
-        img, instances, dominant = render_det_image(seed, index, image_size, flavour, classes,
-                                                    max_instances, min_visible)
+        img, instances, dominant = render_det_image(
+            seed, index, image_size, flavour, classes, max_instances, min_visible
+        )
         file_name = f"{index:06d}.{ext}"
         _write_image(os.path.join(img_dir, file_name), img, ext)
         entry = dict(id=index + 1, file_name=file_name, height=image_size, width=image_size)
@@ -283,18 +328,28 @@ def generate_shapes_det(out_dir: str, num_images: int, image_size: int = 256, se
                 area = float(inst["visible"].sum())
             x0, y0 = max(x0, 0.0), max(y0, 0.0)
             x1, y1 = min(x1, float(image_size)), min(y1, float(image_size))
-            ann = dict(id=len(annotations) + 1, image_id=index + 1, category_id=inst["label"] + 1,
-                       bbox=[round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)], area=area,
-                       iscrowd=0, segmentation=segmentation)
+            ann = dict(
+                id=len(annotations) + 1,
+                image_id=index + 1,
+                category_id=inst["label"] + 1,
+                bbox=[round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                area=area,
+                iscrowd=0,
+                segmentation=segmentation,
+            )
             if flavour == "loc":
                 ann["dominant"] = int(inst["dominant"])
             annotations.append(ann)
         progress.update(1)
     progress.close()
     categories = [dict(id=i + 1, name=name, supercategory="shape") for i, name in enumerate(classes)]
-    info = dict(description=f"resdet synthetic shapes ({flavour})", seed=int(seed),
-                image_size=int(image_size), version="1.0")
+    info = dict(
+        description=f"resdet synthetic shapes ({flavour})", seed=int(seed), image_size=int(image_size), version="1.0"
+    )
     ann_file = os.path.join(out_dir, "annotations.json")
-    atomic_write_json(dict(info=info, images=images, annotations=annotations, categories=categories,
-                           licenses=[]), ann_file, indent=None)
+    atomic_write_json(
+        dict(info=info, images=images, annotations=annotations, categories=categories, licenses=[]),
+        ann_file,
+        indent=None,
+    )
     return ann_file

@@ -1,4 +1,5 @@
 """``BoxRandomCrop``: the fixed-size random crops of the paper's localization training."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,11 +24,12 @@ class BoxRandomCrop:
         img = sample["img"]
         h, w = img.shape[:2]
         if h < self.size or w < self.size:
-            img = np.pad(img, ((0, max(self.size - h, 0)), (0, max(self.size - w, 0)), (0, 0)),
-                         constant_values=self.pad_value)
+            img = np.pad(
+                img, ((0, max(self.size - h, 0)), (0, max(self.size - w, 0)), (0, 0)), constant_values=self.pad_value
+            )
             h, w = img.shape[:2]
         y0, x0 = int(np.random.randint(0, h - self.size + 1)), int(np.random.randint(0, w - self.size + 1))
-        sample["img"] = np.ascontiguousarray(img[y0:y0 + self.size, x0:x0 + self.size])
+        sample["img"] = np.ascontiguousarray(img[y0 : y0 + self.size, x0 : x0 + self.size])
         boxes = np.asarray(sample.get("boxes", np.zeros((0, 4), np.float32)), np.float32).reshape(-1, 4)
         if len(boxes):
             area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])

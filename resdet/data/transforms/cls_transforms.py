@@ -10,6 +10,7 @@ Each transform takes and returns the sample dict (``img`` H x W x 3 uint8 RGB) a
 ``img_shape`` (h, w) and ``flip`` up to date. Randomness comes from numpy's global
 generator, which the loader seeds per sample.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -21,9 +22,7 @@ from ...registry import TRANSFORMS
 # AlexNet's PCA of ImageNet RGB pixels (values in 0..1 units, as published with
 # fb.resnet.torch); columns of IMAGENET_EIGVEC are the eigenvectors, rows are R, G, B.
 IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
-IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009),
-                   (-0.5808, -0.0045, -0.8140),
-                   (-0.5836, -0.6948, 0.4203))
+IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
 
 
 def _pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -45,7 +44,7 @@ def _set_shape(sample: dict) -> dict:
 
 def _take_window(sample: dict, img: np.ndarray, x0: int, y0: int, ch: int, cw: int) -> dict:
     """``sample`` with the ``ch x cw`` window of ``img`` at ``(x0, y0)`` and its ``crop`` box."""
-    sample["img"] = np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw])
+    sample["img"] = np.ascontiguousarray(img[y0 : y0 + ch, x0 : x0 + cw])
     sample["crop"] = (x0, y0, x0 + cw, y0 + ch)
     return _set_shape(sample)
 
@@ -73,8 +72,9 @@ class RandomCrop:
         if h < ch or w < cw:
             img = np.pad(img, ((0, max(ch - h, 0)), (0, max(cw - w, 0)), (0, 0)), constant_values=self.pad_value)
             h, w = img.shape[:2]
-        return _take_window(sample, img, int(np.random.randint(0, w - cw + 1)),
-                            int(np.random.randint(0, h - ch + 1)), ch, cw)
+        return _take_window(
+            sample, img, int(np.random.randint(0, w - cw + 1)), int(np.random.randint(0, h - ch + 1)), ch, cw
+        )
 
     def __repr__(self) -> str:
         return f"RandomCrop(size={self.size}, padding={self.padding})"
@@ -136,8 +136,12 @@ class PCALighting:
     The drawn offset is recorded as ``lighting`` (3 floats, 0..255 units).
     """
 
-    def __init__(self, std: float = 0.1, eigval: Sequence[float] = IMAGENET_EIGVAL,
-                 eigvec: Sequence[Sequence[float]] = IMAGENET_EIGVEC) -> None:
+    def __init__(
+        self,
+        std: float = 0.1,
+        eigval: Sequence[float] = IMAGENET_EIGVAL,
+        eigvec: Sequence[Sequence[float]] = IMAGENET_EIGVEC,
+    ) -> None:
         if std < 0:
             raise ValueError(f"std must be >= 0, got {std}")
         self.std = float(std)
@@ -168,8 +172,13 @@ class Resize:
 
     def __init__(self, size: int | Sequence[int] = 224, interpolation: str = "bilinear") -> None:
         import cv2
-        interps = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR,
-                   "bicubic": cv2.INTER_CUBIC, "area": cv2.INTER_AREA}
+
+        interps = {
+            "nearest": cv2.INTER_NEAREST,
+            "bilinear": cv2.INTER_LINEAR,
+            "bicubic": cv2.INTER_CUBIC,
+            "area": cv2.INTER_AREA,
+        }
         if interpolation not in interps:
             raise ValueError(f"interpolation must be one of {', '.join(interps)}, got {interpolation!r}")
         self.size = _pair(size, "size")
@@ -177,6 +186,7 @@ class Resize:
 
     def __call__(self, sample: dict) -> dict:
         import cv2
+
         img = sample["img"]
         h, w = img.shape[:2]
         th, tw = self.size

@@ -17,6 +17,7 @@ transform in a test / evaluation pipeline: ``DetRandomCrop.training_only`` is ``
 Random numbers come from numpy's global RNG (``np.random.randint`` / ``np.random.uniform``),
 like the other random transforms, so ``np.random.seed`` makes it reproducible.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -106,9 +107,15 @@ class DetRandomCrop:
 
     training_only = True
 
-    def __init__(self, crop_size: int | Sequence[float] = (0.6, 0.6), crop_type: str = "relative_range",
-                 allow_negative_crop: bool = False, max_tries: int = 10, drop_center_outside: bool = False,
-                 min_box_size: float = 1e-3) -> None:
+    def __init__(
+        self,
+        crop_size: int | Sequence[float] = (0.6, 0.6),
+        crop_type: str = "relative_range",
+        allow_negative_crop: bool = False,
+        max_tries: int = 10,
+        drop_center_outside: bool = False,
+        min_box_size: float = 1e-3,
+    ) -> None:
         types = ("absolute", "relative", "relative_range")
         if crop_type not in types:
             raise ValueError(f"DetRandomCrop: crop_type must be one of {', '.join(types)}, got {crop_type!r}")
@@ -156,8 +163,7 @@ class DetRandomCrop:
         clipped = shifted.copy()
         clipped[:, 0::2] = clipped[:, 0::2].clip(0, cw)
         clipped[:, 1::2] = clipped[:, 1::2].clip(0, ch)
-        keep = ((clipped[:, 2] - clipped[:, 0] > self.min_box_size)
-                & (clipped[:, 3] - clipped[:, 1] > self.min_box_size))
+        keep = (clipped[:, 2] - clipped[:, 0] > self.min_box_size) & (clipped[:, 3] - clipped[:, 1] > self.min_box_size)
         if self.drop_center_outside:
             cx = (shifted[:, 0] + shifted[:, 2]) / 2
             cy = (shifted[:, 1] + shifted[:, 3]) / 2
@@ -182,7 +188,7 @@ class DetRandomCrop:
             sample["crop_offset"] = (0, 0)
             return sample
         (x0, y0, cw, ch), clipped, keep = chosen
-        sample["img"] = np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw])
+        sample["img"] = np.ascontiguousarray(img[y0 : y0 + ch, x0 : x0 + cw])
         if "boxes" in sample:
             sample["boxes"] = clipped[keep].astype(np.float32)
         for key in INSTANCE_KEYS[1:]:
@@ -195,14 +201,18 @@ class DetRandomCrop:
             else:
                 masks = np.asarray(masks)
                 if masks.ndim != 3 or len(masks) != len(keep):
-                    raise ValueError(f"DetRandomCrop: masks must be PolygonMasks or N x H x W with N = "
-                                     f"{len(keep)} boxes, got shape {masks.shape}")
-                sample["masks"] = np.ascontiguousarray(masks[keep, y0:y0 + ch, x0:x0 + cw])
+                    raise ValueError(
+                        f"DetRandomCrop: masks must be PolygonMasks or N x H x W with N = "
+                        f"{len(keep)} boxes, got shape {masks.shape}"
+                    )
+                sample["masks"] = np.ascontiguousarray(masks[keep, y0 : y0 + ch, x0 : x0 + cw])
         sample["img_shape"] = (ch, cw)
         sample["crop_offset"] = (x0, y0)
         return sample
 
     def __repr__(self) -> str:
-        return (f"DetRandomCrop(crop_size={self.crop_size}, crop_type={self.crop_type!r}, "
-                f"allow_negative_crop={self.allow_negative_crop}, max_tries={self.max_tries}, "
-                f"drop_center_outside={self.drop_center_outside})")
+        return (
+            f"DetRandomCrop(crop_size={self.crop_size}, crop_type={self.crop_type!r}, "
+            f"allow_negative_crop={self.allow_negative_crop}, max_tries={self.max_tries}, "
+            f"drop_center_outside={self.drop_center_outside})"
+        )

@@ -6,6 +6,7 @@ Each takes and returns the sample dict of CONTRACTS.md. Boxes (``N x 4`` xyxy) a
 update ``scale_factor`` (w_scale, h_scale: current size / original size), ``flip`` and
 ``img_shape`` (h, w) so predictions can be mapped back to the original image.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -48,15 +49,24 @@ class ResizeShortestEdge:
         interpolation: OpenCV interpolation for the image; masks always use nearest.
     """
 
-    def __init__(self, short_edge_length: int | Sequence[int] = 600, max_size: int | None = 1000,
-                 sample_mode: str = "choice", interpolation: str = "bilinear") -> None:
+    def __init__(
+        self,
+        short_edge_length: int | Sequence[int] = 600,
+        max_size: int | None = 1000,
+        sample_mode: str = "choice",
+        interpolation: str = "bilinear",
+    ) -> None:
         sizes = [short_edge_length] if isinstance(short_edge_length, (int, float)) else list(short_edge_length)
         if not sizes or any(int(s) <= 0 for s in sizes):
             raise ValueError(f"short_edge_length must be positive sizes, got {short_edge_length!r}")
         if sample_mode not in ("choice", "range"):
             raise ValueError(f"sample_mode must be 'choice' or 'range', got {sample_mode!r}")
-        interps = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR,
-                   "bicubic": cv2.INTER_CUBIC, "area": cv2.INTER_AREA}
+        interps = {
+            "nearest": cv2.INTER_NEAREST,
+            "bilinear": cv2.INTER_LINEAR,
+            "bicubic": cv2.INTER_CUBIC,
+            "area": cv2.INTER_AREA,
+        }
         if interpolation not in interps:
             raise ValueError(f"interpolation must be one of {', '.join(interps)}, got {interpolation!r}")
         self.sizes = [int(s) for s in sizes]
@@ -91,9 +101,12 @@ class ResizeShortestEdge:
             elif len(masks) and (new_h, new_w) != (h, w):
                 # cv2.resize treats the last axis as channels (limit 512), so chunk it
                 stacked = np.ascontiguousarray(masks.transpose(1, 2, 0))
-                chunks = [cv2.resize(stacked[:, :, i:i + 512], (new_w, new_h),
-                                     interpolation=cv2.INTER_NEAREST).reshape(new_h, new_w, -1)
-                          for i in range(0, stacked.shape[2], 512)]
+                chunks = [
+                    cv2.resize(stacked[:, :, i : i + 512], (new_w, new_h), interpolation=cv2.INTER_NEAREST).reshape(
+                        new_h, new_w, -1
+                    )
+                    for i in range(0, stacked.shape[2], 512)
+                ]
                 sample["masks"] = np.ascontiguousarray(np.concatenate(chunks, 2).transpose(2, 0, 1))
             elif not len(masks):
                 sample["masks"] = np.zeros((0, new_h, new_w), dtype=np.uint8)
@@ -152,9 +165,14 @@ class PhotometricDistortion:
         hue_delta: hue shift in degrees drawn in ``[-delta, delta]``.
     """
 
-    def __init__(self, brightness_delta: float = 32.0, contrast_range: Sequence[float] = (0.5, 1.5),
-                 saturation_range: Sequence[float] = (0.5, 1.5), hue_delta: float = 18.0,
-                 prob: float = 0.5) -> None:
+    def __init__(
+        self,
+        brightness_delta: float = 32.0,
+        contrast_range: Sequence[float] = (0.5, 1.5),
+        saturation_range: Sequence[float] = (0.5, 1.5),
+        hue_delta: float = 18.0,
+        prob: float = 0.5,
+    ) -> None:
         self.brightness_delta = float(brightness_delta)
         self.contrast_range = tuple(float(c) for c in contrast_range)
         self.saturation_range = tuple(float(s) for s in saturation_range)
@@ -194,8 +212,10 @@ class PhotometricDistortion:
         return cv2.cvtColor(hsv.astype(np.float32), cv2.COLOR_HSV2RGB) * 255.0
 
     def __repr__(self) -> str:
-        return (f"PhotometricDistortion(brightness={self.brightness_delta}, contrast={self.contrast_range}, "
-                f"saturation={self.saturation_range}, hue={self.hue_delta}, prob={self.prob})")
+        return (
+            f"PhotometricDistortion(brightness={self.brightness_delta}, contrast={self.contrast_range}, "
+            f"saturation={self.saturation_range}, hue={self.hue_delta}, prob={self.prob})"
+        )
 
 
 @TRANSFORMS.register_module()

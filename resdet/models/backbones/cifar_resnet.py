@@ -4,6 +4,7 @@ A 3x3 stem with 16 filters, then three stages of ``n`` basic blocks with {16, 32
 filters on {32, 16, 8} maps (stride-2 at the first block of stages 2 and 3), option A
 shortcuts by default; the classifier adds global average pooling and the fc layer.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,8 +26,10 @@ PAPER_CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
 def cifar_num_blocks(depth: int) -> int:
     """``n`` of a 6n+2-layer CIFAR ResNet; ``ValueError`` unless ``(depth - 2) % 6 == 0``."""
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
-        raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (e.g. "
-                         f"{', '.join(str(d) for d in PAPER_CIFAR_DEPTHS)}), got {depth!r}")
+        raise ValueError(
+            f"CIFAR ResNet depth must be 6n+2 with n >= 1 (e.g. "
+            f"{', '.join(str(d) for d in PAPER_CIFAR_DEPTHS)}), got {depth!r}"
+        )
     return (depth - 2) // 6
 
 
@@ -46,9 +49,16 @@ class CifarResNet(nn.Module):
     out_indices); ``layer1`` is ``N x 16 x 32 x 32`` and ``layer2`` ``N x 32 x 16 x 16``.
     """
 
-    def __init__(self, depth: int = 20, shortcut: str = "A", plain: bool = False,
-                 out_indices: Sequence[int] = (2,), norm: str = "BN",
-                 zero_init_residual: bool = False, in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        depth: int = 20,
+        shortcut: str = "A",
+        plain: bool = False,
+        out_indices: Sequence[int] = (2,),
+        norm: str = "BN",
+        zero_init_residual: bool = False,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         num_blocks = cifar_num_blocks(depth)
         check_shortcut(shortcut)
@@ -70,13 +80,12 @@ class CifarResNet(nn.Module):
             blocks = []
             for index in range(num_blocks):
                 stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(BasicBlock(channels, width, stride=stride, shortcut=shortcut,
-                                         norm=norm, plain=plain))
+                blocks.append(BasicBlock(channels, width, stride=stride, shortcut=shortcut, norm=norm, plain=plain))
                 channels = width
             self.add_module(CIFAR_STAGE_NAMES[stage], nn.Sequential(*blocks))
             if stage in out_indices:
                 self.out_channels[CIFAR_STAGE_NAMES[stage]] = width
-                self.strides[CIFAR_STAGE_NAMES[stage]] = 2 ** stage
+                self.strides[CIFAR_STAGE_NAMES[stage]] = 2**stage
         init_conv_and_norm(self)
         if zero_init_residual:
             for module in self.modules():

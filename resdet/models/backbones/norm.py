@@ -6,6 +6,7 @@ paper's detectors, whose BN statistics stay fixed after ImageNet pretraining) or
 ``'SyncBN'`` (``nn.SyncBatchNorm``: statistics reduced over all DDP ranks; on a single
 process it behaves like ``'BN'``).
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ shortcut options A/B/C of Sec. 3.3.
 Parameter names follow torchvision (``conv1, bn1, layer1..layer4``; blocks
 ``conv1..3, bn1..3, downsample.0/1``) so torchvision checkpoints map with few renames.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -32,16 +33,19 @@ STAGE_NAMES = ("c2", "c3", "c4", "c5")
 
 def check_shortcut(shortcut: str) -> str:
     if shortcut not in SHORTCUT_OPTIONS:
-        raise ValueError(f"unknown shortcut option {shortcut!r}; allowed values: "
-                         f"{', '.join(SHORTCUT_OPTIONS)} (A: zero-padded identity, "
-                         "B: projection where dimensions change, C: projection everywhere)")
+        raise ValueError(
+            f"unknown shortcut option {shortcut!r}; allowed values: "
+            f"{', '.join(SHORTCUT_OPTIONS)} (A: zero-padded identity, "
+            "B: projection where dimensions change, C: projection everywhere)"
+        )
     return shortcut
 
 
 def check_depth(depth: int) -> int:
     if depth not in RESNET_SETTINGS:
-        raise ValueError(f"unsupported ResNet depth {depth!r}; allowed values: "
-                         f"{', '.join(str(d) for d in RESNET_SETTINGS)}")
+        raise ValueError(
+            f"unsupported ResNet depth {depth!r}; allowed values: {', '.join(str(d) for d in RESNET_SETTINGS)}"
+        )
     return depth
 
 
@@ -60,7 +64,7 @@ class ZeroPadShortcut(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride > 1:
-            x = x[:, :, ::self.stride, ::self.stride]
+            x = x[:, :, :: self.stride, :: self.stride]
         extra = self.out_channels - self.in_channels
         return F.pad(x, (0, 0, 0, 0, 0, extra)) if extra else x
 
@@ -68,8 +72,7 @@ class ZeroPadShortcut(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
 
 
-def make_shortcut(shortcut: str, in_channels: int, out_channels: int, stride: int,
-                  norm: str) -> nn.Module | None:
+def make_shortcut(shortcut: str, in_channels: int, out_channels: int, stride: int, norm: str) -> nn.Module | None:
     """The shortcut branch of one block; ``None`` means a plain identity."""
     check_shortcut(shortcut)
     changes = in_channels != out_channels or stride != 1
@@ -78,8 +81,8 @@ def make_shortcut(shortcut: str, in_channels: int, out_channels: int, stride: in
     if shortcut == "B" and not changes:
         return None
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-        build_norm(norm, out_channels))
+        nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), build_norm(norm, out_channels)
+    )
 
 
 class BasicBlock(nn.Module):
@@ -88,8 +91,16 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, shortcut: str = "B",
-                 norm: str = "BN", plain: bool = False, stride_in_1x1: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        shortcut: str = "B",
+        norm: str = "BN",
+        plain: bool = False,
+        stride_in_1x1: bool = True,
+    ) -> None:
         super().__init__()
         del stride_in_1x1  # a basic block has no 1x1 convolution
         self.plain = plain
@@ -118,8 +129,16 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, shortcut: str = "B",
-                 norm: str = "BN", plain: bool = False, stride_in_1x1: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        shortcut: str = "B",
+        norm: str = "BN",
+        plain: bool = False,
+        stride_in_1x1: bool = True,
+    ) -> None:
         super().__init__()
         width = out_channels // self.expansion
         self.plain = plain
@@ -157,11 +176,19 @@ class Bottleneck(nn.Module):
 def stage_out_channels(depth: int, stage: int) -> int:
     """Output channels of stage ``stage`` (0..3 = conv2_x..conv5_x) of a ResNet-``depth``."""
     kind, _ = RESNET_SETTINGS[check_depth(depth)]
-    return 64 * 2 ** stage * (4 if kind == "bottleneck" else 1)
+    return 64 * 2**stage * (4 if kind == "bottleneck" else 1)
 
 
-def make_res_stage(depth: int, stage: int, in_channels: int, stride: int, shortcut: str = "B",
-                   stride_in_1x1: bool = True, norm: str = "BN", plain: bool = False) -> nn.Sequential:
+def make_res_stage(
+    depth: int,
+    stage: int,
+    in_channels: int,
+    stride: int,
+    shortcut: str = "B",
+    stride_in_1x1: bool = True,
+    norm: str = "BN",
+    plain: bool = False,
+) -> nn.Sequential:
     """Build one stage of a ResNet-``depth`` as an ``nn.Sequential`` of blocks.
 
     ``stage`` is 0-based like ``out_indices``: 0 = conv2_x (C2), 1 = conv3_x, 2 = conv4_x,
@@ -177,9 +204,17 @@ def make_res_stage(depth: int, stage: int, in_channels: int, stride: int, shortc
     out_channels = stage_out_channels(depth, stage)
     layers = []
     for index in range(blocks[stage]):
-        layers.append(block(in_channels if index == 0 else out_channels, out_channels,
-                            stride=stride if index == 0 else 1, shortcut=shortcut, norm=norm,
-                            plain=plain, stride_in_1x1=stride_in_1x1))
+        layers.append(
+            block(
+                in_channels if index == 0 else out_channels,
+                out_channels,
+                stride=stride if index == 0 else 1,
+                shortcut=shortcut,
+                norm=norm,
+                plain=plain,
+                stride_in_1x1=stride_in_1x1,
+            )
+        )
     return nn.Sequential(*layers)
 
 
@@ -220,10 +255,20 @@ class ResNet(nn.Module):
     (also held in the ``out_channels`` and ``strides`` dicts).
     """
 
-    def __init__(self, depth: int = 50, num_stages: int = 4, out_indices: Sequence[int] = (3,),
-                 shortcut: str = "B", plain: bool = False, stride_in_1x1: bool = True,
-                 norm: str = "BN", frozen_stages: int = -1, zero_init_residual: bool = False,
-                 norm_eval: bool = False, in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        depth: int = 50,
+        num_stages: int = 4,
+        out_indices: Sequence[int] = (3,),
+        shortcut: str = "B",
+        plain: bool = False,
+        stride_in_1x1: bool = True,
+        norm: str = "BN",
+        frozen_stages: int = -1,
+        zero_init_residual: bool = False,
+        norm_eval: bool = False,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         check_depth(depth)
         check_shortcut(shortcut)
@@ -232,13 +277,17 @@ class ResNet(nn.Module):
             raise ValueError(f"num_stages must be 1, 2, 3 or 4, got {num_stages!r}")
         out_indices = tuple(int(i) for i in out_indices)
         if not out_indices or any(i not in range(num_stages) for i in out_indices):
-            raise ValueError(f"out_indices {out_indices} must be non-empty values in "
-                             f"0..{num_stages - 1} (C2..C{num_stages + 1}) for num_stages={num_stages}")
+            raise ValueError(
+                f"out_indices {out_indices} must be non-empty values in "
+                f"0..{num_stages - 1} (C2..C{num_stages + 1}) for num_stages={num_stages}"
+            )
         if frozen_stages not in range(-1, num_stages + 1):
             raise ValueError(f"frozen_stages must be in -1..{num_stages}, got {frozen_stages!r}")
         if plain and zero_init_residual:
-            raise ValueError("zero_init_residual=True would zero every block of a plain network "
-                             "(no shortcut carries the signal); use it only with plain=False")
+            raise ValueError(
+                "zero_init_residual=True would zero every block of a plain network "
+                "(no shortcut carries the signal); use it only with plain=False"
+            )
         self.depth, self.num_stages, self.out_indices = depth, num_stages, out_indices
         self.shortcut, self.plain, self.stride_in_1x1 = shortcut, plain, stride_in_1x1
         self.norm, self.frozen_stages, self.norm_eval = norm, frozen_stages, norm_eval
@@ -251,13 +300,21 @@ class ResNet(nn.Module):
         self.out_channels: dict[str, int] = {}
         self.strides: dict[str, int] = {}
         for stage in range(num_stages):
-            layer = make_res_stage(depth, stage, channels, stride=1 if stage == 0 else 2,
-                                   shortcut=shortcut, stride_in_1x1=stride_in_1x1, norm=norm, plain=plain)
+            layer = make_res_stage(
+                depth,
+                stage,
+                channels,
+                stride=1 if stage == 0 else 2,
+                shortcut=shortcut,
+                stride_in_1x1=stride_in_1x1,
+                norm=norm,
+                plain=plain,
+            )
             self.add_module(f"layer{stage + 1}", layer)
             channels = stage_out_channels(depth, stage)
             if stage in out_indices:
                 self.out_channels[STAGE_NAMES[stage]] = channels
-                self.strides[STAGE_NAMES[stage]] = 4 * 2 ** stage
+                self.strides[STAGE_NAMES[stage]] = 4 * 2**stage
         self.init_weights(zero_init_residual)
         self._freeze_stages()
 
@@ -314,9 +371,16 @@ def warn_layout_switch(model: nn.Module, source: str, stride_in_1x1: bool = Fals
     returns how many strided blocks changed."""
     changed = set_stride_in_1x1(model, stride_in_1x1)
     if changed:
-        layout = "MSRA bottleneck layout (stride on the first 1x1" if stride_in_1x1 else \
-            "torchvision v1.5 bottleneck layout (stride on the 3x3"
-        warnings.warn(f"{source} uses the {layout} convolution); switched {changed} strided "
-                      f"bottleneck(s) of the model to stride_in_1x1={stride_in_1x1} so the weights "
-                      "give the outputs they were trained for", UserWarning, stacklevel=2)
+        layout = (
+            "MSRA bottleneck layout (stride on the first 1x1"
+            if stride_in_1x1
+            else "torchvision v1.5 bottleneck layout (stride on the 3x3"
+        )
+        warnings.warn(
+            f"{source} uses the {layout} convolution); switched {changed} strided "
+            f"bottleneck(s) of the model to stride_in_1x1={stride_in_1x1} so the weights "
+            "give the outputs they were trained for",
+            UserWarning,
+            stacklevel=2,
+        )
     return changed

@@ -4,6 +4,7 @@ The backbone stops at the last 3x3 convolution (conv5_3 for VGG-16, conv5_4 for 
 stride 16, no pool5, which is the feature map of the VGG Faster R-CNN. ``features`` keeps
 torchvision's layer indices, so torchvision checkpoints load by prefixing names.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,7 @@ VGG_SETTINGS = {
 
 def check_vgg_depth(depth: int) -> int:
     if depth not in VGG_SETTINGS:
-        raise ValueError(f"unsupported VGG depth {depth!r}; allowed values: "
-                         f"{', '.join(str(d) for d in VGG_SETTINGS)}")
+        raise ValueError(f"unsupported VGG depth {depth!r}; allowed values: {', '.join(str(d) for d in VGG_SETTINGS)}")
     return depth
 
 
@@ -42,8 +42,9 @@ class VGG(nn.Module):
     for VGG-19; ``out_feature`` holds it). Pool5 and fc6-fc8 live in the classifier head.
     """
 
-    def __init__(self, depth: int = 16, batch_norm: bool = False, norm: str = "BN",
-                 frozen_stages: int = -1, in_channels: int = 3) -> None:
+    def __init__(
+        self, depth: int = 16, batch_norm: bool = False, norm: str = "BN", frozen_stages: int = -1, in_channels: int = 3
+    ) -> None:
         super().__init__()
         check_vgg_depth(depth)
         check_norm(norm)

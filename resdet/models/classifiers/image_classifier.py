@@ -7,6 +7,7 @@ Calling convention (torchvision-style, see docs/CONTRACTS.md):
 ``inputs`` is a uint8 ``N x 3 x H x W`` batch (normalised by the preprocessor) or a float
 batch taken as already normalised.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -32,8 +33,11 @@ class ClsPreprocessor(nn.Module):
     Both are buffers, so a per-pixel mean computed from data is saved with the checkpoint.
     """
 
-    def __init__(self, mean: Sequence[float] | torch.Tensor = IMAGENET_MEAN,
-                 std: Sequence[float] | torch.Tensor | None = IMAGENET_STD) -> None:
+    def __init__(
+        self,
+        mean: Sequence[float] | torch.Tensor = IMAGENET_MEAN,
+        std: Sequence[float] | torch.Tensor | None = IMAGENET_STD,
+    ) -> None:
         super().__init__()
         # validate on the CPU (works under ``with torch.device('meta')`` too), then move to
         # the default device of the surrounding construction context
@@ -44,8 +48,7 @@ class ClsPreprocessor(nn.Module):
             mean_t = mean_t.unsqueeze(0)
         else:
             raise ValueError(f"mean must have 3 values or shape 3 x H x W, got shape {tuple(mean_t.shape)}")
-        std_t = (torch.ones(3, device="cpu") if std is None
-                 else torch.as_tensor(std, dtype=torch.float32, device="cpu"))
+        std_t = torch.ones(3, device="cpu") if std is None else torch.as_tensor(std, dtype=torch.float32, device="cpu")
         if std_t.numel() != 3:
             raise ValueError(f"std must have 3 values (or be None), got shape {tuple(std_t.shape)}")
         if (std_t <= 0).any():
@@ -87,8 +90,14 @@ class VGGClsHead(nn.Module):
     """pool5 (2x2 max) -> adaptive average pool to 7x7 -> fc6 -> fc7 -> fc8 (with ReLU and
     dropout), as torchvision's VGG. ``N x 512 x H x W -> N x num_classes``."""
 
-    def __init__(self, in_channels: int = 512, num_classes: int = 1000, hidden_channels: int = 4096,
-                 dropout: float = 0.5, pool_size: int = 7) -> None:
+    def __init__(
+        self,
+        in_channels: int = 512,
+        num_classes: int = 1000,
+        hidden_channels: int = 4096,
+        dropout: float = 0.5,
+        pool_size: int = 7,
+    ) -> None:
         super().__init__()
         self.pool5 = nn.MaxPool2d(kernel_size=2, stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(pool_size)
@@ -132,10 +141,16 @@ class ImageClassifier(nn.Module):
         label_smoothing: passed to the cross-entropy loss.
     """
 
-    def __init__(self, backbone: dict | nn.Module, num_classes: int = 1000, head: dict | None = None,
-                 mean: Sequence[float] | torch.Tensor = IMAGENET_MEAN,
-                 std: Sequence[float] | torch.Tensor | None = IMAGENET_STD,
-                 feature_key: str | None = None, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        backbone: dict | nn.Module,
+        num_classes: int = 1000,
+        head: dict | None = None,
+        mean: Sequence[float] | torch.Tensor = IMAGENET_MEAN,
+        std: Sequence[float] | torch.Tensor | None = IMAGENET_STD,
+        feature_key: str | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
@@ -147,8 +162,9 @@ class ImageClassifier(nn.Module):
             raise ValueError(f"backbone {type(self.backbone).__name__} has no 'out_channels' dict")
         self.feature_key = feature_key or list(out_channels)[-1]
         if self.feature_key not in out_channels:
-            raise ValueError(f"feature_key {self.feature_key!r} is not a backbone output; "
-                             f"available: {', '.join(out_channels)}")
+            raise ValueError(
+                f"feature_key {self.feature_key!r} is not a backbone output; available: {', '.join(out_channels)}"
+            )
         if head is None:
             head = dict(type="VGGClsHead" if isinstance(self.backbone, VGG) else "LinearClsHead")
         head = dict(head)
@@ -167,8 +183,9 @@ class ImageClassifier(nn.Module):
         if not self.training:
             return logits
         if targets is None:
-            raise ValueError("ImageClassifier in train mode needs targets ({'labels': int64 N}); "
-                             "call model.eval() for predictions")
+            raise ValueError(
+                "ImageClassifier in train mode needs targets ({'labels': int64 N}); call model.eval() for predictions"
+            )
         labels = _labels_from(targets).to(logits.device).long()
         loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
         with torch.no_grad():

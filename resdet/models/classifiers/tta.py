@@ -13,6 +13,7 @@ forwards to the wrapped classifier. ``apply_test_mode(model, test_mode)`` wraps 
 classifier from the config value ``test_mode`` (``None``/``'center'``, ``'ten_crop'``,
 ``'multi_scale'`` or a wrapper config dict).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -73,15 +74,16 @@ class _TestTimeWrapper(nn.Module):
         return self.predict(inputs)  # defined by each subclass
 
 
-def ten_crop_views(images: torch.Tensor, crop_size: int | Sequence[int] = 224,
-                   flip: bool = True) -> torch.Tensor:
+def ten_crop_views(images: torch.Tensor, crop_size: int | Sequence[int] = 224, flip: bool = True) -> torch.Tensor:
     """``N x 3 x H x W`` -> ``N x V x 3 x h x w`` with V = 10 (or 5 without ``flip``): the
     top-left, top-right, bottom-left, bottom-right and centre crops, then the same crops of
     the mirrored image (torchvision's order)."""
     size = [int(crop_size)] * 2 if isinstance(crop_size, int) else [int(s) for s in crop_size]
     if images.shape[-2] < size[0] or images.shape[-1] < size[1]:
-        raise ValueError(f"10-crop of {size[0]}x{size[1]} needs images at least that large, got "
-                         f"{tuple(images.shape[-2:])}; resize the shorter side first (e.g. to 256)")
+        raise ValueError(
+            f"10-crop of {size[0]}x{size[1]} needs images at least that large, got "
+            f"{tuple(images.shape[-2:])}; resize the shorter side first (e.g. to 256)"
+        )
     crops = TF.ten_crop(images, size) if flip else TF.five_crop(images, size)
     return torch.stack(list(crops), dim=1)
 
@@ -99,8 +101,9 @@ class TenCropClassifier(_TestTimeWrapper):
         checkpoint: weights to load into the classifier.
     """
 
-    def __init__(self, classifier: dict | nn.Module, crop_size: int = 224, flip: bool = True,
-                 checkpoint: str | None = None) -> None:
+    def __init__(
+        self, classifier: dict | nn.Module, crop_size: int = 224, flip: bool = True, checkpoint: str | None = None
+    ) -> None:
         super().__init__(classifier, checkpoint)
         self.crop_size, self.flip = crop_size, flip
 
@@ -124,8 +127,7 @@ def resize_shorter_side(images: torch.Tensor, size: int, max_size: int | None = 
     new_h, new_w = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
     if (new_h, new_w) == (h, w):
         return images
-    return F.interpolate(images, size=(new_h, new_w), mode="bilinear", align_corners=False,
-                         antialias=scale < 1)
+    return F.interpolate(images, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=scale < 1)
 
 
 @MODELS.register_module()
@@ -144,8 +146,14 @@ class MultiScaleClassifier(_TestTimeWrapper):
         checkpoint: weights to load into the classifier.
     """
 
-    def __init__(self, classifier: dict | nn.Module, scales: Sequence[int] = PAPER_TEST_SCALES,
-                 flip: bool = False, max_size: int | None = None, checkpoint: str | None = None) -> None:
+    def __init__(
+        self,
+        classifier: dict | nn.Module,
+        scales: Sequence[int] = PAPER_TEST_SCALES,
+        flip: bool = False,
+        max_size: int | None = None,
+        checkpoint: str | None = None,
+    ) -> None:
         super().__init__(classifier, checkpoint)
         if not scales or min(int(s) for s in scales) <= 0:
             raise ValueError(f"scales must be positive sizes, got {scales!r}")
@@ -181,8 +189,12 @@ class EnsembleClassifier(nn.Module):
     Eval only: ``model(inputs) -> N x C`` log averaged scores.
     """
 
-    def __init__(self, members: Sequence[dict | nn.Module], checkpoints: Sequence[str | None] | None = None,
-                 weights: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        members: Sequence[dict | nn.Module],
+        checkpoints: Sequence[str | None] | None = None,
+        weights: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         if not members:
             raise ValueError("EnsembleClassifier needs at least one member")
@@ -190,8 +202,9 @@ class EnsembleClassifier(nn.Module):
         if len(checkpoints) != len(members):
             raise ValueError(f"EnsembleClassifier: {len(members)} members but {len(checkpoints)} checkpoints")
         if weights is not None and (len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0):
-            raise ValueError(f"weights must be {len(members)} non-negative numbers with a positive sum, "
-                             f"got {weights!r}")
+            raise ValueError(
+                f"weights must be {len(members)} non-negative numbers with a positive sum, got {weights!r}"
+            )
         self.members = nn.ModuleList(_build(m, c) for m, c in zip(members, checkpoints))
         self.weights = None if weights is None else [float(w) for w in weights]
 
@@ -201,8 +214,9 @@ class EnsembleClassifier(nn.Module):
 
     def forward(self, inputs, targets=None) -> torch.Tensor:
         if self.training:
-            raise RuntimeError("EnsembleClassifier is for evaluation; train its members one by one "
-                               "and call .eval() on the ensemble")
+            raise RuntimeError(
+                "EnsembleClassifier is for evaluation; train its members one by one and call .eval() on the ensemble"
+            )
         probs = [F.softmax(member(inputs).float(), dim=1) for member in self.members]
         return mean_log_prob(probs, self.weights)
 
@@ -216,12 +230,14 @@ def apply_test_mode(model: nn.Module, test_mode: Any = None) -> nn.Module:
         return model
     if isinstance(test_mode, str):
         if test_mode not in TEST_MODES:
-            raise ValueError(f"unknown test_mode {test_mode!r}; allowed: None, {', '.join(TEST_MODES)} "
-                             "or a wrapper config dict")
+            raise ValueError(
+                f"unknown test_mode {test_mode!r}; allowed: None, {', '.join(TEST_MODES)} or a wrapper config dict"
+            )
         test_mode = dict(type="TenCropClassifier" if test_mode == "ten_crop" else "MultiScaleClassifier")
     if not isinstance(test_mode, dict) or "type" not in test_mode:
-        raise TypeError(f"test_mode must be None, a name ({', '.join(TEST_MODES)}) or a config dict "
-                        f"with 'type', got {test_mode!r}")
+        raise TypeError(
+            f"test_mode must be None, a name ({', '.join(TEST_MODES)}) or a config dict with 'type', got {test_mode!r}"
+        )
     wrapped = MODELS.build(dict(test_mode, classifier=model))
     return wrapped.train(model.training)
 
@@ -234,8 +250,11 @@ def build_tta(model: nn.Module, cfg: Any, test_mode: Any = None) -> tuple[nn.Mod
     mode = cfg.get("test_mode") if test_mode is None else test_mode
     if mode in (None, "center", "single"):
         return model, None
-    name = mode if isinstance(mode, str) else {"TenCropClassifier": "ten_crop",
-                                                 "MultiScaleClassifier": "multi_scale"}.get(mode.get("type"))
+    name = (
+        mode
+        if isinstance(mode, str)
+        else {"TenCropClassifier": "ten_crop", "MultiScaleClassifier": "multi_scale"}.get(mode.get("type"))
+    )
     loaders = cfg.get("test_dataloaders") or {}
     loader = loaders.get(name) if name else None
     if hasattr(loader, "to_dict"):

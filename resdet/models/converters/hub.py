@@ -14,6 +14,7 @@ in the cache. Without a network, the error names the URL and the exact path to p
 ``RESDET_WEIGHTS_URL`` replaces the download base (a mirror, or a local server in the tests);
 ``RESDET_DOWNLOAD_TIMEOUT`` the seconds to wait for the server (default 60).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,8 +53,10 @@ def get_entry(name: str) -> WeightsEntry:
     try:
         return lookup(name)
     except KeyError:
-        raise CheckpointError(f"unknown weights {name!r}; known names: "
-                              f"{', '.join(SCHEME + n for n in MANIFEST)} (see resdet weights --list)") from None
+        raise CheckpointError(
+            f"unknown weights {name!r}; known names: "
+            f"{', '.join(SCHEME + n for n in MANIFEST)} (see resdet weights --list)"
+        ) from None
 
 
 def cache_dir() -> str:
@@ -102,13 +105,16 @@ def _stream(response, out, url: str, progress: Callable[[int, int | None], None]
         if progress is not None:
             progress(received, expected)
     if expected is not None and received != expected:
-        raise DownloadError(f"download of {url} was cut off after {received} of {expected} bytes; "
-                            "run it again")
+        raise DownloadError(f"download of {url} was cut off after {received} of {expected} bytes; run it again")
     return digest.hexdigest()
 
 
-def download(entry: WeightsEntry, base_url: str | None = None, timeout: float | None = None,
-             progress: Callable[[int, int | None], None] | None = None) -> str:
+def download(
+    entry: WeightsEntry,
+    base_url: str | None = None,
+    timeout: float | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> str:
     """Fetch ``entry``'s file into the cache (verified, atomically) and return its path; a file
     already there is returned as it is. Raises ``DownloadError`` (nothing left in the cache)."""
     path = cached_path(entry)
@@ -125,25 +131,32 @@ def download(entry: WeightsEntry, base_url: str | None = None, timeout: float | 
             out.flush()
             os.fsync(out.fileno())
         if not sha256.startswith(entry.hash_prefix):
-            raise DownloadError(f"download of {url} does not match its hash (SHA-256 {sha256[:16]}..., expected "
-                                f"{entry.hash_prefix}...): a damaged copy or a wrong mirror ({BASE_URL_ENV}); "
-                                "nothing was kept, run it again")
+            raise DownloadError(
+                f"download of {url} does not match its hash (SHA-256 {sha256[:16]}..., expected "
+                f"{entry.hash_prefix}...): a damaged copy or a wrong mirror ({BASE_URL_ENV}); "
+                "nothing was kept, run it again"
+            )
         os.replace(tmp, path)
     except urllib.error.HTTPError as err:
-        raise DownloadError(f"download of {url} failed: HTTP {err.code} {err.reason}; check {BASE_URL_ENV} "
-                            f"or {where}") from None
+        raise DownloadError(
+            f"download of {url} failed: HTTP {err.code} {err.reason}; check {BASE_URL_ENV} or {where}"
+        ) from None
     except (TimeoutError, socket.timeout) as err:
-        raise DownloadError(f"download of {url} timed out after {seconds:g} s ({err or 'no data'}); run it "
-                            f"again, raise {TIMEOUT_ENV}, or {where}") from None
+        raise DownloadError(
+            f"download of {url} timed out after {seconds:g} s ({err or 'no data'}); run it "
+            f"again, raise {TIMEOUT_ENV}, or {where}"
+        ) from None
     except urllib.error.URLError as err:
         reason = err.reason
         if isinstance(reason, (TimeoutError, socket.timeout)):
-            raise DownloadError(f"download of {url} timed out after {seconds:g} s; run it again, raise "
-                                f"{TIMEOUT_ENV}, or {where}") from None
+            raise DownloadError(
+                f"download of {url} timed out after {seconds:g} s; run it again, raise {TIMEOUT_ENV}, or {where}"
+            ) from None
         raise DownloadError(f"cannot reach {url} (offline? {reason}); {where}") from None
     except OSError as err:  # connection reset mid-body, disk full, ...
-        raise DownloadError(f"download of {url} failed ({type(err).__name__}: {err}); run it again or "
-                            f"{where}") from None
+        raise DownloadError(
+            f"download of {url} failed ({type(err).__name__}: {err}); run it again or {where}"
+        ) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -153,6 +166,7 @@ def download(entry: WeightsEntry, base_url: str | None = None, timeout: float | 
 def convert(entry: WeightsEntry, raw_path: str) -> str:
     """Convert the downloaded file once into a resdet checkpoint beside it; returns its path."""
     from .loading import convert_checkpoint  # loading.py imports this module
+
     out = converted_path(entry)
     if not os.path.isfile(out):
         extra = {"weights_name": SCHEME + entry.name, "config_name": entry.config}
@@ -162,16 +176,24 @@ def convert(entry: WeightsEntry, raw_path: str) -> str:
     return out
 
 
-def resolve_weights(name: str, converted: bool = True, base_url: str | None = None,
-                    timeout: float | None = None, progress: Callable[[int, int | None], None] | None = None) -> str:
+def resolve_weights(
+    name: str,
+    converted: bool = True,
+    base_url: str | None = None,
+    timeout: float | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> str:
     """The local file of ``torchvision://NAME``, fetched and verified on first use: the converted
     resdet checkpoint (``converted=True``) or the torchvision file as downloaded."""
     entry = get_entry(name)
     if converted and os.path.isfile(converted_path(entry)):
         return converted_path(entry)
     if not os.path.isfile(cached_path(entry)):
-        print(f"resdet: downloading {url_of(entry, base_url)} ({entry.size_mb:.0f} MB) to {cache_dir()}",
-              file=sys.stderr, flush=True)
+        print(
+            f"resdet: downloading {url_of(entry, base_url)} ({entry.size_mb:.0f} MB) to {cache_dir()}",
+            file=sys.stderr,
+            flush=True,
+        )
     raw = download(entry, base_url=base_url, timeout=timeout, progress=progress)
     return convert(entry, raw) if converted else raw
 

@@ -20,6 +20,7 @@ longer matches its recorded checksum (``meta['checksum']``) is refused as damage
 unexpected and shape-mismatched keys are reported by name; ``strict=True`` (default) makes
 any of them an error.
 """
+
 from __future__ import annotations
 
 import re
@@ -78,8 +79,9 @@ def get_converter(src: str, arch: str) -> Converter:
     if src not in CONVERTERS:
         raise ValueError(f"unknown checkpoint source {src!r}; allowed values: {', '.join(sorted(CONVERTERS))}")
     if arch not in CONVERTERS[src]:
-        raise ValueError(f"no {src} converter for architecture {arch!r}; allowed values: "
-                         f"{', '.join(sorted(CONVERTERS[src]))}")
+        raise ValueError(
+            f"no {src} converter for architecture {arch!r}; allowed values: {', '.join(sorted(CONVERTERS[src]))}"
+        )
     return CONVERTERS[src][arch]
 
 
@@ -100,13 +102,18 @@ def extract_state_dict(obj: Any, name: str = "checkpoint") -> StateDict:
             if key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]
                 break
-    if not isinstance(obj, Mapping) or not obj or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+    if (
+        not isinstance(obj, Mapping)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    ):
         found = sorted(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
-        raise CheckpointError(f"{name} holds no state_dict (expected a mapping of parameter names "
-                              f"to tensors, or one under 'model' / 'state_dict'; found {found})")
+        raise CheckpointError(
+            f"{name} holds no state_dict (expected a mapping of parameter names "
+            f"to tensors, or one under 'model' / 'state_dict'; found {found})"
+        )
     if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return dict(obj)
 
 
@@ -132,18 +139,26 @@ def _list(keys: list[str], limit: int = 5) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def state_dict_mismatch(model_state: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor],
-                        ignore_suffixes: tuple[str, ...] = ()) -> tuple[list[str], list[str], list[str]]:
+def state_dict_mismatch(
+    model_state: Mapping[str, torch.Tensor],
+    state_dict: Mapping[str, torch.Tensor],
+    ignore_suffixes: tuple[str, ...] = (),
+) -> tuple[list[str], list[str], list[str]]:
     """``(missing, unexpected, mismatched)`` of ``state_dict`` against a model's state:
     keys the model has and the checkpoint lacks, the reverse, and ``'key: checkpoint (shape)
     vs model (shape)'`` for keys in both with other shapes. Keys ending in ``ignore_suffixes``
     are left out of the first two."""
+
     def kept(key: str) -> bool:
         return not (ignore_suffixes and key.endswith(ignore_suffixes))
+
     missing = [k for k in model_state if k not in state_dict and kept(k)]
     unexpected = [k for k in state_dict if k not in model_state and kept(k)]
-    mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}"
-                  for k, v in state_dict.items() if k in model_state and v.shape != model_state[k].shape]
+    mismatched = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}"
+        for k, v in state_dict.items()
+        if k in model_state and v.shape != model_state[k].shape
+    ]
     return missing, unexpected, mismatched
 
 
@@ -161,9 +176,14 @@ def _modules(keys) -> list[str]:
     return sorted({k.split(".", 1)[0] for k in keys})
 
 
-def load_weights(model: nn.Module, checkpoint: str | Mapping, strict: bool = True,
-                 src: str | None = None, arch: str | None = None,
-                 map_location: str | torch.device = "cpu") -> dict:
+def load_weights(
+    model: nn.Module,
+    checkpoint: str | Mapping,
+    strict: bool = True,
+    src: str | None = None,
+    arch: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> dict:
     """Load a checkpoint file (or an in-memory object) into ``model``.
 
     Foreign formats are recognised by their keys (or forced with ``src``/``arch``) and
@@ -197,18 +217,23 @@ def load_weights(model: nn.Module, checkpoint: str | Mapping, strict: bool = Tru
             if key.startswith(converter.keep_from_model) and key not in state_dict:
                 state_dict[key] = value
     # BN's step counter is absent from FrozenBatchNorm2d and irrelevant to the outputs
-    missing, unexpected, mismatched = state_dict_mismatch(model_state, state_dict,
-                                                          ignore_suffixes=("num_batches_tracked",))
+    missing, unexpected, mismatched = state_dict_mismatch(
+        model_state, state_dict, ignore_suffixes=("num_batches_tracked",)
+    )
     problems = []
     model_name = type(model).__name__
     limit = 5
     if missing and len(unexpected) == len(state_dict):
-        problems.append(f"no checkpoint key matches the model (checkpoint keys look like "
-                        f"{_list(sorted(state_dict), 3)}; the model's like {_list(list(model_state), 3)}); "
-                        f"known foreign formats: {', '.join(f'{s}: {sorted(a)}' for s, a in CONVERTERS.items())}")
+        problems.append(
+            f"no checkpoint key matches the model (checkpoint keys look like "
+            f"{_list(sorted(state_dict), 3)}; the model's like {_list(list(model_state), 3)}); "
+            f"known foreign formats: {', '.join(f'{s}: {sorted(a)}' for s, a in CONVERTERS.items())}"
+        )
     elif (missing or unexpected) and _modules(state_dict) != _modules(model_state):
-        problems.append(f"a checkpoint of another architecture? (its modules: {', '.join(_modules(state_dict))}; "
-                        f"{model_name}'s: {', '.join(_modules(model_state))})")
+        problems.append(
+            f"a checkpoint of another architecture? (its modules: {', '.join(_modules(state_dict))}; "
+            f"{model_name}'s: {', '.join(_modules(model_state))})"
+        )
         limit = 3
     if missing:
         problems.append(f"missing keys: {_list(missing, limit)}")
@@ -220,21 +245,26 @@ def load_weights(model: nn.Module, checkpoint: str | Mapping, strict: bool = Tru
     if problems:
         message = f"loading {source}weights from {name} into {model_name}: " + "; ".join(problems)
         if strict:
-            raise CheckpointError(message + "; use the config the checkpoint was trained with (a resdet "
-                                  "checkpoint keeps it in meta['config']), or load with strict=False "
-                                  "(load_strict=False for load_from) to take only the weights that fit")
+            raise CheckpointError(
+                message + "; use the config the checkpoint was trained with (a resdet "
+                "checkpoint keeps it in meta['config']), or load with strict=False "
+                "(load_strict=False for load_from) to take only the weights that fit"
+            )
         warnings.warn(message + " (strict=False: these keys were skipped)", UserWarning, stacklevel=2)
     if layout is not None:  # only once the weights are known to fit
         warn_layout_switch(model, f"{name} ({found[0]} {found[1]})" if found else name, stride_in_1x1=layout)
     bad = {m.split(":")[0] for m in mismatched}
-    model.load_state_dict({k: v for k, v in state_dict.items() if k not in bad and k in model_state},
-                          strict=False)
-    return {"source": found[0] if found else "resdet", "arch": found[1] if found else None,
-            "missing": missing, "unexpected": unexpected, "mismatched": mismatched}
+    model.load_state_dict({k: v for k, v in state_dict.items() if k not in bad and k in model_state}, strict=False)
+    return {
+        "source": found[0] if found else "resdet",
+        "arch": found[1] if found else None,
+        "missing": missing,
+        "unexpected": unexpected,
+        "mismatched": mismatched,
+    }
 
 
-def convert_checkpoint(src: str, arch: str | None, in_path: str, out_path: str,
-                       extra_meta: dict | None = None) -> dict:
+def convert_checkpoint(src: str, arch: str | None, in_path: str, out_path: str, extra_meta: dict | None = None) -> dict:
     """Convert a foreign checkpoint file into a resdet checkpoint ``{'model', 'meta'}``.
 
     The target model is built from the converter's config and loaded strictly, so the
@@ -245,19 +275,25 @@ def convert_checkpoint(src: str, arch: str | None, in_path: str, out_path: str,
     if arch is None:
         found = identify_checkpoint(state_dict)
         if found is None or found[0] != src:
-            raise CheckpointError(f"{in_path} is not a recognised {src} checkpoint; pass --arch "
-                                  f"(one of {', '.join(sorted(CONVERTERS.get(src, {})))})")
+            raise CheckpointError(
+                f"{in_path} is not a recognised {src} checkpoint; pass --arch "
+                f"(one of {', '.join(sorted(CONVERTERS.get(src, {})))})"
+            )
         arch = found[1]
     converter = get_converter(src, arch)
     model_cfg = converter.model_cfg(state_dict)
     model = MODELS.build(model_cfg)
     report = load_weights(model, state_dict, strict=True, src=src, arch=arch)
     config_text = Config(dict(model=model_cfg)).pretty_text
-    meta = {"config": config_text, "resdet_version": __version__, "source": src, "arch": arch,
-            "converted_from": in_path, **(extra_meta or {})}
+    meta = {
+        "config": config_text,
+        "resdet_version": __version__,
+        "source": src,
+        "arch": arch,
+        "converted_from": in_path,
+        **(extra_meta or {}),
+    }
     if converter.stride_on_3x3:
         meta["stride_in_1x1"] = False
     atomic_save({"model": model.state_dict(), "meta": meta}, out_path)
-    return {"arch": arch, "src": src, "num_tensors": len(model.state_dict()), "model": model_cfg,
-            "report": report}
-
+    return {"arch": arch, "src": src, "num_tensors": len(model.state_dict()), "model": model_cfg, "report": report}

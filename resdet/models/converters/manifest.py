@@ -15,6 +15,7 @@ Left out on purpose: torchvision's ``*_v2`` detectors (``fasterrcnn_resnet50_fpn
 (two convolutions) and box head (four convolutions + one FC, GroupNorm) have no resdet config
 or converter, so no shipped config fits them.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,15 +29,87 @@ HASH_PREFIX_RE = re.compile(r"-([a-f0-9]{8,64})\.[A-Za-z0-9]+$")
 # resdet's labels 0..79 of torchvision's 91-slot COCO heads (torchvision_det.COCO_CATEGORY_IDS
 # order, the contiguous labels CocoDataset gives instances_*2017.json); background dropped.
 COCO_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
-    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush")
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
+)
 
 
 @dataclass(frozen=True)
@@ -69,14 +142,22 @@ class WeightsEntry:
             return self.sha256.lower()
         match = HASH_PREFIX_RE.search(self.file)
         if match is None:
-            raise ValueError(f"weights entry {self.name!r}: file {self.file!r} has no '-<hex>.' hash "
-                             "prefix in its name and no sha256")
+            raise ValueError(
+                f"weights entry {self.name!r}: file {self.file!r} has no '-<hex>.' hash "
+                "prefix in its name and no sha256"
+            )
         return match.group(1)
 
 
 def _classifier(depth: int, file: str, size_mb: float) -> WeightsEntry:
-    return WeightsEntry(name=f"resnet{depth}", file=file, arch=f"resnet{depth}", config=f"resnet{depth}",
-                        size_mb=size_mb, description=f"ImageNet ResNet-{depth} (torchvision IMAGENET1K_V1)")
+    return WeightsEntry(
+        name=f"resnet{depth}",
+        file=file,
+        arch=f"resnet{depth}",
+        config=f"resnet{depth}",
+        size_mb=size_mb,
+        description=f"ImageNet ResNet-{depth} (torchvision IMAGENET1K_V1)",
+    )
 
 
 MANIFEST: dict[str, WeightsEntry] = {}
@@ -90,27 +171,46 @@ def register_weights(entry: WeightsEntry) -> WeightsEntry:
 
 
 for _entry in (
-        WeightsEntry(name="fasterrcnn_resnet50_fpn_coco", file="fasterrcnn_resnet50_fpn_coco-258fb6c6.pth",
-                     arch="fasterrcnn_resnet50_fpn", config="frcnn_r50_fpn_tv", size_mb=159.743,
-                     description="COCO Faster R-CNN R50-FPN (torchvision COCO_V1, box AP 37.0)",
-                     classes=COCO_CLASSES, aliases=("fasterrcnn_resnet50_fpn",)),
-        WeightsEntry(name="maskrcnn_resnet50_fpn_coco", file="maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
-                     arch="maskrcnn_resnet50_fpn", config="maskrcnn_r50_fpn_tv", size_mb=169.84,
-                     description="COCO Mask R-CNN R50-FPN (torchvision COCO_V1, box AP 37.9, mask AP 34.6)",
-                     classes=COCO_CLASSES, aliases=("maskrcnn_resnet50_fpn",)),
-        _classifier(18, "resnet18-f37072fd.pth", 44.661),
-        _classifier(34, "resnet34-b627a593.pth", 83.275),
-        _classifier(50, "resnet50-0676ba61.pth", 97.781),
-        _classifier(101, "resnet101-63fe2227.pth", 170.511),
-        _classifier(152, "resnet152-394f9c45.pth", 230.434),
-        WeightsEntry(name="vgg16", file="vgg16-397923af.pth", arch="vgg16", config="vgg16", size_mb=527.796,
-                     description="ImageNet VGG-16 (torchvision IMAGENET1K_V1)")):
+    WeightsEntry(
+        name="fasterrcnn_resnet50_fpn_coco",
+        file="fasterrcnn_resnet50_fpn_coco-258fb6c6.pth",
+        arch="fasterrcnn_resnet50_fpn",
+        config="frcnn_r50_fpn_tv",
+        size_mb=159.743,
+        description="COCO Faster R-CNN R50-FPN (torchvision COCO_V1, box AP 37.0)",
+        classes=COCO_CLASSES,
+        aliases=("fasterrcnn_resnet50_fpn",),
+    ),
+    WeightsEntry(
+        name="maskrcnn_resnet50_fpn_coco",
+        file="maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
+        arch="maskrcnn_resnet50_fpn",
+        config="maskrcnn_r50_fpn_tv",
+        size_mb=169.84,
+        description="COCO Mask R-CNN R50-FPN (torchvision COCO_V1, box AP 37.9, mask AP 34.6)",
+        classes=COCO_CLASSES,
+        aliases=("maskrcnn_resnet50_fpn",),
+    ),
+    _classifier(18, "resnet18-f37072fd.pth", 44.661),
+    _classifier(34, "resnet34-b627a593.pth", 83.275),
+    _classifier(50, "resnet50-0676ba61.pth", 97.781),
+    _classifier(101, "resnet101-63fe2227.pth", 170.511),
+    _classifier(152, "resnet152-394f9c45.pth", 230.434),
+    WeightsEntry(
+        name="vgg16",
+        file="vgg16-397923af.pth",
+        arch="vgg16",
+        config="vgg16",
+        size_mb=527.796,
+        description="ImageNet VGG-16 (torchvision IMAGENET1K_V1)",
+    ),
+):
     register_weights(_entry)
 
 
 def lookup(name: str) -> WeightsEntry:
     """The entry of ``name`` (with or without ``torchvision://``; an alias works too)."""
-    key = name[len(SCHEME):] if name.startswith(SCHEME) else name
+    key = name[len(SCHEME) :] if name.startswith(SCHEME) else name
     if key in MANIFEST:
         return MANIFEST[key]
     for entry in MANIFEST.values():

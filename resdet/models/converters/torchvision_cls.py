@@ -3,6 +3,7 @@
 resnet18/34/50/101/152 (v1.5 bottlenecks: the target model uses ``stride_in_1x1=False``)
 and vgg16/vgg19 with or without BN. Renames only; tensors are shared, not copied.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,7 +36,7 @@ def convert_vgg(state_dict: StateDict) -> StateDict:
     for key, value in state_dict.items():
         for old, new in _VGG_FC.items():
             if key.startswith(old):
-                out[new + key[len(old):]] = value
+                out[new + key[len(old) :]] = value
                 break
         else:
             out["backbone." + key] = value
@@ -44,15 +45,23 @@ def convert_vgg(state_dict: StateDict) -> StateDict:
 
 def _resnet_cfg(depth: int):
     def model_cfg(state_dict: StateDict) -> dict:
-        return dict(type="ImageClassifier", num_classes=_num_classes(state_dict, "fc.weight"),
-                    backbone=dict(type="ResNet", depth=depth, stride_in_1x1=False, shortcut="B"))
+        return dict(
+            type="ImageClassifier",
+            num_classes=_num_classes(state_dict, "fc.weight"),
+            backbone=dict(type="ResNet", depth=depth, stride_in_1x1=False, shortcut="B"),
+        )
+
     return model_cfg
 
 
 def _vgg_cfg(depth: int, batch_norm: bool):
     def model_cfg(state_dict: StateDict) -> dict:
-        return dict(type="ImageClassifier", num_classes=_num_classes(state_dict, "classifier.6.weight"),
-                    backbone=dict(type="VGG", depth=depth, batch_norm=batch_norm))
+        return dict(
+            type="ImageClassifier",
+            num_classes=_num_classes(state_dict, "classifier.6.weight"),
+            backbone=dict(type="VGG", depth=depth, batch_norm=batch_norm),
+        )
+
     return model_cfg
 
 
@@ -72,8 +81,7 @@ def identify_torchvision_cls(state_dict: StateDict) -> str | None:
                 return f"resnet{depth}"
         return None
     if "features.0.weight" in keys and all(k.startswith(("features.", "classifier.")) for k in keys):
-        convs = sum(1 for k, v in state_dict.items()
-                    if re.match(r"features\.\d+\.weight$", k) and v.dim() == 4)
+        convs = sum(1 for k, v in state_dict.items() if re.match(r"features\.\d+\.weight$", k) and v.dim() == 4)
         batch_norm = any(k.endswith("running_mean") for k in keys)
         for depth, blocks in VGG_SETTINGS.items():
             if convs == sum(len(b) for b in blocks):
@@ -82,11 +90,21 @@ def identify_torchvision_cls(state_dict: StateDict) -> str | None:
 
 
 for _depth, (_kind, _) in RESNET_SETTINGS.items():
-    register_converter("torchvision", f"resnet{_depth}", Converter(
-        convert=convert_resnet, model_cfg=_resnet_cfg(_depth), keep_from_model=("preprocessor.",),
-        stride_on_3x3=_kind == "bottleneck"))
+    register_converter(
+        "torchvision",
+        f"resnet{_depth}",
+        Converter(
+            convert=convert_resnet,
+            model_cfg=_resnet_cfg(_depth),
+            keep_from_model=("preprocessor.",),
+            stride_on_3x3=_kind == "bottleneck",
+        ),
+    )
 for _depth in VGG_SETTINGS:
     for _bn in (False, True):
-        register_converter("torchvision", f"vgg{_depth}" + ("_bn" if _bn else ""), Converter(
-            convert=convert_vgg, model_cfg=_vgg_cfg(_depth, _bn), keep_from_model=("preprocessor.",)))
+        register_converter(
+            "torchvision",
+            f"vgg{_depth}" + ("_bn" if _bn else ""),
+            Converter(convert=convert_vgg, model_cfg=_vgg_cfg(_depth, _bn), keep_from_model=("preprocessor.",)),
+        )
 register_identifier("torchvision", identify_torchvision_cls)

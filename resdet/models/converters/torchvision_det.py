@@ -23,6 +23,7 @@ Class layout (one rule, decided by the checkpoint alone, whatever model it is lo
 
 ``tv_class_rows(num_slots)`` gives the torchvision rows (labels) behind resdet's labels.
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,8 +46,7 @@ def tv_class_rows(num_slots: int) -> list[int]:
     head with ``num_slots`` rows (background included): ``COCO_CATEGORY_IDS`` for the 91-slot
     COCO layout, else ``1..num_slots-1``. resdet label = ``rows.index(torchvision label)``."""
     if num_slots < 2:
-        raise CheckpointError(f"a torchvision box predictor needs >= 2 class slots (background + 1), "
-                              f"got {num_slots}")
+        raise CheckpointError(f"a torchvision box predictor needs >= 2 class slots (background + 1), got {num_slots}")
     return list(COCO_CATEGORY_IDS) if num_slots == TV_COCO_SLOTS else list(range(1, num_slots))
 
 
@@ -71,27 +71,63 @@ def tv_fpn_model_cfg(num_classes: int = 80, min_size: int = 800, max_size: int =
     (``num_classes`` without background: 80 for torchvision's 91-slot COCO head)."""
     return dict(
         type="FasterRCNN",
-        preprocessor=dict(type="DetPreprocessor", mean=TV_MEAN, std=TV_STD, size_divisor=32,
-                          min_size=min_size, max_size=max_size, value_scale=255.0),
-        backbone=dict(type="ResNet", depth=50, out_indices=(0, 1, 2, 3), norm="FrozenBN",
-                      frozen_stages=1, stride_in_1x1=False),
-        neck=dict(type="FPN", in_channels=(256, 512, 1024, 2048), out_channels=256,
-                  in_features=("c2", "c3", "c4", "c5"), out_features=("p2", "p3", "p4", "p5", "p6")),
-        rpn=dict(type="RPN", in_features=("p2", "p3", "p4", "p5", "p6"),
-                 anchor_generator=dict(type="AnchorGenerator", sizes=((32,), (64,), (128,), (256,), (512,)),
-                                       aspect_ratios=(0.5, 1.0, 2.0)),
-                 head=dict(type="RPNHead", in_channels=256, num_anchors=3),
-                 fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5,
-                 pre_nms_top_n_train=2000, post_nms_top_n_train=2000,
-                 pre_nms_top_n_test=1000, post_nms_top_n_test=1000, nms_thresh=0.7, min_size=1e-3),
-        roi_heads=dict(type="StandardRoIHeads", num_classes=num_classes,
-                       box_pooler=dict(type="RoIPooler", featmap_names=("p2", "p3", "p4", "p5"),
-                                       output_size=7, sampling_ratio=2, aligned=False),
-                       box_head=dict(type="FCBoxHead", in_channels=256, pooled_size=7, num_fcs=2, fc_dim=1024),
-                       box_predictor=dict(type="BoxPredictor"),
-                       fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=512, positive_fraction=0.25,
-                       bbox_reg_weights=(10.0, 10.0, 5.0, 5.0), loss_bbox="smooth_l1", smooth_l1_beta=1.0 / 9,
-                       score_thresh=0.05, nms_thresh=0.5, detections_per_img=100))
+        preprocessor=dict(
+            type="DetPreprocessor",
+            mean=TV_MEAN,
+            std=TV_STD,
+            size_divisor=32,
+            min_size=min_size,
+            max_size=max_size,
+            value_scale=255.0,
+        ),
+        backbone=dict(
+            type="ResNet", depth=50, out_indices=(0, 1, 2, 3), norm="FrozenBN", frozen_stages=1, stride_in_1x1=False
+        ),
+        neck=dict(
+            type="FPN",
+            in_channels=(256, 512, 1024, 2048),
+            out_channels=256,
+            in_features=("c2", "c3", "c4", "c5"),
+            out_features=("p2", "p3", "p4", "p5", "p6"),
+        ),
+        rpn=dict(
+            type="RPN",
+            in_features=("p2", "p3", "p4", "p5", "p6"),
+            anchor_generator=dict(
+                type="AnchorGenerator", sizes=((32,), (64,), (128,), (256,), (512,)), aspect_ratios=(0.5, 1.0, 2.0)
+            ),
+            head=dict(type="RPNHead", in_channels=256, num_anchors=3),
+            fg_iou_thresh=0.7,
+            bg_iou_thresh=0.3,
+            batch_size_per_image=256,
+            positive_fraction=0.5,
+            pre_nms_top_n_train=2000,
+            post_nms_top_n_train=2000,
+            pre_nms_top_n_test=1000,
+            post_nms_top_n_test=1000,
+            nms_thresh=0.7,
+            min_size=1e-3,
+        ),
+        roi_heads=dict(
+            type="StandardRoIHeads",
+            num_classes=num_classes,
+            box_pooler=dict(
+                type="RoIPooler", featmap_names=("p2", "p3", "p4", "p5"), output_size=7, sampling_ratio=2, aligned=False
+            ),
+            box_head=dict(type="FCBoxHead", in_channels=256, pooled_size=7, num_fcs=2, fc_dim=1024),
+            box_predictor=dict(type="BoxPredictor"),
+            fg_iou_thresh=0.5,
+            bg_iou_thresh=0.5,
+            batch_size_per_image=512,
+            positive_fraction=0.25,
+            bbox_reg_weights=(10.0, 10.0, 5.0, 5.0),
+            loss_bbox="smooth_l1",
+            smooth_l1_beta=1.0 / 9,
+            score_thresh=0.05,
+            nms_thresh=0.5,
+            detections_per_img=100,
+        ),
+    )
 
 
 def convert_fasterrcnn(state_dict: StateDict) -> StateDict:
@@ -104,7 +140,7 @@ def convert_fasterrcnn(state_dict: StateDict) -> StateDict:
             continue
         for old, new in _RENAMES:
             if key.startswith(old):
-                key = new + key[len(old):]
+                key = new + key[len(old) :]
                 break
         if key.startswith("roi_heads.box_predictor.cls_score."):
             value = select_class_rows(value, rows + [0])  # background last
@@ -128,15 +164,22 @@ def _model_cfg(state_dict: StateDict) -> dict:
 
 def identify_torchvision_det(state_dict: StateDict) -> str | None:
     keys = state_dict.keys()
-    if ("backbone.body.conv1.weight" in keys and "backbone.fpn.inner_blocks.0.0.weight" in keys
-            and "rpn.head.cls_logits.weight" in keys and "roi_heads.box_head.fc6.weight" in keys
-            and "roi_heads.mask_head.0.0.weight" not in keys
-            and "backbone.body.layer1.0.conv3.weight" in keys
-            and "backbone.body.layer3.6.conv1.weight" not in keys):
+    if (
+        "backbone.body.conv1.weight" in keys
+        and "backbone.fpn.inner_blocks.0.0.weight" in keys
+        and "rpn.head.cls_logits.weight" in keys
+        and "roi_heads.box_head.fc6.weight" in keys
+        and "roi_heads.mask_head.0.0.weight" not in keys
+        and "backbone.body.layer1.0.conv3.weight" in keys
+        and "backbone.body.layer3.6.conv1.weight" not in keys
+    ):
         return ARCH
     return None
 
 
-register_converter("torchvision", ARCH, Converter(convert=convert_fasterrcnn, model_cfg=_model_cfg,
-                                                  keep_from_model=("preprocessor.",), stride_on_3x3=True))
+register_converter(
+    "torchvision",
+    ARCH,
+    Converter(convert=convert_fasterrcnn, model_cfg=_model_cfg, keep_from_model=("preprocessor.",), stride_on_3x3=True),
+)
 register_identifier("torchvision", identify_torchvision_det)

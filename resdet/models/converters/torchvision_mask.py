@@ -12,6 +12,7 @@ category ids (``COCO_CATEGORY_IDS``; background and the ten 'N/A' slots dropped;
 index of torchvision's label among the used ids); for any other count, all but the background
 channel 0 (resdet label = torchvision label - 1).
 """
+
 from __future__ import annotations
 
 import re
@@ -35,16 +36,19 @@ def tv_mask_model_cfg(num_classes: int = 80, min_size: int = 800, max_size: int 
     cfg["mask_thresh"] = 0.5
     cfg["roi_heads"].update(
         type="MaskRoIHeads",
-        mask_pooler=dict(type="RoIPooler", featmap_names=("p2", "p3", "p4", "p5"), output_size=14,
-                         sampling_ratio=2, aligned=False),
-        mask_head=dict(type="MaskHead", in_channels=256, num_convs=4, conv_dim=256))
+        mask_pooler=dict(
+            type="RoIPooler", featmap_names=("p2", "p3", "p4", "p5"), output_size=14, sampling_ratio=2, aligned=False
+        ),
+        mask_head=dict(type="MaskHead", in_channels=256, num_convs=4, conv_dim=256),
+    )
     return cfg
 
 
 def convert_maskrcnn(state_dict: StateDict) -> StateDict:
     """torchvision ``MaskRCNN`` (ResNet-FPN) names and class layout -> resdet's."""
-    box_part = {k: v for k, v in state_dict.items() if not k.startswith(("roi_heads.mask_head.",
-                                                                          "roi_heads.mask_predictor."))}
+    box_part = {
+        k: v for k, v in state_dict.items() if not k.startswith(("roi_heads.mask_head.", "roi_heads.mask_predictor."))
+    }
     out = convert_fasterrcnn(box_part)
     rows = tv_class_rows(num_class_slots(state_dict))
     for key, value in state_dict.items():
@@ -66,13 +70,19 @@ def _model_cfg(state_dict: StateDict) -> dict:
 
 def identify_torchvision_mask(state_dict: StateDict) -> str | None:
     keys = state_dict.keys()
-    if ("backbone.body.conv1.weight" in keys and "backbone.fpn.inner_blocks.0.0.weight" in keys
-            and "roi_heads.mask_predictor.mask_fcn_logits.weight" in keys
-            and "backbone.body.layer3.6.conv1.weight" not in keys):
+    if (
+        "backbone.body.conv1.weight" in keys
+        and "backbone.fpn.inner_blocks.0.0.weight" in keys
+        and "roi_heads.mask_predictor.mask_fcn_logits.weight" in keys
+        and "backbone.body.layer3.6.conv1.weight" not in keys
+    ):
         return ARCH
     return None
 
 
-register_converter("torchvision", ARCH, Converter(convert=convert_maskrcnn, model_cfg=_model_cfg,
-                                                  keep_from_model=("preprocessor.",), stride_on_3x3=True))
+register_converter(
+    "torchvision",
+    ARCH,
+    Converter(convert=convert_maskrcnn, model_cfg=_model_cfg, keep_from_model=("preprocessor.",), stride_on_3x3=True),
+)
 register_identifier("torchvision", identify_torchvision_mask)

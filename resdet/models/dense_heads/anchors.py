@@ -1,4 +1,5 @@
 """Anchor boxes of the RPN: a few sizes and aspect ratios at every feature-map position."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -41,10 +42,15 @@ class AnchorGenerator(nn.Module):
     Cell anchors are ``round([-w/2, -h/2, w/2, h/2])`` with ``h = size * sqrt(ratio)``.
     """
 
-    def __init__(self, sizes: Sequence = ((32, 64, 128, 256, 512),),
-                 aspect_ratios: Sequence = (0.5, 1.0, 2.0), strides: Sequence[int] | str | None = None,
-                 offset: float = 0.0, input_shape: Mapping[str, ShapeSpec] | None = None,
-                 size_divisor: int = 1) -> None:
+    def __init__(
+        self,
+        sizes: Sequence = ((32, 64, 128, 256, 512),),
+        aspect_ratios: Sequence = (0.5, 1.0, 2.0),
+        strides: Sequence[int] | str | None = None,
+        offset: float = 0.0,
+        input_shape: Mapping[str, ShapeSpec] | None = None,
+        size_divisor: int = 1,
+    ) -> None:
         super().__init__()
         sizes = [tuple(float(s) for s in level) for level in sizes]
         self.sizes = sizes
@@ -54,8 +60,10 @@ class AnchorGenerator(nn.Module):
         if strides is None or strides == PER_BATCH:
             self.strides: list[int] | str = PER_BATCH
         elif isinstance(strides, str):
-            raise ShapeError("strides", f"{{key}} = {strides!r} unknown; give one stride per level or "
-                                        f"{PER_BATCH!r} (measured on every batch)")
+            raise ShapeError(
+                "strides",
+                f"{{key}} = {strides!r} unknown; give one stride per level or {PER_BATCH!r} (measured on every batch)",
+            )
         elif len(strides) != len(sizes):
             raise ValueError(f"AnchorGenerator: {len(strides)} strides for {len(sizes)} levels of sizes")
         else:
@@ -83,14 +91,14 @@ class AnchorGenerator(nn.Module):
         """How the anchors of a location come about: ``'5 sizes x 3 aspect ratios'``."""
         return f"{len(self.sizes[0])} sizes x {len(self.aspect_ratios[0])} aspect ratios"
 
-    def level_strides(self, image_size: Sequence[int], feature_sizes: Sequence[Sequence[int]]
-                      ) -> list[tuple[int, int]]:
+    def level_strides(self, image_size: Sequence[int], feature_sizes: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
         if self.strides != PER_BATCH:
             return [(s, s) for s in self.strides]
         return [(image_size[0] // h, image_size[1] // w) for h, w in feature_sizes]
 
-    def forward(self, image_size: Sequence[int], feature_sizes: Sequence[Sequence[int]],
-                device: torch.device | str = "cpu") -> list[Tensor]:
+    def forward(
+        self, image_size: Sequence[int], feature_sizes: Sequence[Sequence[int]], device: torch.device | str = "cpu"
+    ) -> list[Tensor]:
         """Anchors per level for a padded batch of ``image_size = (H, W)``.
 
         ``feature_sizes``: ``(h_l, w_l)`` per level -> list of ``(h_l * w_l * A_l) x 4`` tensors
@@ -98,19 +106,25 @@ class AnchorGenerator(nn.Module):
         while ``torch.export`` traces, the grid is built from the symbolic sizes instead.
         """
         if len(feature_sizes) != len(self.cell_anchors):
-            raise ValueError(f"AnchorGenerator has {len(self.cell_anchors)} levels of sizes but got "
-                             f"{len(feature_sizes)} feature maps")
+            raise ValueError(
+                f"AnchorGenerator has {len(self.cell_anchors)} levels of sizes but got "
+                f"{len(feature_sizes)} feature maps"
+            )
         strides = self.level_strides(image_size, feature_sizes)
         if torch.compiler.is_exporting():  # symbolic sizes: no cache, no Python ints
-            return [self._grid(cell.to(device), size, stride)
-                    for cell, size, stride in zip(self.cell_anchors, feature_sizes, strides)]
+            return [
+                self._grid(cell.to(device), size, stride)
+                for cell, size, stride in zip(self.cell_anchors, feature_sizes, strides)
+            ]
         strides = [(int(sy), int(sx)) for sy, sx in strides]
         key = (tuple(tuple(int(v) for v in s) for s in feature_sizes), tuple(strides), str(device))
         if key not in self._cache:
             if len(self._cache) > 64:
                 self._cache.clear()
-            self._cache[key] = [self._grid(cell.to(device), size, stride)
-                                for cell, size, stride in zip(self.cell_anchors, feature_sizes, strides)]
+            self._cache[key] = [
+                self._grid(cell.to(device), size, stride)
+                for cell, size, stride in zip(self.cell_anchors, feature_sizes, strides)
+            ]
         return self._cache[key]
 
     def _grid(self, cell: Tensor, size: Sequence[int], stride: tuple[int, int]) -> Tensor:
@@ -136,8 +150,9 @@ def anchor_strides(nominal: Sequence[int], size_divisor: int) -> tuple[int, ...]
     return PER_BATCH
 
 
-def derive_strides(strides: Sequence[int] | None, input_shape: Mapping[str, ShapeSpec], size_divisor: int
-                   ) -> Sequence[int] | str | None:
+def derive_strides(
+    strides: Sequence[int] | None, input_shape: Mapping[str, ShapeSpec], size_divisor: int
+) -> Sequence[int] | str | None:
     """Stated ``strides`` checked against the levels' published strides, or derived from them
     (``anchor_strides``); unchanged when a level's stride is unknown."""
     nominal = tuple(spec.stride for spec in input_shape.values())

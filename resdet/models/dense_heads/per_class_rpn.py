@@ -9,6 +9,7 @@ each box positive), a few anchors per image are sampled (the paper: 8, half posi
 the logistic loss and the box loss reach only channel ``c``. Anchors, matcher, sampler and
 box coder are the detection RPN's (this class extends ``RPN``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -43,9 +44,15 @@ class PerClassRPNHead(nn.Module):
     anchor-major: logit ``a*C + c``, deltas ``(a*C + c)*4 + k``.
     """
 
-    def __init__(self, in_channels: int | None = None, num_anchors: int | None = None, num_classes: int = 1000,
-                 conv_channels: int | None = None, input_shape: Mapping[str, ShapeSpec] | None = None,
-                 anchor_generator: AnchorGenerator | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int | None = None,
+        num_anchors: int | None = None,
+        num_classes: int = 1000,
+        conv_channels: int | None = None,
+        input_shape: Mapping[str, ShapeSpec] | None = None,
+        anchor_generator: AnchorGenerator | None = None,
+    ) -> None:
         super().__init__()
         in_channels, num_anchors = derive_head_inputs(in_channels, num_anchors, input_shape, anchor_generator)
         in_channels, num_anchors = in_channels or 1024, num_anchors or 9
@@ -74,8 +81,9 @@ def flatten_per_class(logits: list[Tensor], deltas: list[Tensor], num_classes: i
     for logit, delta in zip(logits, deltas):
         n, _, h, w = logit.shape
         flat_logits.append(logit.view(n, -1, num_classes, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, num_classes))
-        flat_deltas.append(delta.view(n, -1, num_classes, 4, h, w).permute(0, 4, 5, 1, 2, 3)
-                           .reshape(n, -1, num_classes, 4))
+        flat_deltas.append(
+            delta.view(n, -1, num_classes, 4, h, w).permute(0, 4, 5, 1, 2, 3).reshape(n, -1, num_classes, 4)
+        )
     return torch.cat(flat_logits, dim=1), torch.cat(flat_deltas, dim=1)
 
 
@@ -96,30 +104,58 @@ class PerClassRPN(RPN):
     targets (``boxes``, ``labels``, optional ``ignore``); images without boxes add no loss.
     """
 
-    def __init__(self, anchor_generator: dict | nn.Module, head: dict | nn.Module, num_classes: int = 1000,
-                 in_features: Sequence[str] = ("c4",), fg_iou_thresh: float = 0.7, bg_iou_thresh: float = 0.3,
-                 batch_size_per_image: int = 8, positive_fraction: float = 0.5, nms_thresh: float = 0.7,
-                 min_size: float = 1e-3, ignore_ioa_thresh: float = 0.5, allowed_border: float = -1.0,
-                 loss_bbox: str = "smooth_l1", smooth_l1_beta: float = 1.0 / 9,
-                 pre_nms_top_n_test: int = 1000, input_shape: Mapping[str, ShapeSpec] | None = None,
-                 size_divisor: int = 1) -> None:
+    def __init__(
+        self,
+        anchor_generator: dict | nn.Module,
+        head: dict | nn.Module,
+        num_classes: int = 1000,
+        in_features: Sequence[str] = ("c4",),
+        fg_iou_thresh: float = 0.7,
+        bg_iou_thresh: float = 0.3,
+        batch_size_per_image: int = 8,
+        positive_fraction: float = 0.5,
+        nms_thresh: float = 0.7,
+        min_size: float = 1e-3,
+        ignore_ioa_thresh: float = 0.5,
+        allowed_border: float = -1.0,
+        loss_bbox: str = "smooth_l1",
+        smooth_l1_beta: float = 1.0 / 9,
+        pre_nms_top_n_test: int = 1000,
+        input_shape: Mapping[str, ShapeSpec] | None = None,
+        size_divisor: int = 1,
+    ) -> None:
         if isinstance(head, dict):
             head = dict(head)
             head.setdefault("num_classes", num_classes)
-        super().__init__(anchor_generator, head, in_features=in_features, fg_iou_thresh=fg_iou_thresh,
-                         bg_iou_thresh=bg_iou_thresh, batch_size_per_image=batch_size_per_image,
-                         positive_fraction=positive_fraction, nms_thresh=nms_thresh, min_size=min_size,
-                         ignore_ioa_thresh=ignore_ioa_thresh, allowed_border=allowed_border,
-                         loss_bbox=loss_bbox, smooth_l1_beta=smooth_l1_beta,
-                         pre_nms_top_n_test=pre_nms_top_n_test, input_shape=input_shape,
-                         size_divisor=size_divisor)
+        super().__init__(
+            anchor_generator,
+            head,
+            in_features=in_features,
+            fg_iou_thresh=fg_iou_thresh,
+            bg_iou_thresh=bg_iou_thresh,
+            batch_size_per_image=batch_size_per_image,
+            positive_fraction=positive_fraction,
+            nms_thresh=nms_thresh,
+            min_size=min_size,
+            ignore_ioa_thresh=ignore_ioa_thresh,
+            allowed_border=allowed_border,
+            loss_bbox=loss_bbox,
+            smooth_l1_beta=smooth_l1_beta,
+            pre_nms_top_n_test=pre_nms_top_n_test,
+            input_shape=input_shape,
+            size_divisor=size_divisor,
+        )
         if getattr(self.head, "num_classes", num_classes) != num_classes:
             raise ValueError(f"PerClassRPN num_classes={num_classes} but its head has {self.head.num_classes}")
         self.num_classes = num_classes
 
-    def forward(self, features: dict[str, Tensor], image_sizes: list[tuple[int, int]],
-                padded_size: Sequence[int], targets: list[dict] | None = None
-                ) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+    def forward(
+        self,
+        features: dict[str, Tensor],
+        image_sizes: list[tuple[int, int]],
+        padded_size: Sequence[int],
+        targets: list[dict] | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
         missing = [k for k in self.in_features if k not in features]
         if missing:
             raise KeyError(f"PerClassRPN in_features {missing} not among the features {list(features)}")
@@ -151,8 +187,9 @@ class PerClassRPN(RPN):
                 rows.append({"boxes": boxes[keep], "ignore": ignore[keep]})
         return images, classes, rows
 
-    def per_class_losses(self, logits: Tensor, deltas: Tensor, anchors: Tensor, targets: list[dict],
-                         image_sizes: list[tuple[int, int]]) -> dict[str, Tensor]:
+    def per_class_losses(
+        self, logits: Tensor, deltas: Tensor, anchors: Tensor, targets: list[dict], image_sizes: list[tuple[int, int]]
+    ) -> dict[str, Tensor]:
         """Logistic loss on the sampled anchors of each (image, class) row, in channel
         ``class`` only; box loss on its positives, through the class's regressor only; both
         normalised by the number of sampled anchors."""
@@ -164,12 +201,20 @@ class PerClassRPN(RPN):
         image_index = torch.as_tensor(images, device=logits.device)
         class_index = torch.as_tensor(classes, device=logits.device)
         # R x T logits and R x T x 4 deltas of each row's own class channel
-        return self.sampled_losses(logits[image_index, :, class_index], deltas[image_index, :, class_index],
-                                   anchors, labels, matched)
+        return self.sampled_losses(
+            logits[image_index, :, class_index], deltas[image_index, :, class_index], anchors, labels, matched
+        )
 
     @torch.no_grad()
-    def class_proposals(self, logits: Tensor, deltas: Tensor, anchors: Tensor, classes: Tensor,
-                        image_sizes: list[tuple[int, int]], top_n: int = 1) -> tuple[Tensor, Tensor]:
+    def class_proposals(
+        self,
+        logits: Tensor,
+        deltas: Tensor,
+        anchors: Tensor,
+        classes: Tensor,
+        image_sizes: list[tuple[int, int]],
+        top_n: int = 1,
+    ) -> tuple[Tensor, Tensor]:
         """The best ``top_n`` boxes of each requested class.
 
         ``logits`` ``N x T x C``, ``deltas`` ``N x T x C x 4``, ``classes`` ``N x K`` (int64)
@@ -179,10 +224,10 @@ class PerClassRPN(RPN):
         """
         n, k = classes.shape
         batch = torch.arange(n, device=logits.device)[:, None].expand(n, k)
-        scores = logits.permute(0, 2, 1)[batch, classes].float()            # N x K x T
+        scores = logits.permute(0, 2, 1)[batch, classes].float()  # N x K x T
         pre = min(self.pre_nms_top_n[False], scores.shape[-1]) if top_n > 1 else 1
-        top_scores, top_index = scores.topk(pre, dim=-1)                    # N x K x P
-        picked = deltas[batch[..., None], top_index, classes[..., None]].float()   # N x K x P x 4
+        top_scores, top_index = scores.topk(pre, dim=-1)  # N x K x P
+        picked = deltas[batch[..., None], top_index, classes[..., None]].float()  # N x K x P x 4
         boxes = self.box_coder.decode(picked.reshape(-1, 4), anchors[top_index.reshape(-1)]).view(n, k, pre, 4)
         probs = top_scores.sigmoid()
         out_boxes = boxes.new_zeros(n, k, top_n, 4)
@@ -194,12 +239,12 @@ class PerClassRPN(RPN):
                 continue
             groups = torch.arange(k, device=boxes.device).repeat_interleave(pre)
             keep = batched_nms(image_boxes, probs[i].reshape(-1), groups, self.nms_thresh)
-            keep = keep[torch.argsort(groups[keep], stable=True)]             # by class, score order kept
+            keep = keep[torch.argsort(groups[keep], stable=True)]  # by class, score order kept
             kept_groups = groups[keep]
             first = torch.searchsorted(kept_groups, kept_groups, right=False)
             rank = torch.arange(len(keep), device=keep.device) - first
             take = rank < top_n
-            out_boxes[i, :, :] = image_boxes.view(k, pre, 4)[:, :1]             # pad with the best box
+            out_boxes[i, :, :] = image_boxes.view(k, pre, 4)[:, :1]  # pad with the best box
             out_boxes[i, kept_groups[take], rank[take]] = image_boxes[keep[take]]
             out_scores[i, kept_groups[take], rank[take]] = probs[i].reshape(-1)[keep[take]]
         return out_boxes, out_scores

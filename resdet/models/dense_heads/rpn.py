@@ -1,5 +1,6 @@
 """Region Proposal Network (Ren et al. 2015): objectness and box deltas for every anchor,
 turned into proposals (top-N, NMS) and, in training, into the RPN losses."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -73,30 +74,48 @@ class RPN(nn.Module):
     losses: dict)``.
     """
 
-    def __init__(self, anchor_generator: dict | nn.Module, head: dict | nn.Module,
-                 in_features: Sequence[str] = ("c4",), fg_iou_thresh: float = 0.7,
-                 bg_iou_thresh: float = 0.3, batch_size_per_image: int = 256,
-                 positive_fraction: float = 0.5, pre_nms_top_n_train: int = 12000,
-                 post_nms_top_n_train: int = 2000, pre_nms_top_n_test: int = 6000,
-                 post_nms_top_n_test: int = 1000, nms_thresh: float = 0.7, min_size: float = 1e-3,
-                 score_thresh: float = 0.0, ignore_ioa_thresh: float = 0.5,
-                 allowed_border: float = -1.0, loss_bbox: str = "smooth_l1",
-                 smooth_l1_beta: float = 1.0 / 9, input_shape: Mapping[str, ShapeSpec] | None = None,
-                 size_divisor: int = 1) -> None:
+    def __init__(
+        self,
+        anchor_generator: dict | nn.Module,
+        head: dict | nn.Module,
+        in_features: Sequence[str] = ("c4",),
+        fg_iou_thresh: float = 0.7,
+        bg_iou_thresh: float = 0.3,
+        batch_size_per_image: int = 256,
+        positive_fraction: float = 0.5,
+        pre_nms_top_n_train: int = 12000,
+        post_nms_top_n_train: int = 2000,
+        pre_nms_top_n_test: int = 6000,
+        post_nms_top_n_test: int = 1000,
+        nms_thresh: float = 0.7,
+        min_size: float = 1e-3,
+        score_thresh: float = 0.0,
+        ignore_ioa_thresh: float = 0.5,
+        allowed_border: float = -1.0,
+        loss_bbox: str = "smooth_l1",
+        smooth_l1_beta: float = 1.0 / 9,
+        input_shape: Mapping[str, ShapeSpec] | None = None,
+        size_divisor: int = 1,
+    ) -> None:
         super().__init__()
         self.in_features = tuple(in_features)
         levels = None if input_shape is None else select_inputs(input_shape, self.in_features, "in_features")
-        self.anchor_generator = build_part(anchor_generator, "anchor_generator", input_shape=levels,
-                                           size_divisor=size_divisor)
+        self.anchor_generator = build_part(
+            anchor_generator, "anchor_generator", input_shape=levels, size_divisor=size_divisor
+        )
         self.head = build_part(head, "head", input_shape=levels, anchor_generator=self.anchor_generator)
         if len(self.in_features) != len(self.anchor_generator.cell_anchors):
-            raise ValueError(f"RPN: {len(self.in_features)} in_features {self.in_features} but the anchor "
-                             f"generator has {len(self.anchor_generator.cell_anchors)} levels of sizes")
+            raise ValueError(
+                f"RPN: {len(self.in_features)} in_features {self.in_features} but the anchor "
+                f"generator has {len(self.anchor_generator.cell_anchors)} levels of sizes"
+            )
         per_level = self.anchor_generator.num_anchors_per_location
         head_anchors = getattr(self.head, "num_anchors", None)
         if head_anchors is not None and any(count != head_anchors for count in per_level):
-            raise ValueError(f"{type(self).__name__}: the head predicts {head_anchors} anchors per location "
-                             f"but the anchor generator makes {per_level} (sizes x aspect ratios per level)")
+            raise ValueError(
+                f"{type(self).__name__}: the head predicts {head_anchors} anchors per location "
+                f"but the anchor generator makes {per_level} (sizes x aspect ratios per level)"
+            )
         self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
         self.matcher = Matcher((bg_iou_thresh, fg_iou_thresh), allow_low_quality_matches=True)
         self.sampler = BalancedSampler(batch_size_per_image, positive_fraction)
@@ -107,9 +126,13 @@ class RPN(nn.Module):
         box_regression_loss(torch.zeros(1, 4), torch.zeros(1, 4), loss_bbox)  # validate the name
         self.loss_bbox, self.smooth_l1_beta = loss_bbox, smooth_l1_beta
 
-    def forward(self, features: dict[str, Tensor], image_sizes: list[tuple[int, int]],
-                padded_size: Sequence[int], targets: list[dict] | None = None
-                ) -> tuple[list[Proposals], dict[str, Tensor]]:
+    def forward(
+        self,
+        features: dict[str, Tensor],
+        image_sizes: list[tuple[int, int]],
+        padded_size: Sequence[int],
+        targets: list[dict] | None = None,
+    ) -> tuple[list[Proposals], dict[str, Tensor]]:
         missing = [k for k in self.in_features if k not in features]
         if missing:
             raise KeyError(f"RPN in_features {missing} not among the features {list(features)}")
@@ -128,18 +151,24 @@ class RPN(nn.Module):
         return proposals, losses
 
     @torch.no_grad()
-    def select_proposals(self, objectness: Tensor, deltas: Tensor, anchors: list[Tensor],
-                         counts: list[int], image_sizes: list[tuple[int, int]]) -> list[Proposals]:
+    def select_proposals(
+        self,
+        objectness: Tensor,
+        deltas: Tensor,
+        anchors: list[Tensor],
+        counts: list[int],
+        image_sizes: list[tuple[int, int]],
+    ) -> list[Proposals]:
         """Top-N per level, decode, clip, drop small / low-scoring boxes, NMS, top-N per image."""
         num_images = objectness.shape[0]
         top_n = self.pre_nms_top_n[self.training]
         picked_scores, picked_boxes, picked_levels = [], [], []
         start = 0
         for level, (count, level_anchors) in enumerate(zip(counts, anchors)):
-            level_obj = objectness[:, start:start + count]
+            level_obj = objectness[:, start : start + count]
             k = torch.sym_min(top_n, count) if isinstance(count, torch.SymInt) else min(top_n, count)
             level_scores, index = level_obj.topk(k, dim=1)
-            level_deltas = deltas[:, start:start + count].gather(1, index[..., None].expand(-1, -1, 4))
+            level_deltas = deltas[:, start : start + count].gather(1, index[..., None].expand(-1, -1, 4))
             boxes = self.box_coder.decode(level_deltas.reshape(-1, 4), level_anchors[index.reshape(-1)])
             picked_boxes.append(boxes.view(num_images, k, 4))
             picked_scores.append(level_scores)
@@ -155,30 +184,41 @@ class RPN(nn.Module):
             if self.score_thresh > 0:
                 keep = keep[probs[keep] >= self.score_thresh]
             boxes, probs, lvl = boxes[keep], probs[keep], levels[keep]
-            keep = grouped_nms(boxes, probs, lvl, self.nms_thresh, len(counts)) if len(counts) > 1 else \
-                nms(boxes, probs, self.nms_thresh)
-            keep = keep[:self.post_nms_top_n[self.training]]
+            keep = (
+                grouped_nms(boxes, probs, lvl, self.nms_thresh, len(counts))
+                if len(counts) > 1
+                else nms(boxes, probs, self.nms_thresh)
+            )
+            keep = keep[: self.post_nms_top_n[self.training]]
             proposals.append(Proposals(boxes=boxes[keep], scores=probs[keep]))
         return proposals
 
     @torch.no_grad()
-    def label_anchors(self, anchors: Tensor, targets: list[dict], image_sizes: list[tuple[int, int]]
-                      ) -> tuple[Tensor, Tensor]:
+    def label_anchors(
+        self, anchors: Tensor, targets: list[dict], image_sizes: list[tuple[int, int]]
+    ) -> tuple[Tensor, Tensor]:
         """Per image: anchor labels (1 / 0 / -1) ``N x T`` and matched boxes ``N x T x 4``."""
         labels, matched_boxes = [], []
         for target, size in zip(targets, image_sizes):
             boxes = target["boxes"].to(anchors)
             ignore = target.get("ignore")
-            ignore = torch.zeros(len(boxes), dtype=torch.bool, device=anchors.device) if ignore is None \
+            ignore = (
+                torch.zeros(len(boxes), dtype=torch.bool, device=anchors.device)
+                if ignore is None
                 else ignore.to(device=anchors.device, dtype=torch.bool)
+            )
             gt = boxes[~ignore]
             ignored_anchor = None
             if ignore.any():
                 ignored_anchor = box_ioa(anchors, boxes[ignore]).amax(dim=1) > self.ignore_ioa_thresh
             if self.allowed_border >= 0:
                 border = self.allowed_border
-                outside = ((anchors[:, 0] < -border) | (anchors[:, 1] < -border)
-                           | (anchors[:, 2] > size[1] + border) | (anchors[:, 3] > size[0] + border))
+                outside = (
+                    (anchors[:, 0] < -border)
+                    | (anchors[:, 1] < -border)
+                    | (anchors[:, 2] > size[1] + border)
+                    | (anchors[:, 3] > size[0] + border)
+                )
                 ignored_anchor = outside if ignored_anchor is None else ignored_anchor | outside
             matched, image_labels = self.matcher(box_iou(gt, anchors), ignored_anchor)
             if self.allowed_border >= 0:
@@ -187,25 +227,38 @@ class RPN(nn.Module):
             matched_boxes.append(gt[matched] if len(gt) else torch.zeros_like(anchors))
         return torch.stack(labels), torch.stack(matched_boxes)
 
-    def losses(self, objectness: Tensor, deltas: Tensor, anchors: Tensor, targets: list[dict],
-               image_sizes: list[tuple[int, int]]) -> dict[str, Tensor]:
+    def losses(
+        self,
+        objectness: Tensor,
+        deltas: Tensor,
+        anchors: Tensor,
+        targets: list[dict],
+        image_sizes: list[tuple[int, int]],
+    ) -> dict[str, Tensor]:
         """Binary cross-entropy over the sampled anchors; box loss over the positives,
         normalised by the number sampled (as in Faster R-CNN)."""
         labels, matched_boxes = self.label_anchors(anchors, targets, image_sizes)
         return self.sampled_losses(objectness, deltas, anchors, labels, matched_boxes)
 
-    def sampled_losses(self, objectness: Tensor, deltas: Tensor, anchors: Tensor, labels: Tensor,
-                       matched_boxes: Tensor) -> dict[str, Tensor]:
+    def sampled_losses(
+        self, objectness: Tensor, deltas: Tensor, anchors: Tensor, labels: Tensor, matched_boxes: Tensor
+    ) -> dict[str, Tensor]:
         """Samples anchors from ``labels`` (``R x T``: 1 / 0 / -1) and returns the losses of the
         rows' ``objectness`` (``R x T``) and ``deltas`` (``R x T x 4``) against ``matched_boxes``."""
         positive, negative = self.sampler(labels)
         sampled = positive | negative
         num_sampled = max(int(sampled.sum()), 1)
-        loss_obj = F.binary_cross_entropy_with_logits(
-            objectness[sampled], positive[sampled].to(objectness.dtype), reduction="sum") / num_sampled
+        loss_obj = (
+            F.binary_cross_entropy_with_logits(
+                objectness[sampled], positive[sampled].to(objectness.dtype), reduction="sum"
+            )
+            / num_sampled
+        )
         pos_row, pos_anchor = positive.nonzero(as_tuple=True)
         with torch.no_grad():
             reg_targets = self.box_coder.encode(anchors[pos_anchor], matched_boxes[pos_row, pos_anchor])
-        loss_box = box_regression_loss(deltas[pos_row, pos_anchor], reg_targets, self.loss_bbox,
-                                       self.smooth_l1_beta) / num_sampled
+        loss_box = (
+            box_regression_loss(deltas[pos_row, pos_anchor], reg_targets, self.loss_bbox, self.smooth_l1_beta)
+            / num_sampled
+        )
         return {"loss_rpn_cls": loss_obj, "loss_rpn_bbox": loss_box}

@@ -1,4 +1,5 @@
 """The RPN's small convolutional head, shared by every feature level."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -11,23 +12,34 @@ from ..utils.shape_spec import ShapeError, ShapeSpec, derive, shared_channels
 from .anchors import AnchorGenerator
 
 
-def derive_head_inputs(in_channels: int | None, num_anchors: int | None,
-                       input_shape: Mapping[str, ShapeSpec] | None,
-                       anchor_generator: AnchorGenerator | None) -> tuple[int | None, int | None]:
+def derive_head_inputs(
+    in_channels: int | None,
+    num_anchors: int | None,
+    input_shape: Mapping[str, ShapeSpec] | None,
+    anchor_generator: AnchorGenerator | None,
+) -> tuple[int | None, int | None]:
     """``(in_channels, num_anchors)`` of a head shared by every level: the levels' channels (equal
     on all) and the generator's anchors per location (equal on all); stated values must agree."""
     if input_shape is not None:
         channels = shared_channels(input_shape, "in_channels")
-        in_channels = derive("in_channels", in_channels, channels,
-                             next(iter(input_shape.values())).has(f"{channels} channels"))
+        in_channels = derive(
+            "in_channels", in_channels, channels, next(iter(input_shape.values())).has(f"{channels} channels")
+        )
     if anchor_generator is not None:
         counts = anchor_generator.num_anchors_per_location
         if len(set(counts)) != 1:
-            raise ShapeError("num_anchors", f"{{key}}: the anchor generator makes {counts} anchors per location "
-                                            "on its levels, but one head reads every level: give every level "
-                                            "as many sizes x aspect ratios")
-        num_anchors = derive("num_anchors", num_anchors, counts[0], f"the anchor generator makes {counts[0]} "
-                             f"anchors per location ({anchor_generator.describe_anchors()})")
+            raise ShapeError(
+                "num_anchors",
+                f"{{key}}: the anchor generator makes {counts} anchors per location "
+                "on its levels, but one head reads every level: give every level "
+                "as many sizes x aspect ratios",
+            )
+        num_anchors = derive(
+            "num_anchors",
+            num_anchors,
+            counts[0],
+            f"the anchor generator makes {counts[0]} anchors per location ({anchor_generator.describe_anchors()})",
+        )
     return in_channels, num_anchors
 
 
@@ -48,9 +60,14 @@ class RPNHead(nn.Module):
     deltas: list of N x 4A x H_l x W_l)``.
     """
 
-    def __init__(self, in_channels: int | None = None, num_anchors: int | None = None,
-                 conv_channels: int | None = None, input_shape: Mapping[str, ShapeSpec] | None = None,
-                 anchor_generator: AnchorGenerator | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int | None = None,
+        num_anchors: int | None = None,
+        conv_channels: int | None = None,
+        input_shape: Mapping[str, ShapeSpec] | None = None,
+        anchor_generator: AnchorGenerator | None = None,
+    ) -> None:
         super().__init__()
         in_channels, num_anchors = derive_head_inputs(in_channels, num_anchors, input_shape, anchor_generator)
         in_channels, num_anchors = in_channels or 1024, num_anchors or 15

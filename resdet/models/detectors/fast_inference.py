@@ -9,6 +9,7 @@ The folded model gives the same outputs up to float rounding and is for inferenc
 and the inference entry points (``inference_detector``, ``resdet eval`` / ``demo`` / ``export``)
 apply it themselves, so a model built by ``init_model`` keeps its checkpoint's layout.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,9 +30,20 @@ def fold_conv_frozen_bn(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> nn.Conv2d:
     """A new ``Conv2d`` computing ``bn(conv(x))``."""
     # in float64, so the folded weights are the exact products rounded once
     scale = bn.weight.double() * (bn.running_var.double() + bn.eps).rsqrt()
-    fused = nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                               conv.padding, conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
-                               device=conv.weight.device, dtype=conv.weight.dtype)  # every value is set below
+    fused = nn.utils.skip_init(
+        nn.Conv2d,
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )  # every value is set below
     fused.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
     bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(bn.running_mean, dtype=torch.float64)
     fused.bias.copy_((bias - bn.running_mean.double()) * scale + bn.bias.double())
@@ -43,8 +55,12 @@ def fold_conv_frozen_bn(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> nn.Conv2d:
 def is_eval_batch_norm(module: nn.Module) -> bool:
     """A BatchNorm layer that normalises with its running statistics (eval mode, statistics
     tracked): the fixed affine map a ``FrozenBatchNorm2d`` computes."""
-    return isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)) and not module.training \
-        and module.track_running_stats and module.running_mean is not None
+    return (
+        isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm))
+        and not module.training
+        and module.track_running_stats
+        and module.running_mean is not None
+    )
 
 
 @torch.no_grad()
@@ -102,8 +118,13 @@ def compile_requested(compile: bool | None) -> bool:
 
 def _tracing() -> bool:
     """True while torch.export, ONNX export, TorchScript or dynamo itself traces the model."""
-    checks = (torch.compiler.is_compiling, getattr(torch.compiler, "is_exporting", lambda: False),
-              torch.jit.is_tracing, torch.jit.is_scripting, torch.onnx.is_in_onnx_export)
+    checks = (
+        torch.compiler.is_compiling,
+        getattr(torch.compiler, "is_exporting", lambda: False),
+        torch.jit.is_tracing,
+        torch.jit.is_scripting,
+        torch.onnx.is_in_onnx_export,
+    )
     return any(check() for check in checks)
 
 
@@ -154,8 +175,11 @@ def _compile_parts(model: nn.Module, parts: tuple[str, ...], training: bool) -> 
             module = model.get_submodule(name)
         except AttributeError:
             continue
-        if isinstance(module, nn.Module) and not isinstance(module, nn.Identity) \
-                and not isinstance(module.forward, CompiledForward):
+        if (
+            isinstance(module, nn.Module)
+            and not isinstance(module, nn.Identity)
+            and not isinstance(module.forward, CompiledForward)
+        ):
             module.forward = compiled[name] = CompiledForward(module, name, training=training)
     return compiled
 
@@ -174,8 +198,10 @@ def compile_for_training(model: nn.Module, parts: tuple[str, ...] | None = None)
     if parts:
         missing = [name for name in parts if not _has_submodule(model, name)]
         if missing:
-            raise ConfigError(f"train_cfg.compile names {missing}, which {type(model).__name__} does not have; "
-                             f"its top-level parts are {[n for n, _ in model.named_children()]}")
+            raise ConfigError(
+                f"train_cfg.compile names {missing}, which {type(model).__name__} does not have; "
+                f"its top-level parts are {[n for n, _ in model.named_children()]}"
+            )
     return _compile_parts(model, tuple(parts) if parts else TRAIN_COMPILE_PARTS, training=True)
 
 
@@ -199,8 +225,9 @@ def strip_compiled(model: nn.Module) -> int:
 
 def compile_cost_s(model: nn.Module) -> float:
     """Seconds spent by the first compiled calls of ``model``'s parts so far."""
-    return sum(m.forward.first_call_s or 0.0 for m in model.modules()
-               if isinstance(m.__dict__.get("forward"), CompiledForward))
+    return sum(
+        m.forward.first_call_s or 0.0 for m in model.modules() if isinstance(m.__dict__.get("forward"), CompiledForward)
+    )
 
 
 def has_fast_path(model: nn.Module) -> bool:
@@ -220,18 +247,26 @@ def _refuse_training(module: nn.Module, args) -> None:
         raise TrainingError(
             f"this {type(module).__name__} was optimised for inference (BN folded into its convolutions), "
             f"so training it would not train the model its checkpoint describes; train the model you "
-            f"passed to optimize_for_inference (it is left as it was), e.g. init_model(config, checkpoint)")
+            f"passed to optimize_for_inference (it is left as it was), e.g. init_model(config, checkpoint)"
+        )
 
 
 def _refuse_state_dict(module: nn.Module, prefix: str, keep_vars: bool) -> None:
     raise CheckpointError(
         f"this {type(module).__name__} was optimised for inference: its BN layers are folded into its "
         f"convolutions, a layout no checkpoint loader reads back; save the state_dict of the model you "
-        f"passed to optimize_for_inference (it is left as it was), e.g. init_model(config, checkpoint)")
+        f"passed to optimize_for_inference (it is left as it was), e.g. init_model(config, checkpoint)"
+    )
 
 
-def optimize_for_inference(model: nn.Module, *, inplace: bool = False, fuse_bn: bool = True,
-                           channels_last: bool = True, compile: bool | None = False) -> nn.Module:
+def optimize_for_inference(
+    model: nn.Module,
+    *,
+    inplace: bool = False,
+    fuse_bn: bool = True,
+    channels_last: bool = True,
+    compile: bool | None = False,
+) -> nn.Module:
     """The inference fast path of ``model``, for inference only: eval mode, frozen BN (and plain
     BN, which eval mode makes the same fixed map) folded into the preceding convolutions (in
     float64, rounded once), ``channels_last`` weights (and inputs, for a detector with a

@@ -6,6 +6,7 @@ Sources: ``'resdet_cls'`` (``tools/train_cls.py`` output, an ``ImageClassifier``
 conv5 (``backbone.layer4.*``) goes to the RoI head's ``res5``; for VGG the classifier's
 ``head.fc6`` / ``head.fc7`` go to the box head's ``fc6`` / ``fc7``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,9 +26,9 @@ def _detector_key(key: str, model_keys: set[str]) -> str | None:
     """Detector parameter name for a classifier key, or ``None`` when it has no place."""
     candidates = []
     if key.startswith("backbone.layer4."):
-        candidates.append("roi_heads.box_head.res5." + key[len("backbone.layer4."):])
+        candidates.append("roi_heads.box_head.res5." + key[len("backbone.layer4.") :])
     if key.startswith(("head.fc6.", "head.fc7.")):
-        candidates.append("roi_heads.box_head." + key[len("head."):])
+        candidates.append("roi_heads.box_head." + key[len("head.") :])
     if key.startswith("backbone."):
         candidates.append(key)
     for candidate in candidates:
@@ -54,6 +55,7 @@ def init_from_classifier(model: nn.Module, checkpoint: str, src: str = "resdet_c
         state = converter.convert(state)
         if converter.stride_on_3x3:
             from ..backbones.resnet import warn_layout_switch
+
             warn_layout_switch(model, f"{checkpoint} (torchvision {arch})")
     model_state = model.state_dict()
     model_keys = set(model_state)
@@ -71,16 +73,28 @@ def init_from_classifier(model: nn.Module, checkpoint: str, src: str = "resdet_c
     prefixes: tuple[str, ...] = ("backbone.", "roi_heads.box_head.res5.")
     if any(key.startswith("head.fc6.") for key in state):  # a VGG classifier: fc6/fc7 are expected
         prefixes += ("roi_heads.box_head.fc6.", "roi_heads.box_head.fc7.")
-    missing = [k for k in model_state if k.startswith(prefixes) and k not in new_state
-               and not k.endswith("num_batches_tracked")]
+    missing = [
+        k
+        for k in model_state
+        if k.startswith(prefixes) and k not in new_state and not k.endswith("num_batches_tracked")
+    ]
     model.load_state_dict(new_state, strict=False)
     report = {"loaded": sorted(new_state), "unused": unused, "missing": missing, "mismatched": mismatched}
-    logger.info("initialised %d detector tensors from %s (%s); %s unused checkpoint keys; %s missing",
-                len(new_state), checkpoint, src, _few(unused), _few(missing))
+    logger.info(
+        "initialised %d detector tensors from %s (%s); %s unused checkpoint keys; %s missing",
+        len(new_state),
+        checkpoint,
+        src,
+        _few(unused),
+        _few(missing),
+    )
     logger.debug("init_cfg %s: unused keys %s; missing keys %s", checkpoint, unused, missing)  # the full lists
     if mismatched or missing:
-        warnings.warn(f"init_cfg {checkpoint}: {_few(missing)} missing detector keys; {_few(mismatched)} "
-                      "shape mismatches", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"init_cfg {checkpoint}: {_few(missing)} missing detector keys; {_few(mismatched)} shape mismatches",
+            UserWarning,
+            stacklevel=2,
+        )
     return report
 
 

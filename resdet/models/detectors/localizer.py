@@ -12,6 +12,7 @@ the box of each guessed class) and ``class_boxes`` (C x 4: the RPN's box for eve
 replaced by the refined box for the top-k classes when the R-CNN stage is on), which
 gives the error with the ground-truth class known.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,31 +68,43 @@ class Localizer(nn.Module):
     returns the predictions.
     """
 
-    def __init__(self, classifier: dict | nn.Module, backbone: dict | nn.Module, rpn: dict | nn.Module,
-                 roi_heads: dict | nn.Module | None = None, num_classes: int | None = None,
-                 preprocessor: dict | nn.Module | None = None, topk: int = 5,
-                 cls_input_size: int | None = 224, train_classifier: bool = False, cls_loss_weight: float = 1.0,
-                 rcnn_proposals_train: int = 64, rcnn_proposals_test: int = 200,
-                 test_scales: Sequence[int] | None = None, init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        classifier: dict | nn.Module,
+        backbone: dict | nn.Module,
+        rpn: dict | nn.Module,
+        roi_heads: dict | nn.Module | None = None,
+        num_classes: int | None = None,
+        preprocessor: dict | nn.Module | None = None,
+        topk: int = 5,
+        cls_input_size: int | None = 224,
+        train_classifier: bool = False,
+        cls_loss_weight: float = 1.0,
+        rcnn_proposals_train: int = 64,
+        rcnn_proposals_test: int = 200,
+        test_scales: Sequence[int] | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
         super().__init__()
         if isinstance(classifier, dict) and num_classes is not None:
             classifier = dict(classifier, num_classes=num_classes)
         self.classifier = MODELS.build(classifier)
         self.num_classes = int(num_classes or self.classifier.num_classes)
         if self.classifier.num_classes != self.num_classes:
-            raise ValueError(f"Localizer num_classes={self.num_classes} but the classifier has "
-                             f"{self.classifier.num_classes}")
+            raise ValueError(
+                f"Localizer num_classes={self.num_classes} but the classifier has {self.classifier.num_classes}"
+            )
         self.preprocessor = MODELS.build(preprocessor or dict(type="DetPreprocessor"))
         self.backbone = MODELS.build(backbone)
         shapes = published_shapes(self.backbone, "backbone")
         if isinstance(rpn, dict):
             rpn = dict(rpn, num_classes=self.num_classes)
-        self.rpn = build_part(rpn, "model.rpn", input_shape=shapes,
-                              size_divisor=int(getattr(self.preprocessor, "size_divisor", 1)))
+        self.rpn = build_part(
+            rpn, "model.rpn", input_shape=shapes, size_divisor=int(getattr(self.preprocessor, "size_divisor", 1))
+        )
         if isinstance(roi_heads, dict):
             roi_heads = dict(roi_heads, num_classes=self.num_classes)
-        self.roi_heads = build_part(roi_heads, "model.roi_heads", input_shape=shapes) \
-            if roi_heads is not None else None
+        self.roi_heads = build_part(roi_heads, "model.roi_heads", input_shape=shapes) if roi_heads is not None else None
         for name, part in (("rpn", self.rpn), ("roi_heads", self.roi_heads)):
             if part is not None and part.num_classes != self.num_classes:
                 raise ValueError(f"Localizer num_classes={self.num_classes} but {name} has {part.num_classes}")
@@ -114,13 +127,16 @@ class Localizer(nn.Module):
         """Load the classification checkpoints of ``init_cfg`` (a no-op without it)."""
         from ..converters import load_weights
         from .init_weights import init_from_classifier
+
         report = {}
         cls_ckpt = self.init_cfg.get("classifier")
         trunk_ckpt = self.init_cfg.get("backbone", cls_ckpt)
         for path in (cls_ckpt, trunk_ckpt):
             if path and not os.path.isfile(path):
-                raise FileNotFoundError(f"Localizer init_cfg: checkpoint {path} does not exist (train the "
-                                        "classifier first, e.g. python tools/train_cls.py configs/shapes_cls.py)")
+                raise FileNotFoundError(
+                    f"Localizer init_cfg: checkpoint {path} does not exist (train the "
+                    "classifier first, e.g. python tools/train_cls.py configs/shapes_cls.py)"
+                )
         if cls_ckpt:
             report["classifier"] = load_weights(self.classifier, cls_ckpt, strict=True)
         if trunk_ckpt:
@@ -143,9 +159,12 @@ class Localizer(nn.Module):
             batch = torch.stack(list(inputs))
         else:
             size = (int(self.cls_input_size), int(self.cls_input_size))
-            resized = [F.interpolate(i[None].float(), size=size, mode="bilinear", align_corners=False,
-                                     antialias=True)[0] if tuple(i.shape[-2:]) != size else i.float()
-                       for i in inputs]
+            resized = [
+                F.interpolate(i[None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)[0]
+                if tuple(i.shape[-2:]) != size
+                else i.float()
+                for i in inputs
+            ]
             batch = torch.stack(resized)
             if not inputs[0].is_floating_point():  # back to uint8 so the classifier normalises
                 batch = batch.round().clamp(0, 255).to(torch.uint8)
@@ -180,8 +199,15 @@ class Localizer(nn.Module):
                 losses["train_err"] = (cls_logits.argmax(1) != labels).float().mean()
         return losses
 
-    def _rcnn_losses(self, features: dict[str, Tensor], logits: Tensor, deltas: Tensor, anchors: Tensor,
-                     sizes: list[tuple[int, int]], targets: list[dict]) -> dict[str, Tensor]:
+    def _rcnn_losses(
+        self,
+        features: dict[str, Tensor],
+        logits: Tensor,
+        deltas: Tensor,
+        anchors: Tensor,
+        sizes: list[tuple[int, int]],
+        targets: list[dict],
+    ) -> dict[str, Tensor]:
         """R-CNN stage losses on the RPN's proposals for each image's ground-truth classes
         (the paper's class-dependent proposals), renamed ``loss_rcnn_cls`` / ``loss_rcnn_bbox``."""
         images, classes, _ = self.rpn.class_rows(targets, logits.device)
@@ -190,12 +216,19 @@ class Localizer(nn.Module):
             return {"loss_rcnn_cls": zero, "loss_rcnn_bbox": zero.clone()}
         image_index = torch.as_tensor(images, device=logits.device)
         class_index = torch.as_tensor(classes, device=logits.device).view(-1, 1)
-        boxes, scores = self.rpn.class_proposals(logits[image_index].detach(), deltas[image_index].detach(),
-                                                 anchors, class_index, [sizes[i] for i in images],
-                                                 self.rcnn_proposals[True])
+        boxes, scores = self.rpn.class_proposals(
+            logits[image_index].detach(),
+            deltas[image_index].detach(),
+            anchors,
+            class_index,
+            [sizes[i] for i in images],
+            self.rcnn_proposals[True],
+        )
         rows = [[row for row, image in enumerate(images) if image == index] for index in range(len(targets))]
-        proposals = [Proposals(boxes=boxes[image_rows, 0].reshape(-1, 4), scores=scores[image_rows, 0].reshape(-1))
-                     for image_rows in rows]
+        proposals = [
+            Proposals(boxes=boxes[image_rows, 0].reshape(-1, 4), scores=scores[image_rows, 0].reshape(-1))
+            for image_rows in rows
+        ]
         _, roi_losses = self.roi_heads(features, proposals, sizes, targets)
         names = {"loss_cls": "loss_rcnn_cls", "loss_bbox": "loss_rcnn_bbox"}
         return {names.get(k, k): v for k, v in roi_losses.items()}
@@ -205,7 +238,7 @@ class Localizer(nn.Module):
         """One dict per image (see the module docstring). With ``test_scales`` each class keeps
         the box of the scale where it scored highest (RPN, or R-CNN for refined classes)."""
         probs = F.softmax(self.classify(inputs).float(), dim=1)
-        scores, labels = probs.topk(self.topk, dim=1)                               # N x k
+        scores, labels = probs.topk(self.topk, dim=1)  # N x k
         n = len(inputs)
         all_classes = torch.arange(self.num_classes, device=labels.device).expand(n, -1)
         class_boxes = best_scores = None
@@ -214,13 +247,13 @@ class Localizer(nn.Module):
             features = self.backbone(batch)
             logits, deltas, anchors, _ = self.rpn(features, sizes, batch.shape[-2:])
             boxes, box_scores = self.rpn.class_proposals(logits, deltas, anchors, all_classes, sizes, 1)
-            boxes, box_scores = boxes[:, :, 0], box_scores[:, :, 0]                 # N x C x 4, N x C
+            boxes, box_scores = boxes[:, :, 0], box_scores[:, :, 0]  # N x C x 4, N x C
             if self.roi_heads is not None:
-                boxes, box_scores = self._refine(features, logits, deltas, anchors, labels, sizes,
-                                                 boxes, box_scores)
-            inverse = torch.tensor([[1 / w, 1 / h, 1 / w, 1 / h] for w, h in factors], dtype=boxes.dtype,
-                                   device=boxes.device)
-            boxes = boxes * inverse[:, None, :]                                     # input-image pixels
+                boxes, box_scores = self._refine(features, logits, deltas, anchors, labels, sizes, boxes, box_scores)
+            inverse = torch.tensor(
+                [[1 / w, 1 / h, 1 / w, 1 / h] for w, h in factors], dtype=boxes.dtype, device=boxes.device
+            )
+            boxes = boxes * inverse[:, None, :]  # input-image pixels
             if class_boxes is None:
                 class_boxes, best_scores = boxes, box_scores
             else:
@@ -240,21 +273,29 @@ class Localizer(nn.Module):
             out.append(dict(prediction, boxes=class_boxes[prediction["labels"]], class_boxes=class_boxes))
         return out
 
-    def _refine(self, features: dict[str, Tensor], logits: Tensor, deltas: Tensor, anchors: Tensor,
-                labels: Tensor, sizes: list[tuple[int, int]], class_boxes: Tensor, class_scores: Tensor
-                ) -> tuple[Tensor, Tensor]:
+    def _refine(
+        self,
+        features: dict[str, Tensor],
+        logits: Tensor,
+        deltas: Tensor,
+        anchors: Tensor,
+        labels: Tensor,
+        sizes: list[tuple[int, int]],
+        class_boxes: Tensor,
+        class_scores: Tensor,
+    ) -> tuple[Tensor, Tensor]:
         """R-CNN stage: for each guessed class, its RPN proposals are re-scored and regressed by
         the RoI head; the best one (class probability) replaces the class's box and score."""
         n, k = labels.shape
         top_n = self.rcnn_proposals[False]
-        boxes, _ = self.rpn.class_proposals(logits, deltas, anchors, labels, sizes, top_n)   # N x k x P x 4
+        boxes, _ = self.rpn.class_proposals(logits, deltas, anchors, labels, sizes, top_n)  # N x k x P x 4
         probs, refined = self.roi_heads.predict(features, list(boxes.reshape(n, -1, 4)), sizes)
         probs = probs.view(n, k, top_n, -1)
         refined = refined.view(n, k, top_n, self.num_classes, 4)
         cls = labels[:, :, None].expand(n, k, top_n)
-        class_probs = probs.gather(3, cls[..., None])[..., 0]                                # N x k x P
+        class_probs = probs.gather(3, cls[..., None])[..., 0]  # N x k x P
         class_refined = refined.gather(3, cls[..., None, None].expand(-1, -1, -1, 1, 4))[..., 0, :]
-        best_prob, best = class_probs.max(dim=2)                                             # N x k
+        best_prob, best = class_probs.max(dim=2)  # N x k
         chosen = class_refined.gather(2, best[..., None, None].expand(-1, -1, 1, 4))[:, :, 0]
         rows = torch.arange(n, device=labels.device)[:, None].expand(n, k)
         out_boxes, out_scores = class_boxes.clone(), class_scores.clone()

@@ -8,6 +8,7 @@ at their own resolution; and at inference the ``M x M`` mask probabilities
 after the boxes reached their final coordinates, so every mask is resampled once, directly
 into the original image.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -50,8 +51,14 @@ class MaskRCNN(FasterRCNN):
             raise ValueError(f"MaskRCNN paste_mode {paste_mode!r} unknown; allowed values: {', '.join(PASTE_MODES)}")
         self.mask_thresh, self.paste_mode = float(mask_thresh), paste_mode
 
-    def roi_losses(self, features: dict[str, Tensor], proposals: list[Proposals], sizes: list[tuple[int, int]],
-                   targets: list[dict], factors: list[tuple[float, float]]) -> dict[str, Tensor]:
+    def roi_losses(
+        self,
+        features: dict[str, Tensor],
+        proposals: list[Proposals],
+        sizes: list[tuple[int, int]],
+        targets: list[dict],
+        factors: list[tuple[float, float]],
+    ) -> dict[str, Tensor]:
         """Box and mask losses; the bitmaps stay at the inputs' resolution, so the mask branch
         maps batch coordinates back by the inverse of each image's resize."""
         # MaskRoIHeads takes the inverse direction: batch -> bitmap coordinates

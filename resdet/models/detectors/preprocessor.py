@@ -1,4 +1,5 @@
 """Detector input preprocessing on the model's device: normalise, optionally resize, pad, batch."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -44,9 +45,16 @@ class DetPreprocessor(nn.Module):
     direction and name of ``ImageMeta.scale_factor`` (``resdet.structures.image_meta``).
     """
 
-    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 size_divisor: int = 32, min_size: int | None = None, max_size: int | None = None,
-                 pad_value: float = 0.0, value_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        size_divisor: int = 32,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        pad_value: float = 0.0,
+        value_scale: float = 1.0,
+    ) -> None:
         super().__init__()
         if len(mean) != 3 or len(std) != 3:
             raise ValueError(f"DetPreprocessor mean and std need 3 values (RGB), got {mean!r}, {std!r}")
@@ -76,8 +84,9 @@ class DetPreprocessor(nn.Module):
         scale = min_size / min(h, w)
         if max_size is not None:
             scale = min(scale, max_size / max(h, w))
-        return F.interpolate(image[None], scale_factor=scale, mode="bilinear",
-                             recompute_scale_factor=True, align_corners=False)[0]
+        return F.interpolate(
+            image[None], scale_factor=scale, mode="bilinear", recompute_scale_factor=True, align_corners=False
+        )[0]
 
     def batch(self, images: list[Tensor]) -> Tensor:
         """Pad to the largest size, rounded up to ``size_divisor``; images sit top-left.
@@ -87,15 +96,15 @@ class DetPreprocessor(nn.Module):
         height, width = (height + div - 1) // div * div, (width + div - 1) // div * div
         if len(images) == 1:  # one image: a pad (no Python-side copy loop in an exported graph)
             image = images[0]
-            return F.pad(image, (0, width - image.shape[-1], 0, height - image.shape[-2]),
-                         value=self.pad_value)[None]
+            return F.pad(image, (0, width - image.shape[-1], 0, height - image.shape[-2]), value=self.pad_value)[None]
         out = images[0].new_full((len(images), 3, height, width), self.pad_value)
         for index, image in enumerate(images):
-            out[index, :, :image.shape[-2], :image.shape[-1]].copy_(image)
+            out[index, :, : image.shape[-2], : image.shape[-1]].copy_(image)
         return out
 
-    def forward(self, images: Sequence[Tensor] | Tensor, min_size: int | None = None,
-                flip: bool = False) -> tuple[Tensor, list[tuple[int, int]], list[tuple[float, float]]]:
+    def forward(
+        self, images: Sequence[Tensor] | Tensor, min_size: int | None = None, flip: bool = False
+    ) -> tuple[Tensor, list[tuple[int, int]], list[tuple[float, float]]]:
         """``min_size`` overrides the configured one (multi-scale testing); ``flip`` mirrors
         every image horizontally (flip testing)."""
         target_size = self.min_size if min_size is None else min_size

@@ -13,6 +13,7 @@ The wrapper only asks the detector (``propose``, ``merge_proposals``, ``score_bo
 ``select_detections``, ``mask_probs_for``, ``postprocess``); a detector with ``test_cfg``
 runs through it on its own.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from ...structures.instances import Detections
 class _View:
     """One preprocessed view: its features, batch sizes ``(h, w)``, ``scale_factors``
     ``(w, h)`` input -> view, and whether it is mirrored."""
+
     features: dict[str, Tensor]
     sizes: list[tuple[int, int]]
     factors: list[tuple[float, float]]
@@ -60,8 +62,13 @@ class DetectorTTA(nn.Module):
     images by ``detector.postprocess`` when ``targets`` carry meta.
     """
 
-    def __init__(self, detector: dict | nn.Module, flip: bool = False, scales: Sequence[int] | None = None,
-                 refine_boxes: bool = False) -> None:
+    def __init__(
+        self,
+        detector: dict | nn.Module,
+        flip: bool = False,
+        scales: Sequence[int] | None = None,
+        refine_boxes: bool = False,
+    ) -> None:
         super().__init__()
         self.detector = MODELS.build(detector) if isinstance(detector, dict) else detector
         self.flip, self.refine_boxes = bool(flip), bool(refine_boxes)
@@ -79,7 +86,7 @@ class DetectorTTA(nn.Module):
         coordinates)."""
         views, boxes, scores = [], [], []
         for scale in self.scales:
-            for flipped in ((False, True) if self.flip else (False,)):
+            for flipped in (False, True) if self.flip else (False,):
                 features, sizes, factors, proposals = self.detector.propose(inputs, min_size=scale, flip=flipped)
                 view = _View(features, sizes, factors, flipped)
                 views.append(view)
@@ -113,7 +120,7 @@ class DetectorTTA(nn.Module):
         if self.refine_boxes:
             refined = []
             for p, b in zip(probs, boxes):
-                best = p[:, :self.detector.num_classes].argmax(dim=1)
+                best = p[:, : self.detector.num_classes].argmax(dim=1)
                 refined.append(b[torch.arange(len(b), device=b.device), best])
             probs2, boxes2 = self.score(views, refined)
             probs = [torch.cat(pair) for pair in zip(probs, probs2)]

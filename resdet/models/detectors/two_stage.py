@@ -1,4 +1,5 @@
 """Two-stage detectors: backbone -> (neck) -> RPN -> RoI heads, with the preprocessor inside."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -49,16 +50,25 @@ class FasterRCNN(nn.Module):
     over ``Proposals`` and ``Detections`` (``resdet.structures.instances``).
     """
 
-    def __init__(self, backbone: dict | nn.Module, rpn: dict | nn.Module, roi_heads: dict | nn.Module,
-                 neck: dict | nn.Module | None = None, preprocessor: dict | nn.Module | None = None,
-                 num_classes: int | None = None, init_cfg: dict | None = None,
-                 test_cfg: dict | None = None, channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        backbone: dict | nn.Module,
+        rpn: dict | nn.Module,
+        roi_heads: dict | nn.Module,
+        neck: dict | nn.Module | None = None,
+        preprocessor: dict | nn.Module | None = None,
+        num_classes: int | None = None,
+        init_cfg: dict | None = None,
+        test_cfg: dict | None = None,
+        channels_last: bool = False,
+    ) -> None:
         super().__init__()
         self.preprocessor = MODELS.build(preprocessor or dict(type="DetPreprocessor"))
         self.backbone = MODELS.build(backbone)
         self.neck, shapes = self._build_neck(neck)
-        self.rpn = build_part(rpn, "model.rpn", input_shape=shapes,
-                              size_divisor=int(getattr(self.preprocessor, "size_divisor", 1)))
+        self.rpn = build_part(
+            rpn, "model.rpn", input_shape=shapes, size_divisor=int(getattr(self.preprocessor, "size_divisor", 1))
+        )
         if isinstance(roi_heads, dict) and num_classes is not None:
             roi_heads = dict(roi_heads, num_classes=num_classes)
         self.roi_heads = build_part(roi_heads, "model.roi_heads", input_shape=shapes)
@@ -74,14 +84,13 @@ class FasterRCNN(nn.Module):
         if self.init_cfg is not None:
             unknown = set(self.init_cfg) - {"checkpoint", "src"}
             if unknown or "checkpoint" not in self.init_cfg:
-                raise KeyError(f"FasterRCNN init_cfg needs 'checkpoint' (and optionally 'src'); got keys "
-                               f"{sorted(self.init_cfg)}")
+                raise KeyError(
+                    f"FasterRCNN init_cfg needs 'checkpoint' (and optionally 'src'); got keys {sorted(self.init_cfg)}"
+                )
             if self.init_cfg.get("src", "resdet_cls") not in SOURCES:
-                raise ValueError(f"init_cfg src {self.init_cfg['src']!r} unknown; allowed values: "
-                                 f"{', '.join(SOURCES)}")
+                raise ValueError(f"init_cfg src {self.init_cfg['src']!r} unknown; allowed values: {', '.join(SOURCES)}")
 
-    def _build_neck(self, neck: dict | nn.Module | None
-                    ) -> tuple[nn.Module | None, dict[str, ShapeSpec] | None]:
+    def _build_neck(self, neck: dict | nn.Module | None) -> tuple[nn.Module | None, dict[str, ShapeSpec] | None]:
         """``(neck, published shapes of the features the heads read)``."""
         shapes = published_shapes(self.backbone, "backbone")
         if neck is None:
@@ -136,8 +145,14 @@ class FasterRCNN(nn.Module):
         proposals, rpn_losses = self.rpn(features, sizes, batch.shape[-2:], targets)
         return {**rpn_losses, **self.roi_losses(features, proposals, sizes, targets, factors)}
 
-    def roi_losses(self, features: dict[str, Tensor], proposals: list[Proposals], sizes: list[tuple[int, int]],
-                   targets: list[dict], factors: list[tuple[float, float]]) -> dict[str, Tensor]:
+    def roi_losses(
+        self,
+        features: dict[str, Tensor],
+        proposals: list[Proposals],
+        sizes: list[tuple[int, int]],
+        targets: list[dict],
+        factors: list[tuple[float, float]],
+    ) -> dict[str, Tensor]:
         """RoI-head losses; ``factors``: per image the preprocessor's ``scale_factor`` ``(w, h)``
         (input -> batch coordinates)."""
         _, losses = self.roi_heads(features, proposals, sizes, targets)
@@ -154,8 +169,9 @@ class FasterRCNN(nn.Module):
             return DetectorTTA(self, **self.test_cfg).detect(inputs)
         return self.detect(inputs)
 
-    def propose(self, inputs: Sequence[Tensor] | Tensor, min_size: int | None = None, flip: bool = False
-                ) -> tuple[dict[str, Tensor], list[tuple[int, int]], list[tuple[float, float]], list[Proposals]]:
+    def propose(
+        self, inputs: Sequence[Tensor] | Tensor, min_size: int | None = None, flip: bool = False
+    ) -> tuple[dict[str, Tensor], list[tuple[int, int]], list[tuple[float, float]], list[Proposals]]:
         """One view of the images (the preprocessor's resize, or shorter side ``min_size``;
         mirrored when ``flip``): ``(features, sizes (h, w) in the batch, scale_factors
         (w, h) input -> batch, proposals in batch coordinates)``."""
@@ -167,11 +183,12 @@ class FasterRCNN(nn.Module):
     def merge_proposals(self, boxes: Tensor, scores: Tensor) -> Tensor:
         """``R`` pooled proposals of one image (several views) -> the kept boxes: the RPN's
         test-time NMS and proposal count."""
-        keep = nms(boxes, scores, self.rpn.nms_thresh)[:self.rpn.post_nms_top_n[False]]
+        keep = nms(boxes, scores, self.rpn.nms_thresh)[: self.rpn.post_nms_top_n[False]]
         return boxes[keep]
 
-    def score_boxes(self, features: dict[str, Tensor], boxes: list[Tensor], sizes: list[tuple[int, int]]
-                    ) -> tuple[Tensor, Tensor]:
+    def score_boxes(
+        self, features: dict[str, Tensor], boxes: list[Tensor], sizes: list[tuple[int, int]]
+    ) -> tuple[Tensor, Tensor]:
         """The box head on given RoIs (batch coordinates): class probabilities ``R x (C + 1)``
         and per-class boxes ``R x C x 4`` of all images, concatenated."""
         return self.roi_heads.predict(features, boxes, sizes)
@@ -184,8 +201,10 @@ class FasterRCNN(nn.Module):
         """Plain inference: detections in the coordinates of the given images."""
         features, sizes, factors, proposals = self.propose(inputs)
         detections, _ = self.roi_heads(features, proposals, sizes)
-        return [det if tuple(factor) == (1.0, 1.0) else replace(det, boxes=unscale_boxes(det.boxes, factor))
-                for det, factor in zip(detections, factors)]
+        return [
+            det if tuple(factor) == (1.0, 1.0) else replace(det, boxes=unscale_boxes(det.boxes, factor))
+            for det, factor in zip(detections, factors)
+        ]
 
     def predict(self, inputs: Sequence[Tensor] | Tensor) -> list[dict]:
         """Plain inference as the public dicts (``boxes``, ``scores``, ``labels``), in the

@@ -1,2 +1,3 @@
 """Necks between backbone and heads."""
+
 from .fpn import FPN  # noqa: F401

@@ -1,4 +1,5 @@
 """Feature Pyramid Network (Lin et al. 2017) on ResNet C2-C5, with P6 by max pooling."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -31,19 +32,26 @@ class FPN(FeaturePyramidNetwork):
     Parameter names are torchvision's (``inner_blocks.i.0``, ``layer_blocks.i.0``).
     """
 
-    def __init__(self, in_channels: Sequence[int] | None = None, out_channels: int = 256,
-                 in_features: Sequence[str] = ("c2", "c3", "c4", "c5"),
-                 out_features: Sequence[str] = ("p2", "p3", "p4", "p5", "p6"),
-                 extra_pool: bool = True, in_strides: Sequence[int] | None = None,
-                 input_shape: Mapping[str, ShapeSpec] | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int] | None = None,
+        out_channels: int = 256,
+        in_features: Sequence[str] = ("c2", "c3", "c4", "c5"),
+        out_features: Sequence[str] = ("p2", "p3", "p4", "p5", "p6"),
+        extra_pool: bool = True,
+        in_strides: Sequence[int] | None = None,
+        input_shape: Mapping[str, ShapeSpec] | None = None,
+    ) -> None:
         if input_shape is not None:
             in_channels, in_strides = self._derive_inputs(in_channels, in_strides, in_features, input_shape)
         in_channels = (256, 512, 1024, 2048) if in_channels is None else in_channels
         if len(in_channels) != len(in_features):
             raise ValueError(f"FPN: {len(in_channels)} in_channels for {len(in_features)} in_features")
         if len(out_features) != len(in_features) + int(extra_pool):
-            raise ValueError(f"FPN: out_features {tuple(out_features)} must have "
-                             f"{len(in_features) + int(extra_pool)} names (inputs + P6 when extra_pool)")
+            raise ValueError(
+                f"FPN: out_features {tuple(out_features)} must have "
+                f"{len(in_features) + int(extra_pool)} names (inputs + P6 when extra_pool)"
+            )
         super().__init__(list(in_channels), out_channels, extra_blocks=LastLevelMaxPool() if extra_pool else None)
         if in_strides is not None and len(in_strides) != len(in_features):
             raise ValueError(f"FPN: {len(in_strides)} in_strides for {len(in_features)} in_features")
@@ -57,9 +65,12 @@ class FPN(FeaturePyramidNetwork):
         self.strides = dict(zip(self.out_features, strides))
 
     @staticmethod
-    def _derive_inputs(in_channels: Sequence[int] | None, in_strides: Sequence[int] | None,
-                       in_features: Sequence[str], input_shape: Mapping[str, ShapeSpec]
-                       ) -> tuple[Sequence[int], Sequence[int] | None]:
+    def _derive_inputs(
+        in_channels: Sequence[int] | None,
+        in_strides: Sequence[int] | None,
+        in_features: Sequence[str],
+        input_shape: Mapping[str, ShapeSpec],
+    ) -> tuple[Sequence[int], Sequence[int] | None]:
         levels = select_inputs(input_shape, tuple(in_features), "in_features")
         channels = tuple(spec.channels for spec in levels.values())
         in_channels = derive("in_channels", in_channels, channels, describe_outputs(levels, f"{channels} channels"))

@@ -1,4 +1,5 @@
 """RoI heads: poolers, per-RoI box heads, box predictor, Fast R-CNN RoI heads."""
+
 from .box_heads import FCBoxHead, Res5BoxHead  # noqa: F401
 from .box_predictor import BoxPredictor  # noqa: F401
 from .poolers import RoIPooler  # noqa: F401

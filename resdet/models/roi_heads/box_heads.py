@@ -7,6 +7,7 @@ what it makes: ``output_shape() -> {'box_features': ShapeSpec(C)}`` for the ``R 
 ``forward`` returns (the box predictor's input), plus ``'res5'`` for the C4 head's per-RoI conv5
 map (the C4 mask head's input). ``stride`` is ``None``: RoI features are not on the image grid.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,12 +35,20 @@ class Res5BoxHead(nn.Module):
     Parameters are named ``res5.<block>...``: a classification checkpoint's ``layer4.*``.
     """
 
-    def __init__(self, depth: int = 101, in_channels: int | None = None, stride_in_1x1: bool = True,
-                 shortcut: str = "B", norm: str = "FrozenBN", input_shape: ShapeSpec | None = None) -> None:
+    def __init__(
+        self,
+        depth: int = 101,
+        in_channels: int | None = None,
+        stride_in_1x1: bool = True,
+        shortcut: str = "B",
+        norm: str = "FrozenBN",
+        input_shape: ShapeSpec | None = None,
+    ) -> None:
         super().__init__()
         in_channels = derive_channels(in_channels, input_shape, default=stage_out_channels(depth, 2))
-        self.res5 = make_res_stage(depth, 3, in_channels, stride=2, shortcut=shortcut,
-                                   stride_in_1x1=stride_in_1x1, norm=norm)
+        self.res5 = make_res_stage(
+            depth, 3, in_channels, stride=2, shortcut=shortcut, stride_in_1x1=stride_in_1x1, norm=norm
+        )
         self.depth, self.out_channels = depth, stage_out_channels(depth, 3)
         init_conv_and_norm(self)
 
@@ -63,13 +72,21 @@ class FCBoxHead(nn.Module):
     ``forward(x: R x C x S x S) -> R x fc_dim``.
     """
 
-    def __init__(self, in_channels: int | None = None, pooled_size: int | None = None, num_fcs: int = 2,
-                 fc_dim: int = 1024, dropout: float = 0.0, input_shape: ShapeSpec | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int | None = None,
+        pooled_size: int | None = None,
+        num_fcs: int = 2,
+        fc_dim: int = 1024,
+        dropout: float = 0.0,
+        input_shape: ShapeSpec | None = None,
+    ) -> None:
         super().__init__()
         in_channels = derive_channels(in_channels, input_shape, default=256)
         if input_shape is not None and input_shape.size is not None:
-            pooled_size = derive("pooled_size", pooled_size, input_shape.size,
-                                 input_shape.has(f"size {input_shape.size}"))
+            pooled_size = derive(
+                "pooled_size", pooled_size, input_shape.size, input_shape.has(f"size {input_shape.size}")
+            )
         pooled_size = 7 if pooled_size is None else pooled_size
         if num_fcs < 1:
             raise ValueError(f"FCBoxHead needs num_fcs >= 1, got {num_fcs}")

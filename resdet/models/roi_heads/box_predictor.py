@@ -1,4 +1,5 @@
 """Fast R-CNN's last layers: class scores and per-class box deltas."""
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -18,8 +19,13 @@ class BoxPredictor(nn.Module):
     ``forward(x: R x in_channels) -> (R x (C + 1), R x 4C)``.
     """
 
-    def __init__(self, in_channels: int | None = None, num_classes: int = 80, class_agnostic: bool = False,
-                 input_shape: ShapeSpec | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int | None = None,
+        num_classes: int = 80,
+        class_agnostic: bool = False,
+        input_shape: ShapeSpec | None = None,
+    ) -> None:
         super().__init__()
         in_channels = derive_channels(in_channels, input_shape, default=1024)
         if num_classes < 1:

@@ -11,6 +11,7 @@ Layouts:
     ReLU) -> conv1x1 -> ``C x 14 x 14``: the standard C4 Mask R-CNN head (detectron2's
     ``Res5ROIHeads`` with ``MaskRCNNConvUpsampleHead(num_conv=0)``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,8 +40,15 @@ class MaskHead(nn.Module):
     agnostic). Parameters: ``mask_fcn{1..num_convs}``, ``deconv``, ``predictor``.
     """
 
-    def __init__(self, in_channels: int | None = None, num_classes: int = 80, num_convs: int = 4,
-                 conv_dim: int = 256, class_agnostic: bool = False, input_shape: ShapeSpec | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int | None = None,
+        num_classes: int = 80,
+        num_convs: int = 4,
+        conv_dim: int = 256,
+        class_agnostic: bool = False,
+        input_shape: ShapeSpec | None = None,
+    ) -> None:
         super().__init__()
         in_channels = derive_channels(in_channels, input_shape, default=256)
         if num_classes < 1:

@@ -14,6 +14,7 @@ C4 layout (``mask_pooler=None``): the mask head reads the conv5 output of the bo
 recomputed on the detected boxes at inference. FPN layout: a separate ``mask_pooler``
 (RoIAlign 14x14, level-assigned).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -50,13 +51,20 @@ class MaskRoIHeads(StandardRoIHeads):
     resize). In eval ``Detections`` with ``mask_probs`` (``K x M x M``).
     """
 
-    def __init__(self, mask_head: dict | nn.Module, mask_pooler: dict | nn.Module | None = None,
-                 input_shape: Mapping[str, ShapeSpec] | None = None, **box_kwargs) -> None:
+    def __init__(
+        self,
+        mask_head: dict | nn.Module,
+        mask_pooler: dict | nn.Module | None = None,
+        input_shape: Mapping[str, ShapeSpec] | None = None,
+        **box_kwargs,
+    ) -> None:
         super().__init__(input_shape=input_shape, **box_kwargs)
         if mask_pooler is None and "res5" not in self.box_outputs:
-            raise ValueError(f"MaskRoIHeads with mask_pooler=None shares the C4 box head's conv5 "
-                             f"features, but box_head {type(self.box_head).__name__} publishes no 'res5' "
-                             "output; give a mask_pooler (e.g. RoIPooler 14x14 for FPN)")
+            raise ValueError(
+                f"MaskRoIHeads with mask_pooler=None shares the C4 box head's conv5 "
+                f"features, but box_head {type(self.box_head).__name__} publishes no 'res5' "
+                "output; give a mask_pooler (e.g. RoIPooler 14x14 for FPN)"
+            )
         # the pooler (no parameters) is built first for its output shape, registered after the head
         pooler = build_part(mask_pooler, "mask_pooler", input_shape=input_shape) if mask_pooler is not None else None
         mask_input = pooled_shape(pooler, "mask pooler") if pooler is not None else self.box_outputs["res5"]
@@ -65,19 +73,27 @@ class MaskRoIHeads(StandardRoIHeads):
             mask_head.setdefault("num_classes", self.num_classes)
         self.mask_head = build_part(mask_head, "mask_head", input_shape=mask_input)
         if not self.mask_head.class_agnostic and self.mask_head.num_classes != self.num_classes:
-            raise ValueError(f"MaskRoIHeads num_classes={self.num_classes} but mask_head has "
-                             f"num_classes={self.mask_head.num_classes}")
+            raise ValueError(
+                f"MaskRoIHeads num_classes={self.num_classes} but mask_head has "
+                f"num_classes={self.mask_head.num_classes}"
+            )
         self.mask_pooler = pooler
 
-    def _mask_features(self, features: dict[str, Tensor], boxes: list[Tensor],
-                       image_sizes: Sequence[Sequence[int]]) -> Tensor:
+    def _mask_features(
+        self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: Sequence[Sequence[int]]
+    ) -> Tensor:
         """``(sum K_i) x C x S x S`` mask-head inputs for ``boxes`` (rows in image order)."""
         if self.mask_pooler is not None:
             return self.mask_pooler(features, boxes, image_sizes)
         return self.box_head.res5(self.box_pooler(features, boxes, image_sizes))
 
-    def predict_mask_probs(self, features: dict[str, Tensor], boxes: list[Tensor], labels: list[Tensor],
-                           image_sizes: Sequence[Sequence[int]]) -> list[Tensor]:
+    def predict_mask_probs(
+        self,
+        features: dict[str, Tensor],
+        boxes: list[Tensor],
+        labels: list[Tensor],
+        image_sizes: Sequence[Sequence[int]],
+    ) -> list[Tensor]:
         """Per image ``K_i x M x M`` mask probabilities of the given boxes' classes."""
         counts = [b.shape[0] for b in boxes]
         if not torch.compiler.is_exporting() and sum(counts) == 0:  # (a branch on a count)
@@ -87,11 +103,13 @@ class MaskRoIHeads(StandardRoIHeads):
         probs = self.mask_head.select(logits, torch.cat(labels)).sigmoid()
         return list(probs.split(counts))
 
-    def with_mask_probs(self, features: dict[str, Tensor], detections: list[Detections],
-                        image_sizes: Sequence[Sequence[int]]) -> list[Detections]:
+    def with_mask_probs(
+        self, features: dict[str, Tensor], detections: list[Detections], image_sizes: Sequence[Sequence[int]]
+    ) -> list[Detections]:
         """``detections`` with the ``mask_probs`` of their boxes and labels."""
-        probs = self.predict_mask_probs(features, [d.boxes for d in detections],
-                                        [d.labels for d in detections], image_sizes)
+        probs = self.predict_mask_probs(
+            features, [d.boxes for d in detections], [d.labels for d in detections], image_sizes
+        )
         return [replace(det, mask_probs=p) for det, p in zip(detections, probs)]
 
     def _mask_size(self) -> int:
@@ -101,8 +119,13 @@ class MaskRoIHeads(StandardRoIHeads):
             return 2 * self.mask_pooler.output_size
         return self.box_pooler.output_size
 
-    def mask_losses(self, mask_features: Tensor, samples: list[SampledRoIs], targets: list[dict],
-                    mask_scales: Sequence[Sequence[float]]) -> Tensor:
+    def mask_losses(
+        self,
+        mask_features: Tensor,
+        samples: list[SampledRoIs],
+        targets: list[dict],
+        mask_scales: Sequence[Sequence[float]],
+    ) -> Tensor:
         """BCE of each positive RoI's ground-truth-class mask against its cropped target.
 
         ``mask_features``: the positive RoIs' mask-head inputs, in the order of ``samples``;
@@ -114,29 +137,45 @@ class MaskRoIHeads(StandardRoIHeads):
         for index, (sample, target, scale) in enumerate(zip(samples, targets, mask_scales)):
             masks = target.get("masks")
             if not isinstance(masks, Tensor) or masks.dim() != 3:
-                raise KeyError(f"Mask R-CNN training needs target 'masks' as an N x H x W tensor for "
-                               f"every image; image {target.get('img_id', index)!r} has "
-                               f"{type(masks).__name__} (load the dataset with with_masks=True)")
+                raise KeyError(
+                    f"Mask R-CNN training needs target 'masks' as an N x H x W tensor for "
+                    f"every image; image {target.get('img_id', index)!r} has "
+                    f"{type(masks).__name__} (load the dataset with with_masks=True)"
+                )
             if len(masks) != len(target["boxes"]):
-                raise ValueError(f"image {target.get('img_id', index)!r}: {len(masks)} masks for "
-                                 f"{len(target['boxes'])} boxes")
-            crops.append(crop_masks_to_boxes(masks, sample.positive_boxes, sample.positive_matched_idxs,
-                                             size=size, box_scale=(float(scale[0]), float(scale[1]))))
+                raise ValueError(
+                    f"image {target.get('img_id', index)!r}: {len(masks)} masks for {len(target['boxes'])} boxes"
+                )
+            crops.append(
+                crop_masks_to_boxes(
+                    masks,
+                    sample.positive_boxes,
+                    sample.positive_matched_idxs,
+                    size=size,
+                    box_scale=(float(scale[0]), float(scale[1])),
+                )
+            )
         return mask_loss(logits, torch.cat(crops).to(logits.device))
 
-    def forward(self, features: dict[str, Tensor], proposals: list[Proposals],
-                image_sizes: Sequence[Sequence[int]], targets: list[dict] | None = None,
-                mask_scales: Sequence[Sequence[float]] | None = None
-                ) -> tuple[list[Detections], dict[str, Tensor]]:
+    def forward(
+        self,
+        features: dict[str, Tensor],
+        proposals: list[Proposals],
+        image_sizes: Sequence[Sequence[int]],
+        targets: list[dict] | None = None,
+        mask_scales: Sequence[Sequence[float]] | None = None,
+    ) -> tuple[list[Detections], dict[str, Tensor]]:
         if not self.training:
             detections, _ = super().forward(features, proposals, image_sizes)
             return self.with_mask_probs(features, detections, image_sizes), {}
         if targets is None:
             raise ValueError("RoI heads in training mode need targets (boxes, labels, masks)")
         if mask_scales is None or len(mask_scales) != len(targets):
-            raise ValueError("MaskRoIHeads in training mode needs mask_scales: one (x, y) factor pair per "
-                             "image from batch coordinates to its target bitmaps ((1.0, 1.0) when the "
-                             f"images were not resized); got {mask_scales!r} for {len(targets)} images")
+            raise ValueError(
+                "MaskRoIHeads in training mode needs mask_scales: one (x, y) factor pair per "
+                "image from batch coordinates to its target bitmaps ((1.0, 1.0) when the "
+                f"images were not resized); got {mask_scales!r} for {len(targets)} images"
+            )
         samples = self.sample_proposals([p.boxes for p in proposals], targets)
         pooled = self.box_pooler(features, [s.boxes for s in samples], image_sizes)
         if self.mask_pooler is None:  # C4: one conv5 pass for the box and the mask branch

@@ -1,4 +1,5 @@
 """Pooling of fixed-size features for each region of interest (RoIAlign / RoI pooling)."""
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,7 @@ def infer_scale(feature: Tensor, image_sizes: Sequence[Sequence[int]]) -> float:
     the rule torchvision's ``MultiScaleRoIAlign`` uses."""
     max_h = max(int(s[0]) for s in image_sizes)
     max_w = max(int(s[1]) for s in image_sizes)
-    scales = [2.0 ** round(math.log2(float(f) / float(s))) for f, s in
-              zip(feature.shape[-2:], (max_h, max_w))]
+    scales = [2.0 ** round(math.log2(float(f) / float(s))) for f, s in zip(feature.shape[-2:], (max_h, max_w))]
     return scales[0]
 
 
@@ -47,10 +47,16 @@ class RoIPooler(nn.Module):
     (h, w)) -> (sum R_i) x C x output_size x output_size``, rows in image order.
     """
 
-    def __init__(self, featmap_names: Sequence[str] = ("c4",), output_size: int = 14,
-                 pool_type: str = "align", sampling_ratio: int = 0, aligned: bool = True,
-                 spatial_scale: float | str | None = None,
-                 input_shape: Mapping[str, ShapeSpec] | None = None) -> None:
+    def __init__(
+        self,
+        featmap_names: Sequence[str] = ("c4",),
+        output_size: int = 14,
+        pool_type: str = "align",
+        sampling_ratio: int = 0,
+        aligned: bool = True,
+        spatial_scale: float | str | None = None,
+        input_shape: Mapping[str, ShapeSpec] | None = None,
+    ) -> None:
         super().__init__()
         if pool_type not in POOL_TYPES:
             raise ValueError(f"RoIPooler pool_type {pool_type!r} unknown; allowed values: {', '.join(POOL_TYPES)}")
@@ -65,34 +71,36 @@ class RoIPooler(nn.Module):
             self.channels = shared_channels(levels, "featmap_names")
             stride = next(iter(levels.values())).stride
             if len(levels) == 1 and stride is not None and spatial_scale != PER_BATCH:
-                spatial_scale = derive("spatial_scale", spatial_scale, 1.0 / stride,
-                                       next(iter(levels.values())).has(f"stride {stride}"))
+                spatial_scale = derive(
+                    "spatial_scale", spatial_scale, 1.0 / stride, next(iter(levels.values())).has(f"stride {stride}")
+                )
         if isinstance(spatial_scale, str) and spatial_scale != PER_BATCH:
-            raise ShapeError("spatial_scale", f"{{key}} = {spatial_scale!r} unknown; give 1 / stride or "
-                                              f"{PER_BATCH!r} (measured on every batch)")
+            raise ShapeError(
+                "spatial_scale",
+                f"{{key}} = {spatial_scale!r} unknown; give 1 / stride or {PER_BATCH!r} (measured on every batch)",
+            )
         self.spatial_scale: float | str = PER_BATCH if spatial_scale is None else spatial_scale
         self.multi_level = None
         if len(self.featmap_names) > 1:
             if pool_type != "align":
                 raise ValueError("RoIPooler: multi-level pooling supports only pool_type='align'")
-            self.multi_level = MultiScaleRoIAlign(list(self.featmap_names), self.output_size,
-                                                  self.sampling_ratio)
+            self.multi_level = MultiScaleRoIAlign(list(self.featmap_names), self.output_size, self.sampling_ratio)
 
     def output_shape(self) -> ShapeSpec | None:
         """The pooled features, ``ShapeSpec(channels, size=output_size)`` (``None`` when the
         pooler was built without ``input_shape``: its channels are unknown)."""
         return None if self.channels is None else ShapeSpec(self.channels, size=self.output_size)
 
-    def forward(self, features: dict[str, Tensor], boxes: list[Tensor],
-                image_sizes: Sequence[Sequence[int]]) -> Tensor:
+    def forward(self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: Sequence[Sequence[int]]) -> Tensor:
         missing = [k for k in self.featmap_names if k not in features]
         if missing:
             raise KeyError(f"RoIPooler featmap_names {missing} not among the features {list(features)}")
         if self.multi_level is not None and torch.compiler.is_exporting():
             return self._multi_level_graph([features[k] for k in self.featmap_names], boxes, image_sizes)
         if self.multi_level is not None:
-            return self.multi_level({k: features[k] for k in self.featmap_names}, boxes,
-                                    [tuple(int(v) for v in s) for s in image_sizes])
+            return self.multi_level(
+                {k: features[k] for k in self.featmap_names}, boxes, [tuple(int(v) for v in s) for s in image_sizes]
+            )
         feature = features[self.featmap_names[0]]
         scale = infer_scale(feature, image_sizes) if self.spatial_scale == PER_BATCH else self.spatial_scale
         boxes = [b.to(feature.dtype) for b in boxes]
@@ -100,8 +108,9 @@ class RoIPooler(nn.Module):
             return roi_pool(feature, boxes, self.output_size, scale)
         return roi_align(feature, boxes, self.output_size, scale, self.sampling_ratio, self.aligned)
 
-    def _multi_level_graph(self, maps: list[Tensor], boxes: list[Tensor], image_sizes: Sequence[Sequence[int]]
-                           ) -> Tensor:
+    def _multi_level_graph(
+        self, maps: list[Tensor], boxes: list[Tensor], image_sizes: Sequence[Sequence[int]]
+    ) -> Tensor:
         """``MultiScaleRoIAlign``'s result computed from symbolic sizes (for ``torch.export``):
         the same level scales ``2 ** round(log2(feature height / largest image height))`` and
         level rule, but as tensors (torchvision reads them as Python floats). A level's scale

@@ -5,6 +5,7 @@ returns one ``SampledRoIs`` per image (positives first, with their labels and ma
 ground-truth indices: what a mask loss needs), and ``forward`` returns the ``Detections`` a mask
 head predicts on. The types live in ``resdet.structures.instances``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -60,15 +61,28 @@ class StandardRoIHeads(nn.Module):
     training; losses: dict, {} in eval)``.
     """
 
-    def __init__(self, box_pooler: dict | nn.Module, box_head: dict | nn.Module,
-                 box_predictor: dict | nn.Module, num_classes: int = 80, fg_iou_thresh: float = 0.5,
-                 bg_iou_thresh: float = 0.5, bg_iou_low: float = 0.0, batch_size_per_image: int = 512,
-                 positive_fraction: float = 0.25, add_gt_as_proposals: bool = True,
-                 bbox_reg_weights: Sequence[float] = (10.0, 10.0, 5.0, 5.0),
-                 loss_bbox: str = "smooth_l1", smooth_l1_beta: float = 1.0,
-                 score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_img: int = 100,
-                 min_box_size: float = 1e-2, ignore_ioa_thresh: float = 0.5,
-                 input_shape: Mapping[str, ShapeSpec] | None = None) -> None:
+    def __init__(
+        self,
+        box_pooler: dict | nn.Module,
+        box_head: dict | nn.Module,
+        box_predictor: dict | nn.Module,
+        num_classes: int = 80,
+        fg_iou_thresh: float = 0.5,
+        bg_iou_thresh: float = 0.5,
+        bg_iou_low: float = 0.0,
+        batch_size_per_image: int = 512,
+        positive_fraction: float = 0.25,
+        add_gt_as_proposals: bool = True,
+        bbox_reg_weights: Sequence[float] = (10.0, 10.0, 5.0, 5.0),
+        loss_bbox: str = "smooth_l1",
+        smooth_l1_beta: float = 1.0,
+        score_thresh: float = 0.05,
+        nms_thresh: float = 0.5,
+        detections_per_img: int = 100,
+        min_box_size: float = 1e-2,
+        ignore_ioa_thresh: float = 0.5,
+        input_shape: Mapping[str, ShapeSpec] | None = None,
+    ) -> None:
         super().__init__()
         self.box_pooler = build_part(box_pooler, "box_pooler", input_shape=input_shape)
         self.box_head = build_part(box_head, "box_head", input_shape=pooled_shape(self.box_pooler, "box pooler"))
@@ -76,14 +90,18 @@ class StandardRoIHeads(nn.Module):
         if isinstance(box_predictor, dict):
             box_predictor = dict(box_predictor)
             box_predictor.setdefault("num_classes", num_classes)
-        self.box_predictor = build_part(box_predictor, "box_predictor",
-                                        input_shape=self.box_outputs.get("box_features"))
+        self.box_predictor = build_part(
+            box_predictor, "box_predictor", input_shape=self.box_outputs.get("box_features")
+        )
         if self.box_predictor.num_classes != num_classes:
-            raise ValueError(f"StandardRoIHeads num_classes={num_classes} but box_predictor has "
-                             f"num_classes={self.box_predictor.num_classes}")
+            raise ValueError(
+                f"StandardRoIHeads num_classes={num_classes} but box_predictor has "
+                f"num_classes={self.box_predictor.num_classes}"
+            )
         self.num_classes = num_classes
-        self.matcher = Matcher((bg_iou_thresh, fg_iou_thresh), allow_low_quality_matches=False,
-                               negative_floor=bg_iou_low)
+        self.matcher = Matcher(
+            (bg_iou_thresh, fg_iou_thresh), allow_low_quality_matches=False, negative_floor=bg_iou_low
+        )
         self.sampler = BalancedSampler(batch_size_per_image, positive_fraction)
         self.add_gt_as_proposals = add_gt_as_proposals
         self.box_coder = BoxCoder(bbox_reg_weights)
@@ -102,8 +120,11 @@ class StandardRoIHeads(nn.Module):
         for boxes, target in zip(proposals, targets):
             gt_boxes = target["boxes"].to(boxes)
             ignore = target.get("ignore")
-            ignore = torch.zeros(len(gt_boxes), dtype=torch.bool, device=boxes.device) if ignore is None \
+            ignore = (
+                torch.zeros(len(gt_boxes), dtype=torch.bool, device=boxes.device)
+                if ignore is None
                 else ignore.to(device=boxes.device, dtype=torch.bool)
+            )
             real = (~ignore).nonzero().squeeze(1)
             if self.add_gt_as_proposals:
                 boxes = torch.cat([boxes, gt_boxes[real]])
@@ -115,22 +136,26 @@ class StandardRoIHeads(nn.Module):
         width = max(len(p[2]) for p in per_image)
         padded = torch.full((len(per_image), width), -1, dtype=torch.int8, device=proposals[0].device)
         for row, (_, _, labels, _) in enumerate(per_image):
-            padded[row, :len(labels)] = labels
+            padded[row, : len(labels)] = labels
         positive, negative = self.sampler(padded)
         samples = []
         for row, ((boxes, matched, _, real), target) in enumerate(zip(per_image, targets)):
-            pos = positive[row, :len(boxes)].nonzero().squeeze(1)
-            neg = negative[row, :len(boxes)].nonzero().squeeze(1)
+            pos = positive[row, : len(boxes)].nonzero().squeeze(1)
+            neg = negative[row, : len(boxes)].nonzero().squeeze(1)
             keep = torch.cat([pos, neg])
             gt_index = real[matched[keep]] if len(real) else torch.zeros_like(keep)
             labels = torch.full_like(keep, self.num_classes)
             reg_targets = boxes.new_zeros(len(keep), 4)
             if len(real):
-                labels[:len(pos)] = target["labels"].to(keep.device)[gt_index[:len(pos)]]
-                reg_targets[:len(pos)] = self.box_coder.encode(
-                    boxes[pos], target["boxes"].to(boxes)[gt_index[:len(pos)]])
-            samples.append(SampledRoIs(boxes=boxes[keep], labels=labels, matched_idxs=gt_index,
-                                       reg_targets=reg_targets, num_pos=len(pos)))
+                labels[: len(pos)] = target["labels"].to(keep.device)[gt_index[: len(pos)]]
+                reg_targets[: len(pos)] = self.box_coder.encode(
+                    boxes[pos], target["boxes"].to(boxes)[gt_index[: len(pos)]]
+                )
+            samples.append(
+                SampledRoIs(
+                    boxes=boxes[keep], labels=labels, matched_idxs=gt_index, reg_targets=reg_targets, num_pos=len(pos)
+                )
+            )
         return samples
 
     def box_losses(self, class_logits: Tensor, deltas: Tensor, samples: list[SampledRoIs]) -> dict[str, Tensor]:
@@ -141,15 +166,17 @@ class StandardRoIHeads(nn.Module):
         loss_cls = F.cross_entropy(class_logits, labels)
         fg = (labels < self.num_classes).nonzero().squeeze(1)
         fg_deltas = deltas.view(len(labels), self.num_classes, 4)[fg, labels[fg]]
-        loss_box = box_regression_loss(fg_deltas, reg_targets[fg], self.loss_bbox,
-                                       self.smooth_l1_beta) / max(len(labels), 1)
+        loss_box = box_regression_loss(fg_deltas, reg_targets[fg], self.loss_bbox, self.smooth_l1_beta) / max(
+            len(labels), 1
+        )
         with torch.no_grad():
             accuracy = (class_logits.argmax(dim=1) == labels).float().mean()
         return {"loss_cls": loss_cls, "loss_bbox": loss_box, "roi_acc": accuracy}
 
     # ---------------------------------------------------------------- inference
-    def predict(self, features: dict[str, Tensor], boxes: list[Tensor],
-                image_sizes: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+    def predict(
+        self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: Sequence[Sequence[int]]
+    ) -> tuple[Tensor, Tensor]:
         """Class probabilities ``R x (C + 1)`` and per-class boxes ``R x C x 4`` (decoded,
         clipped to each image) for the RoIs ``boxes`` (rows in image order)."""
         class_logits, deltas = self.box_predictor(self.box_head(self.box_pooler(features, boxes, image_sizes)))
@@ -167,19 +194,23 @@ class StandardRoIHeads(nn.Module):
     def postprocess(self, probs: Tensor, boxes: Tensor) -> Detections:
         """One image: ``R x (C + 1)`` probabilities and ``R x C x 4`` boxes -> detections
         (score > ``score_thresh``, small boxes dropped, per-class NMS, top ``detections_per_img``)."""
-        scores = probs[:, :self.num_classes]
+        scores = probs[:, : self.num_classes]
         labels = torch.arange(self.num_classes, device=probs.device).expand_as(scores)
         boxes, scores, labels = boxes.reshape(-1, 4), scores.reshape(-1), labels.reshape(-1)
         keep = (scores > self.score_thresh).nonzero().squeeze(1)
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         keep = remove_small_boxes(boxes, self.min_box_size)
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        keep = grouped_nms(boxes, scores, labels, self.nms_thresh, self.num_classes)[:self.detections_per_img]
+        keep = grouped_nms(boxes, scores, labels, self.nms_thresh, self.num_classes)[: self.detections_per_img]
         return Detections(boxes=boxes[keep], scores=scores[keep], labels=labels[keep])
 
-    def forward(self, features: dict[str, Tensor], proposals: list[Proposals],
-                image_sizes: Sequence[Sequence[int]], targets: list[dict] | None = None
-                ) -> tuple[list[Detections], dict[str, Tensor]]:
+    def forward(
+        self,
+        features: dict[str, Tensor],
+        proposals: list[Proposals],
+        image_sizes: Sequence[Sequence[int]],
+        targets: list[dict] | None = None,
+    ) -> tuple[list[Detections], dict[str, Tensor]]:
         boxes = [p.boxes for p in proposals]
         if self.training:
             if targets is None:
@@ -190,8 +221,9 @@ class StandardRoIHeads(nn.Module):
             return [], self.box_losses(class_logits.float(), deltas.float(), samples)
         return self.detect(features, boxes, image_sizes), {}
 
-    def detect(self, features: dict[str, Tensor], boxes: list[Tensor],
-               image_sizes: Sequence[Sequence[int]]) -> list[Detections]:
+    def detect(
+        self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: Sequence[Sequence[int]]
+    ) -> list[Detections]:
         """Post-processed detections of the RoIs ``boxes`` (``R_i x 4`` per image)."""
         probs, pred_boxes = self.predict(features, boxes, image_sizes)
         counts = [b.shape[0] for b in boxes]

@@ -1,5 +1,6 @@
 """Box regression coding of R-CNN: deltas ``(dx, dy, dw, dh)`` of a target box relative to a
 reference box (anchor or proposal), each scaled by a weight."""
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,9 @@ class BoxCoder:
     Widths are ``x2 - x1`` (continuous coordinates, no +1).
     """
 
-    def __init__(self, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
-                 scale_clamp: float = DEFAULT_SCALE_CLAMP) -> None:
+    def __init__(
+        self, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0), scale_clamp: float = DEFAULT_SCALE_CLAMP
+    ) -> None:
         if len(weights) != 4:
             raise ValueError(f"BoxCoder weights must have 4 values (wx, wy, ww, wh), got {weights!r}")
         self.weights = tuple(float(w) for w in weights)
@@ -41,8 +43,15 @@ class BoxCoder:
         gt_h = target[:, 3] - target[:, 1]
         gt_x = target[:, 0] + 0.5 * gt_w
         gt_y = target[:, 1] + 0.5 * gt_h
-        return torch.stack((wx * (gt_x - ref_x) / ref_w, wy * (gt_y - ref_y) / ref_h,
-                            ww * torch.log(gt_w / ref_w), wh * torch.log(gt_h / ref_h)), dim=1)
+        return torch.stack(
+            (
+                wx * (gt_x - ref_x) / ref_w,
+                wy * (gt_y - ref_y) / ref_h,
+                ww * torch.log(gt_w / ref_w),
+                wh * torch.log(gt_h / ref_h),
+            ),
+            dim=1,
+        )
 
     def decode(self, deltas: Tensor, reference: Tensor) -> Tensor:
         """Apply deltas to reference boxes.

@@ -7,6 +7,7 @@ pooling and additions are not counted, as in the paper. By default the model is 
 the ``meta`` device (shapes only, no memory, no arithmetic), so even ResNet-1202 or
 VGG-19 at 224x224 take a fraction of a second.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,13 +39,17 @@ def _top_level_macs(counter: FlopCounterMode, root: str) -> dict[str, int]:
     result = {}
     prefix = root + "."
     for name, ops in counter.get_flop_counts().items():
-        if name.startswith(prefix) and "." not in name[len(prefix):]:
-            result[name[len(prefix):]] = sum(int(v) for v in ops.values()) // 2
+        if name.startswith(prefix) and "." not in name[len(prefix) :]:
+            result[name[len(prefix) :]] = sum(int(v) for v in ops.values()) // 2
     return result
 
 
-def get_model_complexity(model: nn.Module, input_shape: Sequence[int] = (3, 224, 224),
-                         batch_size: int = 1, device: str | torch.device = "meta") -> dict:
+def get_model_complexity(
+    model: nn.Module,
+    input_shape: Sequence[int] = (3, 224, 224),
+    batch_size: int = 1,
+    device: str | torch.device = "meta",
+) -> dict:
     """Count parameters and multiply-adds of one forward pass of ``model`` in eval mode.
 
     Args:
@@ -78,9 +83,11 @@ def get_model_complexity(model: nn.Module, input_shape: Sequence[int] = (3, 224,
             runner(inputs)
     except Exception as err:  # e.g. a detector, whose data-dependent ops cannot run on meta
         first_line = str(err).splitlines()[0] if str(err) else ""
-        raise ValueError(f"cannot count {type(model).__name__} on a {tuple(inputs.shape)} "
-                         f"{device.type} tensor ({type(err).__name__}: {first_line}); "
-                         "count a part that takes one image tensor instead (e.g. its backbone)") from err
+        raise ValueError(
+            f"cannot count {type(model).__name__} on a {tuple(inputs.shape)} "
+            f"{device.type} tensor ({type(err).__name__}: {first_line}); "
+            "count a part that takes one image tensor instead (e.g. its backbone)"
+        ) from err
     runner.train(was_training)
     root = type(runner).__name__
     return {
@@ -94,9 +101,11 @@ def get_model_complexity(model: nn.Module, input_shape: Sequence[int] = (3, 224,
 
 def format_complexity(result: dict, name: str = "model") -> str:
     """Human-readable summary of ``get_model_complexity``'s result."""
-    lines = [f"{name}: input {'x'.join(str(s) for s in result['input_shape'])}",
-             f"  params:        {result['params']:,} ({result['params'] / 1e6:.2f} M)",
-             f"  multiply-adds: {result['flops']:,} ({result['flops'] / 1e9:.2f} x 10^9)"]
+    lines = [
+        f"{name}: input {'x'.join(str(s) for s in result['input_shape'])}",
+        f"  params:        {result['params']:,} ({result['params'] / 1e6:.2f} M)",
+        f"  multiply-adds: {result['flops']:,} ({result['flops'] / 1e9:.2f} x 10^9)",
+    ]
     for module, macs in sorted(result.get("flops_by_module", {}).items(), key=lambda kv: -kv[1]):
         lines.append(f"    {module:<12} {macs / 1e9:.3f} x 10^9")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ size, the mask head (C4: conv5 again, on the detections) on ``K``. RoI pooling, 
 decoding, NMS, BN, ReLU and additions have no multiply-adds in the counter (nor in the paper).
 Multiply-adds = the counter's FLOPs / 2 (the paper's "FLOPs", Table 1).
 """
+
 from __future__ import annotations
 
 import copy
@@ -119,8 +120,14 @@ def get_detector_complexity(model: nn.Module, input_size: tuple[int, int]) -> di
     rest = total_params - sum(p["params"] for p in parts)
     if rest:
         parts.append(_part("other", 0, rest, "parameters of no part above"))
-    return {"parts": parts, "flops": sum(p["flops"] for p in parts), "params": total_params,
-            "input_shape": [3, height, width], "input_size": [int(s) for s in input_size], "rois": rois}
+    return {
+        "parts": parts,
+        "flops": sum(p["flops"] for p in parts),
+        "params": total_params,
+        "input_shape": [3, height, width],
+        "input_size": [int(s) for s in input_size],
+        "rois": rois,
+    }
 
 
 def format_detector_complexity(result: dict, name: str = "model") -> str:
@@ -128,11 +135,14 @@ def format_detector_complexity(result: dict, name: str = "model") -> str:
     _, height, width = result["input_shape"]
     asked = result.get("input_size", [height, width])
     padded = f" ({asked[0]}x{asked[1]} padded)" if list(asked) != [height, width] else ""
-    lines = [f"{name}: input 3x{height}x{width}{padded}; multiply-adds (the paper's FLOPs: one multiply-add "
-             "counts 1) from torch.utils.flop_counter",
-             f"  {'part':<12} {'mult-adds':>12} {'params':>10}  counted"]
+    lines = [
+        f"{name}: input 3x{height}x{width}{padded}; multiply-adds (the paper's FLOPs: one multiply-add "
+        "counts 1) from torch.utils.flop_counter",
+        f"  {'part':<12} {'mult-adds':>12} {'params':>10}  counted",
+    ]
     for part in result["parts"]:
-        lines.append(f"  {part['part']:<12} {part['flops'] / 1e9:>10.2f} G {part['params'] / 1e6:>8.2f} M  "
-                     f"{part['note']}")
+        lines.append(
+            f"  {part['part']:<12} {part['flops'] / 1e9:>10.2f} G {part['params'] / 1e6:>8.2f} M  {part['note']}"
+        )
     lines.append(f"  {'total':<12} {result['flops'] / 1e9:>10.2f} G {result['params'] / 1e6:>8.2f} M")
     return "\n".join(lines)

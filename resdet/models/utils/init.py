@@ -1,4 +1,5 @@
 """Weight initialisation helpers (He et al. 2015, "Delving deep into rectifiers")."""
+
 from __future__ import annotations
 
 from torch import nn

@@ -1,4 +1,5 @@
 """Assign each anchor / proposal to its best ground-truth box by IoU."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,12 +27,17 @@ class Matcher:
     they are never negatives, only positives through a real object's IoU.
     """
 
-    def __init__(self, thresholds: Sequence[float] = (0.3, 0.7),
-                 allow_low_quality_matches: bool = False, negative_floor: float = 0.0) -> None:
+    def __init__(
+        self,
+        thresholds: Sequence[float] = (0.3, 0.7),
+        allow_low_quality_matches: bool = False,
+        negative_floor: float = 0.0,
+    ) -> None:
         low, high = (float(t) for t in thresholds)
         if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"Matcher thresholds must be (low, high) with 0 <= low <= high <= 1, "
-                             f"got {tuple(thresholds)}")
+            raise ValueError(
+                f"Matcher thresholds must be (low, high) with 0 <= low <= high <= 1, got {tuple(thresholds)}"
+            )
         self.low, self.high = low, high
         self.allow_low_quality_matches = allow_low_quality_matches
         self.negative_floor = float(negative_floor)

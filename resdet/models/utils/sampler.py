@@ -1,5 +1,6 @@
 """Balanced sampling of positives and negatives (the RPN's 256 anchors with up to 50%
 positives; Fast R-CNN's 512 RoIs with up to 25%)."""
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,10 @@ class BalancedSampler:
 
     def __init__(self, batch_size_per_image: int = 256, positive_fraction: float = 0.5) -> None:
         if batch_size_per_image <= 0 or not 0.0 <= positive_fraction <= 1.0:
-            raise ValueError(f"BalancedSampler needs batch_size_per_image > 0 and positive_fraction in "
-                             f"[0, 1], got {batch_size_per_image}, {positive_fraction}")
+            raise ValueError(
+                f"BalancedSampler needs batch_size_per_image > 0 and positive_fraction in "
+                f"[0, 1], got {batch_size_per_image}, {positive_fraction}"
+            )
         self.batch_size_per_image = int(batch_size_per_image)
         self.positive_fraction = float(positive_fraction)
 

@@ -9,6 +9,7 @@ the RoI's grid, not the image's). A parent hands each child the shapes of its in
 else ``ShapeError`` names the key and both values. ``build_part`` builds a child and prefixes the
 child's key to such an error, so it reaches the user as ``model.rpn.head.in_channels = ...``.
 """
+
 from __future__ import annotations
 
 import math
@@ -85,8 +86,10 @@ def derive(name: str, stated: Any, derived: Any, reason: str) -> Any:
     if stated is None or derived is None:
         return derived if stated is None else stated
     if not same_value(stated, derived):
-        raise ShapeError(name, f"{{key}} = {stated!r} but {reason}; leave {{key}} out of the config "
-                               f"to use the derived value {derived!r}")
+        raise ShapeError(
+            name,
+            f"{{key}} = {stated!r} but {reason}; leave {{key}} out of the config to use the derived value {derived!r}",
+        )
     return stated
 
 
@@ -115,8 +118,9 @@ def select_inputs(shapes: Shapes, names: Sequence[str], key: str) -> dict[str, S
     if missing:
         publisher = next((s.publisher for s in shapes.values() if s.publisher), "")
         owner = f"the {publisher}" if publisher else "the input"
-        raise ShapeError(key, f"{{key}} = {tuple(names)} but {owner} has no output {missing}; its outputs: "
-                              f"{', '.join(shapes)}")
+        raise ShapeError(
+            key, f"{{key}} = {tuple(names)} but {owner} has no output {missing}; its outputs: {', '.join(shapes)}"
+        )
     return {name: shapes[name] for name in names}
 
 
@@ -131,8 +135,11 @@ def shared_channels(shapes: Shapes, key: str) -> int:
     """The channels of ``shapes`` that one component reads all of: equal on every level."""
     channels = [spec.channels for spec in shapes.values()]
     if len(set(channels)) > 1:
-        raise ShapeError(key, f"{{key}}: {describe_outputs(shapes, f'{channels} channels')}, but one "
-                              "component reads them all; pick outputs of equal width (e.g. a neck's)")
+        raise ShapeError(
+            key,
+            f"{{key}}: {describe_outputs(shapes, f'{channels} channels')}, but one "
+            "component reads them all; pick outputs of equal width (e.g. a neck's)",
+        )
     return channels[0]
 
 

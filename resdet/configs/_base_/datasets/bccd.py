@@ -9,14 +9,19 @@ train_pipeline = [
 ]
 test_pipeline = [dict(type="ResizeShortestEdge", short_edge_length=480, max_size=640)]
 train_dataloader = dict(
-    batch_size=2, num_workers=2,
+    batch_size=2,
+    num_workers=2,
     dataset=dict(type="VOCDataset", root=data_root, split="train", classes=classes, pipeline=train_pipeline),
     sampler=dict(type="AspectRatioGroupedSampler", shuffle=True),
-    collate="det_collate")
+    collate="det_collate",
+)
 val_dataloader = dict(
-    batch_size=2, num_workers=2,
-    dataset=dict(type="VOCDataset", root=data_root, split="val", classes=classes, filter_empty=False,
-                 pipeline=test_pipeline),
+    batch_size=2,
+    num_workers=2,
+    dataset=dict(
+        type="VOCDataset", root=data_root, split="val", classes=classes, filter_empty=False, pipeline=test_pipeline
+    ),
     sampler=dict(type="InferenceSampler"),
-    collate="det_collate")
+    collate="det_collate",
+)
 val_evaluator = dict(type="VOCMetric", iou_thr=0.5, ap_method="area")

@@ -7,15 +7,29 @@ train_pipeline = [
 ]
 test_pipeline = [dict(type="ResizeShortestEdge", short_edge_length=600, max_size=1000)]
 train_dataloader = dict(
-    batch_size=8, num_workers=4,
-    dataset=dict(type="CocoDataset", ann_file=data_root + "annotations/instances_train2017.json",
-                 img_dir=data_root + "train2017", filter_empty=True, pipeline=train_pipeline),
+    batch_size=8,
+    num_workers=4,
+    dataset=dict(
+        type="CocoDataset",
+        ann_file=data_root + "annotations/instances_train2017.json",
+        img_dir=data_root + "train2017",
+        filter_empty=True,
+        pipeline=train_pipeline,
+    ),
     sampler=dict(type="AspectRatioGroupedSampler", shuffle=True),
-    collate="det_collate")
+    collate="det_collate",
+)
 val_dataloader = dict(
-    batch_size=8, num_workers=4,
-    dataset=dict(type="CocoDataset", ann_file=data_root + "annotations/instances_val2017.json",
-                 img_dir=data_root + "val2017", filter_empty=False, pipeline=test_pipeline),
+    batch_size=8,
+    num_workers=4,
+    dataset=dict(
+        type="CocoDataset",
+        ann_file=data_root + "annotations/instances_val2017.json",
+        img_dir=data_root + "val2017",
+        filter_empty=False,
+        pipeline=test_pipeline,
+    ),
     sampler=dict(type="InferenceSampler"),
-    collate="det_collate")
+    collate="det_collate",
+)
 val_evaluator = dict(type="CocoMetric", iou_type="bbox")

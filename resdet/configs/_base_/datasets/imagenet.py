@@ -40,10 +40,23 @@ pixel_mean = dict(size=16, resize=256, crop=224, max_images=10000)
 #                   (fully convolutional; one image per batch since sizes differ)
 test_mode = None
 test_dataloaders = dict(
-    ten_crop=dict(batch_size=64, num_workers=8, collate="cls_collate", dataset=dict(
-        type="ImageFolder", data_root=data_root + "/val", pipeline=[
-            dict(type="ResizeShortestEdge", short_edge_length=256, max_size=None),
-            dict(type="CenterCrop", size=256)])),
-    multi_scale=dict(batch_size=1, num_workers=8, collate="cls_collate", dataset=dict(
-        type="ImageFolder", data_root=data_root + "/val", pipeline=[])),
+    ten_crop=dict(
+        batch_size=64,
+        num_workers=8,
+        collate="cls_collate",
+        dataset=dict(
+            type="ImageFolder",
+            data_root=data_root + "/val",
+            pipeline=[
+                dict(type="ResizeShortestEdge", short_edge_length=256, max_size=None),
+                dict(type="CenterCrop", size=256),
+            ],
+        ),
+    ),
+    multi_scale=dict(
+        batch_size=1,
+        num_workers=8,
+        collate="cls_collate",
+        dataset=dict(type="ImageFolder", data_root=data_root + "/val", pipeline=[]),
+    ),
 )

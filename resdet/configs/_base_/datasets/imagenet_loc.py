@@ -16,16 +16,24 @@ test_pipeline = [dict(type="ResizeShortestEdge", short_edge_length=256, max_size
 train_dataloader = dict(
     batch_size=256,
     num_workers=8,
-    dataset=dict(type="ImageNetLocDataset", root=data_root, split="train", classes=class_file,
-                 with_unannotated=True, strict=False, pipeline=train_pipeline),
+    dataset=dict(
+        type="ImageNetLocDataset",
+        root=data_root,
+        split="train",
+        classes=class_file,
+        with_unannotated=True,
+        strict=False,
+        pipeline=train_pipeline,
+    ),
     sampler=dict(type="DistributedTrainSampler", shuffle=True),
     collate="loc_collate",
 )
 val_dataloader = dict(
     batch_size=32,
     num_workers=8,
-    dataset=dict(type="ImageNetLocDataset", root=data_root, split="val", classes=class_file,
-                 strict=False, pipeline=test_pipeline),
+    dataset=dict(
+        type="ImageNetLocDataset", root=data_root, split="val", classes=class_file, strict=False, pipeline=test_pipeline
+    ),
     collate="loc_collate",
 )
 test_dataloader = val_dataloader

@@ -11,8 +11,9 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=64,  # the paper: 128 (the reproduction's CPU budget uses 64)
     num_workers=0,  # in memory; crop + flip are cheap, and workers would take the CPU cores
-    dataset=dict(type="Proxy32Dataset", data_root=data_root, split="train", num_images=20000, seed=0,
-                 pipeline=train_pipeline),
+    dataset=dict(
+        type="Proxy32Dataset", data_root=data_root, split="train", num_images=20000, seed=0, pipeline=train_pipeline
+    ),
     sampler=dict(type="DistributedTrainSampler", shuffle=True),
     collate="cls_collate",
 )

@@ -9,16 +9,30 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=32,
     num_workers=2,
-    dataset=dict(type="ShapesClsDataset", data_root=data_root, split="train", num_images=2500,
-                 image_size=image_size, seed=0, pipeline=train_pipeline),
+    dataset=dict(
+        type="ShapesClsDataset",
+        data_root=data_root,
+        split="train",
+        num_images=2500,
+        image_size=image_size,
+        seed=0,
+        pipeline=train_pipeline,
+    ),
     sampler=dict(type="DistributedTrainSampler", shuffle=True),
     collate="cls_collate",
 )
 val_dataloader = dict(
     batch_size=100,
     num_workers=1,
-    dataset=dict(type="ShapesClsDataset", data_root=data_root, split="val", num_images=500,
-                 image_size=image_size, seed=0, pipeline=[]),
+    dataset=dict(
+        type="ShapesClsDataset",
+        data_root=data_root,
+        split="val",
+        num_images=500,
+        image_size=image_size,
+        seed=0,
+        pipeline=[],
+    ),
     collate="cls_collate",
 )
 val_evaluator = dict(type="TopKError", topk=(1, 2))

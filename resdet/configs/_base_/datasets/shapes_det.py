@@ -12,16 +12,32 @@ test_pipeline = [dict(type="ResizeShortestEdge", short_edge_length=image_size, m
 train_dataloader = dict(
     batch_size=4,
     num_workers=1,
-    dataset=dict(type="ShapesCocoDataset", data_root=data_root, split="train", num_images=1500,
-                 image_size=image_size, seed=0, filter_empty=True, pipeline=train_pipeline),
+    dataset=dict(
+        type="ShapesCocoDataset",
+        data_root=data_root,
+        split="train",
+        num_images=1500,
+        image_size=image_size,
+        seed=0,
+        filter_empty=True,
+        pipeline=train_pipeline,
+    ),
     sampler=dict(type="AspectRatioGroupedSampler", shuffle=True),
     collate="det_collate",
 )
 val_dataloader = dict(
     batch_size=8,
     num_workers=1,
-    dataset=dict(type="ShapesCocoDataset", data_root=data_root, split="val", num_images=200,
-                 image_size=image_size, seed=0, filter_empty=False, pipeline=test_pipeline),
+    dataset=dict(
+        type="ShapesCocoDataset",
+        data_root=data_root,
+        split="val",
+        num_images=200,
+        image_size=image_size,
+        seed=0,
+        filter_empty=False,
+        pipeline=test_pipeline,
+    ),
     sampler=dict(type="InferenceSampler"),
     collate="det_collate",
 )

@@ -11,8 +11,9 @@ model = dict(
     paste_mode="continuous",
     roi_heads=dict(
         type="MaskRoIHeads",
-        mask_pooler=dict(type="RoIPooler", featmap_names=("p2", "p3", "p4", "p5"), output_size=14,
-                         sampling_ratio=2, aligned=False),
+        mask_pooler=dict(
+            type="RoIPooler", featmap_names=("p2", "p3", "p4", "p5"), output_size=14, sampling_ratio=2, aligned=False
+        ),
         mask_head=dict(type="MaskHead", num_convs=4, conv_dim=256),
     ),
 )

@@ -6,7 +6,15 @@ model = dict(
     num_classes=1000,
     mean=(123.675, 116.28, 103.53),  # RGB, 0..255 units
     std=(58.395, 57.12, 57.375),
-    backbone=dict(type="ResNet", depth=50, out_indices=(3,), shortcut="B", plain=False,
-                  stride_in_1x1=True, norm="BN", zero_init_residual=False),
+    backbone=dict(
+        type="ResNet",
+        depth=50,
+        out_indices=(3,),
+        shortcut="B",
+        plain=False,
+        stride_in_1x1=True,
+        norm="BN",
+        zero_init_residual=False,
+    ),
     head=dict(type="LinearClsHead"),
 )

@@ -6,5 +6,13 @@ param_scheduler = [
     dict(type="LinearWarmupLR", warmup_iters=50, start_factor=0.1),
     dict(type="CosineLR", min_lr=0.0),
 ]
-train_cfg = dict(max_iters=500, val_interval=250, checkpoint_interval=250, keep_last=1,
-                 log_interval=20, amp="bf16", channels_last=True, seed=0)
+train_cfg = dict(
+    max_iters=500,
+    val_interval=250,
+    checkpoint_interval=250,
+    keep_last=1,
+    log_interval=20,
+    amp="bf16",
+    channels_last=True,
+    seed=0,
+)
