@@ -86,7 +86,7 @@ def build_function(cfg: Any, registry: Registry, default_args: dict | None = Non
     if args is None:
         return cfg
     fn = lookup(args.pop("type"), registry)
-    _check_arguments(fn, args, registry, check_missing=False)  # the call gives the rest
+    check_arguments(fn, args, registry, check_missing=False)  # the call gives the rest
     return functools.partial(fn, **args) if args else fn
 
 
@@ -99,7 +99,7 @@ def build_from_cfg(cfg: Any, registry: Registry, default_args: dict | None = Non
     if args is None:
         return cfg
     obj_cls = lookup(args.pop("type"), registry)
-    _check_arguments(obj_cls, args, registry)
+    check_arguments(obj_cls, args, registry)
     try:
         return obj_cls(**args)
     except BadArgumentError as err:  # a nested component's bad key: say where it sits
@@ -110,7 +110,7 @@ def build_from_cfg(cfg: Any, registry: Registry, default_args: dict | None = Non
         ) from err
 
 
-def _check_arguments(obj_cls: Any, args: dict, registry: Registry, check_missing: bool = True) -> None:
+def check_arguments(obj_cls: Any, args: dict, registry: Registry, check_missing: bool = True) -> None:
     """A config key the component does not take (a typo) or (with ``check_missing``) a
     required one it lacks is a ``ConfigError`` naming the component, the key and the
     accepted names."""

@@ -22,7 +22,7 @@ from mmengine.config import Config
 
 from resdet.cli._errors import command
 from resdet.engine.config_check import check_engine_config
-from resdet.registry import DATASETS, MODELS, _check_arguments, build_from_cfg
+from resdet.registry import DATASETS, MODELS, build_from_cfg, check_arguments
 from resdet.utils.config import ConfigError, add_cfg_options_arg, load_config, resolve_config_path, shipped_config_names
 
 
@@ -99,7 +99,7 @@ def check_config(cfg: Config) -> None:
             if dataset_cls is None:  # unregistered: raises the registry's error with the closest names
                 build_from_cfg(dataset, DATASETS)
             args = {k: v for k, v in dataset.items() if k != "type"}
-            _check_arguments(dataset_cls, args, DATASETS)
+            check_arguments(dataset_cls, args, DATASETS)
 
 
 def build_parser() -> argparse.ArgumentParser:
