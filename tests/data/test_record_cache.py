@@ -64,7 +64,7 @@ def _build(ann_file, img_dir, cache_dir, **kwargs):
 
 def _same(a, b):
     assert a.img_ids == b.img_ids and a.aspect_ratios == b.aspect_ratios
-    assert dict(a.stats) == dict(b.stats) and a._examples == b._examples and a._summary() == b._summary()
+    assert dict(a.stats) == dict(b.stats) and a._examples == b._examples and a.problem_summary() == b.problem_summary()
     assert sorted(a._store.arrays) == sorted(b._store.arrays)
     for name, array in a._store.arrays.items():
         np.testing.assert_array_equal(array, b._store[name], err_msg=name)

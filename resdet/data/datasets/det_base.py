@@ -281,7 +281,7 @@ class DetectionDataset(Dataset):
         self.img_ids = [view.img_id(row) for row in kept]
         heights, widths = self._store["height"][kept], self._store["width"][kept]
         self.aspect_ratios = (widths.astype(np.float64) / heights.astype(np.float64)).tolist()
-        summary = summary_text(self.stats, self._examples)
+        summary = self.problem_summary()
         if not self.records:
             raise DataError(empty_dataset_message(type(self).__name__, source, listed, self.stats, summary, empty_hint))
         if summary:
@@ -290,6 +290,10 @@ class DetectionDataset(Dataset):
             logger.warning(message)
 
     # ----------------------------------------------------------------- interface
+    def problem_summary(self) -> str:
+        """The counted problems of the load and their first cases, as warned after loading."""
+        return summary_text(self.stats, self._examples)
+
     def __len__(self) -> int:
         return len(self.records)
 
