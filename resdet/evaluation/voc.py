@@ -19,35 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from resdet.data.datasets.voc import difficult_flag
+from resdet.data.datasets.voc import VOC_CLASSES, difficult_flag
 from resdet.evaluation.base import BaseMetric, format_class_table, mean_of_finite, to_numpy
 from resdet.evaluation.results import ResultsError, detections_to_coco_results, write_results_json
 from resdet.evaluation.voc_ap import voc_eval
 from resdet.registry import METRICS
 from resdet.utils import dist
-
-VOC_CLASSES = (
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
 
 
 class VOCGroundTruth:
