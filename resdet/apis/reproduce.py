@@ -55,9 +55,10 @@ class ReproduceSettings:
     75% (the paper's 32k / 48k of 64k), ``val_points`` test evaluations, ``log_interval``
     iterations per logged training error."""
 
-    iterations: int = 1000
+    iterations: int = 1600
     seed: int = 0
-    batch_size: int = 64
+    batch_size: int = 128
+    warmup: bool = True  # the paper's ResNet-110 rule for every net: lr 0.01 until training error < 80%
     num_train: int = 20000
     num_test: int = 5000
     data_root: str = "data/proxy32"
@@ -121,7 +122,11 @@ def _run_config_file(name: str, s: ReproduceSettings):
         count,
     ) in ((loader.dataset, s.num_train), (cfg.val_dataloader.dataset, s.num_test)):
         dataset.update(data_root=s.data_root, num_images=count)
-    cfg.param_scheduler.milestones = schedule(s.iterations)
+    rules = [r for r in cfg.param_scheduler if s.warmup or r["type"] != "WarmupUntilLR"]
+    for rule in rules:
+        if rule["type"] == "StepLR":
+            rule["milestones"] = schedule(s.iterations)
+    cfg.param_scheduler = rules
     cfg.train_cfg.update(
         max_iters=s.iterations,
         seed=s.seed,
@@ -281,6 +286,7 @@ def reproduce(settings: ReproduceSettings, only: str | None = None, log: Callabl
         iterations=s.iterations,
         batch_size=s.batch_size,
         lr_steps=schedule(s.iterations),
+        warmup=s.warmup,
         num_train=s.num_train,
         num_test=s.num_test,
         workers=s.workers,

@@ -6,7 +6,7 @@
 - shortcuts (Table 3's direction): ResNet-20 with shortcut options A, B, C.
 
     resdet reproduce                        # everything, into docs/reproduction/
-    resdet reproduce --only degradation --seed 1 --iterations 1500
+    resdet reproduce --only degradation --seed 1 --iterations 3200
     resdet reproduce --smoke --out /tmp/r   # a few iterations on tiny data (the test)
 
 The recipe is the paper's (Sec. 4.2) scaled to the budget: SGD lr 0.1, momentum 0.9, weight
@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one experiment (response uses the degradation runs)",
     )
     parser.add_argument("--seed", type=int, default=0, help="training seed (the data set is fixed)")
-    parser.add_argument("--iterations", type=int, default=None, help="iterations per run (default 1000)")
-    parser.add_argument("--batch-size", type=int, default=None, help="default 64")
+    parser.add_argument("--iterations", type=int, default=None, help="iterations per run (default 1600)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 128 (the paper's)")
     parser.add_argument(
         "--workers",
         type=int,
