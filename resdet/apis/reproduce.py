@@ -20,7 +20,7 @@ import os
 import platform
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -30,12 +30,16 @@ from ..engine.logger import read_metrics
 from ..registry import DATASETS
 from ..utils.config import load_config
 from ..utils.io import atomic_write_json
-from ..visualization.plots import plot_error_curves, plot_layer_responses
+from ..visualization.plots import plot_detection_bars, plot_error_curves, plot_layer_responses
 from .classify import resolve_pixel_mean
 from .layer_response import layer_response_std
 from .model import init_model
+from .reproduce_summary import add_seed, degradation_findings
 
-EXPERIMENTS = ("degradation", "response", "shortcuts")
+if TYPE_CHECKING:
+    from .reproduce_det import DetectionSettings
+
+EXPERIMENTS = ("degradation", "response", "shortcuts", "detection")
 DEGRADATION_RUNS = ("plain20", "plain56", "resnet20", "resnet56")
 SHORTCUT_RUNS = {"A": "resnet20", "B": "resnet20_b", "C": "resnet20_c"}
 LABELS = {
@@ -240,7 +244,12 @@ def measure_responses(runs: dict[str, dict], settings: ReproduceSettings) -> dic
     return curves
 
 
-def reproduce(settings: ReproduceSettings, only: str | None = None, log: Callable[[str], None] = print) -> dict:
+def reproduce(
+    settings: ReproduceSettings,
+    only: str | None = None,
+    log: Callable[[str], None] = print,
+    detection: DetectionSettings | None = None,
+) -> dict:
     """Run the experiments (all, or ``only`` one of ``EXPERIMENTS``), write ``results.json``
     and the figures into ``settings.out_dir`` (results of experiments not run are kept from
     an existing ``results.json``), and return the results dict."""
@@ -250,24 +259,34 @@ def reproduce(settings: ReproduceSettings, only: str | None = None, log: Callabl
     os.makedirs(s.out_dir, exist_ok=True)
     if s.threads:
         torch.set_num_threads(s.threads)
+    if detection is None:
+        from .reproduce_det import DetectionSettings
+
+        detection = DetectionSettings()
     results_path = os.path.join(s.out_dir, "results.json")
     results = _read_json(results_path) or {}
     start = time.perf_counter()
     needed = list(DEGRADATION_RUNS) if only in (None, "degradation", "response") else []
     needed += [n for n in SHORTCUT_RUNS.values() if only in (None, "shortcuts") and n not in needed]
-    log(
-        f"[reproduce] {len(needed)} runs of {s.iterations} iterations (seed {s.seed}, "
-        f"{s.workers} process{'es' if s.workers > 1 else ''} at once)"
-    )
-    runs = train_runs(needed, s, log)
+    if needed:
+        log(
+            f"[reproduce] {len(needed)} runs of {s.iterations} iterations (seed {s.seed}, "
+            f"{s.workers} process{'es' if s.workers > 1 else ''} at once)"
+        )
+    runs = train_runs(needed, s, log) if needed else {}
+    suffix = "" if s.seed == 0 else f"_seed{s.seed}"
     if only in (None, "degradation"):
-        results["degradation"] = {n: _errors(runs[n]) for n in DEGRADATION_RUNS}
+        entry = add_seed(
+            results.get("degradation"), _recipe(s), s.seed, {n: _errors(runs[n]) for n in DEGRADATION_RUNS}
+        )
+        entry["findings"] = degradation_findings(entry["by_seed"])
+        results["degradation"] = entry
         plot_error_curves(
             {
                 "plain networks": {LABELS[n]: runs[n]["curves"] for n in ("plain20", "plain56")},
                 "ResNets (option A)": {LABELS[n]: runs[n]["curves"] for n in ("resnet20", "resnet56")},
             },
-            os.path.join(s.out_dir, "degradation.png"),
+            os.path.join(s.out_dir, f"degradation{suffix}.png"),
         )
     if only in (None, "response"):
         log("[reproduce] layer responses on the test split")
@@ -276,11 +295,18 @@ def reproduce(settings: ReproduceSettings, only: str | None = None, log: Callabl
             {LABELS[n]: v for n, v in results["layer_response"].items()}, os.path.join(s.out_dir, "layer_response.png")
         )
     if only in (None, "shortcuts"):
-        results["shortcuts"] = {option: _errors(runs[name]) for option, name in SHORTCUT_RUNS.items()}
+        results["shortcuts"] = add_seed(
+            results.get("shortcuts"), _recipe(s), s.seed, {o: _errors(runs[n]) for o, n in SHORTCUT_RUNS.items()}
+        )
         plot_error_curves(
             {"ResNet-20, shortcut options": {f"option {o}": runs[n]["curves"] for o, n in SHORTCUT_RUNS.items()}},
-            os.path.join(s.out_dir, "shortcuts.png"),
+            os.path.join(s.out_dir, f"shortcuts{suffix}.png"),
         )
+    if only in (None, "detection"):
+        from .reproduce_det import run_detection
+
+        results["detection"] = run_detection(detection, s.seed, s.work_root, results.get("detection"), log)
+        plot_detection_bars(results["detection"], os.path.join(s.out_dir, "detection.png"))
     results["meta"] = dict(
         seed=s.seed,
         iterations=s.iterations,
@@ -300,6 +326,13 @@ def reproduce(settings: ReproduceSettings, only: str | None = None, log: Callabl
     atomic_write_json(results, results_path)
     log(f"[reproduce] wrote {results_path} ({results['meta']['minutes']:.1f} min)")
     return results
+
+
+def _recipe(s: ReproduceSettings) -> dict:
+    """The settings a seed's CIFAR-proxy numbers depend on (seeds are gathered while they match)."""
+    return dict(
+        iterations=s.iterations, batch_size=s.batch_size, warmup=s.warmup, num_train=s.num_train, num_test=s.num_test
+    )
 
 
 def _errors(run: dict) -> dict:

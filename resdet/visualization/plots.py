@@ -74,3 +74,31 @@ def plot_layer_responses(curves: Mapping[str, Sequence[float]], out: str, dpi: i
     fig.tight_layout()
     atomic_save_figure(fig, out, dpi=dpi)
     plt.close(fig)
+
+
+def plot_detection_bars(entry: Mapping, out: str, dpi: int = 100) -> None:
+    """Tables 7/8 as bars: one group per metric (mAP@0.5, mAP@[.5:.95]), one bar per backbone
+    at the mean over the seeds, each seed a dot on its bar. ``entry``: the ``detection`` entry
+    of ``results.json`` (``by_seed``, ``summary``, ``labels``)."""
+    plt = pyplot()
+    metrics = (("mAP50", "mAP@0.5"), ("mAP", "mAP@[.5:.95]"))
+    keys = list(entry["labels"])
+    width = 0.8 / len(keys)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for i, key in enumerate(keys):
+        xs = [m + (i - (len(keys) - 1) / 2) * width for m in range(len(metrics))]
+        means = [entry["summary"][key][metric]["mean"] for metric, _ in metrics]
+        ax.bar(xs, means, width * 0.9, label=entry["labels"][key])
+        for x, (metric, _) in zip(xs, metrics):
+            seeds = [runs[key][metric] for runs in entry["by_seed"].values()]
+            ax.plot([x] * len(seeds), seeds, "k.", markersize=6)
+        for x, mean in zip(xs, means):
+            ax.annotate(f"{mean:.1f}", (x, mean), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(metrics)), [name for _, name in metrics])
+    ax.set_ylabel("COCO AP on the proxy's val split (%)")
+    ax.set_title(f"Faster R-CNN backbones ({len(entry['by_seed'])} seed(s); dots: each seed)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    atomic_save_figure(fig, out, dpi=dpi)
+    plt.close(fig)

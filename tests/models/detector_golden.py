@@ -160,8 +160,17 @@ def fingerprint(name: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    """``--write``: record every shipped detector config; ``--add-missing``: record the configs
+    the file does not have yet, keeping the others' records as they are."""
     names = detector_configs()
-    results = {name: fingerprint(name) for name in names}
+    if "--add-missing" in argv:
+        with open(GOLDEN, encoding="utf-8") as fh:
+            results = json.load(fh)
+        names = [name for name in names if name not in results]
+        results.update({name: fingerprint(name) for name in names})
+        argv = ["--write"]
+    else:
+        results = {name: fingerprint(name) for name in names}
     if "--write" in argv:
         with open(GOLDEN, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=1, sort_keys=True)

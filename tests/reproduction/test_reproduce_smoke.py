@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from resdet.apis.reproduce import schedule, summarise_metrics
+from resdet.apis.reproduce_summary import add_seed, degradation_findings, relative_improvement
 from resdet.data.datasets.proxy32 import Proxy32Dataset
 from resdet.data.synthetic.proxy32 import PROXY32_CLASSES, render_proxy32_image
 
@@ -28,12 +29,21 @@ def test_smoke_run_writes_results_and_figures(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
-    assert set(results["degradation"]) == {"plain20", "plain56", "resnet20", "resnet56"}
-    for errors in list(results["degradation"].values()) + list(results["shortcuts"].values()):
+    degradation = results["degradation"]
+    assert set(degradation["by_seed"]) == {"0"}
+    assert set(degradation["by_seed"]["0"]) == {"plain20", "plain56", "resnet20", "resnet56"}
+    assert degradation["settings"]["warmup"] is True and degradation["settings"]["batch_size"] == 8
+    for errors in list(degradation["by_seed"]["0"].values()) + list(results["shortcuts"]["by_seed"]["0"].values()):
         assert 0.0 <= errors["train_err"] <= 100.0 and 0.0 <= errors["test_err"] <= 100.0
-    assert set(results["shortcuts"]) == {"A", "B", "C"}
+    # one seed: the summary's mean is that seed's number, with no spread
+    plain20 = degradation["by_seed"]["0"]["plain20"]
+    assert degradation["summary"]["plain20"]["train_err"] == dict(
+        mean=round(plain20["train_err"], 3), min=plain20["train_err"], max=plain20["train_err"], n=1
+    )
+    assert len(degradation["findings"]) == 7 and all(set(v) == {"0"} for v in degradation["findings"].values())
+    assert set(results["shortcuts"]["by_seed"]["0"]) == {"A", "B", "C"}
     # option A is the degradation run's ResNet-20 (same config, schedule and seed)
-    assert results["shortcuts"]["A"] == results["degradation"]["resnet20"]
+    assert results["shortcuts"]["by_seed"]["0"]["A"] == degradation["by_seed"]["0"]["resnet20"]
     # one std per 3x3 layer: 6n + 1 of a 6n + 2-layer net (the last layer is the fc)
     assert {k: len(v) for k, v in results["layer_response"].items()} == {
         "plain20": 19,
@@ -42,12 +52,23 @@ def test_smoke_run_writes_results_and_figures(tmp_path):
         "resnet56": 55,
     }
     assert all(s > 0 for v in results["layer_response"].values() for s in v)
+    detection = results["detection"]
+    assert set(detection["by_seed"]["0"]) == {"vgg16", "r50_c4"}
+    for key in ("vgg16", "r50_c4"):
+        assert {"mAP", "mAP50"} <= set(detection["by_seed"]["0"][key])
+        assert all(0.0 <= v <= 100.0 for v in detection["by_seed"]["0"][key].values())
+        assert detection["models"][key]["ms_per_image"] > 0 and detection["models"][key]["input_size"] == [128, 128]
+    # multiply-adds at 128 x 128 with 50 RoIs: VGG-16's trunk is the heavier, but ResNet-50's conv5
+    # runs once per RoI (the C4 head), so its detector is the heavier in total
+    vgg, r50 = detection["models"]["vgg16"], detection["models"]["r50_c4"]
+    assert 8 < vgg["gflops"] < 15 and 30 < r50["gflops"] < 45 and vgg["params_m"] > 3 * r50["params_m"]
+    assert set(detection["summary"]["relative_improvement"]) == {"mAP", "mAP50"}
     assert results["meta"]["iterations"] == 2 and results["meta"]["seed"] == 0
-    for name in ("degradation.png", "layer_response.png", "shortcuts.png"):
+    for name in ("degradation.png", "layer_response.png", "shortcuts.png", "detection.png"):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and 5_000 < len(data) < 300_000
-    assert "degradation  plain56" in proc.stdout
-    assert "smoke run: results.json and the three figures written" in proc.stdout
+    assert "degradation  plain56" in proc.stdout and "detection    VGG-16" in proc.stdout
+    assert "smoke run: results.json and 4 figure(s) written" in proc.stdout
 
 
 def test_proxy32_is_deterministic_balanced_and_seeded_per_split(tmp_path):
@@ -78,3 +99,31 @@ def test_train_error_is_the_mean_over_the_last_tenth(tmp_path):
     assert summary["test_err"] == pytest.approx(30.0)
     assert summary["curves"]["test"] == [(50, 40.0), (100, 30.0)]
     assert schedule(64000) == [32000, 48000] and schedule(1200) == [600, 900]
+
+
+def test_seeds_gather_while_the_settings_match_and_the_claims_are_checked_per_seed():
+    settings = dict(iterations=1600, batch_size=128, warmup=True)
+    seed0 = dict(
+        plain20=dict(train_err=30.0, test_err=28.0),
+        plain56=dict(train_err=40.0, test_err=39.0),
+        resnet20=dict(train_err=20.0, test_err=18.0),
+        resnet56=dict(train_err=15.0, test_err=14.0),
+    )
+    seed1 = {k: dict(v) for k, v in seed0.items()}
+    seed1["resnet56"] = dict(train_err=22.0, test_err=17.0)  # loses to ResNet-20 in training error here
+    entry = add_seed(None, settings, 0, seed0)
+    entry = add_seed(entry, settings, 1, seed1)
+    assert list(entry["by_seed"]) == ["0", "1"]
+    assert entry["summary"]["resnet56"]["train_err"] == dict(mean=18.5, min=15.0, max=22.0, n=2)
+    findings = degradation_findings(entry["by_seed"])
+    assert findings["ResNet-56 has a lower training error than ResNet-20"] == {"0": True, "1": False}
+    assert findings["ResNet-56 has a lower test error than ResNet-20"] == {"0": True, "1": True}
+    assert findings["plain-56 has a higher training error than plain-20 (degradation)"] == {"0": True, "1": True}
+    # other settings: the old seeds are not mixed in
+    fresh = add_seed(entry, dict(settings, iterations=800), 1, seed1)
+    assert list(fresh["by_seed"]) == ["1"] and fresh["summary"]["resnet56"]["train_err"]["n"] == 1
+    # the paper's relative improvement: (ResNet - VGG) / VGG, of the means and per seed
+    det = add_seed(None, {}, 0, dict(vgg16=dict(mAP=20.0), r50_c4=dict(mAP=25.0)))
+    det = add_seed(det, {}, 1, dict(vgg16=dict(mAP=22.0), r50_c4=dict(mAP=27.5)))
+    rel = relative_improvement(det["by_seed"], det["summary"], "r50_c4", "vgg16", ["mAP"])
+    assert rel == {"mAP": {"of_means": 25.0, "per_seed": {"0": 25.0, "1": 25.0}}}

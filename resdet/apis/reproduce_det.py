@@ -1,0 +1,181 @@
+"""``resdet reproduce --only detection``: VGG-16 against ResNet-50 as the Faster R-CNN backbone
+(the paper's Tables 7 and 8), on a CPU proxy.
+
+Both backbones go through resdet's two stages with one recipe each:
+
+1. classification pretraining on the shapes classification set (``configs/repro_cls_vgg16.py``,
+   ``configs/repro_cls_r50.py``; same data, schedule and budget, seed 0);
+2. Faster R-CNN fine-tuning on the harder shapes detection set
+   (``configs/repro_det_vgg16.py``: conv5_3, RoI pooling, fc6/fc7; ``configs/repro_det_r50_c4.py``:
+   conv1-4 shared, RoIAlign, conv5 per RoI), same schedule, evaluated with the COCO metrics.
+
+A call trains one fine-tuning seed (``--seed``) per backbone; the pretrained weights are the
+same for every seed, so the seed spread is that of fine-tuning. Seeds accumulate in
+``results.json`` (``detection.by_seed``) while the settings stay the same; the summary gives
+each metric's mean and range over the seeds and ResNet's relative improvement over VGG-16 the
+way the paper states it ((ResNet - VGG) / VGG). FLOPs (multiply-adds at the 128 x 128 input)
+and the time per image (batch 1, this process's threads) are measured for both models.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from ..engine import Trainer
+from ..engine.logger import read_metrics
+from ..models.utils.detector_complexity import get_detector_complexity
+from ..utils.config import load_config
+from .model import init_model
+from .reproduce import _read_json, _same_settings, config_text
+from .reproduce_summary import add_seed, relative_improvement
+
+BACKBONES = {
+    "vgg16": dict(cls="repro_cls_vgg16", det="repro_det_vgg16", label="VGG-16"),
+    "r50_c4": dict(cls="repro_cls_r50", det="repro_det_r50_c4", label="ResNet-50 (C4)"),
+}
+METRICS = {"mAP": "bbox_AP", "mAP50": "bbox_AP50"}  # ours -> CocoMetric's keys
+
+
+@dataclass
+class DetectionSettings:
+    """What the detection comparison depends on (besides the seed and the folders)."""
+
+    cls_iterations: int = 300
+    det_iterations: int = 400
+    cls_batch_size: int = 32
+    batch_size: int = 4
+    cls_num_train: int = 2500
+    cls_num_val: int = 500
+    num_train: int = 2000
+    num_val: int = 300
+    cls_data_root: str = "data/shapes_cls"
+    data_root: str = "data/shapes_hard"
+    timing_images: int = 40
+
+
+def _train_or_reuse(cfg, work_dir: str, wanted: dict, name: str) -> str:
+    """Train ``cfg`` in ``work_dir`` unless a finished run with the same ``wanted`` settings is
+    there (an interrupted one resumes); returns its ``final.pth``."""
+    stamp = os.path.join(work_dir, "reproduce_settings.json")
+    final = os.path.join(work_dir, "final.pth")
+    if not (os.path.isfile(final) and _same_settings(_read_json(stamp), wanted)):
+        os.makedirs(work_dir, exist_ok=True)
+        trainer = Trainer.from_config(
+            cfg.to_dict(), work_dir=work_dir, resume="auto", config_text=config_text(cfg, name)
+        )
+        trainer.train()
+        from ..utils.io import atomic_write_json
+
+        atomic_write_json(wanted, stamp)
+    return final
+
+
+def pretrain_config(key: str, d: DetectionSettings):
+    """The classification stage of ``key`` with the settings' data and budget (seed 0)."""
+    cfg = load_config(BACKBONES[key]["cls"])
+    cfg.train_dataloader.update(batch_size=d.cls_batch_size)
+    cfg.train_dataloader.dataset.update(data_root=d.cls_data_root, num_images=d.cls_num_train)
+    cfg.val_dataloader.dataset.update(data_root=d.cls_data_root, num_images=d.cls_num_val)
+    n = d.cls_iterations
+    cfg.train_cfg.update(max_iters=n, val_interval=n, checkpoint_interval=max(1, n // 2), seed=0)
+    cfg.param_scheduler[0]["warmup_iters"] = max(1, min(int(cfg.param_scheduler[0]["warmup_iters"]), n // 10))
+    return cfg
+
+
+def detection_config(key: str, d: DetectionSettings, seed: int, checkpoint: str):
+    """The fine-tuning stage of ``key`` from ``checkpoint`` with the settings' data and budget."""
+    cfg = load_config(BACKBONES[key]["det"])
+    cfg.pop("pretrain", None)  # the stage is run here, with this budget
+    cfg.model.init_cfg.checkpoint = checkpoint
+    cfg.train_dataloader.update(batch_size=d.batch_size)
+    cfg.train_dataloader.dataset.update(data_root=d.data_root, num_images=d.num_train)
+    cfg.val_dataloader.dataset.update(data_root=d.data_root, num_images=d.num_val)
+    n = d.det_iterations
+    warmup, steps = cfg.param_scheduler
+    warmup["warmup_iters"] = max(1, min(int(warmup["warmup_iters"]), n // 8))
+    steps["milestones"] = [max(1, round(n * 0.75))]
+    cfg.train_cfg.update(max_iters=n, val_interval=n, checkpoint_interval=max(1, n // 4), seed=seed)
+    return cfg
+
+
+def _last_val(work_dir: str) -> dict:
+    records = read_metrics(os.path.join(work_dir, "metrics.jsonl"), "val")
+    if not records:
+        raise ValueError(f"{work_dir}/metrics.jsonl has no validation record")
+    return records[-1]
+
+
+def measure_model(cfg, checkpoint: str, d: DetectionSettings) -> dict:
+    """FLOPs and parameters at the proxy's input size, and the mean time per image (batch 1,
+    after one warm-up image) on the first ``timing_images`` validation images."""
+    from ..registry import DATASETS
+    from .detect import inference_detector
+
+    model = init_model(cfg, checkpoint)
+    size = int(cfg.val_dataloader.dataset.image_size)
+    complexity = get_detector_complexity(model, (size, size))
+    dataset_cfg = cfg.val_dataloader.dataset.to_dict()
+    dataset_cfg["pipeline"] = []
+    dataset = DATASETS.build(dataset_cfg)
+    count = min(d.timing_images, len(dataset))
+    images = [dataset[i]["img"] for i in range(count + 1)]  # H x W x 3 RGB uint8, as a user passes
+    inference_detector(model, images[0], batch_size=1)
+    start = time.perf_counter()
+    for image in images[1:]:
+        inference_detector(model, image, batch_size=1)
+    seconds = (time.perf_counter() - start) / max(count, 1)
+    return dict(
+        gflops=round(complexity["flops"] / 1e9, 3),
+        params_m=round(complexity["params"] / 1e6, 2),
+        ms_per_image=round(1000 * seconds, 1),
+        rois=complexity["rois"],
+        input_size=complexity["input_size"],
+        threads=torch.get_num_threads(),
+    )
+
+
+def run_detection(
+    d: DetectionSettings, seed: int, work_root: str, previous: dict | None, log: Callable[[str], None] = print
+) -> dict:
+    """Pretrain (or reuse) both backbones, fine-tune both detectors with ``seed``, measure them,
+    and return the ``detection`` entry of ``results.json`` (``previous`` seeds kept when their
+    settings match)."""
+    settings = asdict(d)
+    previous = previous if isinstance(previous, dict) and previous.get("settings") == settings else None
+    pretrain, models, seed_result = {}, {}, {}
+    for key, names in BACKBONES.items():
+        start = time.perf_counter()
+        cls_cfg = pretrain_config(key, d)
+        cls_dir = os.path.join(work_root, "detection", f"cls_{key}_it{d.cls_iterations}")
+        log(f"[reproduce] pretraining {names['label']} ({d.cls_iterations} iterations)")
+        wanted = dict(settings, stage="cls", backbone=key)
+        cls_ckpt = _train_or_reuse(cls_cfg, cls_dir, wanted, names["cls"])
+        top1 = _last_val(cls_dir).get("top1_err")
+        pretrain[key] = dict(top1_err=None if top1 is None else round(100 * float(top1), 2))
+        det_cfg = detection_config(key, d, seed, cls_ckpt)
+        det_dir = os.path.join(work_root, "detection", f"det_{key}_it{d.det_iterations}_s{seed}")
+        log(f"[reproduce] fine-tuning Faster R-CNN {names['label']} ({d.det_iterations} iterations, seed {seed})")
+        det_ckpt = _train_or_reuse(det_cfg, det_dir, dict(wanted, stage="det", seed=seed), names["det"])
+        val = _last_val(det_dir)
+        seed_result[key] = {ours: round(100 * float(val[theirs]), 2) for ours, theirs in METRICS.items()}
+        seed_result[key]["minutes"] = round((time.perf_counter() - start) / 60, 2)
+        models[key] = measure_model(det_cfg, det_ckpt, d)
+        log(
+            f"[reproduce] {names['label']}: mAP@[.5:.95] {seed_result[key]['mAP']:.2f}, "
+            f"mAP@0.5 {seed_result[key]['mAP50']:.2f}, {models[key]['gflops']:.1f} GFLOPs, "
+            f"{models[key]['ms_per_image']:.0f} ms/image"
+        )
+    entry = add_seed(previous, settings, seed, {k: {m: v[m] for m in METRICS} for k, v in seed_result.items()})
+    entry["summary"]["relative_improvement"] = relative_improvement(
+        entry["by_seed"], entry["summary"], "r50_c4", "vgg16", METRICS
+    )
+    minutes = dict((previous or {}).get("minutes") or {}) if previous else {}
+    minutes[str(seed)] = {k: v["minutes"] for k, v in seed_result.items()}
+    return dict(
+        entry, pretrain=pretrain, models=models, minutes=minutes, labels={k: v["label"] for k, v in BACKBONES.items()}
+    )

@@ -1,0 +1,13 @@
+# ResNet-50 classification stage of `resdet reproduce --only detection` (docs/reproduction.md):
+# the paper's bottleneck ResNet-50 (stride in the 1x1, projection shortcuts B), pretrained
+# on the shapes classification set with the same recipe and budget as configs/repro_cls_vgg16.py.
+_base_ = ["./_base_/models/resnet.py", "./_base_/datasets/shapes_cls.py", "./_base_/schedules/repro_cls_pretrain.py"]
+model = dict(
+    num_classes=5,
+    mean=(128.0, 128.0, 128.0),
+    std=(64.0, 64.0, 64.0),
+    backbone=dict(depth=50, shortcut="B", stride_in_1x1=True),
+)
+train_dataloader = dict(num_workers=0)
+val_dataloader = dict(num_workers=0)
+work_dir = "work_dirs/repro_cls_r50"

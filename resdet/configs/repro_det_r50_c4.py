@@ -1,0 +1,23 @@
+# Faster R-CNN with ResNet-50 C4 (the paper's detector layout, Sec. 4.3 / Appendix A: conv1-conv4
+# shared at stride 16, RoIAlign 14x14, conv5 and average pooling per RoI) on the detection proxy,
+# initialised from configs/repro_cls_r50.py. Part of `resdet reproduce --only detection`; alone:
+#   python tools/train_det.py configs/repro_det_r50_c4.py
+_base_ = ["./_base_/models/frcnn_r101_c4.py", "./_base_/datasets/shapes_hard.py", "./_base_/schedules/repro_det.py"]
+pretrain = dict(config="configs/repro_cls_r50.py", checkpoint="work_dirs/repro_cls_r50/final.pth")
+model = dict(
+    num_classes=5,
+    init_cfg=dict(checkpoint=pretrain["checkpoint"], src="resdet_cls"),
+    preprocessor=dict(mean=(128.0, 128.0, 128.0), std=(64.0, 64.0, 64.0), size_divisor=16),
+    backbone=dict(depth=50),
+    rpn=dict(
+        anchor_generator=dict(sizes=((16, 32, 64),), aspect_ratios=(0.5, 1.0, 2.0)),
+        batch_size_per_image=128,
+        pre_nms_top_n_train=600,
+        post_nms_top_n_train=150,
+        pre_nms_top_n_test=300,
+        post_nms_top_n_test=50,
+    ),
+    roi_heads=dict(box_head=dict(depth=50), batch_size_per_image=16, detections_per_img=50),
+)
+classes = ["circle", "square", "triangle", "star", "cross"]
+work_dir = "work_dirs/repro_det_r50_c4"
