@@ -186,6 +186,16 @@ def test_hangup_quiets_the_console_and_the_run_goes_on(tmp_path, monkeypatch):
     silenced = []
     monkeypatch.setattr(logger_module, "silence_stdout", lambda stream: silenced.append(stream))
     work = str(tmp_path / "run")
+    # the handler is only installed where SIGHUP has its default action (not under nohup, which
+    # ignores it and so would make this test fail when the suite itself runs under nohup)
+    before = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        _hang_up_and_check(work, silenced)
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+def _hang_up_and_check(work: str, silenced: list) -> None:
     before = signal.getsignal(signal.SIGHUP)
     trainer = Trainer(**tiny_config(work, max_iters=6), custom_hooks=[SignalAt(2, signal.SIGHUP)])
     assert trainer.train()["iter"] == 6  # SIGHUP no longer ends the run
