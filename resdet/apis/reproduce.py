@@ -15,6 +15,7 @@ go to ``out_dir``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable
 
 import torch
+from mmengine.config import Config
 
 from ..data.loader import build_dataloader
 from ..engine import Trainer
@@ -87,7 +89,7 @@ def run_config(name: str, settings: ReproduceSettings) -> dict:
     cfg = _run_config_file(name, s)
     work_dir = os.path.join(s.work_root, f"{name}_it{s.iterations}_s{s.seed}")
     stamp = os.path.join(work_dir, "reproduce_settings.json")
-    wanted = dict(asdict(s), name=name)
+    wanted = dict(asdict(s), name=name, recipe=recipe_digest(cfg, name))
     for key in ("out_dir", "val_points", "max_response_images", "threads", "workers"):
         wanted.pop(key)  # settings that do not change the trained network
     final = os.path.join(work_dir, "final.pth")
@@ -106,6 +108,14 @@ def run_config(name: str, settings: ReproduceSettings) -> dict:
         atomic_write_json(wanted, stamp)
     summary = summarise_metrics(os.path.join(work_dir, "metrics.jsonl"), s.iterations)
     return dict(summary, work_dir=work_dir, checkpoint=final, config=cfg, minutes=(time.perf_counter() - start) / 60)
+
+
+def recipe_digest(cfg, name: str) -> str:
+    """A digest of the run's merged config without the settings that do not change the trained
+    network (threads): a finished run trained with another recipe is not reused."""
+    plain = cfg.to_dict()
+    plain["train_cfg"] = {k: v for k, v in plain["train_cfg"].items() if k != "threads"}
+    return hashlib.sha256(config_text(Config(plain), name).encode()).hexdigest()[:16]
 
 
 def config_text(cfg, name: str) -> str:
@@ -329,9 +339,17 @@ def reproduce(
 
 
 def _recipe(s: ReproduceSettings) -> dict:
-    """The settings a seed's CIFAR-proxy numbers depend on (seeds are gathered while they match)."""
+    """The settings a seed's CIFAR-proxy numbers depend on (seeds are gathered while they match):
+    the schedule and data sizes, and the optimizer and lr rules every run shares."""
+    cfg = _run_config_file("resnet20", s)
     return dict(
-        iterations=s.iterations, batch_size=s.batch_size, warmup=s.warmup, num_train=s.num_train, num_test=s.num_test
+        iterations=s.iterations,
+        batch_size=s.batch_size,
+        warmup=s.warmup,
+        num_train=s.num_train,
+        num_test=s.num_test,
+        optimizer=cfg.optimizer.to_dict(),
+        param_scheduler=[dict(rule) for rule in cfg.param_scheduler],
     )
 
 

@@ -170,6 +170,8 @@ class WarmupUntilLR(LRSchedule):
         metric: training metric reported by the model's loss dict (``'train_err'``).
         window: iterations averaged; no switch before the window is full.
         max_warmup_iters: switch at this iteration at the latest (``None``: no limit).
+        ramp_iters: after the switch, move linearly from ``warmup_lr`` to the base rate over
+            this many iterations (0: the paper's jump straight to the base rate).
     """
 
     def __init__(
@@ -179,9 +181,13 @@ class WarmupUntilLR(LRSchedule):
         metric: str = "train_err",
         window: int = 20,
         max_warmup_iters: int | None = None,
+        ramp_iters: int = 0,
     ) -> None:
         if window < 1:
             raise ValueError(f"WarmupUntilLR.window must be >= 1, got {window}")
+        if ramp_iters < 0:
+            raise ValueError(f"WarmupUntilLR.ramp_iters must be >= 0, got {ramp_iters}")
+        self.ramp_iters = int(ramp_iters)
         self.warmup_lr, self.threshold, self.train_metric = float(warmup_lr), float(threshold), metric
         self.window, self.max_warmup_iters = int(window), max_warmup_iters
         self.recent: deque[float] = deque(maxlen=self.window)
@@ -203,9 +209,13 @@ class WarmupUntilLR(LRSchedule):
             self.switched_at = int(it) + 1  # the first iteration at the base rate
 
     def factor(self, it: int, base_lr: float) -> float:
-        if self.switched_at is not None and it >= self.switched_at:
+        warm = self.warmup_lr / base_lr if base_lr > 0 else 0.0
+        if self.switched_at is None or it < self.switched_at:
+            return warm
+        done = it - self.switched_at + 1  # iterations into the ramp, the first one included
+        if done >= self.ramp_iters:
             return 1.0
-        return self.warmup_lr / base_lr if base_lr > 0 else 0.0
+        return warm + (1.0 - warm) * done / self.ramp_iters
 
     def state_dict(self) -> dict:
         return {"recent": list(self.recent), "switched_at": self.switched_at}

@@ -81,6 +81,23 @@ def test_warmup_until_threshold_switches_once_and_only_below_threshold():
     assert capped.lr_at(2)[0] == pytest.approx(0.01) and capped.lr_at(3)[0] == pytest.approx(0.1)
 
 
+def test_warmup_until_ramps_linearly_after_the_switch_and_composes_with_steps():
+    rules = [
+        dict(type="WarmupUntilLR", warmup_lr=0.01, threshold=0.8, window=2, ramp_iters=4),
+        dict(type="StepLR", milestones=[10], gamma=0.1),
+    ]
+    sched, _ = _scheduler(rules)
+    for it, err in enumerate([0.9, 0.7, 0.7]):  # window [.9,.7] = .8 is not below; [.7,.7] at it 2 is
+        sched.observe_train(it, {"train_err": err})
+    assert sched.schedules[0].switched_at == 3
+    # 0.01 until the switch, then 0.01 + 0.09 * k / 4 for k = 1..4, the base rate, and the step
+    assert [sched.lr_at(i)[0] for i in (2, 3, 4, 5, 6, 7, 9, 10)] == pytest.approx(
+        [0.01, 0.0325, 0.055, 0.0775, 0.1, 0.1, 0.1, 0.01]
+    )
+    with pytest.raises(ValueError, match="ramp_iters must be >= 0, got -1"):
+        PARAM_SCHEDULERS.build(dict(type="WarmupUntilLR", ramp_iters=-1))
+
+
 def test_no_decay_groups_and_registry_errors():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, bias=True), torch.nn.BatchNorm2d(4))
     opt = build_optimizer(model, dict(type="SGD", lr=0.1, norm_bias_decay=False))
