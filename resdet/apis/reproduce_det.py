@@ -31,7 +31,7 @@ from ..engine.logger import read_metrics
 from ..models.utils.detector_complexity import get_detector_complexity
 from ..utils.config import load_config
 from .model import init_model
-from .reproduce import _read_json, _same_settings, config_text
+from .reproduce import _read_json, _same_settings, config_text, recipe_digest
 from .reproduce_summary import add_seed, relative_improvement
 
 BACKBONES = {
@@ -63,6 +63,7 @@ def _train_or_reuse(cfg, work_dir: str, wanted: dict, name: str) -> str:
     there (an interrupted one resumes); returns its ``final.pth``."""
     stamp = os.path.join(work_dir, "reproduce_settings.json")
     final = os.path.join(work_dir, "final.pth")
+    wanted = dict(wanted, recipe=recipe_digest(cfg, name))
     if not (os.path.isfile(final) and _same_settings(_read_json(stamp), wanted)):
         os.makedirs(work_dir, exist_ok=True)
         trainer = Trainer.from_config(
@@ -101,6 +102,18 @@ def detection_config(key: str, d: DetectionSettings, seed: int, checkpoint: str)
     steps["milestones"] = [max(1, round(n * 0.75))]
     cfg.train_cfg.update(max_iters=n, val_interval=n, checkpoint_interval=max(1, n // 4), seed=seed)
     return cfg
+
+
+def _recipes(d: DetectionSettings) -> dict:
+    """Per backbone, digests of both stages' configs (the fine-tuning one without its seed and
+    checkpoint path): seeds are gathered only while the recipes stay the same."""
+    return {
+        key: [
+            recipe_digest(pretrain_config(key, d), names["cls"]),
+            recipe_digest(detection_config(key, d, 0, "pretrained.pth"), names["det"]),
+        ]
+        for key, names in BACKBONES.items()
+    }
 
 
 def _last_val(work_dir: str) -> dict:
@@ -145,7 +158,7 @@ def run_detection(
     """Pretrain (or reuse) both backbones, fine-tune both detectors with ``seed``, measure them,
     and return the ``detection`` entry of ``results.json`` (``previous`` seeds kept when their
     settings match)."""
-    settings = asdict(d)
+    settings = dict(asdict(d), recipe=_recipes(d))
     previous = previous if isinstance(previous, dict) and previous.get("settings") == settings else None
     pretrain, models, seed_result = {}, {}, {}
     for key, names in BACKBONES.items():
