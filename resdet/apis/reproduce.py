@@ -88,14 +88,13 @@ def run_config(name: str, settings: ReproduceSettings) -> dict:
     s = settings
     cfg = _run_config_file(name, s)
     work_dir = os.path.join(s.work_root, f"{name}_it{s.iterations}_s{s.seed}")
-    stamp = os.path.join(work_dir, "reproduce_settings.json")
     wanted = dict(asdict(s), name=name, recipe=recipe_digest(cfg, name))
     for key in ("out_dir", "val_points", "max_response_images", "threads", "workers"):
         wanted.pop(key)  # settings that do not change the trained network
     final = os.path.join(work_dir, "final.pth")
     start = time.perf_counter()
-    if not (os.path.isfile(final) and _same_settings(_read_json(stamp), wanted)):
-        os.makedirs(work_dir, exist_ok=True)
+
+    def train() -> None:
         mean = resolve_pixel_mean(cfg, work_dir)
         model = cfg.model.to_dict()
         model["mean"] = mean
@@ -105,7 +104,8 @@ def run_config(name: str, settings: ReproduceSettings) -> dict:
             cfg.to_dict(), work_dir=work_dir, resume="auto", model=model, config_text=config_text(cfg, name)
         )
         trainer.train()
-        atomic_write_json(wanted, stamp)
+
+    train_once(work_dir, wanted, train)
     summary = summarise_metrics(os.path.join(work_dir, "metrics.jsonl"), s.iterations)
     return dict(summary, work_dir=work_dir, checkpoint=final, config=cfg, minutes=(time.perf_counter() - start) / 60)
 
@@ -201,6 +201,35 @@ def _log_run(log: Callable[[str], None], name: str, run: dict, where: str | None
         f"[reproduce] {LABELS[name]}: train error {run['train_err']:.2f}%, test error {run['test_err']:.2f}% "
         f"({run['minutes']:.1f} min{', log ' + where if where else ''})"
     )
+
+
+STAMP = "reproduce_settings.json"
+
+
+def train_once(work_dir: str, wanted: dict, train: Callable[[], None], log: Callable[[str], None] = print) -> bool:
+    """Run ``train`` (which trains into ``work_dir``, resuming from its checkpoints) unless a
+    finished run with the ``wanted`` settings is there; returns whether it trained.
+
+    ``work_dir/reproduce_settings.json`` records the settings from the start (``finished``
+    false until ``train`` returns), so an interrupted run resumes only under the same settings:
+    a folder left by other settings (or by a version that did not record them) is moved aside
+    to ``<work_dir>.stale<k>``, never resumed from and never deleted."""
+    stamp = os.path.join(work_dir, STAMP)
+    stamped = _read_json(stamp)
+    same = _same_settings(stamped, wanted)
+    if same and os.path.isfile(os.path.join(work_dir, "final.pth")) and stamped.get("finished", True):
+        return False
+    if not same and os.path.isdir(work_dir) and os.listdir(work_dir):
+        k = 1
+        while os.path.exists(f"{work_dir}.stale{k}"):
+            k += 1
+        os.replace(work_dir, f"{work_dir}.stale{k}")
+        log(f"[reproduce] {work_dir} holds a run with other settings: moved to {work_dir}.stale{k}")
+    os.makedirs(work_dir, exist_ok=True)
+    atomic_write_json(dict(wanted, finished=False), stamp)
+    train()
+    atomic_write_json(dict(wanted, finished=True), stamp)
+    return True
 
 
 def _same_settings(stamped: dict | None, wanted: dict) -> bool:

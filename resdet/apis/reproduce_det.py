@@ -31,7 +31,7 @@ from ..engine.logger import read_metrics
 from ..models.utils.detector_complexity import get_detector_complexity
 from ..utils.config import load_config
 from .model import init_model
-from .reproduce import _read_json, _same_settings, config_text, recipe_digest
+from .reproduce import config_text, recipe_digest, train_once
 from .reproduce_summary import add_seed, relative_improvement
 
 BACKBONES = {
@@ -59,21 +59,14 @@ class DetectionSettings:
 
 
 def _train_or_reuse(cfg, work_dir: str, wanted: dict, name: str) -> str:
-    """Train ``cfg`` in ``work_dir`` unless a finished run with the same ``wanted`` settings is
-    there (an interrupted one resumes); returns its ``final.pth``."""
-    stamp = os.path.join(work_dir, "reproduce_settings.json")
-    final = os.path.join(work_dir, "final.pth")
-    wanted = dict(wanted, recipe=recipe_digest(cfg, name))
-    if not (os.path.isfile(final) and _same_settings(_read_json(stamp), wanted)):
-        os.makedirs(work_dir, exist_ok=True)
-        trainer = Trainer.from_config(
-            cfg.to_dict(), work_dir=work_dir, resume="auto", config_text=config_text(cfg, name)
-        )
-        trainer.train()
-        from ..utils.io import atomic_write_json
+    """Train ``cfg`` in ``work_dir`` unless a finished run with the same ``wanted`` settings and
+    recipe is there (an interrupted one resumes: ``train_once``); returns its ``final.pth``."""
 
-        atomic_write_json(wanted, stamp)
-    return final
+    def train() -> None:
+        Trainer.from_config(cfg.to_dict(), work_dir=work_dir, resume="auto", config_text=config_text(cfg, name)).train()
+
+    train_once(work_dir, dict(wanted, recipe=recipe_digest(cfg, name)), train)
+    return os.path.join(work_dir, "final.pth")
 
 
 def pretrain_config(key: str, d: DetectionSettings):
