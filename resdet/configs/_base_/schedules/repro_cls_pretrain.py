@@ -1,7 +1,8 @@
 # The classification stage of `resdet reproduce --only detection`: both backbones (VGG-16 and
-# ResNet-50) pretrained on the shapes classification set (64 x 64, 5 classes) with this one
-# recipe and budget, like the paper's ImageNet stage before Faster R-CNN fine-tuning: batch 32,
-# linear warm-up then cosine decay, fp32. AdamW rather than the paper's SGD: with SGD at lr 0.02
+# ResNet-50) pretrained on the shapes classification set (64 x 64, 5 classes) with this
+# recipe and budget (ResNet-50 sets its own lr: configs/repro_cls_r50.py), like the paper's
+# ImageNet stage before Faster R-CNN fine-tuning: batch 32, linear warm-up then cosine decay,
+# fp32. AdamW rather than the paper's SGD: with SGD at lr 0.02
 # both VGG-16 and ResNet-50 were still at chance (top-1 error 80%) after 150 of these
 # iterations. lr 1e-4, not the embedded default's 1e-3 (_base_/schedules/shapes_cls.py): at 1e-3
 # VGG-16's 103 M-weight fc6 (25088 inputs at this size) kept it at chance for 130 iterations.
