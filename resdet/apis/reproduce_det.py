@@ -159,7 +159,7 @@ def run_detection(
         cls_cfg = pretrain_config(key, d)
         cls_dir = os.path.join(work_root, "detection", f"cls_{key}_it{d.cls_iterations}")
         log(f"[reproduce] pretraining {names['label']} ({d.cls_iterations} iterations)")
-        wanted = dict(settings, stage="cls", backbone=key)
+        wanted = dict(asdict(d), stage="cls", backbone=key)  # + the run's own recipe digest (_train_or_reuse)
         cls_ckpt = _train_or_reuse(cls_cfg, cls_dir, wanted, names["cls"])
         top1 = _last_val(cls_dir).get("top1_err")
         pretrain[key] = dict(top1_err=None if top1 is None else round(100 * float(top1), 2))

@@ -206,7 +206,7 @@ class WarmupUntilLR(LRSchedule):
         if (full and sum(self.recent) / self.window < self.threshold) or (
             self.max_warmup_iters is not None and it + 1 >= self.max_warmup_iters
         ):
-            self.switched_at = int(it) + 1  # the first iteration at the base rate
+            self.switched_at = int(it) + 1  # the first iteration past the warm-up rate (of the ramp, if any)
 
     def factor(self, it: int, base_lr: float) -> float:
         warm = self.warmup_lr / base_lr if base_lr > 0 else 0.0
