@@ -27,6 +27,7 @@ import torch
 from mmengine.config import Config
 
 from ..data.loader import build_dataloader
+from ..data.synthetic.proxy32 import PROXY32_VERSION
 from ..engine import Trainer
 from ..engine.logger import read_metrics
 from ..registry import DATASETS
@@ -369,9 +370,11 @@ def reproduce(
 
 def _recipe(s: ReproduceSettings) -> dict:
     """The settings a seed's CIFAR-proxy numbers depend on (seeds are gathered while they match):
-    the schedule and data sizes, and the optimizer and lr rules every run shares."""
+    the proxy's version and classes, the schedule and data sizes, and the optimizer and lr rules
+    every run shares."""
     cfg = _run_config_file("resnet20", s)
     return dict(
+        proxy=dict(version=PROXY32_VERSION, classes=list(cfg.classes)),
         iterations=s.iterations,
         batch_size=s.batch_size,
         warmup=s.warmup,

@@ -1,5 +1,5 @@
 """Re-run the paper's central CIFAR findings on a CPU proxy resdet generates itself
-(data/proxy32: ten shape classes at 32 x 32, 20k training / 5k test images):
+(data/proxy32: twenty shape classes at 32 x 32, 20k training / 5k test images):
 
 - degradation (Fig. 6): plain-20 / plain-56 vs ResNet-20 / ResNet-56 (option A);
 - response (Fig. 7): std of the 3x3 layer responses of those four nets on the test split;

@@ -1,4 +1,4 @@
-"""``Proxy32Dataset``: the harder 32 x 32 synthetic classification set (ten shape classes,
+"""``Proxy32Dataset``: the harder 32 x 32 synthetic classification set (twenty shape classes,
 scale, rotation, colour, clutter, occlusion, noise), the CPU proxy of CIFAR-10 used by
 ``resdet reproduce``. Generated on first use under ``data_root/<split>/images.npz``, held
 as one memory-mapped array in the record cache like ``CIFAR10``; splits seeded by
@@ -16,7 +16,7 @@ from ..problems import DataError
 from ..record_cache import cached_records
 from ..records import FlatRecords
 from ..synthetic.cache import ensure_generated, split_seed
-from ..synthetic.proxy32 import PROXY32_CLASSES, PROXY32_FILE, generate_proxy32
+from ..synthetic.proxy32 import PROXY32_CLASSES, PROXY32_FILE, PROXY32_VERSION, generate_proxy32
 from .image_folder import ClsDataset, label_records
 
 
@@ -28,7 +28,7 @@ def ensure_proxy32(split_dir: str, num_images: int, image_size: int, seed: int) 
         image_size=int(image_size),
         seed=int(seed),
         classes=list(PROXY32_CLASSES),
-        version=2,
+        version=PROXY32_VERSION,
     )
     path = os.path.join(split_dir, PROXY32_FILE)
 
@@ -42,7 +42,7 @@ def ensure_proxy32(split_dir: str, num_images: int, image_size: int, seed: int) 
 
 @DATASETS.register_module()
 class Proxy32Dataset(ClsDataset):
-    """The CIFAR-10 proxy: ``num_images`` images of ``image_size`` (32) with ten balanced classes.
+    """The CIFAR-10 proxy: ``num_images`` images of ``image_size`` (32) with twenty balanced classes.
 
     Args:
         data_root: root of the set (``data/proxy32``); a split lives in ``data_root/<split>``.

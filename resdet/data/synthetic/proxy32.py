@@ -1,10 +1,12 @@
 """A harder synthetic classification set at 32 x 32: the CPU proxy of CIFAR-10 used by
 ``resdet reproduce`` (the paper's Fig. 6, Fig. 7 and Table 3 directions).
 
-Ten shape classes, each image one target shape with random scale, rotation, aspect jitter
-and colour (low contrast allowed), over a cluttered background (colour field, lines and
-smaller distractor shapes of other classes), partly occluded by random blobs, then blurred
-and noised. Small shapes and heavy clutter make it hard enough that depth matters, unlike
+Twenty shape classes, ten of them fine-grained neighbours of the other ten (pentagon and
+hexagon, thin ring and ring, T, U and L shapes, ...). Each image is one target shape with
+random scale, rotation, aspect jitter and colour (low contrast allowed), over a cluttered
+background (colour field, lines and smaller distractor shapes of other classes), partly
+occluded by random blobs, then blurred and noised. Small shapes, near-neighbour classes and
+heavy clutter make it hard enough that depth matters, unlike
 the 99%-easy ``shapes`` set.
 
 A split is stored as one ``images.npz`` (``images`` N x 32 x 32 x 3 uint8 RGB, ``labels``
@@ -23,8 +25,33 @@ from ...utils.dist import is_main_process
 from ...utils.io import atomic_write_bytes
 from ...utils.progress import Progress
 
-PROXY32_CLASSES = ("circle", "square", "triangle", "star", "cross", "hexagon", "arrow", "ring", "crescent", "lshape")
+PROXY32_CLASSES = (
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "cross",
+    "hexagon",
+    "arrow",
+    "ring",
+    "crescent",
+    "lshape",
+    # the fine-grained half: each is a near neighbour of one above (pentagon / hexagon, thin ring /
+    # ring, four- and six-pointed stars / star, T / L / U, ...), so telling them apart takes more
+    # than a rough outline
+    "pentagon",
+    "star4",
+    "star6",
+    "tshape",
+    "ushape",
+    "semicircle",
+    "trapezoid",
+    "chevron",
+    "thinring",
+    "bars",
+)
 PROXY32_FILE = "images.npz"
+PROXY32_VERSION = 3  # bumped whenever the images change: 3 twenty classes, 2 the first ten only
 _SUPERSAMPLE = 4  # shapes are drawn at 4x and area-resized: anti-aliased, sub-pixel accurate
 _PRESET_CODE = 32  # mixed into the per-image seed (other generators use other codes)
 
@@ -34,11 +61,15 @@ def _regular(k: int, radius: float = 1.0, phase: float = np.pi / 2) -> np.ndarra
     return np.stack([np.cos(t), np.sin(t)], 1) * radius
 
 
+def _star(points: int, inner: float) -> np.ndarray:
+    t = np.pi / 2 + np.arange(2 * points) * np.pi / points
+    r = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
+    return np.stack([np.cos(t) * r, np.sin(t) * r], 1)
+
+
 def _unit_shapes() -> dict[str, list[tuple[np.ndarray, bool]]]:
     """Each class: a list of ``(K x 2 polygon of outer radius ~1, filled)``; an unfilled
     polygon is cut out of the filled ones before it (holes: ring, crescent)."""
-    star_r = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
-    t10 = np.pi / 2 + np.arange(10) * np.pi / 5
     a, b = 0.32, 0.95
     cross = np.array(
         [[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b], [-a, a], [-b, a], [-b, -a], [-a, -a]]
@@ -48,17 +79,47 @@ def _unit_shapes() -> dict[str, list[tuple[np.ndarray, bool]]]:
     )
     lshape = np.array([[-0.7, -0.9], [-0.2, -0.9], [-0.2, 0.4], [0.7, 0.4], [0.7, 0.9], [-0.7, 0.9]])
     circle = _regular(48)
+    tshape = np.array(
+        [
+            [-0.9, -0.9],
+            [0.9, -0.9],
+            [0.9, -0.45],
+            [0.22, -0.45],
+            [0.22, 0.9],
+            [-0.22, 0.9],
+            [-0.22, -0.45],
+            [-0.9, -0.45],
+        ]
+    )
+    ushape = np.array(
+        [[-0.85, -0.9], [-0.4, -0.9], [-0.4, 0.45], [0.4, 0.45], [0.4, -0.9], [0.85, -0.9], [0.85, 0.9], [-0.85, 0.9]]
+    )
+    half = np.pi * np.arange(25) / 24
+    semicircle = np.stack([np.cos(half), np.sin(half) - 0.4], 1) * 1.05
+    trapezoid = np.array([[-1.0, 0.55], [1.0, 0.55], [0.45, -0.55], [-0.45, -0.55]])
+    chevron = np.array([[-0.9, -0.7], [0.0, 0.15], [0.9, -0.7], [0.9, -0.05], [0.0, 0.8], [-0.9, -0.05]])
+    bar = np.array([[-0.9, -0.2], [0.9, -0.2], [0.9, 0.2], [-0.9, 0.2]])
     return {
         "circle": [(circle, True)],
         "square": [(_regular(4, 1.05, np.pi / 4), True)],
         "triangle": [(_regular(3, 1.05), True)],
-        "star": [(np.stack([np.cos(t10) * star_r, np.sin(t10) * star_r], 1), True)],
+        "star": [(_star(5, 0.45), True)],
         "cross": [(cross, True)],
         "hexagon": [(_regular(6, 1.0, 0.0), True)],
         "arrow": [(arrow, True)],
         "ring": [(circle, True), (circle * 0.55, False)],
         "crescent": [(circle, True), (circle * 0.85 + np.array([0.45, 0.0]), False)],
         "lshape": [(lshape, True)],
+        "pentagon": [(_regular(5), True)],
+        "star4": [(_star(4, 0.4), True)],
+        "star6": [(_star(6, 0.5), True)],
+        "tshape": [(tshape, True)],
+        "ushape": [(ushape, True)],
+        "semicircle": [(semicircle, True)],
+        "trapezoid": [(trapezoid, True)],
+        "chevron": [(chevron, True)],
+        "thinring": [(circle, True), (circle * 0.75, False)],
+        "bars": [(bar + np.array([0.0, -0.45]), True), (bar + np.array([0.0, 0.45]), True)],
     }
 
 

@@ -1,4 +1,4 @@
-# The CIFAR-10 proxy of `resdet reproduce`: ten shape classes at 32 x 32 with random scale,
+# The CIFAR-10 proxy of `resdet reproduce`: twenty shape classes at 32 x 32 with random scale,
 # rotation, colour, clutter, occlusion and noise (resdet.data.synthetic.proxy32), generated
 # deterministically under data/proxy32/ on first use: 20k training and 5k test images.
 # The paper's CIFAR augmentation (Sec. 4.2): 4-pixel zero padding, random 32 x 32 crop,
@@ -25,4 +25,25 @@ val_dataloader = dict(
 )
 val_evaluator = dict(type="TopKError", topk=(1, 2))
 pixel_mean = dict(size=32)
-classes = ["circle", "square", "triangle", "star", "cross", "hexagon", "arrow", "ring", "crescent", "lshape"]
+classes = [
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "cross",
+    "hexagon",
+    "arrow",
+    "ring",
+    "crescent",
+    "lshape",
+    "pentagon",
+    "star4",
+    "star6",
+    "tshape",
+    "ushape",
+    "semicircle",
+    "trapezoid",
+    "chevron",
+    "thinring",
+    "bars",
+]
