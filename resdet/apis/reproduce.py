@@ -347,24 +347,28 @@ def reproduce(
 
         results["detection"] = run_detection(detection, s.seed, s.work_root, results.get("detection"), log)
         plot_detection_bars(results["detection"], os.path.join(s.out_dir, "detection.png"))
-    results["meta"] = dict(
-        seed=s.seed,
-        iterations=s.iterations,
-        batch_size=s.batch_size,
-        lr_steps=schedule(s.iterations),
-        warmup=s.warmup,
-        num_train=s.num_train,
-        num_test=s.num_test,
-        workers=s.workers,
-        threads_per_worker=s.threads or (1 if s.workers > 1 else None),
-        minutes=round((time.perf_counter() - start) / 60, 2),
-        run_minutes={n: round(r["minutes"], 2) for n, r in runs.items()},
-        experiments=list(EXPERIMENTS) if only is None else [only],
-        units="percent",
-        machine=_machine(),
-    )
+    # how each experiment was last produced; a call updates only the experiments it ran
+    ran = list(EXPERIMENTS) if only is None else [only]
+    meta = results.get("meta") if isinstance(results.get("meta"), dict) else {}
+    meta = {k: v for k, v in meta.items() if k in EXPERIMENTS}  # drops the one-record layout of before
+    call = dict(seed=s.seed, minutes=round((time.perf_counter() - start) / 60, 2), machine=_machine())
+    for experiment in ran:
+        meta[experiment] = dict(call, units="percent")
+        if experiment != "detection":
+            meta[experiment].update(
+                iterations=s.iterations,
+                batch_size=s.batch_size,
+                lr_steps=schedule(s.iterations),
+                warmup=s.warmup,
+                num_train=s.num_train,
+                num_test=s.num_test,
+                workers=s.workers,
+                threads_per_worker=s.threads or (1 if s.workers > 1 else None),
+                run_minutes={n: round(r["minutes"], 2) for n, r in runs.items()},
+            )
+    results["meta"] = meta
     atomic_write_json(results, results_path)
-    log(f"[reproduce] wrote {results_path} ({results['meta']['minutes']:.1f} min)")
+    log(f"[reproduce] wrote {results_path} ({call['minutes']:.1f} min)")
     return results
 
 

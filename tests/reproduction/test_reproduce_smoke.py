@@ -63,12 +63,39 @@ def test_smoke_run_writes_results_and_figures(tmp_path):
     vgg, r50 = detection["models"]["vgg16"], detection["models"]["r50_c4"]
     assert 8 < vgg["gflops"] < 15 and 30 < r50["gflops"] < 45 and vgg["params_m"] > 3 * r50["params_m"]
     assert set(detection["summary"]["relative_improvement"]) == {"mAP", "mAP50"}
-    assert results["meta"]["iterations"] == 2 and results["meta"]["seed"] == 0
+    # meta: how each experiment was last produced
+    assert set(results["meta"]) == {"degradation", "response", "shortcuts", "detection"}
+    assert results["meta"]["degradation"]["iterations"] == 2 and results["meta"]["degradation"]["seed"] == 0
+    assert "iterations" not in results["meta"]["detection"] and results["meta"]["detection"]["minutes"] > 0
     for name in ("degradation.png", "layer_response.png", "shortcuts.png", "detection.png"):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and 5_000 < len(data) < 300_000
     assert "degradation  plain56" in proc.stdout and "detection    VGG-16" in proc.stdout
     assert "smoke run: results.json and 4 figure(s) written" in proc.stdout
+    # a later call of one experiment reuses the finished runs and leaves the others' records
+    again = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "tools", "reproduce.py"),
+            "--smoke",
+            "--out",
+            str(out),
+            "--only",
+            "shortcuts",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    later = json.loads((out / "results.json").read_text())
+    assert later["meta"]["detection"] == results["meta"]["detection"]
+    assert later["meta"]["degradation"] == results["meta"]["degradation"]
+    assert later["shortcuts"]["by_seed"] == results["shortcuts"]["by_seed"]
+    assert max(later["meta"]["shortcuts"]["run_minutes"].values()) < 0.5 * max(
+        results["meta"]["shortcuts"]["run_minutes"].values()
+    )
 
 
 def test_proxy32_is_deterministic_balanced_and_seeded_per_split(tmp_path):
