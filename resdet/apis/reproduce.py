@@ -62,7 +62,7 @@ class ReproduceSettings:
     75% (the paper's 32k / 48k of 64k), ``val_points`` test evaluations, ``log_interval``
     iterations per logged training error."""
 
-    iterations: int = 1600
+    iterations: int = 2400
     seed: int = 0
     batch_size: int = 128
     warmup: bool = True  # the paper's ResNet-110 rule for every net: lr 0.01 until training error < 80%

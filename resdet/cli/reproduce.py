@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one experiment (response uses the degradation runs)",
     )
     parser.add_argument("--seed", type=int, default=0, help="training seed (the data set is fixed)")
-    parser.add_argument("--iterations", type=int, default=None, help="iterations per run (default 1600)")
+    parser.add_argument("--iterations", type=int, default=None, help="iterations per run (default 2400)")
     parser.add_argument("--batch-size", type=int, default=None, help="default 128 (the paper's)")
     parser.add_argument(
         "--no-warmup",
