@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable
 
+import numpy as np
 import torch
 from mmengine.config import Config
 
@@ -37,7 +38,7 @@ from ..visualization.plots import plot_detection_bars, plot_error_curves, plot_l
 from .classify import resolve_pixel_mean
 from .layer_response import layer_response_std
 from .model import init_model
-from .reproduce_summary import add_seed, degradation_findings
+from .reproduce_summary import add_seed, degradation_findings, degradation_paired_tests
 
 if TYPE_CHECKING:
     from .reproduce_det import DetectionSettings
@@ -269,6 +270,22 @@ def summarise_metrics(metrics_path: str, iterations: int) -> dict:
     )
 
 
+def test_mistakes(run: dict) -> np.ndarray:
+    """Per test image (in the split's order), does the run's final checkpoint get it wrong?"""
+    cfg = run["config"]
+    loader_cfg = cfg.val_dataloader.to_dict()
+    loader_cfg.update(num_workers=0)
+    loader = build_dataloader(loader_cfg, training=False)
+    model = init_model(cfg, run["checkpoint"]).eval()
+    wrong = []
+    with torch.no_grad():
+        for batch in loader:
+            labels = batch["targets"]
+            labels = labels["labels"] if isinstance(labels, dict) else labels
+            wrong.append((model(batch["inputs"]).argmax(1) != torch.as_tensor(labels)).numpy())
+    return np.concatenate(wrong)
+
+
 def measure_responses(runs: dict[str, dict], settings: ReproduceSettings) -> dict[str, list[float]]:
     """Fig. 7: std of every 3x3 layer's response of each run's final checkpoint on the test split."""
     curves = {}
@@ -320,6 +337,10 @@ def reproduce(
             results.get("degradation"), _recipe(s), s.seed, {n: _errors(runs[n]) for n in DEGRADATION_RUNS}
         )
         entry["findings"] = degradation_findings(entry["by_seed"])
+        previous = results.get("degradation") or {}
+        paired = dict(previous.get("paired_tests") or {}) if previous.get("settings") == entry["settings"] else {}
+        paired[str(s.seed)] = degradation_paired_tests({n: test_mistakes(runs[n]) for n in DEGRADATION_RUNS})
+        entry["paired_tests"] = {k: paired[k] for k in entry["by_seed"] if k in paired}
         results["degradation"] = entry
         plot_error_curves(
             {

@@ -9,7 +9,10 @@ they are not (numbers of other schedules are never mixed).
 
 from __future__ import annotations
 
+import math
 import statistics
+
+import numpy as np
 
 # the paper's degradation claims (Fig. 6, Table 6): (description, run that should be lower, run, metric)
 DEGRADATION_CLAIMS = (
@@ -47,6 +50,35 @@ def degradation_findings(by_seed: dict[str, dict]) -> dict[str, dict[str, bool]]
     return {
         text: {seed: runs[lower][metric] < runs[higher][metric] for seed, runs in by_seed.items()}
         for text, lower, higher, metric in DEGRADATION_CLAIMS
+    }
+
+
+def paired_test(wrong_lower: np.ndarray, wrong_higher: np.ndarray) -> dict:
+    """Two nets' mistakes on the same test images (boolean per image): how many images only
+    one of them gets wrong, how many both, and the exact two-sided McNemar p-value of the
+    difference (a binomial test on the images where they disagree). A claim "A has the lower
+    test error" is a tie, not a finding, when p is large."""
+    a, b = np.asarray(wrong_lower, dtype=bool), np.asarray(wrong_higher, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"the two nets were tested on different image counts: {a.shape} and {b.shape}")
+    only_lower, only_higher = int((a & ~b).sum()), int((~a & b).sum())
+    n = only_lower + only_higher
+    tail = sum(math.comb(n, i) for i in range(min(only_lower, only_higher) + 1)) / 2**n if n else 0.5
+    return dict(
+        only_lower_wrong=only_lower,
+        only_higher_wrong=only_higher,
+        both_wrong=int((a & b).sum()),
+        mcnemar_p=round(min(1.0, 2 * tail), 4),
+    )
+
+
+def degradation_paired_tests(wrong: dict[str, np.ndarray]) -> dict[str, dict]:
+    """``paired_test`` for each test-error claim of ``DEGRADATION_CLAIMS`` (``wrong``: per run,
+    its mistakes on the test split)."""
+    return {
+        text: paired_test(wrong[lower], wrong[higher])
+        for text, lower, higher, metric in DEGRADATION_CLAIMS
+        if metric == "test_err"
     }
 
 

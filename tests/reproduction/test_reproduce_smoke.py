@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from resdet.apis.reproduce import schedule, summarise_metrics
-from resdet.apis.reproduce_summary import add_seed, degradation_findings, relative_improvement
+from resdet.apis.reproduce_summary import add_seed, degradation_findings, paired_test, relative_improvement
 from resdet.data.datasets.proxy32 import Proxy32Dataset
 from resdet.data.synthetic.proxy32 import PROXY32_CLASSES, render_proxy32_image, shape_mask
 
@@ -41,6 +41,19 @@ def test_smoke_run_writes_results_and_figures(tmp_path):
         mean=round(plain20["train_err"], 3), min=plain20["train_err"], max=plain20["train_err"], n=1
     )
     assert len(degradation["findings"]) == 7 and all(set(v) == {"0"} for v in degradation["findings"].values())
+    # the paired tests count the same mistakes as the trainer's test error (20 test images)
+    paired = degradation["paired_tests"]["0"]
+    assert len(paired) == 3
+    for text, lower, higher in (
+        ("ResNet-56 has a lower test error than ResNet-20", "resnet56", "resnet20"),
+        ("ResNet-20 has a lower test error than plain-20", "resnet20", "plain20"),
+        ("ResNet-56 has a lower test error than plain-56", "resnet56", "plain56"),
+    ):
+        test = paired[text]
+        errors = degradation["by_seed"]["0"]
+        assert test["only_lower_wrong"] + test["both_wrong"] == round(errors[lower]["test_err"] * 20 / 100)
+        assert test["only_higher_wrong"] + test["both_wrong"] == round(errors[higher]["test_err"] * 20 / 100)
+        assert 0.0 < test["mcnemar_p"] <= 1.0
     assert set(results["shortcuts"]["by_seed"]["0"]) == {"A", "B", "C"}
     # option A is the degradation run's ResNet-20 (same config, schedule and seed)
     assert results["shortcuts"]["by_seed"]["0"]["A"] == degradation["by_seed"]["0"]["resnet20"]
@@ -165,3 +178,16 @@ def test_seeds_gather_while_the_settings_match_and_the_claims_are_checked_per_se
     det = add_seed(det, {}, 1, dict(vgg16=dict(mAP=22.0), r50_c4=dict(mAP=27.5)))
     rel = relative_improvement(det["by_seed"], det["summary"], "r50_c4", "vgg16", ["mAP"])
     assert rel == {"mAP": {"of_means": 25.0, "per_seed": {"0": 25.0, "1": 25.0}}}
+
+
+def test_paired_test_is_the_exact_mcnemar_test_on_the_disagreements():
+    lower = np.array([0, 0, 0, 0, 0, 0, 1, 1, 0, 0], dtype=bool)
+    higher = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0, 0], dtype=bool)
+    # disagreements: 6 images only "higher" gets wrong, 1 only "lower"; both wrong on 1
+    got = paired_test(lower, higher)
+    assert got == dict(only_lower_wrong=1, only_higher_wrong=6, both_wrong=1, mcnemar_p=round(2 * 8 / 128, 4))
+    assert paired_test(higher, lower)["mcnemar_p"] == got["mcnemar_p"]  # two-sided
+    assert paired_test(np.zeros(5, bool), np.zeros(5, bool))["mcnemar_p"] == 1.0  # no disagreement: a tie
+    assert paired_test(np.zeros(7, bool), np.ones(7, bool))["mcnemar_p"] == round(2 / 128, 4)
+    with pytest.raises(ValueError, match="different image counts"):
+        paired_test(np.zeros(3, bool), np.zeros(4, bool))
