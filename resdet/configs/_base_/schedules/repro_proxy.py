@@ -4,8 +4,8 @@
 # (ResNet-110) applied to every net: lr 0.01 until the training error of the last 20
 # iterations is below 80%, then 0.1 -- reached over 200 iterations (ramp_iters) rather than at
 # once: the jump threw ResNet-56 back to chance for 170-500 of its iterations (measured in
-# docs/reproduction.md). 2400 iterations: on the twenty-class proxy ResNet-56 needs ~550 at lr
-# 0.01 before the rule fires, which left a 1600-iteration run only ~60 at lr 0.1.
+# docs/reproduction.md). 2400 iterations: on the twenty-class proxy ResNet-56 spends ~570
+# iterations at lr 0.01 before the rule fires, which left a 1600-iteration run ~30 at lr 0.1.
 # `resdet reproduce --iterations N` sets max_iters and moves the milestones with it; these
 # defaults are its 2400-iteration run.
 optimizer = dict(type="SGD", lr=0.1, momentum=0.9, weight_decay=1e-4, norm_bias_decay=True)
