@@ -34,6 +34,7 @@ from ..engine.logger import read_metrics
 from ..registry import DATASETS
 from ..utils.config import load_config
 from ..utils.io import atomic_write_json
+from ..utils.orphan import exit_with_parent
 from ..visualization.plots import plot_detection_bars, plot_error_curves, plot_layer_responses
 from .classify import resolve_pixel_mean
 from .layer_response import layer_response_std
@@ -189,7 +190,12 @@ def train_runs(names: list[str], settings: ReproduceSettings, log: Callable[[str
         DATASETS.build(dict(type="Proxy32Dataset", data_root=s.data_root, split=split, num_images=count))
     order = sorted(names, key=lambda n: -int("".join(c for c in n.split("_")[0] if c.isdigit())))
     runs = {}
-    with ProcessPoolExecutor(s.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        s.workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=exit_with_parent,  # a killed `resdet reproduce` takes its training workers with it
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = {name: pool.submit(_train_in_worker, name, asdict(s)) for name in order}
         for name in order:
             runs[name] = futures[name].result()
