@@ -276,7 +276,7 @@ def summarise_metrics(metrics_path: str, iterations: int) -> dict:
     )
 
 
-def test_mistakes(run: dict) -> np.ndarray:
+def mistakes_on_test_split(run: dict) -> np.ndarray:
     """Per test image (in the split's order), does the run's final checkpoint get it wrong?"""
     cfg = run["config"]
     loader_cfg = cfg.val_dataloader.to_dict()
@@ -345,7 +345,7 @@ def reproduce(
         entry["findings"] = degradation_findings(entry["by_seed"])
         previous = results.get("degradation") or {}
         paired = dict(previous.get("paired_tests") or {}) if previous.get("settings") == entry["settings"] else {}
-        paired[str(s.seed)] = degradation_paired_tests({n: test_mistakes(runs[n]) for n in DEGRADATION_RUNS})
+        paired[str(s.seed)] = degradation_paired_tests({n: mistakes_on_test_split(runs[n]) for n in DEGRADATION_RUNS})
         entry["paired_tests"] = {k: paired[k] for k in entry["by_seed"] if k in paired}
         results["degradation"] = entry
         plot_error_curves(
