@@ -91,9 +91,7 @@ def run_config(name: str, settings: ReproduceSettings) -> dict:
     s = settings
     cfg = _run_config_file(name, s)
     work_dir = os.path.join(s.work_root, f"{name}_it{s.iterations}_s{s.seed}")
-    wanted = dict(asdict(s), name=name, recipe=recipe_digest(cfg, name))
-    for key in ("out_dir", "val_points", "max_response_images", "threads", "workers"):
-        wanted.pop(key)  # settings that do not change the trained network
+    wanted = dict(trained_settings(s), name=name, recipe=recipe_digest(cfg, name))
     final = os.path.join(work_dir, "final.pth")
     start = time.perf_counter()
 
@@ -111,6 +109,28 @@ def run_config(name: str, settings: ReproduceSettings) -> dict:
     train_once(work_dir, wanted, train)
     summary = summarise_metrics(os.path.join(work_dir, "metrics.jsonl"), s.iterations)
     return dict(summary, work_dir=work_dir, checkpoint=final, config=cfg, minutes=(time.perf_counter() - start) / 60)
+
+
+# settings that do not change what is trained: where things are, how many processes run it,
+# what is measured afterwards (a run moved to another folder, or named by an absolute path, is
+# the same run)
+NOT_TRAINED = (
+    "out_dir",
+    "work_root",
+    "data_root",
+    "cls_data_root",
+    "val_points",
+    "max_response_images",
+    "threads",
+    "workers",
+    "timing_images",
+)
+
+
+def trained_settings(settings) -> dict:
+    """The dataclass ``settings`` as a dict without the ``NOT_TRAINED`` keys: what a run's stamp
+    and the seed gathering compare."""
+    return {k: v for k, v in asdict(settings).items() if k not in NOT_TRAINED}
 
 
 def recipe_digest(cfg, name: str) -> str:

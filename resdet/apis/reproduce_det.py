@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -31,7 +31,7 @@ from ..engine.logger import read_metrics
 from ..models.utils.detector_complexity import get_detector_complexity
 from ..utils.config import load_config
 from .model import init_model
-from .reproduce import config_text, recipe_digest, train_once
+from .reproduce import config_text, recipe_digest, train_once, trained_settings
 from .reproduce_summary import add_seed, relative_improvement
 
 BACKBONES = {
@@ -151,7 +151,7 @@ def run_detection(
     """Pretrain (or reuse) both backbones, fine-tune both detectors with ``seed``, measure them,
     and return the ``detection`` entry of ``results.json`` (``previous`` seeds kept when their
     settings match)."""
-    settings = dict(asdict(d), recipe=_recipes(d))
+    settings = dict(trained_settings(d), recipe=_recipes(d))
     previous = previous if isinstance(previous, dict) and previous.get("settings") == settings else None
     pretrain, models, seed_result = {}, {}, {}
     for key, names in BACKBONES.items():
@@ -159,7 +159,7 @@ def run_detection(
         cls_cfg = pretrain_config(key, d)
         cls_dir = os.path.join(work_root, "detection", f"cls_{key}_it{d.cls_iterations}")
         log(f"[reproduce] pretraining {names['label']} ({d.cls_iterations} iterations)")
-        wanted = dict(asdict(d), stage="cls", backbone=key)  # + the run's own recipe digest (_train_or_reuse)
+        wanted = dict(trained_settings(d), stage="cls", backbone=key)  # + the run's own recipe digest (_train_or_reuse)
         cls_ckpt = _train_or_reuse(cls_cfg, cls_dir, wanted, names["cls"])
         top1 = _last_val(cls_dir).get("top1_err")
         pretrain[key] = dict(top1_err=None if top1 is None else round(100 * float(top1), 2))

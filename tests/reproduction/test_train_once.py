@@ -51,3 +51,19 @@ def test_reuse_resume_and_stale_runs(tmp_path):
     os.remove(os.path.join(work_dir, "final.pth"))
     assert train_once(work_dir, other, _fake_trainer(work_dir, calls), log=logged.append) is True
     assert calls[-1] == ["reproduce_settings.json"] and os.path.isdir(work_dir + ".stale2")
+
+
+def test_a_run_is_the_same_run_in_another_folder():
+    """Where the runs and the data are, and how many processes train them, are not part of what
+    a run's stamp compares: a work root named by an absolute path, or moved, is reused."""
+    from resdet.apis.reproduce import ReproduceSettings, trained_settings
+    from resdet.apis.reproduce_det import DetectionSettings
+
+    here = ReproduceSettings()
+    there = ReproduceSettings(work_root="/elsewhere/runs", data_root="/elsewhere/proxy32", workers=1, threads=2)
+    assert trained_settings(here) == trained_settings(there)
+    assert "data_root" not in trained_settings(here) and "iterations" in trained_settings(here)
+    assert trained_settings(ReproduceSettings(iterations=100)) != trained_settings(here)
+    assert trained_settings(ReproduceSettings(seed=1)) != trained_settings(here)
+    det = trained_settings(DetectionSettings(cls_data_root="/x", data_root="/y", timing_images=3))
+    assert det == trained_settings(DetectionSettings()) and det["cls_iterations"] == DetectionSettings().cls_iterations
