@@ -18,16 +18,21 @@ from resdet.data.synthetic.proxy32 import PROXY32_CLASSES, render_proxy32_image,
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_smoke_run_writes_results_and_figures(tmp_path):
-    out = tmp_path / "out"
+def _smoke(tmp_path, out, *extra: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "tools", "reproduce.py"), "--smoke", "--out", str(out)],
+        [sys.executable, os.path.join(REPO, "tools", "reproduce.py"), "--smoke", "--out", str(out), *extra],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc
+
+
+def test_smoke_run_writes_results_and_figures(tmp_path):
+    out = tmp_path / "out"
+    proc = _smoke(tmp_path, out)
     results = json.loads((out / "results.json").read_text())
     degradation = results["degradation"]
     assert set(degradation["by_seed"]) == {"0"}
@@ -86,22 +91,7 @@ def test_smoke_run_writes_results_and_figures(tmp_path):
     assert "degradation  plain56" in proc.stdout and "detection    VGG-16" in proc.stdout
     assert "smoke run: results.json and 4 figure(s) written" in proc.stdout
     # a later call of one experiment reuses the finished runs and leaves the others' records
-    again = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "tools", "reproduce.py"),
-            "--smoke",
-            "--out",
-            str(out),
-            "--only",
-            "shortcuts",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    _smoke(tmp_path, out, "--only", "shortcuts")
     later = json.loads((out / "results.json").read_text())
     assert later["meta"]["detection"] == results["meta"]["detection"]
     assert later["meta"]["degradation"] == results["meta"]["degradation"]
