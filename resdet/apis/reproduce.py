@@ -112,8 +112,8 @@ def run_config(name: str, settings: ReproduceSettings) -> dict:
 
 
 # settings that do not change what is trained: where things are, how many processes run it,
-# what is measured afterwards (a run moved to another folder, or named by an absolute path, is
-# the same run)
+# what is measured afterwards (a work root moved or named by an absolute path is the same run;
+# the dataset's folder still enters the config, so recipe_digest tells another data root apart)
 NOT_TRAINED = (
     "out_dir",
     "work_root",
