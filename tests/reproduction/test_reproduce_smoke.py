@@ -181,3 +181,13 @@ def test_paired_test_is_the_exact_mcnemar_test_on_the_disagreements():
     assert paired_test(np.zeros(7, bool), np.ones(7, bool))["mcnemar_p"] == round(2 / 128, 4)
     with pytest.raises(ValueError, match="different image counts"):
         paired_test(np.zeros(3, bool), np.zeros(4, bool))
+
+
+def test_shipped_proxy_configs_name_the_generators_classes():
+    """The configs' class names (inference output) and class count are the generator's."""
+    from resdet.utils.config import load_config
+
+    for name in ("plain20", "plain56", "resnet20", "resnet56", "resnet20_b", "resnet20_c"):
+        cfg = load_config(f"repro_{name}")
+        assert list(cfg.classes) == list(PROXY32_CLASSES), name
+        assert cfg.model.num_classes == len(PROXY32_CLASSES), name
