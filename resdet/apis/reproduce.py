@@ -114,16 +114,8 @@ def run_config(name: str, settings: ReproduceSettings) -> dict:
 # settings that do not change what is trained: where things are, how many processes run it,
 # what is measured afterwards (a work root moved or named by an absolute path is the same run;
 # the dataset's folder still enters the config, so recipe_digest tells another data root apart)
-NOT_TRAINED = (
-    "out_dir",
-    "work_root",
-    "data_root",
-    "cls_data_root",
-    "val_points",
-    "max_response_images",
-    "threads",
-    "workers",
-    "timing_images",
+NOT_TRAINED = frozenset(
+    "out_dir work_root data_root cls_data_root val_points max_response_images threads workers timing_images".split()
 )
 
 
