@@ -384,7 +384,7 @@ def reproduce(
     if only in (None, "detection"):
         from .reproduce_det import run_detection
 
-        results["detection"] = run_detection(detection, s.seed, s.work_root, results.get("detection"), log)
+        results["detection"] = run_detection(detection, s, results.get("detection"), log)
         plot_detection_bars(results["detection"], os.path.join(s.out_dir, "detection.png"))
     # how each experiment was last produced; a call updates only the experiments it ran
     ran = list(EXPERIMENTS) if only is None else [only]

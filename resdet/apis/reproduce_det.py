@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
@@ -45,8 +45,8 @@ METRICS = {"mAP": "bbox_AP", "mAP50": "bbox_AP50"}  # ours -> CocoMetric's keys
 class DetectionSettings:
     """What the detection comparison depends on (besides the seed and the folders)."""
 
-    cls_iterations: int = 300
-    det_iterations: int = 400
+    cls_iterations: int = 1000
+    det_iterations: int = 600
     cls_batch_size: int = 32
     batch_size: int = 4
     cls_num_train: int = 2500
@@ -69,6 +69,12 @@ def _train_or_reuse(cfg, work_dir: str, wanted: dict, name: str) -> str:
     return os.path.join(work_dir, "final.pth")
 
 
+def _resume_interval(iterations: int, parts: int) -> int:
+    """Checkpoints every ``iterations / parts`` for runs of 100 iterations or more; shorter runs
+    (the smoke test's) write only their final checkpoint."""
+    return max(1, iterations // parts) if iterations >= 100 else iterations
+
+
 def pretrain_config(key: str, d: DetectionSettings):
     """The classification stage of ``key`` with the settings' data and budget (seed 0)."""
     cfg = load_config(BACKBONES[key]["cls"])
@@ -76,7 +82,10 @@ def pretrain_config(key: str, d: DetectionSettings):
     cfg.train_dataloader.dataset.update(data_root=d.cls_data_root, num_images=d.cls_num_train)
     cfg.val_dataloader.dataset.update(data_root=d.cls_data_root, num_images=d.cls_num_val)
     n = d.cls_iterations
-    cfg.train_cfg.update(max_iters=n, val_interval=n, checkpoint_interval=max(1, n // 2), seed=0)
+    # validated once, at the end: no best.pth beside final.pth (VGG-16's weights and AdamW state
+    # are 1.6 GB a file), and a resume point only for runs long enough to need one
+    cfg.train_cfg.update(max_iters=n, val_interval=n, checkpoint_interval=_resume_interval(n, 2), seed=0)
+    cfg.train_cfg.save_best = None
     cfg.param_scheduler[0]["warmup_iters"] = max(1, min(int(cfg.param_scheduler[0]["warmup_iters"]), n // 10))
     return cfg
 
@@ -93,7 +102,8 @@ def detection_config(key: str, d: DetectionSettings, seed: int, checkpoint: str)
     warmup, steps = cfg.param_scheduler
     warmup["warmup_iters"] = max(1, min(int(warmup["warmup_iters"]), n // 8))
     steps["milestones"] = [max(1, round(n * 0.75))]
-    cfg.train_cfg.update(max_iters=n, val_interval=n, checkpoint_interval=max(1, n // 4), seed=seed)
+    cfg.train_cfg.update(max_iters=n, val_interval=n, checkpoint_interval=_resume_interval(n, 4), seed=seed)
+    cfg.train_cfg.save_best = None
     return cfg
 
 
@@ -114,6 +124,18 @@ def _last_val(work_dir: str) -> dict:
     if not records:
         raise ValueError(f"{work_dir}/metrics.jsonl has no validation record")
     return records[-1]
+
+
+def _train_minutes(work_dir: str) -> float:
+    """The training time of a run from its log's per-iteration times (a reused run keeps the
+    minutes it was trained in; a resumed one counts each iteration once)."""
+    seconds, done = 0.0, 0
+    for record in read_metrics(os.path.join(work_dir, "metrics.jsonl"), "train"):
+        it = int(record.get("iter", 0))
+        if it > done:
+            seconds += float(record.get("time", 0.0)) * (it - done)
+            done = it
+    return round(seconds / 60, 2)
 
 
 def measure_model(cfg, checkpoint: str, d: DetectionSettings) -> dict:
@@ -145,37 +167,85 @@ def measure_model(cfg, checkpoint: str, d: DetectionSettings) -> dict:
     )
 
 
-def run_detection(
-    d: DetectionSettings, seed: int, work_root: str, previous: dict | None, log: Callable[[str], None] = print
-) -> dict:
-    """Pretrain (or reuse) both backbones, fine-tune both detectors with ``seed``, measure them,
-    and return the ``detection`` entry of ``results.json`` (``previous`` seeds kept when their
-    settings match)."""
+def _chain(key: str, d: DetectionSettings, seed: int, work_root: str, log: Callable[[str], None] = print) -> dict:
+    """One backbone's two stages (each trained or reused) and its measurements."""
+    names = BACKBONES[key]
+    cls_cfg = pretrain_config(key, d)
+    cls_dir = os.path.join(work_root, "detection", f"cls_{key}_it{d.cls_iterations}")
+    log(f"[reproduce] pretraining {names['label']} ({d.cls_iterations} iterations)")
+    # the pretraining's stamp holds only its own settings: another fine-tuning budget reuses it
+    cls_wanted = {k: v for k, v in trained_settings(d).items() if k.startswith("cls_")}
+    cls_ckpt = _train_or_reuse(cls_cfg, cls_dir, dict(cls_wanted, stage="cls", backbone=key), names["cls"])
+    top1 = _last_val(cls_dir).get("top1_err")
+    det_cfg = detection_config(key, d, seed, cls_ckpt)
+    det_dir = os.path.join(work_root, "detection", f"det_{key}_it{d.det_iterations}_s{seed}")
+    log(f"[reproduce] fine-tuning Faster R-CNN {names['label']} ({d.det_iterations} iterations, seed {seed})")
+    wanted = dict(trained_settings(d), stage="det", backbone=key, seed=seed)
+    det_ckpt = _train_or_reuse(det_cfg, det_dir, wanted, names["det"])
+    val = _last_val(det_dir)
+    result = {ours: round(100 * float(val[theirs]), 2) for ours, theirs in METRICS.items()}
+    result["minutes"] = dict(pretrain=_train_minutes(cls_dir), finetune=_train_minutes(det_dir))
+    model = measure_model(det_cfg, det_ckpt, d)
+    log(
+        f"[reproduce] {names['label']}: mAP@[.5:.95] {result['mAP']:.2f}, mAP@0.5 {result['mAP50']:.2f}, "
+        f"{model['gflops']:.1f} GFLOPs, {model['ms_per_image']:.0f} ms/image"
+    )
+    pretrain = dict(top1_err=None if top1 is None else round(100 * float(top1), 2))
+    return dict(pretrain=pretrain, result=result, model=model)
+
+
+def _chain_in_worker(key: str, settings: dict, seed: int, work_root: str, threads: int) -> dict:
+    """``_chain`` in a worker process, its output in ``work_root/detection/<key>_s<seed>.log``."""
+    import contextlib
+
+    torch.set_num_threads(threads)
+    folder = os.path.join(work_root, "detection")
+    os.makedirs(folder, exist_ok=True)
+    with (
+        open(os.path.join(folder, f"{key}_s{seed}.log"), "a", encoding="utf-8") as out,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+    ):
+        return _chain(key, DetectionSettings(**settings), seed, work_root)
+
+
+def _run_chains(d: DetectionSettings, seed: int, work_root: str, workers: int, threads: int | None, log) -> dict:
+    """Both backbones' chains: in this process, or one worker process each (``workers`` > 1)."""
+    if workers <= 1:
+        return {key: _chain(key, d, seed, work_root, log) for key in BACKBONES}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ..registry import DATASETS
+    from ..utils.orphan import exit_with_parent
+
+    for key in BACKBONES:  # generate the data once, before the workers
+        for cfg in (pretrain_config(key, d), detection_config(key, d, seed, "")):
+            for loader in (cfg.train_dataloader, cfg.val_dataloader):
+                DATASETS.build(dict(loader.dataset.to_dict(), pipeline=[]))
+    log(f"[reproduce] both backbones at once (logs: {work_root}/detection/<backbone>_s{seed}.log)")
+    with ProcessPoolExecutor(
+        min(workers, len(BACKBONES)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
+        futures = {
+            key: pool.submit(_chain_in_worker, key, asdict(d), seed, work_root, threads or 1) for key in BACKBONES
+        }
+        return {key: future.result() for key, future in futures.items()}
+
+
+def run_detection(d: DetectionSettings, s, previous: dict | None, log: Callable[[str], None] = print) -> dict:
+    """Pretrain (or reuse) both backbones, fine-tune both detectors with ``s.seed`` (``s``: the
+    call's ``ReproduceSettings``), measure them, and return the ``detection`` entry of
+    ``results.json`` (``previous`` seeds kept when their settings match). ``s.workers`` > 1
+    trains the two backbones in two processes at once, ``s.threads`` threads each (default 1)."""
     settings = dict(trained_settings(d), recipe=_recipes(d))
     previous = previous if isinstance(previous, dict) and previous.get("settings") == settings else None
-    pretrain, models, seed_result = {}, {}, {}
-    for key, names in BACKBONES.items():
-        start = time.perf_counter()
-        cls_cfg = pretrain_config(key, d)
-        cls_dir = os.path.join(work_root, "detection", f"cls_{key}_it{d.cls_iterations}")
-        log(f"[reproduce] pretraining {names['label']} ({d.cls_iterations} iterations)")
-        wanted = dict(trained_settings(d), stage="cls", backbone=key)  # + the run's own recipe digest (_train_or_reuse)
-        cls_ckpt = _train_or_reuse(cls_cfg, cls_dir, wanted, names["cls"])
-        top1 = _last_val(cls_dir).get("top1_err")
-        pretrain[key] = dict(top1_err=None if top1 is None else round(100 * float(top1), 2))
-        det_cfg = detection_config(key, d, seed, cls_ckpt)
-        det_dir = os.path.join(work_root, "detection", f"det_{key}_it{d.det_iterations}_s{seed}")
-        log(f"[reproduce] fine-tuning Faster R-CNN {names['label']} ({d.det_iterations} iterations, seed {seed})")
-        det_ckpt = _train_or_reuse(det_cfg, det_dir, dict(wanted, stage="det", seed=seed), names["det"])
-        val = _last_val(det_dir)
-        seed_result[key] = {ours: round(100 * float(val[theirs]), 2) for ours, theirs in METRICS.items()}
-        seed_result[key]["minutes"] = round((time.perf_counter() - start) / 60, 2)
-        models[key] = measure_model(det_cfg, det_ckpt, d)
-        log(
-            f"[reproduce] {names['label']}: mAP@[.5:.95] {seed_result[key]['mAP']:.2f}, "
-            f"mAP@0.5 {seed_result[key]['mAP50']:.2f}, {models[key]['gflops']:.1f} GFLOPs, "
-            f"{models[key]['ms_per_image']:.0f} ms/image"
-        )
+    seed = s.seed
+    chains = _run_chains(d, seed, s.work_root, s.workers, s.threads or (1 if s.workers > 1 else None), log)
+    seed_result = {key: chain["result"] for key, chain in chains.items()}
     entry = add_seed(previous, settings, seed, {k: {m: v[m] for m in METRICS} for k, v in seed_result.items()})
     entry["summary"]["relative_improvement"] = relative_improvement(
         entry["by_seed"], entry["summary"], "r50_c4", "vgg16", METRICS
@@ -183,5 +253,9 @@ def run_detection(
     minutes = dict((previous or {}).get("minutes") or {}) if previous else {}
     minutes[str(seed)] = {k: v["minutes"] for k, v in seed_result.items()}
     return dict(
-        entry, pretrain=pretrain, models=models, minutes=minutes, labels={k: v["label"] for k, v in BACKBONES.items()}
+        entry,
+        pretrain={key: chain["pretrain"] for key, chain in chains.items()},
+        models={key: chain["model"] for key, chain in chains.items()},
+        minutes=minutes,
+        labels={k: v["label"] for k, v in BACKBONES.items()},
     )

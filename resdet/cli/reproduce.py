@@ -61,14 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="CIFAR runs start at lr 0.1 (without the paper's rule: lr 0.01 until training error < 80%%)",
     )
     parser.add_argument(
-        "--cls-iterations", type=int, default=None, help="detection: classification pretraining iterations (300)"
+        "--cls-iterations", type=int, default=None, help="detection: classification pretraining iterations (1000)"
     )
-    parser.add_argument("--det-iterations", type=int, default=None, help="detection: fine-tuning iterations (400)")
+    parser.add_argument("--det-iterations", type=int, default=None, help="detection: fine-tuning iterations (600)")
     parser.add_argument(
         "--workers",
         type=int,
         default=None,
-        help="training processes at once (default 4, one thread each; 1: all in this process)",
+        help="training processes at once (default 4, one thread each; detection: one per backbone; 1: this process)",
     )
     parser.add_argument(
         "--threads",

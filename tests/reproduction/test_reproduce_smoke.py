@@ -99,6 +99,23 @@ def test_smoke_run_writes_results_and_figures(tmp_path):
     assert max(later["meta"]["shortcuts"]["run_minutes"].values()) < 0.5 * max(
         results["meta"]["shortcuts"]["run_minutes"].values()
     )
+    # another fine-tuning budget, both backbones in two worker processes: the pretraining runs
+    # (their stamps hold only the classification settings) are reused, the detectors retrained
+    runs = out / "runs" / "detection"
+    pretrained = {key: (runs / f"cls_{key}_it2" / "final.pth").stat().st_mtime_ns for key in ("vgg16", "r50_c4")}
+    _smoke(tmp_path, out, "--only", "detection", "--workers", "2", "--det-iterations", "3")
+    again = json.loads((out / "results.json").read_text())["detection"]
+    assert again["settings"]["det_iterations"] == 3 and set(again["by_seed"]) == {"0"}
+    assert again["pretrain"] == detection["pretrain"]
+    # training minutes come from the runs' logs: a reused pretraining keeps its own
+    for key in ("vgg16", "r50_c4"):
+        assert set(again["minutes"]["0"][key]) == {"pretrain", "finetune"}
+        assert again["minutes"]["0"][key]["pretrain"] == detection["minutes"]["0"][key]["pretrain"]
+    for key, mtime in pretrained.items():
+        assert (runs / f"cls_{key}_it2" / "final.pth").stat().st_mtime_ns == mtime
+        assert not (runs / f"cls_{key}_it2.stale1").exists()
+        assert (runs / f"det_{key}_it3_s0" / "final.pth").is_file()
+        assert "fine-tuning Faster R-CNN" in (runs / f"{key}_s0.log").read_text()  # the worker's log
 
 
 def test_proxy32_is_deterministic_balanced_and_seeded_per_split(tmp_path):
