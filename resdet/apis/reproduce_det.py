@@ -45,7 +45,7 @@ METRICS = {"mAP": "bbox_AP", "mAP50": "bbox_AP50"}  # ours -> CocoMetric's keys
 class DetectionSettings:
     """What the detection comparison depends on (besides the seed and the folders)."""
 
-    cls_iterations: int = 1000
+    cls_iterations: int = 2000
     det_iterations: int = 600
     cls_batch_size: int = 32
     batch_size: int = 4
@@ -82,10 +82,10 @@ def pretrain_config(key: str, d: DetectionSettings):
     cfg.train_dataloader.dataset.update(data_root=d.cls_data_root, num_images=d.cls_num_train)
     cfg.val_dataloader.dataset.update(data_root=d.cls_data_root, num_images=d.cls_num_val)
     n = d.cls_iterations
-    # validated once, at the end: no best.pth beside final.pth (VGG-16's weights and AdamW state
-    # are 1.6 GB a file), and a resume point only for runs long enough to need one
-    cfg.train_cfg.update(max_iters=n, val_interval=n, checkpoint_interval=_resume_interval(n, 2), seed=0)
-    cfg.train_cfg.save_best = None
+    # validation error at every quarter (the pretraining curve), a resume point as often
+    every = _resume_interval(n, 4)
+    cfg.train_cfg.update(max_iters=n, val_interval=every, checkpoint_interval=every, seed=0)
+    cfg.train_cfg.save_best = None  # no best.pth beside final.pth: VGG-16 and its AdamW state are 1.6 GB
     cfg.param_scheduler[0]["warmup_iters"] = max(1, min(int(cfg.param_scheduler[0]["warmup_iters"]), n // 10))
     return cfg
 

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CIFAR runs start at lr 0.1 (without the paper's rule: lr 0.01 until training error < 80%%)",
     )
     parser.add_argument(
-        "--cls-iterations", type=int, default=None, help="detection: classification pretraining iterations (1000)"
+        "--cls-iterations", type=int, default=None, help="detection: classification pretraining iterations (2000)"
     )
     parser.add_argument("--det-iterations", type=int, default=None, help="detection: fine-tuning iterations (600)")
     parser.add_argument(
