@@ -6,8 +6,9 @@ Both backbones go through resdet's two stages with one recipe each:
 1. classification pretraining on the shapes classification set (``configs/repro_cls_vgg16.py``,
    ``configs/repro_cls_r50.py``; same data, schedule and budget, seed 0);
 2. Faster R-CNN fine-tuning on the harder shapes detection set
-   (``configs/repro_det_vgg16.py``: conv5_3, RoI pooling, fc6/fc7; ``configs/repro_det_r50_c4.py``:
-   conv1-4 shared, RoIAlign, conv5 per RoI), same schedule, evaluated with the COCO metrics.
+   (``configs/repro_det_vgg16.py``: conv5_3, RoIAlign 7x7, fc6/fc7; ``configs/repro_det_r50_c4.py``:
+   conv1-4 shared, RoIAlign 14x14, conv5 per RoI: the same pooler), same schedule, evaluated with
+   the COCO metrics.
 
 A call trains one fine-tuning seed (``--seed``) per backbone; the pretrained weights are the
 same for every seed, so the seed spread is that of fine-tuning. Seeds accumulate in
