@@ -1,5 +1,5 @@
 """The committed ``docs/reproduction/results.json`` is what the documented commands produce
-with the shipped code: its degradation numbers were gathered under the recipe that
+with the shipped code: its degradation and detection numbers were gathered under the recipes that
 ``resdet reproduce`` uses by default, and its summaries and findings follow from its seeds."""
 
 import json
