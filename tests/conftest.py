@@ -3,8 +3,11 @@ and on images drawn here; ``shared_data`` (../shared/data, or $RESDET_SHARED_DAT
 optional larger checks and skips when it is absent."""
 
 import atexit
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import cv2
@@ -39,6 +42,31 @@ def shared_data():
             "(set RESDET_SHARED_DATA to a folder holding bccd_voc/, fruits_coco/, hymenoptera/)"
         )
     return SHARED_DATA
+
+
+_FRESH = """import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("measured_test_module", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps(getattr(module, sys.argv[2])(*sys.argv[3:])))
+"""
+
+
+@pytest.fixture(scope="session")
+def fresh_interpreter():
+    """``run(test_file, function, *args)``: ``function(*args)`` of that test module in a new
+    Python process, its JSON result back. For memory measurements: forked workers copy the
+    parent's heap pages as they allocate into their free slots, and this process's heap, after
+    hundreds of tests, adds megabytes of such copies that have nothing to do with the code
+    measured."""
+
+    def run(test_file, function, *args):
+        command = [sys.executable, "-c", _FRESH, os.path.abspath(test_file), function, *map(str, args)]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, f"{function} in a new process failed:\n{out.stderr[-3000:]}"
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    return run
 
 
 def _fixture_dir(name):
