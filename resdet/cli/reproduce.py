@@ -80,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-root", default=None, help="training runs (default work_dirs/reproduce)")
     parser.add_argument("--data-root", default=None, help="the generated proxy set (default data/proxy32)")
     parser.add_argument(
-        "--smoke", action="store_true", help="a few iterations on tiny data into --out (default: a temporary folder)"
+        "--smoke",
+        action="store_true",
+        help="a few iterations on tiny data into --out (default: a temporary folder, where only results.json and "
+        "the figures are kept: the runs' checkpoints, 4 GB with VGG-16's, and the data are deleted at the end)",
     )
     return parser
 
@@ -90,6 +93,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     check_output_path(args.out, what="--out", directory=True)  # before hours of training
     import os
+    import shutil
     import tempfile
 
     from resdet.apis.reproduce import ReproduceSettings, reproduce
@@ -97,6 +101,7 @@ def main(argv=None) -> int:
 
     settings = ReproduceSettings(seed=args.seed, workers=4)
     detection = DetectionSettings()
+    scratch = None
     if args.smoke:
         scratch = args.out or tempfile.mkdtemp(prefix="resdet_reproduce_smoke_")
         settings = ReproduceSettings(
@@ -128,7 +133,12 @@ def main(argv=None) -> int:
     ):
         if value is not None:
             setattr(settings, key, value)
-    results = reproduce(settings, only=args.only, detection=detection)
+    try:
+        results = reproduce(settings, only=args.only, detection=detection)
+    finally:
+        if scratch is not None and args.out is None:  # nobody reuses a temporary folder's runs
+            for folder in ("runs", "data"):
+                shutil.rmtree(os.path.join(scratch, folder), ignore_errors=True)
     for experiment in ("degradation", "shortcuts"):
         entry = results.get(experiment) or {}
         for name, errors in (entry.get("summary") or {}).items():

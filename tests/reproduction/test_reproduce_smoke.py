@@ -118,6 +118,25 @@ def test_smoke_run_writes_results_and_figures(tmp_path):
         assert "fine-tuning Faster R-CNN" in (runs / f"{key}_s0.log").read_text()  # the worker's log
 
 
+def test_smoke_run_without_out_keeps_only_results_and_figures(tmp_path):
+    """Without --out the smoke run works in a temporary folder nobody reuses: its runs
+    (checkpoints: 4 GB with the detection stage's VGG-16) and data are deleted at the end."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", "reproduce.py"), "--smoke", "--only", "response"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (scratch,) = tmp_path.glob("resdet_reproduce_smoke_*")
+    assert f"results: {scratch / 'results.json'}" in proc.stdout
+    assert sorted(p.name for p in scratch.iterdir()) == ["layer_response.png", "results.json"]
+    assert json.loads((scratch / "results.json").read_text())["layer_response"]["resnet56"]
+
+
 def test_proxy32_is_deterministic_balanced_and_seeded_per_split(tmp_path):
     first, label = render_proxy32_image(seed=5, index=13)
     again, _ = render_proxy32_image(seed=5, index=13)
