@@ -61,6 +61,27 @@ class ConsoleHandler(logging.StreamHandler):
             self.handleError(record)
 
 
+class RunFileHandler(logging.FileHandler):
+    """A run's ``train.log``, opened at its first line. The ``resdet`` logger outlives the
+    ``Trainer`` in its process, so a later line can come after the run's folder was deleted (a
+    temporary work dir cleaned up, a run refused before its first line and removed). Then the
+    handler leaves the logger instead of raising from that log call and every later one (a
+    plain ``FileHandler`` raises ``FileNotFoundError`` out of ``logger.warning``)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is None:
+            try:
+                self.stream = self._open()
+            except FileNotFoundError:  # the folder is gone: so is the run this file belonged to
+                logging.getLogger(LOGGER_NAME).removeHandler(self)
+                self.close()
+                return
+            except OSError:
+                self.handleError(record)  # unwritable: reported on stderr, as logging does
+                return
+        super().emit(record)
+
+
 def silence_console(reason: str) -> None:
     """Stop the ``resdet`` logger's console output (its file keeps everything), point stdout at
     ``/dev/null`` so later prints and the exit flush cannot fail, and log one line saying so."""
@@ -92,7 +113,7 @@ def setup_logger(work_dir: str | None, rank: int = 0, filename: str = "train.log
     if work_dir and rank == 0:
         os.makedirs(work_dir, exist_ok=True)
         # delay: a run refused before its first line (the work dir is busy) leaves no file
-        file_handler = logging.FileHandler(os.path.join(work_dir, filename), encoding="utf-8", delay=True)
+        file_handler = RunFileHandler(os.path.join(work_dir, filename), encoding="utf-8", delay=True)
         file_handler.setFormatter(fmt)
         file_handler._resdet = True
         logger.addHandler(file_handler)

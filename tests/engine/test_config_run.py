@@ -111,3 +111,30 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(tmp_path, monkeypatch)
     # validation: a headline plus the metric's table, each line short
     assert "validation at iter 3" in log
     assert max(len(line) for line in log.splitlines()) <= 300
+
+
+def test_logging_after_the_run_folder_is_deleted_does_not_raise(tmp_path, capsys):
+    """The ``resdet`` logger outlives its run: a line logged after the run's folder was removed
+    (a run refused before its first line, a cleaned-up temporary work dir) must not raise
+    ``FileNotFoundError`` out of the log call; the run's file handler leaves the logger."""
+    import logging
+    import shutil
+
+    from resdet.engine.logger import LOGGER_NAME, RunFileHandler
+
+    work = tmp_path / "refused"
+    logger = setup_logger(str(work))
+    assert any(isinstance(h, RunFileHandler) for h in logger.handlers)
+    shutil.rmtree(work)  # nothing was logged yet: train.log was never opened
+    logger.warning("a dataset warning after the run")
+    logger.warning("and another")
+    assert not any(isinstance(h, RunFileHandler) for h in logging.getLogger(LOGGER_NAME).handlers)
+    assert not work.exists()
+    assert capsys.readouterr().out.count("after the run") == 1  # the console still has it
+    # a run opened afterwards logs to its own file as before
+    logger = setup_logger(str(tmp_path / "next"))
+    logger.info("next run")
+    for handler in logger.handlers:
+        handler.flush()
+    assert "next run" in (tmp_path / "next" / "train.log").read_text()
+    setup_logger(None)
